@@ -1,0 +1,558 @@
+//! Configuration and policy of `pam_session_wrapper`.
+//!
+//! This crate is pure code: it reads no file and makes no syscall, so it can be unit-tested and
+//! fuzzed on its own. The supervisor reads the files (`/etc/session-wrapper/config.toml`, then
+//! `/etc/session-wrapper/config.d/*.toml` in lexical order) and hands their text to
+//! [`Config::parse`] as [`Source`]s; it then asks [`Policy::decide`] about every exec.
+//!
+//! # Merge order
+//! Later sources override earlier ones: a key set in a later file replaces the value of an
+//! earlier one (lists are replaced whole, not appended). Rules are the exception: every
+//! source's rules are kept, and **the rules of later files are checked first**, so a drop-in
+//! can carve an exception out of the main policy. Within one file, rules are checked in the
+//! order they are written. The first rule that matches decides; if none does, `default` does.
+//!
+//! # Examples
+//! ```
+//! use session_wrapper_config::{Config, Source, Request, ExeKind, Action};
+//! let text = r#"
+//!     default = "deny"
+//!     [[rules]]
+//!     exe = "/usr/bin/"
+//!     action = "allow"
+//! "#;
+//! let config = Config::parse(&[Source::new("example.toml", text)], &|_| None).unwrap();
+//! let argv = vec![b"ls".to_vec()];
+//! let req = Request {
+//!     user: "alice", groups: &[], target_user: "alice", service: "sshd",
+//!     exe: b"/usr/bin/ls", kind: ExeKind::File, dynamic_loader: false,
+//!     loader_env: None, traced: false, argv: &argv,
+//! };
+//! assert_eq!(config.policy.decide(&req).action, Action::Allow);
+//! ```
+
+mod error;
+mod pattern;
+mod policy;
+mod raw;
+pub mod text;
+
+use std::collections::HashSet;
+
+use toml::Spanned;
+
+pub use error::{ConfigError, Location, Problem};
+pub use pattern::{ArgsPattern, Canonicalize, ExePattern};
+pub use policy::{
+    Action, DecidedBy, Decision, ExeKind, Guard, GuardAction, Guards, Policy, Request, Rule,
+};
+use raw::{RawFile, RawRule};
+
+/// The built-in default configuration: enforce mode, everything allowed except programs run
+/// from the world-writable temporary directories. It lets every login shell start, so a first
+/// install cannot lock anyone out.
+pub const BUILTIN: &str = include_str!("builtin.toml");
+
+/// The name [`BUILTIN`] is reported under.
+pub const BUILTIN_NAME: &str = "<built-in default>";
+
+/// One configuration text and the name it is reported under.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Usually the file's path.
+    pub name: String,
+    /// The TOML text.
+    pub text: String,
+}
+
+impl Source {
+    /// A source named `name` with the given text.
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Source { name: name.into(), text: text.into() }
+    }
+}
+
+/// `enforce` refuses what the policy denies; `audit` decides and logs the same, refuses nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Refuse denied commands.
+    Enforce,
+    /// Log what would be refused, refuse nothing.
+    Audit,
+}
+
+impl Mode {
+    /// The name used in the configuration and in log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// What happens when a decision cannot be made (no backend answers, an internal error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailPolicy {
+    /// Let the command run (and log why).
+    Open,
+    /// Refuse the command (and log why).
+    Closed,
+}
+
+impl FailPolicy {
+    /// The name used in the configuration and in log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailPolicy::Open => "open",
+            FailPolicy::Closed => "closed",
+        }
+    }
+
+    /// Parses `open` or `closed`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(FailPolicy::Open),
+            "closed" => Some(FailPolicy::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// Which sessions are supervised.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Supervised users; empty with empty `groups` means every user.
+    pub users: Vec<String>,
+    /// Members of these groups are supervised.
+    pub groups: Vec<String>,
+    /// PAM services that are supervised; empty means every service.
+    pub services: Vec<String>,
+    /// Never supervised (break-glass accounts).
+    pub exempt_users: Vec<String>,
+    /// Members are never supervised.
+    pub exempt_groups: Vec<String>,
+}
+
+/// Why a session is or is not supervised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeVerdict {
+    /// The session is supervised.
+    Supervised,
+    /// The user is exempt (named in `exempt-users`).
+    ExemptUser,
+    /// The user is in an exempt group (named here).
+    ExemptGroup(String),
+    /// The user is neither in `users` nor in `groups`.
+    UserNotInScope,
+    /// The service is not in `services`.
+    ServiceNotInScope,
+}
+
+impl Scope {
+    /// Whether a session of `user` (member of `groups`) through `service` is supervised.
+    pub fn check(&self, user: &str, groups: &[String], service: &str) -> ScopeVerdict {
+        if self.exempt_users.iter().any(|u| u == user) {
+            return ScopeVerdict::ExemptUser;
+        }
+        if let Some(g) = self.exempt_groups.iter().find(|g| groups.contains(g)) {
+            return ScopeVerdict::ExemptGroup(g.clone());
+        }
+        let everyone = self.users.is_empty() && self.groups.is_empty();
+        if !everyone
+            && !self.users.iter().any(|u| u == user)
+            && !self.groups.iter().any(|g| groups.contains(g))
+        {
+            return ScopeVerdict::UserNotInScope;
+        }
+        if !self.services.is_empty() && !self.services.iter().any(|s| s == service) {
+            return ScopeVerdict::ServiceNotInScope;
+        }
+        ScopeVerdict::Supervised
+    }
+}
+
+/// An errno the supervisor answers a refused exec with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenyErrno {
+    /// Its symbolic name.
+    pub name: &'static str,
+    /// Its Linux number.
+    pub value: i32,
+}
+
+const ERRNOS: &[DenyErrno] = &[
+    DenyErrno { name: "EACCES", value: 13 },
+    DenyErrno { name: "EPERM", value: 1 },
+    DenyErrno { name: "ENOENT", value: 2 },
+    DenyErrno { name: "ENOEXEC", value: 8 },
+];
+
+/// The `[log]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// The syslog socket.
+    pub socket: String,
+    /// At most this many bytes of the escaped argv in one line.
+    pub argv_max: usize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { socket: "/dev/log".into(), argv_max: 1024 }
+    }
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// enforce or audit.
+    pub mode: Mode,
+    /// What happens when a decision cannot be made.
+    pub fail_policy: FailPolicy,
+    /// The errno of a refused exec.
+    pub deny_errno: DenyErrno,
+    /// Which sessions are supervised.
+    pub scope: Scope,
+    /// Guards, rules and default.
+    pub policy: Policy,
+    /// Logging.
+    pub log: LogSettings,
+    /// The names of the sources, in the order they were read.
+    pub sources: Vec<String>,
+}
+
+/// Collects problems with their locations.
+struct Checker<'a> {
+    source: &'a Source,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn at(&self, offset: usize) -> Location {
+        Location::at(&self.source.name, &self.source.text, offset)
+    }
+
+    fn problem(&mut self, offset: usize, message: impl Into<String>) {
+        let location = self.at(offset);
+        self.problems.push(Problem { location, message: message.into() });
+    }
+
+    fn choice<T>(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        allowed: &str,
+    ) -> Option<T> {
+        let parsed = parse(value.get_ref());
+        if parsed.is_none() {
+            self.problem(
+                value.span().start,
+                format!("{what} must be one of {allowed}, not {:?}", value.get_ref()),
+            );
+        }
+        parsed
+    }
+
+    fn names(
+        &mut self,
+        list: Option<Spanned<Vec<Spanned<String>>>>,
+        key: &str,
+    ) -> Option<Vec<String>> {
+        let list = list?;
+        if list.get_ref().is_empty() {
+            self.problem(
+                list.span().start,
+                format!("`{key}` is an empty list, which matches nothing; remove the key to match any"),
+            );
+            return None;
+        }
+        let list = list.into_inner();
+        let mut out = Vec::with_capacity(list.len());
+        for n in list {
+            let valid = !n.get_ref().is_empty()
+                && !n.get_ref().chars().any(|c| c.is_whitespace() || c.is_control());
+            if !valid {
+                self.problem(n.span().start, format!("invalid name {:?} in `{key}`", n.get_ref()));
+            }
+            out.push(n.into_inner());
+        }
+        Some(out)
+    }
+}
+
+fn guard_action(s: &str) -> Option<GuardAction> {
+    match s {
+        "allow" => Some(GuardAction::Allow),
+        "deny" => Some(GuardAction::Deny),
+        _ => None,
+    }
+}
+
+fn valid_rule_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+impl Config {
+    /// Parses, merges and checks `sources` (main file first, then drop-ins in order).
+    /// `canonicalize` resolves symlinked directories in executable patterns; pass
+    /// `&|_| None` to match patterns only as written.
+    ///
+    /// # Errors
+    /// Every problem found, each with its file, line and column.
+    pub fn parse(sources: &[Source], canonicalize: Canonicalize<'_>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut config = Config {
+            mode: Mode::Enforce,
+            fail_policy: FailPolicy::Closed,
+            deny_errno: ERRNOS[0],
+            scope: Scope::default(),
+            policy: Policy {
+                guards: Guards::default(),
+                rules: Vec::new(),
+                default_action: Action::Deny,
+                default_message: None,
+            },
+            log: LogSettings::default(),
+            sources: sources.iter().map(|s| s.name.clone()).collect(),
+        };
+        let mut rules_by_source = Vec::with_capacity(sources.len());
+        for source in sources {
+            let raw: RawFile = match toml::from_str(&source.text) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let offset = e.span().map_or(0, |s| s.start);
+                    let message = e.message().trim().to_owned();
+                    problems.push(Problem {
+                        location: Location::at(&source.name, &source.text, offset),
+                        message,
+                    });
+                    continue;
+                }
+            };
+            let mut ck = Checker { source, problems: &mut problems };
+            let rules = config.apply(raw, &mut ck, canonicalize);
+            rules_by_source.push(rules);
+        }
+        // Later sources' rules are checked first.
+        for rules in rules_by_source.into_iter().rev() {
+            config.policy.rules.extend(rules);
+        }
+        let mut seen = HashSet::new();
+        for rule in &config.policy.rules {
+            if !seen.insert(rule.name.as_str()) {
+                problems.push(Problem {
+                    location: rule.origin.clone(),
+                    message: format!("rule name {:?} is used more than once", rule.name),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Parses [`BUILTIN`].
+    ///
+    /// # Errors
+    /// Never, unless the built-in text is broken (a test proves it is not).
+    pub fn builtin(canonicalize: Canonicalize<'_>) -> Result<Self, ConfigError> {
+        Config::parse(&[Source::new(BUILTIN_NAME, BUILTIN)], canonicalize)
+    }
+
+    /// Applies one source's settings over `self` and returns its rules, checked.
+    fn apply(&mut self, raw: RawFile, ck: &mut Checker<'_>, canon: Canonicalize<'_>) -> Vec<Rule> {
+        if let Some(v) = raw.mode {
+            let parse = |s: &str| match s {
+                "enforce" => Some(Mode::Enforce),
+                "audit" => Some(Mode::Audit),
+                _ => None,
+            };
+            if let Some(m) = ck.choice(&v, "mode", parse, "\"enforce\", \"audit\"") {
+                self.mode = m;
+            }
+        }
+        if let Some(v) = raw.fail_policy {
+            if let Some(f) = ck.choice(&v, "fail-policy", FailPolicy::parse, "\"open\", \"closed\"")
+            {
+                self.fail_policy = f;
+            }
+        }
+        if let Some(v) = raw.deny_errno {
+            let parse = |s: &str| ERRNOS.iter().copied().find(|e| e.name == s);
+            let allowed = "\"EACCES\", \"EPERM\", \"ENOENT\", \"ENOEXEC\"";
+            if let Some(e) = ck.choice(&v, "deny-errno", parse, allowed) {
+                self.deny_errno = e;
+            }
+        }
+        if let Some(v) = raw.default {
+            let allowed = "\"allow\", \"deny\", \"authorize\"";
+            if let Some(a) = ck.choice(&v, "default", Action::parse, allowed) {
+                self.policy.default_action = a;
+            }
+        }
+        if let Some(m) = raw.default_message {
+            self.policy.default_message = Some(m);
+        }
+        if let Some(s) = raw.scope {
+            let sc = &mut self.scope;
+            let lists = [
+                (s.users, &mut sc.users, "users"),
+                (s.groups, &mut sc.groups, "groups"),
+                (s.services, &mut sc.services, "services"),
+                (s.exempt_users, &mut sc.exempt_users, "exempt-users"),
+                (s.exempt_groups, &mut sc.exempt_groups, "exempt-groups"),
+            ];
+            for (value, slot, key) in lists {
+                // An empty list is meaningful in scope (it resets an earlier file's list).
+                if let Some(v) = value {
+                    if v.get_ref().is_empty() {
+                        slot.clear();
+                    } else if let Some(names) = ck.names(Some(v), key) {
+                        *slot = names;
+                    }
+                }
+            }
+        }
+        if let Some(g) = raw.guards {
+            let gs = &mut self.policy.guards;
+            let allowed = "\"allow\", \"deny\"";
+            let entries = [
+                (g.memfd, &mut gs.memfd, "guards.memfd"),
+                (g.deleted, &mut gs.deleted, "guards.deleted"),
+                (g.dynamic_loader, &mut gs.dynamic_loader, "guards.dynamic-loader"),
+                (g.traced, &mut gs.traced, "guards.traced"),
+                (g.io_uring, &mut gs.io_uring, "guards.io-uring"),
+            ];
+            for (value, slot, key) in entries {
+                if let Some(v) = value {
+                    if let Some(a) = ck.choice(&v, key, guard_action, allowed) {
+                        *slot = a;
+                    }
+                }
+            }
+            if let Some(list) = g.loader_env {
+                let list = list.into_inner();
+                let mut names = Vec::with_capacity(list.len());
+                for n in list {
+                    let ok = !n.get_ref().is_empty()
+                        && n.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    if !ok {
+                        ck.problem(
+                            n.span().start,
+                            format!("invalid environment variable name {:?}", n.get_ref()),
+                        );
+                    }
+                    names.push(n.into_inner());
+                }
+                gs.loader_env = names;
+            }
+        }
+        if let Some(l) = raw.log {
+            if let Some(s) = l.socket {
+                if !s.starts_with('/') {
+                    ck.problem(0, format!("log.socket must be an absolute path, not {s:?}"));
+                }
+                self.log.socket = s;
+            }
+            if let Some(n) = l.argv_max {
+                match usize::try_from(*n.get_ref()) {
+                    Ok(v) if (64..=65536).contains(&v) => self.log.argv_max = v,
+                    _ => ck.problem(n.span().start, "log.argv-max must be between 64 and 65536"),
+                }
+            }
+        }
+        raw.rules.into_iter().filter_map(|r| check_rule(r, ck, canon)).collect()
+    }
+}
+
+fn check_rule(raw: Spanned<RawRule>, ck: &mut Checker<'_>, canon: Canonicalize<'_>) -> Option<Rule> {
+    let start = raw.span().start;
+    let origin = ck.at(start);
+    let r = raw.into_inner();
+    let before = ck.problems.len();
+    let file_base = ck.source.name.rsplit('/').next().unwrap_or(&ck.source.name).to_owned();
+    let name = match r.name {
+        Some(n) => {
+            if !valid_rule_name(n.get_ref()) {
+                ck.problem(
+                    n.span().start,
+                    format!(
+                        "rule name {:?} must be 1-64 characters of letters, digits, `.`, `_`, `:`, `-`",
+                        n.get_ref()
+                    ),
+                );
+            }
+            n.into_inner()
+        }
+        None => format!("{file_base}:{}", origin.line),
+    };
+    let action = match &r.action {
+        Some(a) => ck.choice(a, "action", Action::parse, "\"allow\", \"deny\", \"authorize\""),
+        None => {
+            ck.problem(start, format!("rule {name:?} has no action (allow, deny or authorize)"));
+            None
+        }
+    };
+    if let (Some(Action::Allow), Some(m)) = (action, &r.message) {
+        ck.problem(m.span().start, "a message is only shown when a rule denies; remove it");
+    }
+    let exe = r.exe.map(|e| {
+        let (offset, list) = raw::exe_patterns(e);
+        if list.is_empty() {
+            ck.problem(offset, "`exe` is an empty list, which matches nothing; remove the key to match any");
+        }
+        list.into_iter()
+            .filter_map(|p| match ExePattern::new(p.get_ref(), canon) {
+                Ok(pat) => Some(pat),
+                Err(msg) => {
+                    ck.problem(p.span().start, msg);
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let args = r.args.and_then(|a| {
+        let offset = a.span().start;
+        let written: Vec<String> = a.into_inner().into_iter().map(Spanned::into_inner).collect();
+        ArgsPattern::new(&written).map_err(|m| ck.problem(offset, m)).ok()
+    });
+    let cmdline = r.cmdline.and_then(|c| {
+        regex::bytes::RegexBuilder::new(c.get_ref())
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                let first = e.to_string().lines().last().unwrap_or("").trim().to_owned();
+                ck.problem(c.span().start, format!("invalid cmdline regex: {first}"));
+            })
+            .ok()
+    });
+    let users = ck.names(r.users, "users");
+    let groups = ck.names(r.groups, "groups");
+    let target_users = ck.names(r.target_users, "target-users");
+    let services = ck.names(r.services, "services");
+    if ck.problems.len() != before {
+        return None;
+    }
+    Some(Rule {
+        name,
+        origin,
+        users,
+        groups,
+        target_users,
+        services,
+        exe,
+        args,
+        cmdline,
+        action: action?,
+        message: r.message.map(Spanned::into_inner),
+    })
+}
+
+#[cfg(test)]
+mod tests;

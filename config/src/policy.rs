@@ -1,0 +1,275 @@
+//! The compiled policy: guards, ordered rules (first match wins) and a default action.
+//! Evaluation is pure: the supervisor gathers the facts of an exec into a [`Request`] and
+//! acts on the [`Decision`].
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use regex::bytes::Regex;
+
+use crate::pattern::{ArgsPattern, ExePattern};
+use crate::Location;
+
+/// What a rule, a guard or the default does with a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Let it run.
+    Allow,
+    /// Refuse it: `execve` fails and the user is told.
+    Deny,
+    /// Ask the remote authorization backend (TACACS+).
+    Authorize,
+}
+
+impl Action {
+    /// The name used in the configuration and in log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Authorize => "authorize",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "allow" => Some(Action::Allow),
+            "deny" => Some(Action::Deny),
+            "authorize" => Some(Action::Authorize),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of file the executable is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExeKind {
+    /// A file with a name in the filesystem.
+    File,
+    /// An anonymous memory file (`memfd_create`).
+    Memfd,
+    /// A file that has been unlinked (only reachable through a descriptor).
+    Deleted,
+}
+
+/// The exec-level guards, checked before the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Guard {
+    /// Exec of a memfd.
+    Memfd,
+    /// Exec of a deleted file.
+    Deleted,
+    /// The dynamic loader run as a program (`ld.so /path/prog`).
+    DynamicLoader,
+    /// A loader variable such as `LD_PRELOAD` in the environment.
+    LoaderEnv,
+    /// Exec by a process traced by another one: cannot be verified.
+    Traced,
+}
+
+impl Guard {
+    /// The guard's key in the `[guards]` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guard::Memfd => "memfd",
+            Guard::Deleted => "deleted",
+            Guard::DynamicLoader => "dynamic-loader",
+            Guard::LoaderEnv => "loader-env",
+            Guard::Traced => "traced",
+        }
+    }
+}
+
+/// Allow or deny, for a guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardAction {
+    /// The guard does not refuse.
+    Allow,
+    /// The guard refuses.
+    Deny,
+}
+
+/// The `[guards]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guards {
+    /// Exec of a memfd.
+    pub memfd: GuardAction,
+    /// Exec of a deleted file.
+    pub deleted: GuardAction,
+    /// The dynamic loader as a program.
+    pub dynamic_loader: GuardAction,
+    /// Variables whose presence in the environment refuses the exec.
+    pub loader_env: Vec<String>,
+    /// Exec while traced by another process.
+    pub traced: GuardAction,
+    /// `io_uring_setup` in the session (its work bypasses seccomp).
+    pub io_uring: GuardAction,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Guards {
+            memfd: GuardAction::Deny,
+            deleted: GuardAction::Deny,
+            dynamic_loader: GuardAction::Deny,
+            loader_env: vec!["LD_PRELOAD".into(), "LD_AUDIT".into()],
+            traced: GuardAction::Deny,
+            io_uring: GuardAction::Deny,
+        }
+    }
+}
+
+/// One rule. All the conditions it has must hold; within a list, any element may match.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's name, as logged (`rule=`). Defaults to `file:line`.
+    pub name: String,
+    /// Where the rule is written.
+    pub origin: Location,
+    pub(crate) users: Option<Vec<String>>,
+    pub(crate) groups: Option<Vec<String>>,
+    pub(crate) target_users: Option<Vec<String>>,
+    pub(crate) services: Option<Vec<String>>,
+    pub(crate) exe: Option<Vec<ExePattern>>,
+    pub(crate) args: Option<ArgsPattern>,
+    pub(crate) cmdline: Option<Regex>,
+    /// What the rule does.
+    pub action: Action,
+    /// The message shown to the user when this rule denies.
+    pub message: Option<String>,
+}
+
+impl Rule {
+    fn matches(&self, req: &Request<'_>, cmdline: &OnceCell<Vec<u8>>) -> bool {
+        fn named(list: &Option<Vec<String>>, name: &str) -> bool {
+            list.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
+        }
+        named(&self.users, req.user)
+            && self.groups.as_ref().is_none_or(|l| l.iter().any(|g| req.groups.contains(g)))
+            && named(&self.target_users, req.target_user)
+            && named(&self.services, req.service)
+            && self.exe.as_ref().is_none_or(|l| l.iter().any(|p| p.matches(req.exe)))
+            && self.args.as_ref().is_none_or(|a| a.matches(req.argv.get(1..).unwrap_or(&[])))
+            && self.cmdline.as_ref().is_none_or(|re| {
+                re.is_match(cmdline.get_or_init(|| req.argv.join(&b' ')))
+            })
+    }
+
+    /// The executable patterns of this rule, as written (for explanations).
+    pub fn exe_patterns(&self) -> impl Iterator<Item = &ExePattern> {
+        self.exe.iter().flatten()
+    }
+}
+
+/// The facts of one exec that the policy decides on.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The login user of the session (the authorization identity).
+    pub user: &'a str,
+    /// The login user's groups, primary group included.
+    pub groups: &'a [String],
+    /// The effective user at the exec, by name, or `#uid` when it has none.
+    pub target_user: &'a str,
+    /// The PAM service of the session (`sshd`, `su`, ...).
+    pub service: &'a str,
+    /// The resolved real path of the executable, as bytes.
+    pub exe: &'a [u8],
+    /// What kind of file it is.
+    pub kind: ExeKind,
+    /// Whether the executable is the dynamic loader.
+    pub dynamic_loader: bool,
+    /// The first variable of `[guards] loader-env` found in the environment, if any.
+    pub loader_env: Option<&'a str>,
+    /// Whether the process is traced by another process.
+    pub traced: bool,
+    /// The argument vector, `argv[0]` included.
+    pub argv: &'a [Vec<u8>],
+}
+
+/// Which part of the policy decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// The rule with this index in [`Policy::rules`].
+    Rule(usize),
+    /// No rule matched.
+    Default,
+    /// A guard refused.
+    Guard(Guard),
+}
+
+/// The outcome of evaluating a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// What to do.
+    pub action: Action,
+    /// Who decided.
+    pub by: DecidedBy,
+    /// The message for the user when the action is deny.
+    pub message: Option<String>,
+}
+
+/// Guards, ordered rules and the default action.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The exec-level guards.
+    pub guards: Guards,
+    /// Rules in evaluation order.
+    pub rules: Vec<Rule>,
+    /// What happens when no rule matches.
+    pub default_action: Action,
+    /// The message when the default denies.
+    pub default_message: Option<String>,
+}
+
+impl Policy {
+    /// Decides one exec: guards first, then the first matching rule, then the default.
+    pub fn decide(&self, req: &Request<'_>) -> Decision {
+        if let Some(guard) = self.guard_refusal(req) {
+            return Decision { action: Action::Deny, by: DecidedBy::Guard(guard), message: None };
+        }
+        let cmdline = OnceCell::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.matches(req, &cmdline) {
+                return Decision {
+                    action: rule.action,
+                    by: DecidedBy::Rule(i),
+                    message: rule.message.clone(),
+                };
+            }
+        }
+        Decision {
+            action: self.default_action,
+            by: DecidedBy::Default,
+            message: self.default_message.clone(),
+        }
+    }
+
+    fn guard_refusal(&self, req: &Request<'_>) -> Option<Guard> {
+        let g = &self.guards;
+        let refused = |action: GuardAction, hit: bool| hit && action == GuardAction::Deny;
+        if refused(g.memfd, req.kind == ExeKind::Memfd) {
+            Some(Guard::Memfd)
+        } else if refused(g.deleted, req.kind == ExeKind::Deleted) {
+            Some(Guard::Deleted)
+        } else if refused(g.dynamic_loader, req.dynamic_loader) {
+            Some(Guard::DynamicLoader)
+        } else if req.loader_env.is_some() {
+            Some(Guard::LoaderEnv)
+        } else if refused(g.traced, req.traced) {
+            Some(Guard::Traced)
+        } else {
+            None
+        }
+    }
+
+    /// The name of whoever decided, as logged in `rule=`.
+    pub fn decider_name(&self, by: DecidedBy) -> Cow<'_, str> {
+        match by {
+            DecidedBy::Rule(i) => {
+                Cow::Borrowed(self.rules.get(i).map_or("?", |r| r.name.as_str()))
+            }
+            DecidedBy::Default => Cow::Borrowed("default"),
+            DecidedBy::Guard(g) => Cow::Owned(format!("guard:{}", g.as_str())),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The configuration file as written: serde types, every key optional so that drop-ins can set
+//! just what they change. Semantic checks happen in [`crate::Config::parse`].
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawFile {
+    pub mode: Option<Spanned<String>>,
+    pub fail_policy: Option<Spanned<String>>,
+    pub deny_errno: Option<Spanned<String>>,
+    pub default: Option<Spanned<String>>,
+    pub default_message: Option<String>,
+    pub scope: Option<RawScope>,
+    pub guards: Option<RawGuards>,
+    pub log: Option<RawLog>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawScope {
+    pub users: Option<Spanned<Vec<Spanned<String>>>>,
+    pub groups: Option<Spanned<Vec<Spanned<String>>>>,
+    pub services: Option<Spanned<Vec<Spanned<String>>>>,
+    pub exempt_users: Option<Spanned<Vec<Spanned<String>>>>,
+    pub exempt_groups: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawGuards {
+    pub memfd: Option<Spanned<String>>,
+    pub deleted: Option<Spanned<String>>,
+    pub dynamic_loader: Option<Spanned<String>>,
+    pub loader_env: Option<Spanned<Vec<Spanned<String>>>>,
+    pub traced: Option<Spanned<String>>,
+    pub io_uring: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawLog {
+    pub socket: Option<String>,
+    pub argv_max: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawRule {
+    pub name: Option<Spanned<String>>,
+    pub users: Option<Spanned<Vec<Spanned<String>>>>,
+    pub groups: Option<Spanned<Vec<Spanned<String>>>>,
+    pub target_users: Option<Spanned<Vec<Spanned<String>>>>,
+    pub services: Option<Spanned<Vec<Spanned<String>>>>,
+    pub exe: Option<Spanned<OneOrMany>>,
+    pub args: Option<Spanned<Vec<Spanned<String>>>>,
+    pub cmdline: Option<Spanned<String>>,
+    pub action: Option<Spanned<String>>,
+    pub message: Option<Spanned<String>>,
+}
+
+/// `exe = "/usr/bin/ls"` or `exe = ["/usr/bin/ls", "/usr/bin/cat"]`.
+#[derive(Debug)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a path pattern or a list of path patterns")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut v = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<String>>()? {
+                    v.push(item);
+                }
+                Ok(OneOrMany::Many(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The patterns of an `exe` value, with the offset of the value itself.
+pub(crate) fn exe_patterns(value: Spanned<OneOrMany>) -> (usize, Vec<Spanned<String>>) {
+    let span = value.span();
+    match value.into_inner() {
+        OneOrMany::One(s) => (span.start, vec![Spanned::new(span.clone(), s)]),
+        OneOrMany::Many(v) => (span.start, v),
+    }
+}

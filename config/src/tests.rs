@@ -1,0 +1,481 @@
+//! Unit tests of parsing, merging and every rule form.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(&[Source::new("test.toml", text)], &|_| None)
+}
+
+fn ok(text: &str) -> Config {
+    match parse(text) {
+        Ok(c) => c,
+        Err(e) => panic!("config should parse: {e}"),
+    }
+}
+
+fn err(text: &str) -> ConfigError {
+    match parse(text) {
+        Ok(_) => panic!("config should be refused:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+struct Req {
+    user: &'static str,
+    groups: Vec<String>,
+    target: &'static str,
+    service: &'static str,
+    exe: Vec<u8>,
+    kind: ExeKind,
+    loader: bool,
+    env: Option<&'static str>,
+    traced: bool,
+    argv: Vec<Vec<u8>>,
+}
+
+fn req(exe: &str, argv: &[&str]) -> Req {
+    Req {
+        user: "alice",
+        groups: vec!["alice".into(), "ops".into()],
+        target: "alice",
+        service: "sshd",
+        exe: exe.as_bytes().to_vec(),
+        kind: ExeKind::File,
+        loader: false,
+        env: None,
+        traced: false,
+        argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+    }
+}
+
+impl Req {
+    fn decide(&self, c: &Config) -> Decision {
+        c.policy.decide(&Request {
+            user: self.user,
+            groups: &self.groups,
+            target_user: self.target,
+            service: self.service,
+            exe: &self.exe,
+            kind: self.kind,
+            dynamic_loader: self.loader,
+            loader_env: self.env,
+            traced: self.traced,
+            argv: &self.argv,
+        })
+    }
+    fn name(&self, c: &Config) -> String {
+        c.policy.decider_name(self.decide(c).by).into_owned()
+    }
+}
+
+#[test]
+fn empty_config_denies_everything_by_default() {
+    let c = ok("");
+    assert_eq!(c.mode, Mode::Enforce);
+    assert_eq!(c.fail_policy, FailPolicy::Closed);
+    let d = req("/usr/bin/ls", &["ls"]).decide(&c);
+    assert_eq!((d.action, d.by), (Action::Deny, DecidedBy::Default));
+}
+
+#[test]
+fn builtin_default_allows_a_login_shell_and_refuses_tmp() {
+    let c = Config::builtin(&|_| None).expect("built-in parses");
+    assert_eq!(req("/usr/bin/bash", &["-bash"]).decide(&c).action, Action::Allow);
+    assert_eq!(req("/bin/sh", &["sh"]).decide(&c).action, Action::Allow);
+    let d = req("/tmp/x/evil", &["evil"]).decide(&c);
+    assert_eq!(d.action, Action::Deny);
+    assert!(d.message.is_some());
+    assert_eq!(req("/dev/shm/a", &["a"]).name(&c), "no-exec-from-temp");
+}
+
+#[test]
+fn first_matching_rule_wins() {
+    let c = ok(r#"
+        default = "allow"
+        [[rules]]
+        name = "deny-rm"
+        exe = "/usr/bin/rm"
+        action = "deny"
+        [[rules]]
+        name = "allow-bin"
+        exe = "/usr/bin/"
+        action = "allow"
+    "#);
+    assert_eq!(req("/usr/bin/rm", &["rm"]).name(&c), "deny-rm");
+    assert_eq!(req("/usr/bin/ls", &["ls"]).name(&c), "allow-bin");
+    assert_eq!(req("/opt/x", &["x"]).decide(&c).by, DecidedBy::Default);
+}
+
+#[test]
+fn rule_matches_login_user() {
+    let c = ok(r#"
+        [[rules]]
+        users = ["bob", "alice"]
+        action = "allow"
+    "#);
+    assert_eq!(req("/x", &["x"]).decide(&c).action, Action::Allow);
+    let mut r = req("/x", &["x"]);
+    r.user = "carol";
+    assert_eq!(r.decide(&c).action, Action::Deny);
+}
+
+#[test]
+fn rule_matches_any_group_of_the_login_user() {
+    let c = ok(r#"
+        [[rules]]
+        groups = ["netops", "ops"]
+        action = "allow"
+    "#);
+    assert_eq!(req("/x", &["x"]).decide(&c).action, Action::Allow);
+    let mut r = req("/x", &["x"]);
+    r.groups = vec!["users".into()];
+    assert_eq!(r.decide(&c).action, Action::Deny);
+}
+
+#[test]
+fn rule_matches_target_user_by_name_or_uid() {
+    let c = ok(r##"
+        [[rules]]
+        target-users = ["root", "#4242"]
+        action = "deny"
+        [[rules]]
+        action = "allow"
+    "##);
+    let mut r = req("/x", &["x"]);
+    assert_eq!(r.decide(&c).action, Action::Allow);
+    r.target = "root";
+    assert_eq!(r.decide(&c).action, Action::Deny);
+    r.target = "#4242";
+    assert_eq!(r.decide(&c).action, Action::Deny);
+}
+
+#[test]
+fn rule_matches_service() {
+    let c = ok(r#"
+        [[rules]]
+        services = ["sudo"]
+        action = "authorize"
+    "#);
+    let mut r = req("/x", &["x"]);
+    assert_eq!(r.decide(&c).by, DecidedBy::Default);
+    r.service = "sudo";
+    assert_eq!(r.decide(&c).action, Action::Authorize);
+}
+
+#[test]
+fn rule_matches_exe_exact_glob_and_directory() {
+    let c = ok(r#"
+        [[rules]]
+        name = "exact"
+        exe = "/usr/sbin/ip"
+        action = "allow"
+        [[rules]]
+        name = "glob"
+        exe = ["/usr/bin/git*", "/opt/**"]
+        action = "allow"
+        [[rules]]
+        name = "dir"
+        exe = "/usr/local/bin/"
+        action = "allow"
+    "#);
+    assert_eq!(req("/usr/sbin/ip", &["ip"]).name(&c), "exact");
+    assert_eq!(req("/usr/bin/git-receive-pack", &["g"]).name(&c), "glob");
+    assert_eq!(req("/opt/a/b/c", &["c"]).name(&c), "glob");
+    assert_eq!(req("/usr/local/bin/tool", &["t"]).name(&c), "dir");
+    assert_eq!(req("/usr/local/bin/sub/tool", &["t"]).name(&c), "default");
+}
+
+#[test]
+fn rule_matches_per_argument_globs() {
+    let c = ok(r#"
+        default = "allow"
+        [[rules]]
+        name = "no-rm-rf-root"
+        exe = "/usr/bin/rm"
+        args = ["-rf", "/"]
+        action = "deny"
+        [[rules]]
+        name = "git-read-only"
+        exe = "/usr/bin/git"
+        args = ["{status,log,diff}", "**"]
+        action = "allow"
+        [[rules]]
+        name = "git-other"
+        exe = "/usr/bin/git"
+        action = "deny"
+    "#);
+    assert_eq!(req("/usr/bin/rm", &["rm", "-rf", "/"]).name(&c), "no-rm-rf-root");
+    assert_eq!(req("/usr/bin/rm", &["rm", "-rf", "/tmp"]).name(&c), "default");
+    assert_eq!(req("/usr/bin/git", &["git", "log", "-3"]).name(&c), "git-read-only");
+    assert_eq!(req("/usr/bin/git", &["git", "status"]).name(&c), "git-read-only");
+    assert_eq!(req("/usr/bin/git", &["git", "push"]).name(&c), "git-other");
+    assert_eq!(req("/usr/bin/git", &["git"]).name(&c), "git-other");
+}
+
+#[test]
+fn rule_matches_regex_over_the_command_line() {
+    let c = ok(r#"
+        default = "allow"
+        [[rules]]
+        name = "no-ip-link-set"
+        cmdline = '^ip link set \S+ down$'
+        action = "deny"
+        message = "use the change process"
+    "#);
+    let d = req("/usr/sbin/ip", &["ip", "link", "set", "eth0", "down"]).decide(&c);
+    assert_eq!(d.action, Action::Deny);
+    assert_eq!(d.message.as_deref(), Some("use the change process"));
+    assert_eq!(req("/usr/sbin/ip", &["ip", "link", "show"]).name(&c), "default");
+}
+
+#[test]
+fn non_utf8_arguments_are_decided() {
+    let c = ok(r#"
+        default = "allow"
+        [[rules]]
+        name = "bytes"
+        cmdline = '(?-u)\xff'
+        action = "deny"
+    "#);
+    let mut r = req("/bin/echo", &["echo"]);
+    r.argv.push(b"a\xffb".to_vec());
+    assert_eq!(r.name(&c), "bytes");
+}
+
+#[test]
+fn all_conditions_of_a_rule_must_hold() {
+    let c = ok(r#"
+        [[rules]]
+        name = "r"
+        users = ["alice"]
+        services = ["su"]
+        exe = "/usr/bin/id"
+        action = "allow"
+    "#);
+    let mut r = req("/usr/bin/id", &["id"]);
+    assert_eq!(r.name(&c), "default");
+    r.service = "su";
+    assert_eq!(r.name(&c), "r");
+}
+
+#[test]
+fn guards_refuse_before_rules() {
+    let c = ok(r#"
+        default = "allow"
+    "#);
+    let mut r = req("memfd:x", &["x"]);
+    r.kind = ExeKind::Memfd;
+    assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::Memfd));
+    r.kind = ExeKind::Deleted;
+    assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::Deleted));
+    r.kind = ExeKind::File;
+    r.loader = true;
+    assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::DynamicLoader));
+    r.loader = false;
+    r.env = Some("LD_PRELOAD");
+    assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::LoaderEnv));
+    r.env = None;
+    r.traced = true;
+    assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::Traced));
+    assert_eq!(c.policy.decider_name(r.decide(&c).by), "guard:traced");
+}
+
+#[test]
+fn guards_can_be_relaxed() {
+    let c = ok(r#"
+        default = "allow"
+        [guards]
+        memfd = "allow"
+        traced = "allow"
+        loader-env = ["LD_PRELOAD", "LD_LIBRARY_PATH"]
+    "#);
+    let mut r = req("memfd:x", &["x"]);
+    r.kind = ExeKind::Memfd;
+    r.traced = true;
+    assert_eq!(r.decide(&c).action, Action::Allow);
+    assert_eq!(c.policy.guards.loader_env, ["LD_PRELOAD", "LD_LIBRARY_PATH"]);
+}
+
+#[test]
+fn settings_parse() {
+    let c = ok(r#"
+        mode = "audit"
+        fail-policy = "open"
+        deny-errno = "EPERM"
+        default = "authorize"
+        default-message = "ask first"
+        [log]
+        argv-max = 200
+        socket = "/run/log.sock"
+    "#);
+    assert_eq!(c.mode, Mode::Audit);
+    assert_eq!(c.fail_policy, FailPolicy::Open);
+    assert_eq!(c.deny_errno.value, 1);
+    assert_eq!(c.policy.default_action, Action::Authorize);
+    assert_eq!(c.log.argv_max, 200);
+    assert_eq!(c.log.socket, "/run/log.sock");
+}
+
+#[test]
+fn scope_decides_who_is_supervised() {
+    let c = ok(r#"
+        [scope]
+        users = ["alice"]
+        groups = ["ops"]
+        services = ["sshd", "su"]
+        exempt-users = ["breakglass"]
+        exempt-groups = ["emergency"]
+    "#);
+    let s = &c.scope;
+    let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(s.check("alice", &g(&[]), "sshd"), ScopeVerdict::Supervised);
+    assert_eq!(s.check("bob", &g(&["ops"]), "su"), ScopeVerdict::Supervised);
+    assert_eq!(s.check("carol", &g(&["users"]), "sshd"), ScopeVerdict::UserNotInScope);
+    assert_eq!(s.check("alice", &g(&[]), "login"), ScopeVerdict::ServiceNotInScope);
+    assert_eq!(s.check("breakglass", &g(&["ops"]), "sshd"), ScopeVerdict::ExemptUser);
+    assert_eq!(
+        s.check("bob", &g(&["ops", "emergency"]), "sshd"),
+        ScopeVerdict::ExemptGroup("emergency".into())
+    );
+    let everyone = ok("");
+    assert_eq!(everyone.scope.check("x", &[], "y"), ScopeVerdict::Supervised);
+}
+
+#[test]
+fn drop_ins_override_settings_and_their_rules_come_first() {
+    let main = Source::new(
+        "/etc/session-wrapper/config.toml",
+        r#"
+        mode = "enforce"
+        default = "deny"
+        [scope]
+        exempt-users = ["root"]
+        [[rules]]
+        name = "base"
+        exe = "/usr/sbin/"
+        action = "deny"
+        "#,
+    );
+    let a = Source::new(
+        "/etc/session-wrapper/config.d/10-netops.toml",
+        r#"
+        [[rules]]
+        name = "netops-ip"
+        groups = ["ops"]
+        exe = "/usr/sbin/ip"
+        action = "allow"
+        "#,
+    );
+    let b = Source::new(
+        "/etc/session-wrapper/config.d/20-rollout.toml",
+        r#"
+        mode = "audit"
+        [scope]
+        exempt-users = ["breakglass"]
+        "#,
+    );
+    let c = Config::parse(&[main, a, b], &|_| None).expect("valid");
+    assert_eq!(c.mode, Mode::Audit);
+    assert_eq!(c.scope.exempt_users, ["breakglass"]);
+    assert_eq!(c.policy.default_action, Action::Deny);
+    let names: Vec<_> = c.policy.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["netops-ip", "base"]);
+    assert_eq!(req("/usr/sbin/ip", &["ip"]).name(&c), "netops-ip");
+    assert_eq!(c.sources.len(), 3);
+}
+
+#[test]
+fn unnamed_rules_are_named_by_file_and_line() {
+    let c = Config::parse(
+        &[Source::new("/etc/x/config.toml", "\n[[rules]]\naction = \"allow\"\n")],
+        &|_| None,
+    )
+    .expect("valid");
+    assert_eq!(c.policy.rules[0].name, "config.toml:2");
+}
+
+fn only_problem(e: &ConfigError) -> &Problem {
+    assert_eq!(e.problems.len(), 1, "{e}");
+    &e.problems[0]
+}
+
+#[test]
+fn syntax_error_is_located() {
+    let e = err("mode = \"enforce\"\nthis is not toml\n");
+    let p = only_problem(&e);
+    assert_eq!((p.location.file.as_str(), p.location.line), ("test.toml", 2));
+}
+
+#[test]
+fn unknown_key_is_refused_with_its_location() {
+    let e = err("[[rules]]\naction = \"allow\"\nexecutable = \"/bin/ls\"\n");
+    let p = only_problem(&e);
+    assert_eq!((p.location.line, p.location.column), (3, 1));
+    assert!(p.message.contains("unknown field"), "{}", p.message);
+}
+
+#[test]
+fn bad_values_are_located_on_the_value() {
+    let e = err("mode = \"strict\"\n");
+    let p = only_problem(&e);
+    assert_eq!((p.location.line, p.location.column), (1, 8));
+    assert!(p.message.contains("enforce"), "{}", p.message);
+    let e = err("[[rules]]\naction = \"permit\"\n");
+    assert_eq!(only_problem(&e).location.line, 2);
+    let e = err("deny-errno = \"EIO\"\n");
+    assert!(only_problem(&e).message.contains("EACCES"));
+}
+
+#[test]
+fn semantic_errors_in_rules_are_located() {
+    let e = err("[[rules]]\nexe = [\"/usr/bin/ls\", \"relative/x\"]\naction = \"allow\"\n");
+    let p = only_problem(&e);
+    assert_eq!((p.location.line, p.location.column), (2, 23));
+    let e = err("[[rules]]\ncmdline = '(unclosed'\naction = \"deny\"\n");
+    assert!(only_problem(&e).message.contains("invalid cmdline regex"));
+    let e = err("[[rules]]\nargs = [\"**\", \"x\"]\naction = \"deny\"\n");
+    assert_eq!(only_problem(&e).location.line, 2);
+    let e = err("[[rules]]\nusers = []\naction = \"deny\"\n");
+    assert!(only_problem(&e).message.contains("empty list"));
+    let e = err("[[rules]]\nexe = \"/bin/ls\"\n");
+    assert!(only_problem(&e).message.contains("no action"));
+    let e = err("[[rules]]\naction = \"allow\"\nmessage = \"hi\"\n");
+    assert!(only_problem(&e).message.contains("only shown when a rule denies"));
+    let e = err("[[rules]]\nname = \"has space\"\naction = \"allow\"\n");
+    assert!(only_problem(&e).message.contains("rule name"));
+}
+
+#[test]
+fn duplicate_rule_names_are_refused() {
+    let e = err("[[rules]]\nname = \"a\"\naction = \"allow\"\n[[rules]]\nname = \"a\"\naction = \"deny\"\n");
+    let p = only_problem(&e);
+    assert!(p.message.contains("more than once"));
+}
+
+#[test]
+fn every_problem_of_every_file_is_reported() {
+    let a = Source::new("a.toml", "mode = 1\n");
+    let b = Source::new("b.toml", "[[rules]]\naction = \"x\"\n[[rules]]\nexe = \"y\"\naction = \"deny\"\n");
+    let e = Config::parse(&[a, b], &|_| None).expect_err("invalid");
+    let files: Vec<_> = e.problems.iter().map(|p| p.location.file.as_str()).collect();
+    assert_eq!(files, ["a.toml", "b.toml", "b.toml"], "{e}");
+}
+
+#[test]
+fn log_bounds_are_checked() {
+    let e = err("[log]\nargv-max = 10\n");
+    assert!(only_problem(&e).message.contains("argv-max"));
+    let e = err("[log]\nsocket = \"dev/log\"\n");
+    assert!(only_problem(&e).message.contains("absolute"));
+}
+
+#[test]
+fn symlinked_pattern_directories_are_resolved_by_the_caller() {
+    let canon = |p: &str| (p == "/bin").then(|| "/usr/bin".to_string());
+    let c = Config::parse(
+        &[Source::new("t", "[[rules]]\nexe = \"/bin/ls\"\naction = \"allow\"\n")],
+        &canon,
+    )
+    .expect("valid");
+    assert_eq!(req("/usr/bin/ls", &["ls"]).decide(&c).action, Action::Allow);
+}

@@ -1,0 +1,294 @@
+//! The three kernel operations both the PAM module and the supervisor perform: installing the
+//! session filter, probing whether the calling process is already supervised, and passing
+//! messages (and the listener fd) over the socket between them.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+
+use crate::wire::{Message, WireError, MAX_MESSAGE};
+
+/// `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (Linux 5.19): once the supervisor has received a
+/// notification, only a fatal signal interrupts the waiting task, so a signal can no longer
+/// make the kernel restart the syscall and the supervisor see it twice.
+pub const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 1 << 5;
+
+/// The fd argument of the probe ioctl: -1, which no real ioctl accepts (`EBADF`).
+pub const PROBE_FD: u64 = 0xffff_ffff;
+/// The request argument of the probe ioctl ("SWPR").
+pub const PROBE_REQUEST: u64 = 0x5357_5052;
+
+/// A classic BPF program, ready to install without allocating (so that a forked child can).
+#[derive(Clone)]
+pub struct FilterProgram {
+    insns: Vec<libc::sock_filter>,
+}
+
+impl std::fmt::Debug for FilterProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FilterProgram({} instructions)", self.insns.len())
+    }
+}
+
+/// The most instructions a classic BPF program may have (`BPF_MAXINSNS`).
+pub const BPF_MAXINSNS: usize = 4096;
+
+impl FilterProgram {
+    /// Reads a program exported by libseccomp (an array of `struct sock_filter`, native endian).
+    ///
+    /// # Errors
+    /// `InvalidData` when the bytes are not a whole number of instructions, or too many.
+    pub fn from_bytes(bytes: &[u8]) -> io::Result<Self> {
+        if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > BPF_MAXINSNS {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a BPF program"));
+        }
+        let insns = bytes
+            .chunks_exact(8)
+            .map(|c| libc::sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(FilterProgram { insns })
+    }
+
+    /// The program as bytes, the inverse of [`FilterProgram::from_bytes`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.insns.len() * 8);
+        for i in &self.insns {
+            out.extend_from_slice(&i.code.to_ne_bytes());
+            out.push(i.jt);
+            out.push(i.jf);
+            out.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        out
+    }
+
+    /// Number of instructions.
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    /// Whether the program is empty (never true for a program from `from_bytes`).
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+
+    /// Installs the program on the calling thread with a new listener and returns the
+    /// listener. Never sets `NO_NEW_PRIVS`: the caller must have `CAP_SYS_ADMIN` (the PAM
+    /// process is root) or have set it itself. Async-signal-safe: it allocates nothing.
+    ///
+    /// # Errors
+    /// The errno of `seccomp(2)`: `EBUSY` when the thread is already under a filter with a
+    /// listener, `EACCES` without `CAP_SYS_ADMIN` or `NO_NEW_PRIVS`.
+    pub fn install_with_listener(&self) -> io::Result<OwnedFd> {
+        let prog = libc::sock_fprog {
+            // from_bytes bounds the length to BPF_MAXINSNS, which fits u16.
+            len: u16::try_from(self.insns.len()).unwrap_or(u16::MAX),
+            filter: self.insns.as_ptr().cast_mut(),
+        };
+        let base = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        for flags in [base | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, base] {
+            // SAFETY: `prog` points to `len` valid instructions that outlive the call; the
+            // kernel copies the program and returns a new fd or -1.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    flags,
+                    &prog as *const libc::sock_fprog,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+            }
+            let err = io::Error::last_os_error();
+            // Kernels before 5.19 refuse the WAIT_KILLABLE_RECV flag with EINVAL.
+            if err.raw_os_error() != Some(libc::EINVAL) || flags == base {
+                return Err(err);
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
+    }
+}
+
+/// What the probe learned about the calling process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// No supervisor answers for this process: a session may start one.
+    NotSupervised,
+    /// A supervisor answered with its session id.
+    Supervised(u64),
+    /// The process is under a session filter whose supervisor is gone: nothing may run.
+    SupervisorGone,
+    /// Anything else (the errno), which callers treat as a failure.
+    Unexpected(i32),
+}
+
+/// Asks whether the calling process is supervised. The session filter sends this particular
+/// ioctl to its supervisor, which answers with the session id (and, when `record` is given
+/// and the caller is root, logs it as a nested session). Outside a session the kernel answers
+/// `EBADF`; under a filter whose listener is gone, `ENOSYS`.
+pub fn probe(record: Option<&[u8]>) -> Probe {
+    let (ptr, len) = record.map_or((0, 0), |r| (r.as_ptr() as u64, r.len() as u64));
+    // SAFETY: ioctl on fd -1 touches no memory of ours unless a supervisor reads `record`,
+    // which is valid for `len` bytes for the duration of the call.
+    let r = unsafe {
+        libc::syscall(libc::SYS_ioctl, PROBE_FD as libc::c_long, PROBE_REQUEST, ptr, len)
+    };
+    if r >= 0 {
+        return Probe::Supervised(r as u64);
+    }
+    match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+        libc::EBADF => Probe::NotSupervised,
+        libc::ENOSYS => Probe::SupervisorGone,
+        e => Probe::Unexpected(e),
+    }
+}
+
+/// Why a message could not be exchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The socket failed.
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    /// Nothing arrived in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The peer closed the socket.
+    #[error("the other side closed the connection")]
+    Closed,
+    /// The datagram was not a valid message.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+/// Sends one message, with an fd when given.
+///
+/// # Errors
+/// The errno of `sendmsg(2)`.
+pub fn send(sock: BorrowedFd<'_>, msg: &Message, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    let bytes = msg.encode();
+    let iov = [io::IoSlice::new(&bytes)];
+    let fds = fd.map(|f| [f.as_raw_fd()]);
+    let cmsgs: Vec<ControlMessage<'_>> =
+        fds.as_ref().map(|f| vec![ControlMessage::ScmRights(f)]).unwrap_or_default();
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+}
+
+/// Receives one message (and the fd it carries, if any) within `timeout`.
+/// Received fds are close-on-exec.
+///
+/// # Errors
+/// [`ExchangeError`] on timeout, a closed peer, a socket error or a malformed message.
+pub fn recv(
+    sock: BorrowedFd<'_>,
+    timeout: Duration,
+) -> Result<(Message, Option<OwnedFd>), ExchangeError> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return Err(ExchangeError::Timeout(timeout)),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(ExchangeError::Io(e.into())),
+        }
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+        let (n, fd) = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(r) => {
+                let mut got: Option<OwnedFd> = None;
+                for c in r.cmsgs().map_err(|e| ExchangeError::Io(e.into()))? {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for raw in fds {
+                            // SAFETY: SCM_RIGHTS just installed this fd in our table.
+                            let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                            // Keep the first, close any extra.
+                            if got.is_none() {
+                                got = Some(owned);
+                            }
+                        }
+                    }
+                }
+                (r.bytes, got)
+            }
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
+            Err(e) => return Err(ExchangeError::Io(e.into())),
+        };
+        if n == 0 {
+            return Err(ExchangeError::Closed);
+        }
+        return Ok((Message::decode(&buf[..n])?, fd));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .expect("socketpair")
+    }
+
+    #[test]
+    fn message_and_fd_cross_a_socketpair() {
+        let (a, b) = pair();
+        let file = std::fs::File::open("/proc/self/status").expect("open");
+        send(a.as_fd(), &Message::Listener, Some(file.as_fd())).expect("send");
+        let (m, fd) = recv(b.as_fd(), Duration::from_secs(1)).expect("recv");
+        assert_eq!(m, Message::Listener);
+        let fd = fd.expect("an fd arrived");
+        // It is close-on-exec.
+        let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFD).expect("getfd");
+        assert!(flags & libc::FD_CLOEXEC != 0);
+    }
+
+    #[test]
+    fn recv_times_out_and_sees_a_closed_peer() {
+        let (a, b) = pair();
+        let e = recv(b.as_fd(), Duration::from_millis(20)).expect_err("nothing sent");
+        assert!(matches!(e, ExchangeError::Timeout(_)));
+        drop(a);
+        let e = recv(b.as_fd(), Duration::from_millis(200)).expect_err("closed");
+        assert!(matches!(e, ExchangeError::Closed));
+    }
+
+    #[test]
+    fn probe_outside_a_session_says_not_supervised() {
+        assert_eq!(probe(None), Probe::NotSupervised);
+    }
+
+    #[test]
+    fn filter_program_bytes_roundtrip_and_bad_sizes_are_refused() {
+        let bytes: Vec<u8> = (0u8..16).collect();
+        let p = FilterProgram::from_bytes(&bytes).expect("two instructions");
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.to_bytes(), bytes);
+        assert!(FilterProgram::from_bytes(&bytes[..7]).is_err());
+        assert!(FilterProgram::from_bytes(&[]).is_err());
+        assert!(FilterProgram::from_bytes(&vec![0; 8 * (BPF_MAXINSNS + 1)]).is_err());
+    }
+}

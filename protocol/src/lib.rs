@@ -1,0 +1,16 @@
+//! What the PAM module (`pam_session_wrapper.so`) and the supervisor share.
+//!
+//! The module runs inside someone else's process (sshd, su, sudo, login). It starts the
+//! supervisor, receives from it the seccomp filter to install, installs it on itself, and
+//! passes the listener back. This crate holds the messages of that exchange ([`wire`]) and
+//! the few kernel operations both sides perform ([`kernel`]): so that the module stays small
+//! and never links libseccomp into the host process.
+
+pub mod kernel;
+pub mod wire;
+
+pub use kernel::{probe, recv, send, ExchangeError, FilterProgram, Probe};
+pub use wire::{session_id_text, Hello, Message, Nested, WireError, SESSION_ID_MASK};
+
+/// The fd number the supervisor finds its socket at when the module execs it.
+pub const SUPERVISOR_SOCKET_FD: i32 = 3;

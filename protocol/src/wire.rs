@@ -1,0 +1,348 @@
+//! The messages between the PAM module and the supervisor it starts, and the nesting record a
+//! nested PAM session hands to the running supervisor. Pure code: encoding and decoding only.
+//!
+//! A message is one `SOCK_SEQPACKET` datagram: a kind byte, then fields, each a tag byte, a
+//! little-endian `u32` length and that many bytes. Decoding checks every length against the
+//! datagram and refuses unknown kinds, unknown tags and duplicate fields.
+
+use std::fmt;
+
+/// The largest datagram either side sends or accepts.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Why a datagram was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Empty, truncated or oversized datagram.
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
+    /// A kind byte this version does not know.
+    #[error("unknown message kind {0}")]
+    UnknownKind(u8),
+    /// A field this message kind does not have.
+    #[error("unexpected field {0} in message")]
+    UnknownField(u8),
+    /// A required field is absent.
+    #[error("message lacks field {0}")]
+    Missing(&'static str),
+}
+
+/// What the module tells the supervisor about the session it opens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hello {
+    /// `PAM_USER`.
+    pub user: Vec<u8>,
+    /// `PAM_SERVICE`.
+    pub service: Vec<u8>,
+    /// `PAM_RHOST`, the client address, if any.
+    pub rhost: Option<Vec<u8>>,
+    /// `PAM_TTY`, if any.
+    pub tty: Option<Vec<u8>>,
+    /// `PAM_RUSER`, the requesting user (su, sudo), if any.
+    pub ruser: Option<Vec<u8>>,
+    /// The `config=` module argument, if any.
+    pub config: Option<Vec<u8>>,
+    /// The pid of the process that opens the session (sshd's monitor, su, sudo, login).
+    pub leader_pid: u32,
+    /// The `debug` module argument.
+    pub debug: bool,
+}
+
+/// A nested PAM session (su or sudo inside a supervised session) reporting itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Nested {
+    /// `PAM_SERVICE` of the nested session.
+    pub service: Vec<u8>,
+    /// `PAM_USER` of the nested session: the target user.
+    pub user: Vec<u8>,
+    /// `PAM_RUSER`, if any.
+    pub ruser: Option<Vec<u8>>,
+    /// `PAM_TTY`, if any.
+    pub tty: Option<Vec<u8>>,
+}
+
+/// One datagram.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Module to supervisor: the session to supervise.
+    Hello(Hello),
+    /// Supervisor to module: install this filter (classic BPF, `struct sock_filter` array)
+    /// and send its listener.
+    Supervise {
+        /// The session id.
+        session: u64,
+        /// The filter program.
+        filter: Vec<u8>,
+    },
+    /// Supervisor to module: this session is not supervised (out of scope, exempt).
+    Skip {
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Supervisor to module: the supervisor cannot work; the fail policy decides.
+    Failed {
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Module to supervisor: the listener fd rides along (`SCM_RIGHTS`).
+    Listener,
+    /// Supervisor to module: the listener is held and answered; the session may go on.
+    Ready,
+    /// A nested session's record, read by the supervisor from the probing process.
+    Nested(Nested),
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::Hello(h) => f.debug_tuple("Hello").field(h).finish(),
+            Message::Supervise { session, filter } => f
+                .debug_struct("Supervise")
+                .field("session", session)
+                .field("filter_len", &filter.len())
+                .finish(),
+            Message::Skip { reason } => f.debug_struct("Skip").field("reason", reason).finish(),
+            Message::Failed { reason } => f.debug_struct("Failed").field("reason", reason).finish(),
+            Message::Listener => f.write_str("Listener"),
+            Message::Ready => f.write_str("Ready"),
+            Message::Nested(n) => f.debug_tuple("Nested").field(n).finish(),
+        }
+    }
+}
+
+mod kind {
+    pub const HELLO: u8 = 1;
+    pub const SUPERVISE: u8 = 2;
+    pub const SKIP: u8 = 3;
+    pub const FAILED: u8 = 4;
+    pub const LISTENER: u8 = 5;
+    pub const READY: u8 = 6;
+    pub const NESTED: u8 = 7;
+}
+
+mod tag {
+    pub const USER: u8 = 1;
+    pub const SERVICE: u8 = 2;
+    pub const RHOST: u8 = 3;
+    pub const TTY: u8 = 4;
+    pub const RUSER: u8 = 5;
+    pub const CONFIG: u8 = 6;
+    pub const LEADER: u8 = 7;
+    pub const DEBUG: u8 = 8;
+    pub const SESSION: u8 = 9;
+    pub const FILTER: u8 = 10;
+    pub const REASON: u8 = 11;
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn field(&mut self, tag: u8, value: &[u8]) {
+        self.0.push(tag);
+        // Lengths are bounded by MAX_MESSAGE long before u32 overflows.
+        self.0.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes());
+        self.0.extend_from_slice(value);
+    }
+    fn opt(&mut self, tag: u8, value: &Option<Vec<u8>>) {
+        if let Some(v) = value {
+            self.field(tag, v);
+        }
+    }
+}
+
+impl Message {
+    /// The datagram for this message.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(64));
+        match self {
+            Message::Hello(h) => {
+                w.0.push(kind::HELLO);
+                w.field(tag::USER, &h.user);
+                w.field(tag::SERVICE, &h.service);
+                w.opt(tag::RHOST, &h.rhost);
+                w.opt(tag::TTY, &h.tty);
+                w.opt(tag::RUSER, &h.ruser);
+                w.opt(tag::CONFIG, &h.config);
+                w.field(tag::LEADER, &h.leader_pid.to_le_bytes());
+                w.field(tag::DEBUG, &[u8::from(h.debug)]);
+            }
+            Message::Supervise { session, filter } => {
+                w.0.push(kind::SUPERVISE);
+                w.field(tag::SESSION, &session.to_le_bytes());
+                w.field(tag::FILTER, filter);
+            }
+            Message::Skip { reason } => {
+                w.0.push(kind::SKIP);
+                w.field(tag::REASON, reason.as_bytes());
+            }
+            Message::Failed { reason } => {
+                w.0.push(kind::FAILED);
+                w.field(tag::REASON, reason.as_bytes());
+            }
+            Message::Listener => w.0.push(kind::LISTENER),
+            Message::Ready => w.0.push(kind::READY),
+            Message::Nested(n) => {
+                w.0.push(kind::NESTED);
+                w.field(tag::SERVICE, &n.service);
+                w.field(tag::USER, &n.user);
+                w.opt(tag::RUSER, &n.ruser);
+                w.opt(tag::TTY, &n.tty);
+            }
+        }
+        w.0
+    }
+
+    /// Decodes one datagram.
+    ///
+    /// # Errors
+    /// [`WireError`] for anything but a well-formed message of a known kind.
+    pub fn decode(data: &[u8]) -> Result<Self, WireError> {
+        if data.len() > MAX_MESSAGE {
+            return Err(WireError::Malformed("message too long"));
+        }
+        let (&k, mut rest) = data.split_first().ok_or(WireError::Malformed("empty message"))?;
+        let mut fields: Vec<(u8, &[u8])> = Vec::new();
+        while !rest.is_empty() {
+            if rest.len() < 5 {
+                return Err(WireError::Malformed("truncated field header"));
+            }
+            let tag = rest[0];
+            let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            let body = rest.get(5..).unwrap_or(&[]);
+            if body.len() < len {
+                return Err(WireError::Malformed("field longer than message"));
+            }
+            if fields.iter().any(|(t, _)| *t == tag) {
+                return Err(WireError::Malformed("duplicate field"));
+            }
+            fields.push((tag, &body[..len]));
+            rest = &body[len..];
+        }
+        let allowed: &[u8] = match k {
+            kind::HELLO => &[
+                tag::USER,
+                tag::SERVICE,
+                tag::RHOST,
+                tag::TTY,
+                tag::RUSER,
+                tag::CONFIG,
+                tag::LEADER,
+                tag::DEBUG,
+            ],
+            kind::SUPERVISE => &[tag::SESSION, tag::FILTER],
+            kind::SKIP | kind::FAILED => &[tag::REASON],
+            kind::LISTENER | kind::READY => &[],
+            kind::NESTED => &[tag::SERVICE, tag::USER, tag::RUSER, tag::TTY],
+            other => return Err(WireError::UnknownKind(other)),
+        };
+        if let Some((t, _)) = fields.iter().find(|(t, _)| !allowed.contains(t)) {
+            return Err(WireError::UnknownField(*t));
+        }
+        let get = |t: u8| fields.iter().find(|(ft, _)| *ft == t).map(|(_, v)| v.to_vec());
+        let need = |t: u8, name: &'static str| get(t).ok_or(WireError::Missing(name));
+        let text = |t: u8, name: &'static str| -> Result<String, WireError> {
+            Ok(String::from_utf8_lossy(&need(t, name)?).into_owned())
+        };
+        Ok(match k {
+            kind::HELLO => {
+                let leader = need(tag::LEADER, "leader")?;
+                let leader: [u8; 4] =
+                    leader.try_into().map_err(|_| WireError::Malformed("leader pid size"))?;
+                let debug = need(tag::DEBUG, "debug")?;
+                Message::Hello(Hello {
+                    user: need(tag::USER, "user")?,
+                    service: need(tag::SERVICE, "service")?,
+                    rhost: get(tag::RHOST),
+                    tty: get(tag::TTY),
+                    ruser: get(tag::RUSER),
+                    config: get(tag::CONFIG),
+                    leader_pid: u32::from_le_bytes(leader),
+                    debug: debug.first().copied().unwrap_or(0) != 0,
+                })
+            }
+            kind::SUPERVISE => {
+                let s = need(tag::SESSION, "session")?;
+                let s: [u8; 8] = s.try_into().map_err(|_| WireError::Malformed("session size"))?;
+                Message::Supervise {
+                    session: u64::from_le_bytes(s),
+                    filter: need(tag::FILTER, "filter")?,
+                }
+            }
+            kind::SKIP => Message::Skip { reason: text(tag::REASON, "reason")? },
+            kind::FAILED => Message::Failed { reason: text(tag::REASON, "reason")? },
+            kind::LISTENER => Message::Listener,
+            kind::READY => Message::Ready,
+            _ => Message::Nested(Nested {
+                service: need(tag::SERVICE, "service")?,
+                user: need(tag::USER, "user")?,
+                ruser: get(tag::RUSER),
+                tty: get(tag::TTY),
+            }),
+        })
+    }
+}
+
+/// The text form of a session id: 12 lowercase hex digits.
+pub fn session_id_text(id: u64) -> String {
+    format!("{:012x}", id & SESSION_ID_MASK)
+}
+
+/// Session ids are 48 bits, so that they fit a syscall return value with room to spare.
+pub const SESSION_ID_MASK: u64 = (1 << 48) - 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(m: Message) {
+        let bytes = m.encode();
+        assert_eq!(Message::decode(&bytes), Ok(m));
+    }
+
+    #[test]
+    fn every_message_kind_roundtrips() {
+        roundtrip(Message::Hello(Hello {
+            user: b"alice".to_vec(),
+            service: b"sshd".to_vec(),
+            rhost: Some(b"192.0.2.7".to_vec()),
+            tty: None,
+            ruser: None,
+            config: Some(b"/etc/x.toml".to_vec()),
+            leader_pid: 4242,
+            debug: true,
+        }));
+        roundtrip(Message::Supervise { session: 0xabc, filter: vec![1, 2, 3, 4, 5, 6, 7, 8] });
+        roundtrip(Message::Skip { reason: "exempt user".into() });
+        roundtrip(Message::Failed { reason: "bad config".into() });
+        roundtrip(Message::Listener);
+        roundtrip(Message::Ready);
+        roundtrip(Message::Nested(Nested {
+            service: b"sudo".to_vec(),
+            user: b"root".to_vec(),
+            ruser: Some(b"alice".to_vec()),
+            tty: Some(b"/dev/pts/1".to_vec()),
+        }));
+    }
+
+    #[test]
+    fn malformed_datagrams_are_refused() {
+        assert!(matches!(Message::decode(&[]), Err(WireError::Malformed(_))));
+        assert_eq!(Message::decode(&[99]), Err(WireError::UnknownKind(99)));
+        assert!(matches!(Message::decode(&[kind::READY, 1, 9, 0, 0, 0]), Err(_)));
+        assert_eq!(Message::decode(&[kind::READY, 1, 0, 0, 0, 0]), Err(WireError::UnknownField(1)));
+        assert_eq!(Message::decode(&[kind::SKIP]), Err(WireError::Missing("reason")));
+        let mut dup = Message::Skip { reason: "a".into() }.encode();
+        dup.extend_from_slice(&[tag::REASON, 1, 0, 0, 0, b'b']);
+        assert_eq!(Message::decode(&dup), Err(WireError::Malformed("duplicate field")));
+        let huge = vec![kind::READY; MAX_MESSAGE + 1];
+        assert!(Message::decode(&huge).is_err());
+        // A length that claims more than the datagram holds.
+        assert!(Message::decode(&[kind::SKIP, tag::REASON, 255, 255, 255, 255, b'x']).is_err());
+    }
+
+    #[test]
+    fn session_ids_are_twelve_hex_digits() {
+        assert_eq!(session_id_text(0x1a2b), "000000001a2b");
+        assert_eq!(session_id_text(u64::MAX).len(), 12);
+    }
+}

@@ -1,0 +1,377 @@
+//! `session-wrapper`: run one command under a supervisor, check the configuration, explain a
+//! decision. See session-wrapper(8).
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use session_wrapper::configfile::{self, LoadError, DEFAULT_PATH};
+use session_wrapper::decide::{self, DecidedOn, Subject};
+use session_wrapper::exefile::Loaders;
+use session_wrapper::resolve::{self, Asker};
+use session_wrapper::run::{self, RunOptions};
+use session_wrapper::users;
+use session_wrapper_config::text::{escape, escape_argv};
+use session_wrapper_config::{Action, Config, DecidedBy, FailPolicy, ScopeVerdict};
+
+#[derive(Parser, Debug)]
+#[command(name = "session-wrapper", version, about = "Per-command authorization for login sessions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FailPolicyArg {
+    Open,
+    Closed,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run COMMAND under a supervisor: every exec it and its descendants make is decided.
+    Run {
+        /// Configuration file (default: /etc/session-wrapper/config.toml, or the built-in
+        /// default when that does not exist).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The user to run as; also the identity commands are authorized for.
+        #[arg(long)]
+        user: String,
+        /// Its uid (default: looked up).
+        #[arg(long)]
+        user_uid: Option<u32>,
+        /// Its primary gid (default: looked up).
+        #[arg(long)]
+        user_gid: Option<u32>,
+        /// Overrides the configuration's fail-policy; also decides what happens when the
+        /// supervisor cannot start (open: run unsupervised; closed: do not run).
+        #[arg(long, value_enum)]
+        fail_policy: Option<FailPolicyArg>,
+        /// The service name rules see.
+        #[arg(long, default_value = "session-wrapper")]
+        service: String,
+        /// Syslog socket (overrides the configuration's log.socket).
+        #[arg(long)]
+        log_socket: Option<String>,
+        /// Log debug lines (unresolvable execs).
+        #[arg(long)]
+        debug: bool,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
+    /// Check the configuration: exit 0 when valid, 1 with located errors.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Show how the policy decides COMMAND for a user, and which rule decides.
+    Explain {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The login user.
+        #[arg(long)]
+        user: String,
+        /// The PAM service of the session.
+        #[arg(long, default_value = "sshd")]
+        service: String,
+        /// The effective user at the exec (default: the login user), e.g. root under sudo.
+        #[arg(long)]
+        target_user: Option<String>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
+    /// Print the built-in default configuration.
+    DefaultConfig,
+}
+
+/// Loads `--config`, else the default file, else (when `builtin_ok`) the built-in default.
+fn load_config(path: Option<&Path>, builtin_ok: bool) -> Result<Config, LoadError> {
+    match path {
+        Some(p) => configfile::load(p),
+        None => match configfile::load(Path::new(DEFAULT_PATH)) {
+            Err(LoadError::NotFound(_)) if builtin_ok => {
+                eprintln!("session-wrapper: no {DEFAULT_PATH}; using the built-in default policy");
+                configfile::builtin()
+            }
+            other => other,
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run {
+            config,
+            user,
+            user_uid,
+            user_gid,
+            fail_policy,
+            service,
+            log_socket,
+            debug,
+            command,
+        } => cmd_run(RunArgs {
+            config,
+            user,
+            user_uid,
+            user_gid,
+            fail_policy,
+            service,
+            log_socket,
+            debug,
+            command,
+        }),
+        Command::CheckConfig { config } => cmd_check_config(config.as_deref()),
+        Command::Explain { config, user, service, target_user, command } => {
+            cmd_explain(config.as_deref(), &user, &service, target_user.as_deref(), &command)
+        }
+        Command::DefaultConfig => {
+            print!("{}", session_wrapper_config::BUILTIN);
+            0
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+struct RunArgs {
+    config: Option<PathBuf>,
+    user: String,
+    user_uid: Option<u32>,
+    user_gid: Option<u32>,
+    fail_policy: Option<FailPolicyArg>,
+    service: String,
+    log_socket: Option<String>,
+    debug: bool,
+    command: Vec<OsString>,
+}
+
+fn cmd_run(a: RunArgs) -> i32 {
+    let mut config = match load_config(a.config.as_deref(), true) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("session-wrapper: {e}");
+            return 1;
+        }
+    };
+    if let Some(p) = a.fail_policy {
+        config.fail_policy = match p {
+            FailPolicyArg::Open => FailPolicy::Open,
+            FailPolicyArg::Closed => FailPolicy::Closed,
+        };
+    }
+    if let Some(s) = a.log_socket {
+        config.log.socket = s;
+    }
+    let looked_up = users::lookup(&a.user).ok().flatten();
+    let (uid, gid) = match (a.user_uid, a.user_gid, &looked_up) {
+        (Some(u), Some(g), _) => (u, g),
+        (u, g, Some(l)) => (u.unwrap_or(l.uid), g.unwrap_or(l.gid)),
+        _ => {
+            eprintln!("session-wrapper: unknown user {:?}: give --user-uid and --user-gid", a.user);
+            return 1;
+        }
+    };
+    let fail_policy = config.fail_policy;
+    match run::run(RunOptions {
+        config,
+        user: a.user,
+        uid,
+        gid,
+        service: a.service,
+        command: a.command,
+        fail_policy,
+        debug: a.debug,
+    }) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("session-wrapper: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(",")
+    }
+}
+
+fn cmd_check_config(path: Option<&Path>) -> i32 {
+    let shown = path.map_or_else(|| DEFAULT_PATH.to_owned(), |p| p.display().to_string());
+    let config = match load_config(path, false) {
+        Ok(c) => c,
+        Err(LoadError::NotFound(p)) => {
+            eprintln!(
+                "session-wrapper: no configuration at {}: the PAM module applies its fail_policy; \
+                 `session-wrapper run` uses the built-in default (see `session-wrapper default-config`)",
+                p.display()
+            );
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("session-wrapper: {shown}: configuration is NOT valid");
+            return 1;
+        }
+    };
+    println!("configuration: {}", config.sources.join(", "));
+    let p = &config.policy;
+    println!(
+        "mode: {}  fail-policy: {}  deny-errno: {}  default: {}",
+        config.mode.as_str(),
+        config.fail_policy.as_str(),
+        config.deny_errno.name,
+        p.default_action.as_str()
+    );
+    let s = &config.scope;
+    println!(
+        "scope: users={} groups={} services={} exempt-users={} exempt-groups={}",
+        if s.users.is_empty() && s.groups.is_empty() { "all".into() } else { list(&s.users) },
+        list(&s.groups),
+        if s.services.is_empty() { "all".into() } else { list(&s.services) },
+        list(&s.exempt_users),
+        list(&s.exempt_groups)
+    );
+    let g = &p.guards;
+    let ga = |a| if a == session_wrapper_config::GuardAction::Deny { "deny" } else { "allow" };
+    println!(
+        "guards: memfd={} deleted={} dynamic-loader={} loader-env={} traced={} io-uring={}",
+        ga(g.memfd),
+        ga(g.deleted),
+        ga(g.dynamic_loader),
+        list(&g.loader_env),
+        ga(g.traced),
+        ga(g.io_uring)
+    );
+    println!("rules ({}, first match wins, then default {}):", p.rules.len(), p.default_action.as_str());
+    let mut notes = Vec::new();
+    for (i, r) in p.rules.iter().enumerate() {
+        let exes: Vec<&str> = r.exe_patterns().map(|e| e.written()).collect();
+        println!(
+            "  {:>3}. {:<24} {:<9} exe={}  ({})",
+            i + 1,
+            r.name,
+            r.action.as_str(),
+            if exes.is_empty() { "any".into() } else { exes.join(",") },
+            r.origin
+        );
+        for e in r.exe_patterns() {
+            if let Some(c) = e.canonical_form() {
+                notes.push(format!("rule {}: {} also matches {} on this system", r.name, e.written(), c));
+            }
+        }
+    }
+    for n in &notes {
+        println!("note: {n}");
+    }
+    println!("OK");
+    0
+}
+
+fn cmd_explain(
+    path: Option<&Path>,
+    user: &str,
+    service: &str,
+    target: Option<&str>,
+    command: &[OsString],
+) -> i32 {
+    let config = match load_config(path, true) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("session-wrapper: {e}");
+            return 1;
+        }
+    };
+    let login = match users::lookup(user) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            eprintln!("session-wrapper: no such user {user:?}");
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("session-wrapper: looking up {user:?}: {e}");
+            return 1;
+        }
+    };
+    let scope = config.scope.check(&login.name, &login.groups, service);
+    println!("user: {} (groups: {})  service: {service}", login.name, login.groups.join(","));
+    match scope {
+        ScopeVerdict::Supervised => println!("scope: supervised"),
+        other => println!("scope: NOT supervised ({other:?}): every command runs unchecked"),
+    }
+    let argv: Vec<Vec<u8>> = command.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let name = &command[0];
+    let program = if name.as_bytes().contains(&b'/') {
+        name.clone()
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .map_or_else(|| name.clone(), PathBuf::into_os_string)
+    };
+    let me = Asker { tid: nix::unistd::gettid().as_raw() };
+    let tgid = std::process::id() as i32;
+    let plan = resolve::resolve(me, tgid, None, program.as_bytes(), 0).and_then(|named| {
+        resolve::plan(me, tgid, named, program.as_bytes().to_vec(), &argv)
+    });
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => {
+            println!("command: {} cannot be run: {e}", escape(program.as_bytes()));
+            return 1;
+        }
+    };
+    println!("command: {} (real file {})", escape(program.as_bytes()), escape(&plan.named.real_path));
+    for i in &plan.interpreters {
+        println!("  #! interpreter: {}", escape(&i.file.real_path));
+    }
+    let target_user = target.unwrap_or(&login.name).to_owned();
+    let who = Subject { user: &login, service, target_user: &target_user, loader_env: None, traced: false };
+    let loaders = Loaders::discover();
+    let (d, on) = decide::decide_plan(&config, &loaders, &who, &plan, &argv);
+    let (argv_text, _) = escape_argv(&argv, 512);
+    println!("argv: {argv_text}  target user: {target_user}");
+    let verdict = match d.action {
+        Action::Allow => "ALLOW".to_owned(),
+        Action::Deny => "DENY".to_owned(),
+        Action::Authorize => format!(
+            "AUTHORIZE (ask the authorization backend; without an answer, fail-policy {} {})",
+            config.fail_policy.as_str(),
+            if config.fail_policy == FailPolicy::Open { "allows" } else { "denies" }
+        ),
+    };
+    let by = match d.by {
+        DecidedBy::Rule(i) => format!(
+            "rule {:?} at {}",
+            config.policy.rules[i].name, config.policy.rules[i].origin
+        ),
+        DecidedBy::Default => "the default action (no rule matched)".to_owned(),
+        DecidedBy::Guard(g) => format!("the {} guard", g.as_str()),
+    };
+    let about = match on {
+        DecidedOn::Named => String::new(),
+        DecidedOn::Interpreter(i) => format!(
+            " (about its #! interpreter {})",
+            escape(&plan.interpreters[i].file.real_path)
+        ),
+    };
+    println!("decision: {verdict} by {by}{about}");
+    if let Some(m) = &d.message {
+        println!("message: {m}");
+    }
+    if config.mode == session_wrapper_config::Mode::Audit {
+        println!("mode: audit (the decision is logged, nothing is refused)");
+    }
+    0
+}

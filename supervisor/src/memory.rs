@@ -1,0 +1,405 @@
+//! Reading the arguments of an exec from the memory of the process that asked for it.
+//!
+//! Everything is read with `process_vm_readv(2)`, a page at a time: a string that ends just
+//! before an unmapped page is read without touching that page, and a pointer into unmapped
+//! memory is an `EFAULT`, as the kernel itself would answer. Strings are bytes, never forced
+//! into UTF-8. Sizes are bounded; what exceeds a bound is refused (`ENAMETOOLONG`, `E2BIG`)
+//! rather than cut, so that nothing is ever decided on a partial command.
+//!
+//! What is read here is only a claim: another thread or process may change that memory before
+//! the kernel reads it. The decision is checked again on the image the kernel really loaded
+//! (see [`crate::tracer`]).
+
+use std::io::IoSliceMut;
+
+use nix::errno::Errno;
+use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+use nix::unistd::Pid;
+
+/// x86_64 and i386 page size.
+pub const PAGE: u64 = 4096;
+/// Pages kept per request: argv and its strings usually live in one or two.
+const CACHED_PAGES: usize = 8;
+
+/// Why memory could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MemError {
+    /// An address is not mapped (`EFAULT`).
+    #[error("bad address")]
+    Fault,
+    /// The process is gone.
+    #[error("process gone")]
+    Gone,
+    /// A string or vector exceeds its bound; the errno to answer with.
+    #[error("too long")]
+    TooLong(Errno),
+    /// Anything else.
+    #[error("read failed: {0}")]
+    Other(Errno),
+}
+
+impl MemError {
+    /// The errno an exec is answered with when its arguments cannot be read.
+    pub fn errno(self) -> Errno {
+        match self {
+            MemError::Fault => Errno::EFAULT,
+            MemError::Gone => Errno::ESRCH,
+            MemError::TooLong(e) | MemError::Other(e) => e,
+        }
+    }
+}
+
+/// Pointer size of the calling ABI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PtrWidth {
+    /// x86_64.
+    Bits64,
+    /// i386 (`int 0x80`).
+    Bits32,
+}
+
+impl PtrWidth {
+    fn bytes(self) -> u64 {
+        match self {
+            PtrWidth::Bits64 => 8,
+            PtrWidth::Bits32 => 4,
+        }
+    }
+}
+
+/// The memory of one process, read through a small page cache.
+#[derive(Debug)]
+pub struct Remote {
+    pid: Pid,
+    pages: Vec<(u64, Box<[u8; PAGE as usize]>)>,
+    next_evict: usize,
+}
+
+impl Remote {
+    /// The memory of thread `pid`.
+    pub fn new(pid: Pid) -> Self {
+        Remote { pid, pages: Vec::with_capacity(CACHED_PAGES), next_evict: 0 }
+    }
+
+    fn page(&mut self, base: u64) -> Result<&[u8; PAGE as usize], MemError> {
+        if let Some(i) = self.pages.iter().position(|(b, _)| *b == base) {
+            return Ok(&self.pages[i].1);
+        }
+        let mut buf = Box::new([0u8; PAGE as usize]);
+        let remote = [RemoteIoVec { base: base as usize, len: PAGE as usize }];
+        let n = {
+            let mut local = [IoSliceMut::new(&mut buf[..])];
+            process_vm_readv(self.pid, &mut local, &remote).map_err(|e| match e {
+                Errno::EFAULT | Errno::EIO => MemError::Fault,
+                Errno::ESRCH => MemError::Gone,
+                other => MemError::Other(other),
+            })?
+        };
+        if n != PAGE as usize {
+            return Err(MemError::Fault);
+        }
+        let slot = if self.pages.len() < CACHED_PAGES {
+            self.pages.push((base, buf));
+            self.pages.len() - 1
+        } else {
+            let i = self.next_evict;
+            self.next_evict = (i + 1) % CACHED_PAGES;
+            self.pages[i] = (base, buf);
+            i
+        };
+        Ok(&self.pages[slot].1)
+    }
+
+    /// Reads `out.len()` bytes at `addr`.
+    ///
+    /// # Errors
+    /// [`MemError::Fault`] when any byte is unmapped.
+    pub fn read(&mut self, mut addr: u64, out: &mut [u8]) -> Result<(), MemError> {
+        let mut done = 0;
+        while done < out.len() {
+            let base = addr & !(PAGE - 1);
+            let off = (addr - base) as usize;
+            let page = self.page(base)?;
+            let n = (PAGE as usize - off).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&page[off..off + n]);
+            done += n;
+            addr = addr.checked_add(n as u64).ok_or(MemError::Fault)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a pointer of the given width.
+    ///
+    /// # Errors
+    /// [`MemError::Fault`] when unmapped.
+    pub fn read_ptr(&mut self, addr: u64, width: PtrWidth) -> Result<u64, MemError> {
+        let mut b = [0u8; 8];
+        let n = width.bytes() as usize;
+        self.read(addr, &mut b[..n])?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (the NUL excluded).
+    /// `Ok(None)` means no NUL within `max` bytes; only the pages up to the NUL are read.
+    ///
+    /// # Errors
+    /// [`MemError::Fault`] when the string runs into unmapped memory.
+    pub fn read_cstr(&mut self, mut addr: u64, max: usize) -> Result<Option<Vec<u8>>, MemError> {
+        let mut out = Vec::new();
+        loop {
+            let base = addr & !(PAGE - 1);
+            let off = (addr - base) as usize;
+            let page = self.page(base)?;
+            let chunk = &page[off..];
+            if let Some(nul) = chunk.iter().position(|&b| b == 0) {
+                if out.len() + nul > max {
+                    return Ok(None);
+                }
+                out.extend_from_slice(&chunk[..nul]);
+                return Ok(Some(out));
+            }
+            if out.len() + chunk.len() > max {
+                return Ok(None);
+            }
+            out.extend_from_slice(chunk);
+            addr = base.checked_add(PAGE).ok_or(MemError::Fault)?;
+        }
+    }
+}
+
+/// Bounds on what is read from a process.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest path, NUL excluded (`PATH_MAX - 1`).
+    pub path: usize,
+    /// Longest single argument (`MAX_ARG_STRLEN - 1`).
+    pub arg: usize,
+    /// Most bytes in all arguments together.
+    pub argv_total: usize,
+    /// Most arguments, and most environment entries.
+    pub entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { path: 4095, arg: 128 * 1024 - 1, argv_total: 4 << 20, entries: 1 << 20 }
+    }
+}
+
+/// Reads a path argument.
+///
+/// # Errors
+/// `ENAMETOOLONG` past `limits.path`, `EFAULT` for a bad pointer.
+pub fn read_path(mem: &mut Remote, addr: u64, limits: &Limits) -> Result<Vec<u8>, MemError> {
+    mem.read_cstr(addr, limits.path)?.ok_or(MemError::TooLong(Errno::ENAMETOOLONG))
+}
+
+/// Reads a `char *const argv[]`. A NULL vector is read as empty, as the kernel does.
+///
+/// # Errors
+/// `E2BIG` past the limits, `EFAULT` for a bad pointer.
+pub fn read_argv(
+    mem: &mut Remote,
+    addr: u64,
+    width: PtrWidth,
+    limits: &Limits,
+) -> Result<Vec<Vec<u8>>, MemError> {
+    let mut argv = Vec::new();
+    if addr == 0 {
+        return Ok(argv);
+    }
+    let mut total = 0usize;
+    for i in 0.. {
+        if i >= limits.entries {
+            return Err(MemError::TooLong(Errno::E2BIG));
+        }
+        let slot = addr.checked_add(i as u64 * width.bytes()).ok_or(MemError::Fault)?;
+        let p = mem.read_ptr(slot, width)?;
+        if p == 0 {
+            break;
+        }
+        let s = mem.read_cstr(p, limits.arg)?.ok_or(MemError::TooLong(Errno::E2BIG))?;
+        total += s.len() + 1;
+        if total > limits.argv_total {
+            return Err(MemError::TooLong(Errno::E2BIG));
+        }
+        argv.push(s);
+    }
+    Ok(argv)
+}
+
+/// Scans a `char *const envp[]` for the first entry that sets one of `names`, reading only
+/// as much of each entry as the longest name needs.
+///
+/// # Errors
+/// `E2BIG` past the entry limit, `EFAULT` for a bad pointer.
+pub fn find_env<'n>(
+    mem: &mut Remote,
+    addr: u64,
+    width: PtrWidth,
+    names: &'n [String],
+    limits: &Limits,
+) -> Result<Option<&'n str>, MemError> {
+    if addr == 0 || names.is_empty() {
+        return Ok(None);
+    }
+    let longest = names.iter().map(String::len).max().unwrap_or(0) + 1;
+    for i in 0.. {
+        if i >= limits.entries {
+            return Err(MemError::TooLong(Errno::E2BIG));
+        }
+        let slot = addr.checked_add(i as u64 * width.bytes()).ok_or(MemError::Fault)?;
+        let p = mem.read_ptr(slot, width)?;
+        if p == 0 {
+            return Ok(None);
+        }
+        // A prefix is enough: a string longer than `longest` reads as "no NUL yet".
+        let head = match mem.read_cstr(p, longest)? {
+            Some(s) => s,
+            None => {
+                let mut b = vec![0u8; longest];
+                mem.read(p, &mut b)?;
+                b
+            }
+        };
+        if let Some(n) = env_match(&head, names) {
+            return Ok(Some(n));
+        }
+    }
+    Ok(None)
+}
+
+/// The name in `names` that the environment entry `entry` (`NAME=value`) sets, if any.
+pub fn env_match<'n>(entry: &[u8], names: &'n [String]) -> Option<&'n str> {
+    names
+        .iter()
+        .find(|n| entry.len() > n.len() && entry.starts_with(n.as_bytes()) && entry[n.len()] == b'=')
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::mman::{mmap_anonymous, mprotect, MapFlags, ProtFlags};
+    use std::num::NonZeroUsize;
+
+    /// Two pages, the second made inaccessible; returns the address of the first.
+    fn guarded_page() -> *mut u8 {
+        // SAFETY: a fresh anonymous private mapping, owned by the test for its lifetime.
+        let p = unsafe {
+            mmap_anonymous(
+                None,
+                NonZeroUsize::new(2 * PAGE as usize).expect("nonzero"),
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }
+        .expect("mmap");
+        // SAFETY: the second page lies inside the mapping just made.
+        unsafe {
+            mprotect(p.byte_add(PAGE as usize), PAGE as usize, ProtFlags::PROT_NONE)
+                .expect("mprotect");
+        }
+        p.as_ptr().cast()
+    }
+
+    fn me() -> Remote {
+        Remote::new(Pid::this())
+    }
+
+    #[test]
+    fn string_ending_at_a_page_boundary_is_read_without_the_next_page() {
+        let page = guarded_page();
+        // SAFETY: writes inside the first, writable page.
+        unsafe {
+            let end = page.add(PAGE as usize - 4);
+            std::ptr::copy_nonoverlapping(b"abc\0".as_ptr(), end, 4);
+        }
+        let addr = page as u64 + PAGE - 4;
+        assert_eq!(me().read_cstr(addr, 100), Ok(Some(b"abc".to_vec())));
+    }
+
+    #[test]
+    fn unterminated_string_running_into_unmapped_memory_faults() {
+        let page = guarded_page();
+        // SAFETY: fills the first, writable page.
+        unsafe { std::ptr::write_bytes(page, b'x', PAGE as usize) };
+        assert_eq!(me().read_cstr(page as u64 + 10, 1 << 20), Err(MemError::Fault));
+        // Within a bound shorter than the page, it is just too long.
+        assert_eq!(me().read_cstr(page as u64, 100), Ok(None));
+    }
+
+    #[test]
+    fn unmapped_pointer_faults_and_overlong_path_is_enametoolong() {
+        let mut m = me();
+        assert_eq!(read_path(&mut m, 8, &Limits::default()), Err(MemError::Fault));
+        let long = vec![b'a'; 5000];
+        let mut z = long.clone();
+        z.push(0);
+        let e = read_path(&mut m, z.as_ptr() as u64, &Limits::default()).expect_err("long");
+        assert_eq!(e.errno(), Errno::ENAMETOOLONG);
+    }
+
+    #[test]
+    fn argv_is_read_as_bytes_and_null_vector_is_empty() {
+        let a = b"ls\0".to_vec();
+        let b = b"\xff\xfe\0".to_vec();
+        let v: [u64; 3] = [a.as_ptr() as u64, b.as_ptr() as u64, 0];
+        let got = read_argv(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &Limits::default())
+            .expect("read");
+        assert_eq!(got, vec![b"ls".to_vec(), b"\xff\xfe".to_vec()]);
+        assert_eq!(read_argv(&mut me(), 0, PtrWidth::Bits64, &Limits::default()), Ok(vec![]));
+    }
+
+    #[test]
+    fn argv_over_the_total_bound_is_e2big() {
+        let a = vec![b'a'; 1000].into_iter().chain([0]).collect::<Vec<u8>>();
+        let v: Vec<u64> = std::iter::repeat_n(a.as_ptr() as u64, 10).chain([0]).collect();
+        let limits = Limits { argv_total: 5000, ..Limits::default() };
+        let e = read_argv(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &limits).expect_err("big");
+        assert_eq!(e.errno(), Errno::E2BIG);
+    }
+
+    #[test]
+    fn thirty_two_bit_pointers_are_read() {
+        // A 32-bit vector can only point below 4 GiB; use a fixed low mapping.
+        let a = b"x\0";
+        let low = 0x1000_0000usize;
+        // SAFETY: MAP_FIXED_NOREPLACE fails instead of clobbering an existing mapping.
+        let p = unsafe {
+            libc::mmap(
+                low as *mut libc::c_void,
+                PAGE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        assert_eq!(p as usize, low, "low mapping");
+        // SAFETY: writes inside the page mapped above.
+        unsafe {
+            std::ptr::copy_nonoverlapping(a.as_ptr(), (low + 64) as *mut u8, 2);
+            let v = [(low + 64) as u32, 0u32];
+            std::ptr::copy_nonoverlapping(v.as_ptr().cast::<u8>(), low as *mut u8, 8);
+        }
+        let got = read_argv(&mut me(), low as u64, PtrWidth::Bits32, &Limits::default());
+        assert_eq!(got, Ok(vec![b"x".to_vec()]));
+    }
+
+    #[test]
+    fn environment_is_scanned_for_loader_variables() {
+        let names = vec!["LD_PRELOAD".to_string(), "LD_AUDIT".to_string()];
+        let e1 = b"LD_PRELOADX=1\0".to_vec();
+        let e2 = b"HOME=/root\0".to_vec();
+        let e3 = b"LD_AUDIT=/tmp/a.so\0".to_vec();
+        let v: [u64; 4] = [e1.as_ptr() as u64, e2.as_ptr() as u64, e3.as_ptr() as u64, 0];
+        let found = find_env(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &names, &Limits::default());
+        assert_eq!(found, Ok(Some("LD_AUDIT")));
+        let none: [u64; 2] = [e2.as_ptr() as u64, 0];
+        let found = find_env(&mut me(), none.as_ptr() as u64, PtrWidth::Bits64, &names, &Limits::default());
+        assert_eq!(found, Ok(None));
+        assert_eq!(env_match(b"LD_PRELOAD=", &names), Some("LD_PRELOAD"));
+        assert_eq!(env_match(b"LD_PRELOAD", &names), None);
+    }
+}

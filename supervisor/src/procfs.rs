@@ -1,0 +1,150 @@
+//! What the supervisor reads from `/proc` about a process: ids and tracer from `status`, the
+//! working directory, and, after an exec, the image and arguments the kernel really loaded.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::MetadataExt;
+
+/// The fields of `/proc/PID/status` the supervisor uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Thread-group id (the process id).
+    pub tgid: i32,
+    /// Parent process id.
+    pub ppid: i32,
+    /// Pid of the tracer, 0 when not traced.
+    pub tracer: i32,
+    /// Real uid.
+    pub ruid: u32,
+    /// Effective uid.
+    pub euid: u32,
+    /// Effective gid.
+    pub egid: u32,
+}
+
+/// Parses the text of `/proc/PID/status`.
+pub fn parse_status(text: &[u8]) -> Option<Status> {
+    let mut s = Status { tgid: -1, ppid: -1, tracer: -1, ruid: u32::MAX, euid: u32::MAX, egid: u32::MAX };
+    for line in text.split(|&b| b == b'\n') {
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let (key, rest) = (&line[..colon], &line[colon + 1..]);
+        let mut nums = rest
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .map(|w| std::str::from_utf8(w).ok().and_then(|w| w.parse::<i64>().ok()));
+        let mut next = || nums.next().flatten();
+        match key {
+            b"Tgid" => s.tgid = i32::try_from(next()?).ok()?,
+            b"PPid" => s.ppid = i32::try_from(next()?).ok()?,
+            b"TracerPid" => s.tracer = i32::try_from(next()?).ok()?,
+            b"Uid" => {
+                s.ruid = u32::try_from(next()?).ok()?;
+                s.euid = u32::try_from(next()?).ok()?;
+            }
+            b"Gid" => {
+                next()?;
+                s.egid = u32::try_from(next()?).ok()?;
+            }
+            _ => {}
+        }
+    }
+    (s.tgid >= 0 && s.ppid >= 0 && s.tracer >= 0 && s.euid != u32::MAX && s.egid != u32::MAX)
+        .then_some(s)
+}
+
+/// Reads `/proc/TID/status` (a thread id works as well as a process id).
+///
+/// # Errors
+/// `ENOENT`/`ESRCH` when the task is gone, `InvalidData` when unparsable.
+pub fn status(tid: i32) -> io::Result<Status> {
+    let mut buf = [0u8; 4096];
+    let mut f = File::open(format!("/proc/{tid}/status"))?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    parse_status(&buf[..n]).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "status"))
+}
+
+/// The working directory of a task, as bytes.
+///
+/// # Errors
+/// When the task is gone or its cwd unreachable.
+pub fn cwd(tid: i32) -> io::Result<Vec<u8>> {
+    Ok(std::fs::read_link(format!("/proc/{tid}/cwd"))?.into_os_string().into_vec())
+}
+
+/// Device and inode of the executable a process runs.
+///
+/// # Errors
+/// When the process is gone.
+pub fn exe_identity(pid: i32) -> io::Result<(u64, u64)> {
+    let m = std::fs::metadata(format!("/proc/{pid}/exe"))?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// The path of the executable a process runs, as bytes.
+///
+/// # Errors
+/// When the process is gone.
+pub fn exe_path(pid: i32) -> io::Result<Vec<u8>> {
+    Ok(std::fs::read_link(format!("/proc/{pid}/exe"))?.into_os_string().into_vec())
+}
+
+/// Reads a whole `/proc` file of at most `max` bytes.
+///
+/// # Errors
+/// When the process is gone; `InvalidData` past `max`.
+pub fn read_bounded(path: &str, max: usize) -> io::Result<Vec<u8>> {
+    let f = File::open(path)?;
+    let mut out = Vec::with_capacity(4096);
+    f.take(max as u64 + 1).read_to_end(&mut out)?;
+    if out.len() > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "too long"));
+    }
+    Ok(out)
+}
+
+/// Splits the NUL-separated `cmdline`/`environ` text into its entries.
+pub fn split_nul(buf: &[u8]) -> Vec<Vec<u8>> {
+    let body = buf.strip_suffix(&[0]).unwrap_or(buf);
+    if buf.is_empty() {
+        return Vec::new();
+    }
+    body.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_of_this_process_parses() {
+        let s = status(std::process::id() as i32).expect("status");
+        assert_eq!(s.tgid, std::process::id() as i32);
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(s.euid, unsafe { libc::geteuid() });
+        assert!(s.ppid > 0);
+    }
+
+    #[test]
+    fn status_text_parses_ids_and_tracer() {
+        let t = b"Name:\tsh\nTgid:\t42\nPid:\t43\nPPid:\t7\nTracerPid:\t9\nUid:\t1000\t0\t0\t0\nGid:\t100\t101\t101\t101\n";
+        let s = parse_status(t).expect("parses");
+        assert_eq!((s.tgid, s.ppid, s.tracer, s.ruid, s.euid, s.egid), (42, 7, 9, 1000, 0, 101));
+        assert_eq!(parse_status(b"Name:\tx\n"), None);
+        assert_eq!(parse_status(b"Tgid: x\n"), None);
+    }
+
+    #[test]
+    fn nul_separated_text_splits_into_entries() {
+        assert_eq!(split_nul(b"ls\0-l\0"), vec![b"ls".to_vec(), b"-l".to_vec()]);
+        assert_eq!(split_nul(b"\0"), vec![Vec::<u8>::new()]);
+        assert_eq!(split_nul(b""), Vec::<Vec<u8>>::new());
+        assert_eq!(split_nul(b"a\0\0b\0"), vec![b"a".to_vec(), vec![], b"b".to_vec()]);
+    }
+}

@@ -1,0 +1,408 @@
+//! Finding the file an exec names, as the process that asked would see it.
+//!
+//! An absolute path is looked up from the process's root (`/proc/TID/root`), a relative one
+//! from its working directory or from the directory fd given to `execveat`, and an empty path
+//! with `AT_EMPTY_PATH` is the fd itself (`fexecve`). `/proc/self`, `/proc/thread-self` and
+//! `/dev/fd` at the start of a path mean the asking process, not the supervisor. Symlinks are
+//! followed to the real file, which is what the policy matches; `AT_SYMLINK_NOFOLLOW` refuses a
+//! final symlink as the kernel does.
+//!
+//! The result is a claim, made before the kernel's own lookup. Symlinks can be swapped in
+//! between; the image the kernel really loaded is checked after the exec ([`crate::tracer`]).
+//! Anything this lookup cannot see the way the process does (an absolute symlink inside a
+//! private mount namespace, say) is caught there too.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::FileExt;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fstat, Mode, SFlag};
+use session_wrapper_config::ExeKind;
+
+use crate::exefile::{parse_script_head, script_argv, ScriptHead, Shebang, BINPRM_BUF_SIZE};
+
+/// `AT_EMPTY_PATH`.
+pub const AT_EMPTY_PATH: u64 = 0x1000;
+/// `AT_SYMLINK_NOFOLLOW`.
+pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+/// `AT_FDCWD` as the kernel sees the 32-bit int.
+const AT_FDCWD: i32 = -100;
+/// The kernel's `BINPRM_MAX_RECURSION`: interpreters of interpreters, at most this deep.
+const MAX_INTERPRETER_DEPTH: usize = 4;
+/// `FUSE_SUPER_MAGIC`: reading a file there could block on a daemon the user runs.
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+
+/// A file found for an exec.
+#[derive(Debug)]
+pub struct Resolved {
+    /// An `O_PATH` handle on it.
+    pub file: OwnedFd,
+    /// Its real path, as bytes (for a memfd, `/memfd:NAME (deleted)`).
+    pub real_path: Vec<u8>,
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// File, memfd or deleted file.
+    pub kind: ExeKind,
+}
+
+/// Who is asking: the thread that made the exec call.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker {
+    /// Thread id.
+    pub tid: i32,
+}
+
+fn errno(e: io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn open_path(dir: Option<&OwnedFd>, path: &[u8], nofollow: bool) -> Result<OwnedFd, Errno> {
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    if nofollow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    loop {
+        let r = match dir {
+            Some(d) => openat(d.as_fd(), c.as_c_str(), flags, Mode::empty()),
+            None => openat(nix::fcntl::AT_FDCWD, c.as_c_str(), flags, Mode::empty()),
+        };
+        match r {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+fn proc_dir(tid: i32, what: &str) -> Result<OwnedFd, Errno> {
+    open_path(None, format!("/proc/{tid}/{what}").as_bytes(), false)
+        .map_err(|e| if e == Errno::ENOENT { Errno::ESRCH } else { e })
+}
+
+/// Rewrites a leading `/proc/self`, `/proc/thread-self` or `/dev/fd` to name the asker.
+fn rewrite_self(path: &[u8], asker: Asker, tgid: i32) -> Option<Vec<u8>> {
+    let map: [(&[u8], String); 4] = [
+        (b"/proc/self/", format!("/proc/{tgid}/")),
+        (b"/proc/thread-self/", format!("/proc/{tgid}/task/{}/", asker.tid)),
+        (b"/dev/fd/", format!("/proc/{tgid}/fd/")),
+        (b"/dev/std", String::new()),
+    ];
+    for (prefix, replacement) in &map {
+        if let Some(rest) = path.strip_prefix(*prefix) {
+            if replacement.is_empty() {
+                // /dev/stdin, /dev/stdout, /dev/stderr -> /proc/TGID/fd/0..2
+                let n = match rest {
+                    b"in" => 0,
+                    b"out" => 1,
+                    b"err" => 2,
+                    _ => return None,
+                };
+                return Some(format!("/proc/{tgid}/fd/{n}").into_bytes());
+            }
+            let mut out = replacement.clone().into_bytes();
+            out.extend_from_slice(rest);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// Finds the file `path` names for the asker, as `execveat(dirfd, path, .., flags)` would.
+/// `dirfd` is `None` for `execve`.
+///
+/// # Errors
+/// The errno the exec would fail with: `ENOENT`, `ENOTDIR`, `ELOOP`, `EACCES` (not a regular
+/// file), `ESRCH` when the asker is gone.
+pub fn resolve(
+    asker: Asker,
+    tgid: i32,
+    dirfd: Option<i32>,
+    path: &[u8],
+    flags: u64,
+) -> Result<Resolved, Errno> {
+    let nofollow = flags & AT_SYMLINK_NOFOLLOW != 0;
+    let dirfd = dirfd.filter(|&d| d != AT_FDCWD);
+    let file = if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        match dirfd {
+            Some(fd) => open_path(None, format!("/proc/{tgid}/fd/{fd}").as_bytes(), false)
+                .map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
+            // execveat(AT_FDCWD, "", AT_EMPTY_PATH) names the working directory.
+            None => return Err(Errno::EACCES),
+        }
+    } else if let Some(rewritten) = rewrite_self(path, asker, tgid) {
+        open_path(None, &rewritten, nofollow)?
+    } else if let Some(rel) = path.strip_prefix(b"/") {
+        let root = proc_dir(asker.tid, "root")?;
+        let rel = if rel.is_empty() { b".".as_slice() } else { rel };
+        open_path(Some(&root), rel, nofollow)?
+    } else {
+        let base = match dirfd {
+            Some(fd) => open_path(None, format!("/proc/{tgid}/fd/{fd}").as_bytes(), false)
+                .map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
+            None => proc_dir(asker.tid, "cwd")?,
+        };
+        open_path(Some(&base), path, nofollow)?
+    };
+    describe(file)
+}
+
+/// Identifies an open file: type check, identity, real path and kind.
+fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
+    let st = fstat(&file)?;
+    let ftype = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    if ftype == SFlag::S_IFLNK {
+        return Err(Errno::ELOOP);
+    }
+    if ftype != SFlag::S_IFREG {
+        return Err(Errno::EACCES);
+    }
+    let real_path = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(errno)?
+        .into_os_string()
+        .into_vec();
+    let kind = if st.st_nlink > 0 {
+        ExeKind::File
+    } else if real_path.starts_with(b"/memfd:") {
+        ExeKind::Memfd
+    } else {
+        ExeKind::Deleted
+    };
+    Ok(Resolved { file, real_path, dev: st.st_dev, ino: st.st_ino, kind })
+}
+
+/// Reads the head of the file, as the kernel does to find `#!`. `None` when the file is on a
+/// filesystem whose reads may block on the user (FUSE) or cannot be opened for reading.
+fn read_head(r: &Resolved) -> Option<Vec<u8>> {
+    let fs = nix::sys::statfs::fstatfs(&r.file).ok()?;
+    if fs.filesystem_type().0 == FUSE_SUPER_MAGIC {
+        return None;
+    }
+    let c = CString::new(format!("/proc/self/fd/{}", r.file.as_raw_fd())).ok()?;
+    let fd = openat(
+        nix::fcntl::AT_FDCWD,
+        c.as_c_str(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let f = File::from(fd);
+    let mut buf = vec![0u8; BINPRM_BUF_SIZE];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// One interpreter the kernel will start for a `#!` script.
+#[derive(Debug)]
+pub struct Interpreter {
+    /// The `#!` line that names it.
+    pub shebang: Shebang,
+    /// The interpreter file.
+    pub file: Resolved,
+}
+
+/// What an exec will run: the file named, the interpreters its `#!` line leads to, and the
+/// image and argument vector that will really start.
+#[derive(Debug)]
+pub struct ExecPlan {
+    /// The file the exec names.
+    pub named: Resolved,
+    /// Interpreters, outermost first; the last one is the image that runs.
+    pub interpreters: Vec<Interpreter>,
+    /// The argument vector the final image will see.
+    pub final_argv: Vec<Vec<u8>>,
+    /// Whether the `#!` chain could be read; when not, the check after the exec decides.
+    pub complete: bool,
+}
+
+impl ExecPlan {
+    /// The image that will run: the last interpreter, or the named file.
+    pub fn image(&self) -> &Resolved {
+        self.interpreters.last().map_or(&self.named, |i| &i.file)
+    }
+}
+
+/// The `filename` the kernel passes to an interpreter: the path as given, or `/dev/fd/N[/path]`
+/// for `execveat` with a directory fd.
+pub fn kernel_filename(dirfd: Option<i32>, path: &[u8]) -> Vec<u8> {
+    match dirfd.filter(|&d| d != AT_FDCWD) {
+        Some(fd) if path.is_empty() => format!("/dev/fd/{fd}").into_bytes(),
+        Some(fd) if !path.starts_with(b"/") => {
+            let mut v = format!("/dev/fd/{fd}/").into_bytes();
+            v.extend_from_slice(path);
+            v
+        }
+        _ => path.to_vec(),
+    }
+}
+
+/// Follows the `#!` chain of `named` the way the kernel will.
+///
+/// # Errors
+/// `ENOEXEC` for a `#!` line the kernel refuses, `ELOOP` past the kernel's depth, or the
+/// lookup errno of an interpreter.
+pub fn plan(
+    asker: Asker,
+    tgid: i32,
+    named: Resolved,
+    filename: Vec<u8>,
+    argv: &[Vec<u8>],
+) -> Result<ExecPlan, Errno> {
+    let mut interpreters: Vec<Interpreter> = Vec::new();
+    let mut final_argv = argv.to_vec();
+    let mut current_name = filename;
+    let mut complete = true;
+    loop {
+        let current = interpreters.last().map_or(&named, |i| &i.file);
+        let Some(head) = read_head(current) else {
+            complete = false;
+            break;
+        };
+        let shebang = match parse_script_head(&head) {
+            ScriptHead::NotScript => break,
+            ScriptHead::Invalid => return Err(Errno::ENOEXEC),
+            ScriptHead::Script(s) => s,
+        };
+        if interpreters.len() >= MAX_INTERPRETER_DEPTH {
+            return Err(Errno::ELOOP);
+        }
+        let file = resolve(asker, tgid, None, &shebang.interpreter, 0)?;
+        final_argv = script_argv(&shebang, &current_name, &final_argv);
+        current_name = shebang.interpreter.clone();
+        interpreters.push(Interpreter { shebang, file });
+    }
+    Ok(ExecPlan { named, interpreters, final_argv, complete })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn me() -> (Asker, i32) {
+        let tid = nix::unistd::gettid().as_raw();
+        (Asker { tid }, std::process::id() as i32)
+    }
+
+    fn tempdir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("sw-resolve-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        d
+    }
+
+    #[test]
+    fn absolute_path_through_symlinks_resolves_to_the_real_file() {
+        let (a, tgid) = me();
+        let d = tempdir("abs");
+        std::fs::write(d.join("real"), b"x").expect("write");
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).expect("symlink");
+        let r = resolve(a, tgid, None, d.join("link").as_os_str().as_encoded_bytes(), 0)
+            .expect("resolves");
+        assert_eq!(r.real_path, d.join("real").as_os_str().as_encoded_bytes());
+        assert_eq!(r.kind, ExeKind::File);
+        let e = resolve(a, tgid, None, d.join("link").as_os_str().as_encoded_bytes(), AT_SYMLINK_NOFOLLOW)
+            .expect_err("nofollow");
+        assert_eq!(e, Errno::ELOOP);
+        assert_eq!(resolve(a, tgid, None, d.as_os_str().as_encoded_bytes(), 0).expect_err("dir"), Errno::EACCES);
+        assert_eq!(resolve(a, tgid, None, b"/nonexistent/x", 0).expect_err("missing"), Errno::ENOENT);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn relative_path_is_resolved_against_the_directory_fd() {
+        let (a, tgid) = me();
+        let d = tempdir("rel");
+        std::fs::write(d.join("prog"), b"x").expect("write");
+        let dir = File::open(&d).expect("open dir");
+        let r = resolve(a, tgid, Some(dir.as_raw_fd()), b"prog", 0).expect("resolves");
+        assert!(r.real_path.ends_with(b"/prog"));
+        assert_eq!(kernel_filename(Some(dir.as_raw_fd()), b"prog"), format!("/dev/fd/{}/prog", dir.as_raw_fd()).into_bytes());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn empty_path_with_at_empty_path_is_the_fd_and_deleted_files_are_seen() {
+        let (a, tgid) = me();
+        let d = tempdir("fd");
+        let p = d.join("gone");
+        std::fs::write(&p, b"x").expect("write");
+        let f = File::open(&p).expect("open");
+        std::fs::remove_file(&p).expect("unlink");
+        let r = resolve(a, tgid, Some(f.as_raw_fd()), b"", AT_EMPTY_PATH).expect("resolves");
+        assert_eq!(r.kind, ExeKind::Deleted);
+        assert_eq!(resolve(a, tgid, Some(f.as_raw_fd()), b"", 0).expect_err("no flag"), Errno::ENOENT);
+        let via_proc = format!("/proc/self/fd/{}", f.as_raw_fd());
+        let r = resolve(a, tgid, None, via_proc.as_bytes(), 0).expect("resolves");
+        assert_eq!(r.kind, ExeKind::Deleted);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn memfd_is_recognised() {
+        let (a, tgid) = me();
+        let fd = nix::sys::memfd::memfd_create(c"payload", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .expect("memfd");
+        let r = resolve(a, tgid, Some(fd.as_raw_fd()), b"", AT_EMPTY_PATH).expect("resolves");
+        assert_eq!(r.kind, ExeKind::Memfd);
+        assert!(r.real_path.starts_with(b"/memfd:payload"));
+    }
+
+    #[test]
+    fn script_chain_and_argv_follow_the_kernel() {
+        let (a, tgid) = me();
+        let d = tempdir("script");
+        let inner = d.join("inner");
+        std::fs::write(&inner, b"#!/bin/sh -e\n").expect("write");
+        let outer = d.join("outer");
+        std::fs::write(&outer, format!("#!{}\n", inner.display())).expect("write");
+        for p in [&inner, &outer] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let ob = outer.as_os_str().as_encoded_bytes().to_vec();
+        let named = resolve(a, tgid, None, &ob, 0).expect("resolves");
+        let argv = vec![b"outer".to_vec(), b"arg1".to_vec()];
+        let p = plan(a, tgid, named, ob.clone(), &argv).expect("plan");
+        assert!(p.complete);
+        assert_eq!(p.interpreters.len(), 2);
+        let sh = std::fs::canonicalize("/bin/sh").expect("sh");
+        assert_eq!(p.image().real_path, sh.as_os_str().as_encoded_bytes());
+        let ib = inner.as_os_str().as_encoded_bytes().to_vec();
+        assert_eq!(p.final_argv, vec![b"/bin/sh".to_vec(), b"-e".to_vec(), ib, ob, b"arg1".to_vec()]);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn bad_shebang_is_enoexec_and_self_paths_are_rewritten() {
+        let (a, tgid) = me();
+        let d = tempdir("bad");
+        let s = d.join("s");
+        std::fs::write(&s, b"#!\n").expect("write");
+        let sb = s.as_os_str().as_encoded_bytes().to_vec();
+        let named = resolve(a, tgid, None, &sb, 0).expect("resolves");
+        assert_eq!(plan(a, tgid, named, sb, &[]).expect_err("enoexec"), Errno::ENOEXEC);
+        assert_eq!(rewrite_self(b"/dev/fd/3", a, 77), Some(b"/proc/77/fd/3".to_vec()));
+        assert_eq!(rewrite_self(b"/proc/self/exe", a, 77), Some(b"/proc/77/exe".to_vec()));
+        assert_eq!(rewrite_self(b"/dev/stderr", a, 77), Some(b"/proc/77/fd/2".to_vec()));
+        assert_eq!(rewrite_self(b"/usr/bin/ls", a, 77), None);
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

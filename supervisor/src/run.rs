@@ -1,0 +1,382 @@
+//! `session-wrapper run`: one command under a supervisor, without PAM.
+//!
+//! The process forks. The child installs the session filter on itself (as root, without
+//! `NO_NEW_PRIVS`; as another user, with it, since the kernel requires one or the other),
+//! passes the listener to the parent over a socketpair, waits for the parent to be ready,
+//! drops to the target user (supplementary groups, gid, uid) and execs the command. That exec
+//! is the first one the parent answers. Any failure on the way (filter refused, bad uid,
+//! missing command) is written to a close-on-exec pipe as a stage and an errno, so the parent
+//! reports it at once; a successful exec closes the pipe.
+//!
+//! The parent is the supervisor and a child subreaper: descendants that outlive the command
+//! are reparented to it, stay supervised, and are reaped; it exits with the command's status
+//! once the last of them is gone.
+
+use std::ffi::{CString, OsString};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, SystemTime};
+
+use nix::errno::Errno;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::{fork, ForkResult, Pid};
+use session_wrapper_config::{Config, FailPolicy};
+use session_wrapper_protocol::{self as protocol, FilterProgram, Message};
+
+use crate::filter::{self, FilterSpec};
+use crate::notify::Listener;
+use crate::supervisor::{self, Session, Supervisor};
+use crate::users::LoginUser;
+
+/// What to run and as whom.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// The policy.
+    pub config: Config,
+    /// The user the command runs as, and the authorization identity.
+    pub user: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary gid.
+    pub gid: u32,
+    /// The service name rules see.
+    pub service: String,
+    /// The command and its arguments.
+    pub command: Vec<OsString>,
+    /// What happens when the supervisor cannot start (the filter is refused): `open` runs the
+    /// command unsupervised with a warning, `closed` does not run it.
+    pub fail_policy: FailPolicy,
+    /// Log debug lines.
+    pub debug: bool,
+}
+
+/// Why the command did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Set-up of the supervisor or of the child failed.
+    #[error("{0}")]
+    Setup(String),
+    /// The child failed before its command started.
+    #[error("child setup failed: {stage}: {errno}")]
+    Child {
+        /// What the child was doing.
+        stage: String,
+        /// Why it failed.
+        errno: Errno,
+        /// Exit code to report (126 or 127, as shells do).
+        code: i32,
+    },
+}
+
+/// Stages of the child's set-up, as reported through the error pipe.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+enum Stage {
+    NoNewPrivs = 1,
+    Filter = 2,
+    SendListener = 3,
+    WaitReady = 4,
+    Groups = 5,
+    Gid = 6,
+    Uid = 7,
+    Exec = 8,
+}
+
+impl Stage {
+    const ALL: [Stage; 8] = [
+        Stage::NoNewPrivs,
+        Stage::Filter,
+        Stage::SendListener,
+        Stage::WaitReady,
+        Stage::Groups,
+        Stage::Gid,
+        Stage::Uid,
+        Stage::Exec,
+    ];
+
+    fn from_u8(b: u8) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| *s as u8 == b)
+    }
+
+    fn describe(self, command: &str, uid: u32, gid: u32) -> String {
+        match self {
+            Stage::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)".into(),
+            Stage::Filter => "installing the seccomp filter".into(),
+            Stage::SendListener => "passing the listener".into(),
+            Stage::WaitReady => "waiting for the supervisor".into(),
+            Stage::Groups => "setgroups".into(),
+            Stage::Gid => format!("setgid({gid})"),
+            Stage::Uid => format!("setuid({uid})"),
+            Stage::Exec => format!("execve {command}"),
+        }
+    }
+}
+
+/// Makes sure a forked child never returns into the parent's code: dropped on any path out
+/// of the child (a panic included), it ends the process.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        // SAFETY: _exit ends the forked child immediately, running nothing of the parent's.
+        unsafe { libc::_exit(127) }
+    }
+}
+
+fn report(pipe: &OwnedFd, stage: Stage, errno: Errno) -> ! {
+    let mut buf = [0u8; 5];
+    buf[0] = stage as u8;
+    buf[1..].copy_from_slice(&(errno as i32).to_le_bytes());
+    // SAFETY: write and _exit are async-signal-safe; `buf` is valid for 5 bytes.
+    unsafe {
+        libc::write(pipe.as_raw_fd(), buf.as_ptr().cast(), buf.len());
+        libc::_exit(if matches!(stage, Stage::Exec) && errno == Errno::ENOENT { 127 } else { 126 })
+    }
+}
+
+fn cstring(s: &[u8]) -> Result<CString, RunError> {
+    CString::new(s).map_err(|_| RunError::Setup("argument contains a NUL byte".into()))
+}
+
+/// Finds `name` on `PATH` the way a shell would, if it has no slash.
+fn find_program(name: &OsString) -> OsString {
+    if name.as_bytes().contains(&b'/') {
+        return name.clone();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(name);
+        if let Ok(m) = std::fs::metadata(&candidate) {
+            use std::os::unix::fs::PermissionsExt;
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return candidate.into_os_string();
+            }
+        }
+    }
+    name.clone()
+}
+
+/// Runs the command under a supervisor and returns its exit code.
+///
+/// # Errors
+/// [`RunError`] when the command could not be started.
+pub fn run(opts: RunOptions) -> Result<i32, RunError> {
+    let setup = |what: &str, e: &dyn std::fmt::Display| RunError::Setup(format!("{what}: {e}"));
+    let Some(program_name) = opts.command.first() else {
+        return Err(RunError::Setup("no command given".into()));
+    };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    // SAFETY: as above.
+    let (cur_uid, cur_gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let change_identity = opts.uid != cur_uid || opts.gid != cur_gid;
+    if change_identity && !root {
+        return Err(RunError::Setup(format!(
+            "running as uid {} gid {} needs root (this process is uid {cur_uid})",
+            opts.uid, opts.gid
+        )));
+    }
+    let login = match crate::users::lookup(&opts.user) {
+        Ok(Some(u)) if u.uid == opts.uid => LoginUser { gid: opts.gid, ..u },
+        Ok(_) => LoginUser {
+            name: opts.user.clone(),
+            uid: opts.uid,
+            gid: opts.gid,
+            gids: vec![opts.gid],
+            groups: vec![format!("#{}", opts.gid)],
+        },
+        Err(e) => return Err(setup("looking up the user", &e)),
+    };
+    let gids: Vec<libc::gid_t> = login.gids.clone();
+    let program = find_program(program_name);
+    let path = cstring(program.as_bytes())?;
+    let argv: Vec<CString> =
+        opts.command.iter().map(|a| cstring(a.as_bytes())).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            cstring(&kv)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    let program_filter: FilterProgram =
+        filter::build(&FilterSpec::from_config(&opts.config)).map_err(|e| setup("building the filter", &e))?;
+
+    let fail_open = opts.fail_policy == FailPolicy::Open;
+    let listener_msg = Message::Listener.encode();
+    let failed_msg = Message::Failed { reason: "the seccomp filter could not be installed".into() }.encode();
+    let (parent_sock, child_sock) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| setup("socketpair", &e))?;
+    let (err_read, err_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup("pipe", &e))?;
+    supervisor::block_signals(&[]).map_err(|e| setup("blocking signals", &e))?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| setup("PR_SET_CHILD_SUBREAPER", &e))?;
+
+    // SAFETY: this process is single-threaded here; the child below only makes
+    // async-signal-safe calls (no allocation) and always ends in execve or _exit.
+    let child = match unsafe { fork() }.map_err(|e| setup("fork", &e))? {
+        ForkResult::Child => {
+            let _guard = ExitGuard;
+            drop(parent_sock);
+            drop(err_read);
+            supervisor::reset_signals();
+            // Descriptors inherited from whoever started us do not reach the command.
+            // SAFETY: marks fds close-on-exec; ours already are.
+            unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+            if !root {
+                if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+                    report(&err_write, Stage::NoNewPrivs, e);
+                }
+            }
+            let send = |msg: &[u8], fds: &[std::os::fd::RawFd]| {
+                let iov = [std::io::IoSlice::new(msg)];
+                let cmsgs = [nix::sys::socket::ControlMessage::ScmRights(fds)];
+                let cmsgs = if fds.is_empty() { &cmsgs[..0] } else { &cmsgs[..] };
+                nix::sys::socket::sendmsg::<()>(
+                    child_sock.as_raw_fd(),
+                    &iov,
+                    cmsgs,
+                    nix::sys::socket::MsgFlags::empty(),
+                    None,
+                )
+            };
+            match program_filter.install_with_listener() {
+                Ok(listener) => {
+                    if let Err(e) = send(&listener_msg, &[listener.as_raw_fd()]) {
+                        report(&err_write, Stage::SendListener, e);
+                    }
+                }
+                Err(e) => {
+                    let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+                    if !fail_open || send(&failed_msg, &[]).is_err() {
+                        report(&err_write, Stage::Filter, errno);
+                    }
+                }
+            }
+            let mut b = [0u8; 1];
+            // SAFETY: read into a 1-byte buffer.
+            if unsafe { libc::read(child_sock.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
+                report(&err_write, Stage::WaitReady, Errno::last());
+            }
+            drop(child_sock);
+            if change_identity {
+                // SAFETY: `gids` holds gids.len() valid entries.
+                if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
+                    report(&err_write, Stage::Groups, Errno::last());
+                }
+                // SAFETY: plain syscalls with integer arguments.
+                if unsafe { libc::setgid(opts.gid) } != 0 {
+                    report(&err_write, Stage::Gid, Errno::last());
+                }
+                // SAFETY: as above.
+                if unsafe { libc::setuid(opts.uid) } != 0 {
+                    report(&err_write, Stage::Uid, Errno::last());
+                }
+            }
+            // SAFETY: the pointer arrays are NULL-terminated and point into live CStrings.
+            unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+            report(&err_write, Stage::Exec, Errno::last());
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(child_sock);
+    drop(err_write);
+
+    let listener = match protocol::recv(parent_sock.as_fd(), Duration::from_secs(10)) {
+        Ok((Message::Listener, Some(fd))) => fd,
+        Ok((Message::Failed { reason }, _)) if fail_open => {
+            eprintln!("session-wrapper: warning: {reason}; fail-policy open: running unsupervised");
+            crate::syslog::Syslog::new(&opts.config.log.socket).log(
+                crate::syslog::Severity::LOG_WARNING,
+                &format!("event=unsupervised reason=\"{reason}\" fail_policy=open user={}", opts.user),
+            );
+            let _ = nix::unistd::write(&parent_sock, &[1u8]);
+            drop(parent_sock);
+            return wait_unsupervised(child, err_read, &program, opts.uid, opts.gid);
+        }
+        Ok((other, _)) => {
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(RunError::Setup(format!("unexpected message from the child: {other:?}")));
+        }
+        Err(_) => {
+            // The child failed before passing the listener: the pipe says why.
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(child_failure(err_read, &program, opts.uid, opts.gid)
+                .unwrap_or_else(|| RunError::Setup("the child exited during set-up".into())));
+        }
+    };
+    let session = Session {
+        id: crate::sys::random_u64().unwrap_or_default() & protocol::SESSION_ID_MASK,
+        user: login,
+        service: opts.service.clone(),
+        rhost: None,
+        tty: None,
+        leader: child.as_raw(),
+        started: SystemTime::now(),
+    };
+    let sup = Supervisor::new(Listener::new(listener), opts.config, session, Some(child.as_raw()), opts.debug)
+        .map_err(|e| setup("starting the supervisor", &e))?;
+    if nix::unistd::write(&parent_sock, &[1u8]).is_err() {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    }
+    drop(parent_sock);
+    let summary = sup.run();
+    if let Some(err) = child_failure(err_read, &program, opts.uid, opts.gid) {
+        return Err(err);
+    }
+    Ok(summary.child_code.unwrap_or(1))
+}
+
+/// Waits for a child that runs without a supervisor (fail-policy open).
+fn wait_unsupervised(
+    child: Pid,
+    err_read: OwnedFd,
+    program: &OsString,
+    uid: u32,
+    gid: u32,
+) -> Result<i32, RunError> {
+    use nix::sys::wait::WaitStatus;
+    let code = loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, c)) => break c,
+            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(RunError::Setup(format!("waitpid: {e}"))),
+        }
+    };
+    match child_failure(err_read, program, uid, gid) {
+        Some(e) => Err(e),
+        None => Ok(code),
+    }
+}
+
+/// Reads the child's error pipe once the child has exec'd or died.
+fn child_failure(pipe: OwnedFd, program: &OsString, uid: u32, gid: u32) -> Option<RunError> {
+    let mut f = std::fs::File::from(pipe);
+    let mut buf = [0u8; 5];
+    if f.read_exact(&mut buf).is_err() {
+        return None;
+    }
+    let errno = Errno::from_raw(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]));
+    let stage = Stage::from_u8(buf[0])?;
+    let code = if matches!(stage, Stage::Exec) && errno == Errno::ENOENT { 127 } else { 126 };
+    Some(RunError::Child { stage: stage.describe(&program.to_string_lossy(), uid, gid), errno, code })
+}
+
+impl RunError {
+    /// The exit code `session-wrapper run` ends with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Setup(_) => 1,
+            RunError::Child { code, .. } => *code,
+        }
+    }
+}

@@ -1,0 +1,731 @@
+//! The supervisor: one per session, answering every exec of every process in it.
+//!
+//! A single thread runs a `poll(2)` loop over the seccomp listener, a signalfd for `SIGCHLD`
+//! (ptrace stops and exits arrive that way) and, when lines wait, the syslog socket. It never
+//! blocks on one process: reading memory, resolving paths and deciding take microseconds, the
+//! check after an exec is a stop handled when it comes, and the deny message is written
+//! without blocking. The loop ends when the listener reports `POLLHUP`: the last task under the
+//! filter is gone, daemonized descendants included.
+//!
+//! For each exec: read the path, `argv` and the loader variables of `envp` from the caller's
+//! memory; resolve the path to the real file and the `#!` chain behind it; decide with the
+//! policy; refuse (errno, message, log line) or let it run under the check of
+//! [`crate::tracer`], whose outcome completes the log line.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::os::fd::AsFd;
+use std::time::{Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+use session_wrapper_config::text::{escape, escape_argv};
+use session_wrapper_config::{
+    Action, Config, DecidedBy, Decision, ExeKind, FailPolicy, Guard, Mode, Request,
+};
+use session_wrapper_protocol::{session_id_text, Message};
+
+use crate::decide::{self, Subject};
+use crate::exefile::Loaders;
+use crate::filter::{Notified, SyscallTable, AUDIT_ARCH_I386};
+use crate::memory::{self, Limits, PtrWidth, Remote};
+use crate::message;
+use crate::notify::{Listener, Notification};
+use crate::procfs;
+use crate::resolve::{self, Asker, ExecPlan};
+use crate::syslog::{Severity, Syslog};
+use crate::tracer::{self, Stop};
+use crate::users::{LoginUser, UidNames};
+
+/// Everything known about a session at its start.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The session id (48 bits).
+    pub id: u64,
+    /// The login user: the authorization identity for every command.
+    pub user: LoginUser,
+    /// The PAM service, or `session-wrapper` for `session-wrapper run`.
+    pub service: String,
+    /// The client address (`PAM_RHOST`), if any.
+    pub rhost: Option<String>,
+    /// The terminal at session start (`PAM_TTY`), if any.
+    pub tty: Option<String>,
+    /// The process that opened the session.
+    pub leader: i32,
+    /// When the session started.
+    pub started: SystemTime,
+}
+
+/// Decision counts, for the session list and the final log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Execs allowed (including audit-mode execs the policy denies).
+    pub allowed: u64,
+    /// Execs refused.
+    pub refused: u64,
+    /// Tasks killed at the exec stop because the loaded image was not authorized.
+    pub killed: u64,
+    /// Execs refused before a decision (unreadable arguments, unresolvable path).
+    pub failed: u64,
+}
+
+/// How the session ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Decisions made.
+    pub counts: Counts,
+    /// Exit code of the child started by `session-wrapper run`, if any.
+    pub child_code: Option<i32>,
+}
+
+/// An allowed exec waiting for its outcome.
+#[derive(Debug)]
+struct Pending {
+    /// The log line without its result.
+    line: String,
+    /// The image that should load (device, inode).
+    image: (u64, u64),
+    /// The argument vector it should see.
+    argv: Vec<Vec<u8>>,
+    /// The exec's own facts, to decide again if what loaded differs.
+    target_user: String,
+    traced: bool,
+    /// The path as asked, for a message if it ends refused.
+    asked: Vec<u8>,
+}
+
+/// A verdict after the fail policy and the mode are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allow,
+    Deny,
+}
+
+/// One session's supervisor.
+#[derive(Debug)]
+pub struct Supervisor {
+    listener: Listener,
+    config: Config,
+    session: Session,
+    table: SyscallTable,
+    loaders: Loaders,
+    limits: Limits,
+    log: Syslog,
+    names: UidNames,
+    pending: HashMap<i32, Pending>,
+    counts: Counts,
+    sigchld: SignalFd,
+    child: Option<i32>,
+    child_code: Option<i32>,
+    debug: bool,
+}
+
+/// Why a supervisor could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// libseccomp could not describe the syscalls.
+    #[error(transparent)]
+    Filter(#[from] crate::filter::FilterError),
+    /// A signalfd could not be made.
+    #[error("signalfd: {0}")]
+    Signal(#[from] Errno),
+}
+
+impl Supervisor {
+    /// A supervisor for `session` answering on `listener`. `SIGCHLD` must already be blocked
+    /// in the calling thread (see [`block_signals`]). `child` is the process started by
+    /// `session-wrapper run`, whose exit code the summary reports.
+    ///
+    /// # Errors
+    /// [`SetupError`] when the syscall table or the signalfd cannot be made.
+    pub fn new(
+        listener: Listener,
+        config: Config,
+        session: Session,
+        child: Option<i32>,
+        debug: bool,
+    ) -> Result<Self, SetupError> {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        let sigchld = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+        // Faster round trips on 6.6+; older kernels just do without.
+        let _ = crate::sys::set_sync_wakeup(listener.as_fd());
+        let log = Syslog::new(&config.log.socket);
+        Ok(Supervisor {
+            listener,
+            table: SyscallTable::new()?,
+            loaders: Loaders::discover(),
+            limits: Limits::default(),
+            log,
+            names: UidNames::default(),
+            pending: HashMap::new(),
+            counts: Counts::default(),
+            sigchld,
+            child,
+            child_code: None,
+            debug,
+            config,
+            session,
+        })
+    }
+
+    /// The session this supervisor serves.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Decision counts so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Logs a line about the session (start, end, nesting, faults) with the session id.
+    pub fn event(&mut self, severity: Severity, text: &str) {
+        let line = format!("session={} {text}", session_id_text(self.session.id));
+        self.log.log(severity, &line);
+    }
+
+    /// Answers notifications until the last task under the filter is gone.
+    pub fn run(mut self) -> Summary {
+        let s = &self.session;
+        let start = format!(
+            "event=session-start user={} uid={} service={} rhost={} tty={} leader={} mode={} config=\"{}\"",
+            escape(s.user.name.as_bytes()),
+            s.user.uid,
+            escape(s.service.as_bytes()),
+            escape(s.rhost.as_deref().unwrap_or("-").as_bytes()),
+            escape(s.tty.as_deref().unwrap_or("-").as_bytes()),
+            s.leader,
+            self.config.mode.as_str(),
+            escape(self.config.sources.join(",").as_bytes()),
+        );
+        self.event(Severity::LOG_INFO, &start);
+        loop {
+            let (listener_ready, hangup, sig_ready, log_ready) = {
+                let mut fds = vec![
+                    PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN),
+                ];
+                if let Some(fd) = self.log.waiting_fd() {
+                    fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+                }
+                let timeout =
+                    if self.log.needs_retry() { PollTimeout::from(500u16) } else { PollTimeout::NONE };
+                match poll(&mut fds, timeout) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(_) => break,
+                }
+                let ev = |i: usize| fds.get(i).and_then(PollFd::revents).unwrap_or(PollFlags::empty());
+                (
+                    ev(0).contains(PollFlags::POLLIN),
+                    ev(0).intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL),
+                    ev(1).contains(PollFlags::POLLIN),
+                    ev(2).contains(PollFlags::POLLOUT),
+                )
+            };
+            if sig_ready {
+                while let Ok(Some(_)) = self.sigchld.read_signal() {}
+                self.reap();
+            }
+            if listener_ready {
+                match self.listener.recv() {
+                    Ok(Some(n)) => self.on_notification(&n),
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.event(Severity::LOG_ERR, &format!("event=listener-error error=\"{e}\""));
+                        break;
+                    }
+                }
+            }
+            if log_ready || self.log.needs_retry() {
+                self.log.flush();
+            }
+            if hangup && !listener_ready {
+                break;
+            }
+        }
+        // Tasks may still be reported after the hangup (our child, in run mode).
+        self.reap();
+        if self.child.is_some() && self.child_code.is_none() {
+            if let Ok(status) = nix::sys::wait::waitpid(self.child.map(Pid::from_raw), None) {
+                self.record_child(status);
+            }
+        }
+        let c = self.counts;
+        self.event(
+            Severity::LOG_INFO,
+            &format!(
+                "event=session-end allowed={} refused={} killed={} failed={}",
+                c.allowed, c.refused, c.killed, c.failed
+            ),
+        );
+        self.log.flush();
+        Summary { counts: self.counts, child_code: self.child_code }
+    }
+
+    fn record_child(&mut self, status: nix::sys::wait::WaitStatus) {
+        use nix::sys::wait::WaitStatus;
+        self.child_code = match status {
+            WaitStatus::Exited(_, c) => Some(c),
+            WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+            _ => self.child_code,
+        };
+    }
+
+    fn on_notification(&mut self, n: &Notification) {
+        match self.table.classify(n.arch, n.nr) {
+            Some(kind @ (Notified::Execve | Notified::Execveat)) => self.on_exec(n, kind),
+            Some(Notified::Probe) => self.on_probe(n),
+            None => {
+                // The filter notifies nothing else; refuse rather than guess.
+                let _ = self.listener.refuse(n.id, Errno::ENOSYS);
+                self.event(
+                    Severity::LOG_ERR,
+                    &format!("event=unexpected-notification arch={:#x} nr={} pid={}", n.arch, n.nr, n.tid),
+                );
+            }
+        }
+    }
+
+    /// A nested PAM session (su, sudo) or `session-wrapper` asking which session it is in.
+    fn on_probe(&mut self, n: &Notification) {
+        let (ptr, len) = (n.args[2], n.args[3].min(4096) as usize);
+        if ptr != 0 && len > 0 {
+            let mut buf = vec![0u8; len];
+            let read = Remote::new(Pid::from_raw(n.tid)).read(ptr, &mut buf);
+            let status = procfs::status(n.tid);
+            if self.listener.id_valid(n.id) {
+                if let (Ok(()), Ok(st)) = (read, status) {
+                    match Message::decode(&buf) {
+                        Ok(Message::Nested(nested)) if st.euid == 0 => {
+                            let line = format!(
+                                "event=nested service={} target={} ruser={} tty={} pid={}",
+                                escape(&nested.service),
+                                escape(&nested.user),
+                                escape(nested.ruser.as_deref().unwrap_or(b"-")),
+                                escape(nested.tty.as_deref().unwrap_or(b"-")),
+                                st.tgid
+                            );
+                            self.event(Severity::LOG_INFO, &line);
+                        }
+                        Ok(_) | Err(_) => {
+                            let line = format!(
+                                "event=probe-ignored pid={} uid={} reason=\"record from a non-root process or malformed\"",
+                                st.tgid, st.euid
+                            );
+                            self.event(Severity::LOG_NOTICE, &line);
+                        }
+                    }
+                }
+            }
+        }
+        let _ = self.listener.reply(n.id, self.session.id as i64);
+    }
+
+    fn on_exec(&mut self, n: &Notification, kind: Notified) {
+        let t0 = Instant::now();
+        let tid = n.tid;
+        let is32 = n.arch == AUDIT_ARCH_I386;
+        let a = |i: usize| if is32 { n.args[i] & 0xffff_ffff } else { n.args[i] };
+        let width = if is32 { PtrWidth::Bits32 } else { PtrWidth::Bits64 };
+        let (dirfd, path_ptr, argv_ptr, envp_ptr, flags) = match kind {
+            Notified::Execveat => (Some(a(0) as i32), a(1), a(2), a(3), a(4)),
+            _ => (None, a(0), a(1), a(2), 0),
+        };
+        let Ok(status) = procfs::status(tid) else {
+            let _ = self.listener.refuse(n.id, Errno::ESRCH);
+            return;
+        };
+        let mut mem = Remote::new(Pid::from_raw(tid));
+        let limits = self.limits;
+        let loader_names = &self.config.policy.guards.loader_env;
+        let read = memory::read_path(&mut mem, path_ptr, &limits).and_then(|path| {
+            let argv = memory::read_argv(&mut mem, argv_ptr, width, &limits)?;
+            let env = memory::find_env(&mut mem, envp_ptr, width, loader_names, &limits)?;
+            Ok((path, argv, env.map(str::to_owned)))
+        });
+        drop(mem);
+        if !self.listener.id_valid(n.id) {
+            return;
+        }
+        let (path, mut argv, loader_env) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                self.counts.failed += 1;
+                let _ = self.listener.refuse(n.id, e.errno());
+                let line = format!(
+                    "event=exec-refused pid={} uid={} reason=\"arguments unreadable: {e}\" errno={}",
+                    status.tgid,
+                    status.euid,
+                    e.errno()
+                );
+                self.event(Severity::LOG_NOTICE, &line);
+                return;
+            }
+        };
+        // Since Linux 5.18 an empty argv runs with argv[0] = "".
+        if argv.is_empty() {
+            argv.push(Vec::new());
+        }
+        let asker = Asker { tid };
+        let plan = resolve::resolve(asker, status.tgid, dirfd, &path, flags).and_then(|named| {
+            resolve::plan(asker, status.tgid, named, resolve::kernel_filename(dirfd, &path), &argv)
+        });
+        let cwd = procfs::cwd(tid).unwrap_or_default();
+        if !self.listener.id_valid(n.id) {
+            return;
+        }
+        let plan = match plan {
+            Ok(p) => p,
+            Err(errno) => {
+                // The kernel would fail this exec the same way; nothing runs.
+                let _ = self.listener.refuse(n.id, errno);
+                if self.debug {
+                    let line = format!(
+                        "event=exec-unresolved pid={} path=\"{}\" errno={errno}",
+                        status.tgid,
+                        escape(&path)
+                    );
+                    self.event(Severity::LOG_DEBUG, &line);
+                }
+                return;
+            }
+        };
+        let target_user = self.names.name(status.euid).to_owned();
+        let traced = status.tracer != 0;
+        let decision = self.decide_plan(&plan, &argv, &target_user, loader_env.as_deref(), traced);
+        let (verdict, reason) = self.apply_policy_settings(&decision);
+        let mut line = self.decision_line(&DecisionFacts {
+            tgid: status.tgid,
+            tid,
+            ppid: status.ppid,
+            euid: status.euid,
+            target_user: &target_user,
+            cwd: &cwd,
+            asked: &path,
+            plan: &plan,
+            argv: &argv,
+            decision: &decision,
+            reason: reason.as_deref(),
+        });
+        let enforce = self.config.mode == Mode::Enforce;
+        if verdict == Verdict::Deny && enforce {
+            let text = self.user_message(&path, &decision);
+            let delivery = message::deliver(status.tgid, text.as_bytes());
+            let errno = Errno::from_raw(self.config.deny_errno.value);
+            let _ = self.listener.refuse(n.id, errno);
+            self.counts.refused += 1;
+            let _ = write!(
+                line,
+                " errno={} message={} latency_us={}",
+                self.config.deny_errno.name,
+                delivery.as_str(),
+                t0.elapsed().as_micros()
+            );
+            self.log.log(Severity::LOG_NOTICE, &line);
+            return;
+        }
+        self.counts.allowed += 1;
+        if traced {
+            // Only reached when the policy allows execs under a tracer: nothing can check
+            // them after the fact, which the log says.
+            let _ = self.listener.allow(n.id);
+            let _ = write!(line, " latency_us={} result=unverified-traced", t0.elapsed().as_micros());
+            self.log.log(Severity::LOG_WARNING, &line);
+            return;
+        }
+        match tracer::seize(tid) {
+            Ok(()) => {}
+            Err(Errno::ESRCH) => return,
+            Err(e) => {
+                // Someone attached between our look and ours: the exec cannot be checked.
+                let _ = self.listener.refuse(n.id, Errno::EPERM);
+                self.counts.allowed -= 1;
+                self.counts.refused += 1;
+                let _ = write!(
+                    line,
+                    " result=refused reason=\"cannot verify the exec: ptrace attach failed: {e}\" latency_us={}",
+                    t0.elapsed().as_micros()
+                );
+                self.log.log(Severity::LOG_WARNING, &line);
+                return;
+            }
+        }
+        let _ = self.listener.allow(n.id);
+        tracer::interrupt(tid);
+        let _ = write!(line, " latency_us={}", t0.elapsed().as_micros());
+        let image = plan.image();
+        self.pending.insert(
+            tid,
+            Pending {
+                line,
+                image: (image.dev, image.ino),
+                argv: plan.final_argv,
+                target_user,
+                traced,
+                asked: path,
+            },
+        );
+    }
+
+    fn decide_plan(
+        &self,
+        plan: &ExecPlan,
+        argv: &[Vec<u8>],
+        target_user: &str,
+        loader_env: Option<&str>,
+        traced: bool,
+    ) -> Decision {
+        let who = Subject {
+            user: &self.session.user,
+            service: &self.session.service,
+            target_user,
+            loader_env,
+            traced,
+        };
+        decide::decide_plan(&self.config, &self.loaders, &who, plan, argv).0
+    }
+
+    /// Applies `authorize` (no backend yet: the fail policy) and returns the verdict with the
+    /// reason when the fail policy decided.
+    fn apply_policy_settings(&self, d: &Decision) -> (Verdict, Option<String>) {
+        match d.action {
+            Action::Allow => (Verdict::Allow, None),
+            Action::Deny => (Verdict::Deny, None),
+            Action::Authorize => {
+                let why = format!(
+                    "no authorization backend answered; fail-policy {}",
+                    self.config.fail_policy.as_str()
+                );
+                match self.config.fail_policy {
+                    FailPolicy::Open => (Verdict::Allow, Some(why)),
+                    FailPolicy::Closed => (Verdict::Deny, Some(why)),
+                }
+            }
+        }
+    }
+
+    fn user_message(&self, asked: &[u8], d: &Decision) -> String {
+        let what = escape(asked);
+        let why = match (&d.message, d.by) {
+            (Some(m), _) => escape(m.as_bytes()).replace("\\x20", " "),
+            (None, DecidedBy::Guard(g)) => guard_text(g).to_owned(),
+            (None, by) => format!(
+                "not allowed by policy (rule {})",
+                self.config.policy.decider_name(by)
+            ),
+        };
+        format!("session-wrapper: {what}: {why}\n")
+    }
+
+    fn decision_line(&self, f: &DecisionFacts<'_>) -> String {
+        let (argv_text, cut) = escape_argv(f.argv, self.config.log.argv_max);
+        let mut line = format!(
+            "session={} user={} uid={} target={} pid={}",
+            session_id_text(self.session.id),
+            escape(self.session.user.name.as_bytes()),
+            f.euid,
+            escape(f.target_user.as_bytes()),
+            f.tgid,
+        );
+        if f.tid != f.tgid {
+            let _ = write!(line, " tid={}", f.tid);
+        }
+        let _ = write!(
+            line,
+            " ppid={} cwd=\"{}\" path=\"{}\" exe=\"{}\"",
+            f.ppid,
+            escape(f.cwd),
+            escape(f.asked),
+            escape(&f.plan.named.real_path)
+        );
+        if !f.plan.interpreters.is_empty() {
+            let _ = write!(line, " interpreter=\"{}\"", escape(&f.plan.image().real_path));
+        }
+        let verdict = match f.decision.action {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Authorize => match self.config.fail_policy {
+                FailPolicy::Open => "allow",
+                FailPolicy::Closed => "deny",
+            },
+        };
+        let _ = write!(
+            line,
+            " argc={} argv=\"{}\"{} decision={} rule={} mode={}",
+            f.argv.len(),
+            argv_text,
+            if cut { " argv_truncated=1" } else { "" },
+            verdict,
+            self.config.policy.decider_name(f.decision.by),
+            self.config.mode.as_str()
+        );
+        if let Some(r) = f.reason {
+            let _ = write!(line, " reason=\"{}\"", escape(r.as_bytes()).replace("\\x20", " "));
+        }
+        line
+    }
+
+    /// Handles every pending ptrace stop and exit.
+    fn reap(&mut self) {
+        while let Some(stop) = tracer::next_stop() {
+            match stop {
+                Stop::Exec { pid, former } => self.on_exec_stop(pid, former),
+                Stop::Returned { tid, errno, signal, group_stop } => {
+                    if let Some(p) = self.pending.remove(&tid) {
+                        if tracer::is_restart(errno) {
+                            // The kernel restarts the exec and notifies again: no line yet.
+                            self.counts.allowed = self.counts.allowed.saturating_sub(1);
+                        } else {
+                            let result = if group_stop {
+                                "stopped".to_owned()
+                            } else {
+                                format!("failed errno={}", Errno::from_raw(errno))
+                            };
+                            self.log.log(Severity::LOG_INFO, &format!("{} result={result}", p.line));
+                        }
+                    }
+                    tracer::detach(tid, signal);
+                }
+                Stop::Gone { tid, code } => {
+                    if let Some(p) = self.pending.remove(&tid) {
+                        self.log.log(Severity::LOG_INFO, &format!("{} result=died code={code}", p.line));
+                    }
+                    if Some(tid) == self.child {
+                        self.child_code = Some(code);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The exec succeeded: check what really loaded before it runs.
+    fn on_exec_stop(&mut self, pid: i32, former: i32) {
+        let Some(p) = self.pending.remove(&former).or_else(|| self.pending.remove(&pid)) else {
+            tracer::detach(pid, None);
+            return;
+        };
+        let image = procfs::exe_identity(pid);
+        let argv = procfs::read_bounded(&format!("/proc/{pid}/cmdline"), self.limits.argv_total)
+            .map(|b| procfs::split_nul(&b));
+        let loader_env = self.loader_env_of(pid);
+        let matches = image.as_ref().ok() == Some(&p.image)
+            && argv.as_ref().ok() == Some(&p.argv)
+            && loader_env.is_none();
+        if matches {
+            tracer::detach(pid, None);
+            self.log.log(Severity::LOG_INFO, &format!("{} result=exec", p.line));
+            return;
+        }
+        // What loaded is not what was authorized: decide again on what loaded.
+        let exe = procfs::exe_path(pid).unwrap_or_default();
+        let argv = argv.unwrap_or_default();
+        let kind = if exe.starts_with(b"/memfd:") {
+            ExeKind::Memfd
+        } else if exe.ends_with(b" (deleted)") {
+            ExeKind::Deleted
+        } else {
+            ExeKind::File
+        };
+        let (dev, ino) = image.unwrap_or((0, 0));
+        let d = self.config.policy.decide(&Request {
+            user: &self.session.user.name,
+            groups: &self.session.user.groups,
+            target_user: &p.target_user,
+            service: &self.session.service,
+            exe: &exe,
+            kind,
+            dynamic_loader: self.loaders.contains(dev, ino),
+            loader_env: loader_env.as_deref(),
+            traced: p.traced,
+            argv: &argv,
+        });
+        let (verdict, reason) = self.apply_policy_settings(&d);
+        let (argv_text, _) = escape_argv(&argv, self.config.log.argv_max);
+        let detail = format!(
+            "verify=mismatch loaded_exe=\"{}\" loaded_argv=\"{argv_text}\" redecision={} redecision_rule={}{}",
+            escape(&exe),
+            if verdict == Verdict::Allow { "allow" } else { "deny" },
+            self.config.policy.decider_name(d.by),
+            reason.map(|r| format!(" reason=\"{}\"", escape(r.as_bytes()))).unwrap_or_default()
+        );
+        if verdict == Verdict::Deny && self.config.mode == Mode::Enforce {
+            let text = self.user_message(&p.asked, &d);
+            let _ = message::deliver(pid, text.as_bytes());
+            tracer::kill(pid);
+            self.counts.allowed = self.counts.allowed.saturating_sub(1);
+            self.counts.killed += 1;
+            self.log.log(Severity::LOG_WARNING, &format!("{} {detail} result=killed", p.line));
+        } else {
+            tracer::detach(pid, None);
+            self.log.log(Severity::LOG_WARNING, &format!("{} {detail} result=exec", p.line));
+        }
+    }
+
+    fn loader_env_of(&self, pid: i32) -> Option<String> {
+        let names = &self.config.policy.guards.loader_env;
+        if names.is_empty() {
+            return None;
+        }
+        let env = procfs::read_bounded(&format!("/proc/{pid}/environ"), self.limits.argv_total).ok()?;
+        env.split(|&b| b == 0).find_map(|e| memory::env_match(e, names)).map(str::to_owned)
+    }
+}
+
+/// The facts of one exec that go into its log line.
+struct DecisionFacts<'a> {
+    tgid: i32,
+    tid: i32,
+    ppid: i32,
+    euid: u32,
+    target_user: &'a str,
+    cwd: &'a [u8],
+    asked: &'a [u8],
+    plan: &'a ExecPlan,
+    argv: &'a [Vec<u8>],
+    decision: &'a Decision,
+    reason: Option<&'a str>,
+}
+
+fn guard_text(g: Guard) -> &'static str {
+    match g {
+        Guard::Memfd => "running an anonymous memory file is not allowed",
+        Guard::Deleted => "running a deleted file is not allowed",
+        Guard::DynamicLoader => "running the dynamic loader directly is not allowed",
+        Guard::LoaderEnv => "LD_PRELOAD/LD_AUDIT-style loader variables are not allowed",
+        Guard::Traced => "running programs under a debugger or tracer is not allowed",
+    }
+}
+
+/// Blocks `SIGCHLD` in the calling thread (the supervisor reads it from a signalfd) and
+/// ignores `SIGPIPE` (a closed pipe must not kill the supervisor). Call before forking any
+/// child that should not inherit these: children reset them with [`reset_signals`].
+///
+/// # Errors
+/// The errno of `sigprocmask`.
+pub fn block_signals(extra: &[Signal]) -> Result<(), Errno> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    for s in extra {
+        mask.add(*s);
+    }
+    mask.thread_block()?;
+    // SAFETY: setting SIGPIPE to SIG_IGN installs no handler code.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }?;
+    Ok(())
+}
+
+/// In a forked child before exec: every signal back to its default, none blocked, so that
+/// nothing of the supervisor's signal set-up reaches the user's command. Async-signal-safe.
+pub fn reset_signals() {
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: SIG_DFL installs no handler; sigaction is async-signal-safe.
+            let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+        }
+    }
+    let _ = SigSet::empty().thread_set_mask();
+}
