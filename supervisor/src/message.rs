@@ -86,7 +86,15 @@ fn is_tty(fd: &OwnedFd) -> bool {
 
 /// Writes `text` to fd 2 of process `tgid` without blocking.
 pub fn deliver(tgid: i32, text: &[u8]) -> Delivery {
-    let fd = match sys::pidfd_open(tgid, 0).and_then(|p| sys::pidfd_getfd(p.as_fd(), 2)) {
+    match sys::pidfd_open(tgid, 0) {
+        Ok(p) => deliver_via(p.as_fd(), text),
+        Err(e) => Delivery::Failed(errno_of(e)),
+    }
+}
+
+/// Writes `text` to fd 2 of the task behind `pidfd` without blocking.
+pub fn deliver_via(pidfd: std::os::fd::BorrowedFd<'_>, text: &[u8]) -> Delivery {
+    let fd = match sys::pidfd_getfd(pidfd, 2) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::EBADF) => return Delivery::NoStderr,
         Err(e) => return Delivery::Failed(errno_of(e)),
@@ -199,6 +207,7 @@ mod tests {
             nix::unistd::ForkResult::Child => {
                 // SAFETY: closing our own fds in the child; read and _exit are signal safe.
                 unsafe {
+                    libc::close(w.as_raw_fd());
                     libc::close(2);
                     let mut b = [0u8; 1];
                     libc::read(r.as_raw_fd(), b.as_mut_ptr().cast(), 1);

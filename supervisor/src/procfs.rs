@@ -58,16 +58,37 @@ pub fn parse_status(text: &[u8]) -> Option<Status> {
 /// # Errors
 /// `ENOENT`/`ESRCH` when the task is gone, `InvalidData` when unparsable.
 pub fn status(tid: i32) -> io::Result<Status> {
-    let mut buf = [0u8; 4096];
-    let mut f = File::open(format!("/proc/{tid}/status"))?;
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
+    // One read: procfs returns the whole file when the buffer holds it.
+    let mut buf = [0u8; 8192];
+    let n = File::open(format!("/proc/{tid}/status"))?.read(&mut buf)?;
+    parse_status(&buf[..n]).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "status"))
+}
+
+/// Ids and credentials of a task, from a pidfd when the kernel offers `PIDFD_GET_INFO`
+/// (cheaper than formatting `/proc/TID/status`), else from `/proc`. Also returns the pidfd,
+/// which pins the task for later calls. `tracer` is not known this way and reads as 0:
+/// ptrace attach fails for a traced task, which is how the supervisor finds out.
+///
+/// # Errors
+/// When the task is gone.
+pub fn task(tid: i32) -> io::Result<(Status, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::AsFd;
+    let pidfd = crate::sys::pidfd_open(tid, crate::sys::PIDFD_THREAD)
+        .or_else(|_| crate::sys::pidfd_open(tid, 0));
+    if let Ok(fd) = &pidfd {
+        if let Ok(i) = crate::sys::pidfd_info(fd.as_fd()) {
+            let s = Status {
+                tgid: i.tgid as i32,
+                ppid: i.ppid as i32,
+                tracer: 0,
+                ruid: i.ruid,
+                euid: i.euid,
+                egid: i.egid,
+            };
+            return Ok((s, pidfd.ok()));
         }
     }
-    parse_status(&buf[..n]).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "status"))
+    Ok((status(tid)?, pidfd.ok()))
 }
 
 /// The working directory of a task, as bytes.
@@ -129,6 +150,15 @@ mod tests {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(s.euid, unsafe { libc::geteuid() });
         assert!(s.ppid > 0);
+    }
+
+    #[test]
+    fn task_ids_agree_with_proc_status() {
+        let me = std::process::id() as i32;
+        let (t, pidfd) = task(me).expect("task");
+        let s = status(me).expect("status");
+        assert_eq!((t.tgid, t.ppid, t.euid, t.egid), (s.tgid, s.ppid, s.euid, s.egid));
+        assert!(pidfd.is_some());
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct Resolved {
     pub ino: u64,
     /// File, memfd or deleted file.
     pub kind: ExeKind,
+    /// Size and modification and change times: a file whose stamp is unchanged has the head
+    /// it had.
+    pub stamp: [i64; 5],
 }
 
 /// Who is asking: the thread that made the exec call.
@@ -141,10 +144,17 @@ pub fn resolve(
         }
     } else if let Some(rewritten) = rewrite_self(path, asker, tgid) {
         open_path(None, &rewritten, nofollow)?
-    } else if let Some(rel) = path.strip_prefix(b"/") {
-        let root = proc_dir(asker.tid, "root")?;
-        let rel = if rel.is_empty() { b".".as_slice() } else { rel };
-        open_path(Some(&root), rel, nofollow)?
+    } else if path.starts_with(b"/") {
+        // One walk through the magic link /proc/TID/root; two steps when that would exceed
+        // PATH_MAX.
+        let mut through_root = format!("/proc/{}/root", asker.tid).into_bytes();
+        if through_root.len() + path.len() < 4096 {
+            through_root.extend_from_slice(path);
+            open_path(None, &through_root, nofollow)?
+        } else {
+            let root = proc_dir(asker.tid, "root")?;
+            open_path(Some(&root), &path[1..], nofollow)?
+        }
     } else {
         let base = match dirfd {
             Some(fd) => open_path(None, format!("/proc/{tgid}/fd/{fd}").as_bytes(), false)
@@ -177,7 +187,8 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
     } else {
         ExeKind::Deleted
     };
-    Ok(Resolved { file, real_path, dev: st.st_dev, ino: st.st_ino, kind })
+    let stamp = [st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec];
+    Ok(Resolved { file, real_path, dev: st.st_dev, ino: st.st_ino, kind, stamp })
 }
 
 /// Reads the head of the file, as the kernel does to find `#!`. `None` when the file is on a
@@ -208,6 +219,32 @@ fn read_head(r: &Resolved) -> Option<Vec<u8>> {
     }
     buf.truncate(n);
     Some(buf)
+}
+
+/// How the heads of recently seen executables read, by identity and stamp, so that the 500th
+/// exec of `/bin/true` does not read it again. A stale entry can only mislead the first look:
+/// the check after the exec sees the image that really loaded.
+#[derive(Debug, Default)]
+pub struct HeadCache {
+    entries: std::collections::HashMap<(u64, u64), ([i64; 5], ScriptHead)>,
+}
+
+const HEAD_CACHE_ENTRIES: usize = 512;
+
+impl HeadCache {
+    fn head(&mut self, r: &Resolved) -> Option<ScriptHead> {
+        if let Some((stamp, head)) = self.entries.get(&(r.dev, r.ino)) {
+            if *stamp == r.stamp {
+                return Some(head.clone());
+            }
+        }
+        let head = parse_script_head(&read_head(r)?);
+        if self.entries.len() >= HEAD_CACHE_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert((r.dev, r.ino), (r.stamp, head.clone()));
+        Some(head)
+    }
 }
 
 /// One interpreter the kernel will start for a `#!` script.
@@ -265,6 +302,7 @@ pub fn plan(
     named: Resolved,
     filename: Vec<u8>,
     argv: &[Vec<u8>],
+    cache: &mut HeadCache,
 ) -> Result<ExecPlan, Errno> {
     let mut interpreters: Vec<Interpreter> = Vec::new();
     let mut final_argv = argv.to_vec();
@@ -272,11 +310,11 @@ pub fn plan(
     let mut complete = true;
     loop {
         let current = interpreters.last().map_or(&named, |i| &i.file);
-        let Some(head) = read_head(current) else {
+        let Some(head) = cache.head(current) else {
             complete = false;
             break;
         };
-        let shebang = match parse_script_head(&head) {
+        let shebang = match head {
             ScriptHead::NotScript => break,
             ScriptHead::Invalid => return Err(Errno::ENOEXEC),
             ScriptHead::Script(s) => s,
@@ -380,7 +418,7 @@ mod tests {
         let ob = outer.as_os_str().as_encoded_bytes().to_vec();
         let named = resolve(a, tgid, None, &ob, 0).expect("resolves");
         let argv = vec![b"outer".to_vec(), b"arg1".to_vec()];
-        let p = plan(a, tgid, named, ob.clone(), &argv).expect("plan");
+        let p = plan(a, tgid, named, ob.clone(), &argv, &mut HeadCache::default()).expect("plan");
         assert!(p.complete);
         assert_eq!(p.interpreters.len(), 2);
         let sh = std::fs::canonicalize("/bin/sh").expect("sh");
@@ -398,7 +436,7 @@ mod tests {
         std::fs::write(&s, b"#!\n").expect("write");
         let sb = s.as_os_str().as_encoded_bytes().to_vec();
         let named = resolve(a, tgid, None, &sb, 0).expect("resolves");
-        assert_eq!(plan(a, tgid, named, sb, &[]).expect_err("enoexec"), Errno::ENOEXEC);
+        assert_eq!(plan(a, tgid, named, sb, &[], &mut HeadCache::default()).expect_err("enoexec"), Errno::ENOEXEC);
         assert_eq!(rewrite_self(b"/dev/fd/3", a, 77), Some(b"/proc/77/fd/3".to_vec()));
         assert_eq!(rewrite_self(b"/proc/self/exe", a, 77), Some(b"/proc/77/exe".to_vec()));
         assert_eq!(rewrite_self(b"/dev/stderr", a, 77), Some(b"/proc/77/fd/2".to_vec()));

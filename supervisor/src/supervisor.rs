@@ -115,6 +115,7 @@ pub struct Supervisor {
     limits: Limits,
     log: Syslog,
     names: UidNames,
+    heads: resolve::HeadCache,
     pending: HashMap<i32, Pending>,
     counts: Counts,
     sigchld: SignalFd,
@@ -161,6 +162,7 @@ impl Supervisor {
             limits: Limits::default(),
             log,
             names: UidNames::default(),
+            heads: resolve::HeadCache::default(),
             pending: HashMap::new(),
             counts: Counts::default(),
             sigchld,
@@ -227,7 +229,8 @@ impl Supervisor {
                 )
             };
             if sig_ready {
-                while let Ok(Some(_)) = self.sigchld.read_signal() {}
+                // Standard signals do not queue: one read clears it; reap() takes every stop.
+                let _ = self.sigchld.read_signal();
                 self.reap();
             }
             if listener_ready {
@@ -335,7 +338,7 @@ impl Supervisor {
             Notified::Execveat => (Some(a(0) as i32), a(1), a(2), a(3), a(4)),
             _ => (None, a(0), a(1), a(2), 0),
         };
-        let Ok(status) = procfs::status(tid) else {
+        let Ok((status, pidfd)) = procfs::task(tid) else {
             let _ = self.listener.refuse(n.id, Errno::ESRCH);
             return;
         };
@@ -348,12 +351,12 @@ impl Supervisor {
             Ok((path, argv, env.map(str::to_owned)))
         });
         drop(mem);
-        if !self.listener.id_valid(n.id) {
-            return;
-        }
         let (path, mut argv, loader_env) = match read {
             Ok(r) => r,
             Err(e) => {
+                if !self.listener.id_valid(n.id) {
+                    return;
+                }
                 self.counts.failed += 1;
                 let _ = self.listener.refuse(n.id, e.errno());
                 let line = format!(
@@ -371,10 +374,13 @@ impl Supervisor {
             argv.push(Vec::new());
         }
         let asker = Asker { tid };
+        let cache = &mut self.heads;
         let plan = resolve::resolve(asker, status.tgid, dirfd, &path, flags).and_then(|named| {
-            resolve::plan(asker, status.tgid, named, resolve::kernel_filename(dirfd, &path), &argv)
+            let filename = resolve::kernel_filename(dirfd, &path);
+            resolve::plan(asker, status.tgid, named, filename, &argv, cache)
         });
         let cwd = procfs::cwd(tid).unwrap_or_default();
+        // Everything read so far was read from the right task only if it still waits.
         if !self.listener.id_valid(n.id) {
             return;
         }
@@ -395,10 +401,25 @@ impl Supervisor {
             }
         };
         let target_user = self.names.name(status.euid).to_owned();
-        let traced = status.tracer != 0;
-        let decision = self.decide_plan(&plan, &argv, &target_user, loader_env.as_deref(), traced);
-        let (verdict, reason) = self.apply_policy_settings(&decision);
-        let mut line = self.decision_line(&DecisionFacts {
+        let mut traced = status.tracer != 0;
+        let mut decision = self.decide_plan(&plan, &argv, &target_user, loader_env.as_deref(), traced);
+        let (mut verdict, mut reason) = self.apply_policy_settings(&decision);
+        let enforce = self.config.mode == Mode::Enforce;
+        // An allowed exec runs only under our check: attach now. A task traced by someone
+        // else cannot be attached, which is how a tracer is noticed.
+        let mut attached = false;
+        if verdict == Verdict::Allow && !traced {
+            match tracer::seize(tid) {
+                Ok(()) => attached = true,
+                Err(Errno::ESRCH) => return,
+                Err(_) => {
+                    traced = true;
+                    decision = self.decide_plan(&plan, &argv, &target_user, loader_env.as_deref(), true);
+                    (verdict, reason) = self.apply_policy_settings(&decision);
+                }
+            }
+        }
+        let facts = DecisionFacts {
             tgid: status.tgid,
             tid,
             ppid: status.ppid,
@@ -410,53 +431,39 @@ impl Supervisor {
             argv: &argv,
             decision: &decision,
             reason: reason.as_deref(),
-        });
-        let enforce = self.config.mode == Mode::Enforce;
+        };
+        let mut line = self.decision_line(&facts);
         if verdict == Verdict::Deny && enforce {
             let text = self.user_message(&path, &decision);
-            let delivery = message::deliver(status.tgid, text.as_bytes());
+            let delivery = match &pidfd {
+                Some(p) => message::deliver_via(p.as_fd(), text.as_bytes()),
+                None => message::deliver(status.tgid, text.as_bytes()),
+            };
             let errno = Errno::from_raw(self.config.deny_errno.value);
+            let latency = t0.elapsed().as_micros();
             let _ = self.listener.refuse(n.id, errno);
             self.counts.refused += 1;
             let _ = write!(
                 line,
-                " errno={} message={} latency_us={}",
+                " errno={} message={} latency_us={latency}",
                 self.config.deny_errno.name,
                 delivery.as_str(),
-                t0.elapsed().as_micros()
             );
             self.log.log(Severity::LOG_NOTICE, &line);
             return;
         }
         self.counts.allowed += 1;
-        if traced {
-            // Only reached when the policy allows execs under a tracer: nothing can check
-            // them after the fact, which the log says.
+        let _ = write!(line, " latency_us={}", t0.elapsed().as_micros());
+        if !attached {
+            // Traced by another process and the policy allows that (or audit mode): nothing
+            // can check this exec after the fact, which the log says.
             let _ = self.listener.allow(n.id);
-            let _ = write!(line, " latency_us={} result=unverified-traced", t0.elapsed().as_micros());
-            self.log.log(Severity::LOG_WARNING, &line);
+            let result = if traced { "unverified-traced" } else { "unverified" };
+            self.log.log(Severity::LOG_WARNING, &format!("{line} result={result}"));
             return;
-        }
-        match tracer::seize(tid) {
-            Ok(()) => {}
-            Err(Errno::ESRCH) => return,
-            Err(e) => {
-                // Someone attached between our look and ours: the exec cannot be checked.
-                let _ = self.listener.refuse(n.id, Errno::EPERM);
-                self.counts.allowed -= 1;
-                self.counts.refused += 1;
-                let _ = write!(
-                    line,
-                    " result=refused reason=\"cannot verify the exec: ptrace attach failed: {e}\" latency_us={}",
-                    t0.elapsed().as_micros()
-                );
-                self.log.log(Severity::LOG_WARNING, &line);
-                return;
-            }
         }
         let _ = self.listener.allow(n.id);
         tracer::interrupt(tid);
-        let _ = write!(line, " latency_us={}", t0.elapsed().as_micros());
         let image = plan.image();
         self.pending.insert(
             tid,
@@ -609,9 +616,11 @@ impl Supervisor {
             return;
         };
         let image = procfs::exe_identity(pid);
-        let argv = procfs::read_bounded(&format!("/proc/{pid}/cmdline"), self.limits.argv_total)
-            .map(|b| procfs::split_nul(&b));
-        let loader_env = self.loader_env_of(pid);
+        let loaded = tracer::loaded_args(pid, &self.config.policy.guards.loader_env, &self.limits);
+        let (argv, loader_env) = match loaded {
+            Ok((argv, env)) => (Ok(argv), env),
+            Err(e) => (Err(e), None),
+        };
         let matches = image.as_ref().ok() == Some(&p.image)
             && argv.as_ref().ok() == Some(&p.argv)
             && loader_env.is_none();
@@ -663,15 +672,6 @@ impl Supervisor {
             tracer::detach(pid, None);
             self.log.log(Severity::LOG_WARNING, &format!("{} {detail} result=exec", p.line));
         }
-    }
-
-    fn loader_env_of(&self, pid: i32) -> Option<String> {
-        let names = &self.config.policy.guards.loader_env;
-        if names.is_empty() {
-            return None;
-        }
-        let env = procfs::read_bounded(&format!("/proc/{pid}/environ"), self.limits.argv_total).ok()?;
-        env.split(|&b| b == 0).find_map(|e| memory::env_match(e, names)).map(str::to_owned)
     }
 }
 

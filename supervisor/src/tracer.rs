@@ -25,6 +25,8 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::memory::{self, Limits, MemError, PtrWidth, Remote};
+
 /// Something that happened to a task the supervisor traces (or to its own child).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -132,6 +134,36 @@ pub fn next_stop() -> Option<Stop> {
             WaitStatus::Continued(_) | WaitStatus::StillAlive => continue,
         });
     }
+}
+
+/// The argument vector of a task stopped at its exec event, read from the new image's stack
+/// (argc, argv[], NULL, envp[], NULL), and the first loader variable of `names` in its
+/// environment. The stopped image is private to the task: this is what it will run with.
+///
+/// # Errors
+/// When the registers or the stack cannot be read.
+pub fn loaded_args(
+    pid: i32,
+    names: &[String],
+    limits: &Limits,
+) -> Result<(Vec<Vec<u8>>, Option<String>), MemError> {
+    let regs = ptrace::getregs(Pid::from_raw(pid)).map_err(|_| MemError::Gone)?;
+    // A 32-bit image runs with the compat code segment.
+    let (width, sp) = if regs.cs == 0x23 {
+        (PtrWidth::Bits32, regs.rsp & 0xffff_ffff)
+    } else {
+        (PtrWidth::Bits64, regs.rsp)
+    };
+    let step = if width == PtrWidth::Bits32 { 4 } else { 8 };
+    let mut mem = Remote::new(Pid::from_raw(pid));
+    let argc = mem.read_ptr(sp, width)?;
+    let argv = memory::read_argv(&mut mem, sp + step, width, limits)?;
+    if argv.len() as u64 != argc {
+        return Err(MemError::Fault);
+    }
+    let envp = sp + step * (argc + 2);
+    let env = memory::find_env(&mut mem, envp, width, names, limits)?;
+    Ok((argv, env.map(str::to_owned)))
 }
 
 /// Whether `errno` means the kernel will restart the call (and notify again).

@@ -323,7 +323,7 @@ fn cmd_explain(
     let me = Asker { tid: nix::unistd::gettid().as_raw() };
     let tgid = std::process::id() as i32;
     let plan = resolve::resolve(me, tgid, None, program.as_bytes(), 0).and_then(|named| {
-        resolve::plan(me, tgid, named, program.as_bytes().to_vec(), &argv)
+        resolve::plan(me, tgid, named, program.as_bytes().to_vec(), &argv, &mut resolve::HeadCache::default())
     });
     let plan = match plan {
         Ok(p) => p,
