@@ -86,6 +86,8 @@ pub struct Summary {
 struct Pending {
     /// The log line without its result.
     line: String,
+    /// Its severity.
+    severity: Severity,
     /// The image that should load (device, inode).
     image: (u64, u64),
     /// The argument vector it should see.
@@ -265,7 +267,7 @@ impl Supervisor {
                 c.allowed, c.refused, c.killed, c.failed
             ),
         );
-        self.log.flush();
+        self.log.drain(std::time::Duration::from_secs(2));
         Summary { counts: self.counts, child_code: self.child_code }
     }
 
@@ -408,7 +410,8 @@ impl Supervisor {
         // An allowed exec runs only under our check: attach now. A task traced by someone
         // else cannot be attached, which is how a tracer is noticed.
         let mut attached = false;
-        if verdict == Verdict::Allow && !traced {
+        let runs = |v: Verdict| v == Verdict::Allow || !enforce;
+        if runs(verdict) && !traced {
             match tracer::seize(tid) {
                 Ok(()) => attached = true,
                 Err(Errno::ESRCH) => return,
@@ -454,6 +457,8 @@ impl Supervisor {
         }
         self.counts.allowed += 1;
         let _ = write!(line, " latency_us={}", t0.elapsed().as_micros());
+        // An audit-mode "would deny" stays a notice when its outcome is logged.
+        let severity = if verdict == Verdict::Deny { Severity::LOG_NOTICE } else { Severity::LOG_INFO };
         if !attached {
             // Traced by another process and the policy allows that (or audit mode): nothing
             // can check this exec after the fact, which the log says.
@@ -469,6 +474,7 @@ impl Supervisor {
             tid,
             Pending {
                 line,
+                severity,
                 image: (image.dev, image.ino),
                 argv: plan.final_argv,
                 target_user,
@@ -592,14 +598,14 @@ impl Supervisor {
                             } else {
                                 format!("failed errno={}", Errno::from_raw(errno))
                             };
-                            self.log.log(Severity::LOG_INFO, &format!("{} result={result}", p.line));
+                            self.log.log(p.severity, &format!("{} result={result}", p.line));
                         }
                     }
                     tracer::detach(tid, signal);
                 }
                 Stop::Gone { tid, code } => {
                     if let Some(p) = self.pending.remove(&tid) {
-                        self.log.log(Severity::LOG_INFO, &format!("{} result=died code={code}", p.line));
+                        self.log.log(p.severity, &format!("{} result=died code={code}", p.line));
                     }
                     if Some(tid) == self.child {
                         self.child_code = Some(code);
@@ -626,7 +632,7 @@ impl Supervisor {
             && loader_env.is_none();
         if matches {
             tracer::detach(pid, None);
-            self.log.log(Severity::LOG_INFO, &format!("{} result=exec", p.line));
+            self.log.log(p.severity, &format!("{} result=exec", p.line));
             return;
         }
         // What loaded is not what was authorized: decide again on what loaded.

@@ -195,6 +195,22 @@ impl Syslog {
         }
     }
 
+    /// Before exiting: keeps flushing for at most `limit` while lines wait, so that the last
+    /// decisions and the session's end reach syslog if it is merely slow.
+    pub fn drain(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        self.flush();
+        while (!self.backlog.is_empty() || self.dropped > 0) && Instant::now() < deadline {
+            if let Some(fd) = self.waiting_fd() {
+                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16));
+            } else {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.flush();
+        }
+    }
+
     /// The socket, when lines are waiting for it to become writable.
     pub fn waiting_fd(&self) -> Option<BorrowedFd<'_>> {
         if self.backlog.is_empty() && self.dropped == 0 {
