@@ -16,6 +16,9 @@ use crate::wire::{Message, WireError, MAX_MESSAGE};
 /// make the kernel restart the syscall and the supervisor see it twice.
 pub const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 1 << 5;
 
+/// `SECCOMP_FILTER_FLAG_TSYNC_ESRCH` (Linux 5.7).
+pub const SECCOMP_FILTER_FLAG_TSYNC_ESRCH: libc::c_ulong = 1 << 4;
+
 /// The fd argument of the probe ioctl: -1, which no real ioctl accepts (`EBADF`).
 pub const PROBE_FD: u64 = 0xffff_ffff;
 /// The request argument of the probe ioctl ("SWPR").
@@ -87,12 +90,31 @@ impl FilterProgram {
     /// The errno of `seccomp(2)`: `EBUSY` when the thread is already under a filter with a
     /// listener, `EACCES` without `CAP_SYS_ADMIN` or `NO_NEW_PRIVS`.
     pub fn install_with_listener(&self) -> io::Result<OwnedFd> {
+        self.install(false)
+    }
+
+    /// Like [`FilterProgram::install_with_listener`], on every thread of the process at once
+    /// (`SECCOMP_FILTER_FLAG_TSYNC`), for a host process that has more than one thread.
+    ///
+    /// # Errors
+    /// As [`FilterProgram::install_with_listener`]; `ESRCH` if a thread cannot be synced.
+    pub fn install_with_listener_all_threads(&self) -> io::Result<OwnedFd> {
+        self.install(true)
+    }
+
+    fn install(&self, all_threads: bool) -> io::Result<OwnedFd> {
         let prog = libc::sock_fprog {
             // from_bytes bounds the length to BPF_MAXINSNS, which fits u16.
             len: u16::try_from(self.insns.len()).unwrap_or(u16::MAX),
             filter: self.insns.as_ptr().cast_mut(),
         };
-        let base = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        // TSYNC with a listener needs TSYNC_ESRCH (Linux 5.7) so that a failure is an errno.
+        let sync = if all_threads {
+            libc::SECCOMP_FILTER_FLAG_TSYNC | SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+        } else {
+            0
+        };
+        let base = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | sync;
         for flags in [base | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, base] {
             // SAFETY: `prog` points to `len` valid instructions that outlive the call; the
             // kernel copies the program and returns a new fd or -1.

@@ -10,7 +10,7 @@ pub mod kernel;
 pub mod wire;
 
 pub use kernel::{probe, recv, send, ExchangeError, FilterProgram, Probe};
-pub use wire::{session_id_text, Hello, Message, Nested, WireError, SESSION_ID_MASK};
+pub use wire::{session_id_text, Closing, Hello, Message, Nested, WireError, SESSION_ID_MASK};
 
 /// The fd number the supervisor finds its socket at when the module execs it.
 pub const SUPERVISOR_SOCKET_FD: i32 = 3;

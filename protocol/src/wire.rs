@@ -46,6 +46,8 @@ pub struct Hello {
     pub leader_pid: u32,
     /// The `debug` module argument.
     pub debug: bool,
+    /// The `kill_on_close` module argument: end the session's processes when it closes.
+    pub kill_on_close: bool,
 }
 
 /// A nested PAM session (su or sudo inside a supervised session) reporting itself.
@@ -61,6 +63,13 @@ pub struct Nested {
     pub tty: Option<Vec<u8>>,
 }
 
+/// The process that opened the session is closing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Closing {
+    /// `PAM_SERVICE` of the closing session.
+    pub service: Vec<u8>,
+}
+
 /// One datagram.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Message {
@@ -71,6 +80,8 @@ pub enum Message {
     Supervise {
         /// The session id.
         session: u64,
+        /// The supervisor's pid.
+        pid: u32,
         /// The filter program.
         filter: Vec<u8>,
     },
@@ -90,15 +101,18 @@ pub enum Message {
     Ready,
     /// A nested session's record, read by the supervisor from the probing process.
     Nested(Nested),
+    /// The session's opener closing it, read by the supervisor from the probing process.
+    Closing(Closing),
 }
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Message::Hello(h) => f.debug_tuple("Hello").field(h).finish(),
-            Message::Supervise { session, filter } => f
+            Message::Supervise { session, pid, filter } => f
                 .debug_struct("Supervise")
                 .field("session", session)
+                .field("pid", pid)
                 .field("filter_len", &filter.len())
                 .finish(),
             Message::Skip { reason } => f.debug_struct("Skip").field("reason", reason).finish(),
@@ -106,6 +120,7 @@ impl fmt::Debug for Message {
             Message::Listener => f.write_str("Listener"),
             Message::Ready => f.write_str("Ready"),
             Message::Nested(n) => f.debug_tuple("Nested").field(n).finish(),
+            Message::Closing(c) => f.debug_tuple("Closing").field(c).finish(),
         }
     }
 }
@@ -118,6 +133,7 @@ mod kind {
     pub const LISTENER: u8 = 5;
     pub const READY: u8 = 6;
     pub const NESTED: u8 = 7;
+    pub const CLOSING: u8 = 8;
 }
 
 mod tag {
@@ -132,6 +148,8 @@ mod tag {
     pub const SESSION: u8 = 9;
     pub const FILTER: u8 = 10;
     pub const REASON: u8 = 11;
+    pub const KILL_ON_CLOSE: u8 = 12;
+    pub const PID: u8 = 13;
 }
 
 struct Writer(Vec<u8>);
@@ -165,10 +183,12 @@ impl Message {
                 w.opt(tag::CONFIG, &h.config);
                 w.field(tag::LEADER, &h.leader_pid.to_le_bytes());
                 w.field(tag::DEBUG, &[u8::from(h.debug)]);
+                w.field(tag::KILL_ON_CLOSE, &[u8::from(h.kill_on_close)]);
             }
-            Message::Supervise { session, filter } => {
+            Message::Supervise { session, pid, filter } => {
                 w.0.push(kind::SUPERVISE);
                 w.field(tag::SESSION, &session.to_le_bytes());
+                w.field(tag::PID, &pid.to_le_bytes());
                 w.field(tag::FILTER, filter);
             }
             Message::Skip { reason } => {
@@ -187,6 +207,10 @@ impl Message {
                 w.field(tag::USER, &n.user);
                 w.opt(tag::RUSER, &n.ruser);
                 w.opt(tag::TTY, &n.tty);
+            }
+            Message::Closing(c) => {
+                w.0.push(kind::CLOSING);
+                w.field(tag::SERVICE, &c.service);
             }
         }
         w.0
@@ -228,11 +252,13 @@ impl Message {
                 tag::CONFIG,
                 tag::LEADER,
                 tag::DEBUG,
+                tag::KILL_ON_CLOSE,
             ],
-            kind::SUPERVISE => &[tag::SESSION, tag::FILTER],
+            kind::SUPERVISE => &[tag::SESSION, tag::PID, tag::FILTER],
             kind::SKIP | kind::FAILED => &[tag::REASON],
             kind::LISTENER | kind::READY => &[],
             kind::NESTED => &[tag::SERVICE, tag::USER, tag::RUSER, tag::TTY],
+            kind::CLOSING => &[tag::SERVICE],
             other => return Err(WireError::UnknownKind(other)),
         };
         if let Some((t, _)) = fields.iter().find(|(t, _)| !allowed.contains(t)) {
@@ -240,31 +266,34 @@ impl Message {
         }
         let get = |t: u8| fields.iter().find(|(ft, _)| *ft == t).map(|(_, v)| v.to_vec());
         let need = |t: u8, name: &'static str| get(t).ok_or(WireError::Missing(name));
+        let flag = |t: u8, name: &'static str| -> Result<bool, WireError> {
+            Ok(need(t, name)?.first().copied().unwrap_or(0) != 0)
+        };
+        let u32_of = |t: u8, name: &'static str| -> Result<u32, WireError> {
+            let b: [u8; 4] = need(t, name)?.try_into().map_err(|_| WireError::Malformed("u32 size"))?;
+            Ok(u32::from_le_bytes(b))
+        };
         let text = |t: u8, name: &'static str| -> Result<String, WireError> {
             Ok(String::from_utf8_lossy(&need(t, name)?).into_owned())
         };
         Ok(match k {
-            kind::HELLO => {
-                let leader = need(tag::LEADER, "leader")?;
-                let leader: [u8; 4] =
-                    leader.try_into().map_err(|_| WireError::Malformed("leader pid size"))?;
-                let debug = need(tag::DEBUG, "debug")?;
-                Message::Hello(Hello {
-                    user: need(tag::USER, "user")?,
-                    service: need(tag::SERVICE, "service")?,
-                    rhost: get(tag::RHOST),
-                    tty: get(tag::TTY),
-                    ruser: get(tag::RUSER),
-                    config: get(tag::CONFIG),
-                    leader_pid: u32::from_le_bytes(leader),
-                    debug: debug.first().copied().unwrap_or(0) != 0,
-                })
-            }
+            kind::HELLO => Message::Hello(Hello {
+                user: need(tag::USER, "user")?,
+                service: need(tag::SERVICE, "service")?,
+                rhost: get(tag::RHOST),
+                tty: get(tag::TTY),
+                ruser: get(tag::RUSER),
+                config: get(tag::CONFIG),
+                leader_pid: u32_of(tag::LEADER, "leader")?,
+                debug: flag(tag::DEBUG, "debug")?,
+                kill_on_close: flag(tag::KILL_ON_CLOSE, "kill_on_close")?,
+            }),
             kind::SUPERVISE => {
                 let s = need(tag::SESSION, "session")?;
                 let s: [u8; 8] = s.try_into().map_err(|_| WireError::Malformed("session size"))?;
                 Message::Supervise {
                     session: u64::from_le_bytes(s),
+                    pid: u32_of(tag::PID, "pid")?,
                     filter: need(tag::FILTER, "filter")?,
                 }
             }
@@ -272,6 +301,7 @@ impl Message {
             kind::FAILED => Message::Failed { reason: text(tag::REASON, "reason")? },
             kind::LISTENER => Message::Listener,
             kind::READY => Message::Ready,
+            kind::CLOSING => Message::Closing(Closing { service: need(tag::SERVICE, "service")? }),
             _ => Message::Nested(Nested {
                 service: need(tag::SERVICE, "service")?,
                 user: need(tag::USER, "user")?,
@@ -310,8 +340,10 @@ mod tests {
             config: Some(b"/etc/x.toml".to_vec()),
             leader_pid: 4242,
             debug: true,
+            kill_on_close: false,
         }));
-        roundtrip(Message::Supervise { session: 0xabc, filter: vec![1, 2, 3, 4, 5, 6, 7, 8] });
+        roundtrip(Message::Supervise { session: 0xabc, pid: 77, filter: vec![1, 2, 3, 4, 5, 6, 7, 8] });
+        roundtrip(Message::Closing(Closing { service: b"sshd".to_vec() }));
         roundtrip(Message::Skip { reason: "exempt user".into() });
         roundtrip(Message::Failed { reason: "bad config".into() });
         roundtrip(Message::Listener);

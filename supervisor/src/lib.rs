@@ -12,18 +12,28 @@
 //! libseccomp in [`filter`]. `session-wrapper run` ([`run`]) puts one command under a
 //! supervisor without PAM; the PAM module starts the `session-wrapper-supervisor` binary.
 
+pub mod cgroup;
 pub mod configfile;
 pub mod decide;
 pub mod exefile;
 pub mod filter;
+pub mod lingering;
 pub mod memory;
 pub mod message;
 pub mod notify;
+pub mod pam;
 pub mod procfs;
 pub mod resolve;
 pub mod run;
+pub mod runtime;
 pub mod supervisor;
 pub mod sys;
 pub mod syslog;
 pub mod tracer;
 pub mod users;
+
+/// Whether this process runs as root (effective uid 0).
+pub fn run_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -59,6 +59,23 @@ pub struct Session {
     pub started: SystemTime,
 }
 
+/// What a PAM session adds to a supervisor: its session file, its watchdog, its close.
+#[derive(Debug, Default)]
+pub struct PamSession {
+    /// The runtime directory to keep the session file in.
+    pub runtime_dir: Option<std::path::PathBuf>,
+    /// The read end of a pipe whose writer is the watchdog: `POLLHUP` means it died.
+    pub watchdog: Option<std::os::fd::OwnedFd>,
+    /// The watchdog's pid (never ended with the session).
+    pub watchdog_pid: Option<i32>,
+    /// End the session's processes when it closes.
+    pub kill_on_close: bool,
+    /// The session's own audit session id, if it has one.
+    pub audit_session: Option<u32>,
+    /// The session's cgroup, if there is one.
+    pub cgroup: Option<crate::cgroup::SessionCgroup>,
+}
+
 /// Decision counts, for the session list and the final log line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -124,6 +141,9 @@ pub struct Supervisor {
     child: Option<i32>,
     child_code: Option<i32>,
     debug: bool,
+    pam: PamSession,
+    /// The session file is out of date since this moment.
+    dirty_since: Option<Instant>,
 }
 
 /// Why a supervisor could not be set up.
@@ -173,7 +193,45 @@ impl Supervisor {
             debug,
             config,
             session,
+            pam: PamSession::default(),
+            dirty_since: None,
         })
+    }
+
+    /// Makes this the supervisor of a PAM session: it keeps a session file, watches its
+    /// watchdog and handles the close.
+    pub fn with_pam(mut self, pam: PamSession) -> Self {
+        self.pam = pam;
+        self.write_session_file();
+        self
+    }
+
+    fn session_info(&self) -> crate::runtime::SessionInfo {
+        let s = &self.session;
+        crate::runtime::SessionInfo {
+            id: session_id_text(s.id),
+            user: s.user.name.clone(),
+            service: s.service.clone(),
+            tty: s.tty.clone().unwrap_or_else(|| "-".into()),
+            rhost: s.rhost.clone().unwrap_or_else(|| "-".into()),
+            leader: s.leader,
+            supervisor: std::process::id() as i32,
+            started: s.started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            allowed: self.counts.allowed,
+            refused: self.counts.refused,
+            killed: self.counts.killed,
+        }
+    }
+
+    fn write_session_file(&mut self) {
+        self.dirty_since = None;
+        let Some(dir) = self.pam.runtime_dir.clone() else { return };
+        if let Err(e) = crate::runtime::write(&dir, &self.session_info()) {
+            let line = format!("event=runtime-dir-error dir=\"{}\" error=\"{e}\"", dir.display());
+            self.event(Severity::LOG_WARNING, &line);
+            // Keep the error from repeating on every decision.
+            self.pam.runtime_dir = None;
+        }
     }
 
     /// The session this supervisor serves.
@@ -208,28 +266,49 @@ impl Supervisor {
         );
         self.event(Severity::LOG_INFO, &start);
         loop {
-            let (listener_ready, hangup, sig_ready, log_ready) = {
+            let (listener_ready, hangup, sig_ready, log_ready, watchdog_gone) = {
                 let mut fds = vec![
                     PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN),
                 ];
-                if let Some(fd) = self.log.waiting_fd() {
+                let watchdog_at = self.pam.watchdog.as_ref().map(|w| {
+                    fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+                    fds.len() - 1
+                });
+                let log_at = self.log.waiting_fd().map(|fd| {
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
-                }
-                let timeout =
-                    if self.log.needs_retry() { PollTimeout::from(500u16) } else { PollTimeout::NONE };
+                    fds.len() - 1
+                });
+                let timeout = if self.log.needs_retry() || self.dirty_since.is_some() {
+                    PollTimeout::from(500u16)
+                } else {
+                    PollTimeout::NONE
+                };
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(_) => break,
                 }
-                let ev = |i: usize| fds.get(i).and_then(PollFd::revents).unwrap_or(PollFlags::empty());
+                let ev = |i: Option<usize>| {
+                    i.and_then(|i| fds.get(i)).and_then(PollFd::revents).unwrap_or(PollFlags::empty())
+                };
                 (
-                    ev(0).contains(PollFlags::POLLIN),
-                    ev(0).intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL),
-                    ev(1).contains(PollFlags::POLLIN),
-                    ev(2).contains(PollFlags::POLLOUT),
+                    ev(Some(0)).contains(PollFlags::POLLIN),
+                    ev(Some(0)).intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL),
+                    ev(Some(1)).contains(PollFlags::POLLIN),
+                    ev(log_at).contains(PollFlags::POLLOUT),
+                    !ev(watchdog_at).is_empty(),
                 )
             };
+            if watchdog_gone {
+                self.pam.watchdog = None;
+                self.event(
+                    Severity::LOG_WARNING,
+                    "event=watchdog-died reason=\"the watchdog process is gone; the supervisor goes on, but its own death would no longer be logged\"",
+                );
+            }
+            if self.dirty_since.is_some_and(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+                self.write_session_file();
+            }
             if sig_ready {
                 // Standard signals do not queue: one read clears it; reap() takes every stop.
                 let _ = self.sigchld.read_signal();
@@ -267,6 +346,11 @@ impl Supervisor {
                 c.allowed, c.refused, c.killed, c.failed
             ),
         );
+        if let Some(dir) = &self.pam.runtime_dir {
+            crate::runtime::remove(dir, &session_id_text(self.session.id));
+        }
+        // The cgroup is removed by the watchdog, which keeps the privilege to remove the
+        // shared parent directory.
         self.log.drain(std::time::Duration::from_secs(2));
         Summary { counts: self.counts, child_code: self.child_code }
     }
@@ -281,6 +365,9 @@ impl Supervisor {
     }
 
     fn on_notification(&mut self, n: &Notification) {
+        if self.pam.runtime_dir.is_some() && self.dirty_since.is_none() {
+            self.dirty_since = Some(Instant::now());
+        }
         match self.table.classify(n.arch, n.nr) {
             Some(kind @ (Notified::Execve | Notified::Execveat)) => self.on_exec(n, kind),
             Some(Notified::Probe) => self.on_probe(n),
@@ -316,6 +403,7 @@ impl Supervisor {
                             );
                             self.event(Severity::LOG_INFO, &line);
                         }
+                        Ok(Message::Closing(c)) if st.euid == 0 => self.on_close(&c.service, st.tgid),
                         Ok(_) | Err(_) => {
                             let line = format!(
                                 "event=probe-ignored pid={} uid={} reason=\"record from a non-root process or malformed\"",
@@ -328,6 +416,42 @@ impl Supervisor {
             }
         }
         let _ = self.listener.reply(n.id, self.session.id as i64);
+    }
+
+    /// The process that opened the session closes it.
+    fn on_close(&mut self, service: &[u8], pid: i32) {
+        let c = self.counts;
+        let mut line = format!(
+            "event=session-close service={} pid={pid} allowed={} refused={} killed={}",
+            escape(service),
+            c.allowed,
+            c.refused,
+            c.killed
+        );
+        if self.pam.kill_on_close {
+            let mut exclude = vec![std::process::id() as i32, self.session.leader];
+            exclude.extend(self.pam.watchdog_pid);
+            let (members, by) = if let Some(cg) = &self.pam.cgroup {
+                cg.freeze(true);
+                let m: Vec<i32> = cg.members().into_iter().filter(|p| !exclude.contains(p)).collect();
+                (m, "cgroup")
+            } else if self.pam.audit_session.is_some() {
+                (crate::lingering::members(self.session.leader, self.pam.audit_session, &exclude), "audit-session")
+            } else {
+                (crate::lingering::members(self.session.leader, None, &exclude), "descendants")
+            };
+            // SIGKILL reaches frozen tasks; SIGTERM waits for the thaw.
+            let n = members.len();
+            if let Some(cg) = &self.pam.cgroup {
+                for p in &members {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(*p), nix::sys::signal::Signal::SIGTERM);
+                }
+                cg.freeze(false);
+            }
+            crate::lingering::end(&members, std::time::Duration::from_secs(2));
+            let _ = write!(line, " kill_on_close=1 ended={n} by={by}");
+        }
+        self.event(Severity::LOG_INFO, &line);
     }
 
     fn on_exec(&mut self, n: &Notification, kind: Notified) {

@@ -262,3 +262,160 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// A test user that exists only inside a [`Sandbox`].
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    /// Name.
+    pub name: String,
+    /// Uid (= gid).
+    pub uid: u32,
+    /// Home directory (inside the sandbox's directory).
+    pub home: PathBuf,
+}
+
+/// A private mount namespace to run real PAM programs in: a copy of `/etc/pam.d` with the
+/// test's stanzas bind-mounted over the machine's, copies of `passwd`, `shadow`, `group` (and
+/// `sudoers`) with test users, a private `/run`, and `/dev/log` bound to a socket the test
+/// reads. The machine's own files are never written.
+#[derive(Debug)]
+pub struct Sandbox {
+    dir: TempDir,
+    /// The syslog socket that is `/dev/log` inside.
+    pub log: Syslog,
+    binds: Vec<(PathBuf, PathBuf)>,
+    users: Vec<TestUser>,
+}
+
+impl Sandbox {
+    /// A sandbox with an unmodified copy of `/etc/pam.d`.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("sw-sandbox-").tempdir().expect("tempdir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg("/etc/pam.d")
+            .arg(dir.path().join("pam.d"))
+            .status()
+            .expect("cp pam.d");
+        assert!(status.success(), "copying /etc/pam.d");
+        for f in ["passwd", "shadow", "group", "gshadow"] {
+            let _ = std::fs::copy(Path::new("/etc").join(f), dir.path().join(f));
+        }
+        std::fs::create_dir_all(dir.path().join("run")).expect("mkdir run");
+        let mut sb = Sandbox { log: Syslog::new(), binds: Vec::new(), users: Vec::new(), dir };
+        for f in ["passwd", "shadow", "group", "gshadow"] {
+            let p = sb.dir.path().join(f);
+            if p.exists() {
+                sb.binds.push((p, Path::new("/etc").join(f)));
+            }
+        }
+        sb
+    }
+
+    /// The sandbox's directory (world-traversable).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `/etc/pam.d/<service>` inside the sandbox.
+    pub fn pam_service(&self, service: &str, text: &str) {
+        std::fs::write(self.dir.path().join("pam.d").join(service), text).expect("write pam service");
+    }
+
+    /// Appends `session required <module> <args>` to `/etc/pam.d/<service>` inside.
+    pub fn add_session_module(&self, service: &str, args: &str) {
+        let p = self.dir.path().join("pam.d").join(service);
+        let mut text = std::fs::read_to_string(&p).unwrap_or_default();
+        text.push_str(&format!("session required {} {args}\n", bin("libpam_session_wrapper.so").display()));
+        std::fs::write(p, text).expect("write pam service");
+    }
+
+    /// The standard module arguments for tests: this config, the built supervisor.
+    pub fn module_args(config: &Path, extra: &str) -> String {
+        format!(
+            "config={} supervisor={} {extra}",
+            config.display(),
+            bin("session-wrapper-supervisor").display()
+        )
+    }
+
+    /// Adds a user (and its group) with a home directory and no password.
+    pub fn add_user(&mut self, name: &str, uid: u32) -> TestUser {
+        let home = self.dir.path().join("home").join(name);
+        std::fs::create_dir_all(&home).expect("mkdir home");
+        nix::unistd::chown(&home, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(uid)))
+            .expect("chown home");
+        let append = |f: &str, line: String| {
+            let p = self.dir.path().join(f);
+            let mut t = std::fs::read_to_string(&p).unwrap_or_default();
+            t.push_str(&line);
+            std::fs::write(p, t).expect("append");
+        };
+        append("passwd", format!("{name}:x:{uid}:{uid}:test user:{}:/bin/bash\n", home.display()));
+        append("shadow", format!("{name}:*:19000:0:99999:7:::\n"));
+        append("group", format!("{name}:x:{uid}:\n"));
+        append("gshadow", format!("{name}:!::\n"));
+        let u = TestUser { name: name.into(), uid, home };
+        self.users.push(u.clone());
+        u
+    }
+
+    /// Replaces a file inside the sandbox (e.g. `/etc/sudoers`) with `text` and `mode`.
+    pub fn etc_file(&mut self, target: &str, text: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let name = target.trim_start_matches('/').replace('/', "_");
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        self.binds.push((p, PathBuf::from(target)));
+    }
+
+    /// The shell that sets the namespace up, then execs its arguments.
+    fn setup_script(&self) -> String {
+        let w = self.dir.path().display().to_string();
+        let mut s = String::from("set -e\nmount --make-rprivate /\n");
+        s.push_str(&format!("mount --bind {w}/pam.d /etc/pam.d\n"));
+        for (src, dst) in &self.binds {
+            s.push_str(&format!("mount --bind {} {}\n", src.display(), dst.display()));
+        }
+        s.push_str(&format!("mount -t tmpfs -o mode=755 tmpfs /run\nmkdir -p /run/sshd\n"));
+        // /dev: an overlay, so that /dev/log can exist; submounts are moved back on top.
+        s.push_str(&format!(
+            "mkdir -p {w}/dev/upper {w}/dev/work {w}/dev/keep\n\
+             for m in $(findmnt -rn -o TARGET | grep '^/dev/' | sort -u); do n=$(echo $m | tr / _); mkdir -p {w}/dev/keep/$n; mount --rbind $m {w}/dev/keep/$n; done\n\
+             mount -t overlay overlay -o lowerdir=/dev,upperdir={w}/dev/upper,workdir={w}/dev/work /dev\n\
+             for k in {w}/dev/keep/*; do [ -e \"$k\" ] || continue; m=$(basename $k | tr _ /); mount --move $k $m; done\n\
+             touch /dev/log\nmount --bind {} /dev/log\n",
+            self.log.path().display()
+        ));
+        s.push_str("exec \"$@\"\n");
+        s
+    }
+
+    /// A command that runs `argv` inside the sandbox.
+    pub fn command(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"]).arg(self.setup_script()).arg("sw-sandbox");
+        c.args(argv);
+        c.env_remove("LD_PRELOAD");
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `argv` inside the sandbox to completion, with a timeout.
+    pub fn run(&self, argv: &[&str], timeout: Duration) -> Output {
+        let mut full = vec!["timeout", "-k", "5"];
+        let t = timeout.as_secs().to_string();
+        full.push(&t);
+        full.extend_from_slice(argv);
+        self.command(&full).output().expect("run in sandbox")
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -87,6 +87,12 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<OsString>,
     },
+    /// List the live supervised sessions (root only).
+    Sessions {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the built-in default configuration.
     DefaultConfig,
 }
@@ -133,6 +139,7 @@ fn main() -> ExitCode {
         Command::Explain { config, user, service, target_user, command } => {
             cmd_explain(config.as_deref(), &user, &service, target_user.as_deref(), &command)
         }
+        Command::Sessions { json } => cmd_sessions(json),
         Command::DefaultConfig => {
             print!("{}", session_wrapper_config::BUILTIN);
             0
@@ -196,6 +203,66 @@ fn cmd_run(a: RunArgs) -> i32 {
             e.exit_code()
         }
     }
+}
+
+fn cmd_sessions(json: bool) -> i32 {
+    use session_wrapper::runtime;
+    let dir = Path::new(runtime::DIR);
+    if dir.exists() && std::fs::read_dir(dir).is_err() {
+        eprintln!("session-wrapper: cannot read {}: the session list is root's", dir.display());
+        return 1;
+    }
+    let sessions = runtime::list(dir);
+    if json {
+        for s in &sessions {
+            println!(
+                "{{\"id\":\"{}\",\"user\":\"{}\",\"service\":\"{}\",\"tty\":\"{}\",\"rhost\":\"{}\",\"started\":{},\"allowed\":{},\"refused\":{},\"killed\":{},\"leader\":{},\"supervisor\":{}}}",
+                s.id, s.user, s.service, s.tty, s.rhost, s.started, s.allowed, s.refused, s.killed, s.leader, s.supervisor
+            );
+        }
+        return 0;
+    }
+    if sessions.is_empty() {
+        println!("no live sessions");
+        return 0;
+    }
+    println!("{:<12} {:<12} {:<8} {:<18} {:<20} COUNTS", "SESSION", "USER", "SERVICE", "TTY/FROM", "STARTED");
+    for s in &sessions {
+        let from = if s.rhost != "-" { &s.rhost } else { &s.tty };
+        println!(
+            "{:<12} {:<12} {:<8} {:<18} {:<20} allowed={} refused={} killed={} supervisor={}",
+            s.id,
+            s.user,
+            s.service,
+            from,
+            format_time(s.started),
+            s.allowed,
+            s.refused,
+            s.killed,
+            s.supervisor
+        );
+    }
+    0
+}
+
+/// Local time as `YYYY-MM-DD hh:mm:ss`.
+fn format_time(secs: u64) -> String {
+    let t = secs as libc::time_t;
+    // SAFETY: localtime_r writes into `tm`; both are valid for the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return secs.to_string();
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
 }
 
 fn list(v: &[String]) -> String {

@@ -1,0 +1,252 @@
+//! Opening and closing a supervised session.
+//!
+//! `open`: a process already under a session filter joins that session (it reports itself as
+//! nested and starts nothing; a nested su or sudo can only be as supervised as the session it
+//! is in). Otherwise the module starts the supervisor, which loads the configuration and says
+//! whether this user and service are supervised; if so it sends the filter, which the module
+//! installs on the calling thread (as root, without `NO_NEW_PRIVS`) and whose listener it hands
+//! over; the session goes on once the supervisor says it holds the listener.
+//!
+//! The fail policy (`fail_policy=`) decides every failure before the filter is installed.
+//! After that, the host itself is under the filter, so a failure refuses the session whatever
+//! the policy: an open policy cannot give a session whose execs have nobody to answer them.
+
+use std::ffi::{c_int, c_void};
+use std::os::fd::{AsFd, OwnedFd};
+
+use pam_sys::PamItemType;
+use session_wrapper_protocol::{
+    probe, recv, send, session_id_text, Closing, ExchangeError, FilterProgram, Hello, Message,
+    Nested, Probe,
+};
+
+use crate::args::{self, Args, FailPolicy};
+use crate::ffi::{Handle, PamHandle, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, PAM_SESSION_ERR, PAM_SUCCESS};
+use crate::spawn::{self, SpawnError};
+
+/// The name the module's data is stored under.
+const DATA_NAME: &std::ffi::CStr = c"pam_session_wrapper";
+
+/// What the module keeps between open and close.
+#[derive(Debug)]
+struct SessionData {
+    session: u64,
+    supervisor: u32,
+    /// The process that opened the session: only it closes it.
+    owner: u32,
+}
+
+/// Why a session could not be supervised.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// A security-relevant module argument is wrong.
+    #[error("{0}")]
+    Args(String),
+    /// `PAM_USER` is not set.
+    #[error("no PAM_USER")]
+    NoUser,
+    /// The process is under a session filter whose supervisor is gone.
+    #[error("this process is in a supervised session whose supervisor is gone; nothing can run")]
+    SupervisorGone,
+    /// The probe failed in an unexpected way.
+    #[error("probing for a supervisor failed: {0}")]
+    Probe(nix::errno::Errno),
+    /// The supervisor could not be started.
+    #[error("starting the supervisor: {0}")]
+    Spawn(#[from] SpawnError),
+    /// The supervisor reported a failure (configuration missing or invalid, ...).
+    #[error("{0}")]
+    Supervisor(String),
+    /// Talking to the supervisor failed.
+    #[error("supervisor: {0}")]
+    Exchange(#[from] ExchangeError),
+    /// The filter could not be installed (another listener in the chain, no privilege).
+    #[error("installing the seccomp filter: {0}")]
+    Filter(std::io::Error),
+    /// The filter is installed but the supervisor did not confirm: the session cannot run.
+    #[error("the supervisor did not take the listener: {0}")]
+    AfterInstall(String),
+}
+
+impl ModuleError {
+    /// Whether the fail policy may let the session go on unsupervised.
+    fn policy_applies(&self) -> bool {
+        !matches!(self, ModuleError::Args(_) | ModuleError::SupervisorGone | ModuleError::AfterInstall(_))
+    }
+}
+
+/// Turns the outcome of `open` into a PAM code, logging why: the one place that maps errors.
+pub fn open_result(h: Handle, fail_policy: FailPolicy, r: Result<(), ModuleError>) -> c_int {
+    match r {
+        Ok(()) => PAM_SUCCESS,
+        Err(e) if e.policy_applies() && fail_policy == FailPolicy::Open => {
+            h.log(LOG_WARNING, &format!("session NOT supervised: {e} (fail_policy=open)"));
+            PAM_SUCCESS
+        }
+        Err(e) => {
+            let why = if e.policy_applies() { " (fail_policy=closed)" } else { "" };
+            h.log(LOG_ERR, &format!("session refused: {e}{why}"));
+            PAM_SESSION_ERR
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Opens the session. Returns the fail policy in force for [`open_result`].
+pub fn open(h: Handle, argv: &[String]) -> (FailPolicy, Result<(), ModuleError>) {
+    let a = match args::parse(argv) {
+        Ok(a) => a,
+        Err(e) => return (FailPolicy::Closed, Err(ModuleError::Args(e))),
+    };
+    for u in &a.unknown {
+        h.log(LOG_WARNING, &format!("ignoring unknown argument {u:?}"));
+    }
+    (a.fail_policy, open_with(h, &a))
+}
+
+fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
+    let user = h.item(PamItemType::USER).ok_or(ModuleError::NoUser)?;
+    let service = h.item(PamItemType::SERVICE).unwrap_or_else(|| b"unknown".to_vec());
+    let rhost = h.item(PamItemType::RHOST);
+    let tty = h.item(PamItemType::TTY);
+    let ruser = h.item(PamItemType::RUSER);
+    let nested = Message::Nested(Nested {
+        service: service.clone(),
+        user: user.clone(),
+        ruser: ruser.clone(),
+        tty: tty.clone(),
+    })
+    .encode();
+    match probe(Some(&nested)) {
+        Probe::Supervised(id) => {
+            h.log(
+                LOG_INFO,
+                &format!(
+                    "already supervised: {} for {} joins session {}",
+                    text(&service),
+                    text(&user),
+                    session_id_text(id)
+                ),
+            );
+            return Ok(());
+        }
+        Probe::SupervisorGone => return Err(ModuleError::SupervisorGone),
+        Probe::Unexpected(e) => return Err(ModuleError::Probe(nix::errno::Errno::from_raw(e))),
+        Probe::NotSupervised => {}
+    }
+    let sock = spawn::start(&a.supervisor)?;
+    let hello = Message::Hello(Hello {
+        user: user.clone(),
+        service: service.clone(),
+        rhost,
+        tty,
+        ruser,
+        config: a.config.as_ref().map(|c| c.as_bytes().to_vec()),
+        leader_pid: std::process::id(),
+        debug: a.debug,
+        kill_on_close: a.kill_on_close,
+    });
+    send(sock.as_fd(), &hello, None).map_err(ExchangeError::Io)?;
+    match recv(sock.as_fd(), a.timeout)?.0 {
+        Message::Skip { reason } => {
+            if a.debug {
+                h.log(LOG_INFO, &format!("{} for {} not supervised: {reason}", text(&service), text(&user)));
+            }
+            Ok(())
+        }
+        Message::Failed { reason } => Err(ModuleError::Supervisor(reason)),
+        Message::Supervise { session, pid, filter } => {
+            install(h, a, &sock, session, pid, &filter)?;
+            if a.debug {
+                h.log(LOG_INFO, &format!("session {} supervised by pid {pid}", session_id_text(session)));
+            }
+            Ok(())
+        }
+        other => Err(ModuleError::Supervisor(format!("unexpected message {other:?}"))),
+    }
+}
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1)
+}
+
+fn install(h: Handle, a: &Args, sock: &OwnedFd, session: u64, pid: u32, filter: &[u8]) -> Result<(), ModuleError> {
+    let refuse = |why: String| {
+        let _ = send(sock.as_fd(), &Message::Failed { reason: why.clone() }, None);
+        why
+    };
+    let program = FilterProgram::from_bytes(filter)
+        .map_err(|e| ModuleError::Supervisor(refuse(format!("bad filter program: {e}"))))?;
+    let listener = if thread_count() > 1 {
+        program.install_with_listener_all_threads()
+    } else {
+        program.install_with_listener()
+    };
+    let listener = listener.map_err(|e| {
+        refuse(format!("the seccomp filter could not be installed: {e}"));
+        ModuleError::Filter(e)
+    })?;
+    // From here the host runs under the filter: failures refuse the session.
+    let after = |e: String| ModuleError::AfterInstall(e);
+    send(sock.as_fd(), &Message::Listener, Some(listener.as_fd())).map_err(|e| after(e.to_string()))?;
+    drop(listener);
+    match recv(sock.as_fd(), a.timeout).map_err(|e| after(e.to_string()))?.0 {
+        Message::Ready => {}
+        Message::Failed { reason } => return Err(after(reason)),
+        other => return Err(after(format!("unexpected message {other:?}"))),
+    }
+    let data = Box::into_raw(Box::new(SessionData { session, supervisor: pid, owner: std::process::id() }));
+    // SAFETY: `cleanup` frees exactly this Box.
+    let r = unsafe { h.set_data(DATA_NAME, data.cast::<c_void>(), cleanup) };
+    if r != PAM_SUCCESS {
+        // SAFETY: PAM did not take ownership; free it here.
+        drop(unsafe { Box::from_raw(data) });
+        h.log(LOG_WARNING, "pam_set_data failed: the close of this session will not be recorded");
+    }
+    Ok(())
+}
+
+/// Frees the module data. PAM calls it in every process that ends the handle, forked children
+/// included (then with `PAM_DATA_SILENT`); it never does anything but free memory.
+extern "C" fn cleanup(_pamh: *mut PamHandle, data: *mut c_void, _status: c_int) {
+    if !data.is_null() {
+        // SAFETY: `data` is the Box set in `install`, freed only here, once per process.
+        drop(unsafe { Box::from_raw(data.cast::<SessionData>()) });
+    }
+}
+
+/// Closes the session: only the process that opened it reports the close to the supervisor;
+/// the supervisor goes on until the session's last process is gone (or ends them, with
+/// `kill_on_close`).
+pub fn close(h: Handle, argv: &[String]) -> c_int {
+    let debug = argv.iter().any(|a| a == "debug");
+    let Some(p) = h.get_data(DATA_NAME) else { return PAM_SUCCESS };
+    // SAFETY: the data under DATA_NAME is always a SessionData set by `install`.
+    let data = unsafe { &*p.cast::<SessionData>() };
+    if data.owner != std::process::id() {
+        // A forked child of the host (sshd's session child): not ours to close.
+        return PAM_SUCCESS;
+    }
+    let service = h.item(PamItemType::SERVICE).unwrap_or_default();
+    let closing = Message::Closing(Closing { service }).encode();
+    match probe(Some(&closing)) {
+        Probe::Supervised(id) if id == data.session => {
+            if debug {
+                h.log(LOG_INFO, &format!("session {} closing", session_id_text(id)));
+            }
+        }
+        Probe::SupervisorGone => h.log(
+            LOG_ERR,
+            &format!(
+                "session {}: the supervisor (pid {}) is gone; the session could not run programs",
+                session_id_text(data.session),
+                data.supervisor
+            ),
+        ),
+        other => h.log(LOG_NOTICE, &format!("closing session {}: unexpected probe answer {other:?}", session_id_text(data.session))),
+    }
+    PAM_SUCCESS
+}

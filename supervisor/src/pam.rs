@@ -1,0 +1,300 @@
+//! The supervisor started by the PAM module (`session-wrapper-supervisor --pam`).
+//!
+//! The module execs the supervisor binary with its socket on fd 3. The supervisor reads what
+//! the module knows of the session, loads the configuration, looks up the user, decides the
+//! scope, builds the filter; then it splits in two:
+//! - the **supervisor** (child) sends the filter, receives the listener, says ready, drops what
+//!   it does not need (capabilities, dumpability) and answers execs until the session's last
+//!   process is gone;
+//! - the **watchdog** (parent) only waits for it. If the supervisor dies of anything but a
+//!   normal end, the watchdog logs it (the session can no longer run programs: every exec now
+//!   fails) and removes its session file.
+//!
+//! Everything that goes wrong before the filter is installed is reported to the module, whose
+//! fail policy decides; everything is logged.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+use session_wrapper_config::{text::escape, ScopeVerdict};
+use session_wrapper_protocol::{
+    recv, send, session_id_text, Hello, Message, SESSION_ID_MASK, SUPERVISOR_SOCKET_FD,
+};
+
+use crate::configfile::{self, DEFAULT_PATH};
+use crate::filter::{self, FilterSpec};
+use crate::notify::Listener;
+use crate::supervisor::{self, PamSession, Session, Supervisor};
+use crate::syslog::{Severity, Syslog};
+
+/// How long the supervisor waits for the module's messages.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Reports a failure to the module and the log; returns the process exit code.
+fn fail(sock: &OwnedFd, log: &mut Syslog, reason: &str) -> i32 {
+    let _ = send(sock.as_fd(), &Message::Failed { reason: reason.into() }, None);
+    log.log(Severity::LOG_ERR, &format!("event=session-refused-setup reason=\"{}\"", escape(reason.as_bytes())));
+    log.drain(Duration::from_secs(1));
+    1
+}
+
+/// Runs the PAM-mode supervisor; returns the exit code.
+pub fn main() -> i32 {
+    // SAFETY: fd 3 was set up by the module for us and nothing else in this process owns it.
+    let sock = unsafe { OwnedFd::from_raw_fd(SUPERVISOR_SOCKET_FD) };
+    if !matches!(
+        nix::sys::stat::fstat(&sock).map(|s| s.st_mode & libc::S_IFMT),
+        Ok(libc::S_IFSOCK)
+    ) {
+        eprintln!("session-wrapper-supervisor: fd 3 is not the module's socket; this program is started by pam_session_wrapper.so");
+        return 2;
+    }
+    let mut log = Syslog::new("/dev/log");
+    let hello = match recv(sock.as_fd(), EXCHANGE_TIMEOUT) {
+        Ok((Message::Hello(h), _)) => h,
+        Ok((other, _)) => return fail(&sock, &mut log, &format!("unexpected first message {other:?}")),
+        Err(e) => return fail(&sock, &mut log, &format!("no session from the module: {e}")),
+    };
+    let config_path = hello.config.as_deref().map_or_else(|| PathBuf::from(DEFAULT_PATH), |c| PathBuf::from(text(c)));
+    let config = match configfile::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(&sock, &mut log, &format!("configuration {}: {}", config_path.display(), one_line(&e.to_string())))
+        }
+    };
+    // From here on, log where the configuration says.
+    log = Syslog::new(&config.log.socket);
+    let user_name = text(&hello.user);
+    let service = text(&hello.service);
+    let user = match crate::users::lookup(&user_name) {
+        Ok(Some(u)) => u,
+        Ok(None) => return fail(&sock, &mut log, &format!("unknown user {user_name:?}")),
+        Err(e) => return fail(&sock, &mut log, &format!("looking up {user_name:?}: {e}")),
+    };
+    match config.scope.check(&user.name, &user.groups, &service) {
+        ScopeVerdict::Supervised => {}
+        other => {
+            let reason = match other {
+                ScopeVerdict::ExemptUser => "exempt user".to_owned(),
+                ScopeVerdict::ExemptGroup(g) => format!("member of exempt group {g}"),
+                ScopeVerdict::UserNotInScope => "user not in scope".to_owned(),
+                ScopeVerdict::ServiceNotInScope => "service not in scope".to_owned(),
+                ScopeVerdict::Supervised => unreachable_scope(),
+            };
+            let _ = send(sock.as_fd(), &Message::Skip { reason: reason.clone() }, None);
+            log.log(
+                Severity::LOG_INFO,
+                &format!(
+                    "event=session-not-supervised user={} service={} reason=\"{reason}\"",
+                    escape(user.name.as_bytes()),
+                    escape(service.as_bytes())
+                ),
+            );
+            log.drain(Duration::from_secs(1));
+            return 0;
+        }
+    }
+    let program = match filter::build(&FilterSpec::from_config(&config)) {
+        Ok(p) => p,
+        Err(e) => return fail(&sock, &mut log, &format!("building the filter: {e}")),
+    };
+    let id = crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())) & SESSION_ID_MASK;
+    let leader = hello.leader_pid as i32;
+    let session = Session {
+        id,
+        user,
+        service,
+        rhost: hello.rhost.as_deref().map(text),
+        tty: hello.tty.as_deref().map(text),
+        leader,
+        started: SystemTime::now(),
+    };
+    // The supervisor reports "bye" on `bye_w` before a normal end; the watchdog keeps the write
+    // end of `alive` so that the supervisor sees it die.
+    let (bye_r, bye_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return fail(&sock, &mut log, &format!("pipe: {e}")),
+    };
+    let (alive_r, alive_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return fail(&sock, &mut log, &format!("pipe: {e}")),
+    };
+    if let Err(e) = supervisor::block_signals(&[]) {
+        return fail(&sock, &mut log, &format!("signals: {e}"));
+    }
+    let runtime_dir = PathBuf::from(crate::runtime::DIR);
+    let watchdog_pid = std::process::id() as i32;
+    // SAFETY: single-threaded here; both sides continue in this program.
+    match unsafe { fork() } {
+        Err(e) => fail(&sock, &mut log, &format!("fork: {e}")),
+        Ok(ForkResult::Parent { child }) => {
+            drop(sock);
+            drop(bye_w);
+            drop(alive_r);
+            watchdog(child.as_raw(), bye_r, alive_w, &session_id_text(id), &runtime_dir, &mut log)
+        }
+        Ok(ForkResult::Child) => {
+            drop(bye_r);
+            drop(alive_w);
+            let _ = nix::sys::prctl::set_name(c"sw-supervisor");
+            // The leader waits for our answer, so it has started nothing yet: moving it now
+            // puts every process of the session in the cgroup.
+            let cgroup = match crate::cgroup::SessionCgroup::for_session(&session_id_text(id), leader) {
+                Ok(cg) => Some(cg),
+                Err(e) => {
+                    log.log(
+                        Severity::LOG_NOTICE,
+                        &format!("session={} event=no-cgroup error=\"{e}\"", session_id_text(id)),
+                    );
+                    None
+                }
+            };
+            let pam = PamSession {
+                runtime_dir: Some(runtime_dir),
+                watchdog: Some(alive_r),
+                watchdog_pid: Some(watchdog_pid),
+                kill_on_close: hello.kill_on_close,
+                audit_session: crate::lingering::owned_audit_session(leader),
+                cgroup,
+            };
+            serve(sock, &hello, config, session, program, pam, bye_w, &mut log)
+        }
+    }
+}
+
+fn unreachable_scope() -> String {
+    "supervised".to_owned()
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().collect::<Vec<_>>().join("; ")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    sock: OwnedFd,
+    hello: &Hello,
+    config: session_wrapper_config::Config,
+    session: Session,
+    program: session_wrapper_protocol::FilterProgram,
+    pam: PamSession,
+    bye: OwnedFd,
+    log: &mut Syslog,
+) -> i32 {
+    let msg = Message::Supervise { session: session.id, pid: std::process::id(), filter: program.to_bytes() };
+    if send(sock.as_fd(), &msg, None).is_err() {
+        return 1;
+    }
+    let listener = match recv(sock.as_fd(), EXCHANGE_TIMEOUT) {
+        Ok((Message::Listener, Some(fd))) => fd,
+        Ok((Message::Failed { reason }, _)) => {
+            log.log(
+                Severity::LOG_ERR,
+                &format!("session={} event=session-refused-setup reason=\"{}\"", session_id_text(session.id), escape(reason.as_bytes())),
+            );
+            log.drain(Duration::from_secs(1));
+            let _ = nix::unistd::write(&bye, b"b");
+            return 1;
+        }
+        Ok(_) | Err(_) => {
+            let _ = nix::unistd::write(&bye, b"b");
+            return 1;
+        }
+    };
+    let sup = match Supervisor::new(Listener::new(listener), config, session, None, hello.debug) {
+        Ok(s) => s.with_pam(pam),
+        Err(e) => {
+            let _ = send(sock.as_fd(), &Message::Failed { reason: format!("supervisor setup: {e}") }, None);
+            return 1;
+        }
+    };
+    let hardened = harden();
+    if send(sock.as_fd(), &Message::Ready, None).is_err() {
+        return 1;
+    }
+    drop(sock);
+    let mut sup = sup;
+    if let Err(e) = hardened {
+        sup.event(Severity::LOG_WARNING, &format!("event=hardening-incomplete error=\"{e}\""));
+    }
+    let _summary = sup.run();
+    let _ = nix::unistd::write(&bye, b"b");
+    0
+}
+
+/// What the supervisor keeps: read and search any file (to resolve paths and read `#!` lines
+/// in the user's directories), trace and read the session's processes, and kill one whose
+/// loaded image was not authorized. Everything else is dropped, the bounding set included; the
+/// `tty` group lets it write deny messages to terminals whose owner allows messages (`mesg y`).
+fn harden() -> Result<(), String> {
+    use caps::{CapSet, Capability};
+    let keep: caps::CapsHashSet =
+        [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
+    if let Ok(Some(tty)) = nix::unistd::Group::from_name("tty") {
+        nix::unistd::setgroups(&[tty.gid]).map_err(|e| format!("setgroups: {e}"))?;
+    }
+    for cap in caps::all() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("bounding set: {e}"))?;
+        }
+    }
+    caps::clear(None, CapSet::Inheritable).map_err(|e| format!("inheritable: {e}"))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| format!("ambient: {e}"))?;
+    caps::set(None, CapSet::Effective, &keep).map_err(|e| format!("effective: {e}"))?;
+    caps::set(None, CapSet::Permitted, &keep).map_err(|e| format!("permitted: {e}"))?;
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    Ok(())
+}
+
+/// The watchdog: waits for the supervisor; logs and cleans up if it dies abnormally.
+fn watchdog(child: i32, bye: OwnedFd, _alive: OwnedFd, id: &str, runtime_dir: &Path, log: &mut Syslog) -> i32 {
+    let _ = nix::sys::prctl::set_name(c"sw-watchdog");
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let status = loop {
+        match waitpid(nix::unistd::Pid::from_raw(child), None) {
+            Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break s,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 1,
+        }
+    };
+    let mut b = [0u8; 1];
+    let said_bye = matches!(nix::unistd::read(&bye, &mut b), Ok(1));
+    if !said_bye {
+        let how = match status {
+            WaitStatus::Signaled(_, sig, _) => format!("killed by {sig:?}"),
+            WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+            _ => "ended".into(),
+        };
+        log.log(
+            Severity::LOG_CRIT,
+            &format!(
+                "session={id} event=supervisor-died pid={child} how=\"{how}\" consequence=\"every exec in the session now fails; nothing runs unsupervised\""
+            ),
+        );
+        crate::runtime::remove(runtime_dir, id);
+        log.drain(Duration::from_secs(2));
+    }
+    // After a normal end the cgroup is empty; after a death the session's processes live on,
+    // unable to run anything: the cgroup goes once the last of them is gone.
+    if let Some(cg) = crate::cgroup::SessionCgroup::owned_by(id) {
+        while cg.populated() {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        if let Err(e) = cg.remove() {
+            log.log(
+                Severity::LOG_WARNING,
+                &format!("session={id} event=cgroup-remove-failed cgroup=\"{}\" error=\"{e}\"", cg.path().display()),
+            );
+        }
+    }
+    log.drain(Duration::from_secs(2));
+    0
+}

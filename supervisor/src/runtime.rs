@@ -1,0 +1,193 @@
+//! The runtime directory (`/run/session-wrapper`, root only): one file per live session, which
+//! `session-wrapper sessions` reads.
+//!
+//! The supervisor writes its file when the session starts and rewrites it (atomically, at
+//! most once a second) as its counts change; it removes it when the session ends, and its
+//! watchdog removes it if the supervisor dies. A file whose supervisor is not running (both
+//! killed at once) is recognised as stale by the reader, which removes it.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The runtime directory.
+pub const DIR: &str = "/run/session-wrapper";
+
+/// What a session file says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Session id (12 hex digits).
+    pub id: String,
+    /// Login user.
+    pub user: String,
+    /// PAM service.
+    pub service: String,
+    /// Terminal at session start, or `-`.
+    pub tty: String,
+    /// Client address, or `-`.
+    pub rhost: String,
+    /// The process that opened the session.
+    pub leader: i32,
+    /// The supervisor's pid.
+    pub supervisor: i32,
+    /// Start time, seconds since the epoch.
+    pub started: u64,
+    /// Execs allowed.
+    pub allowed: u64,
+    /// Execs refused.
+    pub refused: u64,
+    /// Tasks killed at the exec check.
+    pub killed: u64,
+}
+
+impl SessionInfo {
+    /// The file text: `key=value` lines, values escaped (no spaces, no newlines).
+    pub fn to_text(&self) -> String {
+        use session_wrapper_config::text::escape;
+        format!(
+            "id={}\nuser={}\nservice={}\ntty={}\nrhost={}\nleader={}\nsupervisor={}\nstarted={}\nallowed={}\nrefused={}\nkilled={}\n",
+            self.id,
+            escape(self.user.as_bytes()),
+            escape(self.service.as_bytes()),
+            escape(self.tty.as_bytes()),
+            escape(self.rhost.as_bytes()),
+            self.leader,
+            self.supervisor,
+            self.started,
+            self.allowed,
+            self.refused,
+            self.killed
+        )
+    }
+
+    /// Parses a file written by [`SessionInfo::to_text`].
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut s = SessionInfo::default();
+        for line in text.lines() {
+            let (k, v) = line.split_once('=')?;
+            let int = || v.parse::<i32>().ok();
+            let count = || v.parse::<u64>().ok();
+            match k {
+                "id" => s.id = v.into(),
+                "user" => s.user = v.into(),
+                "service" => s.service = v.into(),
+                "tty" => s.tty = v.into(),
+                "rhost" => s.rhost = v.into(),
+                "leader" => s.leader = int()?,
+                "supervisor" => s.supervisor = int()?,
+                "started" => s.started = count()?,
+                "allowed" => s.allowed = count()?,
+                "refused" => s.refused = count()?,
+                "killed" => s.killed = count()?,
+                _ => {}
+            }
+        }
+        (!s.id.is_empty() && s.supervisor > 0).then_some(s)
+    }
+}
+
+/// Where the file of session `id` lives in `dir`.
+pub fn path_of(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.session"))
+}
+
+/// Writes (replaces) the file of a session, creating the root-only directory if needed.
+///
+/// # Errors
+/// When the directory cannot be made or the file written.
+pub fn write(dir: &Path, info: &SessionInfo) -> std::io::Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let final_path = path_of(dir, &info.id);
+    let tmp = dir.join(format!(".{}.tmp", info.id));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(info.to_text().as_bytes())?;
+    drop(f);
+    std::fs::rename(&tmp, &final_path)
+}
+
+/// Removes the file of a session.
+pub fn remove(dir: &Path, id: &str) {
+    let _ = std::fs::remove_file(path_of(dir, id));
+}
+
+/// Whether `pid` runs the session-wrapper supervisor binary.
+fn is_supervisor(pid: i32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("session-wrapper")))
+        .unwrap_or(false)
+}
+
+/// The live sessions in `dir`; stale files (supervisor not running) are removed.
+pub fn list(dir: &Path) -> Vec<SessionInfo> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.filter_map(Result::ok) {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "session") {
+            continue;
+        }
+        match std::fs::read_to_string(&p).ok().as_deref().and_then(SessionInfo::parse) {
+            Some(info) if is_supervisor(info.supervisor) => out.push(info),
+            _ => {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
+    out
+}
+
+/// Makes sure `dir` is a root-owned directory only root can enter.
+///
+/// # Errors
+/// When it cannot be created or fixed.
+pub fn ensure_private(dir: &Path) -> std::io::Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_files_roundtrip_and_stale_ones_are_dropped() {
+        let d = std::env::temp_dir().join(format!("sw-runtime-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let live = SessionInfo {
+            id: "00000000abcd".into(),
+            user: "alice smith".into(),
+            service: "sshd".into(),
+            tty: "-".into(),
+            rhost: "192.0.2.1".into(),
+            leader: 1,
+            supervisor: std::process::id() as i32,
+            started: 1,
+            allowed: 3,
+            refused: 1,
+            killed: 0,
+        };
+        write(&d, &live).expect("write");
+        let text = std::fs::read_to_string(path_of(&d, &live.id)).expect("read");
+        let parsed = SessionInfo::parse(&text).expect("parse");
+        assert_eq!(parsed.user, "alice\\x20smith");
+        assert_eq!(parsed.allowed, 3);
+        // A file whose supervisor is not running (pid 999999) is stale.
+        let stale = SessionInfo { id: "000000000001".into(), supervisor: 999_999, ..live.clone() };
+        write(&d, &stale).expect("write");
+        let listed = list(&d);
+        // This test process is not a session-wrapper binary either: both are stale here.
+        assert!(listed.is_empty());
+        assert!(!path_of(&d, &stale.id).exists());
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

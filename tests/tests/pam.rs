@@ -1,0 +1,274 @@
+//! The PAM module through real programs and real PAM stacks, as root, each in a private mount
+//! namespace whose `/etc/pam.d` is a copy of the machine's with the test's stanza added.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use session_wrapper_tests::{bin, require_root, stderr, stdout, ConfigFile, Sandbox};
+
+const T: Duration = Duration::from_secs(60);
+
+/// Default-allow except `/tmp/**`, logging to `/dev/log` (the sandbox's socket).
+const POLICY: &str = "default = \"allow\"\n[[rules]]\nname = \"no-tmp\"\nexe = \"/tmp/**\"\naction = \"deny\"\nmessage = \"not from /tmp\"\n";
+
+fn evil(dir: &Path) -> String {
+    let p = dir.join("evil");
+    std::fs::copy("/bin/true", &p).expect("copy");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p.display().to_string()
+}
+
+fn find<'a>(lines: &'a [String], needle: &str) -> &'a String {
+    lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
+}
+
+/// The pid in `session-wrapper[PID]:` of a supervisor line.
+fn supervisor_pid(line: &str) -> i32 {
+    let start = line.find("session-wrapper[").expect("ident") + "session-wrapper[".len();
+    let end = line[start..].find(']').expect("]") + start;
+    line[start..end].parse().expect("pid")
+}
+
+fn pid_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn pamtester_open_and_close_starts_and_stops_a_supervisor() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let sb = Sandbox::new();
+    sb.pam_service(
+        "swtest",
+        &format!(
+            "auth required pam_permit.so\naccount required pam_permit.so\nsession required {} {}\n",
+            bin("libpam_session_wrapper.so").display(),
+            Sandbox::module_args(&cfg.path(), "")
+        ),
+    );
+    let out = sb.run(&["pamtester", "swtest", "root", "open_session", "close_session"], T);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let lines = sb.log.until_session_end(T);
+    let start = find(&lines, "event=session-start");
+    assert!(start.contains("user=root") && start.contains("service=swtest"), "{start}");
+    let close = find(&lines, "event=session-close");
+    assert!(close.contains("service=swtest"), "{close}");
+    let pid = supervisor_pid(start);
+    // The supervisor ends with the last process of the session (pamtester).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!pid_alive(pid), "supervisor {pid} still running");
+}
+
+#[test]
+fn su_runs_allowed_commands_and_refuses_others_with_message_and_log() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("swalice", 4301);
+    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let ev = evil(sb.dir());
+    let cmd = format!("/usr/bin/id -un; {ev}; echo status=$?");
+    for dash in [true, false] {
+        let mut argv = vec!["su"];
+        if dash {
+            argv.push("-");
+        }
+        argv.extend_from_slice(&[&u.name, "-c", &cmd]);
+        let out = sb.run(&argv, T);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "swalice\nstatus=126\n", "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("session-wrapper: {ev}: not from /tmp")), "{err}");
+    }
+    let lines = sb.log.until_sessions_end(2, T);
+    let deny = find(&lines, &format!("path=\"{ev}\""));
+    for f in ["user=swalice", "decision=deny", "rule=no-tmp", "errno=EACCES", "message=written"] {
+        assert!(deny.contains(f), "{f} in {deny}");
+    }
+    let id = find(&lines, "path=\"/usr/bin/id\"");
+    assert!(id.contains("decision=allow") && id.contains("result=exec"), "{id}");
+    // The login shell itself was authorized too.
+    assert!(lines.iter().any(|l| l.contains("exe=\"/usr/bin/bash\"") && l.contains("decision=allow")));
+}
+
+#[test]
+fn sudo_inside_a_supervised_su_session_works_and_stays_supervised() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("swbob", 4302);
+    sb.etc_file("/etc/sudoers", &format!("Defaults !lecture\nroot ALL=(ALL) ALL\n{} ALL=(ALL) NOPASSWD: ALL\n", u.name), 0o440);
+    let args = Sandbox::module_args(&cfg.path(), "");
+    sb.add_session_module("su", &args);
+    sb.add_session_module("sudo", &args);
+    let ev = evil(sb.dir());
+    let cmd = format!(
+        "grep NoNewPrivs /proc/self/status; sudo -n /usr/bin/id -u; sudo -n {ev}; echo status=$?"
+    );
+    let out = sb.run(&["su", "-", &u.name, "-c", &cmd], T);
+    assert_eq!(stdout(&out), "NoNewPrivs:\t0\n0\nstatus=1\n", "{}", stderr(&out));
+    let lines = sb.log.until_session_end(T);
+    // One supervisor: sudo's PAM session joined the one su started.
+    assert_eq!(lines.iter().filter(|l| l.contains("event=session-start")).count(), 1);
+    let nested = find(&lines, "event=nested");
+    assert!(nested.contains("service=sudo") && nested.contains("target=root"), "{nested}");
+    // The command sudo ran was authorized for the login user, with the target user beside it.
+    let id = find(&lines, "argv=\"/usr/bin/id -u\"");
+    assert!(id.contains("user=swbob") && id.contains("target=root") && id.contains("uid=0"), "{id}");
+    let deny = find(&lines, &format!("path=\"{ev}\""));
+    assert!(deny.contains("user=swbob") && deny.contains("target=root") && deny.contains("decision=deny"), "{deny}");
+    let sudo = find(&lines, "exe=\"/usr/bin/sudo\"");
+    assert!(sudo.contains("decision=allow") && sudo.contains("result=exec"), "{sudo}");
+}
+
+#[test]
+fn broken_config_refuses_the_session_when_closed_and_lets_it_through_when_open() {
+    require_root!();
+    let cfg = ConfigFile::new("mode = \"enforce\"\n[[rules]]\nexe = \"/bin/ls\"\naction = \"permit\"\n");
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("swcarol", 4303);
+    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), "fail_policy=closed"));
+    let out = sb.run(&["su", "-", &u.name, "-c", "echo ran"], T);
+    assert!(!out.status.success());
+    assert_eq!(stdout(&out), "");
+    let why = sb.log.wait_for(|l| l.contains("session refused"), T).expect("a refusal line");
+    assert!(why.contains("config.toml:4:") && why.contains("action must be one of"), "{why}");
+    assert!(why.contains("fail_policy=closed"), "{why}");
+
+    let sb2 = {
+        let mut s = Sandbox::new();
+        s.add_user("swcarol", 4303);
+        s.add_session_module("su", &Sandbox::module_args(&cfg.path(), "fail_policy=open"));
+        s
+    };
+    let out = sb2.run(&["su", "-", &u.name, "-c", "echo ran"], T);
+    assert_eq!(stdout(&out), "ran\n", "{}", stderr(&out));
+    let why = sb2.log.wait_for(|l| l.contains("NOT supervised"), T).expect("an unsupervised line");
+    assert!(why.contains("config.toml:4:") && why.contains("fail_policy=open"), "{why}");
+}
+
+#[test]
+fn missing_supervisor_binary_follows_the_fail_policy_and_su_survives() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    for (policy, runs) in [("closed", false), ("open", true)] {
+        let mut sb = Sandbox::new();
+        let u = sb.add_user("swdave", 4304);
+        sb.add_session_module(
+            "su",
+            &format!("config={} supervisor=/nonexistent/session-wrapper-supervisor fail_policy={policy}", cfg.path().display()),
+        );
+        let out = sb.run(&["su", "-", &u.name, "-c", "echo ran"], T);
+        assert_eq!(stdout(&out) == "ran\n", runs, "{policy}: {}", stderr(&out));
+        // su itself ended normally (no crash): an exit status, not a signal.
+        assert!(out.status.code().is_some(), "{policy}: {:?}", out.status);
+        let line = sb.log.wait_for(|l| l.contains("pam_session_wrapper"), T).expect("a module line");
+        assert!(line.contains("/nonexistent/session-wrapper-supervisor"), "{line}");
+    }
+}
+
+#[test]
+fn supervisor_killed_mid_session_means_no_exec_succeeds_afterwards() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("sweve", 4305);
+    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let marker = sb.dir().join("after");
+    let cmd = format!(
+        "/usr/bin/true; read x < /dev/stdin; /usr/bin/touch {m}; echo touch=$?; echo builtin-still-works",
+        m = marker.display()
+    );
+    let mut child = sb
+        .command(&["timeout", "30", "su", "-", &u.name, "-c", &cmd])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = sb.log.wait_for(|l| l.contains("event=session-start"), T).expect("session start");
+    sb.log.wait_for(|l| l.contains("path=\"/usr/bin/true\"") && l.contains("result="), T).expect("first exec");
+    let pid = supervisor_pid(&start);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let died = sb.log.wait_for(|l| l.contains("event=supervisor-died"), T).expect("watchdog line");
+    assert!(died.contains("SIGKILL"), "{died}");
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(b"go\n").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(so.contains("touch=126") || so.contains("touch=127"), "{so}");
+    assert!(so.contains("builtin-still-works"), "{so}");
+    assert!(!marker.exists(), "touch ran after the supervisor died");
+    // su survived and returned normally.
+    assert!(out.status.code().is_some(), "{:?}", out.status);
+}
+
+#[test]
+fn a_daemonized_descendant_outliving_the_login_stays_supervised() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("swfrank", 4306);
+    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let marker = u.home.join("daemon-marker");
+    let cmd = format!(
+        "setsid sh -c 'sleep 1; /usr/bin/touch {}' </dev/null >/dev/null 2>&1 &",
+        marker.display()
+    );
+    let started = Instant::now();
+    let out = sb.run(&["su", "-", &u.name, "-c", &cmd], T);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(1), "su returned before the daemon finished");
+    let lines = sb.log.until_session_end(T);
+    let close = lines.iter().position(|l| l.contains("event=session-close")).expect("close line");
+    let touch = lines.iter().position(|l| l.contains("path=\"/usr/bin/touch\"")).expect("daemon exec line");
+    let end = lines.iter().position(|l| l.contains("event=session-end")).expect("end line");
+    assert!(close < touch && touch < end, "close, then the daemon's exec, then the end:\n{}", lines.join("\n"));
+    assert!(marker.exists());
+}
+
+#[test]
+fn kill_on_close_ends_lingering_processes() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("swgina", 4307);
+    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), "kill_on_close"));
+    let marker = u.home.join("should-not-exist");
+    let cmd = format!("setsid sh -c 'sleep 3; /usr/bin/touch {}' </dev/null >/dev/null 2>&1 &", marker.display());
+    let out = sb.run(&["su", "-", &u.name, "-c", &cmd], T);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = sb.log.until_session_end(T);
+    let close = find(&lines, "event=session-close");
+    assert!(close.contains("kill_on_close=1") && !close.contains("ended=0"), "{close}");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!marker.exists(), "the lingering process was not ended");
+}
+
+#[test]
+fn sessions_lists_the_live_session_from_the_runtime_directory() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("swhank", 4308);
+    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let sw = bin("session-wrapper").display().to_string();
+    // Inside the same namespace (the runtime directory is its private /run): a session that
+    // lists the sessions from outside itself, then a check that none is left afterwards.
+    let script = format!(
+        "su - {} -c '/usr/bin/true; sleep 2' & sleep 1; {sw} sessions; wait; {sw} sessions",
+        u.name
+    );
+    let out = sb.run(&["sh", "-c", &script], T);
+    let text = stdout(&out);
+    let first = text.lines().find(|l| l.contains("swhank")).unwrap_or_else(|| panic!("{text}\n{}", stderr(&out)));
+    assert!(first.contains(" su-l ") && first.contains("allowed="), "{first}");
+    assert!(text.trim_end().ends_with("no live sessions"), "{text}");
+}
