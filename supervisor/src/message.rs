@@ -9,20 +9,20 @@
 //! The supervisor never blocks on it:
 //! - a pipe or FIFO is written with `RWF_NOWAIT` (a full pipe nobody reads: the line is lost);
 //! - a socket with `MSG_DONTWAIT`;
-//! - a terminal through a fresh non-blocking description of the same terminal, opened from our
-//!   duplicate (legitimate: the process already holds write access to it through that very
-//!   descriptor), so a stopped terminal returns `EAGAIN`;
-//! - a regular file on a local filesystem with a plain write at the descriptor's own offset;
+//! - a terminal, or a regular file on a local filesystem, is written through the duplicate by
+//!   a helper thread, [`Messenger`], which the supervisor waits on for at most 50 ms: long
+//!   enough for the line to come before the shell's own error, short enough that a stopped
+//!   terminal (`^S`) holds up only the helper. No reopen, so no permission check against the
+//!   supervisor's credentials: a terminal of mode 0600 gets its line too;
 //! - anything else (another device, a network or FUSE filesystem) gets nothing.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, openat, FcntlArg, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::socket::{send, MsgFlags};
-use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::sys::stat::{fstat, SFlag};
 
 use crate::sys;
 
@@ -37,6 +37,8 @@ pub enum Delivery {
     NotWritable,
     /// Writing would have blocked: dropped.
     WouldBlock,
+    /// Handed to the helper thread, still being written (a stopped terminal, say).
+    Queued,
     /// A kind of file we do not write to.
     Skipped,
     /// The write failed.
@@ -51,6 +53,7 @@ impl Delivery {
             Delivery::NoStderr => "no-stderr",
             Delivery::NotWritable => "stderr-not-writable",
             Delivery::WouldBlock => "would-block",
+            Delivery::Queued => "queued",
             Delivery::Skipped => "skipped",
             Delivery::Failed(_) => "failed",
         }
@@ -84,60 +87,111 @@ fn is_tty(fd: &OwnedFd) -> bool {
     nix::sys::termios::tcgetattr(fd.as_fd()).is_ok()
 }
 
-/// Writes `text` to fd 2 of process `tgid` without blocking.
-pub fn deliver(tgid: i32, text: &[u8]) -> Delivery {
-    match sys::pidfd_open(tgid, 0) {
-        Ok(p) => deliver_via(p.as_fd(), text),
-        Err(e) => Delivery::Failed(errno_of(e)),
+/// How long the supervisor waits for the helper to write a line.
+const HELPER_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// Lines the helper may have waiting; more are dropped.
+const HELPER_QUEUE: usize = 16;
+
+struct Job {
+    fd: OwnedFd,
+    text: Vec<u8>,
+    done: std::sync::Arc<(std::sync::Mutex<Option<Delivery>>, std::sync::Condvar)>,
+}
+
+/// Writes deny messages without ever blocking the supervisor. Its helper thread starts on
+/// first use.
+#[derive(Default)]
+pub struct Messenger {
+    helper: Option<std::sync::mpsc::SyncSender<Job>>,
+}
+
+impl std::fmt::Debug for Messenger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Messenger")
     }
 }
 
-/// Writes `text` to fd 2 of the task behind `pidfd` without blocking.
-pub fn deliver_via(pidfd: std::os::fd::BorrowedFd<'_>, text: &[u8]) -> Delivery {
-    let fd = match sys::pidfd_getfd(pidfd, 2) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::EBADF) => return Delivery::NoStderr,
-        Err(e) => return Delivery::Failed(errno_of(e)),
-    };
-    write_without_blocking(&fd, text)
-}
-
-/// Writes `text` to `fd` (a duplicate of someone's descriptor) without blocking, if that
-/// descriptor is open for writing.
-pub fn write_without_blocking(fd: &OwnedFd, text: &[u8]) -> Delivery {
-    let Ok(fl) = fcntl(fd, FcntlArg::F_GETFL) else { return Delivery::Failed(Errno::EBADF) };
-    let fl = OFlag::from_bits_truncate(fl);
-    if fl.contains(OFlag::O_PATH) || (fl & OFlag::O_ACCMODE) == OFlag::O_RDONLY {
-        return Delivery::NotWritable;
+impl Messenger {
+    /// Writes `text` to fd 2 of process `tgid`.
+    pub fn deliver(&mut self, tgid: i32, text: &[u8]) -> Delivery {
+        match sys::pidfd_open(tgid, 0) {
+            Ok(p) => self.deliver_via(p.as_fd(), text),
+            Err(e) => Delivery::Failed(errno_of(e)),
+        }
     }
-    let Ok(st) = fstat(fd) else { return Delivery::Failed(Errno::EBADF) };
-    match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
-        SFlag::S_IFIFO => outcome(sys::write_nowait(fd.as_fd(), text).map_err(errno_of), text.len()),
-        SFlag::S_IFSOCK => outcome(
-            send(fd.as_raw_fd(), text, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
-            text.len(),
-        ),
-        SFlag::S_IFCHR if is_tty(fd) => {
-            let Ok(path) = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
-                return Delivery::Failed(Errno::EINVAL);
-            };
-            let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-            match openat(nix::fcntl::AT_FDCWD, path.as_c_str(), flags, Mode::empty()) {
-                Ok(tty) => outcome(nix::unistd::write(&tty, text), text.len()),
-                Err(e) => Delivery::Failed(e),
-            }
+
+    /// Writes `text` to fd 2 of the task behind `pidfd`.
+    pub fn deliver_via(&mut self, pidfd: std::os::fd::BorrowedFd<'_>, text: &[u8]) -> Delivery {
+        let fd = match sys::pidfd_getfd(pidfd, 2) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => return Delivery::NoStderr,
+            Err(e) => return Delivery::Failed(errno_of(e)),
+        };
+        self.write(fd, text)
+    }
+
+    /// Writes `text` to `fd` (a duplicate of someone's descriptor) if it is open for writing.
+    pub fn write(&mut self, fd: OwnedFd, text: &[u8]) -> Delivery {
+        let Ok(fl) = fcntl(&fd, FcntlArg::F_GETFL) else { return Delivery::Failed(Errno::EBADF) };
+        let fl = OFlag::from_bits_truncate(fl);
+        if fl.contains(OFlag::O_PATH) || (fl & OFlag::O_ACCMODE) == OFlag::O_RDONLY {
+            return Delivery::NotWritable;
         }
-        SFlag::S_IFREG => {
-            let local = nix::sys::statfs::fstatfs(fd)
-                .map(|s| LOCAL_FILESYSTEMS.contains(&(s.filesystem_type().0 as i64)))
-                .unwrap_or(false);
-            if local {
-                outcome(nix::unistd::write(fd, text), text.len())
-            } else {
-                Delivery::Skipped
+        let Ok(st) = fstat(&fd) else { return Delivery::Failed(Errno::EBADF) };
+        match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFIFO => {
+                outcome(sys::write_nowait(fd.as_fd(), text).map_err(errno_of), text.len())
             }
+            SFlag::S_IFSOCK => outcome(
+                send(fd.as_raw_fd(), text, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
+                text.len(),
+            ),
+            SFlag::S_IFCHR if is_tty(&fd) => self.through_helper(fd, text),
+            SFlag::S_IFREG => {
+                let local = nix::sys::statfs::fstatfs(&fd)
+                    .map(|s| LOCAL_FILESYSTEMS.contains(&(s.filesystem_type().0 as i64)))
+                    .unwrap_or(false);
+                if local {
+                    self.through_helper(fd, text)
+                } else {
+                    Delivery::Skipped
+                }
+            }
+            _ => Delivery::Skipped,
         }
-        _ => Delivery::Skipped,
+    }
+
+    fn through_helper(&mut self, fd: OwnedFd, text: &[u8]) -> Delivery {
+        let tx = match &self.helper {
+            Some(tx) => tx.clone(),
+            None => {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(HELPER_QUEUE);
+                let spawned = std::thread::Builder::new().name("sw-messenger".into()).spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        let r = outcome(nix::unistd::write(&job.fd, &job.text), job.text.len());
+                        let (m, cv) = &*job.done;
+                        *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+                        cv.notify_all();
+                    }
+                });
+                if spawned.is_err() {
+                    return Delivery::Skipped;
+                }
+                self.helper = Some(tx.clone());
+                tx
+            }
+        };
+        let done = std::sync::Arc::new((std::sync::Mutex::new(None), std::sync::Condvar::new()));
+        let job = Job { fd, text: text.to_vec(), done: std::sync::Arc::clone(&done) };
+        if tx.try_send(job).is_err() {
+            return Delivery::WouldBlock;
+        }
+        let (m, cv) = &*done;
+        let guard = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (guard, _) = cv
+            .wait_timeout_while(guard, HELPER_WAIT, |r| r.is_none())
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.unwrap_or(Delivery::Queued)
     }
 }
 
@@ -150,12 +204,16 @@ mod tests {
         f.as_fd().try_clone_to_owned().expect("dup")
     }
 
+    fn write_without_blocking(fd: &OwnedFd, text: &[u8]) -> Delivery {
+        Messenger::default().write(dup(fd), text)
+    }
+
     #[test]
     fn read_only_descriptor_is_left_untouched() {
         let p = std::env::temp_dir().join(format!("sw-msg-ro-{}", std::process::id()));
         std::fs::write(&p, b"original").expect("write");
-        let ro = std::fs::File::open(&p).expect("open ro");
-        assert_eq!(write_without_blocking(&dup(&ro), b"x\n"), Delivery::NotWritable);
+        let ro = OwnedFd::from(std::fs::File::open(&p).expect("open ro"));
+        assert_eq!(write_without_blocking(&ro, b"x\n"), Delivery::NotWritable);
         assert_eq!(std::fs::read(&p).expect("read"), b"original");
         let _ = std::fs::remove_file(p);
     }
@@ -183,19 +241,31 @@ mod tests {
         assert_eq!(&buf, b"denied\n");
 
         let pty = nix::pty::openpty(None, None).expect("openpty");
-        assert_eq!(write_without_blocking(&pty.slave, b"denied\n"), Delivery::Written);
-        // A stopped terminal answers EAGAIN instead of blocking.
+        // A terminal only its owner may write (mode 0600, as login leaves it) gets the line.
+        nix::sys::stat::fchmod(&pty.slave, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("chmod");
+        let mut m = Messenger::default();
+        assert_eq!(m.write(dup(&pty.slave), b"denied\n"), Delivery::Written);
+        // A stopped terminal holds up only the helper: the supervisor gets Queued in ~50 ms.
         nix::sys::termios::tcflow(&pty.slave, nix::sys::termios::FlowArg::TCOOFF).expect("stop");
         let start = std::time::Instant::now();
-        let mut last = Delivery::Written;
-        for _ in 0..10_000 {
-            last = write_without_blocking(&pty.slave, &[b'x'; 512]);
-            if last != Delivery::Written {
-                break;
-            }
+        assert_eq!(m.write(dup(&pty.slave), b"while stopped\n"), Delivery::Queued);
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // More lines than the helper queue holds are dropped, never waited for.
+        let mut outcomes = Vec::new();
+        for _ in 0..(HELPER_QUEUE + 4) {
+            outcomes.push(m.write(dup(&pty.slave), b"x\n"));
         }
-        assert_eq!(last, Delivery::WouldBlock);
-        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert!(outcomes.contains(&Delivery::WouldBlock), "{outcomes:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(3));
+        // Restarting the terminal lets the queued line through.
+        nix::sys::termios::tcflow(&pty.slave, nix::sys::termios::FlowArg::TCOON).expect("start");
+        let mut master = std::fs::File::from(pty.master);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&got).contains("while stopped") {
+            let n = master.read(&mut buf).expect("read master");
+            got.extend_from_slice(&buf[..n]);
+        }
     }
 
     #[test]
@@ -218,7 +288,7 @@ mod tests {
         };
         // Give the child a moment to close its fd 2.
         std::thread::sleep(std::time::Duration::from_millis(100));
-        assert_eq!(deliver(child.as_raw(), b"x\n"), Delivery::NoStderr);
+        assert_eq!(Messenger::default().deliver(child.as_raw(), b"x\n"), Delivery::NoStderr);
         drop(w);
         nix::sys::wait::waitpid(child, None).expect("wait");
     }

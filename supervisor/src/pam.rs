@@ -232,14 +232,13 @@ fn serve(
 /// What the supervisor keeps: read and search any file (to resolve paths and read `#!` lines
 /// in the user's directories), trace and read the session's processes, and kill one whose
 /// loaded image was not authorized. Everything else is dropped, the bounding set included; the
-/// `tty` group lets it write deny messages to terminals whose owner allows messages (`mesg y`).
+/// deny messages are written through the refused process's own descriptor, which needs no
+/// permission of the supervisor's.
 fn harden() -> Result<(), String> {
     use caps::{CapSet, Capability};
     let keep: caps::CapsHashSet =
         [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
-    if let Ok(Some(tty)) = nix::unistd::Group::from_name("tty") {
-        nix::unistd::setgroups(&[tty.gid]).map_err(|e| format!("setgroups: {e}"))?;
-    }
+    nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
     for cap in caps::all() {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("bounding set: {e}"))?;

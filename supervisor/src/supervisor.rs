@@ -142,6 +142,7 @@ pub struct Supervisor {
     child_code: Option<i32>,
     debug: bool,
     pam: PamSession,
+    messenger: message::Messenger,
     /// The session file is out of date since this moment.
     dirty_since: Option<Instant>,
 }
@@ -194,6 +195,7 @@ impl Supervisor {
             config,
             session,
             pam: PamSession::default(),
+            messenger: message::Messenger::default(),
             dirty_since: None,
         })
     }
@@ -563,8 +565,8 @@ impl Supervisor {
         if verdict == Verdict::Deny && enforce {
             let text = self.user_message(&path, &decision);
             let delivery = match &pidfd {
-                Some(p) => message::deliver_via(p.as_fd(), text.as_bytes()),
-                None => message::deliver(status.tgid, text.as_bytes()),
+                Some(p) => self.messenger.deliver_via(p.as_fd(), text.as_bytes()),
+                None => self.messenger.deliver(status.tgid, text.as_bytes()),
             };
             let errno = Errno::from_raw(self.config.deny_errno.value);
             let latency = t0.elapsed().as_micros();
@@ -793,7 +795,7 @@ impl Supervisor {
         );
         if verdict == Verdict::Deny && self.config.mode == Mode::Enforce {
             let text = self.user_message(&p.asked, &d);
-            let _ = message::deliver(pid, text.as_bytes());
+            let _ = self.messenger.deliver(pid, text.as_bytes());
             tracer::kill(pid);
             self.counts.allowed = self.counts.allowed.saturating_sub(1);
             self.counts.killed += 1;

@@ -1,0 +1,272 @@
+//! sshd on 127.0.0.1 and login under a pty, through the sandbox's PAM stacks, as root: an exec
+//! channel, an interactive pty session, sftp, and a console-style login.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use session_wrapper_tests::{bin, require_root, stderr, stdout, ConfigFile, Sandbox, TestUser};
+
+const T: Duration = Duration::from_secs(60);
+
+fn find<'a>(lines: &'a [String], needle: &str) -> &'a String {
+    lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
+}
+
+fn evil(dir: &Path) -> String {
+    let p = dir.join("evil");
+    std::fs::copy("/bin/true", &p).expect("copy");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p.display().to_string()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// sshd running in a sandbox; killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    key: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+}
+
+fn start_sshd(sb: &Sandbox, user: &TestUser) -> Sshd {
+    let dir = sb.dir();
+    keygen(&dir.join("hostkey"));
+    keygen(&dir.join("userkey"));
+    let ssh_dir = user.home.join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).expect("mkdir .ssh");
+    std::fs::copy(dir.join("userkey.pub"), ssh_dir.join("authorized_keys")).expect("authorized_keys");
+    for p in [&ssh_dir, &ssh_dir.join("authorized_keys")] {
+        nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(user.uid)), Some(nix::unistd::Gid::from_raw(user.uid)))
+            .expect("chown");
+    }
+    std::fs::set_permissions(ssh_dir.join("authorized_keys"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let port = free_port();
+    let conf = dir.join("sshd_config");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nUsePAM yes\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin no\nPidFile none\nLogLevel VERBOSE\n\
+             Subsystem sftp /usr/lib/openssh/sftp-server\nPrintMotd no\nAcceptEnv none\n",
+            dir.join("hostkey").display()
+        ),
+    )
+    .expect("sshd_config");
+    let child = sb
+        .command(&["/usr/sbin/sshd", "-D", "-e", "-f", &conf.display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sshd.log")).expect("log file"))
+        .spawn()
+        .expect("sshd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sshd did not listen: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Sshd { child, port, key: dir.join("userkey") }
+}
+
+fn ssh_opts(s: &Sshd) -> Vec<String> {
+    vec![
+        "-i".into(),
+        s.key.display().to_string(),
+        "-o".into(),
+        "StrictHostKeyChecking=no".into(),
+        "-o".into(),
+        "UserKnownHostsFile=/dev/null".into(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "LogLevel=ERROR".into(),
+    ]
+}
+
+fn ssh(s: &Sshd, user: &str, extra: &[&str], remote: &str) -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["30", "ssh"]).args(ssh_opts(s)).arg("-p").arg(s.port.to_string());
+    c.args(extra).arg(format!("{user}@127.0.0.1")).arg(remote);
+    c.stdin(Stdio::null());
+    c
+}
+
+const POLICY: &str = "default = \"allow\"\n[[rules]]\nname = \"no-tmp\"\nexe = \"/tmp/**\"\naction = \"deny\"\nmessage = \"not from /tmp\"\n";
+
+fn sandbox_with_sshd(policy: &str, name: &str, uid: u32) -> (Sandbox, TestUser, ConfigFile) {
+    let cfg = ConfigFile::new(policy);
+    let mut sb = Sandbox::new();
+    let u = sb.add_user(name, uid);
+    sb.add_session_module("sshd", &Sandbox::module_args(&cfg.path(), ""));
+    (sb, u, cfg)
+}
+
+#[test]
+fn ssh_exec_channel_runs_allowed_commands_and_refuses_others() {
+    require_root!();
+    let (sb, u, _cfg) = sandbox_with_sshd(POLICY, "swssh1", 4401);
+    let sshd = start_sshd(&sb, &u);
+    let ev = evil(sb.dir());
+    let out = ssh(&sshd, &u.name, &[], &format!("/usr/bin/id -un; {ev}; echo status=$?")).output().expect("ssh");
+    assert_eq!(stdout(&out), "swssh1\nstatus=126\n", "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("session-wrapper: {ev}: not from /tmp")), "{}", stderr(&out));
+    drop(sshd);
+    let lines = sb.log.until_session_end(T);
+    let start = find(&lines, "event=session-start");
+    assert!(start.contains("service=sshd") && start.contains("rhost=127.0.0.1") && start.contains("user=swssh1"), "{start}");
+    let deny = find(&lines, &format!("path=\"{ev}\""));
+    assert!(deny.contains("decision=deny") && deny.contains("user=swssh1"), "{deny}");
+    assert!(find(&lines, "path=\"/usr/bin/id\"").contains("result=exec"));
+}
+
+#[test]
+fn ssh_interactive_pty_session_is_supervised() {
+    require_root!();
+    let (sb, u, _cfg) = sandbox_with_sshd(POLICY, "swssh2", 4402);
+    let sshd = start_sshd(&sb, &u);
+    let ev = evil(sb.dir());
+    let mut c = ssh(&sshd, &u.name, &["-tt"], "");
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ssh -tt");
+    {
+        let stdin = child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "tty; /usr/bin/id -un; {ev}; echo status=$?; exit").expect("type");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let so = stdout(&out);
+    assert!(so.contains("/dev/pts/"), "a pty was allocated: {so}");
+    assert!(so.contains("swssh2") && so.contains("status=126"), "{so}");
+    assert!(so.contains("not from /tmp"), "{so}");
+    drop(sshd);
+    let lines = sb.log.until_session_end(T);
+    assert!(find(&lines, &format!("path=\"{ev}\"")).contains("decision=deny"));
+    assert!(find(&lines, "path=\"/usr/bin/tty\"").contains("result=exec"));
+}
+
+#[test]
+fn sftp_server_exec_is_authorized_like_any_other() {
+    require_root!();
+    let (sb, u, _cfg) = sandbox_with_sshd(POLICY, "swssh3", 4403);
+    let sshd = start_sshd(&sb, &u);
+    let batch = sb.dir().join("batch");
+    std::fs::write(&batch, "pwd\nls\n").expect("batch");
+    let out = Command::new("timeout")
+        .args(["30", "sftp"])
+        .args(ssh_opts(&sshd))
+        .arg("-P")
+        .arg(sshd.port.to_string())
+        .arg("-b")
+        .arg(&batch)
+        .arg(format!("{}@127.0.0.1", u.name))
+        .stdin(Stdio::null())
+        .output()
+        .expect("sftp");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&u.home.display().to_string()), "{}", stdout(&out));
+    drop(sshd);
+    let lines = sb.log.until_session_end(T);
+    let l = find(&lines, "exe=\"/usr/lib/openssh/sftp-server\"");
+    assert!(l.contains("decision=allow") && l.contains("result=exec"), "{l}");
+}
+
+#[test]
+fn sftp_is_refused_when_the_policy_denies_sftp_server() {
+    require_root!();
+    let policy = format!("{POLICY}[[rules]]\nname = \"no-sftp\"\nexe = \"/usr/lib/openssh/sftp-server\"\naction = \"deny\"\n");
+    let (sb, u, _cfg) = sandbox_with_sshd(&policy, "swssh4", 4404);
+    let sshd = start_sshd(&sb, &u);
+    let batch = sb.dir().join("batch");
+    std::fs::write(&batch, "ls\n").expect("batch");
+    let out = Command::new("timeout")
+        .args(["30", "sftp"])
+        .args(ssh_opts(&sshd))
+        .arg("-P")
+        .arg(sshd.port.to_string())
+        .arg("-b")
+        .arg(&batch)
+        .arg(format!("{}@127.0.0.1", u.name))
+        .stdin(Stdio::null())
+        .output()
+        .expect("sftp");
+    assert!(!out.status.success(), "sftp must fail: {}", stdout(&out));
+    drop(sshd);
+    let lines = sb.log.until_session_end(T);
+    let l = find(&lines, "exe=\"/usr/lib/openssh/sftp-server\"");
+    assert!(l.contains("decision=deny") && l.contains("rule=no-sftp"), "{l}");
+}
+
+#[test]
+fn login_under_a_pty_is_supervised() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("swlogin", 4405);
+    sb.add_session_module("login", &Sandbox::module_args(&cfg.path(), ""));
+    let ev = evil(sb.dir());
+    let mut child = sb
+        .command(&["timeout", "30", "script", "-qec", &format!("login -f {}", u.name), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    // Keep the terminal's input open until the shell has exited: script ends on its EOF.
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(Duration::from_millis(500));
+    writeln!(stdin, "/usr/bin/id -un; {ev}; echo status=$?; exit").expect("type");
+    let mut so = String::new();
+    use std::io::Read;
+    child.stdout.take().expect("stdout").read_to_string(&mut so).expect("read");
+    let _ = child.wait();
+    drop(stdin);
+    let lines = sb.log.until_session_end(T);
+    let deny = find(&lines, &format!("path=\"{ev}\""));
+    assert!(so.contains("swlogin") && so.contains("status=126") && so.contains("not from /tmp"), "{so}\n{deny}");
+    let start = find(&lines, "event=session-start");
+    assert!(start.contains("service=login") && start.contains("tty=/dev/pts/"), "{start}");
+    assert!(find(&lines, &format!("path=\"{ev}\"")).contains("decision=deny"));
+}
+
+#[test]
+fn the_module_loads_with_rtld_now_and_exports_only_its_hooks() {
+    let so = bin("libpam_session_wrapper.so");
+    let c = std::ffi::CString::new(so.display().to_string()).expect("path");
+    // SAFETY: dlopen of our own module; it has no constructors that act.
+    let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    assert!(!h.is_null(), "dlopen failed");
+    for sym in [c"pam_sm_open_session", c"pam_sm_close_session"] {
+        // SAFETY: valid handle and symbol name.
+        assert!(!unsafe { libc::dlsym(h, sym.as_ptr()) }.is_null(), "{sym:?} missing");
+    }
+    let out = Command::new("nm").args(["-D", "--defined-only"]).arg(&so).output().expect("nm");
+    let exported: Vec<String> = stdout(&out)
+        .lines()
+        .filter(|l| l.contains(" T ") || l.contains(" D ") || l.contains(" B "))
+        .map(|l| l.rsplit(' ').next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(exported, ["pam_sm_close_session", "pam_sm_open_session"], "exports: {}", stdout(&out));
+    // SAFETY: the handle from dlopen above.
+    unsafe { libc::dlclose(h) };
+}
