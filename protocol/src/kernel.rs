@@ -45,7 +45,7 @@ impl FilterProgram {
     /// # Errors
     /// `InvalidData` when the bytes are not a whole number of instructions, or too many.
     pub fn from_bytes(bytes: &[u8]) -> io::Result<Self> {
-        if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > BPF_MAXINSNS {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(8) || bytes.len() / 8 > BPF_MAXINSNS {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "not a BPF program"));
         }
         let insns = bytes

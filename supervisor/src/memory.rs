@@ -313,7 +313,7 @@ mod tests {
         // SAFETY: writes inside the first, writable page.
         unsafe {
             let end = page.add(PAGE as usize - 4);
-            std::ptr::copy_nonoverlapping(b"abc\0".as_ptr(), end, 4);
+            std::ptr::copy_nonoverlapping(c"abc".as_ptr().cast::<u8>(), end, 4);
         }
         let addr = page as u64 + PAGE - 4;
         assert_eq!(me().read_cstr(addr, 100), Ok(Some(b"abc".to_vec())));

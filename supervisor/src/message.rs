@@ -149,7 +149,7 @@ impl Messenger {
             SFlag::S_IFCHR if is_tty(&fd) => self.through_helper(fd, text),
             SFlag::S_IFREG => {
                 let local = nix::sys::statfs::fstatfs(&fd)
-                    .map(|s| LOCAL_FILESYSTEMS.contains(&(s.filesystem_type().0 as i64)))
+                    .map(|s| LOCAL_FILESYSTEMS.contains(&s.filesystem_type().0))
                     .unwrap_or(false);
                 if local {
                     self.through_helper(fd, text)

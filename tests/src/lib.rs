@@ -40,12 +40,24 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Skips the calling test (with a reason on stderr, counted by `tests/run.sh`) unless root.
+/// Records that a test was skipped and why: on stderr, and in the file `$SW_SKIP_LOG` that
+/// `tests/run.sh` counts and prints.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED: {test}: {why}");
+    if let Some(p) = std::env::var_os("SW_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(p) {
+            let _ = writeln!(f, "{test}: {why}");
+        }
+    }
+}
+
+/// Skips the calling test (recorded with [`skip`]) unless root.
 #[macro_export]
 macro_rules! require_root {
     () => {
         if !$crate::is_root() {
-            eprintln!("SKIPPED: {}: needs root (run the tests as root)", module_path!());
+            $crate::skip(module_path!(), "needs root (run the tests as root)");
             return;
         }
     };
@@ -123,6 +135,12 @@ impl Syslog {
     /// Every line received so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+impl Default for Syslog {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -380,7 +398,7 @@ impl Sandbox {
         for (src, dst) in &self.binds {
             s.push_str(&format!("mount --bind {} {}\n", src.display(), dst.display()));
         }
-        s.push_str(&format!("mount -t tmpfs -o mode=755 tmpfs /run\nmkdir -p /run/sshd\n"));
+        s.push_str("mount -t tmpfs -o mode=755 tmpfs /run\nmkdir -p /run/sshd\n");
         // /dev: an overlay, so that /dev/log can exist; submounts are moved back on top.
         s.push_str(&format!(
             "mkdir -p {w}/dev/upper {w}/dev/work {w}/dev/keep\n\
