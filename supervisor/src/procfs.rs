@@ -99,6 +99,37 @@ pub fn cwd(tid: i32) -> io::Result<Vec<u8>> {
     Ok(std::fs::read_link(format!("/proc/{tid}/cwd"))?.into_os_string().into_vec())
 }
 
+/// The controlling terminal of a process (`/proc/PID/stat` field 7), as a device path:
+/// `/dev/pts/N`, `/dev/ttyN`, `/dev/ttySN`, `/dev/console`; `None` when it has none.
+///
+/// # Errors
+/// When the process is gone.
+pub fn tty(pid: i32) -> io::Result<Option<String>> {
+    let stat = read_bounded(&format!("/proc/{pid}/stat"), 4096)?;
+    let text = String::from_utf8_lossy(&stat);
+    // The command name may hold anything: fields resume after the last ')'.
+    let rest = text.rfind(')').map_or("", |i| &text[i + 1..]);
+    let nr: u64 = rest.split_whitespace().nth(4).and_then(|f| f.parse().ok()).unwrap_or(0);
+    Ok(tty_name(nr))
+}
+
+/// The device path of terminal number `nr` (the kernel's `new_encode_dev` form).
+pub fn tty_name(nr: u64) -> Option<String> {
+    if nr == 0 {
+        return None;
+    }
+    let major = (nr >> 8) & 0xfff;
+    let minor = (nr & 0xff) | ((nr >> 12) & 0xfff00);
+    Some(match (major, minor) {
+        (136..=143, m) => format!("/dev/pts/{}", (major - 136) * 256 + m),
+        (4, m) if m < 64 => format!("/dev/tty{m}"),
+        (4, m) => format!("/dev/ttyS{}", m - 64),
+        (5, 1) => "/dev/console".into(),
+        (5, 0) => "/dev/tty".into(),
+        (ma, mi) => format!("#{ma}:{mi}"),
+    })
+}
+
 /// Device and inode of the executable a process runs.
 ///
 /// # Errors
@@ -168,6 +199,42 @@ mod tests {
         assert_eq!((s.tgid, s.ppid, s.tracer, s.ruid, s.euid, s.egid), (42, 7, 9, 1000, 0, 101));
         assert_eq!(parse_status(b"Name:\tx\n"), None);
         assert_eq!(parse_status(b"Tgid: x\n"), None);
+    }
+
+    #[test]
+    fn terminal_numbers_map_to_device_paths() {
+        assert_eq!(tty_name(0), None);
+        assert_eq!(tty_name((136 << 8) | 3).as_deref(), Some("/dev/pts/3"));
+        assert_eq!(tty_name((137 << 8) | 1).as_deref(), Some("/dev/pts/257"));
+        assert_eq!(tty_name((4 << 8) | 1).as_deref(), Some("/dev/tty1"));
+        assert_eq!(tty_name((4 << 8) | 64).as_deref(), Some("/dev/ttyS0"));
+        assert_eq!(tty_name((5 << 8) | 1).as_deref(), Some("/dev/console"));
+        // Minor numbers above 255 use the high bits.
+        assert_eq!(tty_name((136 << 8) | (0x100 << 12) | 4).as_deref(), Some("/dev/pts/260"));
+    }
+
+    #[test]
+    fn a_process_on_a_pty_has_that_tty() {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let name = nix::unistd::ttyname(&pty.slave).expect("ttyname");
+        let slave = std::process::Stdio::from(pty.slave);
+        let mut child = std::process::Command::new("/usr/bin/setsid")
+            .args(["-c", "sleep", "2"])
+            .stdin(slave)
+            .spawn()
+            .expect("spawn");
+        let mut got = None;
+        for _ in 0..100 {
+            // setsid -c makes the terminal the child's controlling terminal, then execs sleep.
+            if let Ok(Some(t)) = tty(child.id() as i32) {
+                got = Some(t);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(got.as_deref(), name.to_str());
     }
 
     #[test]

@@ -508,6 +508,7 @@ impl Supervisor {
             resolve::plan(asker, status.tgid, named, filename, &argv, cache)
         });
         let cwd = procfs::cwd(tid).unwrap_or_default();
+        let tty = procfs::tty(status.tgid).ok().flatten();
         // Everything read so far was read from the right task only if it still waits.
         if !self.listener.id_valid(n.id) {
             return;
@@ -555,6 +556,7 @@ impl Supervisor {
             euid: status.euid,
             target_user: &target_user,
             cwd: &cwd,
+            tty: tty.as_deref(),
             asked: &path,
             plan: &plan,
             argv: &argv,
@@ -675,8 +677,9 @@ impl Supervisor {
         }
         let _ = write!(
             line,
-            " ppid={} cwd=\"{}\" path=\"{}\" exe=\"{}\"",
+            " ppid={} tty={} cwd=\"{}\" path=\"{}\" exe=\"{}\"",
             f.ppid,
+            f.tty.unwrap_or("-"),
             escape(f.cwd),
             escape(f.asked),
             escape(&f.plan.named.real_path)
@@ -815,6 +818,7 @@ struct DecisionFacts<'a> {
     euid: u32,
     target_user: &'a str,
     cwd: &'a [u8],
+    tty: Option<&'a str>,
     asked: &'a [u8],
     plan: &'a ExecPlan,
     argv: &'a [Vec<u8>],

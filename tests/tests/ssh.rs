@@ -162,7 +162,8 @@ fn ssh_interactive_pty_session_is_supervised() {
     drop(sshd);
     let lines = sb.log.until_session_end(T);
     assert!(find(&lines, &format!("path=\"{ev}\"")).contains("decision=deny"));
-    assert!(find(&lines, "path=\"/usr/bin/tty\"").contains("result=exec"));
+    let tty = find(&lines, "path=\"/usr/bin/tty\"");
+    assert!(tty.contains("result=exec") && tty.contains(" tty=/dev/pts/"), "{tty}");
 }
 
 #[test]
