@@ -35,6 +35,7 @@ mod error;
 mod pattern;
 mod policy;
 mod raw;
+pub mod tacacs;
 pub mod text;
 
 use std::collections::HashSet;
@@ -46,7 +47,8 @@ pub use pattern::{ArgsPattern, Canonicalize, ExePattern};
 pub use policy::{
     Action, DecidedBy, Decision, ExeKind, Guard, GuardAction, Guards, Policy, Request, Rule,
 };
-use raw::{RawFile, RawRule};
+use raw::{RawFile, RawRule, RawTacacs};
+pub use tacacs::{Server, Tacacs, Tls};
 
 /// The built-in default configuration: enforce mode, everything allowed except programs run
 /// from the world-writable temporary directories. It lets every login shell start, so a first
@@ -218,6 +220,8 @@ pub struct Config {
     pub policy: Policy,
     /// Logging.
     pub log: LogSettings,
+    /// TACACS+ servers for `authorize` rules.
+    pub tacacs: Tacacs,
     /// The names of the sources, in the order they were read.
     pub sources: Vec<String>,
 }
@@ -315,11 +319,14 @@ impl Config {
                 rules: Vec::new(),
                 default_action: Action::Deny,
                 default_message: None,
+                fallback: Vec::new(),
             },
             log: LogSettings::default(),
+            tacacs: Tacacs::default(),
             sources: sources.iter().map(|s| s.name.clone()).collect(),
         };
         let mut rules_by_source = Vec::with_capacity(sources.len());
+        let mut fallback_by_source = Vec::with_capacity(sources.len());
         for source in sources {
             let raw: RawFile = match toml::from_str(&source.text) {
                 Ok(raw) => raw,
@@ -334,15 +341,20 @@ impl Config {
                 }
             };
             let mut ck = Checker { source, problems: &mut problems };
-            let rules = config.apply(raw, &mut ck, canonicalize);
+            let (rules, fallback) = config.apply(raw, &mut ck, canonicalize);
             rules_by_source.push(rules);
+            fallback_by_source.push(fallback);
         }
         // Later sources' rules are checked first.
         for rules in rules_by_source.into_iter().rev() {
             config.policy.rules.extend(rules);
         }
+        for rules in fallback_by_source.into_iter().rev() {
+            config.policy.fallback.extend(rules);
+        }
+        config.check_tacacs(&mut problems);
         let mut seen = HashSet::new();
-        for rule in &config.policy.rules {
+        for rule in config.policy.rules.iter().chain(&config.policy.fallback) {
             if !seen.insert(rule.name.as_str()) {
                 problems.push(Problem {
                     location: rule.origin.clone(),
@@ -365,8 +377,29 @@ impl Config {
         Config::parse(&[Source::new(BUILTIN_NAME, BUILTIN)], canonicalize)
     }
 
-    /// Applies one source's settings over `self` and returns its rules, checked.
-    fn apply(&mut self, raw: RawFile, ck: &mut Checker<'_>, canon: Canonicalize<'_>) -> Vec<Rule> {
+    /// Checks what needs every source merged: each plain-TCP server has a secret.
+    fn check_tacacs(&self, problems: &mut Vec<Problem>) {
+        for s in &self.tacacs.servers {
+            if s.tls.is_none() && s.key_file.is_none() && self.tacacs.key_file.is_none() {
+                problems.push(Problem {
+                    location: s.origin.clone(),
+                    message: format!(
+                        "TACACS+ server {} has no key-file and [tacacs] has none to share: without TLS a shared secret is required",
+                        s.name()
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Applies one source's settings over `self` and returns its rules and fallback rules,
+    /// checked.
+    fn apply(
+        &mut self,
+        raw: RawFile,
+        ck: &mut Checker<'_>,
+        canon: Canonicalize<'_>,
+    ) -> (Vec<Rule>, Vec<Rule>) {
         if let Some(v) = raw.mode {
             let parse = |s: &str| match s {
                 "enforce" => Some(Mode::Enforce),
@@ -467,8 +500,141 @@ impl Config {
                 }
             }
         }
-        raw.rules.into_iter().filter_map(|r| check_rule(r, ck, canon)).collect()
+        if let Some(t) = raw.tacacs {
+            apply_tacacs(&mut self.tacacs, t, ck);
+        }
+        let rules = raw.rules.into_iter().filter_map(|r| check_rule(r, ck, canon)).collect();
+        let mut fallback = Vec::new();
+        for r in raw.fallback {
+            let start = r.span().start;
+            if let Some(rule) = check_rule(r, ck, canon) {
+                if rule.action == Action::Authorize {
+                    ck.problem(start, format!("fallback rule {:?} cannot authorize: it decides when no server answers", rule.name));
+                } else {
+                    fallback.push(rule);
+                }
+            }
+        }
+        (rules, fallback)
     }
+}
+
+fn ranged(ck: &mut Checker<'_>, v: &Spanned<i64>, what: &str, lo: i64, hi: i64) -> Option<i64> {
+    let n = *v.get_ref();
+    if (lo..=hi).contains(&n) {
+        Some(n)
+    } else {
+        ck.problem(v.span().start, format!("{what} must be between {lo} and {hi}, not {n}"));
+        None
+    }
+}
+
+fn absolute(ck: &mut Checker<'_>, v: Spanned<String>, what: &str) -> Option<String> {
+    if v.get_ref().starts_with('/') {
+        Some(v.into_inner())
+    } else {
+        ck.problem(v.span().start, format!("{what} must be an absolute path, not {:?}", v.get_ref()));
+        None
+    }
+}
+
+fn apply_tacacs(t: &mut Tacacs, raw: RawTacacs, ck: &mut Checker<'_>) {
+    if let Some(k) = raw.key_file {
+        t.key_file = absolute(ck, k, "tacacs.key-file");
+    }
+    if let Some(v) = raw.service {
+        if v.get_ref().is_empty() || !v.get_ref().bytes().all(|b| b.is_ascii_graphic()) {
+            ck.problem(v.span().start, "tacacs.service must be printable ASCII without spaces");
+        }
+        t.service = v.into_inner();
+    }
+    if let Some(v) = raw.protocol {
+        t.protocol = Some(v.into_inner()).filter(|p| !p.is_empty());
+    }
+    if let Some(v) = raw.priv_lvl {
+        if let Some(n) = ranged(ck, &v, "tacacs.priv-lvl", 0, 15) {
+            t.priv_lvl = n as u8;
+        }
+    }
+    if let Some(v) = raw.timeout_ms {
+        if let Some(n) = ranged(ck, &v, "tacacs.timeout-ms", 100, 60_000) {
+            t.timeout = std::time::Duration::from_millis(n as u64);
+        }
+    }
+    if let Some(v) = raw.dead_server_retry_s {
+        if let Some(n) = ranged(ck, &v, "tacacs.dead-server-retry-s", 1, 3600) {
+            t.dead_retry = std::time::Duration::from_secs(n as u64);
+        }
+    }
+    if let Some(b) = raw.single_connect {
+        t.single_connect = b;
+    }
+    if let Some(v) = raw.cache_ttl_s {
+        if let Some(n) = ranged(ck, &v, "tacacs.cache-ttl-s", 0, 86_400) {
+            t.cache_ttl = (n > 0).then(|| std::time::Duration::from_secs(n as u64));
+        }
+    }
+    if let Some(b) = raw.accounting {
+        t.accounting = b;
+    }
+    if let Some(b) = raw.session_accounting {
+        t.session_accounting = b;
+    }
+    if let Some(v) = raw.accounting_queue {
+        if let Some(n) = ranged(ck, &v, "tacacs.accounting-queue", 1, 100_000) {
+            t.accounting_queue = n as usize;
+        }
+    }
+    if let Some(servers) = raw.servers {
+        t.servers.clear();
+        for s in servers {
+            let origin = ck.at(s.span().start);
+            let s = s.into_inner();
+            let host = s.host.get_ref().trim().to_owned();
+            if host.is_empty() || host.contains(char::is_whitespace) {
+                ck.problem(s.host.span().start, "tacacs server host must be a name or an address");
+            }
+            let tls = s.tls.map(|tl| {
+                let tl = tl.into_inner();
+                Tls {
+                    ca_file: absolute(ck, tl.ca_file, "tls.ca-file").unwrap_or_default(),
+                    client_cert: tl.client_cert.and_then(|c| absolute(ck, c, "tls.client-cert")),
+                    client_key: tl.client_key.and_then(|c| absolute(ck, c, "tls.client-key")),
+                    server_name: tl.server_name.map(Spanned::into_inner),
+                }
+            });
+            if let Some(tl) = &tls {
+                if tl.client_cert.is_some() != tl.client_key.is_some() {
+                    ck.problem(origin_offset(&origin, ck), "tls.client-cert and tls.client-key go together");
+                }
+            }
+            let port = match &s.port {
+                Some(p) => ranged(ck, p, "tacacs server port", 1, 65_535).unwrap_or(49) as u16,
+                None if tls.is_some() => 300,
+                None => 49,
+            };
+            let timeout = s
+                .timeout_ms
+                .as_ref()
+                .and_then(|v| ranged(ck, v, "tacacs server timeout-ms", 50, 60_000))
+                .map_or(std::time::Duration::from_secs(2), |n| std::time::Duration::from_millis(n as u64));
+            let key_file = s.key_file.and_then(|k| absolute(ck, k, "tacacs server key-file"));
+            t.servers.push(Server { host, port, timeout, key_file, tls, origin });
+        }
+    }
+}
+
+/// The byte offset of an already computed location is not kept; problems found after the
+/// fact are reported at the start of the server's table.
+fn origin_offset(origin: &Location, ck: &Checker<'_>) -> usize {
+    let mut offset = 0;
+    for (i, line) in ck.source.text.split_inclusive('\n').enumerate() {
+        if i + 1 == origin.line {
+            break;
+        }
+        offset += line.len();
+    }
+    offset
 }
 
 fn check_rule(raw: Spanned<RawRule>, ck: &mut Checker<'_>, canon: Canonicalize<'_>) -> Option<Rule> {

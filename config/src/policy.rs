@@ -219,6 +219,8 @@ pub struct Policy {
     pub default_action: Action,
     /// The message when the default denies.
     pub default_message: Option<String>,
+    /// Rules that decide when `authorize` gets no answer (no server reachable, or ERROR).
+    pub fallback: Vec<Rule>,
 }
 
 impl Policy {
@@ -242,6 +244,14 @@ impl Policy {
             by: DecidedBy::Default,
             message: self.default_message.clone(),
         }
+    }
+
+    /// The first fallback rule that matches, for an `authorize` nobody answered.
+    pub fn decide_fallback(&self, req: &Request<'_>) -> Option<(usize, Decision)> {
+        let cmdline = OnceCell::new();
+        self.fallback.iter().enumerate().find(|(_, r)| r.matches(req, &cmdline)).map(|(i, r)| {
+            (i, Decision { action: r.action, by: DecidedBy::Rule(i), message: r.message.clone() })
+        })
     }
 
     fn guard_refusal(&self, req: &Request<'_>) -> Option<Guard> {

@@ -16,8 +16,47 @@ pub(crate) struct RawFile {
     pub scope: Option<RawScope>,
     pub guards: Option<RawGuards>,
     pub log: Option<RawLog>,
+    pub tacacs: Option<RawTacacs>,
     #[serde(default)]
     pub rules: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub fallback: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawTacacs {
+    pub servers: Option<Vec<Spanned<RawServer>>>,
+    pub key_file: Option<Spanned<String>>,
+    pub service: Option<Spanned<String>>,
+    pub protocol: Option<Spanned<String>>,
+    pub priv_lvl: Option<Spanned<i64>>,
+    pub timeout_ms: Option<Spanned<i64>>,
+    pub dead_server_retry_s: Option<Spanned<i64>>,
+    pub single_connect: Option<bool>,
+    pub cache_ttl_s: Option<Spanned<i64>>,
+    pub accounting: Option<bool>,
+    pub session_accounting: Option<bool>,
+    pub accounting_queue: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawServer {
+    pub host: Spanned<String>,
+    pub port: Option<Spanned<i64>>,
+    pub timeout_ms: Option<Spanned<i64>>,
+    pub key_file: Option<Spanned<String>>,
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawTls {
+    pub ca_file: Spanned<String>,
+    pub client_cert: Option<Spanned<String>>,
+    pub client_key: Option<Spanned<String>>,
+    pub server_name: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -479,3 +479,72 @@ fn symlinked_pattern_directories_are_resolved_by_the_caller() {
     .expect("valid");
     assert_eq!(req("/usr/bin/ls", &["ls"]).decide(&c).action, Action::Allow);
 }
+
+#[test]
+fn tacacs_servers_parse_with_defaults_and_tls() {
+    let c = ok(r#"
+        [tacacs]
+        key-file = "/etc/sw/key"
+        timeout-ms = 3000
+        cache-ttl-s = 60
+        [[tacacs.servers]]
+        host = "192.0.2.10"
+        [[tacacs.servers]]
+        host = "tacacs.example.net"
+        tls = { ca-file = "/etc/sw/ca.pem" }
+        [[tacacs.servers]]
+        host = "2001:db8::1"
+        port = 4949
+        timeout-ms = 500
+        key-file = "/etc/sw/other"
+    "#);
+    let t = &c.tacacs;
+    assert_eq!(t.servers.len(), 3);
+    assert_eq!((t.servers[0].port, t.servers[0].timeout), (49, std::time::Duration::from_secs(2)));
+    assert_eq!(t.servers[1].port, 300);
+    assert!(t.servers[1].tls.is_some());
+    assert_eq!(t.servers[2].name(), "[2001:db8::1]:4949");
+    assert_eq!(t.timeout, std::time::Duration::from_secs(3));
+    assert_eq!(t.cache_ttl, Some(std::time::Duration::from_secs(60)));
+    assert_eq!(t.service, "shell");
+}
+
+#[test]
+fn a_plain_tacacs_server_needs_a_secret() {
+    let e = err("[[tacacs.servers]]\nhost = \"192.0.2.1\"\n");
+    let p = only_problem(&e);
+    assert!(p.message.contains("no key-file"), "{}", p.message);
+    assert_eq!(p.location.line, 1);
+    // TLS alone is enough.
+    ok("[[tacacs.servers]]\nhost = \"h\"\ntls = { ca-file = \"/ca.pem\" }\n");
+}
+
+#[test]
+fn tacacs_values_are_checked() {
+    let e = err("[tacacs]\npriv-lvl = 16\nkey-file = \"relative\"\n");
+    assert_eq!(e.problems.len(), 2, "{e}");
+    let e = err("[tacacs]\nkey-file = \"/k\"\n[[tacacs.servers]]\nhost = \"h\"\ntls = { ca-file = \"/ca\", client-cert = \"/c\" }\n");
+    assert!(only_problem(&e).message.contains("go together"), "{e}");
+}
+
+#[test]
+fn fallback_rules_decide_when_nobody_answers() {
+    let c = ok(r#"
+        default = "authorize"
+        [[fallback]]
+        name = "fallback-ls"
+        exe = "/usr/bin/ls"
+        action = "allow"
+    "#);
+    let r = req("/usr/bin/ls", &["ls"]);
+    assert_eq!(r.decide(&c).action, Action::Authorize);
+    let argv = vec![b"ls".to_vec()];
+    let fb = c.policy.decide_fallback(&Request {
+        user: "alice", groups: &[], target_user: "alice", service: "sshd",
+        exe: b"/usr/bin/ls", kind: ExeKind::File, dynamic_loader: false,
+        loader_env: None, traced: false, argv: &argv,
+    });
+    assert_eq!(fb.map(|(_, d)| d.action), Some(Action::Allow));
+    let e = err("[[fallback]]\naction = \"authorize\"\n");
+    assert!(only_problem(&e).message.contains("cannot authorize"));
+}

@@ -29,6 +29,7 @@ pub mod runtime;
 pub mod supervisor;
 pub mod sys;
 pub mod syslog;
+pub mod tacacs;
 pub mod tracer;
 pub mod users;
 

@@ -67,18 +67,69 @@ impl PtrWidth {
     }
 }
 
+/// Where pages come from: another process ([`Pid`], through `process_vm_readv`), or, for
+/// tests and fuzzing, a synthetic address space.
+pub trait PageSource {
+    /// Fills `buf` with the page at `base` (page-aligned).
+    ///
+    /// # Errors
+    /// [`MemError::Fault`] when the page is not mapped.
+    fn read_page(&mut self, base: u64, buf: &mut [u8; PAGE as usize]) -> Result<(), MemError>;
+}
+
+impl PageSource for Pid {
+    fn read_page(&mut self, base: u64, buf: &mut [u8; PAGE as usize]) -> Result<(), MemError> {
+        let remote = [RemoteIoVec { base: base as usize, len: PAGE as usize }];
+        let mut local = [IoSliceMut::new(&mut buf[..])];
+        let n = process_vm_readv(*self, &mut local, &remote).map_err(|e| match e {
+            Errno::EFAULT | Errno::EIO => MemError::Fault,
+            Errno::ESRCH => MemError::Gone,
+            other => MemError::Other(other),
+        })?;
+        if n == PAGE as usize {
+            Ok(())
+        } else {
+            Err(MemError::Fault)
+        }
+    }
+}
+
+/// A synthetic address space: the listed pages are mapped, everything else faults.
+#[derive(Debug, Default, Clone)]
+pub struct FakeMemory {
+    /// Page base address and contents.
+    pub pages: Vec<(u64, Vec<u8>)>,
+}
+
+impl PageSource for FakeMemory {
+    fn read_page(&mut self, base: u64, buf: &mut [u8; PAGE as usize]) -> Result<(), MemError> {
+        let (_, data) = self.pages.iter().find(|(b, _)| *b == base).ok_or(MemError::Fault)?;
+        buf.fill(0);
+        let n = data.len().min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        Ok(())
+    }
+}
+
 /// The memory of one process, read through a small page cache.
 #[derive(Debug)]
-pub struct Remote {
-    pid: Pid,
+pub struct Remote<S: PageSource = Pid> {
+    source: S,
     pages: Vec<(u64, Box<[u8; PAGE as usize]>)>,
     next_evict: usize,
 }
 
-impl Remote {
+impl Remote<Pid> {
     /// The memory of thread `pid`.
     pub fn new(pid: Pid) -> Self {
-        Remote { pid, pages: Vec::with_capacity(CACHED_PAGES), next_evict: 0 }
+        Remote::with_source(pid)
+    }
+}
+
+impl<S: PageSource> Remote<S> {
+    /// Memory read from `source`.
+    pub fn with_source(source: S) -> Self {
+        Remote { source, pages: Vec::with_capacity(CACHED_PAGES), next_evict: 0 }
     }
 
     fn page(&mut self, base: u64) -> Result<&[u8; PAGE as usize], MemError> {
@@ -86,18 +137,7 @@ impl Remote {
             return Ok(&self.pages[i].1);
         }
         let mut buf = Box::new([0u8; PAGE as usize]);
-        let remote = [RemoteIoVec { base: base as usize, len: PAGE as usize }];
-        let n = {
-            let mut local = [IoSliceMut::new(&mut buf[..])];
-            process_vm_readv(self.pid, &mut local, &remote).map_err(|e| match e {
-                Errno::EFAULT | Errno::EIO => MemError::Fault,
-                Errno::ESRCH => MemError::Gone,
-                other => MemError::Other(other),
-            })?
-        };
-        if n != PAGE as usize {
-            return Err(MemError::Fault);
-        }
+        self.source.read_page(base, &mut buf)?;
         let slot = if self.pages.len() < CACHED_PAGES {
             self.pages.push((base, buf));
             self.pages.len() - 1
@@ -190,7 +230,7 @@ impl Default for Limits {
 ///
 /// # Errors
 /// `ENAMETOOLONG` past `limits.path`, `EFAULT` for a bad pointer.
-pub fn read_path(mem: &mut Remote, addr: u64, limits: &Limits) -> Result<Vec<u8>, MemError> {
+pub fn read_path<S: PageSource>(mem: &mut Remote<S>, addr: u64, limits: &Limits) -> Result<Vec<u8>, MemError> {
     mem.read_cstr(addr, limits.path)?.ok_or(MemError::TooLong(Errno::ENAMETOOLONG))
 }
 
@@ -198,8 +238,8 @@ pub fn read_path(mem: &mut Remote, addr: u64, limits: &Limits) -> Result<Vec<u8>
 ///
 /// # Errors
 /// `E2BIG` past the limits, `EFAULT` for a bad pointer.
-pub fn read_argv(
-    mem: &mut Remote,
+pub fn read_argv<S: PageSource>(
+    mem: &mut Remote<S>,
     addr: u64,
     width: PtrWidth,
     limits: &Limits,
@@ -233,8 +273,8 @@ pub fn read_argv(
 ///
 /// # Errors
 /// `E2BIG` past the entry limit, `EFAULT` for a bad pointer.
-pub fn find_env<'n>(
-    mem: &mut Remote,
+pub fn find_env<'n, S: PageSource>(
+    mem: &mut Remote<S>,
     addr: u64,
     width: PtrWidth,
     names: &'n [String],
@@ -385,6 +425,21 @@ mod tests {
         }
         let got = read_argv(&mut me(), low as u64, PtrWidth::Bits32, &Limits::default());
         assert_eq!(got, Ok(vec![b"x".to_vec()]));
+    }
+
+    #[test]
+    fn synthetic_memory_decodes_like_a_process() {
+        // argv pointer array at 0x1000, strings at 0x2000, 0x3000 unmapped.
+        let mut ptrs = Vec::new();
+        ptrs.extend_from_slice(&0x2000u64.to_le_bytes());
+        ptrs.extend_from_slice(&0x2003u64.to_le_bytes());
+        ptrs.extend_from_slice(&0u64.to_le_bytes());
+        let mut mem = Remote::with_source(FakeMemory {
+            pages: vec![(0x1000, ptrs), (0x2000, b"ls\0-l\0".to_vec())],
+        });
+        let argv = read_argv(&mut mem, 0x1000, PtrWidth::Bits64, &Limits::default()).expect("argv");
+        assert_eq!(argv, vec![b"ls".to_vec(), b"-l".to_vec()]);
+        assert_eq!(read_path(&mut mem, 0x3000, &Limits::default()), Err(MemError::Fault));
     }
 
     #[test]

@@ -22,20 +22,17 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
-use session_wrapper_config::text::{escape, escape_argv};
-use session_wrapper_config::{
-    Action, Config, DecidedBy, Decision, ExeKind, FailPolicy, Guard, Mode, Request,
-};
+use session_wrapper_config::text::escape;
+use session_wrapper_config::{Config, Decision};
 use session_wrapper_protocol::{session_id_text, Message};
 
-use crate::decide::{self, Subject};
 use crate::exefile::Loaders;
-use crate::filter::{Notified, SyscallTable, AUDIT_ARCH_I386};
-use crate::memory::{self, Limits, PtrWidth, Remote};
+use crate::filter::{Notified, SyscallTable};
+use crate::memory::{Limits, Remote};
 use crate::message;
 use crate::notify::{Listener, Notification};
 use crate::procfs;
-use crate::resolve::{self, Asker, ExecPlan};
+use crate::resolve;
 use crate::syslog::{Severity, Syslog};
 use crate::tracer::{self, Stop};
 use crate::users::{LoginUser, UidNames};
@@ -98,6 +95,9 @@ pub struct Summary {
     pub child_code: Option<i32>,
 }
 
+mod accounting;
+mod exec;
+
 /// An allowed exec waiting for its outcome.
 #[derive(Debug)]
 struct Pending {
@@ -114,6 +114,11 @@ struct Pending {
     traced: bool,
     /// The path as asked, for a message if it ends refused.
     asked: Vec<u8>,
+    /// The program and its arguments, for accounting.
+    cmd: Vec<u8>,
+    args: Vec<Vec<u8>>,
+    /// The terminal, for accounting.
+    tty: Option<String>,
 }
 
 /// A verdict after the fail policy and the mode are applied.
@@ -143,6 +148,15 @@ pub struct Supervisor {
     debug: bool,
     pam: PamSession,
     messenger: message::Messenger,
+    /// The TACACS+ backend, when servers are configured.
+    tacacs: Option<crate::tacacs::Backend>,
+    /// Execs waiting for the backend, by job id.
+    authorizing: HashMap<u64, (exec::ExecFacts, Decision)>,
+    next_job: u64,
+    /// TACACS+ answers by command line (`cache-ttl-s`).
+    cache: HashMap<Vec<u8>, (exec::Cached, Instant)>,
+    /// Commands being accounted.
+    acct: accounting::Tracker,
     /// The session file is out of date since this moment.
     dirty_since: Option<Instant>,
 }
@@ -156,6 +170,9 @@ pub enum SetupError {
     /// A signalfd could not be made.
     #[error("signalfd: {0}")]
     Signal(#[from] Errno),
+    /// The TACACS+ backend could not start (a key or TLS file).
+    #[error("TACACS+: {0}")]
+    Tacacs(#[from] crate::tacacs::SetupError),
 }
 
 impl Supervisor {
@@ -178,6 +195,12 @@ impl Supervisor {
         // Faster round trips on 6.6+; older kernels just do without.
         let _ = crate::sys::set_sync_wakeup(listener.as_fd());
         let log = Syslog::new(&config.log.socket);
+        let tacacs = if config.tacacs.servers.is_empty() {
+            None
+        } else {
+            let rhost = session.rhost.as_deref().unwrap_or("");
+            Some(crate::tacacs::Backend::start(&config.tacacs, &session.user.name, rhost)?)
+        };
         Ok(Supervisor {
             listener,
             table: SyscallTable::new()?,
@@ -196,6 +219,11 @@ impl Supervisor {
             session,
             pam: PamSession::default(),
             messenger: message::Messenger::default(),
+            tacacs,
+            authorizing: HashMap::new(),
+            next_job: 1,
+            cache: HashMap::new(),
+            acct: accounting::Tracker::new(),
             dirty_since: None,
         })
     }
@@ -267,8 +295,9 @@ impl Supervisor {
             escape(self.config.sources.join(",").as_bytes()),
         );
         self.event(Severity::LOG_INFO, &start);
+        self.session_started();
         loop {
-            let (listener_ready, hangup, sig_ready, log_ready, watchdog_gone) = {
+            let (listener_ready, hangup, sig_ready, log_ready, watchdog_gone, tacacs_ready, acct_ready) = {
                 let mut fds = vec![
                     PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN),
@@ -281,7 +310,17 @@ impl Supervisor {
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                     fds.len() - 1
                 });
-                let timeout = if self.log.needs_retry() || self.dirty_since.is_some() {
+                let tacacs_at = self.tacacs.as_ref().map(|b| {
+                    fds.push(PollFd::new(b.wake_fd(), PollFlags::POLLIN));
+                    fds.len() - 1
+                });
+                let acct_at = self.acct.fd().filter(|_| self.tacacs.is_some()).map(|fd| {
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                    fds.len() - 1
+                });
+                let timeout = if self.acct.waiting() {
+                    PollTimeout::from(100u16)
+                } else if self.log.needs_retry() || self.dirty_since.is_some() {
                     PollTimeout::from(500u16)
                 } else {
                     PollTimeout::NONE
@@ -299,8 +338,24 @@ impl Supervisor {
                     ev(Some(1)).contains(PollFlags::POLLIN),
                     ev(log_at).contains(PollFlags::POLLOUT),
                     !ev(watchdog_at).is_empty(),
+                    ev(tacacs_at).contains(PollFlags::POLLIN),
+                    ev(acct_at).contains(PollFlags::POLLIN),
                 )
             };
+            if tacacs_ready {
+                let events = self.tacacs.as_ref().map(|b| b.events()).unwrap_or_default();
+                for e in events {
+                    match e {
+                        crate::tacacs::Event::Done(d) => self.on_authorized(d),
+                        crate::tacacs::Event::Log(sev, text) => self.event(sev, &text),
+                    }
+                }
+            }
+            if acct_ready {
+                self.on_commands_ended();
+            } else if self.acct.waiting() {
+                self.check_exited();
+            }
             if watchdog_gone {
                 self.pam.watchdog = None;
                 self.event(
@@ -338,6 +393,16 @@ impl Supervisor {
         if self.child.is_some() && self.child_code.is_none() {
             if let Ok(status) = nix::sys::wait::waitpid(self.child.map(Pid::from_raw), None) {
                 self.record_child(status);
+            }
+        }
+        self.session_ended();
+        if let Some(b) = self.tacacs.take() {
+            // Accounting records get a bounded time to reach a server.
+            let limit = (self.config.tacacs.timeout * 2).min(std::time::Duration::from_secs(10));
+            for e in b.finish(limit) {
+                if let crate::tacacs::Event::Log(sev, text) = e {
+                    self.event(sev, &text);
+                }
             }
         }
         let c = self.counts;
@@ -456,261 +521,6 @@ impl Supervisor {
         self.event(Severity::LOG_INFO, &line);
     }
 
-    fn on_exec(&mut self, n: &Notification, kind: Notified) {
-        let t0 = Instant::now();
-        let tid = n.tid;
-        let is32 = n.arch == AUDIT_ARCH_I386;
-        let a = |i: usize| if is32 { n.args[i] & 0xffff_ffff } else { n.args[i] };
-        let width = if is32 { PtrWidth::Bits32 } else { PtrWidth::Bits64 };
-        let (dirfd, path_ptr, argv_ptr, envp_ptr, flags) = match kind {
-            Notified::Execveat => (Some(a(0) as i32), a(1), a(2), a(3), a(4)),
-            _ => (None, a(0), a(1), a(2), 0),
-        };
-        let Ok((status, pidfd)) = procfs::task(tid) else {
-            let _ = self.listener.refuse(n.id, Errno::ESRCH);
-            return;
-        };
-        let mut mem = Remote::new(Pid::from_raw(tid));
-        let limits = self.limits;
-        let loader_names = &self.config.policy.guards.loader_env;
-        let read = memory::read_path(&mut mem, path_ptr, &limits).and_then(|path| {
-            let argv = memory::read_argv(&mut mem, argv_ptr, width, &limits)?;
-            let env = memory::find_env(&mut mem, envp_ptr, width, loader_names, &limits)?;
-            Ok((path, argv, env.map(str::to_owned)))
-        });
-        drop(mem);
-        let (path, mut argv, loader_env) = match read {
-            Ok(r) => r,
-            Err(e) => {
-                if !self.listener.id_valid(n.id) {
-                    return;
-                }
-                self.counts.failed += 1;
-                let _ = self.listener.refuse(n.id, e.errno());
-                let line = format!(
-                    "event=exec-refused pid={} uid={} reason=\"arguments unreadable: {e}\" errno={}",
-                    status.tgid,
-                    status.euid,
-                    e.errno()
-                );
-                self.event(Severity::LOG_NOTICE, &line);
-                return;
-            }
-        };
-        // Since Linux 5.18 an empty argv runs with argv[0] = "".
-        if argv.is_empty() {
-            argv.push(Vec::new());
-        }
-        let asker = Asker { tid };
-        let cache = &mut self.heads;
-        let plan = resolve::resolve(asker, status.tgid, dirfd, &path, flags).and_then(|named| {
-            let filename = resolve::kernel_filename(dirfd, &path);
-            resolve::plan(asker, status.tgid, named, filename, &argv, cache)
-        });
-        let cwd = procfs::cwd(tid).unwrap_or_default();
-        let tty = procfs::tty(status.tgid).ok().flatten();
-        // Everything read so far was read from the right task only if it still waits.
-        if !self.listener.id_valid(n.id) {
-            return;
-        }
-        let plan = match plan {
-            Ok(p) => p,
-            Err(errno) => {
-                // The kernel would fail this exec the same way; nothing runs.
-                let _ = self.listener.refuse(n.id, errno);
-                if self.debug {
-                    let line = format!(
-                        "event=exec-unresolved pid={} path=\"{}\" errno={errno}",
-                        status.tgid,
-                        escape(&path)
-                    );
-                    self.event(Severity::LOG_DEBUG, &line);
-                }
-                return;
-            }
-        };
-        let target_user = self.names.name(status.euid).to_owned();
-        let mut traced = status.tracer != 0;
-        let mut decision = self.decide_plan(&plan, &argv, &target_user, loader_env.as_deref(), traced);
-        let (mut verdict, mut reason) = self.apply_policy_settings(&decision);
-        let enforce = self.config.mode == Mode::Enforce;
-        // An allowed exec runs only under our check: attach now. A task traced by someone
-        // else cannot be attached, which is how a tracer is noticed.
-        let mut attached = false;
-        let runs = |v: Verdict| v == Verdict::Allow || !enforce;
-        if runs(verdict) && !traced {
-            match tracer::seize(tid) {
-                Ok(()) => attached = true,
-                Err(Errno::ESRCH) => return,
-                Err(_) => {
-                    traced = true;
-                    decision = self.decide_plan(&plan, &argv, &target_user, loader_env.as_deref(), true);
-                    (verdict, reason) = self.apply_policy_settings(&decision);
-                }
-            }
-        }
-        let facts = DecisionFacts {
-            tgid: status.tgid,
-            tid,
-            ppid: status.ppid,
-            euid: status.euid,
-            target_user: &target_user,
-            cwd: &cwd,
-            tty: tty.as_deref(),
-            asked: &path,
-            plan: &plan,
-            argv: &argv,
-            decision: &decision,
-            reason: reason.as_deref(),
-        };
-        let mut line = self.decision_line(&facts);
-        if verdict == Verdict::Deny && enforce {
-            let text = self.user_message(&path, &decision);
-            let delivery = match &pidfd {
-                Some(p) => self.messenger.deliver_via(p.as_fd(), text.as_bytes()),
-                None => self.messenger.deliver(status.tgid, text.as_bytes()),
-            };
-            let errno = Errno::from_raw(self.config.deny_errno.value);
-            let latency = t0.elapsed().as_micros();
-            let _ = self.listener.refuse(n.id, errno);
-            self.counts.refused += 1;
-            let _ = write!(
-                line,
-                " errno={} message={} latency_us={latency}",
-                self.config.deny_errno.name,
-                delivery.as_str(),
-            );
-            self.log.log(Severity::LOG_NOTICE, &line);
-            return;
-        }
-        self.counts.allowed += 1;
-        let _ = write!(line, " latency_us={}", t0.elapsed().as_micros());
-        // An audit-mode "would deny" stays a notice when its outcome is logged.
-        let severity = if verdict == Verdict::Deny { Severity::LOG_NOTICE } else { Severity::LOG_INFO };
-        if !attached {
-            // Traced by another process and the policy allows that (or audit mode): nothing
-            // can check this exec after the fact, which the log says.
-            let _ = self.listener.allow(n.id);
-            let result = if traced { "unverified-traced" } else { "unverified" };
-            self.log.log(Severity::LOG_WARNING, &format!("{line} result={result}"));
-            return;
-        }
-        let _ = self.listener.allow(n.id);
-        tracer::interrupt(tid);
-        let image = plan.image();
-        self.pending.insert(
-            tid,
-            Pending {
-                line,
-                severity,
-                image: (image.dev, image.ino),
-                argv: plan.final_argv,
-                target_user,
-                traced,
-                asked: path,
-            },
-        );
-    }
-
-    fn decide_plan(
-        &self,
-        plan: &ExecPlan,
-        argv: &[Vec<u8>],
-        target_user: &str,
-        loader_env: Option<&str>,
-        traced: bool,
-    ) -> Decision {
-        let who = Subject {
-            user: &self.session.user,
-            service: &self.session.service,
-            target_user,
-            loader_env,
-            traced,
-        };
-        decide::decide_plan(&self.config, &self.loaders, &who, plan, argv).0
-    }
-
-    /// Applies `authorize` (no backend yet: the fail policy) and returns the verdict with the
-    /// reason when the fail policy decided.
-    fn apply_policy_settings(&self, d: &Decision) -> (Verdict, Option<String>) {
-        match d.action {
-            Action::Allow => (Verdict::Allow, None),
-            Action::Deny => (Verdict::Deny, None),
-            Action::Authorize => {
-                let why = format!(
-                    "no authorization backend answered; fail-policy {}",
-                    self.config.fail_policy.as_str()
-                );
-                match self.config.fail_policy {
-                    FailPolicy::Open => (Verdict::Allow, Some(why)),
-                    FailPolicy::Closed => (Verdict::Deny, Some(why)),
-                }
-            }
-        }
-    }
-
-    fn user_message(&self, asked: &[u8], d: &Decision) -> String {
-        let what = escape(asked);
-        let why = match (&d.message, d.by) {
-            (Some(m), _) => escape(m.as_bytes()).replace("\\x20", " "),
-            (None, DecidedBy::Guard(g)) => guard_text(g).to_owned(),
-            (None, by) => format!(
-                "not allowed by policy (rule {})",
-                self.config.policy.decider_name(by)
-            ),
-        };
-        format!("session-wrapper: {what}: {why}\n")
-    }
-
-    fn decision_line(&self, f: &DecisionFacts<'_>) -> String {
-        let (argv_text, cut) = escape_argv(f.argv, self.config.log.argv_max);
-        let mut line = format!(
-            "session={} user={} uid={} target={} pid={}",
-            session_id_text(self.session.id),
-            escape(self.session.user.name.as_bytes()),
-            f.euid,
-            escape(f.target_user.as_bytes()),
-            f.tgid,
-        );
-        if f.tid != f.tgid {
-            let _ = write!(line, " tid={}", f.tid);
-        }
-        let _ = write!(
-            line,
-            " ppid={} tty={} cwd=\"{}\" path=\"{}\" exe=\"{}\"",
-            f.ppid,
-            f.tty.unwrap_or("-"),
-            escape(f.cwd),
-            escape(f.asked),
-            escape(&f.plan.named.real_path)
-        );
-        if !f.plan.interpreters.is_empty() {
-            let _ = write!(line, " interpreter=\"{}\"", escape(&f.plan.image().real_path));
-        }
-        let verdict = match f.decision.action {
-            Action::Allow => "allow",
-            Action::Deny => "deny",
-            Action::Authorize => match self.config.fail_policy {
-                FailPolicy::Open => "allow",
-                FailPolicy::Closed => "deny",
-            },
-        };
-        let _ = write!(
-            line,
-            " argc={} argv=\"{}\"{} decision={} rule={} mode={}",
-            f.argv.len(),
-            argv_text,
-            if cut { " argv_truncated=1" } else { "" },
-            verdict,
-            self.config.policy.decider_name(f.decision.by),
-            self.config.mode.as_str()
-        );
-        if let Some(r) = f.reason {
-            let _ = write!(line, " reason=\"{}\"", escape(r.as_bytes()).replace("\\x20", " "));
-        }
-        line
-    }
-
     /// Handles every pending ptrace stop and exit.
     fn reap(&mut self) {
         while let Some(stop) = tracer::next_stop() {
@@ -742,97 +552,6 @@ impl Supervisor {
                 }
             }
         }
-    }
-
-    /// The exec succeeded: check what really loaded before it runs.
-    fn on_exec_stop(&mut self, pid: i32, former: i32) {
-        let Some(p) = self.pending.remove(&former).or_else(|| self.pending.remove(&pid)) else {
-            tracer::detach(pid, None);
-            return;
-        };
-        let image = procfs::exe_identity(pid);
-        let loaded = tracer::loaded_args(pid, &self.config.policy.guards.loader_env, &self.limits);
-        let (argv, loader_env) = match loaded {
-            Ok((argv, env)) => (Ok(argv), env),
-            Err(e) => (Err(e), None),
-        };
-        let matches = image.as_ref().ok() == Some(&p.image)
-            && argv.as_ref().ok() == Some(&p.argv)
-            && loader_env.is_none();
-        if matches {
-            tracer::detach(pid, None);
-            self.log.log(p.severity, &format!("{} result=exec", p.line));
-            return;
-        }
-        // What loaded is not what was authorized: decide again on what loaded.
-        let exe = procfs::exe_path(pid).unwrap_or_default();
-        let argv = argv.unwrap_or_default();
-        let kind = if exe.starts_with(b"/memfd:") {
-            ExeKind::Memfd
-        } else if exe.ends_with(b" (deleted)") {
-            ExeKind::Deleted
-        } else {
-            ExeKind::File
-        };
-        let (dev, ino) = image.unwrap_or((0, 0));
-        let d = self.config.policy.decide(&Request {
-            user: &self.session.user.name,
-            groups: &self.session.user.groups,
-            target_user: &p.target_user,
-            service: &self.session.service,
-            exe: &exe,
-            kind,
-            dynamic_loader: self.loaders.contains(dev, ino),
-            loader_env: loader_env.as_deref(),
-            traced: p.traced,
-            argv: &argv,
-        });
-        let (verdict, reason) = self.apply_policy_settings(&d);
-        let (argv_text, _) = escape_argv(&argv, self.config.log.argv_max);
-        let detail = format!(
-            "verify=mismatch loaded_exe=\"{}\" loaded_argv=\"{argv_text}\" redecision={} redecision_rule={}{}",
-            escape(&exe),
-            if verdict == Verdict::Allow { "allow" } else { "deny" },
-            self.config.policy.decider_name(d.by),
-            reason.map(|r| format!(" reason=\"{}\"", escape(r.as_bytes()))).unwrap_or_default()
-        );
-        if verdict == Verdict::Deny && self.config.mode == Mode::Enforce {
-            let text = self.user_message(&p.asked, &d);
-            let _ = self.messenger.deliver(pid, text.as_bytes());
-            tracer::kill(pid);
-            self.counts.allowed = self.counts.allowed.saturating_sub(1);
-            self.counts.killed += 1;
-            self.log.log(Severity::LOG_WARNING, &format!("{} {detail} result=killed", p.line));
-        } else {
-            tracer::detach(pid, None);
-            self.log.log(Severity::LOG_WARNING, &format!("{} {detail} result=exec", p.line));
-        }
-    }
-}
-
-/// The facts of one exec that go into its log line.
-struct DecisionFacts<'a> {
-    tgid: i32,
-    tid: i32,
-    ppid: i32,
-    euid: u32,
-    target_user: &'a str,
-    cwd: &'a [u8],
-    tty: Option<&'a str>,
-    asked: &'a [u8],
-    plan: &'a ExecPlan,
-    argv: &'a [Vec<u8>],
-    decision: &'a Decision,
-    reason: Option<&'a str>,
-}
-
-fn guard_text(g: Guard) -> &'static str {
-    match g {
-        Guard::Memfd => "running an anonymous memory file is not allowed",
-        Guard::Deleted => "running a deleted file is not allowed",
-        Guard::DynamicLoader => "running the dynamic loader directly is not allowed",
-        Guard::LoaderEnv => "LD_PRELOAD/LD_AUDIT-style loader variables are not allowed",
-        Guard::Traced => "running programs under a debugger or tracer is not allowed",
     }
 }
 

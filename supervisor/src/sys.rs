@@ -77,13 +77,31 @@ pub struct PidfdInfo {
     pub fsuid: u32,
     /// Filesystem gid.
     pub fsgid: u32,
-    spare: u32,
+    /// The exit status (`wait(2)` form), with `PIDFD_INFO_EXIT` (Linux 6.15).
+    pub exit_code: i32,
 }
 
 /// `PIDFD_GET_INFO`: `_IOWR(0xFF, 11, struct pidfd_info)` with the 64-byte first version.
 const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
 /// `PIDFD_INFO_PID | PIDFD_INFO_CREDS`.
 const PIDFD_INFO_PID_CREDS: u64 = 0b11;
+
+/// `PIDFD_INFO_EXIT`.
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+
+/// The exit status of the process behind `pidfd` once it has been reaped (Linux 6.15), in
+/// shell form: the exit code, or 128 + the signal. `None` while it runs or when the kernel
+/// cannot tell.
+pub fn pidfd_exit_status(pidfd: BorrowedFd<'_>) -> Option<i32> {
+    let mut info = PidfdInfo { mask: PIDFD_INFO_EXIT, ..PidfdInfo::default() };
+    // SAFETY: `info` is a 64-byte pidfd_info, the size encoded in the ioctl number.
+    let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO, &mut info) };
+    if r < 0 || info.mask & PIDFD_INFO_EXIT == 0 {
+        return None;
+    }
+    let w = info.exit_code;
+    Some(if libc::WIFSIGNALED(w) { 128 + libc::WTERMSIG(w) } else { libc::WEXITSTATUS(w) })
+}
 
 /// Ids and credentials of the task behind a pidfd (Linux 6.13), without parsing `/proc`.
 ///
@@ -145,4 +163,37 @@ pub fn random_u64() -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(u64::from_ne_bytes(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn exit_status_of_a_process_we_did_not_start_is_read_from_its_pidfd() {
+        // A grandchild: its parent (sh) reaps it, we only hold a pidfd.
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sh -c 'sleep 0.3; exit 5' & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        reader.read_line(&mut line).expect("pid");
+        let pid: i32 = line.trim().parse().expect("pid");
+        let fd = pidfd_open(pid, 0).expect("pidfd");
+        assert_eq!(pidfd_exit_status(fd.as_fd()), None, "still running");
+        let mut status = None;
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            status = pidfd_exit_status(fd.as_fd());
+            if status.is_some() {
+                break;
+            }
+        }
+        assert_eq!(status, Some(5));
+        let _ = child.wait();
+    }
 }

@@ -1,0 +1,551 @@
+//! One exec, from its notification to its outcome:
+//! 1. **gather**: the caller's ids, path, argv and loader variables from its memory, the real
+//!    file and its `#!` chain, working directory and terminal;
+//! 2. **decide** with the local policy;
+//! 3. **authorize**, when the policy says so: the cache, else the TACACS+ backend (the exec
+//!    waits in its notification; other execs go on), else the fallback rules, else the fail
+//!    policy;
+//! 4. **complete**: refuse (errno, message, log line) or attach and let it run;
+//! 5. **verify** at the exec stop what really loaded, and log the outcome.
+
+use std::fmt::Write as _;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+use session_wrapper_config::text::{escape, escape_argv};
+use session_wrapper_config::{Action, DecidedBy, Decision, ExeKind, FailPolicy, Guard, Mode, Request};
+use session_wrapper_protocol::session_id_text;
+
+use super::{Pending, Supervisor, Verdict};
+use crate::decide::{self, Subject};
+use crate::filter::{Notified, AUDIT_ARCH_I386};
+use crate::memory::{self, PtrWidth, Remote};
+use crate::notify::Notification;
+use crate::procfs;
+use crate::resolve::{self, Asker, ExecPlan};
+use crate::syslog::Severity;
+use crate::tacacs::{self, Outcome};
+use crate::tracer;
+
+/// Everything gathered about one exec before it is decided.
+#[derive(Debug)]
+pub(super) struct ExecFacts {
+    id: u64,
+    tid: i32,
+    status: procfs::Status,
+    pidfd: Option<OwnedFd>,
+    path: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    loader_env: Option<String>,
+    plan: ExecPlan,
+    cwd: Vec<u8>,
+    tty: Option<String>,
+    target_user: String,
+    t0: Instant,
+}
+
+/// How an `authorize` decision was settled.
+#[derive(Debug)]
+pub(super) enum Authz {
+    /// No `authorize`: the policy decided alone.
+    Local,
+    /// The TACACS+ backend (or the decision cache) answered.
+    Tacacs {
+        /// What it said.
+        outcome: Outcome,
+        /// How long it took.
+        elapsed: Duration,
+        /// From the cache.
+        cached: bool,
+    },
+    /// No backend is configured.
+    NoBackend,
+}
+
+/// A settled decision.
+struct Settled {
+    verdict: Verdict,
+    /// The decision the log names (the fallback rule's, when one decided).
+    decision: Decision,
+    /// Fields added to the log line (`authz=...`).
+    authz: String,
+    /// Why, when it was not simply the rule.
+    reason: Option<String>,
+}
+
+/// A cached TACACS+ answer.
+#[derive(Debug, Clone)]
+pub(super) enum Cached {
+    Permit { server: String },
+    Deny { server: String, message: String },
+}
+
+fn quote(s: &str) -> String {
+    escape(s.as_bytes()).replace("\\x20", " ")
+}
+
+impl Supervisor {
+    pub(super) fn on_exec(&mut self, n: &Notification, kind: Notified) {
+        let Some(f) = self.gather(n, kind) else { return };
+        let decision = self.decide_facts(&f, false);
+        if decision.action != Action::Authorize {
+            return self.complete(f, decision, Authz::Local);
+        }
+        let key = self.cache_key(&f);
+        if let Some(c) = self.cached(&key) {
+            let outcome = match c {
+                Cached::Permit { server } => Outcome::Permit { server, replace: false, args: Vec::new() },
+                Cached::Deny { server, message } => Outcome::Deny { server, message },
+            };
+            return self.complete(f, decision, Authz::Tacacs { outcome, elapsed: Duration::ZERO, cached: true });
+        }
+        let Some(backend) = &self.tacacs else { return self.complete(f, decision, Authz::NoBackend) };
+        let job = self.next_job;
+        self.next_job += 1;
+        let cmd = f.plan.named.real_path.clone();
+        backend.authorize(job, f.tty.as_deref().unwrap_or(""), &cmd, f.argv.get(1..).unwrap_or(&[]));
+        self.authorizing.insert(job, (f, decision));
+    }
+
+    /// An answer from the TACACS+ backend.
+    pub(super) fn on_authorized(&mut self, done: tacacs::Done) {
+        let Some((f, decision)) = self.authorizing.remove(&done.id) else { return };
+        if !self.listener.id_valid(f.id) {
+            // The process died while it waited.
+            return;
+        }
+        if let (Some(ttl), Some(c)) = (self.config.tacacs.cache_ttl, cacheable(&done.outcome)) {
+            let key = self.cache_key(&f);
+            self.remember(key, c, ttl);
+        }
+        self.complete(f, decision, Authz::Tacacs { outcome: done.outcome, elapsed: done.elapsed, cached: false });
+    }
+
+    /// Reads and resolves everything about the exec. `None` when it was already answered
+    /// (arguments unreadable, path unresolvable) or its task is gone.
+    fn gather(&mut self, n: &Notification, kind: Notified) -> Option<ExecFacts> {
+        let t0 = Instant::now();
+        let tid = n.tid;
+        let is32 = n.arch == AUDIT_ARCH_I386;
+        let a = |i: usize| if is32 { n.args[i] & 0xffff_ffff } else { n.args[i] };
+        let width = if is32 { PtrWidth::Bits32 } else { PtrWidth::Bits64 };
+        let (dirfd, path_ptr, argv_ptr, envp_ptr, flags) = match kind {
+            Notified::Execveat => (Some(a(0) as i32), a(1), a(2), a(3), a(4)),
+            _ => (None, a(0), a(1), a(2), 0),
+        };
+        let Ok((status, pidfd)) = procfs::task(tid) else {
+            let _ = self.listener.refuse(n.id, Errno::ESRCH);
+            return None;
+        };
+        let mut mem = Remote::new(Pid::from_raw(tid));
+        let limits = self.limits;
+        let loader_names = &self.config.policy.guards.loader_env;
+        let read = memory::read_path(&mut mem, path_ptr, &limits).and_then(|path| {
+            let argv = memory::read_argv(&mut mem, argv_ptr, width, &limits)?;
+            let env = memory::find_env(&mut mem, envp_ptr, width, loader_names, &limits)?;
+            Ok((path, argv, env.map(str::to_owned)))
+        });
+        drop(mem);
+        let (path, mut argv, loader_env) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                if self.listener.id_valid(n.id) {
+                    self.counts.failed += 1;
+                    let _ = self.listener.refuse(n.id, e.errno());
+                    let line = format!(
+                        "event=exec-refused pid={} uid={} reason=\"arguments unreadable: {e}\" errno={}",
+                        status.tgid,
+                        status.euid,
+                        e.errno()
+                    );
+                    self.event(Severity::LOG_NOTICE, &line);
+                }
+                return None;
+            }
+        };
+        // Since Linux 5.18 an empty argv runs with argv[0] = "".
+        if argv.is_empty() {
+            argv.push(Vec::new());
+        }
+        let asker = Asker { tid };
+        let cache = &mut self.heads;
+        let plan = resolve::resolve(asker, status.tgid, dirfd, &path, flags).and_then(|named| {
+            let filename = resolve::kernel_filename(dirfd, &path);
+            resolve::plan(asker, status.tgid, named, filename, &argv, cache)
+        });
+        let cwd = procfs::cwd(tid).unwrap_or_default();
+        let tty = procfs::tty(status.tgid).ok().flatten();
+        // Everything read so far was read from the right task only if it still waits.
+        if !self.listener.id_valid(n.id) {
+            return None;
+        }
+        let plan = match plan {
+            Ok(p) => p,
+            Err(errno) => {
+                // The kernel would fail this exec the same way; nothing runs.
+                let _ = self.listener.refuse(n.id, errno);
+                if self.debug {
+                    let line = format!("event=exec-unresolved pid={} path=\"{}\" errno={errno}", status.tgid, escape(&path));
+                    self.event(Severity::LOG_DEBUG, &line);
+                }
+                return None;
+            }
+        };
+        let target_user = self.names.name(status.euid).to_owned();
+        Some(ExecFacts { id: n.id, tid, status, pidfd, path, argv, loader_env, plan, cwd, tty, target_user, t0 })
+    }
+
+    fn decide_facts(&self, f: &ExecFacts, traced: bool) -> Decision {
+        let who = Subject {
+            user: &self.session.user,
+            service: &self.session.service,
+            target_user: &f.target_user,
+            loader_env: f.loader_env.as_deref(),
+            traced: traced || f.status.tracer != 0,
+        };
+        decide::decide_plan(&self.config, &self.loaders, &who, &f.plan, &f.argv).0
+    }
+
+    /// The fallback rules, then the fail policy, for an `authorize` nobody answered.
+    fn no_answer(&self, f: &ExecFacts, decision: &Decision, why: String) -> (Verdict, Decision, String, Option<String>) {
+        let req = Request {
+            user: &self.session.user.name,
+            groups: &self.session.user.groups,
+            target_user: &f.target_user,
+            service: &self.session.service,
+            exe: &f.plan.named.real_path,
+            kind: f.plan.named.kind,
+            dynamic_loader: self.loaders.contains(f.plan.named.dev, f.plan.named.ino),
+            loader_env: f.loader_env.as_deref(),
+            traced: f.status.tracer != 0,
+            argv: &f.argv,
+        };
+        if let Some((i, d)) = self.config.policy.decide_fallback(&req) {
+            let verdict = if d.action == Action::Allow { Verdict::Allow } else { Verdict::Deny };
+            let name = self.config.policy.fallback.get(i).map_or("?", |r| r.name.as_str());
+            return (verdict, d.clone(), format!(" authz=fallback fallback_rule={name}"), Some(why));
+        }
+        let verdict = match self.config.fail_policy {
+            FailPolicy::Open => Verdict::Allow,
+            FailPolicy::Closed => Verdict::Deny,
+        };
+        let why = format!("{why}; fail-policy {}", self.config.fail_policy.as_str());
+        (verdict, decision.clone(), " authz=fail-policy".into(), Some(why))
+    }
+
+    fn settle(&self, f: &ExecFacts, decision: Decision, authz: Authz) -> Settled {
+        let plain = |verdict, decision| Settled { verdict, decision, authz: String::new(), reason: None };
+        match (decision.action, authz) {
+            (Action::Allow, _) => plain(Verdict::Allow, decision),
+            (Action::Deny, _) => plain(Verdict::Deny, decision),
+            (Action::Authorize, Authz::Local | Authz::NoBackend) => {
+                let (verdict, decision, authz, reason) =
+                    self.no_answer(f, &decision, "no TACACS+ server is configured".into());
+                Settled { verdict, decision, authz, reason }
+            }
+            (Action::Authorize, Authz::Tacacs { outcome, elapsed, cached }) => {
+                let src = if cached { "cache" } else { "tacacs" };
+                let ms = elapsed.as_millis();
+                match outcome {
+                    Outcome::Permit { server, replace, args } => {
+                        let status = if replace { "PASS_REPL" } else { "PASS_ADD" };
+                        let authz = format!(" authz={src} server={server} status={status} authz_ms={ms}");
+                        let sent = self.sent_attributes(f);
+                        match tacacs::unapplicable(&sent, &args) {
+                            None => Settled { verdict: Verdict::Allow, decision, authz, reason: None },
+                            Some(attr) => Settled {
+                                verdict: Verdict::Deny,
+                                decision,
+                                authz,
+                                reason: Some(format!("the server returned mandatory attribute {attr}, which cannot be applied to a command")),
+                            },
+                        }
+                    }
+                    Outcome::Deny { server, message } => {
+                        let authz = format!(" authz={src} server={server} status=FAIL authz_ms={ms}");
+                        let mut decision = decision;
+                        if !message.is_empty() {
+                            decision.message = Some(message);
+                        }
+                        Settled { verdict: Verdict::Deny, decision, authz, reason: None }
+                    }
+                    Outcome::Follow { server } => Settled {
+                        verdict: Verdict::Deny,
+                        decision,
+                        authz: format!(" authz={src} server={server} status=FOLLOW authz_ms={ms}"),
+                        reason: Some("the server answered FOLLOW, which RFC 8907 deprecates and this client refuses".into()),
+                    },
+                    Outcome::NoAnswer { tried } => {
+                        let (verdict, decision, mut authz, reason) =
+                            self.no_answer(f, &decision, format!("no TACACS+ decision: {}", tried.join("; ")));
+                        let _ = write!(authz, " authz_ms={ms}");
+                        Settled { verdict, decision, authz, reason }
+                    }
+                    Outcome::Unencodable(why) => {
+                        let (verdict, decision, authz, reason) = self.no_answer(f, &decision, why);
+                        Settled { verdict, decision, authz, reason }
+                    }
+                }
+            }
+        }
+    }
+
+    fn sent_attributes(&self, f: &ExecFacts) -> Vec<tacacs::attrs::Attr> {
+        let common = tacacs::attrs::Common {
+            service: self.config.tacacs.service.clone(),
+            protocol: self.config.tacacs.protocol.clone(),
+        };
+        tacacs::attrs::authorization(&common, &f.plan.named.real_path, f.argv.get(1..).unwrap_or(&[]))
+            .unwrap_or_default()
+    }
+
+    /// Refuses the exec, or attaches to it and lets it run.
+    fn complete(&mut self, f: ExecFacts, decision: Decision, authz: Authz) {
+        let mut s = self.settle(&f, decision, authz);
+        let enforce = self.config.mode == Mode::Enforce;
+        let runs = |v: Verdict| v == Verdict::Allow || !enforce;
+        // An exec that runs does so only under our check: attach now. A task traced by
+        // someone else cannot be attached, which is how a tracer is noticed.
+        let mut traced = f.status.tracer != 0;
+        let mut attached = false;
+        if runs(s.verdict) && !traced {
+            match tracer::seize(f.tid) {
+                Ok(()) => attached = true,
+                Err(Errno::ESRCH) => return,
+                Err(_) => {
+                    traced = true;
+                    let d = self.decide_facts(&f, true);
+                    if d.action == Action::Deny {
+                        s = Settled { verdict: Verdict::Deny, decision: d, authz: String::new(), reason: None };
+                    }
+                }
+            }
+        }
+        let mut line = self.decision_line(&f, &s);
+        if s.verdict == Verdict::Deny && enforce {
+            let text = self.user_message(&f.path, &s.decision);
+            let delivery = match &f.pidfd {
+                Some(p) => self.messenger.deliver_via(p.as_fd(), text.as_bytes()),
+                None => self.messenger.deliver(f.status.tgid, text.as_bytes()),
+            };
+            let errno = Errno::from_raw(self.config.deny_errno.value);
+            let latency = f.t0.elapsed().as_micros();
+            let _ = self.listener.refuse(f.id, errno);
+            self.counts.refused += 1;
+            let _ = write!(line, " errno={} message={} latency_us={latency}", self.config.deny_errno.name, delivery.as_str());
+            self.log.log(Severity::LOG_NOTICE, &line);
+            return;
+        }
+        self.counts.allowed += 1;
+        let _ = write!(line, " latency_us={}", f.t0.elapsed().as_micros());
+        // An audit-mode "would deny" stays a notice when its outcome is logged.
+        let severity = if s.verdict == Verdict::Deny { Severity::LOG_NOTICE } else { Severity::LOG_INFO };
+        if !attached {
+            // Traced by another process and the policy allows that: nothing can check this
+            // exec after the fact, which the log says.
+            let _ = self.listener.allow(f.id);
+            let result = if traced { "unverified-traced" } else { "unverified" };
+            self.log.log(Severity::LOG_WARNING, &format!("{line} result={result}"));
+            return;
+        }
+        let _ = self.listener.allow(f.id);
+        tracer::interrupt(f.tid);
+        let image = f.plan.image();
+        let image = (image.dev, image.ino);
+        let cmd = f.plan.named.real_path.clone();
+        self.pending.insert(
+            f.tid,
+            Pending {
+                line,
+                severity,
+                image,
+                argv: f.plan.final_argv,
+                target_user: f.target_user,
+                traced,
+                asked: f.path,
+                cmd,
+                args: f.argv.get(1..).unwrap_or(&[]).to_vec(),
+                tty: f.tty,
+            },
+        );
+    }
+
+    pub(super) fn user_message(&self, asked: &[u8], d: &Decision) -> String {
+        let what = escape(asked);
+        let why = match (&d.message, d.by) {
+            (Some(m), _) => quote(m),
+            (None, DecidedBy::Guard(g)) => guard_text(g).to_owned(),
+            (None, by) => format!("not allowed by policy (rule {})", self.config.policy.decider_name(by)),
+        };
+        format!("session-wrapper: {what}: {why}\n")
+    }
+
+    fn decision_line(&self, f: &ExecFacts, s: &Settled) -> String {
+        let (argv_text, cut) = escape_argv(&f.argv, self.config.log.argv_max);
+        let mut line = format!(
+            "session={} user={} uid={} target={} pid={}",
+            session_id_text(self.session.id),
+            escape(self.session.user.name.as_bytes()),
+            f.status.euid,
+            escape(f.target_user.as_bytes()),
+            f.status.tgid,
+        );
+        if f.tid != f.status.tgid {
+            let _ = write!(line, " tid={}", f.tid);
+        }
+        let _ = write!(
+            line,
+            " ppid={} tty={} cwd=\"{}\" path=\"{}\" exe=\"{}\"",
+            f.status.ppid,
+            f.tty.as_deref().unwrap_or("-"),
+            escape(&f.cwd),
+            escape(&f.path),
+            escape(&f.plan.named.real_path)
+        );
+        if !f.plan.interpreters.is_empty() {
+            let _ = write!(line, " interpreter=\"{}\"", escape(&f.plan.image().real_path));
+        }
+        let rule = match s.decision.by {
+            DecidedBy::Rule(i) if s.authz.contains("authz=fallback") => {
+                // A fallback rule decided: name the authorize rule that asked.
+                let _ = i;
+                "authorize".to_owned()
+            }
+            by => self.config.policy.decider_name(by).into_owned(),
+        };
+        let _ = write!(
+            line,
+            " argc={} argv=\"{}\"{} decision={} rule={} mode={}{}",
+            f.argv.len(),
+            argv_text,
+            if cut { " argv_truncated=1" } else { "" },
+            if s.verdict == Verdict::Allow { "allow" } else { "deny" },
+            rule,
+            self.config.mode.as_str(),
+            s.authz,
+        );
+        if let Some(r) = &s.reason {
+            let _ = write!(line, " reason=\"{}\"", quote(r));
+        }
+        line
+    }
+
+    /// The exec succeeded: check what really loaded before it runs.
+    pub(super) fn on_exec_stop(&mut self, pid: i32, former: i32) {
+        let Some(p) = self.pending.remove(&former).or_else(|| self.pending.remove(&pid)) else {
+            tracer::detach(pid, None);
+            return;
+        };
+        let image = procfs::exe_identity(pid);
+        let loaded = tracer::loaded_args(pid, &self.config.policy.guards.loader_env, &self.limits);
+        let (argv, loader_env) = match loaded {
+            Ok((argv, env)) => (Ok(argv), env),
+            Err(e) => (Err(e), None),
+        };
+        let matches =
+            image.as_ref().ok() == Some(&p.image) && argv.as_ref().ok() == Some(&p.argv) && loader_env.is_none();
+        if matches {
+            tracer::detach(pid, None);
+            self.log.log(p.severity, &format!("{} result=exec", p.line));
+            self.command_started(pid, &p);
+            return;
+        }
+        // What loaded is not what was authorized: decide again on what loaded.
+        let exe = procfs::exe_path(pid).unwrap_or_default();
+        let argv = argv.unwrap_or_default();
+        let kind = if exe.starts_with(b"/memfd:") {
+            ExeKind::Memfd
+        } else if exe.ends_with(b" (deleted)") {
+            ExeKind::Deleted
+        } else {
+            ExeKind::File
+        };
+        let (dev, ino) = image.unwrap_or((0, 0));
+        let d = self.config.policy.decide(&Request {
+            user: &self.session.user.name,
+            groups: &self.session.user.groups,
+            target_user: &p.target_user,
+            service: &self.session.service,
+            exe: &exe,
+            kind,
+            dynamic_loader: self.loaders.contains(dev, ino),
+            loader_env: loader_env.as_deref(),
+            traced: p.traced,
+            argv: &argv,
+        });
+        // Only a local allow lets a mismatch through: there is no time to ask a server now.
+        let allowed = d.action == Action::Allow;
+        let (argv_text, _) = escape_argv(&argv, self.config.log.argv_max);
+        let detail = format!(
+            "verify=mismatch loaded_exe=\"{}\" loaded_argv=\"{argv_text}\" redecision={} redecision_rule={}",
+            escape(&exe),
+            if allowed { "allow" } else { "deny" },
+            self.config.policy.decider_name(d.by),
+        );
+        if !allowed && self.config.mode == Mode::Enforce {
+            let text = self.user_message(&p.asked, &d);
+            let _ = self.messenger.deliver(pid, text.as_bytes());
+            tracer::kill(pid);
+            self.counts.allowed = self.counts.allowed.saturating_sub(1);
+            self.counts.killed += 1;
+            self.log.log(Severity::LOG_WARNING, &format!("{} {detail} result=killed", p.line));
+        } else {
+            tracer::detach(pid, None);
+            self.log.log(Severity::LOG_WARNING, &format!("{} {detail} result=exec", p.line));
+            self.command_started(pid, &p);
+        }
+    }
+
+    fn cache_key(&self, f: &ExecFacts) -> Vec<u8> {
+        let mut k = f.plan.named.real_path.clone();
+        for a in &f.argv[1..] {
+            k.push(0);
+            k.extend_from_slice(a);
+        }
+        k
+    }
+
+    fn cached(&mut self, key: &[u8]) -> Option<Cached> {
+        let (c, until) = self.cache.get(key)?;
+        if *until > Instant::now() {
+            Some(c.clone())
+        } else {
+            self.cache.remove(key);
+            None
+        }
+    }
+
+    fn remember(&mut self, key: Vec<u8>, c: Cached, ttl: Duration) {
+        if self.cache.len() >= 10_000 {
+            let now = Instant::now();
+            self.cache.retain(|_, (_, until)| *until > now);
+            if self.cache.len() >= 10_000 {
+                self.cache.clear();
+            }
+        }
+        self.cache.insert(key, (c, Instant::now() + ttl));
+    }
+}
+
+/// What of an outcome may be cached: clear permits (no attributes to apply) and denials.
+fn cacheable(o: &Outcome) -> Option<Cached> {
+    match o {
+        Outcome::Permit { server, args, .. } if !args.iter().any(|a| a.mandatory) => {
+            Some(Cached::Permit { server: server.clone() })
+        }
+        Outcome::Deny { server, message } => Some(Cached::Deny { server: server.clone(), message: message.clone() }),
+        _ => None,
+    }
+}
+
+fn guard_text(g: Guard) -> &'static str {
+    match g {
+        Guard::Memfd => "running an anonymous memory file is not allowed",
+        Guard::Deleted => "running a deleted file is not allowed",
+        Guard::DynamicLoader => "running the dynamic loader directly is not allowed",
+        Guard::LoaderEnv => "LD_PRELOAD/LD_AUDIT-style loader variables are not allowed",
+        Guard::Traced => "running programs under a debugger or tracer is not allowed",
+    }
+}

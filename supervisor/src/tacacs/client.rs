@@ -1,0 +1,403 @@
+//! One connection to one TACACS+ server, and the exchanges on it: an authorization or an
+//! accounting session (a request and its reply). Packets are built, obfuscated and parsed by
+//! the `tacacs-plus-protocol` crate; the transport, the deadlines, single-connect and TLS are
+//! here.
+//!
+//! Every read and write runs under a deadline (socket timeouts set to what is left), a reply
+//! longer than 64 KiB is refused before it is read, and the reply must carry the request's
+//! session id and sequence number 2. With TLS (RFC 9887), TLS 1.3 only, packets carry
+//! `TAC_PLUS_UNENCRYPTED_FLAG` and are not obfuscated.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustls::pki_types::ServerName;
+use tacacs_plus_protocol::{
+    accounting, authorization, Argument, Arguments, AuthenticationContext, AuthenticationMethod,
+    AuthenticationService, AuthenticationType, FieldText, HeaderInfo, MajorVersion, MinorVersion,
+    Packet, PacketFlags, PrivilegeLevel, UserInformation, Version,
+};
+
+use super::attrs::Attr;
+
+/// Largest reply body accepted.
+const MAX_BODY: u32 = 64 * 1024;
+
+/// What went wrong talking to a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Could not connect, or the connection broke.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// Nothing (or not everything) arrived in time.
+    #[error("no answer in time")]
+    Timeout,
+    /// The reply could not be decoded: wrong key, garbage, wrong session.
+    #[error("bad reply: {0}")]
+    BadReply(String),
+    /// The request could not be built (a field the protocol cannot carry).
+    #[error("request cannot be encoded: {0}")]
+    Encode(String),
+}
+
+impl ClientError {
+    fn from_io(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout,
+            _ => ClientError::Io(e),
+        }
+    }
+}
+
+/// Where and how to reach a server.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// `host:port`, for logs.
+    pub name: String,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Shared secret (none with TLS).
+    pub key: Option<Vec<u8>>,
+    /// TLS client configuration and the name to verify.
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("Endpoint").field("name", &self.name).field("tls", &self.tls.is_some()).finish()
+    }
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+
+    fn set_deadline(&self, deadline: Instant) -> Result<(), ClientError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ClientError::Timeout);
+        }
+        self.tcp().set_read_timeout(Some(left))?;
+        self.tcp().set_write_timeout(Some(left))?;
+        Ok(())
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// An open connection.
+pub struct Connection {
+    stream: Stream,
+    /// The server agreed to single-connect: more sessions may follow on it.
+    pub single: bool,
+    /// Sessions done on it.
+    pub sessions: u32,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("single", &self.single).field("sessions", &self.sessions).finish()
+    }
+}
+
+/// Connects within the deadline (TLS handshake included).
+///
+/// # Errors
+/// [`ClientError`] when nothing answers in time or the handshake fails.
+pub fn connect(ep: &Endpoint, deadline: Instant) -> Result<Connection, ClientError> {
+    let addrs: Vec<_> = (ep.host.as_str(), ep.port).to_socket_addrs()?.collect();
+    let mut last = ClientError::Io(io::Error::new(io::ErrorKind::NotFound, "no address"));
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ClientError::Timeout);
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(tcp) => {
+                tcp.set_nodelay(true)?;
+                let stream = match &ep.tls {
+                    None => Stream::Tcp(tcp),
+                    Some((cfg, name)) => {
+                        let conn = rustls::ClientConnection::new(Arc::clone(cfg), name.clone())
+                            .map_err(|e| ClientError::Io(io::Error::other(e)))?;
+                        let mut s = Box::new(rustls::StreamOwned::new(conn, tcp));
+                        let st = Stream::Tcp(s.sock.try_clone()?);
+                        st.set_deadline(deadline)?;
+                        while s.conn.is_handshaking() {
+                            s.conn.complete_io(&mut s.sock).map_err(ClientError::from_io)?;
+                        }
+                        Stream::Tls(s)
+                    }
+                };
+                return Ok(Connection { stream, single: false, sessions: 0 });
+            }
+            Err(e) => last = ClientError::from_io(e),
+        }
+    }
+    Err(last)
+}
+
+/// Who and where, for the request bodies.
+#[derive(Debug, Clone)]
+pub struct Who {
+    /// The login user.
+    pub user: String,
+    /// The terminal (`port`).
+    pub port: String,
+    /// The client address (`rem_addr`).
+    pub rem_addr: String,
+    /// Privilege level.
+    pub priv_lvl: u8,
+}
+
+fn field(s: &str) -> Result<FieldText<'_>, ClientError> {
+    FieldText::try_from(s).map_err(|_| ClientError::Encode(format!("{s:?} is not printable ASCII")))
+}
+
+fn arguments(attrs: &[Attr]) -> Result<Vec<Argument<'_>>, ClientError> {
+    attrs
+        .iter()
+        .map(|a| {
+            Argument::new(field(&a.name)?, field(&a.value)?, a.mandatory)
+                .map_err(|e| ClientError::Encode(format!("{}: {e:?}", a.name)))
+        })
+        .collect()
+}
+
+fn header(ep: &Endpoint, single: bool, session: u32) -> HeaderInfo {
+    let mut flags = PacketFlags::empty();
+    if ep.key.is_none() {
+        flags |= PacketFlags::UNENCRYPTED;
+    }
+    if single {
+        flags |= PacketFlags::SINGLE_CONNECTION;
+    }
+    HeaderInfo::new(Version::new(MajorVersion::RFC8907, MinorVersion::Default), 1, flags, session)
+}
+
+/// A decoded authorization reply.
+#[derive(Debug, Clone)]
+pub struct AuthzReply {
+    /// The status.
+    pub status: authorization::Status,
+    /// The message for the user.
+    pub server_msg: String,
+    /// The message for the log.
+    pub data: String,
+    /// Reply attributes.
+    pub args: Vec<Attr>,
+}
+
+impl Connection {
+    /// Sends one request packet and reads its reply, within the deadline.
+    fn exchange<B, R>(
+        &mut self,
+        ep: &Endpoint,
+        packet: Packet<B>,
+        session: u32,
+        deadline: Instant,
+    ) -> Result<(Packet<R>, bool), ClientError>
+    where
+        B: tacacs_plus_protocol::PacketBody + tacacs_plus_protocol::Serialize,
+        R: tacacs_plus_protocol::PacketBody + for<'a> tacacs_plus_protocol::Deserialize<'a>,
+    {
+        self.stream.set_deadline(deadline)?;
+        let mut buf = vec![0u8; packet.wire_size()];
+        let n = match &ep.key {
+            Some(k) => packet.serialize(k, &mut buf),
+            None => packet.serialize_unobfuscated(&mut buf),
+        }
+        .map_err(|e| ClientError::Encode(format!("{e:?}")))?;
+        self.stream.write_all(&buf[..n]).map_err(ClientError::from_io)?;
+        self.stream.flush().map_err(ClientError::from_io)?;
+        let mut reply = vec![0u8; HeaderInfo::HEADER_SIZE_BYTES];
+        self.stream.read_exact(&mut reply).map_err(ClientError::from_io)?;
+        let len = u32::from_be_bytes([reply[8], reply[9], reply[10], reply[11]]);
+        if len > MAX_BODY {
+            return Err(ClientError::BadReply(format!("reply body of {len} bytes")));
+        }
+        reply.resize(HeaderInfo::HEADER_SIZE_BYTES + len as usize, 0);
+        self.stream
+            .read_exact(&mut reply[HeaderInfo::HEADER_SIZE_BYTES..])
+            .map_err(ClientError::from_io)?;
+        let got_session = u32::from_be_bytes([reply[4], reply[5], reply[6], reply[7]]);
+        if got_session != session {
+            return Err(ClientError::BadReply(format!("session id {got_session:#x} instead of {session:#x}")));
+        }
+        let p: Packet<R> = match &ep.key {
+            Some(k) => Packet::deserialize(k, &mut reply),
+            None => Packet::deserialize_unobfuscated(&reply),
+        }
+        .map_err(|e| ClientError::BadReply(format!("{e:?} (wrong key?)")))?;
+        if p.header().sequence_number() != 2 {
+            return Err(ClientError::BadReply(format!("sequence number {}", p.header().sequence_number())));
+        }
+        let single = p.header().flags().contains(PacketFlags::SINGLE_CONNECTION);
+        Ok((p, single))
+    }
+
+    fn after_session(&mut self, single_reply: bool) {
+        if self.sessions == 0 {
+            self.single = single_reply;
+        }
+        self.sessions += 1;
+    }
+
+    /// Authorizes a command.
+    ///
+    /// # Errors
+    /// [`ClientError`] when no valid reply arrives in time.
+    pub fn authorize(
+        &mut self,
+        ep: &Endpoint,
+        ask_single: bool,
+        who: &Who,
+        attrs: &[Attr],
+        deadline: Instant,
+    ) -> Result<AuthzReply, ClientError> {
+        let session = random_u32();
+        let args = arguments(attrs)?;
+        let args = Arguments::new(&args).ok_or_else(|| ClientError::Encode("too many arguments".into()))?;
+        let user = UserInformation::new(&who.user, field(&who.port)?, field(&who.rem_addr)?)
+            .ok_or_else(|| ClientError::Encode("user, port or rem_addr too long".into()))?;
+        let body = authorization::Request::new(
+            AuthenticationMethod::TacacsPlus,
+            AuthenticationContext {
+                privilege_level: PrivilegeLevel::new(who.priv_lvl).unwrap_or_default(),
+                authentication_type: AuthenticationType::NotSet,
+                service: AuthenticationService::Login,
+            },
+            user,
+            args,
+        );
+        let packet = Packet::new(header(ep, ask_single && self.sessions == 0, session), body);
+        let (p, single): (Packet<authorization::ReplyOwned>, bool) = self.exchange(ep, packet, session, deadline)?;
+        self.after_session(single);
+        let b = p.body();
+        Ok(AuthzReply {
+            status: b.status,
+            server_msg: b.server_message.clone(),
+            data: b.data.clone(),
+            args: b
+                .arguments
+                .iter()
+                .map(|a| Attr {
+                    name: a.name().to_string(),
+                    value: a.value().to_string(),
+                    mandatory: a.mandatory(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Sends an accounting record.
+    ///
+    /// # Errors
+    /// [`ClientError`] when no valid reply arrives in time.
+    pub fn account(
+        &mut self,
+        ep: &Endpoint,
+        ask_single: bool,
+        who: &Who,
+        start: bool,
+        attrs: &[Attr],
+        deadline: Instant,
+    ) -> Result<accounting::Status, ClientError> {
+        let session = random_u32();
+        let args = arguments(attrs)?;
+        let args = Arguments::new(&args).ok_or_else(|| ClientError::Encode("too many arguments".into()))?;
+        let user = UserInformation::new(&who.user, field(&who.port)?, field(&who.rem_addr)?)
+            .ok_or_else(|| ClientError::Encode("user, port or rem_addr too long".into()))?;
+        let body = accounting::Request::new(
+            if start { accounting::Flags::StartRecord } else { accounting::Flags::StopRecord },
+            AuthenticationMethod::TacacsPlus,
+            AuthenticationContext {
+                privilege_level: PrivilegeLevel::new(who.priv_lvl).unwrap_or_default(),
+                authentication_type: AuthenticationType::NotSet,
+                service: AuthenticationService::Login,
+            },
+            user,
+            args,
+        );
+        let packet = Packet::new(header(ep, ask_single && self.sessions == 0, session), body);
+        let (p, single): (Packet<accounting::ReplyOwned>, bool) = self.exchange(ep, packet, session, deadline)?;
+        self.after_session(single);
+        Ok(p.body().status)
+    }
+}
+
+fn random_u32() -> u32 {
+    (crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())) & 0xffff_ffff) as u32
+}
+
+/// A TLS 1.3 client configuration (RFC 9887): the server must chain to `ca_file`; a client
+/// certificate is presented when given.
+///
+/// # Errors
+/// A message when a file cannot be read or parsed.
+pub fn tls_config(ca_file: &str, client: Option<(&str, &str)>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| format!("{ca_file}: {e}"))?;
+    for c in certs {
+        let c = c.map_err(|e| format!("{ca_file}: {e}"))?;
+        roots.add(c).map_err(|e| format!("{ca_file}: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{ca_file}: no certificate"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let cfg = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| format!("{cert}: {e}"))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{cert}: {e}"))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{key}: {e}"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| e.to_string())?
+        }
+    };
+    Ok(Arc::new(cfg))
+}

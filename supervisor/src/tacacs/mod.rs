@@ -1,0 +1,621 @@
+//! The TACACS+ backend of a supervisor: per-command authorization and accounting (RFC 8907,
+//! RFC 9887 for TLS).
+//!
+//! The supervisor's loop never waits on the network. An `authorize` decision becomes a job for
+//! a small pool of worker threads; the exec waits in its seccomp notification while other execs
+//! are answered; the outcome comes back through a channel and an eventfd the loop polls.
+//!
+//! Each worker keeps one connection per server and reuses it where the server agreed to
+//! single-connect. Servers are tried in order. A server that fails (no connection, no answer in
+//! its timeout, an undecodable reply) is marked dead and skipped for `dead-server-retry-s`, so
+//! later execs do not wait for it; the total time one exec waits, all servers together, is
+//! bounded by `[tacacs] timeout-ms`. An `ERROR` reply tries the next server.
+//!
+//! Accounting records go to their own thread with a bounded queue: they never slow an exec,
+//! are retried with backoff while no server takes them, and what is finally dropped is logged.
+
+pub mod attrs;
+pub mod client;
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use session_wrapper_config::Tacacs;
+use tacacs_plus_protocol::{accounting, authorization};
+
+use crate::syslog::Severity;
+use attrs::{Attr, Common, Record};
+use client::{ClientError, Connection, Endpoint, Who};
+
+/// Worker threads for authorizations (and so connections per server).
+const WORKERS: usize = 4;
+
+/// What became of an authorization.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// PASS_ADD or PASS_REPL.
+    Permit {
+        /// The server that answered.
+        server: String,
+        /// PASS_REPL rather than PASS_ADD.
+        replace: bool,
+        /// Reply attributes.
+        args: Vec<Attr>,
+    },
+    /// FAIL, with the server's message for the user.
+    Deny {
+        /// The server that answered.
+        server: String,
+        /// Its message.
+        message: String,
+    },
+    /// FOLLOW (deprecated by RFC 8907): refused.
+    Follow {
+        /// The server that answered.
+        server: String,
+    },
+    /// No server gave a decision: unreachable, timed out, bad replies, or ERROR.
+    NoAnswer {
+        /// What happened with each server.
+        tried: Vec<String>,
+    },
+    /// The command cannot be described to a server (too long for the protocol).
+    Unencodable(String),
+}
+
+/// A finished authorization.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// The id given with the job.
+    pub id: u64,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// What the backend reports to the supervisor's loop.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// An authorization finished.
+    Done(Done),
+    /// A line to log.
+    Log(Severity, String),
+}
+
+/// Why the backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A key file is missing, unreadable or not root-only.
+    #[error("{0}")]
+    Key(String),
+    /// A TLS file cannot be used.
+    #[error("{0}")]
+    Tls(String),
+    /// eventfd or threads.
+    #[error("{0}")]
+    Sys(String),
+}
+
+/// Reads a secret file, which must be root-only when the reader is root.
+///
+/// # Errors
+/// [`SetupError::Key`] naming the file and the problem.
+pub fn read_key(path: &str) -> Result<Vec<u8>, SetupError> {
+    let meta = std::fs::metadata(path).map_err(|e| SetupError::Key(format!("key file {path}: {e}")))?;
+    if crate::run_as_root() && (meta.uid() != 0 || meta.mode() & 0o077 != 0) {
+        return Err(SetupError::Key(format!(
+            "key file {path} must be owned by root and readable by no one else (mode 0600 or 0400), not {:o} owned by uid {}",
+            meta.mode() & 0o777,
+            meta.uid()
+        )));
+    }
+    let mut key = std::fs::read(path).map_err(|e| SetupError::Key(format!("key file {path}: {e}")))?;
+    while key.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        key.pop();
+    }
+    if key.is_empty() {
+        return Err(SetupError::Key(format!("key file {path} is empty")));
+    }
+    Ok(key)
+}
+
+/// The endpoints of a `[tacacs]` table, with their keys and TLS configurations, in order.
+///
+/// # Errors
+/// [`SetupError`] when a key or TLS file cannot be used.
+pub fn endpoints(t: &Tacacs) -> Result<Vec<(Endpoint, Duration)>, SetupError> {
+    let shared = t.key_file.as_deref().map(read_key).transpose();
+    let mut out = Vec::with_capacity(t.servers.len());
+    for s in &t.servers {
+        let (key, tls) = match &s.tls {
+            Some(tl) => {
+                let client = tl.client_cert.as_deref().zip(tl.client_key.as_deref());
+                if let Some((_, key)) = client {
+                    read_key(key)?;
+                }
+                let cfg = client::tls_config(&tl.ca_file, client).map_err(SetupError::Tls)?;
+                let name = tl.server_name.clone().unwrap_or_else(|| s.host.clone());
+                let name = rustls::pki_types::ServerName::try_from(name.clone())
+                    .map_err(|_| SetupError::Tls(format!("{name:?} is not a valid TLS server name")))?;
+                (None, Some((cfg, name)))
+            }
+            None => {
+                let key = match &s.key_file {
+                    Some(k) => read_key(k)?,
+                    None => match &shared {
+                        Ok(Some(k)) => k.clone(),
+                        Ok(None) => return Err(SetupError::Key(format!("no key for {}", s.name()))),
+                        Err(e) => return Err(SetupError::Key(e.to_string())),
+                    },
+                };
+                (Some(key), None)
+            }
+        };
+        out.push((Endpoint { name: s.name(), host: s.host.clone(), port: s.port, key, tls }, s.timeout));
+    }
+    Ok(out)
+}
+
+enum Job {
+    Authorize { id: u64, port: String, cmd: Vec<u8>, args: Vec<Vec<u8>>, deadline: Instant },
+    Stop,
+}
+
+struct Queue<T> {
+    items: Mutex<VecDeque<T>>,
+    ready: Condvar,
+}
+
+impl<T> Queue<T> {
+    fn new() -> Self {
+        Queue { items: Mutex::new(VecDeque::new()), ready: Condvar::new() }
+    }
+    fn push(&self, t: T) {
+        self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push_back(t);
+        self.ready.notify_one();
+    }
+    fn pop(&self) -> T {
+        let mut g = self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if let Some(t) = g.pop_front() {
+                return t;
+            }
+            g = self.ready.wait(g).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// State shared by the workers.
+struct Shared {
+    endpoints: Vec<(Endpoint, Duration)>,
+    common: Common,
+    who: Who,
+    single_connect: bool,
+    dead_retry: Duration,
+    dead_until: Mutex<Vec<Option<Instant>>>,
+    events: mpsc::Sender<Event>,
+    wake: OwnedFd,
+}
+
+impl Shared {
+    fn notify(&self, e: Event) {
+        if self.events.send(e).is_ok() {
+            let one: u64 = 1;
+            // SAFETY: an 8-byte write to our eventfd.
+            unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    fn is_dead(&self, i: usize, now: Instant) -> bool {
+        let g = self.dead_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.get(i).copied().flatten().is_some_and(|t| t > now)
+    }
+
+    fn mark(&self, i: usize, dead: bool, why: &str) {
+        let mut g = self.dead_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let was_dead = g[i].is_some();
+        g[i] = dead.then(|| Instant::now() + self.dead_retry);
+        drop(g);
+        let name = &self.endpoints[i].0.name;
+        if dead && !was_dead {
+            self.notify(Event::Log(
+                Severity::LOG_WARNING,
+                format!(
+                    "event=tacacs-server-down server={name} error=\"{}\" retry_in_s={}",
+                    why.replace('"', "'"),
+                    self.dead_retry.as_secs()
+                ),
+            ));
+        } else if !dead && was_dead {
+            self.notify(Event::Log(Severity::LOG_NOTICE, format!("event=tacacs-server-up server={name}")));
+        }
+    }
+
+    /// Runs `f` on server `i`'s connection (reused, or new), within `deadline`. A reused
+    /// connection that fails is replaced once: the server may have closed it while idle.
+    fn with_connection<T>(
+        &self,
+        conns: &mut [Option<Connection>],
+        i: usize,
+        deadline: Instant,
+        f: &dyn Fn(&mut Connection, &Endpoint, bool) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let ep = &self.endpoints[i].0;
+        let reused = conns[i].is_some();
+        let mut conn = match conns[i].take() {
+            Some(c) => c,
+            None => client::connect(ep, deadline)?,
+        };
+        let r = match f(&mut conn, ep, self.single_connect) {
+            Err(ClientError::Io(_) | ClientError::BadReply(_)) if reused && Instant::now() < deadline => {
+                conn = client::connect(ep, deadline)?;
+                f(&mut conn, ep, self.single_connect)
+            }
+            other => other,
+        };
+        if r.is_ok() && conn.single {
+            conns[i] = Some(conn);
+        }
+        r
+    }
+
+    fn authorize(
+        &self,
+        conns: &mut [Option<Connection>],
+        port: &str,
+        cmd: &[u8],
+        args: &[Vec<u8>],
+        deadline: Instant,
+    ) -> Outcome {
+        let attrs = match attrs::authorization(&self.common, cmd, args) {
+            Ok(a) => a,
+            Err(e) => return Outcome::Unencodable(e.to_string()),
+        };
+        let who = Who { port: attrs::ascii(port.as_bytes()), ..self.who.clone() };
+        let mut tried = Vec::new();
+        for (i, (ep, timeout)) in self.endpoints.iter().enumerate() {
+            let now = Instant::now();
+            if self.is_dead(i, now) {
+                tried.push(format!("{}: skipped (down)", ep.name));
+                continue;
+            }
+            let until = (now + *timeout).min(deadline);
+            if until <= now {
+                tried.push(format!("{}: no time left", ep.name));
+                break;
+            }
+            let r = self.with_connection(conns, i, until, &|c, ep, single| c.authorize(ep, single, &who, &attrs, until));
+            match r {
+                Ok(reply) => {
+                    self.mark(i, false, "");
+                    match reply.status {
+                        authorization::Status::PassAdd | authorization::Status::PassReplace => {
+                            return Outcome::Permit {
+                                server: ep.name.clone(),
+                                replace: reply.status == authorization::Status::PassReplace,
+                                args: reply.args,
+                            }
+                        }
+                        authorization::Status::Fail => {
+                            return Outcome::Deny { server: ep.name.clone(), message: reply.server_msg }
+                        }
+                        #[allow(deprecated)]
+                        authorization::Status::Follow => return Outcome::Follow { server: ep.name.clone() },
+                        authorization::Status::Error => {
+                            tried.push(format!("{}: ERROR {}", ep.name, reply.data.replace('"', "'")));
+                        }
+                    }
+                }
+                Err(e) => {
+                    conns[i] = None;
+                    self.mark(i, true, &e.to_string());
+                    tried.push(format!("{}: {e}", ep.name));
+                }
+            }
+        }
+        Outcome::NoAnswer { tried }
+    }
+}
+
+struct AcctItem {
+    record: Record,
+    port: String,
+    attempts: u32,
+    next: Instant,
+    queued: Instant,
+}
+
+/// Accounting records waiting for a server.
+struct AcctQueue {
+    items: Mutex<(VecDeque<AcctItem>, bool)>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+/// Give up on a record after this long.
+const ACCT_GIVE_UP: Duration = Duration::from_secs(600);
+
+/// The TACACS+ backend of one session.
+pub struct Backend {
+    jobs: Arc<Queue<Job>>,
+    events: mpsc::Receiver<Event>,
+    shared: Arc<Shared>,
+    acct: Arc<AcctQueue>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    acct_worker: Option<std::thread::JoinHandle<()>>,
+    total_timeout: Duration,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").field("servers", &self.shared.endpoints.len()).finish()
+    }
+}
+
+impl Backend {
+    /// Starts the workers for `t`, authorizing as `user` from `rem_addr`.
+    ///
+    /// # Errors
+    /// [`SetupError`] when keys or TLS files cannot be used or threads cannot start.
+    pub fn start(t: &Tacacs, user: &str, rem_addr: &str) -> Result<Self, SetupError> {
+        let endpoints = endpoints(t)?;
+        // SAFETY: eventfd creates a new fd or fails.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(SetupError::Sys(format!("eventfd: {}", std::io::Error::last_os_error())));
+        }
+        // SAFETY: the kernel just returned this fd.
+        let wake = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(efd) };
+        let (tx, rx) = mpsc::channel();
+        let n = endpoints.len();
+        let shared = Arc::new(Shared {
+            endpoints,
+            common: Common { service: t.service.clone(), protocol: t.protocol.clone() },
+            who: Who {
+                user: attrs::ascii(user.as_bytes()),
+                port: String::new(),
+                rem_addr: attrs::ascii(rem_addr.as_bytes()),
+                priv_lvl: t.priv_lvl,
+            },
+            single_connect: t.single_connect,
+            dead_retry: t.dead_retry,
+            dead_until: Mutex::new(vec![None; n]),
+            events: tx,
+            wake,
+        });
+        let jobs = Arc::new(Queue::new());
+        let mut workers = Vec::new();
+        for k in 0..WORKERS {
+            let (jobs, shared) = (Arc::clone(&jobs), Arc::clone(&shared));
+            let h = std::thread::Builder::new()
+                .name(format!("sw-tacacs-{k}"))
+                .spawn(move || {
+                    let mut conns: Vec<Option<Connection>> = (0..shared.endpoints.len()).map(|_| None).collect();
+                    loop {
+                        match jobs.pop() {
+                            Job::Stop => break,
+                            Job::Authorize { id, port, cmd, args, deadline } => {
+                                let t0 = Instant::now();
+                                let outcome = shared.authorize(&mut conns, &port, &cmd, &args, deadline);
+                                shared.notify(Event::Done(Done { id, outcome, elapsed: t0.elapsed() }));
+                            }
+                        }
+                    }
+                })
+                .map_err(|e| SetupError::Sys(format!("thread: {e}")))?;
+            workers.push(h);
+        }
+        let acct = Arc::new(AcctQueue {
+            items: Mutex::new((VecDeque::new(), false)),
+            ready: Condvar::new(),
+            capacity: t.accounting_queue,
+        });
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let acct_worker = {
+            let (acct, shared, dropped) = (Arc::clone(&acct), Arc::clone(&shared), Arc::clone(&dropped));
+            std::thread::Builder::new()
+                .name("sw-tacacs-acct".into())
+                .spawn(move || account_loop(&acct, &shared, &dropped))
+                .map_err(|e| SetupError::Sys(format!("thread: {e}")))?
+        };
+        Ok(Backend {
+            jobs,
+            events: rx,
+            shared,
+            acct,
+            workers,
+            acct_worker: Some(acct_worker),
+            total_timeout: t.timeout,
+            dropped,
+        })
+    }
+
+    /// Asks for a decision on `cmd args` from terminal `port`; the answer comes as
+    /// [`Event::Done`] with `id`.
+    pub fn authorize(&self, id: u64, port: &str, cmd: &[u8], args: &[Vec<u8>]) {
+        self.jobs.push(Job::Authorize {
+            id,
+            port: port.to_owned(),
+            cmd: cmd.to_vec(),
+            args: args.to_vec(),
+            deadline: Instant::now() + self.total_timeout,
+        });
+    }
+
+    /// Queues an accounting record; drops (and counts) it when the queue is full.
+    pub fn account(&self, port: &str, record: Record) {
+        let mut g = self.acct.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if g.0.len() >= self.acct.capacity {
+            drop(g);
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.shared.notify(Event::Log(
+                Severity::LOG_WARNING,
+                format!("event=tacacs-accounting-dropped record={} reason=\"queue full\"", record.kind()),
+            ));
+            return;
+        }
+        let now = Instant::now();
+        g.0.push_back(AcctItem { record, port: port.to_owned(), attempts: 0, next: now, queued: now });
+        self.acct.ready.notify_one();
+    }
+
+    /// The fd the loop polls: readable when events wait.
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.shared.wake.as_fd()
+    }
+
+    /// The events that have arrived.
+    pub fn events(&self) -> Vec<Event> {
+        let mut buf = 0u64;
+        // SAFETY: an 8-byte read from our eventfd into `buf`.
+        unsafe { libc::read(self.shared.wake.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
+        self.events.try_iter().collect()
+    }
+
+    /// Ends the backend: authorizations in flight are abandoned; accounting records still
+    /// queued get until `limit` to go out. Returns the lines to log.
+    pub fn finish(mut self, limit: Duration) -> Vec<Event> {
+        for _ in &self.workers {
+            self.jobs.push(Job::Stop);
+        }
+        {
+            let mut g = self.acct.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            g.1 = true;
+            // Everything due now: no more backoff at the end.
+            let now = Instant::now();
+            for it in g.0.iter_mut() {
+                it.next = now;
+            }
+            self.acct.ready.notify_all();
+        }
+        let deadline = Instant::now() + limit;
+        if let Some(h) = self.acct_worker.take() {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let left = {
+            let g = self.acct.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            g.0.len()
+        };
+        let mut out: Vec<Event> = self.events.try_iter().collect();
+        if left > 0 {
+            out.push(Event::Log(
+                Severity::LOG_WARNING,
+                format!("event=tacacs-accounting-dropped records={left} reason=\"session ended before a server took them\""),
+            ));
+        }
+        out
+    }
+}
+
+fn account_loop(q: &AcctQueue, shared: &Shared, dropped: &std::sync::atomic::AtomicU64) {
+    let mut conns: Vec<Option<Connection>> = (0..shared.endpoints.len()).map(|_| None).collect();
+    loop {
+        let mut item = {
+            let mut g = q.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            loop {
+                let now = Instant::now();
+                if let Some(item) = g.0.iter().position(|it| it.next <= now).and_then(|p| g.0.remove(p)) {
+                    break item;
+                }
+                if g.1 && g.0.is_empty() {
+                    return;
+                }
+                let wait = g.0.iter().map(|it| it.next).min().map_or(Duration::from_secs(3600), |t| t - now);
+                g = q.ready.wait_timeout(g, wait).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+            }
+        };
+        let attrs = attrs::accounting(&shared.common, &item.record);
+        let who = Who { port: attrs::ascii(item.port.as_bytes()), ..shared.who.clone() };
+        let start = item.record.is_start();
+        let mut sent = false;
+        let mut last_err = String::new();
+        for (i, (ep, timeout)) in shared.endpoints.iter().enumerate() {
+            if shared.is_dead(i, Instant::now()) && item.attempts == 0 {
+                continue;
+            }
+            let until = Instant::now() + *timeout;
+            match shared.with_connection(&mut conns, i, until, &|c, ep, single| c.account(ep, single, &who, start, &attrs, until)) {
+                Ok(accounting::Status::Success) => {
+                    shared.mark(i, false, "");
+                    sent = true;
+                    break;
+                }
+                Ok(other) => last_err = format!("{}: {other:?}", ep.name),
+                Err(e) => {
+                    conns[i] = None;
+                    shared.mark(i, true, &e.to_string());
+                    last_err = format!("{}: {e}", ep.name);
+                }
+            }
+        }
+        if sent {
+            continue;
+        }
+        item.attempts += 1;
+        let stopping = q.items.lock().map(|g| g.1).unwrap_or(true);
+        if stopping || item.queued.elapsed() > ACCT_GIVE_UP {
+            dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.notify(Event::Log(
+                Severity::LOG_WARNING,
+                format!(
+                    "event=tacacs-accounting-dropped record={} attempts={} error=\"{}\"",
+                    item.record.kind(),
+                    item.attempts,
+                    last_err.replace('"', "'")
+                ),
+            ));
+            continue;
+        }
+        item.next = Instant::now() + Duration::from_secs((1u64 << item.attempts.min(6)).min(60));
+        let mut g = q.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.0.push_back(item);
+    }
+}
+
+/// Which reply attributes of a permit cannot be applied: every mandatory attribute must be
+/// one the request carried, unchanged; a command cannot be changed after the fact.
+pub fn unapplicable(sent: &[Attr], reply: &[Attr]) -> Option<String> {
+    reply
+        .iter()
+        .find(|r| r.mandatory && !sent.iter().any(|s| s.name == r.name && s.value == r.value))
+        .map(|r| format!("{}={}", r.name, r.value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mandatory_reply_attributes_must_match_the_request() {
+        let sent = vec![Attr::new("service", "shell"), Attr::new("cmd", "/usr/bin/ls")];
+        assert_eq!(unapplicable(&sent, &[Attr::new("service", "shell")]), None);
+        let opt = Attr { name: "idletime".into(), value: "5".into(), mandatory: false };
+        assert_eq!(unapplicable(&sent, &[opt]), None);
+        assert_eq!(unapplicable(&sent, &[Attr::new("priv-lvl", "15")]).as_deref(), Some("priv-lvl=15"));
+        assert_eq!(unapplicable(&sent, &[Attr::new("cmd", "/usr/bin/rm")]).as_deref(), Some("cmd=/usr/bin/rm"));
+    }
+
+    #[test]
+    fn key_files_must_be_root_only() {
+        if !crate::run_as_root() {
+            eprintln!("skipped: the ownership check applies to root");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("sw-key-{}", std::process::id()));
+        std::fs::write(&p, "secret\n").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = read_key(p.to_str().expect("utf8")).expect_err("world-readable");
+        assert!(e.to_string().contains("readable by no one else"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(read_key(p.to_str().expect("utf8")).expect("ok"), b"secret");
+        let _ = std::fs::remove_file(p);
+    }
+}
