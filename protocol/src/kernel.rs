@@ -90,7 +90,33 @@ impl FilterProgram {
     /// The errno of `seccomp(2)`: `EBUSY` when the thread is already under a filter with a
     /// listener, `EACCES` without `CAP_SYS_ADMIN` or `NO_NEW_PRIVS`.
     pub fn install_with_listener(&self) -> io::Result<OwnedFd> {
-        self.install(false)
+        self.install_listener(false)
+    }
+
+    /// Installs the program on every thread of the calling process, without a listener.
+    /// The caller must have set `NO_NEW_PRIVS` (or hold `CAP_SYS_ADMIN`).
+    ///
+    /// # Errors
+    /// The errno of `seccomp(2)`.
+    pub fn install(&self) -> io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: u16::try_from(self.insns.len()).unwrap_or(u16::MAX),
+            filter: self.insns.as_ptr().cast_mut(),
+        };
+        // SAFETY: `prog` points to `len` valid instructions that outlive the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_TSYNC,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     /// Like [`FilterProgram::install_with_listener`], on every thread of the process at once
@@ -99,10 +125,10 @@ impl FilterProgram {
     /// # Errors
     /// As [`FilterProgram::install_with_listener`]; `ESRCH` if a thread cannot be synced.
     pub fn install_with_listener_all_threads(&self) -> io::Result<OwnedFd> {
-        self.install(true)
+        self.install_listener(true)
     }
 
-    fn install(&self, all_threads: bool) -> io::Result<OwnedFd> {
+    fn install_listener(&self, all_threads: bool) -> io::Result<OwnedFd> {
         let prog = libc::sock_fprog {
             // from_bytes bounds the length to BPF_MAXINSNS, which fits u16.
             len: u16::try_from(self.insns.len()).unwrap_or(u16::MAX),

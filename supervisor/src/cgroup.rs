@@ -55,6 +55,8 @@ pub struct SessionCgroup {
     path: PathBuf,
     /// Created (and to be removed) by the supervisor, rather than logind's scope.
     owned: bool,
+    /// `cgroup.freeze`, opened while the supervisor may still open files for writing.
+    freezer: Option<std::fs::File>,
 }
 
 impl SessionCgroup {
@@ -67,12 +69,13 @@ impl SessionCgroup {
         let mount = v2_mount().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "cgroup v2 is not mounted"))?;
         if in_logind_scope(leader) {
             let rel = of(leader).unwrap_or_default();
-            return Ok(SessionCgroup { path: mount.join(rel.trim_start_matches('/')), owned: false });
+            return Ok(SessionCgroup { path: mount.join(rel.trim_start_matches('/')), owned: false, freezer: None });
         }
         let path = mount.join("session-wrapper").join(id);
         std::fs::create_dir_all(&path)?;
         std::fs::write(path.join("cgroup.procs"), leader.to_string())?;
-        Ok(SessionCgroup { path, owned: true })
+        let freezer = std::fs::OpenOptions::new().write(true).open(path.join("cgroup.freeze")).ok();
+        Ok(SessionCgroup { path, owned: true, freezer })
     }
 
     /// The cgroup directory.
@@ -94,7 +97,10 @@ impl SessionCgroup {
 
     /// Freezes or thaws it (`cgroup.freeze`), so that nothing forks while it is emptied.
     pub fn freeze(&self, frozen: bool) {
-        let _ = std::fs::write(self.path.join("cgroup.freeze"), if frozen { "1" } else { "0" });
+        use std::io::Write;
+        if let Some(mut f) = self.freezer.as_ref() {
+            let _ = f.write_all(if frozen { b"1" } else { b"0" });
+        }
     }
 
     /// Removes it once empty (only if the supervisor created it), and the shared parent when
@@ -115,7 +121,7 @@ impl SessionCgroup {
     /// The cgroup the supervisor would own for session `id`, if it exists.
     pub fn owned_by(id: &str) -> Option<Self> {
         let path = v2_mount()?.join("session-wrapper").join(id);
-        path.exists().then_some(SessionCgroup { path, owned: true })
+        path.exists().then_some(SessionCgroup { path, owned: true, freezer: None })
     }
 
     /// Whether any process is left in it (`cgroup.events`).

@@ -145,6 +145,101 @@ pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
     export(&ctx)
 }
 
+/// The supervisor's (and watchdog's) own filter: what they must never do, whatever happens
+/// to them. Exec kills; writing another process's memory or registers, forking (other than
+/// threads), mounting, modules, BPF, perf, io_uring, keys, identity changes, namespace changes
+/// and clock changes fail with `EPERM`.
+///
+/// With `files: Some(dirfd)`, files may be opened for writing (created, truncated) only
+/// relative to `dirfd`, and renamed or unlinked only within it; every other path change
+/// (`chmod`, `chown`, `link`, `mkdir`, `truncate`, ...) fails. `Some(-1)` allows no file
+/// writes at all. Writing to descriptors already open (sockets, a refused process's stderr)
+/// is unaffected.
+///
+/// # Errors
+/// [`FilterError`] when libseccomp fails.
+pub fn build_self_filter(files: Option<i32>) -> Result<FilterProgram, FilterError> {
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Allow)?;
+    ctx.set_act_badarch(ScmpAction::KillProcess)?;
+    for name in ["execve", "execveat"] {
+        ctx.add_rule(ScmpAction::KillProcess, ScmpSyscall::from_name(name)?)?;
+    }
+    let eperm = ScmpAction::Errno(libc::EPERM);
+    for name in [
+        "process_vm_writev", "fork", "vfork", "mount", "umount2", "pivot_root", "chroot", "unshare",
+        "setns", "bpf", "perf_event_open", "kexec_load", "kexec_file_load", "init_module",
+        "finit_module", "delete_module", "reboot", "swapon", "swapoff", "acct", "settimeofday",
+        "clock_settime", "clock_adjtime", "adjtimex", "sethostname", "setdomainname", "iopl",
+        "ioperm", "keyctl", "add_key", "request_key", "userfaultfd", "open_by_handle_at",
+        "io_uring_setup", "io_uring_enter", "io_uring_register", "setuid", "setgid", "setreuid",
+        "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "personality",
+        "fsopen", "fsmount", "move_mount", "open_tree", "mount_setattr", "quotactl",
+    ] {
+        ctx.add_rule(eperm, ScmpSyscall::from_name(name)?)?;
+    }
+    // Only threads: glibc falls back from clone3 (whose flags a filter cannot see) to clone.
+    ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), ScmpSyscall::from_name("clone3")?)?;
+    ctx.add_rule_conditional(
+        eperm,
+        ScmpSyscall::from_name("clone")?,
+        &[ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(libc::CLONE_THREAD as u64), 0)],
+    )?;
+    // The supervisor reads tracees; it never writes them.
+    for request in [
+        libc::PTRACE_POKETEXT,
+        libc::PTRACE_POKEDATA,
+        libc::PTRACE_POKEUSER,
+        libc::PTRACE_SETREGS,
+        libc::PTRACE_SETFPREGS,
+        libc::PTRACE_SETREGSET,
+        libc::PTRACE_SETSIGINFO,
+        libc::PTRACE_ATTACH,
+        libc::PTRACE_TRACEME,
+    ] {
+        ctx.add_rule_conditional(
+            eperm,
+            ScmpSyscall::from_name("ptrace")?,
+            &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, request as u64)],
+        )?;
+    }
+    if let Some(dirfd) = files {
+        restrict_file_writes(&mut ctx, dirfd)?;
+    }
+    export(&ctx)
+}
+
+/// See [`build_self_filter`]: write-opens only relative to `dirfd`.
+fn restrict_file_writes(ctx: &mut ScmpFilterContext, dirfd: i32) -> Result<(), FilterError> {
+    let eperm = ScmpAction::Errno(libc::EPERM);
+    let write_bits = [libc::O_WRONLY, libc::O_RDWR, libc::O_CREAT, libc::O_TRUNC];
+    let not_dir = |arg: u32| ScmpArgCompare::new(arg, ScmpCompareOp::NotEqual, dirfd as u32 as u64);
+    for bit in write_bits {
+        let flag = |arg: u32| ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(bit as u64), bit as u64);
+        ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("open")?, &[flag(1)])?;
+        ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("openat")?, &[not_dir(0), flag(2)])?;
+    }
+    // openat2's flags live in a struct the filter cannot read.
+    ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), ScmpSyscall::from_name("openat2")?)?;
+    for name in [
+        "creat", "truncate", "rename", "link", "linkat", "symlink", "symlinkat", "unlink", "mkdir",
+        "mkdirat", "rmdir", "mknod", "mknodat", "chmod", "fchmodat", "fchmodat2", "chown", "lchown",
+        "fchownat", "utime", "utimes", "futimesat", "utimensat", "setxattr", "lsetxattr",
+        "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "name_to_handle_at",
+    ] {
+        if let Ok(sc) = ScmpSyscall::from_name(name) {
+            ctx.add_rule(eperm, sc)?;
+        }
+    }
+    // Renames and unlinks only inside the runtime directory.
+    for name in ["renameat", "renameat2"] {
+        let sc = ScmpSyscall::from_name(name)?;
+        ctx.add_rule_conditional(eperm, sc, &[not_dir(0)])?;
+        ctx.add_rule_conditional(eperm, sc, &[not_dir(2)])?;
+    }
+    ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("unlinkat")?, &[not_dir(0)])?;
+    Ok(())
+}
+
 /// Exports a libseccomp context as a program, through a memfd.
 pub(crate) fn export(ctx: &ScmpFilterContext) -> Result<FilterProgram, FilterError> {
     let fd = nix::sys::memfd::memfd_create(c"seccomp-export", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
@@ -167,6 +262,12 @@ mod tests {
         assert!(p.len() > 10 && p.len() < 200, "{} instructions", p.len());
         let with_uring = build(&FilterSpec { allow_io_uring: true }).expect("builds");
         assert!(with_uring.len() < p.len());
+    }
+
+    #[test]
+    fn own_filter_builds() {
+        let p = build_self_filter(Some(3)).expect("builds");
+        assert!(p.len() > 20, "{} instructions", p.len());
     }
 
     #[test]

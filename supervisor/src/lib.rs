@@ -17,6 +17,7 @@ pub mod configfile;
 pub mod decide;
 pub mod exefile;
 pub mod filter;
+pub mod harden;
 pub mod lingering;
 pub mod memory;
 pub mod message;

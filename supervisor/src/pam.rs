@@ -15,6 +15,7 @@
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
 use std::time::{Duration, SystemTime};
 
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -156,8 +157,15 @@ pub fn main() -> i32 {
                     None
                 }
             };
+            let runtime = crate::runtime::RuntimeDir::open(&runtime_dir);
+            if let Err(e) = &runtime {
+                log.log(
+                    Severity::LOG_WARNING,
+                    &format!("session={} event=runtime-dir-error dir=\"{}\" error=\"{e}\"", session_id_text(id), runtime_dir.display()),
+                );
+            }
             let pam = PamSession {
-                runtime_dir: Some(runtime_dir),
+                runtime_dir: runtime.ok(),
                 watchdog: Some(alive_r),
                 watchdog_pid: Some(watchdog_pid),
                 kill_on_close: hello.kill_on_close,
@@ -208,6 +216,8 @@ fn serve(
             return 1;
         }
     };
+    // Confine ourselves before any thread exists, so that every thread inherits it.
+    let hardened = crate::harden::supervisor(pam.runtime_dir.as_ref().map(crate::runtime::RuntimeDir::raw_fd));
     let sup = match Supervisor::new(Listener::new(listener), config, session, None, hello.debug) {
         Ok(s) => s.with_pam(pam),
         Err(e) => {
@@ -215,7 +225,6 @@ fn serve(
             return 1;
         }
     };
-    let hardened = harden();
     if send(sock.as_fd(), &Message::Ready, None).is_err() {
         return 1;
     }
@@ -229,34 +238,12 @@ fn serve(
     0
 }
 
-/// What the supervisor keeps: read and search any file (to resolve paths and read `#!` lines
-/// in the user's directories), trace and read the session's processes, and kill one whose
-/// loaded image was not authorized. Everything else is dropped, the bounding set included; the
-/// deny messages are written through the refused process's own descriptor, which needs no
-/// permission of the supervisor's.
-fn harden() -> Result<(), String> {
-    use caps::{CapSet, Capability};
-    let keep: caps::CapsHashSet =
-        [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
-    nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
-    for cap in caps::all() {
-        if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("bounding set: {e}"))?;
-        }
-    }
-    caps::clear(None, CapSet::Inheritable).map_err(|e| format!("inheritable: {e}"))?;
-    caps::clear(None, CapSet::Ambient).map_err(|e| format!("ambient: {e}"))?;
-    caps::set(None, CapSet::Effective, &keep).map_err(|e| format!("effective: {e}"))?;
-    caps::set(None, CapSet::Permitted, &keep).map_err(|e| format!("permitted: {e}"))?;
-    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
-    Ok(())
-}
-
 /// The watchdog: waits for the supervisor; logs and cleans up if it dies abnormally.
 fn watchdog(child: i32, bye: OwnedFd, _alive: OwnedFd, id: &str, runtime_dir: &Path, log: &mut Syslog) -> i32 {
     let _ = nix::sys::prctl::set_name(c"sw-watchdog");
-    let _ = nix::sys::prctl::set_dumpable(false);
+    if let Err(e) = crate::harden::watchdog() {
+        log.log(Severity::LOG_WARNING, &format!("session={id} event=hardening-incomplete process=watchdog error=\"{e}\""));
+    }
     let status = loop {
         match waitpid(nix::unistd::Pid::from_raw(child), None) {
             Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break s,

@@ -322,8 +322,13 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
         leader: child.as_raw(),
         started: SystemTime::now(),
     };
-    let sup = Supervisor::new(Listener::new(listener), opts.config, session, Some(child.as_raw()), opts.debug)
+    // As root, confine the supervisor as in a PAM session (before any thread starts).
+    let hardened = root.then(|| crate::harden::supervisor(None));
+    let mut sup = Supervisor::new(Listener::new(listener), opts.config, session, Some(child.as_raw()), opts.debug)
         .map_err(|e| setup("starting the supervisor", &e))?;
+    if let Some(Err(e)) = hardened {
+        sup.event(crate::syslog::Severity::LOG_WARNING, &format!("event=hardening-incomplete error=\"{e}\""));
+    }
     if nix::unistd::write(&parent_sock, &[1u8]).is_err() {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
     }

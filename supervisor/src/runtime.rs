@@ -7,7 +7,7 @@
 //! killed at once) is recognised as stale by the reader, which removes it.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The runtime directory.
@@ -86,30 +86,65 @@ impl SessionInfo {
     }
 }
 
+/// The runtime directory, held open: a supervisor writes its session file through this
+/// handle only (its own seccomp filter refuses every other way to write a file).
+#[derive(Debug)]
+pub struct RuntimeDir {
+    path: PathBuf,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl RuntimeDir {
+    /// Opens (creating it root-only if needed) the directory at `path`.
+    ///
+    /// # Errors
+    /// When it cannot be created or opened.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        ensure_private(path)?;
+        let fd = nix::fcntl::open(path, nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .map_err(std::io::Error::from)?;
+        Ok(RuntimeDir { path: path.to_owned(), fd })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory fd (the one fd a hardened supervisor may create files under).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
+    /// Writes (replaces, atomically) the file of a session.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn write(&self, info: &SessionInfo) -> std::io::Result<()> {
+        use nix::fcntl::{openat, renameat, OFlag};
+        let tmp = format!(".{}.tmp", info.id);
+        let fd = openat(
+            &self.fd,
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .map_err(std::io::Error::from)?;
+        std::fs::File::from(fd).write_all(info.to_text().as_bytes())?;
+        renameat(&self.fd, tmp.as_str(), &self.fd, format!("{}.session", info.id).as_str())
+            .map_err(std::io::Error::from)
+    }
+
+    /// Removes the file of a session.
+    pub fn remove(&self, id: &str) {
+        let _ = nix::unistd::unlinkat(&self.fd, format!("{id}.session").as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+}
+
 /// Where the file of session `id` lives in `dir`.
 pub fn path_of(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.session"))
-}
-
-/// Writes (replaces) the file of a session, creating the root-only directory if needed.
-///
-/// # Errors
-/// When the directory cannot be made or the file written.
-pub fn write(dir: &Path, info: &SessionInfo) -> std::io::Result<()> {
-    if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    }
-    let final_path = path_of(dir, &info.id);
-    let tmp = dir.join(format!(".{}.tmp", info.id));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(info.to_text().as_bytes())?;
-    drop(f);
-    std::fs::rename(&tmp, &final_path)
 }
 
 /// Removes the file of a session.
@@ -176,14 +211,15 @@ mod tests {
             refused: 1,
             killed: 0,
         };
-        write(&d, &live).expect("write");
+        let dir = RuntimeDir::open(&d).expect("open");
+        dir.write(&live).expect("write");
         let text = std::fs::read_to_string(path_of(&d, &live.id)).expect("read");
         let parsed = SessionInfo::parse(&text).expect("parse");
         assert_eq!(parsed.user, "alice\\x20smith");
         assert_eq!(parsed.allowed, 3);
         // A file whose supervisor is not running (pid 999999) is stale.
         let stale = SessionInfo { id: "000000000001".into(), supervisor: 999_999, ..live.clone() };
-        write(&d, &stale).expect("write");
+        dir.write(&stale).expect("write");
         let listed = list(&d);
         // This test process is not a session-wrapper binary either: both are stale here.
         assert!(listed.is_empty());

@@ -60,7 +60,7 @@ pub struct Session {
 #[derive(Debug, Default)]
 pub struct PamSession {
     /// The runtime directory to keep the session file in.
-    pub runtime_dir: Option<std::path::PathBuf>,
+    pub runtime_dir: Option<crate::runtime::RuntimeDir>,
     /// The read end of a pipe whose writer is the watchdog: `POLLHUP` means it died.
     pub watchdog: Option<std::os::fd::OwnedFd>,
     /// The watchdog's pid (never ended with the session).
@@ -255,9 +255,9 @@ impl Supervisor {
 
     fn write_session_file(&mut self) {
         self.dirty_since = None;
-        let Some(dir) = self.pam.runtime_dir.clone() else { return };
-        if let Err(e) = crate::runtime::write(&dir, &self.session_info()) {
-            let line = format!("event=runtime-dir-error dir=\"{}\" error=\"{e}\"", dir.display());
+        let Some(dir) = &self.pam.runtime_dir else { return };
+        if let Err(e) = dir.write(&self.session_info()) {
+            let line = format!("event=runtime-dir-error dir=\"{}\" error=\"{e}\"", dir.path().display());
             self.event(Severity::LOG_WARNING, &line);
             // Keep the error from repeating on every decision.
             self.pam.runtime_dir = None;
@@ -414,7 +414,7 @@ impl Supervisor {
             ),
         );
         if let Some(dir) = &self.pam.runtime_dir {
-            crate::runtime::remove(dir, &session_id_text(self.session.id));
+            dir.remove(&session_id_text(self.session.id));
         }
         // The cgroup is removed by the watchdog, which keeps the privilege to remove the
         // shared parent directory.

@@ -272,3 +272,40 @@ fn sessions_lists_the_live_session_from_the_runtime_directory() {
     assert!(first.contains(" su-l ") && first.contains("allowed="), "{first}");
     assert!(text.trim_end().ends_with("no live sessions"), "{text}");
 }
+
+fn status_field(pid: i32, key: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    s.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_owned()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_supervisor_and_its_watchdog_run_with_least_privilege() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("swivy", 4309);
+    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let mut child = sb
+        .command(&["timeout", "30", "su", "-", &u.name, "-c", "/usr/bin/true; sleep 2"])
+        .spawn()
+        .expect("spawn");
+    let start = sb.log.wait_for(|l| l.contains("event=session-start"), T).expect("session start");
+    sb.log.wait_for(|l| l.contains("path=\"/usr/bin/true\"") && l.contains("result="), T).expect("an exec");
+    let sup = supervisor_pid(&start);
+    // CAP_DAC_READ_SEARCH (2), CAP_KILL (5), CAP_SYS_PTRACE (19) and nothing else.
+    assert_eq!(status_field(sup, "CapEff"), "0000000000080024");
+    assert_eq!(status_field(sup, "CapPrm"), "0000000000080024");
+    assert_eq!(status_field(sup, "CapBnd"), "0000000000080024");
+    assert_eq!(status_field(sup, "NoNewPrivs"), "1");
+    assert_eq!(status_field(sup, "Seccomp"), "2");
+    // Not dumpable: its /proc files belong to root, whoever it runs as.
+    let watchdog: i32 = status_field(sup, "PPid").parse().expect("ppid");
+    assert_eq!(status_field(watchdog, "Name"), "sw-watchdog");
+    // The watchdog keeps only CAP_DAC_OVERRIDE (1), to remove the session's cgroup.
+    assert_eq!(status_field(watchdog, "CapEff"), "0000000000000002");
+    assert_eq!(status_field(watchdog, "Seccomp"), "2");
+    let _ = child.wait();
+    sb.log.until_session_end(T);
+}

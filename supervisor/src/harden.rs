@@ -1,0 +1,184 @@
+//! What the supervisor (and its watchdog) give up before serving a session, so that a bug in
+//! them cannot be turned into more than they need.
+//!
+//! The supervisor keeps:
+//! - `CAP_SYS_PTRACE` (read the session's memory, attach at execs, dup a refused process's
+//!   stderr), `CAP_DAC_READ_SEARCH` (resolve paths and read `#!` lines in directories the
+//!   supervisor's uid could not read), `CAP_KILL` (kill an image that was not authorized);
+//!   every other capability is dropped, the bounding set included;
+//! - reads everywhere, but opens no file for writing except under the runtime directory it
+//!   holds open, and changes no path (no rename, unlink, chmod, link elsewhere);
+//! - no way to write another process's memory or registers, to exec, to fork (threads only),
+//!   to mount, load modules, change identity, use BPF, perf or io_uring: the supervisor reads
+//!   the session, it never changes it.
+//!
+//! These come from its own seccomp filter (with `NO_NEW_PRIVS`: it never execs). Landlock would
+//! express the file rules more simply, but a Landlock domain may not ptrace or read processes
+//! outside it, which is the supervisor's whole job: so Landlock is not used here.
+//! - not dumpable: no core, no `/proc` access for others, not attachable by the session's
+//!   user even if it shared a uid.
+//!
+//! All of this applies to the calling thread and to threads started afterwards: call it before
+//! any thread exists.
+
+use std::os::fd::RawFd;
+
+/// Applies the supervisor's confinement. `runtime_dir` is the fd of the directory it may
+/// still create and replace files in.
+///
+/// # Errors
+/// A message naming the step that failed; the caller logs it and goes on (a supervisor that
+/// could not confine itself still serves the session correctly).
+pub fn supervisor(runtime_dir: Option<RawFd>) -> Result<(), String> {
+    use caps::Capability;
+    let keep: caps::CapsHashSet =
+        [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
+    nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+    drop_capabilities(&keep)?;
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    let filter = crate::filter::build_self_filter(Some(runtime_dir.unwrap_or(-1)))
+        .map_err(|e| format!("own filter: {e}"))?;
+    filter.install().map_err(|e| format!("own filter: {e}"))?;
+    Ok(())
+}
+
+/// The watchdog's confinement: it only waits, logs, and removes the session's files and
+/// cgroup (which needs `CAP_DAC_OVERRIDE` for the cgroup tree's read-only root).
+///
+/// # Errors
+/// A message naming the step that failed.
+pub fn watchdog() -> Result<(), String> {
+    let keep: caps::CapsHashSet = [caps::Capability::CAP_DAC_OVERRIDE].into_iter().collect();
+    drop_capabilities(&keep)?;
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    let filter = crate::filter::build_self_filter(None).map_err(|e| format!("own filter: {e}"))?;
+    filter.install().map_err(|e| format!("own filter: {e}"))?;
+    Ok(())
+}
+
+fn drop_capabilities(keep: &caps::CapsHashSet) -> Result<(), String> {
+    use caps::CapSet;
+    for cap in caps::all() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("bounding set: {e}"))?;
+        }
+    }
+    caps::clear(None, CapSet::Inheritable).map_err(|e| format!("inheritable: {e}"))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| format!("ambient: {e}"))?;
+    caps::set(None, CapSet::Effective, keep).map_err(|e| format!("effective: {e}"))?;
+    caps::set(None, CapSet::Permitted, keep).map_err(|e| format!("permitted: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` in a forked child (confinement must never land on the test runner) and
+    /// returns its exit code.
+    fn in_child(f: impl FnOnce() -> i32) -> i32 {
+        // SAFETY: the child runs `f` and exits; the test runner's other threads are not
+        // touched (the child only has this thread).
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99);
+                // SAFETY: ends the child without returning into the test harness.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
+                other => panic!("child: {other:?}"),
+            },
+        }
+    }
+
+    #[test]
+    fn a_hardened_supervisor_cannot_exec_write_elsewhere_or_write_memory() {
+        if !crate::run_as_root() {
+            eprintln!("skipped: capabilities can only be tested as root");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("sw-harden-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let d = dir.clone();
+        let code = in_child(move || {
+            let Ok(rt) = crate::runtime::RuntimeDir::open(&d) else { return 9 };
+            if let Err(e) = supervisor(Some(rt.raw_fd())) {
+                eprintln!("hardening failed: {e}");
+                return 10;
+            }
+            // Files are written through the runtime directory, nowhere else.
+            let info = crate::runtime::SessionInfo { id: "000000000001".into(), supervisor: 1, ..Default::default() };
+            if rt.write(&info).is_err() {
+                return 11;
+            }
+            if std::fs::write("/tmp/sw-harden-forbidden", b"x").is_ok() || std::fs::write(d.join("x"), b"x").is_ok() {
+                return 12;
+            }
+            if std::fs::rename(d.join("000000000001.session"), d.join("moved")).is_ok() {
+                return 17;
+            }
+            // Reading is fine.
+            if std::fs::read("/etc/hostname").is_err() && std::fs::read("/etc/passwd").is_err() {
+                return 18;
+            }
+            // Capabilities: only the three kept.
+            let eff = caps::read(None, caps::CapSet::Effective).unwrap_or_default();
+            if eff.len() != 3 || !eff.contains(&caps::Capability::CAP_SYS_PTRACE) {
+                return 13;
+            }
+            // No writing another process's memory.
+            let local = [std::io::IoSlice::new(b"x")];
+            let remote = [nix::sys::uio::RemoteIoVec { base: 0x1000, len: 1 }];
+            if nix::sys::uio::process_vm_writev(nix::unistd::Pid::from_raw(1), &local, &remote)
+                != Err(nix::errno::Errno::EPERM)
+            {
+                return 14;
+            }
+            // No fork.
+            // SAFETY: a raw fork syscall; if it succeeded the child exits at once.
+            let r = unsafe { libc::syscall(libc::SYS_fork) };
+            if r == 0 {
+                // SAFETY: ends the unexpected child.
+                unsafe { libc::_exit(0) };
+            }
+            if r >= 0 {
+                return 15;
+            }
+            // Threads still work.
+            if std::thread::spawn(|| 1).join().unwrap_or(0) != 1 {
+                return 16;
+            }
+            0
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(code, 0, "see the return codes in the test body");
+    }
+
+    #[test]
+    fn a_hardened_supervisor_that_tries_to_exec_is_killed() {
+        if !crate::run_as_root() {
+            eprintln!("skipped: capabilities can only be tested as root");
+            return;
+        }
+        // SAFETY: see in_child above.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                let _ = supervisor(None);
+                // SAFETY: NULL-terminated argument vector of static strings.
+                unsafe { libc::execv(c"/bin/true".as_ptr(), [c"true".as_ptr(), std::ptr::null()].as_ptr()) };
+                // SAFETY: reached only if exec did not kill us.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let st = nix::sys::wait::waitpid(child, None).expect("wait");
+                assert!(
+                    matches!(st, nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _)),
+                    "{st:?}"
+                );
+            }
+        }
+    }
+}
