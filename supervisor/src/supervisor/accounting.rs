@@ -112,18 +112,24 @@ impl Supervisor {
         }
     }
 
-    /// A checked exec is running: START (and STOP for the command the process ran before).
-    pub(super) fn command_started(&mut self, pid: i32, p: &Pending) {
-        if !self.accounting_on() {
-            return;
+    /// A pidfd for an exec that is about to be let go, when commands are accounted.
+    pub(super) fn accounting_pidfd(&self, pid: i32) -> Option<OwnedFd> {
+        if self.accounting_on() {
+            crate::sys::pidfd_open(pid, 0).ok()
+        } else {
+            None
         }
+    }
+
+    /// A checked exec is running: START (and STOP for the command the process ran before).
+    pub(super) fn command_started(&mut self, pid: i32, pidfd: Option<OwnedFd>, p: &Pending) {
+        let Some(pidfd) = pidfd else { return };
         if let Some(prev) = self.acct.running.remove(&pid) {
             if let Some(ep) = &self.acct.epoll {
                 let _ = ep.delete(&prev.pidfd);
             }
             self.send_stop(prev, None);
         }
-        let Ok(pidfd) = crate::sys::pidfd_open(pid, 0) else { return };
         let id = self.task_id();
         let task = Task {
             id: id.clone(),

@@ -447,9 +447,12 @@ impl Supervisor {
         let matches =
             image.as_ref().ok() == Some(&p.image) && argv.as_ref().ok() == Some(&p.argv) && loader_env.is_none();
         if matches {
+            // The pidfd is taken while the process is stopped: a short command could be gone
+            // (and its pid reused) by the time the loop looks again.
+            let pidfd = self.accounting_pidfd(pid);
             tracer::detach(pid, None);
             self.log.log(p.severity, &format!("{} result=exec", p.line));
-            self.command_started(pid, &p);
+            self.command_started(pid, pidfd, &p);
             return;
         }
         // What loaded is not what was authorized: decide again on what loaded.
@@ -492,9 +495,10 @@ impl Supervisor {
             self.counts.killed += 1;
             self.log.log(Severity::LOG_WARNING, &format!("{} {detail} result=killed", p.line));
         } else {
+            let pidfd = self.accounting_pidfd(pid);
             tracer::detach(pid, None);
             self.log.log(Severity::LOG_WARNING, &format!("{} {detail} result=exec", p.line));
-            self.command_started(pid, &p);
+            self.command_started(pid, pidfd, &p);
         }
     }
 

@@ -1,0 +1,439 @@
+//! TACACS+ authorization and accounting end to end: the supervisor against the test server in
+//! `tests/tacacs/server.py` (proven against an independent client there), through
+//! `session-wrapper run` and through a real su session.
+
+use std::io::BufRead;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use session_wrapper_tests::{require_root, stderr, stdout, ConfigFile, Sandbox, Syslog, TempDir, Wrapped};
+
+const T: Duration = Duration::from_secs(60);
+const KEY: &str = "tacacs-test-key";
+
+/// The test server, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    events: PathBuf,
+    _dir: TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_py() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tacacs/server.py")
+}
+
+impl Server {
+    fn start(rules: &str, extra: &[&str]) -> Server {
+        let dir = tempfile::Builder::new().prefix("sw-tacacs-").tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("rules.toml"), rules).expect("rules");
+        let events = dir.path().join("events.jsonl");
+        let mut child = Command::new("python3")
+            .arg(server_py())
+            .args(["--listen", "127.0.0.1:0", "--key", KEY, "--rules"])
+            .arg(dir.path().join("rules.toml"))
+            .arg("--events")
+            .arg(&events)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the TACACS+ test server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+        Server { child, port, events, _dir: dir }
+    }
+
+    fn events(&self, kind: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["event"] == kind)
+            .collect()
+    }
+}
+
+/// A root-only key file.
+fn key_file(dir: &Path, key: &str, mode: u32) -> PathBuf {
+    let p = dir.join("tacacs.key");
+    std::fs::write(&p, format!("{key}\n")).expect("key");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    p
+}
+
+/// Policy: echo goes to TACACS+, everything else is allowed locally.
+fn config(servers: &str, extra: &str) -> (ConfigFile, TempDir) {
+    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
+    let key = key_file(keys.path(), KEY, 0o600);
+    let text = format!(
+        "default = \"allow\"\nfail-policy = \"closed\"\n{extra}\n[[rules]]\nname = \"echo-via-tacacs\"\nexe = \"/usr/bin/echo\"\naction = \"authorize\"\n\n[tacacs]\nkey-file = \"{}\"\ntimeout-ms = 1500\n{servers}\n",
+        key.display()
+    );
+    (ConfigFile::new(&text), keys)
+}
+
+fn server_entry(port: u16, timeout_ms: u64) -> String {
+    format!("[[tacacs.servers]]\nhost = \"127.0.0.1\"\nport = {port}\ntimeout-ms = {timeout_ms}\n")
+}
+
+const RULES: &str = r#"
+default = "deny"
+[[rule]]
+name = "echo-ok"
+cmd = "^/usr/bin/echo$"
+args = "^ok"
+action = "permit"
+[[rule]]
+name = "echo-forbidden"
+cmd = "^/usr/bin/echo$"
+args = "^forbidden"
+action = "deny"
+message = "echo forbidden is refused by the TACACS+ server"
+"#;
+
+fn find<'a>(lines: &'a [String], needle: &str) -> &'a String {
+    lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
+}
+
+fn run(log: &Syslog, cfg: &ConfigFile, argv: &[&str]) -> std::process::Output {
+    Wrapped::new(log).config(cfg.path()).as_nobody().run(argv)
+}
+
+#[test]
+fn su_session_commands_are_permitted_and_denied_by_argument_pattern() {
+    require_root!();
+    let srv = Server::start(RULES, &["--single-connect"]);
+    let (cfg, _k) = config(&server_entry(srv.port, 1000), "");
+    let mut sb = Sandbox::new();
+    let u = sb.add_user("swtac", 4501);
+    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let out = sb.run(&["su", "-", &u.name, "-c", "/usr/bin/echo ok; /usr/bin/echo forbidden; echo status=$?"], T);
+    assert_eq!(stdout(&out), "ok\nstatus=126\n", "{}", stderr(&out));
+    // The server's message is what the user sees.
+    assert!(
+        stderr(&out).contains("session-wrapper: /usr/bin/echo: echo forbidden is refused by the TACACS+ server"),
+        "{}",
+        stderr(&out)
+    );
+    let lines = sb.log.until_session_end(T);
+    let ok = find(&lines, "argv=\"/usr/bin/echo ok\"");
+    assert!(ok.contains("decision=allow") && ok.contains("authz=tacacs") && ok.contains("status=PASS_ADD"), "{ok}");
+    assert!(ok.contains(&format!("server=127.0.0.1:{}", srv.port)), "{ok}");
+    let no = find(&lines, "argv=\"/usr/bin/echo forbidden\"");
+    assert!(no.contains("decision=deny") && no.contains("status=FAIL") && no.contains("rule=echo-via-tacacs"), "{no}");
+    // What the server saw: the login user, one cmd-arg per argument.
+    let auth = srv.events("authorization");
+    let first = auth.iter().find(|e| e["args"].to_string().contains("cmd-arg=ok")).expect("ok request");
+    assert_eq!(first["user"], "swtac");
+    assert_eq!(first["args"], serde_json::json!(["service=shell", "cmd=/usr/bin/echo", "cmd-arg=ok"]));
+}
+
+#[test]
+fn the_second_server_answers_when_the_first_is_dead_or_silent() {
+    require_root!();
+    // Dead: nothing listens. Silent: accepts and never answers.
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let silent = Server::start("default = \"deny\"\n[[rule]]\naction = \"no-answer\"\n", &[]);
+    let good = Server::start(RULES, &[]);
+    for (first, label) in [(dead_port, "dead"), (silent.port, "silent")] {
+        let servers = format!("{}{}", server_entry(first, 400), server_entry(good.port, 1000));
+        let (cfg, _k) = config(&servers, "");
+        let log = Syslog::new();
+        let start = Instant::now();
+        let out = run(&log, &cfg, &["/bin/sh", "-c", "/usr/bin/echo ok; /usr/bin/echo ok2"]);
+        let took = start.elapsed();
+        assert_eq!(stdout(&out), "ok\nok2\n", "{label}: {}", stderr(&out));
+        // One timeout for the first server, then it is skipped as down.
+        assert!(took < Duration::from_millis(2500), "{label}: took {took:?}");
+        let lines = log.until_session_end(T);
+        let l = find(&lines, "argv=\"/usr/bin/echo ok\"");
+        assert!(l.contains(&format!("server=127.0.0.1:{}", good.port)), "{label}: {l}");
+        assert!(find(&lines, "event=tacacs-server-down").contains(&format!("127.0.0.1:{first}")));
+        let l2 = find(&lines, "argv=\"/usr/bin/echo ok2\"");
+        let ms: u64 = l2.split("authz_ms=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(9999);
+        assert!(ms < 300, "{label}: the dead server must be skipped the second time: {l2}");
+    }
+}
+
+#[test]
+fn wrong_key_garbage_and_slow_servers_leave_it_to_the_fail_policy_within_the_bound() {
+    require_root!();
+    let good = Server::start(RULES, &[]);
+    let garbage = Server::start("default = \"deny\"\n[[rule]]\naction = \"garbage\"\ngarbage = \"random\"\n", &[]);
+    let slow = Server::start("default = \"permit\"\n[[rule]]\naction = \"permit\"\ndelay_ms = 5000\n", &[]);
+    for (port, label, wrong_key) in [(good.port, "wrong-key", true), (garbage.port, "garbage", false), (slow.port, "slow", false)] {
+        for policy in ["closed", "open"] {
+            let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
+            let key = key_file(keys.path(), if wrong_key { "not-the-key" } else { KEY }, 0o600);
+            let cfg = ConfigFile::new(&format!(
+                "default = \"allow\"\nfail-policy = \"{policy}\"\n[[rules]]\nexe = \"/usr/bin/echo\"\naction = \"authorize\"\n[tacacs]\nkey-file = \"{}\"\ntimeout-ms = 1000\n{}",
+                key.display(),
+                server_entry(port, 800)
+            ));
+            let log = Syslog::new();
+            let start = Instant::now();
+            let out = run(&log, &cfg, &["/usr/bin/echo", "ok"]);
+            let took = start.elapsed();
+            assert!(took < Duration::from_secs(3), "{label}/{policy}: {took:?}");
+            let lines = log.until_session_end(T);
+            let l = find(&lines, "argv=\"/usr/bin/echo ok\"");
+            assert!(l.contains("authz=fail-policy") && l.contains(&format!("fail-policy {policy}")), "{label}/{policy}: {l}");
+            if policy == "open" {
+                assert_eq!(stdout(&out), "ok\n", "{label}: {}", stderr(&out));
+            } else {
+                assert_eq!(out.status.code(), Some(126), "{label}: {}", stderr(&out));
+            }
+        }
+    }
+    assert!(!good.events("bad-packet").is_empty(), "the server saw the wrong key");
+}
+
+#[test]
+fn commands_reuse_one_connection_with_single_connect() {
+    require_root!();
+    let srv = Server::start(RULES, &["--single-connect"]);
+    let (cfg, _k) = config(&server_entry(srv.port, 1000), "");
+    let log = Syslog::new();
+    let cmd = "i=0; while [ $i -lt 30 ]; do /usr/bin/echo ok >/dev/null; i=$((i+1)); done";
+    let out = run(&log, &cfg, &["/bin/sh", "-c", cmd]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    log.until_session_end(T);
+    let auth = srv.events("authorization");
+    assert_eq!(auth.len(), 30);
+    // At most one connection per authorization worker (4), plus accounting's own.
+    let mut conns: Vec<i64> = auth.iter().filter_map(|e| e["conn"].as_i64()).collect();
+    conns.sort_unstable();
+    conns.dedup();
+    assert!(conns.len() <= 4, "30 authorizations used {} connections", conns.len());
+    let connects = srv.events("connect").len();
+    assert!(connects <= 5, "30 commands used {connects} connections in all");
+    assert!(srv.events("authorization").iter().all(|e| e["single_connect"] == true));
+}
+
+#[test]
+fn every_command_gets_a_start_and_a_stop_with_its_exit_status() {
+    require_root!();
+    let srv = Server::start(RULES, &[]);
+    let (cfg, _k) = config(&server_entry(srv.port, 1000), "");
+    let log = Syslog::new();
+    let out = run(&log, &cfg, &["/bin/sh", "-c", "/usr/bin/true; /usr/bin/false; /bin/sh -c 'exit 3'; echo done"]);
+    assert_eq!(stdout(&out), "done\n", "{}", stderr(&out));
+    log.until_session_end(T);
+    let acct = srv.events("accounting");
+    let arg = |e: &Value, name: &str| -> Option<String> {
+        e["args"].as_array()?.iter().filter_map(Value::as_str).find_map(|a| a.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    };
+    let has = |e: &Value, attr: &str| e["args"].as_array().is_some_and(|a| a.iter().any(|x| x == attr));
+    let stop_of = |cmd: &str, cmd_arg: Option<&str>| -> Value {
+        let start = acct
+            .iter()
+            .find(|e| {
+                e["flags"] == serde_json::json!(["start"])
+                    && arg(e, "cmd").as_deref() == Some(cmd)
+                    && cmd_arg.map_or(arg(e, "cmd-arg").is_none(), |a| has(e, &format!("cmd-arg={a}")))
+            })
+            .unwrap_or_else(|| panic!("no START for {cmd}: {acct:?}"))
+            .clone();
+        let task = arg(&start, "task_id").expect("task_id");
+        acct.iter()
+            .find(|e| e["flags"] == serde_json::json!(["stop"]) && arg(e, "task_id").as_deref() == Some(task.as_str()))
+            .unwrap_or_else(|| panic!("no STOP for {cmd} task {task}"))
+            .clone()
+    };
+    assert_eq!(arg(&stop_of("/usr/bin/true", None), "status").as_deref(), Some("0"));
+    assert_eq!(arg(&stop_of("/usr/bin/false", None), "status").as_deref(), Some("1"));
+    let inner = stop_of("/usr/bin/dash", Some("exit 3"));
+    assert_eq!(arg(&inner, "status").as_deref(), Some("3"), "{inner}");
+    assert!(arg(&inner, "elapsed_time").is_some() && arg(&inner, "stop_time").is_some());
+    // The session itself: START and STOP, task "<session>-0".
+    let session: Vec<&Value> = acct.iter().filter(|e| arg(e, "task_id").is_some_and(|t| t.ends_with("-0"))).collect();
+    assert_eq!(session.len(), 2, "{session:?}");
+    // Every START has its STOP.
+    let starts = acct.iter().filter(|e| e["flags"] == serde_json::json!(["start"])).count();
+    let stops = acct.iter().filter(|e| e["flags"] == serde_json::json!(["stop"])).count();
+    assert_eq!(starts, stops, "{acct:?}");
+}
+
+#[test]
+fn answers_are_cached_when_configured() {
+    require_root!();
+    let srv = Server::start(RULES, &[]);
+    let (cfg, _k) = config(&format!("cache-ttl-s = 60\n{}", server_entry(srv.port, 1000)), "");
+    // cache-ttl-s belongs to [tacacs]: put it right after the table header.
+    let text = std::fs::read_to_string(cfg.path()).expect("read");
+    let text = text.replace("cache-ttl-s = 60\n", "").replace("timeout-ms = 1500\n", "timeout-ms = 1500\ncache-ttl-s = 60\n");
+    std::fs::write(cfg.path(), text).expect("write");
+    let log = Syslog::new();
+    let out = run(&log, &cfg, &["/bin/sh", "-c", "for i in 1 2 3 4 5; do /usr/bin/echo ok; done; /usr/bin/echo forbidden; /usr/bin/echo forbidden"]);
+    assert_eq!(stdout(&out), "ok\nok\nok\nok\nok\n", "{}", stderr(&out));
+    let lines = log.until_session_end(T);
+    assert_eq!(srv.events("authorization").len(), 2, "one question per distinct command line");
+    assert_eq!(lines.iter().filter(|l| l.contains("authz=cache")).count(), 5);
+}
+
+#[test]
+fn fallback_rules_decide_when_no_server_answers() {
+    require_root!();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let (cfg, _k) = config(
+        &server_entry(dead, 300),
+        "[[fallback]]\nname = \"echo-when-offline\"\nexe = \"/usr/bin/echo\"\nargs = [\"ok\"]\naction = \"allow\"\n",
+    );
+    let log = Syslog::new();
+    let out = run(&log, &cfg, &["/bin/sh", "-c", "/usr/bin/echo ok; /usr/bin/echo other; echo $?"]);
+    assert_eq!(stdout(&out), "ok\n126\n", "{}", stderr(&out));
+    let lines = log.until_session_end(T);
+    let l = find(&lines, "argv=\"/usr/bin/echo ok\"");
+    assert!(l.contains("authz=fallback fallback_rule=echo-when-offline") && l.contains("decision=allow"), "{l}");
+    let o = find(&lines, "argv=\"/usr/bin/echo other\"");
+    assert!(o.contains("authz=fail-policy") && o.contains("decision=deny"), "{o}");
+}
+
+#[test]
+fn follow_and_unappliable_mandatory_attributes_are_refused_and_logged() {
+    require_root!();
+    let srv = Server::start(
+        "default = \"deny\"\n[[rule]]\nargs = \"^follow\"\naction = \"follow\"\ndata = \"192.0.2.99\"\n[[rule]]\nargs = \"^attr\"\naction = \"permit\"\nreply_args = [\"priv-lvl=15\"]\n[[rule]]\nargs = \"^optional\"\naction = \"permit\"\nreply_args = [\"idletime*5\"]\n",
+        &[],
+    );
+    let (cfg, _k) = config(&server_entry(srv.port, 1000), "");
+    let log = Syslog::new();
+    let out = run(&log, &cfg, &["/bin/sh", "-c", "/usr/bin/echo follow; /usr/bin/echo attr; /usr/bin/echo optional"]);
+    assert_eq!(stdout(&out), "optional\n", "{}", stderr(&out));
+    let lines = log.until_session_end(T);
+    let f = find(&lines, "argv=\"/usr/bin/echo follow\"");
+    assert!(f.contains("status=FOLLOW") && f.contains("decision=deny") && f.contains("FOLLOW"), "{f}");
+    let a = find(&lines, "argv=\"/usr/bin/echo attr\"");
+    assert!(a.contains("decision=deny") && a.contains("mandatory attribute priv-lvl=15"), "{a}");
+    let o = find(&lines, "argv=\"/usr/bin/echo optional\"");
+    assert!(o.contains("decision=allow"), "{o}");
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused_with_a_clear_error() {
+    require_root!();
+    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
+    let key = key_file(keys.path(), KEY, 0o644);
+    let cfg = ConfigFile::new(&format!(
+        "default = \"allow\"\n[tacacs]\nkey-file = \"{}\"\n{}",
+        key.display(),
+        server_entry(49, 500)
+    ));
+    let log = Syslog::new();
+    let out = run(&log, &cfg, &["/usr/bin/true"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("readable by no one else"), "{}", stderr(&out));
+}
+
+/// A throwaway CA and a server certificate for `localhost` and 127.0.0.1.
+fn certificates(dir: &Path) {
+    let sh = format!(
+        "set -e; cd {d}
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out server.pem 2>/dev/null
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other.pem 2>/dev/null",
+        d = dir.display()
+    );
+    let st = Command::new("sh").arg("-c").arg(sh).status().expect("openssl");
+    assert!(st.success(), "making certificates");
+}
+
+#[test]
+fn authorization_over_tls_works_and_a_bad_certificate_is_refused() {
+    require_root!();
+    let pki = tempfile::Builder::new().prefix("sw-pki-").tempdir().expect("tempdir");
+    certificates(pki.path());
+    let p = |f: &str| pki.path().join(f).display().to_string();
+    let srv = Server::start(RULES, &["--tls-cert", &p("server.pem"), "--tls-key", &p("server.key"), "--single-connect"]);
+    for (ca, works) in [("ca.pem", true), ("other.pem", false)] {
+        let cfg = ConfigFile::new(&format!(
+            "default = \"allow\"\n[[rules]]\nexe = \"/usr/bin/echo\"\naction = \"authorize\"\n[tacacs]\ntimeout-ms = 1500\n[[tacacs.servers]]\nhost = \"127.0.0.1\"\nport = {}\ntls = {{ ca-file = \"{}\", server-name = \"localhost\" }}\n",
+            srv.port,
+            p(ca)
+        ));
+        let log = Syslog::new();
+        let out = run(&log, &cfg, &["/usr/bin/echo", "ok"]);
+        let lines = log.until_session_end(T);
+        let l = find(&lines, "argv=\"/usr/bin/echo ok\"");
+        if works {
+            assert_eq!(stdout(&out), "ok\n", "{}", stderr(&out));
+            assert!(l.contains("status=PASS_ADD"), "{l}");
+        } else {
+            assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+            assert!(l.contains("authz=fail-policy") && l.to_lowercase().contains("certificate"), "{l}");
+        }
+    }
+    let auth = srv.events("authorization");
+    assert_eq!(auth.len(), 1, "only the trusted connection got through");
+    assert_eq!(auth[0]["tls"], true);
+    assert!(!srv.events("tls-error").is_empty(), "the server saw the refused handshake");
+}
+
+#[test]
+fn accounting_records_survive_a_server_that_is_briefly_down() {
+    require_root!();
+    // Pick a port, start the session with nothing listening there, bring the server up later.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
+    let key = key_file(keys.path(), KEY, 0o600);
+    let cfg = ConfigFile::new(&format!(
+        "default = \"allow\"\n[tacacs]\nkey-file = \"{}\"\ntimeout-ms = 500\ndead-server-retry-s = 1\n{}",
+        key.display(),
+        server_entry(port, 300)
+    ));
+    let log = Syslog::new();
+    let session = Wrapped::new(&log).config(cfg.path()).as_nobody().command(&["/bin/sh", "-c", "/usr/bin/true; sleep 4"]).spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(800));
+    let dir = tempfile::Builder::new().prefix("sw-tacacs-").tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("rules.toml"), "default = \"permit\"\n").expect("rules");
+    let events = dir.path().join("events.jsonl");
+    let mut late = Command::new("python3")
+        .arg(server_py())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--key", KEY, "--rules"])
+        .arg(dir.path().join("rules.toml"))
+        .arg("--events")
+        .arg(&events)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("server");
+    let out = session.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = log.until_session_end(T);
+    let _ = late.kill();
+    let _ = late.wait();
+    let acct: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "accounting")
+        .collect();
+    let text = serde_json::to_string(&acct).expect("json");
+    assert!(text.contains("cmd=/usr/bin/true"), "the START queued while the server was down arrived: {text}");
+    assert!(lines.iter().any(|l| l.contains("event=tacacs-server-down")));
+    assert!(!lines.iter().any(|l| l.contains("tacacs-accounting-dropped")), "{}", lines.join("\n"));
+}
