@@ -37,18 +37,47 @@ trap 'kill $receiver 2>/dev/null; rm -rf "$work"' EXIT
 sed -i "s|/run/sw-bench-log|$work/log|" "$work/allow.toml" "$work/audit.toml"
 
 if [ "$what" = all ] || [ "$what" = exec ]; then
+  # A TACACS+ server on 127.0.0.1 (the test server) permitting everything; every exec of the
+  # loop is authorized by it, without and with the decision cache.
+  printf 'default = "permit"\n' > "$work/tacacs-rules.toml"
+  python3 tests/tacacs/server.py --listen 127.0.0.1:0 --key benchkey --single-connect \
+    --rules "$work/tacacs-rules.toml" --events /dev/null > "$work/tacacs.port" &
+  tacacs_pid=$!
+  trap 'kill $receiver $tacacs_pid 2>/dev/null; rm -rf "$work"' EXIT
+  while [ ! -s "$work/tacacs.port" ]; do sleep 0.05; done
+  tport=$(sed 's/.*://' "$work/tacacs.port")
+  printf 'benchkey\n' > "$work/tacacs.key"; chmod 600 "$work/tacacs.key"
+  for cache in 0 60; do
+    cat > "$work/tacacs-$cache.toml" <<TOML
+default = "authorize"
+[log]
+socket = "$work/log"
+[tacacs]
+key-file = "$work/tacacs.key"
+accounting = false
+session-accounting = false
+cache-ttl-s = $cache
+[[tacacs.servers]]
+host = "127.0.0.1"
+port = $tport
+TOML
+    chmod 644 "$work/tacacs-$cache.toml"
+  done
+
   echo "== exec-heavy loop: sh running /bin/true 500 times (hyperfine, 20 runs)"
   printf 'i=0; while [ $i -lt 500 ]; do /bin/true; i=$((i+1)); done\n' > "$work/loop.sh"
   hyperfine -N -w 3 -r 20 --export-json "$work/exec.json" \
     -n bare "sh $work/loop.sh" \
     -n enforce "$rel/session-wrapper run --config $work/allow.toml --user root -- sh $work/loop.sh" \
-    -n audit "$rel/session-wrapper run --config $work/audit.toml --user root -- sh $work/loop.sh" >/dev/null
+    -n audit "$rel/session-wrapper run --config $work/audit.toml --user root -- sh $work/loop.sh" \
+    -n tacacs-uncached "$rel/session-wrapper run --config $work/tacacs-0.toml --user root -- sh $work/loop.sh" \
+    -n tacacs-cached "$rel/session-wrapper run --config $work/tacacs-60.toml --user root -- sh $work/loop.sh" >/dev/null
   python3 - "$work/exec.json" <<'PY'
 import json, statistics, sys
 r = {x["command"]: statistics.median(x["times"]) for x in json.load(open(sys.argv[1]))["results"]}
 base = r["bare"]
-for k in ["bare", "enforce", "audit"]:
-    print(f"  {k:8s} median {r[k]*1000:7.1f} ms  ratio {r[k]/base:.2f}x  per exec +{(r[k]-base)/500*1e6:6.1f} us")
+for k in ["bare", "enforce", "audit", "tacacs-uncached", "tacacs-cached"]:
+    print(f"  {k:16s} median {r[k]*1000:7.1f} ms  ratio {r[k]/base:.2f}x  per exec +{(r[k]-base)/500*1e6:6.1f} us")
 PY
 fi
 
