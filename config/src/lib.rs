@@ -32,6 +32,7 @@
 //! ```
 
 mod error;
+pub mod isolation;
 mod pattern;
 mod policy;
 mod raw;
@@ -47,7 +48,8 @@ pub use pattern::{ArgsPattern, Canonicalize, ExePattern};
 pub use policy::{
     Action, DecidedBy, Decision, ExeKind, Guard, GuardAction, Guards, Policy, Request, Rule,
 };
-use raw::{RawFile, RawRule, RawTacacs};
+use raw::{RawFile, RawIsolation, RawRule, RawTacacs};
+pub use isolation::{Blocked, Isolation, Layers, SyscallSet};
 pub use tacacs::{Server, Tacacs, Tls};
 
 /// The built-in default configuration: enforce mode, everything allowed except programs run
@@ -222,6 +224,8 @@ pub struct Config {
     pub log: LogSettings,
     /// TACACS+ servers for `authorize` rules.
     pub tacacs: Tacacs,
+    /// Isolation blocks.
+    pub isolation: Vec<Isolation>,
     /// The names of the sources, in the order they were read.
     pub sources: Vec<String>,
 }
@@ -323,6 +327,7 @@ impl Config {
             },
             log: LogSettings::default(),
             tacacs: Tacacs::default(),
+            isolation: Vec::new(),
             sources: sources.iter().map(|s| s.name.clone()).collect(),
         };
         let mut rules_by_source = Vec::with_capacity(sources.len());
@@ -354,6 +359,14 @@ impl Config {
         }
         config.check_tacacs(&mut problems);
         let mut seen = HashSet::new();
+        for iso in &config.isolation {
+            if !seen.insert(iso.name.as_str()) {
+                problems.push(Problem {
+                    location: iso.origin.clone(),
+                    message: format!("isolation name {:?} is used more than once", iso.name),
+                });
+            }
+        }
         for rule in config.policy.rules.iter().chain(&config.policy.fallback) {
             if !seen.insert(rule.name.as_str()) {
                 problems.push(Problem {
@@ -503,6 +516,11 @@ impl Config {
         if let Some(t) = raw.tacacs {
             apply_tacacs(&mut self.tacacs, t, ck);
         }
+        for iso in raw.isolation {
+            if let Some(i) = check_isolation(iso, ck) {
+                self.isolation.push(i);
+            }
+        }
         let rules = raw.rules.into_iter().filter_map(|r| check_rule(r, ck, canon)).collect();
         let mut fallback = Vec::new();
         for r in raw.fallback {
@@ -635,6 +653,120 @@ fn origin_offset(origin: &Location, ck: &Checker<'_>) -> usize {
         offset += line.len();
     }
     offset
+}
+
+/// Directories that must never be replaced by an empty tmpfs.
+const UNPRIVATIZABLE: &[&str] =
+    &["/", "/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/run"];
+
+fn check_isolation(raw: Spanned<RawIsolation>, ck: &mut Checker<'_>) -> Option<isolation::Isolation> {
+    use isolation::{parse_cpu, parse_size, Blocked, Landlock, SyscallSet};
+    let start = raw.span().start;
+    let origin = ck.at(start);
+    let r = raw.into_inner();
+    let before = ck.problems.len();
+    let file_base = ck.source.name.rsplit('/').next().unwrap_or(&ck.source.name).to_owned();
+    let name = match r.name {
+        Some(n) => {
+            if !valid_rule_name(n.get_ref()) {
+                ck.problem(n.span().start, format!("isolation name {:?} must be 1-64 letters, digits, `.`, `_`, `:`, `-`", n.get_ref()));
+            }
+            n.into_inner()
+        }
+        None => format!("isolation-{file_base}:{}", origin.line),
+    };
+    let mut block = Vec::new();
+    if let Some(list) = r.block_syscalls {
+        for item in list.into_inner() {
+            let v = item.get_ref();
+            if let Some(set) = SyscallSet::parse(v) {
+                block.push(Blocked::Set(set));
+            } else if !v.is_empty() && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                block.push(Blocked::Syscall(v.clone()));
+            } else {
+                ck.problem(
+                    item.span().start,
+                    format!("{v:?} is neither a system call name nor one of the sets {}", SyscallSet::names().join(", ")),
+                );
+            }
+        }
+    }
+    let memory_max = r.memory_max.and_then(|v| {
+        let parsed = match v.get_ref() {
+            toml::Value::Integer(n) => u64::try_from(*n).ok().filter(|&n| n > 0),
+            toml::Value::String(s) => parse_size(s),
+            _ => None,
+        };
+        match parsed {
+            Some(n) if n >= 1 << 20 => Some(n),
+            _ => {
+                ck.problem(v.span().start, "memory-max must be a size of at least 1M (bytes, or with K, M, G, T)");
+                None
+            }
+        }
+    });
+    let pids_max = r.pids_max.and_then(|v| ranged(ck, &v, "pids-max", 1, 4_194_304)).map(|n| n as u64);
+    let cpu_max = r.cpu_max.and_then(|v| {
+        let p = parse_cpu(v.get_ref());
+        if p.is_none() {
+            ck.problem(v.span().start, "cpu-max must be a percentage of one CPU (\"50%\") or \"QUOTA PERIOD\" in microseconds");
+        }
+        p
+    });
+    let mut private_dirs = Vec::new();
+    if let Some(list) = r.private_dirs {
+        for d in list.into_inner() {
+            let v = d.get_ref().trim_end_matches('/').to_owned();
+            let canonical = v.starts_with('/') && !v.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..");
+            if !canonical || UNPRIVATIZABLE.contains(&v.as_str()) || v.is_empty() {
+                ck.problem(d.span().start, format!("private-dirs cannot hold {:?}: an absolute, canonical directory other than {}", d.get_ref(), UNPRIVATIZABLE.join(" ")));
+            } else {
+                private_dirs.push(v);
+            }
+        }
+    }
+    let landlock = r.landlock.map(|l| {
+        let l = l.into_inner();
+        let paths = |list: Option<Vec<Spanned<String>>>, ck: &mut Checker<'_>, what: &str| {
+            list.map(|v| v.into_iter().filter_map(|p| absolute(ck, p, what)).collect::<Vec<_>>())
+        };
+        let ports = |list: Option<Vec<Spanned<i64>>>, ck: &mut Checker<'_>, what: &str| {
+            list.map(|v| v.iter().filter_map(|p| ranged(ck, p, what, 1, 65_535)).map(|p| p as u16).collect::<Vec<_>>())
+        };
+        Landlock {
+            read: paths(l.read, ck, "landlock.read"),
+            write: paths(l.write, ck, "landlock.write"),
+            execute: paths(l.execute, ck, "landlock.execute"),
+            tcp_bind: ports(l.tcp_bind, ck, "landlock.tcp-bind"),
+            tcp_connect: ports(l.tcp_connect, ck, "landlock.tcp-connect"),
+        }
+    });
+    let users = ck.names(r.users, "users");
+    let groups = ck.names(r.groups, "groups");
+    let services = ck.names(r.services, "services");
+    if ck.problems.len() != before {
+        return None;
+    }
+    Some(isolation::Isolation {
+        name,
+        origin,
+        users,
+        groups,
+        services,
+        block,
+        memory_max,
+        pids_max,
+        cpu_max,
+        private_dirs,
+        landlock,
+    })
+}
+
+impl Config {
+    /// The isolation that applies to a session of `user` (member of `groups`) via `service`.
+    pub fn layers_for(&self, user: &str, groups: &[String], service: &str) -> Layers {
+        isolation::layers_for(&self.isolation, user, groups, service)
+    }
 }
 
 fn check_rule(raw: Spanned<RawRule>, ck: &mut Checker<'_>, canon: Canonicalize<'_>) -> Option<Rule> {

@@ -21,6 +21,33 @@ pub(crate) struct RawFile {
     pub rules: Vec<Spanned<RawRule>>,
     #[serde(default)]
     pub fallback: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub isolation: Vec<Spanned<RawIsolation>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawIsolation {
+    pub name: Option<Spanned<String>>,
+    pub users: Option<Spanned<Vec<Spanned<String>>>>,
+    pub groups: Option<Spanned<Vec<Spanned<String>>>>,
+    pub services: Option<Spanned<Vec<Spanned<String>>>>,
+    pub block_syscalls: Option<Spanned<Vec<Spanned<String>>>>,
+    pub memory_max: Option<Spanned<toml::Value>>,
+    pub pids_max: Option<Spanned<i64>>,
+    pub cpu_max: Option<Spanned<String>>,
+    pub private_dirs: Option<Spanned<Vec<Spanned<String>>>>,
+    pub landlock: Option<Spanned<RawLandlock>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawLandlock {
+    pub read: Option<Vec<Spanned<String>>>,
+    pub write: Option<Vec<Spanned<String>>>,
+    pub execute: Option<Vec<Spanned<String>>>,
+    pub tcp_bind: Option<Vec<Spanned<i64>>>,
+    pub tcp_connect: Option<Vec<Spanned<i64>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

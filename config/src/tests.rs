@@ -548,3 +548,47 @@ fn fallback_rules_decide_when_nobody_answers() {
     let e = err("[[fallback]]\naction = \"authorize\"\n");
     assert!(only_problem(&e).message.contains("cannot authorize"));
 }
+
+#[test]
+fn isolation_blocks_parse_and_merge() {
+    let c = ok(r#"
+        [[isolation]]
+        name = "everyone"
+        block-syscalls = ["mount", "ptrace", "personality"]
+        pids-max = 200
+        private-dirs = ["/tmp", "/var/tmp/"]
+        [[isolation]]
+        name = "contractors"
+        groups = ["contractors"]
+        memory-max = "512M"
+        cpu-max = "25%"
+        pids-max = 50
+        landlock = { read = ["/"], write = ["/home"], tcp-connect = [443] }
+    "#);
+    let everyone = c.layers_for("bob", &["users".into()], "sshd");
+    assert_eq!(everyone.names, ["everyone"]);
+    assert_eq!(everyone.pids_max, Some(200));
+    assert_eq!(everyone.private_dirs, ["/tmp", "/var/tmp"]);
+    assert!(everyone.block.contains(&Blocked::Syscall("personality".into())));
+    assert!(everyone.block.contains(&Blocked::Set(SyscallSet::Mount)));
+    let c2 = c.layers_for("eve", &["contractors".into()], "sshd");
+    assert_eq!(c2.pids_max, Some(50));
+    assert_eq!(c2.memory_max, Some(512 << 20));
+    assert_eq!(c2.landlock.len(), 1);
+    assert_eq!(c2.landlock[0].tcp_connect.as_deref(), Some(&[443u16][..]));
+    assert_eq!(c2.landlock[0].execute, None);
+}
+
+#[test]
+fn bad_isolation_values_are_located() {
+    let e = err("[[isolation]]\nblock-syscalls = [\"Mount!\"]\n");
+    assert!(only_problem(&e).message.contains("neither a system call"), "{e}");
+    let e = err("[[isolation]]\nprivate-dirs = [\"/etc\"]\n");
+    assert!(only_problem(&e).message.contains("private-dirs"), "{e}");
+    let e = err("[[isolation]]\nmemory-max = \"10K\"\n");
+    assert!(only_problem(&e).message.contains("at least 1M"), "{e}");
+    let e = err("[[isolation]]\ncpu-max = \"fast\"\n");
+    assert!(only_problem(&e).message.contains("cpu-max"), "{e}");
+    let e = err("[[isolation]]\nlandlock = { write = [\"home\"] }\n");
+    assert_eq!(only_problem(&e).location.line, 2);
+}
