@@ -86,6 +86,12 @@ impl SyscallSet {
     }
 }
 
+/// System calls `block-syscalls` may not name: the session filter handles them itself
+/// (execs go to the supervisor, the probe is an `ioctl`, `seccomp` is guarded), and refusing
+/// them outright would leave no working session.
+pub const NOT_BLOCKABLE: [&str; 10] =
+    ["execve", "execveat", "ioctl", "seccomp", "exit", "exit_group", "read", "write", "rt_sigreturn", "wait4"];
+
 /// One entry of `block-syscalls`: a named set or a single system call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Blocked {

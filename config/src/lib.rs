@@ -681,6 +681,11 @@ fn check_isolation(raw: Spanned<RawIsolation>, ck: &mut Checker<'_>) -> Option<i
             let v = item.get_ref();
             if let Some(set) = SyscallSet::parse(v) {
                 block.push(Blocked::Set(set));
+            } else if isolation::NOT_BLOCKABLE.contains(&v.as_str()) {
+                ck.problem(
+                    item.span().start,
+                    format!("{v:?} cannot be blocked: the session filter itself handles it (use the policy's rules for execs)"),
+                );
             } else if !v.is_empty() && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
                 block.push(Blocked::Syscall(v.clone()));
             } else {

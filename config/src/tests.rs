@@ -583,6 +583,8 @@ fn isolation_blocks_parse_and_merge() {
 fn bad_isolation_values_are_located() {
     let e = err("[[isolation]]\nblock-syscalls = [\"Mount!\"]\n");
     assert!(only_problem(&e).message.contains("neither a system call"), "{e}");
+    let e = err("[[isolation]]\nblock-syscalls = [\"execve\"]\n");
+    assert!(only_problem(&e).message.contains("cannot be blocked"), "{e}");
     let e = err("[[isolation]]\nprivate-dirs = [\"/etc\"]\n");
     assert!(only_problem(&e).message.contains("private-dirs"), "{e}");
     let e = err("[[isolation]]\nmemory-max = \"10K\"\n");

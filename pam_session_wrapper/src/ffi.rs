@@ -73,12 +73,33 @@ impl Handle {
         unsafe { pam_sys::raw::pam_set_data(self.0, name.as_ptr(), data, Some(cleanup)) }
     }
 
+    /// Stores a C string under `name` for another module to read (`pam_systemd` reads
+    /// `systemd.memory_max` and `systemd.tasks_max` this way).
+    pub fn set_string_data(self, name: &CStr, value: &[u8]) -> c_int {
+        let Ok(c) = CString::new(value) else { return PAM_SYSTEM_ERR };
+        let p = c.into_raw();
+        // SAFETY: `free_cstring` frees exactly this CString.
+        let r = unsafe { self.set_data(name, p.cast::<c_void>(), free_cstring) };
+        if r != PAM_SUCCESS {
+            // SAFETY: PAM did not take it; reclaim it here.
+            drop(unsafe { CString::from_raw(p) });
+        }
+        r
+    }
+
     /// The data stored under `name`, if any.
     pub fn get_data(self, name: &CStr) -> Option<*const c_void> {
         let mut p: *const c_void = std::ptr::null();
         // SAFETY: valid handle; PAM stores the data pointer in `p`.
         let r = unsafe { pam_sys::raw::pam_get_data(self.0, name.as_ptr(), &mut p) };
         (r == PAM_SUCCESS && !p.is_null()).then_some(p)
+    }
+}
+
+extern "C" fn free_cstring(_pamh: *mut PamHandle, data: *mut c_void, _status: c_int) {
+    if !data.is_null() {
+        // SAFETY: set by `set_string_data` from CString::into_raw, freed only here.
+        drop(unsafe { CString::from_raw(data.cast::<c_char>()) });
     }
 }
 

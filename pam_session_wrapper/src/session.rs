@@ -3,9 +3,13 @@
 //! `open`: a process already under a session filter joins that session (it reports itself as
 //! nested and starts nothing; a nested su or sudo can only be as supervised as the session it
 //! is in). Otherwise the module starts the supervisor, which loads the configuration and says
-//! whether this user and service are supervised; if so it sends the filter, which the module
-//! installs on the calling thread (as root, without `NO_NEW_PRIVS`) and whose listener it hands
-//! over; the session goes on once the supervisor says it holds the listener.
+//! whether this user and service are supervised; if so it sends the filter and the session's
+//! isolation layers. The module applies the layers to itself (private directories in a new
+//! mount namespace, Landlock), then installs the filter on the calling thread (as root,
+//! without `NO_NEW_PRIVS`) and hands its listener over; the session goes on once the
+//! supervisor says it holds the listener. Everything the host starts inherits all of it, and
+//! a nested session cannot shed any of it: namespaces, Landlock domains, seccomp filters and
+//! cgroups are the kernel's to keep.
 //!
 //! The fail policy (`fail_policy=`) decides every failure before the filter is installed.
 //! After that, the host itself is under the filter, so a failure refuses the session whatever
@@ -16,8 +20,8 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use pam_sys::PamItemType;
 use session_wrapper_protocol::{
-    probe, recv, send, session_id_text, Closing, ExchangeError, FilterProgram, Hello, Message,
-    Nested, Probe,
+    probe, recv, send, session_id_text, Closing, ExchangeError, FilterProgram, Hello, Isolate,
+    Message, Nested, Probe,
 };
 
 use crate::args::{self, Args, FailPolicy};
@@ -60,6 +64,9 @@ pub enum ModuleError {
     /// Talking to the supervisor failed.
     #[error("supervisor: {0}")]
     Exchange(#[from] ExchangeError),
+    /// An isolation layer could not be applied.
+    #[error("{0}")]
+    Isolation(String),
     /// The filter could not be installed (another listener in the chain, no privilege).
     #[error("installing the seccomp filter: {0}")]
     Filter(std::io::Error),
@@ -158,7 +165,8 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
             Ok(())
         }
         Message::Failed { reason } => Err(ModuleError::Supervisor(reason)),
-        Message::Supervise { session, pid, filter } => {
+        Message::Supervise { session, pid, filter, isolate } => {
+            apply_isolation(h, &sock, &isolate)?;
             install(h, a, &sock, session, pid, &filter)?;
             if a.debug {
                 h.log(LOG_INFO, &format!("session {} supervised by pid {pid}", session_id_text(session)));
@@ -166,6 +174,35 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
             Ok(())
         }
         other => Err(ModuleError::Supervisor(format!("unexpected message {other:?}"))),
+    }
+}
+
+/// Applies the session's isolation layers to this process before the filter goes on: limits
+/// for pam_systemd (which must come after this module in the stack), then the private
+/// directories and Landlock layers, which every process of the session inherits.
+fn apply_isolation(h: Handle, sock: &OwnedFd, isolate: &Isolate) -> Result<(), ModuleError> {
+    let refuse = |why: String| {
+        let _ = send(sock.as_fd(), &Message::Failed { reason: why.clone() }, None);
+        ModuleError::Isolation(why)
+    };
+    for (name, value) in [
+        (c"systemd.memory_max", &isolate.systemd_memory_max),
+        (c"systemd.tasks_max", &isolate.systemd_tasks_max),
+    ] {
+        if let Some(v) = value {
+            if h.set_string_data(name, v) != PAM_SUCCESS {
+                return Err(refuse(format!("pam_set_data({}) failed", name.to_string_lossy())));
+            }
+        }
+    }
+    match isolate.apply() {
+        Ok(notes) => {
+            for n in notes {
+                h.log(LOG_NOTICE, &n);
+            }
+            Ok(())
+        }
+        Err(e) => Err(refuse(format!("isolation: {e}"))),
     }
 }
 

@@ -6,9 +6,11 @@
 //! the few kernel operations both sides perform ([`kernel`]): so that the module stays small
 //! and never links libseccomp into the host process.
 
+pub mod isolate;
 pub mod kernel;
 pub mod wire;
 
+pub use isolate::{Isolate, LandlockLayer};
 pub use kernel::{probe, recv, send, ExchangeError, FilterProgram, Probe};
 pub use wire::{session_id_text, Closing, Hello, Message, Nested, WireError, SESSION_ID_MASK};
 

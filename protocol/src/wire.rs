@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::isolate::Isolate;
+
 /// The largest datagram either side sends or accepts.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
@@ -84,6 +86,8 @@ pub enum Message {
         pid: u32,
         /// The filter program.
         filter: Vec<u8>,
+        /// The isolation layers to apply before installing it.
+        isolate: Isolate,
     },
     /// Supervisor to module: this session is not supervised (out of scope, exempt).
     Skip {
@@ -109,11 +113,12 @@ impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Message::Hello(h) => f.debug_tuple("Hello").field(h).finish(),
-            Message::Supervise { session, pid, filter } => f
+            Message::Supervise { session, pid, filter, isolate } => f
                 .debug_struct("Supervise")
                 .field("session", session)
                 .field("pid", pid)
                 .field("filter_len", &filter.len())
+                .field("isolate", isolate)
                 .finish(),
             Message::Skip { reason } => f.debug_struct("Skip").field("reason", reason).finish(),
             Message::Failed { reason } => f.debug_struct("Failed").field("reason", reason).finish(),
@@ -150,6 +155,7 @@ mod tag {
     pub const REASON: u8 = 11;
     pub const KILL_ON_CLOSE: u8 = 12;
     pub const PID: u8 = 13;
+    pub const ISOLATE: u8 = 14;
 }
 
 struct Writer(Vec<u8>);
@@ -185,11 +191,14 @@ impl Message {
                 w.field(tag::DEBUG, &[u8::from(h.debug)]);
                 w.field(tag::KILL_ON_CLOSE, &[u8::from(h.kill_on_close)]);
             }
-            Message::Supervise { session, pid, filter } => {
+            Message::Supervise { session, pid, filter, isolate } => {
                 w.0.push(kind::SUPERVISE);
                 w.field(tag::SESSION, &session.to_le_bytes());
                 w.field(tag::PID, &pid.to_le_bytes());
                 w.field(tag::FILTER, filter);
+                if !isolate.is_empty() {
+                    w.field(tag::ISOLATE, &isolate.encode());
+                }
             }
             Message::Skip { reason } => {
                 w.0.push(kind::SKIP);
@@ -254,7 +263,7 @@ impl Message {
                 tag::DEBUG,
                 tag::KILL_ON_CLOSE,
             ],
-            kind::SUPERVISE => &[tag::SESSION, tag::PID, tag::FILTER],
+            kind::SUPERVISE => &[tag::SESSION, tag::PID, tag::FILTER, tag::ISOLATE],
             kind::SKIP | kind::FAILED => &[tag::REASON],
             kind::LISTENER | kind::READY => &[],
             kind::NESTED => &[tag::SERVICE, tag::USER, tag::RUSER, tag::TTY],
@@ -295,6 +304,10 @@ impl Message {
                     session: u64::from_le_bytes(s),
                     pid: u32_of(tag::PID, "pid")?,
                     filter: need(tag::FILTER, "filter")?,
+                    isolate: match get(tag::ISOLATE) {
+                        Some(b) => Isolate::decode(&b)?,
+                        None => Isolate::default(),
+                    },
                 }
             }
             kind::SKIP => Message::Skip { reason: text(tag::REASON, "reason")? },
@@ -342,7 +355,13 @@ mod tests {
             debug: true,
             kill_on_close: false,
         }));
-        roundtrip(Message::Supervise { session: 0xabc, pid: 77, filter: vec![1, 2, 3, 4, 5, 6, 7, 8] });
+        roundtrip(Message::Supervise { session: 0xabc, pid: 77, filter: vec![1, 2, 3, 4, 5, 6, 7, 8], isolate: Isolate::default() });
+        roundtrip(Message::Supervise {
+            session: 1,
+            pid: 2,
+            filter: vec![0; 8],
+            isolate: Isolate { private_dirs: vec![b"/tmp".to_vec()], ..Isolate::default() },
+        });
         roundtrip(Message::Closing(Closing { service: b"sshd".to_vec() }));
         roundtrip(Message::Skip { reason: "exempt user".into() });
         roundtrip(Message::Failed { reason: "bad config".into() });

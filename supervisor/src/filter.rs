@@ -23,6 +23,7 @@ use std::io::{Read, Seek};
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
+use session_wrapper_config::{Blocked, Layers, SyscallSet};
 use session_wrapper_protocol::kernel::{PROBE_FD, PROBE_REQUEST};
 use session_wrapper_protocol::FilterProgram;
 
@@ -35,6 +36,9 @@ pub enum FilterError {
     /// Exporting the program failed.
     #[error("exporting the filter: {0}")]
     Export(#[from] std::io::Error),
+    /// `block-syscalls` names a system call this system's libseccomp does not know.
+    #[error("block-syscalls: unknown system call {0:?}")]
+    UnknownSyscall(String),
 }
 
 /// What the filter is built from: the parts of the policy that live in the kernel.
@@ -42,16 +46,149 @@ pub enum FilterError {
 pub struct FilterSpec {
     /// Allow io_uring in the session.
     pub allow_io_uring: bool,
+    /// System calls the session's isolation refuses with `EPERM`.
+    pub block: Vec<Blocked>,
 }
 
 impl FilterSpec {
-    /// The filter settings of a configuration.
-    pub fn from_config(config: &session_wrapper_config::Config) -> Self {
+    /// The filter settings of a configuration, for a session with isolation `layers`.
+    pub fn new(config: &session_wrapper_config::Config, layers: &Layers) -> Self {
         FilterSpec {
             allow_io_uring: config.policy.guards.io_uring
                 == session_wrapper_config::GuardAction::Allow,
+            block: layers.block.clone(),
         }
     }
+}
+
+const CLONE_NEW_ALL: [i32; 7] = [
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWCGROUP,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWNET,
+];
+
+/// The unconditional part of each named set: these fail with `EPERM`. Names this system's
+/// libseccomp does not know (newer calls) are skipped.
+fn set_syscalls(set: SyscallSet) -> &'static [&'static str] {
+    match set {
+        SyscallSet::Ptrace => &["ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp"],
+        SyscallSet::Mount => &[
+            "mount", "umount", "umount2", "pivot_root", "fsopen", "fsconfig", "fsmount", "fspick",
+            "move_mount", "open_tree", "open_tree_attr", "mount_setattr",
+        ],
+        SyscallSet::Kexec => &["kexec_load", "kexec_file_load", "reboot"],
+        SyscallSet::Modules => &["init_module", "finit_module", "delete_module"],
+        SyscallSet::Bpf => &["bpf"],
+        SyscallSet::Perf => &["perf_event_open"],
+        SyscallSet::Keyctl => &["keyctl", "add_key", "request_key"],
+        SyscallSet::Namespaces => &["unshare", "setns"],
+        SyscallSet::Chroot => &["chroot"],
+        SyscallSet::Admin => &["swapon", "swapoff", "acct", "quotactl", "quotactl_fd"],
+        SyscallSet::Clock => &["settimeofday", "stime", "clock_settime", "adjtimex", "clock_adjtime"],
+        SyscallSet::RawSockets | SyscallSet::PacketSockets | SyscallSet::UserNamespaces => &[],
+    }
+}
+
+/// Checks that every single system call named in `block` is known here.
+///
+/// # Errors
+/// [`FilterError::UnknownSyscall`] for the first unknown name.
+pub fn check_blocked(block: &[Blocked]) -> Result<(), FilterError> {
+    for b in block {
+        if let Blocked::Syscall(name) = b {
+            ScmpSyscall::from_name(name).map_err(|_| FilterError::UnknownSyscall(name.clone()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the isolation blocklist: `EPERM` for each blocked call; sockets and namespace flags by
+/// argument. `clone3` passes its flags in memory, which a filter cannot read: when namespace
+/// creation is refused it fails with `ENOSYS`, and the C library falls back to `clone`.
+fn add_blocklist(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&str]) -> Result<(), FilterError> {
+    let eperm = ScmpAction::Errno(libc::EPERM);
+    let mut plain: Vec<&str> = Vec::new();
+    let mut sets: Vec<SyscallSet> = Vec::new();
+    for b in block {
+        match b {
+            Blocked::Set(s) => {
+                sets.push(*s);
+                plain.extend_from_slice(set_syscalls(*s));
+            }
+            Blocked::Syscall(n) => plain.push(n),
+        }
+    }
+    let namespaces = sets.contains(&SyscallSet::Namespaces);
+    let user_ns = sets.contains(&SyscallSet::UserNamespaces) && !namespaces;
+    let clone3_enosys = namespaces || user_ns;
+    plain.sort_unstable();
+    plain.dedup();
+    for name in plain {
+        if taken.contains(&name) || (clone3_enosys && name == "clone3") {
+            continue;
+        }
+        match ScmpSyscall::from_name(name) {
+            Ok(sc) => {
+                ctx.add_rule(eperm, sc)?;
+            }
+            Err(_) if !block.contains(&Blocked::Syscall(name.to_owned())) => {}
+            Err(_) => return Err(FilterError::UnknownSyscall(name.to_owned())),
+        }
+    }
+    let arg = |n: u32, op: ScmpCompareOp, v: u64| ScmpArgCompare::new(n, op, v);
+    let sock = ScmpSyscall::from_name("socket")?;
+    let raw = sets.contains(&SyscallSet::RawSockets);
+    let packet = sets.contains(&SyscallSet::PacketSockets);
+    if raw || packet {
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            let mut types = Vec::new();
+            if raw {
+                types.push(libc::SOCK_RAW);
+            }
+            if packet {
+                // SOCK_PACKET: the obsolete form of packet sockets, still accepted with AF_INET.
+                types.push(10);
+            }
+            for ty in types {
+                ctx.add_rule_conditional(
+                    eperm,
+                    sock,
+                    &[arg(0, ScmpCompareOp::Equal, family as u64), arg(1, ScmpCompareOp::MaskedEqual(0xf), ty as u64)],
+                )?;
+            }
+        }
+        if packet {
+            ctx.add_rule_conditional(eperm, sock, &[arg(0, ScmpCompareOp::Equal, libc::AF_PACKET as u64)])?;
+        }
+        // i386 programs may create sockets through socketcall(SYS_SOCKET, args), whose
+        // arguments are in memory: refuse that form altogether.
+        if let Ok(sc) = ScmpSyscall::from_name("socketcall") {
+            ctx.add_rule_conditional(eperm, sc, &[arg(0, ScmpCompareOp::Equal, 1)])?;
+        }
+    }
+    if namespaces || user_ns {
+        let flags: &[i32] = if namespaces { &CLONE_NEW_ALL } else { &[libc::CLONE_NEWUSER] };
+        let clone = ScmpSyscall::from_name("clone")?;
+        for &f in flags {
+            let has = |n: u32| arg(n, ScmpCompareOp::MaskedEqual(f as u64), f as u64);
+            ctx.add_rule_conditional(eperm, clone, &[has(0)])?;
+            if user_ns {
+                ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("unshare")?, &[has(0)])?;
+                // setns(fd, 0) joins whatever namespace fd is, a user namespace included.
+                let setns = ScmpSyscall::from_name("setns")?;
+                ctx.add_rule_conditional(eperm, setns, &[has(1)])?;
+                ctx.add_rule_conditional(eperm, setns, &[arg(1, ScmpCompareOp::Equal, 0)])?;
+            }
+        }
+        if !taken.contains(&"clone3") {
+            ctx.add_rule(ScmpAction::Errno(ENOSYS), ScmpSyscall::from_name("clone3")?)?;
+        }
+    }
+    Ok(())
 }
 
 /// The syscalls the supervisor is notified of, per architecture.
@@ -137,11 +274,14 @@ pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
             ),
         ],
     )?;
+    let io_uring = ["io_uring_setup", "io_uring_enter", "io_uring_register"];
     if !spec.allow_io_uring {
-        for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+        for name in io_uring {
             ctx.add_rule(ScmpAction::Errno(ENOSYS), ScmpSyscall::from_name(name)?)?;
         }
     }
+    let taken: &[&str] = if spec.allow_io_uring { &[] } else { &io_uring };
+    add_blocklist(&mut ctx, &spec.block, taken)?;
     export(&ctx)
 }
 
@@ -260,8 +400,24 @@ mod tests {
     fn filter_builds_and_stays_small() {
         let p = build(&FilterSpec::default()).expect("builds");
         assert!(p.len() > 10 && p.len() < 200, "{} instructions", p.len());
-        let with_uring = build(&FilterSpec { allow_io_uring: true }).expect("builds");
+        let with_uring = build(&FilterSpec { allow_io_uring: true, block: vec![] }).expect("builds");
         assert!(with_uring.len() < p.len());
+    }
+
+    #[test]
+    fn every_set_builds_and_unknown_names_are_refused() {
+        let all: Vec<Blocked> = SyscallSet::names()
+            .into_iter()
+            .filter_map(SyscallSet::parse)
+            .map(Blocked::Set)
+            .chain([Blocked::Syscall("personality".into()), Blocked::Syscall("io_uring_setup".into())])
+            .collect();
+        let p = build(&FilterSpec { allow_io_uring: false, block: all.clone() }).expect("builds");
+        assert!(p.len() > 60 && p.len() < 1000, "{} instructions", p.len());
+        let e = build(&FilterSpec { allow_io_uring: false, block: vec![Blocked::Syscall("no_such_call".into())] });
+        assert!(matches!(e, Err(FilterError::UnknownSyscall(n)) if n == "no_such_call"));
+        assert!(check_blocked(&all).is_ok());
+        assert!(check_blocked(&[Blocked::Syscall("frobnicate".into())]).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod decide;
 pub mod exefile;
 pub mod filter;
 pub mod harden;
+pub mod isolation;
 pub mod lingering;
 pub mod memory;
 pub mod message;

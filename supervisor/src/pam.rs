@@ -102,12 +102,27 @@ pub fn main() -> i32 {
             return 0;
         }
     }
-    let program = match filter::build(&FilterSpec::from_config(&config)) {
+    let leader = hello.leader_pid as i32;
+    let layers = config.layers_for(&user.name, &user.groups, &service);
+    let mut plan = match crate::isolation::plan(layers, leader, true) {
+        Ok(p) => p,
+        Err(e) => return fail(&sock, &mut log, &e),
+    };
+    let program = match filter::build(&FilterSpec::new(&config, &plan.layers)) {
         Ok(p) => p,
         Err(e) => return fail(&sock, &mut log, &format!("building the filter: {e}")),
     };
     let id = crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())) & SESSION_ID_MASK;
-    let leader = hello.leader_pid as i32;
+    // The leader waits for our answer, so it has started nothing yet: moving it now puts
+    // every process of the session in the cgroups. Made before the fork, so that the watchdog
+    // knows what to remove.
+    let cgroup = match plan.cgroup(&session_id_text(id), leader, true) {
+        Ok(cg) => cg,
+        Err(e) => return fail(&sock, &mut log, &e),
+    };
+    for w in &plan.warnings {
+        log.log(Severity::LOG_WARNING, &format!("session={} {w}", session_id_text(id)));
+    }
     let session = Session {
         id,
         user,
@@ -139,24 +154,14 @@ pub fn main() -> i32 {
             drop(sock);
             drop(bye_w);
             drop(alive_r);
-            watchdog(child.as_raw(), bye_r, alive_w, &session_id_text(id), &runtime_dir, &mut log)
+            let cleanup = cgroup.as_ref().map(crate::cgroup::SessionCgroup::for_cleanup);
+            drop(cgroup);
+            watchdog(child.as_raw(), bye_r, alive_w, &session_id_text(id), &runtime_dir, cleanup, &mut log)
         }
         Ok(ForkResult::Child) => {
             drop(bye_r);
             drop(alive_w);
             let _ = nix::sys::prctl::set_name(c"sw-supervisor");
-            // The leader waits for our answer, so it has started nothing yet: moving it now
-            // puts every process of the session in the cgroup.
-            let cgroup = match crate::cgroup::SessionCgroup::for_session(&session_id_text(id), leader) {
-                Ok(cg) => Some(cg),
-                Err(e) => {
-                    log.log(
-                        Severity::LOG_NOTICE,
-                        &format!("session={} event=no-cgroup error=\"{e}\"", session_id_text(id)),
-                    );
-                    None
-                }
-            };
             let runtime = crate::runtime::RuntimeDir::open(&runtime_dir);
             if let Err(e) = &runtime {
                 log.log(
@@ -172,7 +177,7 @@ pub fn main() -> i32 {
                 audit_session: crate::lingering::owned_audit_session(leader),
                 cgroup,
             };
-            serve(sock, &hello, config, session, program, pam, bye_w, &mut log)
+            serve(sock, &hello, config, session, program, plan, pam, bye_w, &mut log)
         }
     }
 }
@@ -192,11 +197,18 @@ fn serve(
     config: session_wrapper_config::Config,
     session: Session,
     program: session_wrapper_protocol::FilterProgram,
+    plan: crate::isolation::Plan,
     pam: PamSession,
     bye: OwnedFd,
     log: &mut Syslog,
 ) -> i32 {
-    let msg = Message::Supervise { session: session.id, pid: std::process::id(), filter: program.to_bytes() };
+    let describe = plan.describe(pam.cgroup.as_ref());
+    let msg = Message::Supervise {
+        session: session.id,
+        pid: std::process::id(),
+        filter: program.to_bytes(),
+        isolate: plan.isolate,
+    };
     if send(sock.as_fd(), &msg, None).is_err() {
         return 1;
     }
@@ -219,7 +231,7 @@ fn serve(
     // Confine ourselves before any thread exists, so that every thread inherits it.
     let hardened = crate::harden::supervisor(pam.runtime_dir.as_ref().map(crate::runtime::RuntimeDir::raw_fd));
     let sup = match Supervisor::new(Listener::new(listener), config, session, None, hello.debug) {
-        Ok(s) => s.with_pam(pam),
+        Ok(s) => s.with_pam(pam).with_isolation(describe),
         Err(e) => {
             let _ = send(sock.as_fd(), &Message::Failed { reason: format!("supervisor setup: {e}") }, None);
             return 1;
@@ -239,7 +251,15 @@ fn serve(
 }
 
 /// The watchdog: waits for the supervisor; logs and cleans up if it dies abnormally.
-fn watchdog(child: i32, bye: OwnedFd, _alive: OwnedFd, id: &str, runtime_dir: &Path, log: &mut Syslog) -> i32 {
+fn watchdog(
+    child: i32,
+    bye: OwnedFd,
+    _alive: OwnedFd,
+    id: &str,
+    runtime_dir: &Path,
+    cgroup: Option<crate::cgroup::SessionCgroup>,
+    log: &mut Syslog,
+) -> i32 {
     let _ = nix::sys::prctl::set_name(c"sw-watchdog");
     if let Err(e) = crate::harden::watchdog() {
         log.log(Severity::LOG_WARNING, &format!("session={id} event=hardening-incomplete process=watchdog error=\"{e}\""));
@@ -268,19 +288,24 @@ fn watchdog(child: i32, bye: OwnedFd, _alive: OwnedFd, id: &str, runtime_dir: &P
         crate::runtime::remove(runtime_dir, id);
         log.drain(Duration::from_secs(2));
     }
-    // After a normal end the cgroup is empty; after a death the session's processes live on,
-    // unable to run anything: the cgroup goes once the last of them is gone.
-    if let Some(cg) = crate::cgroup::SessionCgroup::owned_by(id) {
-        while cg.populated() {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-        if let Err(e) = cg.remove() {
-            log.log(
-                Severity::LOG_WARNING,
-                &format!("session={id} event=cgroup-remove-failed cgroup=\"{}\" error=\"{e}\"", cg.path().display()),
-            );
-        }
+    if let Some(cg) = cgroup {
+        remove_cgroup_when_empty(&cg, id, log);
     }
     log.drain(Duration::from_secs(2));
     0
+}
+
+/// Removes the session's cgroups once empty. After a normal end they are; after a
+/// supervisor's death the session's processes live on, unable to run anything, and the
+/// cgroups go once the last of them is gone.
+pub fn remove_cgroup_when_empty(cg: &crate::cgroup::SessionCgroup, id: &str, log: &mut Syslog) {
+    if !cg.owned() {
+        return;
+    }
+    while cg.populated() {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    if let Err(e) = cg.remove() {
+        log.log(Severity::LOG_WARNING, &format!("session={id} event=cgroup-remove-failed error=\"{e}\""));
+    }
 }

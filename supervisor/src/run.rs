@@ -1,6 +1,7 @@
 //! `session-wrapper run`: one command under a supervisor, without PAM.
 //!
-//! The process forks. The child installs the session filter on itself (as root, without
+//! The process forks. The child applies the session's isolation to itself (private
+//! directories, Landlock), installs the session filter (as root, without
 //! `NO_NEW_PRIVS`; as another user, with it, since the kernel requires one or the other),
 //! passes the listener to the parent over a socketpair, waits for the parent to be ready,
 //! drops to the target user (supplementary groups, gid, uid) and execs the command. That exec
@@ -10,7 +11,9 @@
 //!
 //! The parent is the supervisor and a child subreaper: descendants that outlive the command
 //! are reparented to it, stay supervised, and are reaped; it exits with the command's status
-//! once the last of them is gone.
+//! once the last of them is gone. It moves the child into the session's cgroups (resource
+//! limits) before letting it go on; a small cleanup process removes them after the
+//! supervisor has exited, since the confined supervisor may not.
 
 use std::ffi::{CString, OsString};
 use std::io::Read;
@@ -58,12 +61,14 @@ pub enum RunError {
     #[error("{0}")]
     Setup(String),
     /// The child failed before its command started.
-    #[error("child setup failed: {stage}: {errno}")]
+    #[error("child setup failed: {stage}: {}", detail.as_deref().map_or_else(|| errno.to_string(), str::to_owned))]
     Child {
         /// What the child was doing.
         stage: String,
         /// Why it failed.
         errno: Errno,
+        /// A fuller reason, when the child could say more than an errno.
+        detail: Option<String>,
         /// Exit code to report (126 or 127, as shells do).
         code: i32,
     },
@@ -74,6 +79,7 @@ pub enum RunError {
 #[repr(u8)]
 enum Stage {
     NoNewPrivs = 1,
+    Isolate = 9,
     Filter = 2,
     SendListener = 3,
     WaitReady = 4,
@@ -84,8 +90,9 @@ enum Stage {
 }
 
 impl Stage {
-    const ALL: [Stage; 8] = [
+    const ALL: [Stage; 9] = [
         Stage::NoNewPrivs,
+        Stage::Isolate,
         Stage::Filter,
         Stage::SendListener,
         Stage::WaitReady,
@@ -102,6 +109,7 @@ impl Stage {
     fn describe(self, command: &str, uid: u32, gid: u32) -> String {
         match self {
             Stage::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)".into(),
+            Stage::Isolate => "applying the isolation layers".into(),
             Stage::Filter => "installing the seccomp filter".into(),
             Stage::SendListener => "passing the listener".into(),
             Stage::WaitReady => "waiting for the supervisor".into(),
@@ -125,12 +133,19 @@ impl Drop for ExitGuard {
 }
 
 fn report(pipe: &OwnedFd, stage: Stage, errno: Errno) -> ! {
-    let mut buf = [0u8; 5];
+    report_detail(pipe, stage, errno, "")
+}
+
+/// Reports a failed stage with a message (at most 1 KiB of it), and ends the child.
+fn report_detail(pipe: &OwnedFd, stage: Stage, errno: Errno, detail: &str) -> ! {
+    let mut buf = [0u8; 5 + 1024];
     buf[0] = stage as u8;
-    buf[1..].copy_from_slice(&(errno as i32).to_le_bytes());
-    // SAFETY: write and _exit are async-signal-safe; `buf` is valid for 5 bytes.
+    buf[1..5].copy_from_slice(&(errno as i32).to_le_bytes());
+    let n = detail.len().min(1024);
+    buf[5..5 + n].copy_from_slice(&detail.as_bytes()[..n]);
+    // SAFETY: write and _exit are async-signal-safe; `buf` is valid for 5 + n bytes.
     unsafe {
-        libc::write(pipe.as_raw_fd(), buf.as_ptr().cast(), buf.len());
+        libc::write(pipe.as_raw_fd(), buf.as_ptr().cast(), 5 + n);
         libc::_exit(if matches!(stage, Stage::Exec) && errno == Errno::ENOENT { 127 } else { 126 })
     }
 }
@@ -205,8 +220,12 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
     argv_ptrs.push(std::ptr::null());
     let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
     envp_ptrs.push(std::ptr::null());
+    let layers = opts.config.layers_for(&login.name, &login.groups, &opts.service);
+    // The child will start in this process's cgroups, so this process tells where limits go.
+    let mut plan = crate::isolation::plan(layers, std::process::id() as i32, false).map_err(RunError::Setup)?;
     let program_filter: FilterProgram =
-        filter::build(&FilterSpec::from_config(&opts.config)).map_err(|e| setup("building the filter", &e))?;
+        filter::build(&FilterSpec::new(&opts.config, &plan.layers)).map_err(|e| setup("building the filter", &e))?;
+    let isolate = plan.isolate.clone();
 
     let fail_open = opts.fail_policy == FailPolicy::Open;
     let listener_msg = Message::Listener.encode();
@@ -219,8 +238,10 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
     supervisor::block_signals(&[]).map_err(|e| setup("blocking signals", &e))?;
     nix::sys::prctl::set_child_subreaper(true).map_err(|e| setup("PR_SET_CHILD_SUBREAPER", &e))?;
 
-    // SAFETY: this process is single-threaded here; the child below only makes
-    // async-signal-safe calls (no allocation) and always ends in execve or _exit.
+    // SAFETY: this process is single-threaded here; the child below makes only
+    // async-signal-safe calls (no allocation) except while applying the isolation layers,
+    // which is safe because no other thread existed to hold a lock at the fork; it always
+    // ends in execve or _exit.
     let child = match unsafe { fork() }.map_err(|e| setup("fork", &e))? {
         ForkResult::Child => {
             let _guard = ExitGuard;
@@ -234,6 +255,9 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
                 if let Err(e) = nix::sys::prctl::set_no_new_privs() {
                     report(&err_write, Stage::NoNewPrivs, e);
                 }
+            }
+            if let Err(e) = isolate.apply() {
+                report_detail(&err_write, Stage::Isolate, Errno::EPERM, &e.to_string());
             }
             let send = |msg: &[u8], fds: &[std::os::fd::RawFd]| {
                 let iov = [std::io::IoSlice::new(msg)];
@@ -313,8 +337,22 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
                 .unwrap_or_else(|| RunError::Setup("the child exited during set-up".into())));
         }
     };
+    let id = crate::sys::random_u64().unwrap_or_default() & protocol::SESSION_ID_MASK;
+    let cgroup = match plan.cgroup(&protocol::session_id_text(id), child.as_raw(), false) {
+        Ok(cg) => cg,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(RunError::Setup(e));
+        }
+    };
+    let cleanup_pipe = match &cgroup {
+        Some(cg) if cg.owned() => Some(start_cleanup(cg, id, &opts.config.log.socket).map_err(|e| setup("starting the cgroup cleanup", &e))?),
+        _ => None,
+    };
+    let describe = plan.describe(cgroup.as_ref());
     let session = Session {
-        id: crate::sys::random_u64().unwrap_or_default() & protocol::SESSION_ID_MASK,
+        id,
         user: login,
         service: opts.service.clone(),
         rhost: None,
@@ -325,7 +363,14 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
     // As root, confine the supervisor as in a PAM session (before any thread starts).
     let hardened = root.then(|| crate::harden::supervisor(None));
     let mut sup = Supervisor::new(Listener::new(listener), opts.config, session, Some(child.as_raw()), opts.debug)
-        .map_err(|e| setup("starting the supervisor", &e))?;
+        .map_err(|e| setup("starting the supervisor", &e))?
+        .with_isolation(describe);
+    for w in &plan.warnings {
+        sup.event(crate::syslog::Severity::LOG_WARNING, w);
+    }
+    if cgroup.is_some() {
+        sup = sup.with_pam(supervisor::PamSession { cgroup, ..supervisor::PamSession::default() });
+    }
     if let Some(Err(e)) = hardened {
         sup.event(crate::syslog::Severity::LOG_WARNING, &format!("event=hardening-incomplete error=\"{e}\""));
     }
@@ -334,10 +379,45 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
     }
     drop(parent_sock);
     let summary = sup.run();
+    // The cleanup process removes the cgroups once this process has exited.
+    drop(cleanup_pipe);
     if let Some(err) = child_failure(err_read, &program, opts.uid, opts.gid) {
         return Err(err);
     }
     Ok(summary.child_code.unwrap_or(1))
+}
+
+/// Forks the process that removes the session's cgroups: it waits until the returned pipe's
+/// write end is closed everywhere (the supervisor has exited), then until the cgroups are
+/// empty, and removes them.
+fn start_cleanup(cg: &crate::cgroup::SessionCgroup, id: u64, log_socket: &str) -> Result<OwnedFd, Errno> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let cleanup = cg.for_cleanup();
+    // SAFETY: single-threaded here; the child only waits, removes directories and exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let _guard = ExitGuard;
+            drop(w);
+            // Nothing else of the supervisor's (the listener above all) may stay open here:
+            // if the supervisor dies, the session must see its listener gone.
+            let keep = r.as_raw_fd() as libc::c_uint;
+            // SAFETY: closes descriptors this process does not use; `r` is kept.
+            unsafe {
+                libc::close_range(3, keep - 1, 0);
+                libc::close_range(keep + 1, libc::c_uint::MAX, 0);
+            }
+            let _ = nix::sys::prctl::set_name(c"sw-cleanup");
+            let _ = crate::harden::watchdog();
+            let mut b = [0u8; 1];
+            while matches!(nix::unistd::read(&r, &mut b), Ok(n) if n > 0) {}
+            let mut log = crate::syslog::Syslog::new(log_socket);
+            crate::pam::remove_cgroup_when_empty(&cleanup, &protocol::session_id_text(id), &mut log);
+            log.drain(Duration::from_secs(1));
+            // SAFETY: ends this helper without running the parent's code.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { .. } => Ok(w),
+    }
 }
 
 /// Waits for a child that runs without a supervisor (fail-policy open).
@@ -366,14 +446,15 @@ fn wait_unsupervised(
 /// Reads the child's error pipe once the child has exec'd or died.
 fn child_failure(pipe: OwnedFd, program: &OsString, uid: u32, gid: u32) -> Option<RunError> {
     let mut f = std::fs::File::from(pipe);
-    let mut buf = [0u8; 5];
-    if f.read_exact(&mut buf).is_err() {
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() || buf.len() < 5 {
         return None;
     }
     let errno = Errno::from_raw(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]));
     let stage = Stage::from_u8(buf[0])?;
     let code = if matches!(stage, Stage::Exec) && errno == Errno::ENOENT { 127 } else { 126 };
-    Some(RunError::Child { stage: stage.describe(&program.to_string_lossy(), uid, gid), errno, code })
+    let detail = (buf.len() > 5).then(|| String::from_utf8_lossy(&buf[5..]).into_owned());
+    Some(RunError::Child { stage: stage.describe(&program.to_string_lossy(), uid, gid), errno, code, detail })
 }
 
 impl RunError {

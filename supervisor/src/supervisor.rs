@@ -159,6 +159,8 @@ pub struct Supervisor {
     acct: accounting::Tracker,
     /// The session file is out of date since this moment.
     dirty_since: Option<Instant>,
+    /// What isolation the session has, for the session-start line.
+    isolation: String,
 }
 
 /// Why a supervisor could not be set up.
@@ -218,6 +220,7 @@ impl Supervisor {
             config,
             session,
             pam: PamSession::default(),
+            isolation: "-".into(),
             messenger: message::Messenger::default(),
             tacacs,
             authorizing: HashMap::new(),
@@ -233,6 +236,12 @@ impl Supervisor {
     pub fn with_pam(mut self, pam: PamSession) -> Self {
         self.pam = pam;
         self.write_session_file();
+        self
+    }
+
+    /// Records what isolation the session has (see [`crate::isolation::Plan::describe`]).
+    pub fn with_isolation(mut self, describe: String) -> Self {
+        self.isolation = describe;
         self
     }
 
@@ -284,7 +293,7 @@ impl Supervisor {
     pub fn run(mut self) -> Summary {
         let s = &self.session;
         let start = format!(
-            "event=session-start user={} uid={} service={} rhost={} tty={} leader={} mode={} config=\"{}\"",
+            "event=session-start user={} uid={} service={} rhost={} tty={} leader={} mode={} config=\"{}\" {}",
             escape(s.user.name.as_bytes()),
             s.user.uid,
             escape(s.service.as_bytes()),
@@ -293,6 +302,7 @@ impl Supervisor {
             s.leader,
             self.config.mode.as_str(),
             escape(self.config.sources.join(",").as_bytes()),
+            if self.isolation == "-" { "isolation=-" } else { &self.isolation },
         );
         self.event(Severity::LOG_INFO, &start);
         self.session_started();
@@ -406,13 +416,16 @@ impl Supervisor {
             }
         }
         let c = self.counts;
-        self.event(
-            Severity::LOG_INFO,
-            &format!(
-                "event=session-end allowed={} refused={} killed={} failed={}",
-                c.allowed, c.refused, c.killed, c.failed
-            ),
+        let mut end = format!(
+            "event=session-end allowed={} refused={} killed={} failed={}",
+            c.allowed, c.refused, c.killed, c.failed
         );
+        if let Some(cg) = &self.pam.cgroup {
+            for (name, n) in cg.limit_events() {
+                let _ = write!(end, " {name}={n}");
+            }
+        }
+        self.event(Severity::LOG_INFO, &end);
         if let Some(dir) = &self.pam.runtime_dir {
             dir.remove(&session_id_text(self.session.id));
         }

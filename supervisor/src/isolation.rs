@@ -1,0 +1,203 @@
+//! Turning the `[[isolation]]` blocks that apply to a session into what enforces them:
+//! - the blocklist goes into the session filter ([`crate::filter`]);
+//! - private directories and Landlock layers go to the process that opens the session, which
+//!   applies them to itself ([`session_wrapper_protocol::isolate`]);
+//! - resource limits go into the session's cgroups ([`crate::cgroup`]), or, under
+//!   systemd-logind, to `pam_systemd` through the module.
+//!
+//! Used by the PAM supervisor and by `session-wrapper run`, so both enforce the same way.
+
+use session_wrapper_config::{Blocked, Layers};
+use session_wrapper_protocol::{Isolate, LandlockLayer};
+
+use crate::cgroup::{self, Limits, SessionCgroup};
+
+/// Where the session's limits go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsGo {
+    /// Into cgroups the supervisor makes and removes.
+    OwnCgroups,
+    /// To pam_systemd (logind is running and the leader is not in a session scope yet).
+    PamSystemd,
+    /// Nowhere: logind is running and the session is already in its scope, so pam_systemd
+    /// ran before this module.
+    TooLate,
+}
+
+/// What a session's isolation needs, worked out before anything is applied.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The merged layers.
+    pub layers: Layers,
+    /// What the opening process applies to itself.
+    pub isolate: Isolate,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Warnings for the log (`event=... reason=...` fragments).
+    pub warnings: Vec<String>,
+}
+
+/// The opening process's part of the layers.
+pub fn isolate_of(layers: &Layers) -> Isolate {
+    let bytes = |v: &Option<Vec<String>>| v.as_ref().map(|v| v.iter().map(|p| p.as_bytes().to_vec()).collect());
+    Isolate {
+        private_dirs: layers.private_dirs.iter().map(|d| d.as_bytes().to_vec()).collect(),
+        landlock: layers
+            .landlock
+            .iter()
+            .map(|l| LandlockLayer {
+                read: bytes(&l.read),
+                write: bytes(&l.write),
+                execute: bytes(&l.execute),
+                tcp_bind: l.tcp_bind.clone(),
+                tcp_connect: l.tcp_connect.clone(),
+            })
+            .collect(),
+        systemd_memory_max: None,
+        systemd_tasks_max: None,
+    }
+}
+
+/// Where limits go for a session led by `leader`.
+pub fn limits_go(leader: i32) -> LimitsGo {
+    if !cgroup::logind_running() {
+        LimitsGo::OwnCgroups
+    } else if cgroup::in_logind_scope(leader) {
+        LimitsGo::TooLate
+    } else {
+        LimitsGo::PamSystemd
+    }
+}
+
+/// Plans the isolation of a session led by `leader`. `pam`: the module can hand limits to
+/// pam_systemd (`session-wrapper run` cannot).
+///
+/// # Errors
+/// A message saying why a configured layer cannot be enforced: the caller's fail policy
+/// decides.
+pub fn plan(layers: Layers, leader: i32, pam: bool) -> Result<Plan, String> {
+    crate::filter::check_blocked(&layers.block).map_err(|e| e.to_string())?;
+    let mut isolate = isolate_of(&layers);
+    let limits = Limits::of(&layers);
+    let mut warnings = Vec::new();
+    if limits.any() {
+        match limits_go(leader) {
+            LimitsGo::OwnCgroups => {}
+            LimitsGo::PamSystemd if pam => {
+                isolate.systemd_memory_max = limits.memory_max.map(|m| m.to_string().into_bytes());
+                isolate.systemd_tasks_max = limits.pids_max.map(|m| m.to_string().into_bytes());
+                if limits.cpu_max.is_some() {
+                    warnings.push(
+                        "event=limit-not-applied limit=cpu-max reason=\"systemd-logind manages the session's cgroup and pam_systemd takes no CPU quota\"".into(),
+                    );
+                }
+            }
+            LimitsGo::PamSystemd => {
+                return Err("resource limits: systemd-logind manages cgroups here; run the command with systemd-run -p MemoryMax=... instead".into())
+            }
+            LimitsGo::TooLate => {
+                return Err(
+                    "resource limits: systemd-logind manages this session's cgroup and pam_systemd has already run; list pam_session_wrapper before pam_systemd in the session stack so that it can hand the limits over".into(),
+                )
+            }
+        }
+    }
+    Ok(Plan { layers, isolate, limits, warnings })
+}
+
+impl Plan {
+    /// Makes the session's cgroups (when the supervisor owns them) and moves `leader` in.
+    /// Without limits, a failure only costs exact membership (`Ok(None)` and a warning).
+    ///
+    /// # Errors
+    /// When limits are configured and cannot be applied.
+    pub fn cgroup(&mut self, id: &str, leader: i32, membership: bool) -> Result<Option<SessionCgroup>, String> {
+        let own_limits = match limits_go(leader) {
+            LimitsGo::OwnCgroups => self.limits,
+            // The scope is logind's: read it for membership, write nothing.
+            LimitsGo::TooLate => Limits::default(),
+            // Not in a scope yet: pam_systemd will make one; making ours would be undone.
+            LimitsGo::PamSystemd => return Ok(None),
+        };
+        if !membership && !own_limits.any() {
+            return Ok(None);
+        }
+        match SessionCgroup::for_session(id, leader, &own_limits) {
+            Ok(cg) => Ok(Some(cg)),
+            Err(e) if own_limits.any() => Err(format!("resource limits: {e}")),
+            Err(e) => {
+                self.warnings.push(format!("event=no-cgroup error=\"{e}\""));
+                Ok(None)
+            }
+        }
+    }
+
+    /// A short description for the session-start line: the blocks that apply and what they
+    /// enforce, or `-`.
+    pub fn describe(&self, cgroup: Option<&SessionCgroup>) -> String {
+        let l = &self.layers;
+        if l.is_empty() {
+            return "-".into();
+        }
+        let mut parts = vec![format!("isolation={}", l.names.join(","))];
+        if !l.block.is_empty() {
+            parts.push(format!("blocked={}", l.block.iter().map(Blocked::name).collect::<Vec<_>>().join(",")));
+        }
+        let mut limits = Vec::new();
+        if let Some(m) = l.memory_max {
+            limits.push(format!("memory-max:{m}"));
+        }
+        if let Some(p) = l.pids_max {
+            limits.push(format!("pids-max:{p}"));
+        }
+        if let Some(c) = l.cpu_max {
+            limits.push(format!("cpu-max:{}/{}", c.quota, c.period));
+        }
+        if !limits.is_empty() {
+            let how = match cgroup {
+                Some(cg) if !cg.limit_dirs().is_empty() => {
+                    cg.limit_dirs().iter().map(|(c, v, _)| format!("{}:{v}", c.name())).collect::<Vec<_>>().join(",")
+                }
+                _ if self.isolate.systemd_memory_max.is_some() || self.isolate.systemd_tasks_max.is_some() => {
+                    "pam_systemd".into()
+                }
+                _ => "none".into(),
+            };
+            parts.push(format!("limits={} cgroups={how}", limits.join(",")));
+        }
+        if !l.private_dirs.is_empty() {
+            parts.push(format!("private={}", l.private_dirs.join(",")));
+        }
+        if !l.landlock.is_empty() {
+            parts.push(format!("landlock_layers={}", l.landlock.len()));
+        }
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session_wrapper_config::isolation::Landlock;
+
+    #[test]
+    fn the_opening_process_gets_dirs_and_landlock_with_absent_lists_kept_absent() {
+        let layers = Layers {
+            names: vec!["a".into()],
+            private_dirs: vec!["/tmp".into()],
+            landlock: vec![Landlock { write: Some(vec!["/home".into()]), tcp_connect: Some(vec![22]), ..Landlock::default() }],
+            ..Layers::default()
+        };
+        let i = isolate_of(&layers);
+        assert_eq!(i.private_dirs, vec![b"/tmp".to_vec()]);
+        assert_eq!(i.landlock[0].write, Some(vec![b"/home".to_vec()]));
+        assert_eq!(i.landlock[0].read, None);
+        assert_eq!(i.landlock[0].tcp_connect, Some(vec![22]));
+    }
+
+    #[test]
+    fn unknown_syscalls_make_the_plan_fail() {
+        let layers = Layers { names: vec!["a".into()], block: vec![Blocked::Syscall("nope_nope".into())], ..Layers::default() };
+        assert!(plan(layers, 1, true).expect_err("unknown").contains("nope_nope"));
+    }
+}
