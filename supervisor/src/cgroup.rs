@@ -82,9 +82,10 @@ pub fn in_logind_scope(pid: i32) -> bool {
     of(pid).is_some_and(|c| c.contains("/session-") && c.ends_with(".scope"))
 }
 
-/// Whether systemd-logind is running (as `sd_booted` and sd-login check it).
+/// Whether systemd-logind is running: systemd is the init system (`sd_booted`'s check) and
+/// logind keeps its state (sd-login's check).
 pub fn logind_running() -> bool {
-    Path::new("/run/systemd/seats").is_dir()
+    Path::new("/run/systemd/system").is_dir() && Path::new("/run/systemd/seats").is_dir()
 }
 
 /// A resource controller the isolation layers use.

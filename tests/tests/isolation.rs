@@ -1,0 +1,221 @@
+//! The isolation layers through real PAM sessions (su and sudo in a private mount namespace
+//! with the test's PAM stack), as root: syscall blocklist, cgroup limits, private `/tmp`,
+//! Landlock. Each test attacks the layer it checks and asserts on the kernel's answer.
+
+use std::path::Path;
+use std::time::Duration;
+
+use session_wrapper_tests::{require_root, stderr, stdout, ConfigFile, Sandbox};
+
+const T: Duration = Duration::from_secs(90);
+
+fn find<'a>(lines: &'a [String], needle: &str) -> &'a String {
+    lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
+}
+
+/// The number after `key=` in a log line.
+fn field(line: &str, key: &str) -> u64 {
+    let pat = format!(" {key}=");
+    let at = line.find(&pat).unwrap_or_else(|| panic!("no {key} in {line}")) + pat.len();
+    line[at..].split(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{key} in {line}"))
+}
+
+fn sandbox_with(user: &str, uid: u32, config: &ConfigFile, sudo: bool) -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.add_user(user, uid);
+    let args = Sandbox::module_args(&config.path(), "");
+    sb.add_session_module("su", &args);
+    if sudo {
+        sb.etc_file("/etc/sudoers", &format!("Defaults !lecture\nroot ALL=(ALL) ALL\n{user} ALL=(ALL) NOPASSWD: ALL\n"), 0o440);
+        sb.add_session_module("sudo", &args);
+    }
+    sb
+}
+
+/// `python3 -c` as one shell word.
+fn py(code: &str) -> String {
+    format!("/usr/bin/python3 -c '{}'", code.replace('\'', "'\\''"))
+}
+
+const PTRACE_ME: &str = "import ctypes\nl = ctypes.CDLL(None, use_errno=True)\nr = l.ptrace(0, 0, 0, 0)\nprint(\"ptrace\", r, ctypes.get_errno())";
+const MOUNT: &str = "import ctypes, os\nl = ctypes.CDLL(None, use_errno=True)\nr = l.mount(b\"none\", b\"/mnt\", b\"tmpfs\", 0, None)\nprint(\"mount\", r, ctypes.get_errno(), os.geteuid())";
+
+#[test]
+fn blocked_ptrace_and_mount_fail_with_eperm_and_sudo_still_works() {
+    require_root!();
+    let cfg = ConfigFile::new(
+        "default = \"allow\"\n[[isolation]]\nname = \"no-debug\"\nusers = [\"swiso1\"]\nblock-syscalls = [\"ptrace\", \"mount\", \"namespaces\"]\n",
+    );
+    let sb = sandbox_with("swiso1", 4401, &cfg, true);
+    let cmd = format!(
+        "{}; sudo -n {}; sudo -n /usr/bin/id -u; /usr/bin/unshare -U true; echo unshare=$?",
+        py(PTRACE_ME),
+        py(MOUNT)
+    );
+    let out = sb.run(&["su", "swiso1", "-c", &cmd], T);
+    let o = stdout(&out);
+    // Unconfined, PTRACE_TRACEME succeeds for anyone and a root mount of a tmpfs succeeds.
+    assert!(o.contains("ptrace -1 1\n"), "ptrace refused with EPERM: {o}{}", stderr(&out));
+    assert!(o.contains("mount -1 1 0\n"), "root's mount refused with EPERM under sudo: {o}{}", stderr(&out));
+    assert!(o.contains("\n0\n"), "sudo still runs commands as root: {o}");
+    assert!(o.contains("unshare=1"), "namespaces refused: {o}");
+    let lines = sb.log.until_session_end(T);
+    let start = find(&lines, "event=session-start");
+    assert!(start.contains("isolation=no-debug") && start.contains("blocked=ptrace,mount,namespaces"), "{start}");
+    assert!(find(&lines, "event=nested").contains("service=sudo"));
+
+    // A user the block does not name is not restricted.
+    let sb = sandbox_with("swiso1b", 4411, &cfg, false);
+    let out = sb.run(&["su", "swiso1b", "-c", &py(PTRACE_ME)], T);
+    assert_eq!(stdout(&out), "ptrace 0 0\n", "{}", stderr(&out));
+}
+
+const FORK_BOMB: &str = "import os, time\npids = []\nerr = 0\ntry:\n    while len(pids) < 400:\n        p = os.fork()\n        if p == 0:\n            time.sleep(20)\n            os._exit(0)\n        pids.append(p)\nexcept OSError as e:\n    err = e.errno\nfor p in pids:\n    os.kill(p, 9)\nfor p in pids:\n    os.waitpid(p, 0)\nprint(\"forked\", len(pids), \"errno\", err)";
+
+#[test]
+fn a_fork_bomb_stops_at_pids_max_and_the_host_does_not() {
+    require_root!();
+    let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"small\"\npids-max = 40\n");
+    let sb = sandbox_with("swiso2", 4402, &cfg, false);
+    let out = sb.run(&["su", "swiso2", "-c", &format!("{}; echo after=$?", py(FORK_BOMB))], T);
+    let o = stdout(&out);
+    let n: usize = o
+        .split_whitespace()
+        .skip_while(|w| *w != "forked")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count: {o}{}", stderr(&out)));
+    assert!(n < 40 && n > 5, "stopped below pids.max (40 tasks, su and the shell included): {o}");
+    assert!(o.contains("errno 11"), "EAGAIN: {o}");
+    assert!(o.contains("after=0"), "the session goes on: {o}");
+    // Outside the session, the same number of processes is nothing special.
+    let mut kids: Vec<_> = (0..60)
+        .map(|_| std::process::Command::new("/bin/sleep").arg("5").spawn().expect("the host still forks"))
+        .collect();
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+    let lines = sb.log.until_session_end(T);
+    let start = find(&lines, "event=session-start");
+    assert!(start.contains("limits=pids-max:40"), "{start}");
+    assert!(field(find(&lines, "event=session-end"), "pids_max_hits") >= 1);
+}
+
+const MEMORY_HOG: &str = "a = []\nwhile True:\n    a.append(bytearray(1 << 20))";
+
+#[test]
+fn a_memory_hog_is_oom_killed_inside_its_session_only() {
+    require_root!();
+    let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"mem\"\nmemory-max = \"96M\"\n");
+    let sb = sandbox_with("swiso3", 4403, &cfg, false);
+    let out = sb.run(&["su", "swiso3", "-c", &format!("{}; echo hog=$?; echo shell-alive", py(MEMORY_HOG))], T);
+    let o = stdout(&out);
+    assert!(o.contains("hog=137\n"), "killed by SIGKILL (the OOM killer): {o}{}", stderr(&out));
+    assert!(o.contains("shell-alive"), "the rest of the session lives on: {o}");
+    let lines = sb.log.until_session_end(T);
+    assert!(field(find(&lines, "event=session-end"), "oom_kills") >= 1, "the kill was in the session's cgroup");
+    // The test process, outside, can still take far more than the session's limit.
+    let big = vec![1u8; 256 << 20];
+    assert_eq!(big.iter().map(|&b| u64::from(b)).sum::<u64>(), 256 << 20);
+}
+
+const CPU_HOG: &str = "import time\nend = time.time() + 2\nwhile time.time() < end:\n    pass\nprint(\"cpu\", round(time.process_time(), 2))";
+
+#[test]
+fn a_cpu_hog_is_throttled() {
+    require_root!();
+    let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"cpu\"\ncpu-max = \"20%\"\n");
+    let sb = sandbox_with("swiso4", 4404, &cfg, false);
+    let out = sb.run(&["su", "swiso4", "-c", &py(CPU_HOG)], T);
+    let o = stdout(&out);
+    let used: f64 = o
+        .strip_prefix("cpu ")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no figure: {o}{}", stderr(&out)));
+    // Two seconds of spinning get about 0.4 s of CPU at 20%; unthrottled they get about 2 s.
+    assert!(used < 1.0, "throttled to about 20% of a CPU: {used} s in 2 s");
+    let lines = sb.log.until_session_end(T);
+    assert!(field(find(&lines, "event=session-end"), "cpu_throttled") >= 1, "cpu.stat counted throttled periods");
+}
+
+#[test]
+fn private_tmp_is_invisible_to_the_host_shared_with_nested_sudo_and_gone_after_logout() {
+    require_root!();
+    let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"tmp\"\nprivate-dirs = [\"/tmp\"]\n");
+    let sb = sandbox_with("swiso5", 4405, &cfg, true);
+    let marker = format!("sw-private-{}", std::process::id());
+    let cmd = format!(
+        "cd /; echo secret > /tmp/{marker}; ls -A /tmp | wc -l; sudo -n cat /tmp/{marker}; readlink /proc/self/ns/mnt"
+    );
+    let out = sb.run(&["su", "swiso5", "-c", &cmd], T);
+    let o = stdout(&out);
+    let mut lines_out = o.lines();
+    assert_eq!(lines_out.next(), Some("1"), "a fresh /tmp holds only the marker: {o}{}", stderr(&out));
+    assert_eq!(lines_out.next(), Some("secret"), "sudo inside the session sees the same /tmp: {o}");
+    let ns = lines_out.next().unwrap_or_else(|| panic!("namespace: {o}")).to_owned();
+    assert!(!Path::new("/tmp").join(&marker).exists(), "the host does not see the session's file");
+    sb.log.until_session_end(T);
+    // After logout nothing holds the session's mount namespace, so its tmpfs is gone.
+    let holders: Vec<String> = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let l = std::fs::read_link(e.path().join("ns/mnt")).ok()?;
+            (l.to_string_lossy() == ns).then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    assert!(holders.is_empty(), "processes still in {ns}: {holders:?}");
+    // Another session gets its own, empty /tmp.
+    let out = sb.run(&["su", "swiso5", "-c", &format!("cd /; ls -A /tmp | wc -l; test -e /tmp/{marker}; echo seen=$?")], T);
+    assert_eq!(stdout(&out), "0\nseen=1\n", "{}", stderr(&out));
+}
+
+#[test]
+fn landlock_refuses_writes_outside_the_allowed_tree_even_for_root_under_sudo() {
+    require_root!();
+    let sb0 = Sandbox::new();
+    let base = sb0.dir().to_owned();
+    let allowed = base.join("allowed");
+    let other = base.join("other");
+    use std::os::unix::fs::PermissionsExt;
+    for d in [&allowed, &other] {
+        std::fs::create_dir_all(d).expect("mkdir");
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    }
+    let cfg = ConfigFile::new(&format!(
+        "default = \"allow\"\n[[isolation]]\nname = \"fs\"\nlandlock = {{ write = [\"/dev\", \"/run\", \"{}\"] }}\n",
+        allowed.display()
+    ));
+    let sb = sandbox_with("swiso6", 4406, &cfg, true);
+    let cmd = format!(
+        "cd /; echo a > {a}/f; echo allowed=$?; echo b > {o}/f; echo other=$?; sudo -n /usr/bin/touch {o}/g; echo root=$?",
+        a = allowed.display(),
+        o = other.display()
+    );
+    let out = sb.run(&["su", "swiso6", "-c", &cmd], T);
+    let o = stdout(&out);
+    assert!(o.contains("allowed=0"), "{o}{}", stderr(&out));
+    assert!(o.contains("other=1"), "a write outside the tree is refused: {o}");
+    assert!(o.contains("root=1"), "root under sudo is confined too: {o}{}", stderr(&out));
+    assert!(allowed.join("f").exists());
+    assert!(!other.join("f").exists() && !other.join("g").exists());
+    let lines = sb.log.until_session_end(T);
+    assert!(find(&lines, "event=session-start").contains("landlock_layers=1"));
+}
+
+#[test]
+fn a_layer_that_cannot_be_applied_follows_the_fail_policy() {
+    require_root!();
+    // A private directory that does not exist cannot be made private.
+    let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nprivate-dirs = [\"/nonexistent-sw\"]\n");
+    let sb = sandbox_with("swiso7", 4407, &cfg, false);
+    let out = sb.run(&["su", "swiso7", "-c", "echo ran"], T);
+    assert!(!out.status.success(), "fail_policy=closed refuses the session");
+    assert_eq!(stdout(&out), "");
+    let why = sb.log.wait_for(|l| l.contains("session refused"), T).expect("a refusal line");
+    assert!(why.contains("private directory /nonexistent-sw"), "{why}");
+}
