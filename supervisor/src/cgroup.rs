@@ -18,9 +18,24 @@ use std::path::{Path, PathBuf};
 use session_wrapper_config::isolation::CpuMax;
 use session_wrapper_config::Layers;
 
-/// Where cgroup v2 is mounted, if it is.
+/// Where cgroup v2 is mounted, if it is (and reachable: not covered by another mount).
 pub fn v2_mount() -> Option<PathBuf> {
-    mounts().into_iter().find_map(|m| (m.fstype == "cgroup2").then_some(m.point))
+    mounts().into_iter().find_map(|m| (m.fstype == "cgroup2" && is_fs(&m.point, CGROUP2_SUPER_MAGIC)).then_some(m.point))
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+
+/// Whether `path` is the root of a file system of type `magic` as seen from here: a mount
+/// listed in mountinfo may be covered by a later one (a container's tmpfs over
+/// `/sys/fs/cgroup`, say), and writing "limits" into that would write plain files.
+fn is_fs(path: &Path, magic: i64) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a zeroed statfs is a valid out-buffer.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: NUL-terminated path, valid buffer.
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == magic }
 }
 
 struct MountEntry {
@@ -132,15 +147,41 @@ impl Home {
 /// Where `c` can be used: cgroup v2 when its root offers it, else a v1 hierarchy.
 pub fn home(c: Controller) -> Option<Home> {
     let all = mounts();
-    if let Some(m) = all.iter().find(|m| m.fstype == "cgroup2") {
+    if let Some(m) = all.iter().find(|m| m.fstype == "cgroup2" && is_fs(&m.point, CGROUP2_SUPER_MAGIC)) {
         let offered = std::fs::read_to_string(m.point.join("cgroup.controllers")).unwrap_or_default();
         if offered.split_whitespace().any(|x| x == c.name()) {
             return Some(Home::V2(m.point.clone()));
         }
     }
     all.iter()
-        .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == c.name()))
+        .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == c.name()) && is_fs(&m.point, CGROUP_SUPER_MAGIC))
         .map(|m| Home::V1(m.point.clone()))
+}
+
+/// The limit `pid` is under for controller `c`, as the kernel shows it (`max` or a number;
+/// for the CPU, `QUOTA PERIOD` with `max` or -1 for no quota), with the cgroup version.
+pub fn limit_of(pid: i32, c: Controller) -> Option<(String, &'static str)> {
+    let read = |p: PathBuf| std::fs::read_to_string(p).ok().map(|t| t.trim().to_owned());
+    match home(c)? {
+        Home::V2(mount) => {
+            let dir = mount.join(of(pid)?.trim_start_matches('/'));
+            let file = match c {
+                Controller::Memory => "memory.max",
+                Controller::Pids => "pids.max",
+                Controller::Cpu => "cpu.max",
+            };
+            Some((read(dir.join(file))?, "v2"))
+        }
+        Home::V1(mount) => {
+            let dir = mount.join(of_v1(pid, c.name())?.trim_start_matches('/'));
+            let value = match c {
+                Controller::Memory => read(dir.join("memory.limit_in_bytes"))?,
+                Controller::Pids => read(dir.join("pids.max"))?,
+                Controller::Cpu => format!("{} {}", read(dir.join("cpu.cfs_quota_us"))?, read(dir.join("cpu.cfs_period_us"))?),
+            };
+            Some((value, "v1"))
+        }
+    }
 }
 
 /// Retries an operation that fails with `EBUSY` while the kernel finishes taking a cgroup or

@@ -28,6 +28,7 @@ pub mod procfs;
 pub mod resolve;
 pub mod run;
 pub mod runtime;
+pub mod selftest;
 pub mod supervisor;
 pub mod sys;
 pub mod syslog;

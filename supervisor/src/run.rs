@@ -406,6 +406,13 @@ fn start_cleanup(cg: &crate::cgroup::SessionCgroup, id: u64, log_socket: &str) -
                 libc::close_range(3, keep - 1, 0);
                 libc::close_range(keep + 1, libc::c_uint::MAX, 0);
             }
+            if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                for fd in 0..3 {
+                    // SAFETY: replaces stdin, stdout, stderr with /dev/null: whoever reads
+                    // the command's output must not wait for this helper.
+                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
+                }
+            }
             let _ = nix::sys::prctl::set_name(c"sw-cleanup");
             let _ = crate::harden::watchdog();
             let mut b = [0u8; 1];

@@ -12,6 +12,7 @@ use session_wrapper::decide::{self, DecidedOn, Subject};
 use session_wrapper::exefile::Loaders;
 use session_wrapper::resolve::{self, Asker};
 use session_wrapper::run::{self, RunOptions};
+use session_wrapper::selftest;
 use session_wrapper::users;
 use session_wrapper_config::text::{escape, escape_argv};
 use session_wrapper_config::{Action, Config, DecidedBy, FailPolicy, ScopeVerdict};
@@ -63,11 +64,37 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<OsString>,
     },
-    /// Check the configuration: exit 0 when valid, 1 with located errors.
+    /// Check the configuration and whether this system can enforce it: exit 0 when valid
+    /// and supported, 1 with located errors or with what a session would lose.
     CheckConfig {
         /// Configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// One JSON object, for monitoring.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove, as root, in supervised child sessions, that every layer the configuration uses
+    /// works here: exit 0 when all do, 1 naming the layer that does not.
+    SelfTest {
+        /// Configuration file (default: /etc/session-wrapper/config.toml, or the built-in
+        /// default when that does not exist).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also run the quick attacks of the threat model, hold each limit (OOM kill, CPU
+        /// throttling) and race the exec check.
+        #[arg(long)]
+        comprehensive: bool,
+        /// One JSON object, for monitoring.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The self-test's probe (internal).
+    #[command(name = "__probe", hide = true)]
+    Probe {
+        /// Tasks.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        tasks: Vec<OsString>,
     },
     /// Show how the policy decides COMMAND for a user, and which rule decides.
     Explain {
@@ -135,7 +162,9 @@ fn main() -> ExitCode {
             debug,
             command,
         }),
-        Command::CheckConfig { config } => cmd_check_config(config.as_deref()),
+        Command::CheckConfig { config, json } => cmd_check_config(config.as_deref(), json),
+        Command::SelfTest { config, comprehensive, json } => cmd_self_test(config.as_deref(), comprehensive, json),
+        Command::Probe { tasks } => session_wrapper::selftest::probe::main(&tasks),
         Command::Explain { config, user, service, target_user, command } => {
             cmd_explain(config.as_deref(), &user, &service, target_user.as_deref(), &command)
         }
@@ -273,24 +302,61 @@ fn list(v: &[String]) -> String {
     }
 }
 
-fn cmd_check_config(path: Option<&Path>) -> i32 {
-    let shown = path.map_or_else(|| DEFAULT_PATH.to_owned(), |p| p.display().to_string());
-    let config = match load_config(path, false) {
+fn cmd_self_test(path: Option<&Path>, comprehensive: bool, json: bool) -> i32 {
+    let config = match load_config(path, true) {
         Ok(c) => c,
-        Err(LoadError::NotFound(p)) => {
-            eprintln!(
-                "session-wrapper: no configuration at {}: the PAM module applies its fail_policy; \
-                 `session-wrapper run` uses the built-in default (see `session-wrapper default-config`)",
-                p.display()
-            );
-            return 1;
-        }
         Err(e) => {
-            eprintln!("{e}");
-            eprintln!("session-wrapper: {shown}: configuration is NOT valid");
+            eprintln!("session-wrapper: {e}");
             return 1;
         }
     };
+    let checks = selftest::run(&config, comprehensive);
+    if json {
+        println!("{}", selftest::render_json(&checks));
+    } else {
+        println!("session-wrapper self-test ({})", config.sources.join(", "));
+        print!("{}", selftest::render(&checks));
+    }
+    i32::from(!selftest::all_ok(&checks))
+}
+
+fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
+    let shown = path.map_or_else(|| DEFAULT_PATH.to_owned(), |p| p.display().to_string());
+    let invalid = |why: String| {
+        if json {
+            println!("{}", serde_json::json!({ "valid": false, "error": why, "ok": false }));
+        } else {
+            eprintln!("{why}");
+        }
+        1
+    };
+    let config = match load_config(path, false) {
+        Ok(c) => c,
+        Err(LoadError::NotFound(p)) => {
+            return invalid(format!(
+                "session-wrapper: no configuration at {}: the PAM module applies its fail_policy; \
+                 `session-wrapper run` uses the built-in default (see `session-wrapper default-config`)",
+                p.display()
+            ));
+        }
+        Err(e) => return invalid(format!("{e}\nsession-wrapper: {shown}: configuration is NOT valid")),
+    };
+    let system = selftest::system_checks(&config);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "valid": true,
+                "ok": selftest::all_ok(&system),
+                "sources": config.sources,
+                "mode": config.mode.as_str(),
+                "rules": config.policy.rules.len(),
+                "isolation": config.isolation.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
+                "system": system,
+            })
+        );
+        return i32::from(!selftest::all_ok(&system));
+    }
     println!("configuration: {}", config.sources.join(", "));
     let p = &config.policy;
     println!(
@@ -341,8 +407,46 @@ fn cmd_check_config(path: Option<&Path>) -> i32 {
     for n in &notes {
         println!("note: {n}");
     }
-    println!("OK");
-    0
+    println!("isolation ({} blocks):", config.isolation.len());
+    for i in &config.isolation {
+        println!("  {:<24} {}  ({})", i.name, describe_isolation(i), i.origin);
+    }
+    print!("{}", selftest::render(&system));
+    if selftest::all_ok(&system) {
+        println!("OK");
+        0
+    } else {
+        println!("the configuration is valid, but this system cannot enforce all of it (see FAIL above)");
+        1
+    }
+}
+
+fn describe_isolation(i: &session_wrapper_config::Isolation) -> String {
+    let mut parts = Vec::new();
+    let who = [("users", &i.users), ("groups", &i.groups), ("services", &i.services)]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", v.join(","))))
+        .collect::<Vec<_>>();
+    parts.push(if who.is_empty() { "applies to every session".to_owned() } else { who.join(" ") });
+    if !i.block.is_empty() {
+        parts.push(format!("block={}", i.block.iter().map(|b| b.name()).collect::<Vec<_>>().join(",")));
+    }
+    if let Some(m) = i.memory_max {
+        parts.push(format!("memory-max={m}"));
+    }
+    if let Some(p) = i.pids_max {
+        parts.push(format!("pids-max={p}"));
+    }
+    if let Some(c) = i.cpu_max {
+        parts.push(format!("cpu-max={} {}", c.quota, c.period));
+    }
+    if !i.private_dirs.is_empty() {
+        parts.push(format!("private-dirs={}", i.private_dirs.join(",")));
+    }
+    if i.landlock.is_some() {
+        parts.push("landlock".into());
+    }
+    parts.join(" ")
 }
 
 fn cmd_explain(

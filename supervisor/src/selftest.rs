@@ -1,0 +1,641 @@
+//! `session-wrapper self-test` and the system checks `check-config` adds.
+//!
+//! The system checks read what the kernel and the system offer (seccomp user notification,
+//! the kernel's version, Landlock's ABI, where each cgroup controller lives, logind) against
+//! what the configuration asks for, and say what a session would lose.
+//!
+//! The self-test proves the mechanisms by using them, as root, in supervised child sessions
+//! made exactly as `session-wrapper run` makes them (that is, as a PAM session does):
+//! - the base session (policy only): an allowed exec runs, a refused one fails with the
+//!   configured errno and is logged; with `--comprehensive`, quick attacks of the hardening
+//!   work too (a listener of one's own, x32 calls, io_uring, a memfd exec, the loader run as a
+//!   program, a script whose interpreter is refused, an argument swap raced against the
+//!   supervisor);
+//! - each `[[isolation]]` block, applied on its own: each blocked call fails with `EPERM`
+//!   (and did not unconfined), each limit is in force and holds, each private directory is
+//!   empty and leaves nothing on the host, each Landlock layer refuses what it should.
+//!
+//! The probes run in [`probe`], inside the supervised session (the `__probe` subcommand of the
+//! same binary); this side starts them, reads what they print and what the supervisor logged.
+
+use std::fmt::Write as _;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use session_wrapper_config::isolation::{Blocked, Isolation};
+use session_wrapper_config::{Config, Source};
+
+use crate::cgroup::{self, Controller, Home};
+
+pub mod probe;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Works.
+    Pass,
+    /// Works, with a caveat the detail gives.
+    Warn,
+    /// Does not work: the detail says what is lost.
+    Fail,
+    /// Could not be checked here.
+    Skip,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "ok",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        }
+    }
+}
+
+/// One checked thing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What it belongs to: `system`, `session`, `isolation <name>`.
+    pub layer: String,
+    /// What was checked.
+    pub check: String,
+    /// The outcome.
+    pub status: Status,
+    /// What was seen, or what is lost.
+    pub detail: String,
+}
+
+fn check(layer: &str, name: &str, status: Status, detail: impl Into<String>) -> Check {
+    Check { layer: layer.into(), check: name.into(), status, detail: detail.into() }
+}
+
+/// Whether no check failed.
+pub fn all_ok(checks: &[Check]) -> bool {
+    checks.iter().all(|c| c.status != Status::Fail)
+}
+
+/// The checks as an operator reads them: grouped by layer, then a summary line naming what
+/// failed.
+pub fn render(checks: &[Check]) -> String {
+    let mut out = String::new();
+    let mut layer = "";
+    for c in checks {
+        if c.layer != layer {
+            layer = &c.layer;
+            let _ = writeln!(out, "{layer}");
+        }
+        let _ = writeln!(out, "  {:<5} {:<40} {}", c.status.label(), c.check, c.detail);
+    }
+    let failed: Vec<String> =
+        checks.iter().filter(|c| c.status == Status::Fail).map(|c| format!("{}: {}", c.layer, c.check)).collect();
+    if failed.is_empty() {
+        let _ = writeln!(out, "result: ok");
+    } else {
+        let _ = writeln!(out, "result: FAIL ({})", failed.join("; "));
+    }
+    out
+}
+
+/// The checks as one JSON object: `{"ok": bool, "checks": [...]}`.
+pub fn render_json(checks: &[Check]) -> String {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        ok: bool,
+        checks: &'a [Check],
+    }
+    serde_json::to_string(&Out { ok: all_ok(checks), checks }).unwrap_or_else(|_| "{\"ok\":false}".into())
+}
+
+fn kernel_version() -> Option<(u32, u32)> {
+    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut it = r.trim().split(['.', '-']);
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// What this system offers against what `config` asks for.
+pub fn system_checks(config: &Config) -> Vec<Check> {
+    const S: &str = "system";
+    let mut out = Vec::new();
+    let actions = std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").unwrap_or_default();
+    out.push(if actions.split_whitespace().any(|a| a == "user_notif") {
+        check(S, "seccomp user notification", Status::Pass, "available")
+    } else {
+        check(S, "seccomp user notification", Status::Fail, "not available: no session can be supervised; every session gets the fail policy")
+    });
+    out.push(match kernel_version() {
+        Some((maj, min)) if (maj, min) >= (6, 6) => check(S, "kernel", Status::Pass, format!("Linux {maj}.{min}")),
+        Some((maj, min)) if (maj, min) >= (5, 19) => check(
+            S,
+            "kernel",
+            Status::Warn,
+            format!("Linux {maj}.{min}: no synchronous wake-up (6.6), each decision costs tens of microseconds more"),
+        ),
+        Some((maj, min)) => check(
+            S,
+            "kernel",
+            Status::Fail,
+            format!("Linux {maj}.{min}: the session filter needs 5.19 (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)"),
+        ),
+        None => check(S, "kernel", Status::Skip, "version unreadable"),
+    });
+    let logind = cgroup::logind_running();
+    out.push(check(
+        S,
+        "systemd-logind",
+        Status::Pass,
+        if logind { "running: pam_systemd manages session cgroups" } else { "not running: the supervisor makes session cgroups" },
+    ));
+    let uses_landlock: Vec<&Isolation> = config.isolation.iter().filter(|i| i.landlock.is_some()).collect();
+    let needs_net = uses_landlock
+        .iter()
+        .any(|i| i.landlock.as_ref().is_some_and(|l| l.tcp_bind.is_some() || l.tcp_connect.is_some()));
+    let names = |v: &[&Isolation]| v.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ");
+    out.push(match session_wrapper_protocol::isolate::landlock::abi() {
+        Ok(abi) if needs_net && abi < 4 => check(
+            S,
+            "landlock",
+            Status::Fail,
+            format!("ABI {abi} cannot restrict TCP ports (needs 4): sessions under {} are refused", names(&uses_landlock)),
+        ),
+        Ok(abi) if uses_landlock.is_empty() => check(S, "landlock", Status::Pass, format!("ABI {abi} (not used by this configuration)")),
+        Ok(abi) => check(S, "landlock", Status::Pass, format!("ABI {abi}")),
+        Err(e) if uses_landlock.is_empty() => {
+            check(S, "landlock", Status::Skip, format!("not available ({}); not used", std::io::Error::from_raw_os_error(e)))
+        }
+        Err(e) => check(
+            S,
+            "landlock",
+            Status::Fail,
+            format!("not available ({}): sessions under {} are refused", std::io::Error::from_raw_os_error(e), names(&uses_landlock)),
+        ),
+    });
+    for c in [Controller::Memory, Controller::Pids, Controller::Cpu] {
+        let users: Vec<&Isolation> = config
+            .isolation
+            .iter()
+            .filter(|i| match c {
+                Controller::Memory => i.memory_max.is_some(),
+                Controller::Pids => i.pids_max.is_some(),
+                Controller::Cpu => i.cpu_max.is_some(),
+            })
+            .collect();
+        if users.is_empty() {
+            continue;
+        }
+        let name = format!("cgroup {}", c.name());
+        out.push(match (logind, c, cgroup::home(c)) {
+            (true, Controller::Cpu, _) => check(
+                S,
+                &name,
+                Status::Warn,
+                format!("cpu-max of {} is not applied: pam_systemd takes no CPU quota", names(&users)),
+            ),
+            (true, _, _) => check(
+                S,
+                &name,
+                Status::Pass,
+                "handed to pam_systemd (list pam_session_wrapper before pam_systemd in the session stack)",
+            ),
+            (false, _, Some(Home::V2(m))) => check(S, &name, Status::Pass, format!("cgroup v2 at {}", m.display())),
+            (false, _, Some(Home::V1(m))) => check(S, &name, Status::Pass, format!("cgroup v1 at {}", m.display())),
+            (false, _, None) => check(
+                S,
+                &name,
+                Status::Fail,
+                format!("controller not available: sessions under {} are refused", names(&users)),
+            ),
+        });
+    }
+    for i in &config.isolation {
+        for d in &i.private_dirs {
+            if !Path::new(d).is_dir() {
+                out.push(check(S, &format!("private dir {d}"), Status::Fail, format!("not a directory here: sessions under {} are refused", i.name)));
+            }
+        }
+        if let Err(e) = crate::filter::check_blocked(&i.block) {
+            out.push(check(S, "block-syscalls", Status::Fail, format!("{}: {e}", i.name)));
+        }
+    }
+    out
+}
+
+/// A root-only directory for the self-test's files, removed when dropped.
+#[derive(Debug)]
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> std::io::Result<Self> {
+        let dir = PathBuf::from(format!("/run/session-wrapper-self-test.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        let s = Scratch { dir };
+        // Two programs whose names have the same length, so that a race can swap them.
+        std::fs::copy("/bin/true", s.allowed())?;
+        std::fs::copy("/usr/bin/touch", s.denied())?;
+        std::fs::write(s.script(), format!("#!{}\n", s.denied().display()))?;
+        for p in [s.allowed(), s.denied(), s.script()] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+        }
+        Ok(s)
+    }
+
+    fn allowed(&self) -> PathBuf {
+        self.dir.join("allow1")
+    }
+
+    fn denied(&self) -> PathBuf {
+        self.dir.join("denyme")
+    }
+
+    fn script(&self) -> PathBuf {
+        self.dir.join("script")
+    }
+
+    fn marker(&self, what: &str) -> PathBuf {
+        self.dir.join(format!("ran-{what}"))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The self-test's own policy: allow, except the scratch directory's `denyme`.
+fn base_config(scratch: &Scratch) -> Result<Config, String> {
+    let text = format!(
+        "mode = \"enforce\"\ndefault = \"allow\"\n[[rules]]\nname = \"self-test-refused\"\nexe = \"{}\"\naction = \"deny\"\nmessage = \"refused by the self-test\"\n",
+        scratch.denied().display()
+    );
+    Config::parse(&[Source::new("self-test", text)], &crate::configfile::canonicalize)
+        .map_err(|e| format!("the self-test policy: {e}"))
+}
+
+/// What a supervised probe run gave.
+#[derive(Debug)]
+struct Outcome {
+    /// `task -> (status, detail)` lines the probe printed.
+    results: Vec<(String, String, String)>,
+    /// Everything it printed (for failures).
+    output: String,
+    /// Its exit code.
+    code: i32,
+    /// The supervisor's log lines.
+    log: Vec<String>,
+}
+
+impl Outcome {
+    fn result(&self, task: &str) -> Option<(&str, &str)> {
+        self.results.iter().find(|(t, _, _)| t == task).map(|(_, s, d)| (s.as_str(), d.as_str()))
+    }
+}
+
+fn parse_results(output: &str) -> Vec<(String, String, String)> {
+    output
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.splitn(4, '\t');
+            (p.next()? == "PROBE").then_some(())?;
+            Some((p.next()?.to_owned(), p.next()?.to_owned(), p.next().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
+fn read_all_with_timeout(fd: &OwnedFd, limit: Duration) -> String {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(left.as_millis().min(1000)).unwrap_or(1000);
+        if poll(&mut fds, PollTimeout::from(ms)).unwrap_or(0) == 0 {
+            continue;
+        }
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs the probe with `tasks` in a supervised session made from `config`, as root.
+fn supervised(config: &Config, tasks: &[String], scratch: &Scratch, n: usize) -> Result<Outcome, String> {
+    let sock_path = scratch.dir.join(format!("log-{n}.sock"));
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).map_err(|e| format!("log socket: {e}"))?;
+    let _ = sock.set_nonblocking(true);
+    let mut config = config.clone();
+    config.log.socket = sock_path.display().to_string();
+    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let mut command = vec![exe.into_os_string(), "__probe".into()];
+    command.extend(tasks.iter().map(Into::into));
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the self-test is single-threaded; the child runs the supervisor and exits.
+    let child = match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            // SAFETY: plain dup2 onto stdout and stderr.
+            unsafe {
+                libc::dup2(w.as_raw_fd(), 1);
+                libc::dup2(w.as_raw_fd(), 2);
+            }
+            drop(w);
+            drop(r);
+            let code = match crate::run::run(crate::run::RunOptions {
+                config,
+                user: "root".into(),
+                uid: 0,
+                gid: 0,
+                service: "session-wrapper-self-test".into(),
+                command,
+                fail_policy: session_wrapper_config::FailPolicy::Closed,
+                debug: false,
+            }) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("session start failed: {e}");
+                    e.exit_code()
+                }
+            };
+            // SAFETY: ends the forked child without returning into the self-test.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    drop(w);
+    let output = read_all_with_timeout(&r, Duration::from_secs(180));
+    let code = loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break -1,
+        }
+    };
+    // The supervisor drains its log before it exits.
+    let mut log = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = sock.recv(&mut buf) {
+        log.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    Ok(Outcome { results: parse_results(&output), output, code, log })
+}
+
+/// Runs the probe unconfined (for the errno a call gives without the filter).
+fn unconfined(tasks: &[String]) -> Vec<(String, String, String)> {
+    let Ok(exe) = std::env::current_exe() else { return Vec::new() };
+    match std::process::Command::new(exe).arg("__probe").args(tasks).stdin(std::process::Stdio::null()).output() {
+        Ok(o) => parse_results(&String::from_utf8_lossy(&o.stdout)),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Turns a probe line into a check: the probe decided pass/fail itself.
+fn from_probe(layer: &str, name: &str, task: &str, o: &Outcome) -> Check {
+    match o.result(task) {
+        Some(("pass", d)) => check(layer, name, Status::Pass, d),
+        Some(("skip", d)) => check(layer, name, Status::Skip, d),
+        Some((_, d)) => check(layer, name, Status::Fail, d),
+        None => check(layer, name, Status::Fail, format!("no answer from the probe (exit {}): {}", o.code, last_line(&o.output))),
+    }
+}
+
+fn last_line(s: &str) -> String {
+    s.lines().filter(|l| !l.starts_with("PROBE\t")).last().unwrap_or("").to_owned()
+}
+
+/// Runs the self-test for `config`. Needs root.
+pub fn run(config: &Config, comprehensive: bool) -> Vec<Check> {
+    let mut out = system_checks(config);
+    if !crate::run_as_root() {
+        out.push(check("self-test", "privileges", Status::Fail, "the self-test applies every layer as a PAM session does: run it as root"));
+        return out;
+    }
+    let scratch = match Scratch::new() {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(check("self-test", "scratch directory", Status::Fail, e.to_string()));
+            return out;
+        }
+    };
+    let base = match base_config(&scratch) {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(check("self-test", "policy", Status::Fail, e));
+            return out;
+        }
+    };
+    out.extend(session_checks(&base, &scratch, comprehensive));
+    for (n, block) in config.isolation.iter().enumerate() {
+        out.extend(block_checks(&base, block, &scratch, comprehensive, n + 1));
+    }
+    out
+}
+
+fn session_checks(base: &Config, scratch: &Scratch, comprehensive: bool) -> Vec<Check> {
+    const L: &str = "session";
+    let allowed = scratch.allowed().display().to_string();
+    let denied = scratch.denied().display().to_string();
+    let mut tasks = vec![format!("exec-ok:{allowed}"), format!("exec-refused:{denied}:{}", scratch.marker("refused").display())];
+    let attacks = [
+        ("own listener", "listener".to_owned()),
+        ("x32 system calls", "x32".to_owned()),
+        ("io_uring", "io-uring".to_owned()),
+        ("memfd exec of a refused program", format!("memfd:{denied}")),
+        ("loader run as a program", format!("ldso:{allowed}")),
+        ("script with a refused interpreter", format!("script:{}", scratch.script().display())),
+        ("argument swap raced against the check", format!("race:{allowed}:{denied}:{}", scratch.marker("race").display())),
+    ];
+    if comprehensive {
+        tasks.extend(attacks.iter().map(|(_, t)| t.clone()));
+    }
+    let o = match supervised(base, &tasks, scratch, 0) {
+        Ok(o) => o,
+        Err(e) => return vec![check(L, "supervised session", Status::Fail, e)],
+    };
+    let mut out = vec![from_probe(L, "supervised exec", &tasks[0], &o)];
+    let mut refused = from_probe(L, "refused exec", &tasks[1], &o);
+    if refused.status == Status::Pass {
+        match o.log.iter().find(|l| l.contains("decision=deny") && l.contains("rule=self-test-refused")) {
+            Some(_) => refused.detail.push_str(", logged (decision=deny rule=self-test-refused)"),
+            None => {
+                refused.status = Status::Fail;
+                refused.detail = format!("refused but not logged; the supervisor logged {} lines", o.log.len());
+            }
+        }
+    }
+    out.push(refused);
+    if comprehensive {
+        for (name, task) in &attacks {
+            out.push(from_probe(L, name, task, &o));
+        }
+    }
+    out
+}
+
+/// A representative call for each blocked entry, as a probe task.
+fn syscall_task(b: &Blocked) -> String {
+    format!("syscall:{}", b.name())
+}
+
+fn covered(path: &Path, trees: &[String]) -> bool {
+    trees.iter().any(|t| path.starts_with(t))
+}
+
+/// A directory outside every tree of `trees` (and of the private dirs), made for the probe.
+fn outside_dir(trees: &[&[String]], private: &[String], tag: &str) -> Option<PathBuf> {
+    for base in ["/var/tmp", "/tmp", "/root", "/srv", "/opt", "/var/lib", "/run"] {
+        let dir = Path::new(base).join(format!("session-wrapper-self-test.{}.{tag}", std::process::id()));
+        if covered(&dir, private) || trees.iter().any(|t| covered(&dir, t)) {
+            continue;
+        }
+        if std::fs::create_dir(&dir).is_ok() {
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+            return Some(dir);
+        }
+    }
+    None
+}
+
+fn block_checks(base: &Config, block: &Isolation, scratch: &Scratch, comprehensive: bool, n: usize) -> Vec<Check> {
+    let layer = format!("isolation {}", block.name);
+    let mut config = base.clone();
+    config.isolation = vec![Isolation { users: None, groups: None, services: None, ..block.clone() }];
+    let mut tasks: Vec<(String, String)> = Vec::new();
+    let mut cleanup: Vec<PathBuf> = Vec::new();
+    for b in &block.block {
+        tasks.push((format!("blocks {}", b.name()), syscall_task(b)));
+    }
+    if let Some(m) = block.memory_max {
+        tasks.push(("memory-max in force".into(), format!("limit:memory:{m}")));
+        if comprehensive {
+            tasks.push(("memory-max holds (OOM kill)".into(), format!("memory-hold:{m}")));
+        }
+    }
+    if let Some(p) = block.pids_max {
+        tasks.push(("pids-max in force".into(), format!("limit:pids:{p}")));
+        tasks.push(("pids-max holds (fork until refused)".into(), format!("pids-hold:{p}")));
+    }
+    if let Some(c) = block.cpu_max {
+        tasks.push(("cpu-max in force".into(), format!("limit:cpu:{}:{}", c.quota, c.period)));
+        if comprehensive {
+            tasks.push(("cpu-max holds (spin, measure)".into(), format!("cpu-hold:{}:{}", c.quota, c.period)));
+        }
+    }
+    let marker = format!("session-wrapper-self-test.{}", std::process::id());
+    for d in &block.private_dirs {
+        tasks.push((format!("private {d}"), format!("private:{d}:{marker}")));
+    }
+    let mut listeners = Vec::new();
+    if let Some(l) = &block.landlock {
+        let none: Vec<String> = Vec::new();
+        let write = l.write.as_deref().unwrap_or(&none);
+        let read = l.read.as_deref().unwrap_or(&none);
+        let exec = l.execute.as_deref().unwrap_or(&none);
+        let all: [&[String]; 3] = [write, read, exec];
+        let outside = outside_dir(&all, &block.private_dirs, &n.to_string());
+        match &outside {
+            None => tasks.push(("landlock".into(), "skip:no directory outside the layer's trees to try".into())),
+            Some(dir) => {
+                cleanup.push(dir.clone());
+                if l.write.is_some() {
+                    tasks.push(("landlock refuses a write outside".into(), format!("ll-write:{}", dir.display())));
+                }
+                if l.read.is_some() {
+                    let f = dir.join("unreadable");
+                    let _ = std::fs::write(&f, "self-test\n");
+                    tasks.push(("landlock refuses a read outside".into(), format!("ll-read:{}", f.display())));
+                }
+                if l.execute.is_some() {
+                    let f = dir.join("program");
+                    let _ = std::fs::copy("/bin/true", &f);
+                    tasks.push(("landlock refuses an exec outside".into(), format!("ll-exec:{}", f.display())));
+                }
+            }
+        }
+        if let Some(allowed) = &l.tcp_connect {
+            if let Some((sock, port)) = free_listener(allowed) {
+                listeners.push(sock);
+                tasks.push(("landlock refuses a TCP connect".into(), format!("ll-connect:{port}")));
+            }
+        }
+        if let Some(allowed) = &l.tcp_bind {
+            if let Some((sock, port)) = free_listener(allowed) {
+                drop(sock);
+                tasks.push(("landlock refuses a TCP bind".into(), format!("ll-bind:{port}")));
+            }
+        }
+    }
+    let task_list: Vec<String> = tasks.iter().map(|(_, t)| t.clone()).collect();
+    let baseline = unconfined(&task_list.iter().filter(|t| t.starts_with("syscall:")).cloned().collect::<Vec<_>>());
+    let o = supervised(&config, &task_list, scratch, n);
+    for d in cleanup {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    drop(listeners);
+    let o = match o {
+        Ok(o) => o,
+        Err(e) => return vec![check(&layer, "session start", Status::Fail, e)],
+    };
+    if o.results.is_empty() {
+        return vec![check(&layer, "session start", Status::Fail, format!("the session did not start: {}", last_line(&o.output)))];
+    }
+    let mut out = Vec::new();
+    for (name, task) in &tasks {
+        if let Some(reason) = task.strip_prefix("skip:") {
+            out.push(check(&layer, name, Status::Skip, reason));
+            continue;
+        }
+        let mut c = from_probe(&layer, name, task, &o);
+        if task.starts_with("syscall:") && c.status == Status::Pass {
+            let before = baseline.iter().find(|(t, _, _)| t == task).map(|(_, _, d)| d.clone());
+            match before {
+                Some(d) if d.starts_with("EPERM") => {
+                    c.status = Status::Skip;
+                    c.detail = "cannot tell: the call fails with EPERM unconfined too".into();
+                }
+                Some(d) => c.detail = format!("{} (unconfined: {d})", c.detail),
+                None => {}
+            }
+        }
+        if task.starts_with("private:") && c.status == Status::Pass {
+            let dir = task.split(':').nth(1).unwrap_or("");
+            if Path::new(dir).join(&marker).exists() {
+                c.status = Status::Fail;
+                c.detail = format!("the session's file is visible on the host in {dir}");
+                let _ = std::fs::remove_file(Path::new(dir).join(&marker));
+            } else {
+                c.detail.push_str(", nothing left on the host");
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A TCP listener on 127.0.0.1 whose port is not in `allowed`.
+fn free_listener(allowed: &[u16]) -> Option<(std::net::TcpListener, u16)> {
+    for _ in 0..20 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+        let port = l.local_addr().ok()?.port();
+        if !allowed.contains(&port) {
+            return Some((l, port));
+        }
+    }
+    None
+}
