@@ -416,7 +416,7 @@ fn from_probe(layer: &str, name: &str, task: &str, o: &Outcome) -> Check {
 }
 
 fn last_line(s: &str) -> String {
-    s.lines().filter(|l| !l.starts_with("PROBE\t")).next_back().unwrap_or("").to_owned()
+    s.lines().rfind(|l| !l.starts_with("PROBE\t")).unwrap_or("").to_owned()
 }
 
 /// Runs the self-test for `config`. Needs root.
