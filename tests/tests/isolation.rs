@@ -49,7 +49,7 @@ fn blocked_ptrace_and_mount_fail_with_eperm_and_sudo_still_works() {
     let cfg = ConfigFile::new(
         "default = \"allow\"\n[[isolation]]\nname = \"no-debug\"\nusers = [\"swiso1\"]\nblock-syscalls = [\"ptrace\", \"mount\", \"namespaces\"]\n",
     );
-    let sb = sandbox_with("swiso1", 4401, &cfg, true);
+    let sb = sandbox_with("swiso1", 4501, &cfg, true);
     let cmd = format!(
         "{}; sudo -n {}; sudo -n /usr/bin/id -u; /usr/bin/unshare -U true; echo unshare=$?",
         py(PTRACE_ME),
@@ -68,7 +68,7 @@ fn blocked_ptrace_and_mount_fail_with_eperm_and_sudo_still_works() {
     assert!(find(&lines, "event=nested").contains("service=sudo"));
 
     // A user the block does not name is not restricted.
-    let sb = sandbox_with("swiso1b", 4411, &cfg, false);
+    let sb = sandbox_with("swiso1b", 4511, &cfg, false);
     let out = sb.run(&["su", "swiso1b", "-c", &py(PTRACE_ME)], T);
     assert_eq!(stdout(&out), "ptrace 0 0\n", "{}", stderr(&out));
 }
@@ -79,7 +79,7 @@ const FORK_BOMB: &str = "import os, time\npids = []\nerr = 0\ntry:\n    while le
 fn a_fork_bomb_stops_at_pids_max_and_the_host_does_not() {
     require_root!();
     let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"small\"\npids-max = 40\n");
-    let sb = sandbox_with("swiso2", 4402, &cfg, false);
+    let sb = sandbox_with("swiso2", 4502, &cfg, false);
     let out = sb.run(&["su", "swiso2", "-c", &format!("{}; echo after=$?", py(FORK_BOMB))], T);
     let o = stdout(&out);
     let n: usize = o
@@ -111,7 +111,7 @@ const MEMORY_HOG: &str = "a = []\nwhile True:\n    a.append(bytearray(1 << 20))"
 fn a_memory_hog_is_oom_killed_inside_its_session_only() {
     require_root!();
     let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"mem\"\nmemory-max = \"96M\"\n");
-    let sb = sandbox_with("swiso3", 4403, &cfg, false);
+    let sb = sandbox_with("swiso3", 4503, &cfg, false);
     let out = sb.run(&["su", "swiso3", "-c", &format!("{}; echo hog=$?; echo shell-alive", py(MEMORY_HOG))], T);
     let o = stdout(&out);
     assert!(o.contains("hog=137\n"), "killed by SIGKILL (the OOM killer): {o}{}", stderr(&out));
@@ -129,7 +129,7 @@ const CPU_HOG: &str = "import time\nend = time.time() + 2\nwhile time.time() < e
 fn a_cpu_hog_is_throttled() {
     require_root!();
     let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"cpu\"\ncpu-max = \"20%\"\n");
-    let sb = sandbox_with("swiso4", 4404, &cfg, false);
+    let sb = sandbox_with("swiso4", 4504, &cfg, false);
     let out = sb.run(&["su", "swiso4", "-c", &py(CPU_HOG)], T);
     let o = stdout(&out);
     let used: f64 = o
@@ -146,7 +146,7 @@ fn a_cpu_hog_is_throttled() {
 fn private_tmp_is_invisible_to_the_host_shared_with_nested_sudo_and_gone_after_logout() {
     require_root!();
     let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"tmp\"\nprivate-dirs = [\"/tmp\"]\n");
-    let sb = sandbox_with("swiso5", 4405, &cfg, true);
+    let sb = sandbox_with("swiso5", 4505, &cfg, true);
     let marker = format!("sw-private-{}", std::process::id());
     let cmd = format!(
         "cd /; echo secret > /tmp/{marker}; ls -A /tmp | wc -l; sudo -n cat /tmp/{marker}; readlink /proc/self/ns/mnt"
@@ -190,7 +190,7 @@ fn landlock_refuses_writes_outside_the_allowed_tree_even_for_root_under_sudo() {
         "default = \"allow\"\n[[isolation]]\nname = \"fs\"\nlandlock = {{ write = [\"/dev\", \"/run\", \"{}\"] }}\n",
         allowed.display()
     ));
-    let sb = sandbox_with("swiso6", 4406, &cfg, true);
+    let sb = sandbox_with("swiso6", 4506, &cfg, true);
     let cmd = format!(
         "cd /; echo a > {a}/f; echo allowed=$?; echo b > {o}/f; echo other=$?; sudo -n /usr/bin/touch {o}/g; echo root=$?",
         a = allowed.display(),
@@ -212,7 +212,7 @@ fn a_layer_that_cannot_be_applied_follows_the_fail_policy() {
     require_root!();
     // A private directory that does not exist cannot be made private.
     let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nprivate-dirs = [\"/nonexistent-sw\"]\n");
-    let sb = sandbox_with("swiso7", 4407, &cfg, false);
+    let sb = sandbox_with("swiso7", 4507, &cfg, false);
     let out = sb.run(&["su", "swiso7", "-c", "echo ran"], T);
     assert!(!out.status.success(), "fail_policy=closed refuses the session");
     assert_eq!(stdout(&out), "");

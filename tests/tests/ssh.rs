@@ -219,6 +219,33 @@ fn sftp_is_refused_when_the_policy_denies_sftp_server() {
 }
 
 #[test]
+fn ssh_works_under_every_isolation_layer() {
+    require_root!();
+    let policy = format!(
+        "{POLICY}[[isolation]]\nname = \"locked\"\n\
+         block-syscalls = [\"ptrace\", \"mount\", \"raw-sockets\", \"packet-sockets\", \"namespaces\", \"keyctl\", \"bpf\", \"perf\", \"kexec\", \"modules\"]\n\
+         pids-max = 200\nmemory-max = \"512M\"\ncpu-max = \"80%\"\nprivate-dirs = [\"/var/tmp\"]\n\
+         landlock = {{ write = [\"/dev\", \"/tmp\", \"/run\"] }}\n"
+    );
+    let (sb, u, _cfg) = sandbox_with_sshd(&policy, "swssh6", 4406);
+    let sshd = start_sshd(&sb, &u);
+    let remote = "/usr/bin/id -un; ls -A /var/tmp | wc -l; /usr/bin/unshare -U true; echo unshare=$?; \
+                  echo x > /etc/sw-landlock-probe; echo etc=$?";
+    let out = ssh(&sshd, &u.name, &[], remote).output().expect("ssh");
+    assert_eq!(stdout(&out), "swssh6\n0\nunshare=1\netc=1\n", "{}", stderr(&out));
+    assert!(!Path::new("/etc/sw-landlock-probe").exists());
+    let mut c = ssh(&sshd, &u.name, &["-tt"], "");
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ssh -tt");
+    writeln!(child.stdin.as_mut().expect("stdin"), "tty; echo pty-ok; exit").expect("type");
+    let out = child.wait_with_output().expect("wait");
+    assert!(stdout(&out).contains("/dev/pts/") && stdout(&out).contains("pty-ok"), "{}{}", stdout(&out), stderr(&out));
+    drop(sshd);
+    let lines = sb.log.until_sessions_end(2, T);
+    let start = find(&lines, "event=session-start");
+    assert!(start.contains("isolation=locked") && start.contains("private=/var/tmp"), "{start}");
+}
+
+#[test]
 fn login_under_a_pty_is_supervised() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
