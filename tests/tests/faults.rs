@@ -49,8 +49,8 @@ fn a_session_keeps_the_policy_it_started_with_when_the_file_changes() {
         .spawn()
         .expect("spawn");
     sb.log.wait_for(|l| l.contains("path=\"/usr/bin/true\"") && l.contains("result="), T).expect("first exec");
-    // Mid-session, the policy starts refusing id, and then becomes unreadable garbage.
-    std::fs::write(cfg.path(), POLICY).expect("rewrite");
+    // Mid-session, the policy file becomes garbage.
+    std::fs::write(cfg.path(), "default = [[[").expect("rewrite");
     {
         let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).expect("open fifo");
         writeln!(f, "go").expect("go");
@@ -58,7 +58,12 @@ fn a_session_keeps_the_policy_it_started_with_when_the_file_changes() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(stdout(&out), "swfault2\nid=0\n", "the running session keeps its policy: {}", stderr(&out));
     sb.log.until_session_end(T);
-    // A new session reads the new policy.
+    // A new session reads the file again: broken, so the fail policy (closed) refuses it...
+    let out = sb.run(&["su", "swfault2", "-c", "echo ran"], T);
+    assert_eq!(stdout(&out), "", "{}", stderr(&out));
+    sb.log.wait_for(|l| l.contains("session refused") && l.contains("config.toml:1:"), T).expect("a located refusal");
+    // ...and once it refuses id, new sessions refuse id.
+    std::fs::write(cfg.path(), POLICY).expect("rewrite");
     let out = sb.run(&["su", "swfault2", "-c", "/usr/bin/id -un; echo id=$?"], T);
     assert_eq!(stdout(&out), "id=126\n", "{}", stderr(&out));
 }
