@@ -16,7 +16,7 @@
 //! the policy: an open policy cannot give a session whose execs have nobody to answer them.
 
 use std::ffi::{c_int, c_void};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use pam_sys::PamItemType;
 use session_wrapper_protocol::{
@@ -140,6 +140,7 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
             );
             return Ok(());
         }
+        Probe::Reply(fd) => return join_nested(h, &service, &user, &fd),
         Probe::SupervisorGone => return Err(ModuleError::SupervisorGone),
         Probe::Unexpected(e) => return Err(ModuleError::Probe(nix::errno::Errno::from_raw(e))),
         Probe::NotSupervised => {}
@@ -166,7 +167,10 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
         }
         Message::Failed { reason } => Err(ModuleError::Supervisor(reason)),
         Message::Supervise { session, pid, filter, isolate } => {
-            apply_isolation(h, &sock, &isolate)?;
+            if let Err(why) = apply_isolation(h, &isolate) {
+                let _ = send(sock.as_fd(), &Message::Failed { reason: why.clone() }, None);
+                return Err(ModuleError::Isolation(why));
+            }
             install(h, a, &sock, session, pid, &filter)?;
             if a.debug {
                 h.log(LOG_INFO, &format!("session {} supervised by pid {pid}", session_id_text(session)));
@@ -177,21 +181,45 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
     }
 }
 
+/// A nested session (su or sudo inside a supervised one) joins the session it is in, and adds
+/// the restrictions of its own isolation blocks that the session lacks: the supervisor's
+/// reply (a sealed memory file it installed in this process) holds them. It can add, never
+/// remove: everything the session has is the kernel's to keep.
+fn join_nested(h: Handle, service: &[u8], user: &[u8], fd: &OwnedFd) -> Result<(), ModuleError> {
+    let mut buf = vec![0u8; session_wrapper_protocol::wire::MAX_MESSAGE + 1];
+    // SAFETY: pread into a buffer of its length, at offset 0.
+    let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let n = usize::try_from(n).map_err(|_| ModuleError::Supervisor(format!("reading the nested reply: {}", std::io::Error::last_os_error())))?;
+    let (session, filter, isolate) = match Message::decode(&buf[..n]) {
+        Ok(Message::Supervise { session, filter, isolate, .. }) => (session, filter, isolate),
+        Ok(Message::Failed { reason }) => return Err(ModuleError::Supervisor(reason)),
+        Ok(other) => return Err(ModuleError::Supervisor(format!("unexpected nested reply {other:?}"))),
+        Err(e) => return Err(ModuleError::Supervisor(format!("nested reply: {e}"))),
+    };
+    apply_isolation(h, &isolate).map_err(ModuleError::Isolation)?;
+    if !filter.is_empty() {
+        let program = FilterProgram::from_bytes(&filter).map_err(|e| ModuleError::Supervisor(format!("bad filter program: {e}")))?;
+        program.install().map_err(ModuleError::Filter)?;
+    }
+    let added = if filter.is_empty() && isolate.is_empty() { "" } else { " and adds its own isolation" };
+    h.log(
+        LOG_INFO,
+        &format!("already supervised: {} for {} joins session {}{added}", text(service), text(user), session_id_text(session)),
+    );
+    Ok(())
+}
+
 /// Applies the session's isolation layers to this process before the filter goes on: limits
 /// for pam_systemd (which must come after this module in the stack), then the private
 /// directories and Landlock layers, which every process of the session inherits.
-fn apply_isolation(h: Handle, sock: &OwnedFd, isolate: &Isolate) -> Result<(), ModuleError> {
-    let refuse = |why: String| {
-        let _ = send(sock.as_fd(), &Message::Failed { reason: why.clone() }, None);
-        ModuleError::Isolation(why)
-    };
+fn apply_isolation(h: Handle, isolate: &Isolate) -> Result<(), String> {
     for (name, value) in [
         (c"systemd.memory_max", &isolate.systemd_memory_max),
         (c"systemd.tasks_max", &isolate.systemd_tasks_max),
     ] {
         if let Some(v) = value {
             if h.set_string_data(name, v) != PAM_SUCCESS {
-                return Err(refuse(format!("pam_set_data({}) failed", name.to_string_lossy())));
+                return Err(format!("pam_set_data({}) failed", name.to_string_lossy()));
             }
         }
     }
@@ -202,7 +230,7 @@ fn apply_isolation(h: Handle, sock: &OwnedFd, isolate: &Isolate) -> Result<(), M
             }
             Ok(())
         }
-        Err(e) => Err(refuse(format!("isolation: {e}"))),
+        Err(e) => Err(format!("isolation: {e}")),
     }
 }
 

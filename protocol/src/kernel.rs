@@ -167,12 +167,16 @@ impl FilterProgram {
 }
 
 /// What the probe learned about the calling process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Probe {
     /// No supervisor answers for this process: a session may start one.
     NotSupervised,
     /// A supervisor answered with its session id.
     Supervised(u64),
+    /// A supervisor answered a nested session's record with a descriptor (now the caller's)
+    /// holding its reply: a [`Message::Supervise`] with the layers the nested session adds,
+    /// or a [`Message::Failed`].
+    Reply(OwnedFd),
     /// The process is under a session filter whose supervisor is gone: nothing may run.
     SupervisorGone,
     /// Anything else (the errno), which callers treat as a failure.
@@ -181,7 +185,8 @@ pub enum Probe {
 
 /// Asks whether the calling process is supervised. The session filter sends this particular
 /// ioctl to its supervisor, which answers with the session id (and, when `record` is given
-/// and the caller is root, logs it as a nested session). Outside a session the kernel answers
+/// and the caller is root, logs it; a [`Message::Nested`] record is answered with a
+/// descriptor instead, see [`Probe::Reply`]). Outside a session the kernel answers
 /// `EBADF`; under a filter whose listener is gone, `ENOSYS`.
 pub fn probe(record: Option<&[u8]>) -> Probe {
     let (ptr, len) = record.map_or((0, 0), |r| (r.as_ptr() as u64, r.len() as u64));
@@ -191,7 +196,15 @@ pub fn probe(record: Option<&[u8]>) -> Probe {
         libc::syscall(libc::SYS_ioctl, PROBE_FD as libc::c_long, PROBE_REQUEST, ptr, len)
     };
     if r >= 0 {
-        return Probe::Supervised(r as u64);
+        let r = r as u64;
+        if r < crate::wire::SESSION_ID_FLOOR {
+            if let Ok(fd) = libc::c_int::try_from(r) {
+                // SAFETY: the supervisor installed this descriptor in this process for us.
+                return Probe::Reply(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+            return Probe::Unexpected(libc::EINVAL);
+        }
+        return Probe::Supervised(r);
     }
     match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
         libc::EBADF => Probe::NotSupervised,
@@ -326,7 +339,7 @@ mod tests {
 
     #[test]
     fn probe_outside_a_session_says_not_supervised() {
-        assert_eq!(probe(None), Probe::NotSupervised);
+        assert!(matches!(probe(None), Probe::NotSupervised));
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub mod wire;
 
 pub use isolate::{Isolate, LandlockLayer};
 pub use kernel::{probe, recv, send, ExchangeError, FilterProgram, Probe};
-pub use wire::{session_id_text, Closing, Hello, Message, Nested, WireError, SESSION_ID_MASK};
+pub use wire::{
+    session_id_from, session_id_text, Closing, Hello, Message, Nested, WireError, SESSION_ID_FLOOR, SESSION_ID_MASK,
+};
 
 /// The fd number the supervisor finds its socket at when the module execs it.
 pub const SUPERVISOR_SOCKET_FD: i32 = 3;

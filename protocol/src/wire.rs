@@ -333,6 +333,15 @@ pub fn session_id_text(id: u64) -> String {
 /// Session ids are 48 bits, so that they fit a syscall return value with room to spare.
 pub const SESSION_ID_MASK: u64 = (1 << 48) - 1;
 
+/// Every session id has its top bit (47) set, so that a probe's answer is never mistaken for
+/// a file descriptor (which a supervisor answers a nested session's probe with).
+pub const SESSION_ID_FLOOR: u64 = 1 << 47;
+
+/// A session id from random bits.
+pub fn session_id_from(random: u64) -> u64 {
+    (random & SESSION_ID_MASK) | SESSION_ID_FLOOR
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +403,7 @@ mod tests {
     #[test]
     fn session_ids_are_twelve_hex_digits() {
         assert_eq!(session_id_text(0x1a2b), "000000001a2b");
+        assert!(session_id_from(0) >= 1 << 32 && session_id_from(u64::MAX) <= SESSION_ID_MASK);
         assert_eq!(session_id_text(u64::MAX).len(), 12);
     }
 }

@@ -285,6 +285,20 @@ pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
     export(&ctx)
 }
 
+/// The filter a nested session (su, sudo) adds on top of the session filter for the system
+/// calls its own isolation blocks and the session's do not: refusals only, no listener.
+///
+/// # Errors
+/// [`FilterError`] when libseccomp fails or a name is unknown.
+pub fn build_blocklist(block: &[Blocked]) -> Result<FilterProgram, FilterError> {
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Allow)?;
+    ctx.set_ctl_nnp(false)?;
+    ctx.set_act_badarch(ScmpAction::KillProcess)?;
+    ctx.add_arch(ScmpArch::X86)?;
+    add_blocklist(&mut ctx, block, &[])?;
+    export(&ctx)
+}
+
 /// The supervisor's (and watchdog's) own filter: what they must never do, whatever happens
 /// to them. Exec kills; writing another process's memory or registers, forking (other than
 /// threads), mounting, modules, BPF, perf, io_uring, keys, identity changes, namespace changes

@@ -58,6 +58,58 @@ pub fn isolate_of(layers: &Layers) -> Isolate {
     }
 }
 
+/// What a nested session's own layers (`own`) add to the session's (`session`): blocked calls,
+/// private directories and Landlock layers of blocks the session does not have. Limits are
+/// the login session's: a nested session's smaller ones are reported, not applied.
+pub fn extra_for_nested(session: &Layers, own: &Layers) -> Layers {
+    let mut extra = Layers {
+        names: own.names.iter().filter(|n| !session.names.contains(n)).cloned().collect(),
+        block: own.block.iter().filter(|b| !session.block.contains(b)).cloned().collect(),
+        private_dirs: own.private_dirs.iter().filter(|d| !session.private_dirs.contains(d)).cloned().collect(),
+        landlock: own.landlock.iter().filter(|l| !session.landlock.contains(l)).cloned().collect(),
+        ..Layers::default()
+    };
+    let smaller = |o: Option<u64>, s: Option<u64>| match (o, s) {
+        (Some(o), Some(s)) if o < s => Some(o),
+        (Some(o), None) => Some(o),
+        _ => None,
+    };
+    extra.memory_max = smaller(own.memory_max, session.memory_max);
+    extra.pids_max = smaller(own.pids_max, session.pids_max);
+    extra.cpu_max = match (own.cpu_max, session.cpu_max) {
+        (Some(o), None) => Some(o),
+        (Some(o), Some(s)) if u128::from(o.quota) * u128::from(s.period) < u128::from(s.quota) * u128::from(o.period) => Some(o),
+        _ => None,
+    };
+    if extra.block.is_empty() && extra.private_dirs.is_empty() && extra.landlock.is_empty() && !extra.has_limits() {
+        extra.names.clear();
+    }
+    extra
+}
+
+/// A sealed memory file holding `reply`, to hand to a nested session.
+///
+/// # Errors
+/// When the memory file cannot be made or written.
+pub fn reply_fd(reply: &session_wrapper_protocol::Message) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::io::Write;
+    let fd = nix::sys::memfd::memfd_create(
+        c"session-wrapper-nested",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC | nix::sys::memfd::MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(std::io::Error::from)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(&reply.encode())?;
+    let fd = std::os::fd::OwnedFd::from(f);
+    // Nothing may change it once handed over.
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on our own descriptor.
+    if unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
 /// Where limits go for a session led by `leader`.
 pub fn limits_go(leader: i32) -> LimitsGo {
     if !cgroup::logind_running() {
@@ -193,6 +245,29 @@ mod tests {
         assert_eq!(i.landlock[0].write, Some(vec![b"/home".to_vec()]));
         assert_eq!(i.landlock[0].read, None);
         assert_eq!(i.landlock[0].tcp_connect, Some(vec![22]));
+    }
+
+    #[test]
+    fn a_nested_session_adds_only_what_the_session_lacks() {
+        let session = Layers {
+            names: vec!["base".into()],
+            block: vec![Blocked::Syscall("mount".into())],
+            pids_max: Some(100),
+            ..Layers::default()
+        };
+        let own = Layers {
+            names: vec!["base".into(), "sudo".into()],
+            block: vec![Blocked::Syscall("mount".into()), Blocked::Syscall("ptrace".into())],
+            pids_max: Some(200),
+            private_dirs: vec!["/tmp".into()],
+            ..Layers::default()
+        };
+        let extra = extra_for_nested(&session, &own);
+        assert_eq!(extra.names, ["sudo"]);
+        assert_eq!(extra.block, [Blocked::Syscall("ptrace".into())]);
+        assert_eq!(extra.private_dirs, ["/tmp"]);
+        assert_eq!(extra.pids_max, None, "a larger nested limit adds nothing");
+        assert!(extra_for_nested(&own, &session).names.is_empty(), "a nested session with less adds nothing");
     }
 
     #[test]

@@ -116,6 +116,28 @@ impl Listener {
         self.send(id, 0, -(errno as i32), 0)
     }
 
+    /// Completes the system call by installing `fd` in the caller (close-on-exec) and
+    /// returning its number there (`SECCOMP_ADDFD_FLAG_SEND`, Linux 5.14).
+    ///
+    /// # Errors
+    /// The ioctl's errno (`ENOENT`: the task no longer waits).
+    pub fn reply_with_fd(&self, id: u64, fd: std::os::fd::BorrowedFd<'_>) -> Result<i32, Errno> {
+        let addfd = libc::seccomp_notif_addfd {
+            id,
+            flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+            srcfd: fd.as_raw_fd() as u32,
+            newfd: 0,
+            newfd_flags: libc::O_CLOEXEC as u32,
+        };
+        // SAFETY: `addfd` is a seccomp_notif_addfd of the size encoded in the ioctl number.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &addfd) };
+        if r < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(r)
+        }
+    }
+
     /// Completes the system call with return value `val`, without running it.
     ///
     /// # Errors

@@ -22,7 +22,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use session_wrapper_config::{text::escape, ScopeVerdict};
 use session_wrapper_protocol::{
-    recv, send, session_id_text, Hello, Message, SESSION_ID_MASK, SUPERVISOR_SOCKET_FD,
+    recv, send, session_id_text, Hello, Message, SUPERVISOR_SOCKET_FD,
 };
 
 use crate::configfile::{self, DEFAULT_PATH};
@@ -112,7 +112,7 @@ pub fn main() -> i32 {
         Ok(p) => p,
         Err(e) => return fail(&sock, &mut log, &format!("building the filter: {e}")),
     };
-    let id = crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())) & SESSION_ID_MASK;
+    let id = session_wrapper_protocol::session_id_from(crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())));
     // The leader waits for our answer, so it has started nothing yet: moving it now puts
     // every process of the session in the cgroups. Made before the fork, so that the watchdog
     // knows what to remove.
@@ -231,7 +231,7 @@ fn serve(
     // Confine ourselves before any thread exists, so that every thread inherits it.
     let hardened = crate::harden::supervisor(pam.runtime_dir.as_ref().map(crate::runtime::RuntimeDir::raw_fd));
     let sup = match Supervisor::new(Listener::new(listener), config, session, None, hello.debug) {
-        Ok(s) => s.with_pam(pam).with_isolation(describe),
+        Ok(s) => s.with_pam(pam).with_isolation(describe, plan.layers),
         Err(e) => {
             let _ = send(sock.as_fd(), &Message::Failed { reason: format!("supervisor setup: {e}") }, None);
             return 1;

@@ -337,7 +337,7 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
                 .unwrap_or_else(|| RunError::Setup("the child exited during set-up".into())));
         }
     };
-    let id = crate::sys::random_u64().unwrap_or_default() & protocol::SESSION_ID_MASK;
+    let id = protocol::session_id_from(crate::sys::random_u64().unwrap_or_default());
     let cgroup = match plan.cgroup(&protocol::session_id_text(id), child.as_raw(), false) {
         Ok(cg) => cg,
         Err(e) => {
@@ -364,7 +364,7 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
     let hardened = root.then(|| crate::harden::supervisor(None));
     let mut sup = Supervisor::new(Listener::new(listener), opts.config, session, Some(child.as_raw()), opts.debug)
         .map_err(|e| setup("starting the supervisor", &e))?
-        .with_isolation(describe);
+        .with_isolation(describe, plan.layers.clone());
     for w in &plan.warnings {
         sup.event(crate::syslog::Severity::LOG_WARNING, w);
     }

@@ -161,6 +161,8 @@ pub struct Supervisor {
     dirty_since: Option<Instant>,
     /// What isolation the session has, for the session-start line.
     isolation: String,
+    /// The isolation layers the session has (a nested session adds only what they lack).
+    layers: session_wrapper_config::Layers,
 }
 
 /// Why a supervisor could not be set up.
@@ -221,6 +223,7 @@ impl Supervisor {
             session,
             pam: PamSession::default(),
             isolation: "-".into(),
+            layers: session_wrapper_config::Layers::default(),
             messenger: message::Messenger::default(),
             tacacs,
             authorizing: HashMap::new(),
@@ -240,8 +243,9 @@ impl Supervisor {
     }
 
     /// Records what isolation the session has (see [`crate::isolation::Plan::describe`]).
-    pub fn with_isolation(mut self, describe: String) -> Self {
+    pub fn with_isolation(mut self, describe: String, layers: session_wrapper_config::Layers) -> Self {
         self.isolation = describe;
+        self.layers = layers;
         self
     }
 
@@ -473,8 +477,9 @@ impl Supervisor {
                 if let (Ok(()), Ok(st)) = (read, status) {
                     match Message::decode(&buf) {
                         Ok(Message::Nested(nested)) if st.euid == 0 => {
+                            let (reply, adds) = self.nested_reply(&nested);
                             let line = format!(
-                                "event=nested service={} target={} ruser={} tty={} pid={}",
+                                "event=nested service={} target={} ruser={} tty={} pid={} adds={adds}",
                                 escape(&nested.service),
                                 escape(&nested.user),
                                 escape(nested.ruser.as_deref().unwrap_or(b"-")),
@@ -482,6 +487,17 @@ impl Supervisor {
                                 st.tgid
                             );
                             self.event(Severity::LOG_INFO, &line);
+                            match crate::isolation::reply_fd(&reply) {
+                                Ok(fd) => match self.listener.reply_with_fd(n.id, fd.as_fd()) {
+                                    Ok(_) => return,
+                                    Err(e) => self.event(Severity::LOG_ERR, &format!("event=nested-reply-failed error=\"{e}\"")),
+                                },
+                                Err(e) => self.event(Severity::LOG_ERR, &format!("event=nested-reply-failed error=\"{e}\"")),
+                            }
+                            // Without its reply the nested session cannot know what to add:
+                            // refuse it rather than let it run with less than its own layers.
+                            let _ = self.listener.refuse(n.id, Errno::EPERM);
+                            return;
                         }
                         Ok(Message::Closing(c)) if st.euid == 0 => self.on_close(&c.service, st.tgid),
                         Ok(_) | Err(_) => {
@@ -496,6 +512,45 @@ impl Supervisor {
             }
         }
         let _ = self.listener.reply(n.id, self.session.id as i64);
+    }
+
+    /// What a nested session must add: its own isolation blocks' restrictions that the
+    /// session does not already have. Returns the reply and a word for the log.
+    fn nested_reply(&mut self, nested: &session_wrapper_protocol::Nested) -> (Message, String) {
+        let service = String::from_utf8_lossy(&nested.service).into_owned();
+        let own = self.config.layers_for(&self.session.user.name, &self.session.user.groups, &service);
+        let extra = crate::isolation::extra_for_nested(&self.layers, &own);
+        let mut adds = extra.names.join(",");
+        if extra.has_limits() {
+            self.event(
+                Severity::LOG_NOTICE,
+                &format!(
+                    "event=nested-limits-not-applied service={} reason=\"limits are per login session; the session's own hold\"",
+                    escape(&nested.service)
+                ),
+            );
+        }
+        let filter = if extra.block.is_empty() {
+            Ok(Vec::new())
+        } else {
+            crate::filter::build_blocklist(&extra.block).map(|p| p.to_bytes())
+        };
+        let reply = match filter {
+            Ok(filter) => Message::Supervise {
+                session: self.session.id,
+                pid: std::process::id(),
+                filter,
+                isolate: crate::isolation::isolate_of(&extra),
+            },
+            Err(e) => {
+                adds = "failed".into();
+                Message::Failed { reason: format!("the nested session's blocklist: {e}") }
+            }
+        };
+        if adds.is_empty() {
+            adds = "-".into();
+        }
+        (reply, adds)
     }
 
     /// The process that opened the session closes it.

@@ -219,3 +219,31 @@ fn a_layer_that_cannot_be_applied_follows_the_fail_policy() {
     let why = sb.log.wait_for(|l| l.contains("session refused"), T).expect("a refusal line");
     assert!(why.contains("private directory /nonexistent-sw"), "{why}");
 }
+
+#[test]
+fn a_nested_sudo_adds_its_own_isolation_and_the_login_shell_keeps_its_own() {
+    require_root!();
+    let cfg = ConfigFile::new(
+        "default = \"allow\"\n[[isolation]]\nname = \"sudo-extra\"\nservices = [\"sudo\"]\nblock-syscalls = [\"ptrace\"]\n\
+         landlock = { write = [\"/dev\", \"/run\", \"/tmp\", \"/var\"] }\n",
+    );
+    let sb = sandbox_with("swiso8", 4508, &cfg, true);
+    let cmd = format!(
+        "{p}; sudo -n {p}; sudo -n /usr/bin/touch /etc/sw-nested-probe; echo etc=$?; {p}",
+        p = py(PTRACE_ME)
+    );
+    let out = sb.run(&["su", "swiso8", "-c", &cmd], T);
+    assert_eq!(
+        stdout(&out),
+        "ptrace 0 0\nptrace -1 1\netc=1\nptrace 0 0\n",
+        "the login shell is unrestricted, sudo's commands get sudo's block: {}",
+        stderr(&out)
+    );
+    assert!(!Path::new("/etc/sw-nested-probe").exists());
+    let lines = sb.log.until_session_end(T);
+    let start = find(&lines, "event=session-start");
+    assert!(start.contains("isolation=-"), "the su session itself has none: {start}");
+    let nested: Vec<&String> = lines.iter().filter(|l| l.contains("event=nested")).collect();
+    assert_eq!(nested.len(), 2, "{nested:?}");
+    assert!(nested.iter().all(|l| l.contains("service=sudo") && l.contains("adds=sudo-extra")), "{nested:?}");
+}
