@@ -140,6 +140,9 @@ fn add_blocklist(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&str])
         }
     }
     let arg = |n: u32, op: ScmpCompareOp, v: u64| ScmpArgCompare::new(n, op, v);
+    // `int` arguments: the kernel reads only the low 32 bits, so compare only those (an
+    // Equal over 64 bits would let garbage in the high bits slip past).
+    let int_is = |n: u32, v: u64| ScmpArgCompare::new(n, ScmpCompareOp::MaskedEqual(0xffff_ffff), v);
     let sock = ScmpSyscall::from_name("socket")?;
     let raw = sets.contains(&SyscallSet::RawSockets);
     let packet = sets.contains(&SyscallSet::PacketSockets);
@@ -157,17 +160,17 @@ fn add_blocklist(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&str])
                 ctx.add_rule_conditional(
                     eperm,
                     sock,
-                    &[arg(0, ScmpCompareOp::Equal, family as u64), arg(1, ScmpCompareOp::MaskedEqual(0xf), ty as u64)],
+                    &[int_is(0, family as u64), arg(1, ScmpCompareOp::MaskedEqual(0xf), ty as u64)],
                 )?;
             }
         }
         if packet {
-            ctx.add_rule_conditional(eperm, sock, &[arg(0, ScmpCompareOp::Equal, libc::AF_PACKET as u64)])?;
+            ctx.add_rule_conditional(eperm, sock, &[int_is(0, libc::AF_PACKET as u64)])?;
         }
         // i386 programs may create sockets through socketcall(SYS_SOCKET, args), whose
         // arguments are in memory: refuse that form altogether.
         if let Ok(sc) = ScmpSyscall::from_name("socketcall") {
-            ctx.add_rule_conditional(eperm, sc, &[arg(0, ScmpCompareOp::Equal, 1)])?;
+            ctx.add_rule_conditional(eperm, sc, &[int_is(0, 1)])?;
         }
     }
     if namespaces || user_ns {
@@ -181,7 +184,7 @@ fn add_blocklist(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&str])
                 // setns(fd, 0) joins whatever namespace fd is, a user namespace included.
                 let setns = ScmpSyscall::from_name("setns")?;
                 ctx.add_rule_conditional(eperm, setns, &[has(1)])?;
-                ctx.add_rule_conditional(eperm, setns, &[arg(1, ScmpCompareOp::Equal, 0)])?;
+                ctx.add_rule_conditional(eperm, setns, &[int_is(1, 0)])?;
             }
         }
         if !taken.contains(&"clone3") {
@@ -259,14 +262,15 @@ pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
         ScmpSyscall::from_name("ioctl")?,
         &[
             ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(0xffff_ffff), PROBE_FD),
-            ScmpArgCompare::new(1, ScmpCompareOp::Equal, PROBE_REQUEST),
+            ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), PROBE_REQUEST),
         ],
     )?;
     ctx.add_rule_conditional(
         ScmpAction::Errno(EBUSY),
         ScmpSyscall::from_name("seccomp")?,
         &[
-            ScmpArgCompare::new(0, ScmpCompareOp::Equal, u64::from(libc::SECCOMP_SET_MODE_FILTER)),
+            // `unsigned int op`: the kernel ignores the high 32 bits, so must we not.
+            ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(0xffff_ffff), u64::from(libc::SECCOMP_SET_MODE_FILTER)),
             ScmpArgCompare::new(
                 1,
                 ScmpCompareOp::MaskedEqual(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER),

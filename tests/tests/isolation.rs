@@ -41,19 +41,22 @@ fn py(code: &str) -> String {
 }
 
 const PTRACE_ME: &str = "import ctypes\nl = ctypes.CDLL(None, use_errno=True)\nr = l.ptrace(0, 0, 0, 0)\nprint(\"ptrace\", r, ctypes.get_errno())";
+/// A raw socket with garbage in the high bits of `int domain`, which the kernel ignores.
+const RAW_SOCKET_HIGH_BITS: &str = "import ctypes\nl = ctypes.CDLL(None, use_errno=True)\nr = l.syscall(41, ctypes.c_long(0x100000002), ctypes.c_long(3), ctypes.c_long(1))\nprint(\"rawsock\", r, ctypes.get_errno())";
 const MOUNT: &str = "import ctypes, os\nl = ctypes.CDLL(None, use_errno=True)\nr = l.mount(b\"none\", b\"/mnt\", b\"tmpfs\", 0, None)\nprint(\"mount\", r, ctypes.get_errno(), os.geteuid())";
 
 #[test]
 fn blocked_ptrace_and_mount_fail_with_eperm_and_sudo_still_works() {
     require_root!();
     let cfg = ConfigFile::new(
-        "default = \"allow\"\n[[isolation]]\nname = \"no-debug\"\nusers = [\"swiso1\"]\nblock-syscalls = [\"ptrace\", \"mount\", \"namespaces\"]\n",
+        "default = \"allow\"\n[[isolation]]\nname = \"no-debug\"\nusers = [\"swiso1\"]\nblock-syscalls = [\"ptrace\", \"mount\", \"namespaces\", \"raw-sockets\"]\n",
     );
     let sb = sandbox_with("swiso1", 4501, &cfg, true);
     let cmd = format!(
-        "{}; sudo -n {}; sudo -n /usr/bin/id -u; /usr/bin/unshare -U true; echo unshare=$?",
+        "{}; sudo -n {}; sudo -n /usr/bin/id -u; /usr/bin/unshare -U true; echo unshare=$?; sudo -n {}",
         py(PTRACE_ME),
-        py(MOUNT)
+        py(MOUNT),
+        py(RAW_SOCKET_HIGH_BITS)
     );
     let out = sb.run(&["su", "swiso1", "-c", &cmd], T);
     let o = stdout(&out);
@@ -62,9 +65,10 @@ fn blocked_ptrace_and_mount_fail_with_eperm_and_sudo_still_works() {
     assert!(o.contains("mount -1 1 0\n"), "root's mount refused with EPERM under sudo: {o}{}", stderr(&out));
     assert!(o.contains("\n0\n"), "sudo still runs commands as root: {o}");
     assert!(o.contains("unshare=1"), "namespaces refused: {o}");
+    assert!(o.contains("rawsock -1 1\n"), "a raw socket is refused with garbage in the high bits too: {o}");
     let lines = sb.log.until_session_end(T);
     let start = find(&lines, "event=session-start");
-    assert!(start.contains("isolation=no-debug") && start.contains("blocked=ptrace,mount,namespaces"), "{start}");
+    assert!(start.contains("isolation=no-debug") && start.contains("blocked=ptrace,mount,namespaces,raw-sockets"), "{start}");
     assert!(find(&lines, "event=nested").contains("service=sudo"));
 
     // A user the block does not name is not restricted.
