@@ -101,6 +101,8 @@ mod exec;
 /// An allowed exec waiting for its outcome.
 #[derive(Debug)]
 struct Pending {
+    /// Its process (thread group).
+    tgid: i32,
     /// The log line without its result.
     line: String,
     /// Its severity.
@@ -152,6 +154,9 @@ pub struct Supervisor {
     tacacs: Option<crate::tacacs::Backend>,
     /// Execs waiting for the backend, by job id.
     authorizing: HashMap<u64, (exec::ExecFacts, Decision)>,
+    /// Decided execs waiting for another exec of their process to finish (see
+    /// `Supervisor::retry_deferred`).
+    deferred: Vec<(exec::ExecFacts, Decision, exec::Authz)>,
     next_job: u64,
     /// TACACS+ answers by command line (`cache-ttl-s`).
     cache: HashMap<Vec<u8>, (exec::Cached, Instant)>,
@@ -227,6 +232,7 @@ impl Supervisor {
             messenger: message::Messenger::default(),
             tacacs,
             authorizing: HashMap::new(),
+            deferred: Vec::new(),
             next_job: 1,
             cache: HashMap::new(),
             acct: accounting::Tracker::new(),
@@ -384,6 +390,7 @@ impl Supervisor {
                 // Standard signals do not queue: one read clears it; reap() takes every stop.
                 let _ = self.sigchld.read_signal();
                 self.reap();
+                self.retry_deferred();
             }
             if listener_ready {
                 match self.listener.recv() {

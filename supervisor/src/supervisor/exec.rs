@@ -301,8 +301,39 @@ impl Supervisor {
             .unwrap_or_default()
     }
 
+    /// Whether an exec of process `tgid` is in flight (allowed, attached, not yet loaded).
+    fn in_flight(&self, tgid: i32) -> bool {
+        self.pending.values().any(|p| p.tgid == tgid)
+    }
+
+    /// Completes the execs that waited for another exec of their process: once it has loaded
+    /// (the others are gone with the old image) or failed.
+    pub(super) fn retry_deferred(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.deferred);
+        for (f, decision, authz) in waiting {
+            if !self.listener.id_valid(f.id) {
+                // Killed by the other exec, as every other thread of an exec'ing process is.
+                continue;
+            }
+            self.complete(f, decision, authz);
+        }
+    }
+
     /// Refuses the exec, or attaches to it and lets it run.
+    ///
+    /// An exec of a process that already has one in flight waits for it (`deferred`):
+    /// attaching (`PTRACE_SEIZE`) to a thread of that process would block on the exec's lock
+    /// (`cred_guard_mutex`), while that exec waits for its other threads to be gone, one of
+    /// which may be traced by us and need reaping: the supervisor would hang, and every exec
+    /// of the session with it.
     fn complete(&mut self, f: ExecFacts, decision: Decision, authz: Authz) {
+        if self.in_flight(f.status.tgid) {
+            self.deferred.push((f, decision, authz));
+            return;
+        }
         let mut s = self.settle(&f, decision, authz);
         let enforce = self.config.mode == Mode::Enforce;
         let runs = |v: Verdict| v == Verdict::Allow || !enforce;
@@ -358,6 +389,7 @@ impl Supervisor {
         self.pending.insert(
             f.tid,
             Pending {
+                tgid: f.status.tgid,
                 line,
                 severity,
                 image,
