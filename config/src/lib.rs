@@ -474,6 +474,7 @@ impl Config {
                 (g.dynamic_loader, &mut gs.dynamic_loader, "guards.dynamic-loader"),
                 (g.traced, &mut gs.traced, "guards.traced"),
                 (g.io_uring, &mut gs.io_uring, "guards.io-uring"),
+                (g.foreign_mount, &mut gs.foreign_mount, "guards.foreign-mount"),
             ];
             for (value, slot, key) in entries {
                 if let Some(v) = value {

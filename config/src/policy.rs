@@ -50,6 +50,10 @@ pub enum ExeKind {
     Memfd,
     /// A file that has been unlinked (only reachable through a descriptor).
     Deleted,
+    /// A file whose path names another file, or none, in the session's mount namespace: the
+    /// exec comes from a mount namespace of its own (`unshare -m`, a container) where
+    /// something is mounted over the path. Its path cannot be trusted to name it.
+    Foreign,
 }
 
 /// The exec-level guards, checked before the rules.
@@ -65,6 +69,8 @@ pub enum Guard {
     LoaderEnv,
     /// Exec by a process traced by another one: cannot be verified.
     Traced,
+    /// Exec of a file whose path names another file in the session's mount namespace.
+    ForeignMount,
 }
 
 impl Guard {
@@ -74,6 +80,7 @@ impl Guard {
             Guard::Memfd => "memfd",
             Guard::Deleted => "deleted",
             Guard::DynamicLoader => "dynamic-loader",
+            Guard::ForeignMount => "foreign-mount",
             Guard::LoaderEnv => "loader-env",
             Guard::Traced => "traced",
         }
@@ -104,6 +111,8 @@ pub struct Guards {
     pub traced: GuardAction,
     /// `io_uring_setup` in the session (its work bypasses seccomp).
     pub io_uring: GuardAction,
+    /// Exec of a file whose path names another file in the session's mount namespace.
+    pub foreign_mount: GuardAction,
 }
 
 impl Default for Guards {
@@ -115,6 +124,7 @@ impl Default for Guards {
             loader_env: vec!["LD_PRELOAD".into(), "LD_AUDIT".into()],
             traced: GuardAction::Deny,
             io_uring: GuardAction::Deny,
+            foreign_mount: GuardAction::Deny,
         }
     }
 }
@@ -261,6 +271,8 @@ impl Policy {
             Some(Guard::Memfd)
         } else if refused(g.deleted, req.kind == ExeKind::Deleted) {
             Some(Guard::Deleted)
+        } else if refused(g.foreign_mount, req.kind == ExeKind::Foreign) {
+            Some(Guard::ForeignMount)
         } else if refused(g.dynamic_loader, req.dynamic_loader) {
             Some(Guard::DynamicLoader)
         } else if req.loader_env.is_some() {

@@ -105,6 +105,7 @@ pub(crate) struct RawGuards {
     pub loader_env: Option<Spanned<Vec<Spanned<String>>>>,
     pub traced: Option<Spanned<String>>,
     pub io_uring: Option<Spanned<String>>,
+    pub foreign_mount: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

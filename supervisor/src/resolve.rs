@@ -16,7 +16,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
@@ -89,6 +89,20 @@ fn proc_dir(tid: i32, what: &str) -> Result<OwnedFd, Errno> {
         .map_err(|e| if e == Errno::ENOENT { Errno::ESRCH } else { e })
 }
 
+/// `//` means `/` to the kernel: `/dev//fd/3` is `/dev/fd/3`.
+fn collapse_slashes(path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !path.windows(2).any(|w| w == b"//") {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for &b in path {
+        if !(b == b'/' && out.last() == Some(&b'/')) {
+            out.push(b);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Rewrites a leading `/proc/self`, `/proc/thread-self` or `/dev/fd` to name the asker.
 fn rewrite_self(path: &[u8], asker: Asker, tgid: i32) -> Option<Vec<u8>> {
     let map: [(&[u8], String); 4] = [
@@ -137,12 +151,13 @@ pub fn resolve(
             return Err(Errno::ENOENT);
         }
         match dirfd {
-            Some(fd) => open_path(None, format!("/proc/{tgid}/fd/{fd}").as_bytes(), false)
+            // The calling thread's descriptor table (a thread may have its own).
+            Some(fd) => open_path(None, format!("/proc/{tgid}/task/{}/fd/{fd}", asker.tid).as_bytes(), false)
                 .map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
             // execveat(AT_FDCWD, "", AT_EMPTY_PATH) names the working directory.
             None => return Err(Errno::EACCES),
         }
-    } else if let Some(rewritten) = rewrite_self(path, asker, tgid) {
+    } else if let Some(rewritten) = rewrite_self(&collapse_slashes(path), asker, tgid) {
         open_path(None, &rewritten, nofollow)?
     } else if path.starts_with(b"/") {
         // One walk through the magic link /proc/TID/root; two steps when that would exceed
@@ -157,7 +172,7 @@ pub fn resolve(
         }
     } else {
         let base = match dirfd {
-            Some(fd) => open_path(None, format!("/proc/{tgid}/fd/{fd}").as_bytes(), false)
+            Some(fd) => open_path(None, format!("/proc/{tgid}/task/{}/fd/{fd}", asker.tid).as_bytes(), false)
                 .map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
             None => proc_dir(asker.tid, "cwd")?,
         };
@@ -189,6 +204,45 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
     };
     let stamp = [st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec];
     Ok(Resolved { file, real_path, dev: st.st_dev, ino: st.st_ino, kind, stamp })
+}
+
+/// The session's mount namespace, against which the paths of execs are checked: the one the
+/// process that opened the session was in once its isolation was applied.
+#[derive(Debug)]
+pub struct Reference {
+    /// Its root directory (held open, so the namespace's mounts stay reachable).
+    root: Option<OwnedFd>,
+}
+
+impl Reference {
+    /// The root of `leader`; this process's own when that cannot be opened.
+    pub fn of(leader: i32) -> Self {
+        Reference { root: proc_dir(leader, "root").or_else(|_| open_path(None, b"/", false)).ok() }
+    }
+
+    /// Whether the file `dev:ino`, found at `real_path` through `tid`'s view, is not what
+    /// `real_path` names in the session's mount namespace (another file, or none): it was
+    /// reached through a mount namespace of its own (the process's, or another process's via
+    /// `/proc/PID/root`), where something is mounted over the path. Checked for every exec:
+    /// the caller's namespace alone says nothing, since a path can lead through another's.
+    pub fn foreign(&self, real_path: &[u8], dev: u64, ino: u64) -> bool {
+        let Some(root) = &self.root else { return true };
+        // Through the magic link of our own descriptor of the session's root: one walk, in
+        // the session's namespace (openat2 is not available: the supervisor's own filter
+        // refuses it, since its flags cannot be inspected).
+        let mut through = format!("/proc/self/fd/{}", root.as_raw_fd()).into_bytes();
+        through.extend_from_slice(real_path);
+        if through.len() >= 4096 {
+            return true;
+        }
+        let Ok(fd) = open_path(None, &through, false) else { return true };
+        if !matches!(fstat(&fd), Ok(st) if st.st_dev == dev && st.st_ino == ino) {
+            return true;
+        }
+        // Reached through a symlink, the file's name there is another: the path is not its.
+        let named = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        !matches!(named, Ok(n) if n.as_os_str().as_bytes() == real_path)
+    }
 }
 
 /// Reads the head of the file, as the kernel does to find `#!`. `None` when the file is on a
@@ -362,6 +416,32 @@ mod tests {
         assert_eq!(e, Errno::ELOOP);
         assert_eq!(resolve(a, tgid, None, d.as_os_str().as_encoded_bytes(), 0).expect_err("dir"), Errno::EACCES);
         assert_eq!(resolve(a, tgid, None, b"/nonexistent/x", 0).expect_err("missing"), Errno::ENOENT);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn doubled_slashes_do_not_hide_the_asker_s_own_descriptors() {
+        assert_eq!(&*collapse_slashes(b"/dev//fd/3"), b"/dev/fd/3");
+        assert_eq!(&*collapse_slashes(b"//proc///self/fd/3"), b"/proc/self/fd/3");
+        assert_eq!(&*collapse_slashes(b"/usr/bin/true"), b"/usr/bin/true");
+        let (a, tgid) = me();
+        assert_eq!(rewrite_self(&collapse_slashes(b"/dev//fd/7"), a, tgid), Some(format!("/proc/{tgid}/fd/7").into_bytes()));
+    }
+
+    #[test]
+    fn a_path_names_its_file_in_the_reference_namespace_only_when_it_leads_there_directly() {
+        let reference = Reference::of(std::process::id() as i32);
+        let d = tempdir("ref");
+        std::fs::write(d.join("real"), b"x").expect("write");
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).expect("symlink");
+        let st = std::fs::metadata(d.join("real")).expect("stat");
+        use std::os::unix::fs::MetadataExt;
+        let real = d.join("real").into_os_string().into_vec();
+        assert!(!reference.foreign(&real, st.dev(), st.ino()));
+        assert!(reference.foreign(&real, st.dev(), st.ino() + 1), "another file at that path");
+        let link = d.join("link").into_os_string().into_vec();
+        assert!(reference.foreign(&link, st.dev(), st.ino()), "reached through a symlink: not its name");
+        assert!(reference.foreign(b"/nonexistent/sw", st.dev(), st.ino()), "no file at that path");
         let _ = std::fs::remove_dir_all(d);
     }
 

@@ -168,6 +168,8 @@ pub struct Supervisor {
     isolation: String,
     /// The isolation layers the session has (a nested session adds only what they lack).
     layers: session_wrapper_config::Layers,
+    /// The session's mount namespace, to check paths seen in others against.
+    reference: crate::resolve::Reference,
 }
 
 /// Why a supervisor could not be set up.
@@ -204,6 +206,7 @@ impl Supervisor {
         // Faster round trips on 6.6+; older kernels just do without.
         let _ = crate::sys::set_sync_wakeup(listener.as_fd());
         let log = Syslog::new(&config.log.socket);
+        let reference = crate::resolve::Reference::of(session.leader);
         let tacacs = if config.tacacs.servers.is_empty() {
             None
         } else {
@@ -229,6 +232,7 @@ impl Supervisor {
             pam: PamSession::default(),
             isolation: "-".into(),
             layers: session_wrapper_config::Layers::default(),
+            reference,
             messenger: message::Messenger::default(),
             tacacs,
             authorizing: HashMap::new(),

@@ -153,7 +153,8 @@ fn private_tmp_is_invisible_to_the_host_shared_with_nested_sudo_and_gone_after_l
     let sb = sandbox_with("swiso5", 4505, &cfg, true);
     let marker = format!("sw-private-{}", std::process::id());
     let cmd = format!(
-        "cd /; echo secret > /tmp/{marker}; ls -A /tmp | wc -l; sudo -n cat /tmp/{marker}; readlink /proc/self/ns/mnt"
+        "cd /; echo secret > /tmp/{marker}; ls -A /tmp | wc -l; sudo -n cat /tmp/{marker}; readlink /proc/self/ns/mnt; \
+         cp /usr/bin/true /tmp/prog && /tmp/prog; echo prog=$?"
     );
     let out = sb.run(&["su", "swiso5", "-c", &cmd], T);
     let o = stdout(&out);
@@ -161,6 +162,7 @@ fn private_tmp_is_invisible_to_the_host_shared_with_nested_sudo_and_gone_after_l
     assert_eq!(lines_out.next(), Some("1"), "a fresh /tmp holds only the marker: {o}{}", stderr(&out));
     assert_eq!(lines_out.next(), Some("secret"), "sudo inside the session sees the same /tmp: {o}");
     let ns = lines_out.next().unwrap_or_else(|| panic!("namespace: {o}")).to_owned();
+    assert_eq!(lines_out.next(), Some("prog=0"), "a program in the private /tmp is the session's own, not foreign: {o}");
     assert!(!Path::new("/tmp").join(&marker).exists(), "the host does not see the session's file");
     sb.log.until_session_end(T);
     // After logout nothing holds the session's mount namespace, so its tmpfs is gone.

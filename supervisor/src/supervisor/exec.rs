@@ -181,18 +181,27 @@ impl Supervisor {
         if !self.listener.id_valid(n.id) {
             return None;
         }
-        let plan = match plan {
+        let mut plan = match plan {
             Ok(p) => p,
             Err(errno) => {
-                // The kernel would fail this exec the same way; nothing runs.
+                // Nothing runs. A missing file is what the kernel would say too (and `execvp`
+                // tries every PATH entry): debug only. Any other refusal is logged.
                 let _ = self.listener.refuse(n.id, errno);
-                if self.debug {
-                    let line = format!("event=exec-unresolved pid={} path=\"{}\" errno={errno}", status.tgid, escape(&path));
-                    self.event(Severity::LOG_DEBUG, &line);
+                let missing = matches!(errno, Errno::ENOENT | Errno::ENOTDIR);
+                if self.debug || !missing {
+                    self.counts.failed += u64::from(!missing);
+                    let line = format!(
+                        "event=exec-unresolved pid={} uid={} path=\"{}\" errno={errno}",
+                        status.tgid,
+                        status.euid,
+                        escape(&path)
+                    );
+                    self.event(if missing { Severity::LOG_DEBUG } else { Severity::LOG_NOTICE }, &line);
                 }
                 return None;
             }
         };
+        self.mark_foreign(&mut plan);
         let target_user = self.names.name(status.euid).to_owned();
         Some(ExecFacts { id: n.id, tid, status, pidfd, path, argv, loader_env, plan, cwd, tty, target_user, t0 })
     }
@@ -299,6 +308,18 @@ impl Supervisor {
         };
         tacacs::attrs::authorization(&common, &f.plan.named.real_path, f.argv.get(1..).unwrap_or(&[]))
             .unwrap_or_default()
+    }
+
+    /// Marks the files of an exec whose paths name other files (or none) in the session's
+    /// mount namespace: reached through a namespace of their own, their names cannot be
+    /// trusted (`guards.foreign-mount`).
+    fn mark_foreign(&self, plan: &mut resolve::ExecPlan) {
+        let files = std::iter::once(&mut plan.named).chain(plan.interpreters.iter_mut().map(|i| &mut i.file));
+        for file in files {
+            if file.kind == ExeKind::File && self.reference.foreign(&file.real_path, file.dev, file.ino) {
+                file.kind = ExeKind::Foreign;
+            }
+        }
     }
 
     /// Whether an exec of process `tgid` is in flight (allowed, attached, not yet loaded).
@@ -498,6 +519,7 @@ impl Supervisor {
             ExeKind::File
         };
         let (dev, ino) = image.unwrap_or((0, 0));
+        let kind = if kind == ExeKind::File && self.reference.foreign(&exe, dev, ino) { ExeKind::Foreign } else { kind };
         let d = self.config.policy.decide(&Request {
             user: &self.session.user.name,
             groups: &self.session.user.groups,
@@ -583,5 +605,6 @@ fn guard_text(g: Guard) -> &'static str {
         Guard::DynamicLoader => "running the dynamic loader directly is not allowed",
         Guard::LoaderEnv => "LD_PRELOAD/LD_AUDIT-style loader variables are not allowed",
         Guard::Traced => "running programs under a debugger or tracer is not allowed",
+        Guard::ForeignMount => "this path names another program in the session; running programs from a private mount namespace is not allowed",
     }
 }

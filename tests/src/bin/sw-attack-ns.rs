@@ -1,0 +1,187 @@
+//! Attack program: make a forbidden file look like an allowed one to the policy, through a
+//! mount namespace of the user's own (unprivileged user namespaces).
+//!
+//! `sw-attack-ns MODE EVIL TARGET`
+//!
+//! The policy matches the *real path* of the executable, which the supervisor reads back
+//! (`/proc/self/fd/N`) from a file it opened through `/proc/TID/root`, i.e. in the caller's
+//! mount namespace. In a namespace of its own the user can bind-mount any file it can read
+//! over any path, so the real path printed for EVIL becomes TARGET (e.g. `/usr/bin/true`).
+//!
+//! Modes (each runs its exec in a forked child and prints `case=NAME outcome=OUTCOME`, as
+//! `sw-attack-exec` does; EVIL is `sw-attack-mark`, which exits 66 when it runs):
+//! - `bind`: `unshare(CLONE_NEWUSER | CLONE_NEWNS)`, bind-mount EVIL over TARGET, exec
+//!   TARGET from inside;
+//! - `procroot`: a helper process does the same and waits; this process, still in the
+//!   original namespaces, execs `/proc/HELPER/root/TARGET`;
+//! - `fexec`: from inside the namespace, open TARGET and `execveat(fd, "", AT_EMPTY_PATH)`.
+//!
+//! When unprivileged user namespaces are refused, prints `case=NAME outcome=unavailable:ERRNO`.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+fn fail(what: &str) -> ! {
+    eprintln!("sw-attack-ns: {what}");
+    std::process::exit(111)
+}
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b).unwrap_or_else(|_| fail("NUL in argument"))
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Enters a new user and mount namespace (uid 0 inside = our uid outside) and bind-mounts
+/// `evil` over `target`. Err(errno) when the kernel refuses.
+fn enter_and_bind(evil: &CString, target: &CString) -> Result<(), String> {
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: unshare of namespaces; single-threaded caller.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
+        return Err(format!("unshare:{}", errno()));
+    }
+    let _ = std::fs::write("/proc/self/setgroups", "deny");
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| format!("uid_map:{e}"))?;
+    std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| format!("gid_map:{e}"))?;
+    // SAFETY: mount(2) with C strings and no data.
+    unsafe {
+        if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+            return Err(format!("make-private:{}", errno()));
+        }
+        if libc::mount(evil.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0 {
+            return Err(format!("bind:{}", errno()));
+        }
+    }
+    Ok(())
+}
+
+fn report(name: &str, outcome: &str) {
+    println!("case={name} outcome={outcome}");
+}
+
+/// Forks; the child runs `f` (which execs and returns the failing errno); returns the outcome.
+fn attempt(f: impl FnOnce() -> i32) -> String {
+    // SAFETY: the child only execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let e = f();
+        // SAFETY: leaving the child.
+        unsafe { libc::_exit(100 + e.clamp(0, 99)) };
+    }
+    let t0 = Instant::now();
+    let mut st = 0;
+    loop {
+        // SAFETY: polling our own child.
+        if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            // SAFETY: ending and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut st, 0);
+            }
+            return "hang".into();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if libc::WIFEXITED(st) {
+        let c = libc::WEXITSTATUS(st);
+        if c >= 100 {
+            format!("errno:{}", c - 100)
+        } else {
+            format!("ran:{c}")
+        }
+    } else {
+        format!("signal:{}", libc::WTERMSIG(st))
+    }
+}
+
+fn exec(path: &CString) -> i32 {
+    let argv: [*const libc::c_char; 2] = [c"prog".as_ptr(), std::ptr::null()];
+    extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: a valid path, a NULL-terminated argv and the process environment.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), environ) };
+    errno()
+}
+
+fn main() {
+    let a: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if a.len() != 3 {
+        fail("usage: sw-attack-ns MODE EVIL TARGET");
+    }
+    let mode = a[0].to_string_lossy().into_owned();
+    let evil = cstr(a[1].as_bytes());
+    let target = cstr(a[2].as_bytes());
+    match mode.as_str() {
+        "bind" => match enter_and_bind(&evil, &target) {
+            Err(e) => report("bind", &format!("unavailable:{e}")),
+            Ok(()) => report("bind", &attempt(|| exec(&target))),
+        },
+        "fexec" => match enter_and_bind(&evil, &target) {
+            Err(e) => report("fexec", &format!("unavailable:{e}")),
+            Ok(()) => report(
+                "fexec",
+                &attempt(|| {
+                    // SAFETY: open and execveat with C strings.
+                    unsafe {
+                        let fd = libc::open(target.as_ptr(), libc::O_RDONLY);
+                        let argv: [*const libc::c_char; 2] = [c"prog".as_ptr(), std::ptr::null()];
+                        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+                        libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
+                    }
+                    errno()
+                }),
+            ),
+        },
+        "procroot" => {
+            let mut p = [0i32; 2];
+            // SAFETY: a pipe to hear from the helper.
+            unsafe { libc::pipe(p.as_mut_ptr()) };
+            // SAFETY: the helper sets up its namespace, reports, and sleeps until killed.
+            let helper = unsafe { libc::fork() };
+            if helper == 0 {
+                let msg = match enter_and_bind(&evil, &target) {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => e,
+                };
+                // SAFETY: reporting through the pipe, then waiting to be killed.
+                unsafe {
+                    libc::write(p[1], msg.as_ptr().cast(), msg.len());
+                    libc::close(p[1]);
+                    loop {
+                        libc::pause();
+                    }
+                }
+            }
+            let mut buf = [0u8; 128];
+            // SAFETY: closing our write end, reading the helper's answer.
+            let n = unsafe {
+                libc::close(p[1]);
+                libc::read(p[0], buf.as_mut_ptr().cast(), buf.len())
+            };
+            let msg = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
+            if msg != "ok" {
+                report("procroot", &format!("unavailable:{msg}"));
+            } else {
+                let mut path = format!("/proc/{helper}/root").into_bytes();
+                path.extend_from_slice(a[2].as_bytes());
+                let path = cstr(&path);
+                report("procroot", &attempt(|| exec(&path)));
+            }
+            // SAFETY: ending and reaping the helper.
+            unsafe {
+                libc::kill(helper, libc::SIGKILL);
+                let mut st = 0;
+                libc::waitpid(helper, &mut st, 0);
+            }
+        }
+        other => fail(&format!("unknown mode {other}")),
+    }
+}

@@ -1,0 +1,536 @@
+//! Attack program: an exec storm with signals (attack class 10).
+//!
+//! `sw-attack-storm PROCS THREADS SECS GOOD EVIL [MULTI_EVERY]`
+//!
+//! Forks PROCS worker processes with THREADS spawner threads each. Every spawner forks
+//! children in a loop for SECS seconds; each child execs GOOD or EVIL (alternately), after
+//! installing no-op handlers (without `SA_RESTART`) for SIGCHLD, SIGWINCH, SIGURG and SIGUSR1
+//! so that those signals interrupt it on its way into the exec (an exec interrupted before the
+//! supervisor received it fails with EINTR and is retried). After the exec, SIGUSR1 is fatal
+//! again: a child killed by it (`s10`) may or may not have exec'd. A signaller thread per worker
+//! keeps sending those signals, and SIGSTOP followed by SIGCONT, to the live children (through
+//! pidfds, so never to a recycled pid). Every MULTI_EVERY-th child of spawner 0 (default 16;
+//! 0: never) is a *multi-exec*: 32 threads of one process call execve at the same instant
+//! (half GOOD, half EVIL); exactly one GOOD may win. With PROCS = 0 the program only runs
+//! multi-exec children, one after the other, for SECS seconds (or
+//! THREADS of them), each given 5 s, while a prober process of the same session execs GOOD
+//! every 20 ms; it prints `probe worst_ms=N`, the slowest answer the prober got.
+//! With PROCS = 0 and MULTI_EVERY = 1, the multi-exec children are *ordered* instead: thread
+//! Z execs GOOD with a 2 MB argv (the supervisor attaches to it, and it takes long to reach the
+//! kernel's exec lock), then thread W execs GOOD with a tiny argv (it wins the lock and kills
+//! the other threads, Z becoming a traced zombie only the supervisor can reap), then threads
+//! C1..C8 exec GOOD (the supervisor attaches to them while W holds the lock).
+//!
+//! Prints one line per child: `R PID KIND OUTCOME` (KIND `g`, `e` or `m`; OUTCOME `x0` for
+//! exit 0, `x66` EVIL ran, `eN` exec failed with errno N, `sN` killed by signal N, `hang`),
+//! then `done`. Exit 0.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+/// A raw x86_64 system call returning the kernel's result (negative errno on failure).
+///
+/// # Safety
+/// The caller passes arguments valid for system call `n`.
+unsafe fn sys(n: i64, a: [u64; 6]) -> i64 {
+    let ret: i64;
+    // SAFETY: the system call instruction; rcx and r11 are clobbered by it.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") n => ret,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+            in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack)
+        );
+    }
+    ret
+}
+
+fn raw_exit(code: i32) -> ! {
+    // SAFETY: exit_group never returns.
+    unsafe {
+        sys(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
+    }
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+fn fail(what: &str) -> ! {
+    eprintln!("sw-attack-storm: {what}");
+    std::process::exit(111)
+}
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b).unwrap_or_else(|_| fail("NUL in argument"))
+}
+
+extern "C" fn noop(_: libc::c_int) {}
+
+/// In a forked child: no-op handlers without SA_RESTART (async-signal-safe calls only).
+fn install_handlers() {
+    for sig in [libc::SIGCHLD, libc::SIGWINCH, libc::SIGURG, libc::SIGUSR1] {
+        // SAFETY: a zeroed sigaction with a plain handler; sigaction is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = noop as extern "C" fn(libc::c_int) as usize;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+struct Exec {
+    path: CString,
+    argv: [*const libc::c_char; 2],
+}
+// SAFETY: the pointers in `argv` point to static C strings; nothing is mutated after creation.
+unsafe impl Send for Exec {}
+// SAFETY: as above.
+unsafe impl Sync for Exec {}
+
+/// execve, retried when a signal interrupted it before the supervisor received it (the
+/// kernel then fails it with EINTR, which a robust program retries).
+fn exec_raw(e: &Exec) -> i64 {
+    for _ in 0..10_000 {
+        // SAFETY: a valid path, a NULL-terminated argv and the process environment.
+        let r = unsafe { sys(libc::SYS_execve, [e.path.as_ptr() as u64, e.argv.as_ptr() as u64, environ as u64, 0, 0, 0]) };
+        if r != -i64::from(libc::EINTR) {
+            return r;
+        }
+    }
+    -i64::from(libc::EINTR)
+}
+
+const MULTI_THREADS: usize = 32;
+
+/// Shared by the threads of a multi-exec child (in the child's memory after fork).
+struct Multi {
+    ready: AtomicU32,
+    good: *const Exec,
+    evil: *const Exec,
+}
+
+extern "C" fn multi_thread(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points to (Multi, index) prepared by the child before cloning.
+    let (m, i): &(*const Multi, usize) = unsafe { &*(arg as *const (*const Multi, usize)) };
+    // SAFETY: the Multi lives in the child's memory for as long as the child.
+    let m: &Multi = unsafe { &**m };
+    m.ready.fetch_add(1, Ordering::SeqCst);
+    while m.ready.load(Ordering::SeqCst) < MULTI_THREADS as u32 {
+        std::hint::spin_loop();
+    }
+    // SAFETY: the Exec structures outlive the child.
+    let e = unsafe { &*(if i & 1 == 0 { m.good } else { m.evil }) };
+    exec_raw(e);
+    // Refused (EVIL) or lost: wait to be ended by the winner's exec.
+    loop {
+        // SAFETY: pause until killed.
+        unsafe { sys(libc::SYS_pause, [0; 6]) };
+    }
+}
+
+/// The body of a multi-exec child: 31 clone threads plus this one exec at once.
+fn multi_child(good: &Exec, evil: &Exec, stacks: &[usize]) -> ! {
+    let m = Multi { ready: AtomicU32::new(0), good, evil };
+    // No allocation here: this is a forked child of a multithreaded process.
+    let mut args: [(*const Multi, usize); MULTI_THREADS] = [(std::ptr::null(), 0); MULTI_THREADS];
+    for (i, a) in args.iter_mut().enumerate() {
+        *a = (&m as *const Multi, i);
+    }
+    for i in 1..MULTI_THREADS {
+        // SAFETY: a thread on its own preallocated stack; it uses raw system calls only.
+        let r = unsafe {
+            libc::clone(
+                multi_thread,
+                stacks[i] as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SYSVSEM,
+                &args[i] as *const (*const Multi, usize) as *mut libc::c_void,
+            )
+        };
+        if r < 0 {
+            raw_exit(112);
+        }
+    }
+    multi_thread(&args[0] as *const (*const Multi, usize) as *mut libc::c_void);
+    raw_exit(113)
+}
+
+fn outcome(st: i32) -> String {
+    if libc::WIFEXITED(st) {
+        let c = libc::WEXITSTATUS(st);
+        if c >= 100 {
+            format!("e{}", c - 100)
+        } else {
+            format!("x{c}")
+        }
+    } else if libc::WIFSIGNALED(st) {
+        format!("s{}", libc::WTERMSIG(st))
+    } else {
+        format!("?{st}")
+    }
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open of our own (unreaped) child.
+    let r = unsafe { sys(libc::SYS_pidfd_open, [pid as u64, 0, 0, 0, 0, 0]) };
+    // SAFETY: a new descriptor we own.
+    (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+fn send(fd: &OwnedFd, sig: i32) {
+    // SAFETY: pidfd_send_signal with no siginfo.
+    unsafe { sys(libc::SYS_pidfd_send_signal, [fd.as_raw_fd() as u64, sig as u64, 0, 0, 0, 0]) };
+}
+
+type Slot = Arc<Mutex<Option<OwnedFd>>>;
+
+fn worker(threads: usize, secs: u64, multi_every: u64, good: Arc<Exec>, evil: Arc<Exec>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let slots: Vec<Slot> = (0..threads).map(|_| Arc::new(Mutex::new(None))).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let signaller = {
+        let slots = slots.clone();
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut x: u32 = 0x2545_f491 ^ std::process::id();
+            while !stop.load(Ordering::Relaxed) {
+                for s in &slots {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    if x & 3 != 0 {
+                        continue;
+                    }
+                    let g = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let Some(fd) = g.as_ref() else { continue };
+                    match x % 6 {
+                        0 => send(fd, libc::SIGCHLD),
+                        1 => send(fd, libc::SIGWINCH),
+                        2 => send(fd, libc::SIGURG),
+                        3 => send(fd, libc::SIGUSR1),
+                        _ => {
+                            send(fd, libc::SIGSTOP);
+                            for _ in 0..(x >> 20) {
+                                std::hint::spin_loop();
+                            }
+                            send(fd, libc::SIGCONT);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        })
+    };
+    // Stacks for multi-exec threads, allocated before any fork.
+    let stacks: Arc<Vec<usize>> = Arc::new(
+        (0..MULTI_THREADS)
+            .map(|_| {
+                let v: &'static mut Vec<u8> = Box::leak(Box::new(vec![0u8; 64 * 1024]));
+                (v.as_mut_ptr() as usize + v.len()) & !15
+            })
+            .collect(),
+    );
+    let out = Arc::new(Mutex::new(Vec::<String>::new()));
+    let spawners: Vec<_> = (0..threads)
+        .map(|t| {
+            let (good, evil, slot, out, stacks) =
+                (Arc::clone(&good), Arc::clone(&evil), Arc::clone(&slots[t]), Arc::clone(&out), Arc::clone(&stacks));
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let kind = if t == 0 && n.checked_rem(multi_every) == Some(0) {
+                        'm'
+                    } else if n & 1 == 0 {
+                        'g'
+                    } else {
+                        'e'
+                    };
+                    // SAFETY: the child only makes async-signal-safe calls and raw system
+                    // calls, then execs or exits.
+                    let pid = unsafe { libc::fork() };
+                    if pid < 0 {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    if pid == 0 {
+                        install_handlers();
+                        match kind {
+                            'm' => multi_child(&good, &evil, &stacks),
+                            'g' => raw_exit(100 + (-exec_raw(&good)).clamp(0, 99) as i32),
+                            _ => raw_exit(100 + (-exec_raw(&evil)).clamp(0, 99) as i32),
+                        }
+                    }
+                    *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = pidfd_open(pid);
+                    let t0 = Instant::now();
+                    let mut last_cont = Instant::now();
+                    let mut st = 0;
+                    let res = loop {
+                        let mut info: libc::siginfo_t = {
+                            // SAFETY: siginfo_t is plain data.
+                            unsafe { std::mem::zeroed() }
+                        };
+                        // Wait without reaping, so the pid stays ours while the slot holds it.
+                        // SAFETY: waitid on our own child.
+                        let r = unsafe {
+                            libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+                        };
+                        // SAFETY: reading the pid field of a filled siginfo.
+                        if r == 0 && unsafe { info.si_pid() } == pid {
+                            *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                            // SAFETY: reaping it now.
+                            unsafe { libc::waitpid(pid, &mut st, 0) };
+                            break outcome(st);
+                        }
+                        if last_cont.elapsed() > Duration::from_millis(200) {
+                            // Never leave a child stopped by our own SIGSTOP.
+                            if let Some(fd) = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+                                send(fd, libc::SIGCONT);
+                            }
+                            last_cont = Instant::now();
+                        }
+                        if t0.elapsed() > Duration::from_secs(15) {
+                            *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                            // SAFETY: ending and reaping our own child.
+                            unsafe {
+                                libc::kill(pid, libc::SIGKILL);
+                                libc::waitpid(pid, &mut st, 0);
+                            }
+                            break "hang".to_string();
+                        }
+                        std::thread::sleep(Duration::from_micros(300));
+                    };
+                    out.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(format!("R {pid} {kind} {res}"));
+                }
+            })
+        })
+        .collect();
+    for s in spawners {
+        let _ = s.join();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = signaller.join();
+    // One write per line: lines of different workers never interleave.
+    let lines = out.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let mut so = std::io::stdout().lock();
+    for l in lines {
+        let _ = writeln!(so, "{l}");
+        let _ = so.flush();
+    }
+}
+
+fn main() {
+    let a: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if a.len() != 5 && a.len() != 6 {
+        fail("usage: sw-attack-storm PROCS THREADS SECS GOOD EVIL [MULTI_EVERY]");
+    }
+    let multi_every: u64 = a.get(5).map_or(16, |m| m.to_string_lossy().parse().unwrap_or(16));
+    let procs: usize = a[0].to_string_lossy().parse().unwrap_or(8);
+    let threads: usize = a[1].to_string_lossy().parse().unwrap_or(4);
+    let secs: u64 = a[2].to_string_lossy().parse().unwrap_or(5);
+    let mk = |p: &std::ffi::OsString, a0: &'static std::ffi::CStr| {
+        Arc::new(Exec { path: cstr(p.as_bytes()), argv: [a0.as_ptr(), std::ptr::null()] })
+    };
+    let good = mk(&a[3], c"good");
+    let evil = mk(&a[4], c"evil");
+    if procs == 0 && multi_every == 1 {
+        deadlock_only(threads, secs, &good);
+        println!("done");
+        return;
+    }
+    if procs == 0 {
+        // Multi-exec children only, one at a time, no signals: spawner 0 with every child a
+        // multi-exec, THREADS of them at most.
+        multi_only(threads, secs, &good, &evil);
+        println!("done");
+        return;
+    }
+    let mut workers = Vec::new();
+    for _ in 0..procs {
+        // SAFETY: this process is single-threaded here; the worker runs and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            worker(threads, secs, multi_every, Arc::clone(&good), Arc::clone(&evil));
+            raw_exit(0);
+        }
+        workers.push(pid);
+    }
+    for w in workers {
+        let mut st = 0;
+        // SAFETY: reaping our own workers.
+        unsafe { libc::waitpid(w, &mut st, 0) };
+    }
+    println!("done");
+}
+
+fn multi_only(max: usize, secs: u64, good: &Exec, evil: &Exec) {
+    let stacks: Vec<usize> = (0..MULTI_THREADS)
+        .map(|_| {
+            let v: &'static mut Vec<u8> = Box::leak(Box::new(vec![0u8; 64 * 1024]));
+            (v.as_mut_ptr() as usize + v.len()) & !15
+        })
+        .collect();
+    // A prober process: execs GOOD every 20 ms and reports the slowest answer, to show whether
+    // the whole session (not only the multi-exec child) waits.
+    let mut pipe = [0i32; 2];
+    // SAFETY: a pipe for the prober's report.
+    unsafe { libc::pipe(pipe.as_mut_ptr()) };
+    // SAFETY: single-threaded here; the prober only forks, execs and writes.
+    let prober = unsafe { libc::fork() };
+    if prober == 0 {
+        let mut worst = 0u128;
+        let t_end = Instant::now() + Duration::from_secs(secs + 30);
+        while Instant::now() < t_end {
+            let t0 = Instant::now();
+            // SAFETY: the grandchild only execs.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                raw_exit(100 + (-exec_raw(good)).clamp(0, 99) as i32);
+            }
+            let mut st = 0;
+            // SAFETY: reaping it.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            worst = worst.max(t0.elapsed().as_millis());
+            let line = format!("{worst}\n");
+            // SAFETY: reporting through the pipe (small, atomic writes).
+            unsafe { libc::write(pipe[1], line.as_ptr().cast(), line.len()) };
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        raw_exit(0);
+    }
+    // SAFETY: closing the write end in the parent.
+    unsafe { libc::close(pipe[1]) };
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut n = 0;
+    while n < max && Instant::now() < deadline {
+        n += 1;
+        // SAFETY: single-threaded here; the child runs multi_child.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            multi_child(good, evil, &stacks);
+        }
+        let t0 = Instant::now();
+        let mut st = 0;
+        let res = loop {
+            // SAFETY: polling our own child.
+            if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
+                break format!("{} ms={}", outcome(st), t0.elapsed().as_millis());
+            }
+            if t0.elapsed() > Duration::from_secs(5) {
+                // SAFETY: ending and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut st, 0);
+                }
+                break "hang".to_string();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        println!("R {pid} m {res}");
+    }
+    // SAFETY: ending the prober and reading its last report.
+    unsafe {
+        libc::kill(prober, libc::SIGKILL);
+        let mut st = 0;
+        libc::waitpid(prober, &mut st, 0);
+    }
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: reading the pipe into a local buffer.
+        let n = unsafe { libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n as usize]);
+    }
+    let worst = String::from_utf8_lossy(&text).lines().last().unwrap_or("0").to_string();
+    println!("probe worst_ms={worst}");
+}
+
+/// One ordered multi-exec child (see the module documentation), in a process that was
+/// single-threaded when it forked (so std threads are fine).
+fn ordered_child(good: &Exec) -> ! {
+    static PHASE: AtomicU32 = AtomicU32::new(0);
+    let big: Vec<CString> = (0..20).map(|_| cstr(&vec![b'z'; 100_000])).collect();
+    let mut big_argv: Vec<*const libc::c_char> = std::iter::once(c"z".as_ptr()).chain(big.iter().map(|c| c.as_ptr())).collect();
+    big_argv.push(std::ptr::null());
+    let big_argv_addr = big_argv.as_ptr() as usize;
+    let path = good.path.as_ptr() as usize;
+    let small = good.argv.as_ptr() as usize;
+    let exec = move |argv: usize| {
+        // SAFETY: a valid path, argv and the process environment.
+        unsafe { sys(libc::SYS_execve, [path as u64, argv as u64, environ as u64, 0, 0, 0]) };
+        loop {
+            // SAFETY: pause until the winner's exec ends this thread.
+            unsafe { sys(libc::SYS_pause, [0; 6]) };
+        }
+    };
+    let spin_until = |p: u32| {
+        while PHASE.load(Ordering::SeqCst) < p {
+            std::hint::spin_loop();
+        }
+    };
+    std::thread::spawn(move || exec(big_argv_addr));
+    for _ in 0..8 {
+        std::thread::spawn(move || {
+            spin_until(2);
+            exec(small)
+        });
+    }
+    std::thread::spawn(move || {
+        spin_until(1);
+        exec(small)
+    });
+    // Z first, then (after its notification is queued) W, then the Cs.
+    std::thread::sleep(Duration::from_micros(300));
+    PHASE.store(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_micros(50));
+    PHASE.store(2, Ordering::SeqCst);
+    loop {
+        // SAFETY: the main thread waits to be ended.
+        unsafe { sys(libc::SYS_pause, [0; 6]) };
+    }
+}
+
+fn deadlock_only(max: usize, secs: u64, good: &Exec) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut n = 0;
+    while n < max && Instant::now() < deadline {
+        n += 1;
+        // SAFETY: single-threaded here; the child runs ordered_child.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            ordered_child(good);
+        }
+        let t0 = Instant::now();
+        let mut st = 0;
+        let res = loop {
+            // SAFETY: polling our own child.
+            if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
+                break format!("{} ms={}", outcome(st), t0.elapsed().as_millis());
+            }
+            if t0.elapsed() > Duration::from_secs(5) {
+                // SAFETY: ending and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut st, 0);
+                }
+                break "hang".to_string();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        println!("R {pid} o {res}");
+    }
+}

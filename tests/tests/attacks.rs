@@ -1,0 +1,987 @@
+//! Attack tests: automated attempts to run a program, or an argument vector, that the policy
+//! forbids, or to stop the supervisor from answering, in the ten classes of the project's
+//! issue. Each test runs the attack programs `sw-attack-*` (tests/src/bin) under
+//! `session-wrapper run` as `nobody`, and asserts that nothing forbidden ever ran (no
+//! `win.*` marker, no exit 66, no "FORBIDDEN" printed), that the supervisor logged what it
+//! caught, and that the session kept working.
+//!
+//! The fixture (`Arena`): a root-owned directory R holding `good` (a copy of /bin/true: allowed),
+//! `evil` (a copy of `sw-attack-mark`: forbidden by the rule `forbidden`; it leaves
+//! `R/wins/win.PID` if it ever runs), `envok` (a copy of `sw-attack-envcheck`: allowed, leaves a
+//! marker if it runs with LD_PRELOAD/LD_AUDIT set); a directory U owned by `nobody` for the
+//! attack's own files. Policy: `default = "allow"`, the rule `forbidden` (R/evil and friends),
+//! and `no-forbidden-echo` (`/usr/bin/echo` with FORBIDDEN on its command line).
+//!
+//! Races run for a bounded time and number of attempts (`RACE_SECS`, `RACE_MAX`) and must
+//! have zero wins. The CPU-heavy tests (races, storm, deadlock) run one at a time (`heavy()`)
+//! so that their timing does not depend on what else the test harness runs.
+
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use session_wrapper_tests::{
+    decisions, require_root, scratch, skip, stderr, stdout, ConfigFile, Syslog, TempDir, Wrapped,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+const RACE_SECS: u64 = 5;
+const RACE_MAX: u64 = 2000;
+
+/// Serializes the CPU-heavy tests.
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn bin(name: &str) -> &'static str {
+    match name {
+        "mark" => env!("CARGO_BIN_EXE_sw-attack-mark"),
+        "envcheck" => env!("CARGO_BIN_EXE_sw-attack-envcheck"),
+        "race" => env!("CARGO_BIN_EXE_sw-attack-race"),
+        "exec" => env!("CARGO_BIN_EXE_sw-attack-exec"),
+        "seccomp" => env!("CARGO_BIN_EXE_sw-attack-seccomp"),
+        "storm" => env!("CARGO_BIN_EXE_sw-attack-storm"),
+        "deadlock" => env!("CARGO_BIN_EXE_sw-attack-deadlock"),
+        "ns" => env!("CARGO_BIN_EXE_sw-attack-ns"),
+        other => panic!("no attack binary {other}"),
+    }
+}
+
+/// The attack fixture: see the module documentation.
+struct Arena {
+    dir: TempDir,
+    cfg: ConfigFile,
+}
+
+const NOBODY: u32 = 65534;
+
+fn install(src: &Path, dst: &Path) {
+    std::fs::copy(src, dst).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+fn write_script(path: &Path, body: &str) {
+    std::fs::write(path, body).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+impl Arena {
+    fn new() -> Self {
+        Self::with_rules("")
+    }
+
+    /// With extra TOML rules checked before the standard ones.
+    fn with_rules(extra: &str) -> Self {
+        let dir = scratch();
+        let r = dir.path().join("R");
+        std::fs::create_dir(&r).expect("mkdir R");
+        std::fs::set_permissions(&r, std::fs::Permissions::from_mode(0o755)).expect("chmod R");
+        install(Path::new("/bin/true"), &r.join("good"));
+        install(Path::new(bin("mark")), &r.join("evil"));
+        install(Path::new(bin("envcheck")), &r.join("envok"));
+        let nonutf8 = |s: &str| r.join(std::ffi::OsStr::from_bytes(&[s.as_bytes(), b"-\xff\xfe"].concat()));
+        install(Path::new("/bin/true"), &nonutf8("good"));
+        install(Path::new(bin("mark")), &nonutf8("evil"));
+        for (d, src) in [("gd", "/bin/true"), ("ed", bin("mark"))] {
+            std::fs::create_dir(r.join(d)).expect("mkdir");
+            std::fs::set_permissions(r.join(d), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            install(Path::new(src), &r.join(d).join("prog"));
+        }
+        let wins = r.join("wins");
+        std::fs::create_dir(&wins).expect("mkdir wins");
+        std::fs::set_permissions(&wins, std::fs::Permissions::from_mode(0o1777)).expect("chmod wins");
+        let u = dir.path().join("U");
+        std::fs::create_dir(&u).expect("mkdir U");
+        nix::unistd::chown(&u, Some(nix::unistd::Uid::from_raw(NOBODY)), Some(nix::unistd::Gid::from_raw(NOBODY)))
+            .expect("chown U");
+        let rs = r.display();
+        let cfg = ConfigFile::new(&format!(
+            "default = \"allow\"\n{extra}\n\
+             [[rules]]\nname = \"forbidden\"\nexe = ['{rs}/evil', '{rs}/evil-*', '{rs}/ed/**', '{rs}/evil.sh']\naction = \"deny\"\n\
+             [[rules]]\nname = \"no-forbidden-echo\"\nexe = [\"/usr/bin/echo\"]\ncmdline = 'FORBIDDEN'\naction = \"deny\"\n"
+        ));
+        Arena { dir, cfg }
+    }
+
+    fn r(&self) -> PathBuf {
+        self.dir.path().join("R")
+    }
+    fn u(&self) -> PathBuf {
+        self.dir.path().join("U")
+    }
+    fn path(&self, name: &str) -> String {
+        self.r().join(name).display().to_string()
+    }
+    fn good(&self) -> String {
+        self.path("good")
+    }
+    fn evil(&self) -> String {
+        self.path("evil")
+    }
+    fn nonutf8(&self, which: &str) -> std::ffi::OsString {
+        self.r().join(std::ffi::OsStr::from_bytes(&[which.as_bytes(), b"-\xff\xfe"].concat())).into_os_string()
+    }
+
+    /// `session-wrapper run` as nobody with this policy and `SW_WIN_DIR` set.
+    fn wrapped<'a>(&self, log: &'a Syslog) -> Wrapped<'a> {
+        Wrapped::new(log)
+            .config(self.cfg.path())
+            .as_nobody()
+            .env("SW_WIN_DIR", &self.r().join("wins").display().to_string())
+            .timeout(Duration::from_secs(90))
+    }
+
+    /// The `win.*` markers left by forbidden programs that ran, with their contents.
+    fn wins(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(self.r().join("wins")) {
+            for e in rd.flatten() {
+                out.push(format!("{}: {}", e.file_name().to_string_lossy(), std::fs::read_to_string(e.path()).unwrap_or_default().trim()));
+            }
+        }
+        out
+    }
+
+    fn assert_no_wins(&self, context: &str) {
+        let w = self.wins();
+        assert!(w.is_empty(), "WIN: a forbidden program ran ({context}); markers: {w:?}");
+    }
+}
+
+/// Runs an argv with `std::ffi::OsStr` arguments (non-UTF-8 allowed).
+fn run_os(w: &Wrapped<'_>, argv: &[&std::ffi::OsStr]) -> Output {
+    let strs: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    // Wrapped::command takes &str; rebuild the non-UTF-8 arguments on the Command.
+    let lossless = argv.iter().all(|a| a.to_str().is_some());
+    if lossless {
+        let refs: Vec<&str> = strs.iter().map(String::as_str).collect();
+        return w.run(&refs);
+    }
+    let mut c = w.command(&[]);
+    c.args(argv);
+    c.output().expect("spawn session-wrapper")
+}
+
+fn lines_with<'a>(lines: &'a [String], needle: &str) -> Vec<&'a String> {
+    lines.iter().filter(|l| l.contains(needle)).collect()
+}
+
+fn count(lines: &[String], needle: &str) -> usize {
+    lines_with(lines, needle).len()
+}
+
+/// `key=value` fields of a summary line.
+fn fields(line: &str) -> HashMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn num(f: &HashMap<String, String>, k: &str) -> u64 {
+    f.get(k).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no numeric field {k} in {f:?}"))
+}
+
+/// `case=NAME outcome=OUTCOME` lines of `sw-attack-exec` / `sw-attack-ns`.
+fn outcomes(out: &Output) -> HashMap<String, String> {
+    stdout(out)
+        .lines()
+        .filter(|l| l.starts_with("case="))
+        .map(|l| {
+            let f = fields(l);
+            (f.get("case").cloned().unwrap_or_default(), f.get("outcome").cloned().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// `step=NAME result=RESULT` lines of `sw-attack-seccomp`.
+fn steps(out: &str) -> HashMap<String, String> {
+    out.lines()
+        .filter(|l| l.starts_with("step="))
+        .map(|l| {
+            let f = fields(l);
+            (f.get("step").cloned().unwrap_or_default(), f.get("result").cloned().unwrap_or_default())
+        })
+        .collect()
+}
+
+fn expect(o: &HashMap<String, String>, case: &str, allowed: &[&str], out: &Output, lines: &[String]) {
+    let got = o.get(case).map(String::as_str).unwrap_or("<missing>");
+    assert!(
+        allowed.contains(&got),
+        "case {case}: outcome {got}, expected one of {allowed:?}\nstdout:\n{}\nstderr:\n{}\nlog:\n{}",
+        stdout(out),
+        stderr(out),
+        lines.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Classes 1 and 2 (and the envp part of 7): races between the check and the kernel's read.
+// ---------------------------------------------------------------------------------------
+
+/// Runs one race mode and asserts: zero wins, every refusal and kill the program saw is in
+/// the log, and the race really happened.
+/// `good`: the allowed program (R/good when `None`; `R:NAME` names a file in R).
+fn race(mode: &str, good: Option<&str>) {
+    let a = Arena::new();
+    let log = Syslog::new();
+    let good = match good {
+        None => a.good(),
+        Some(g) => g.strip_prefix("R:").map_or_else(|| g.to_string(), |n| a.path(n)),
+    };
+    let _heavy = heavy();
+    let u = a.u().display().to_string();
+    let out = a.wrapped(&log).run(&[
+        bin("race"),
+        mode,
+        &RACE_SECS.to_string(),
+        &RACE_MAX.to_string(),
+        &good,
+        &a.evil(),
+        &u,
+    ]);
+    let lines = log.until_session_end(WAIT);
+    let summary = stdout(&out);
+    eprintln!("{mode}: {}", summary.trim());
+    let f = fields(summary.lines().find(|l| l.starts_with("mode=")).unwrap_or_else(|| {
+        panic!(
+            "no summary from sw-attack-race {mode}: {:?}\n{}\nerr file: {}",
+            out.status,
+            stderr(&out),
+            std::fs::read_to_string(a.u().join(format!("err.{mode}"))).unwrap_or_default()
+        )
+    }));
+    let printed = std::fs::read_to_string(a.u().join(format!("out.{mode}"))).unwrap_or_default();
+    let forbidden: Vec<&str> = printed.lines().filter(|l| l.contains("FORBIDDEN")).take(5).collect();
+    let mismatches: Vec<&String> = lines_with(&lines, "verify=mismatch").into_iter().filter(|l| l.contains("result=exec")).take(5).collect();
+    assert!(
+        num(&f, "evil") == 0 && num(&f, "forbidden_printed") == 0 && forbidden.is_empty(),
+        "WIN ({mode}): {summary}\nprinted: {forbidden:?}\nmismatches let through: {mismatches:#?}"
+    );
+    a.assert_no_wins(mode);
+    assert!(num(&f, "attempts") >= 50, "the race hardly ran: {summary}");
+    let (denied, killed) = (num(&f, "denied"), num(&f, "killed"));
+    assert!(denied + killed > 0, "the flip was never seen by the supervisor: {summary}");
+    let deny_lines = count(&lines, " decision=deny ");
+    let kill_lines = count(&lines, "result=killed");
+    assert_eq!(deny_lines as u64, denied, "{mode}: refusals seen by the program vs decision=deny lines");
+    assert_eq!(kill_lines as u64, killed, "{mode}: kills seen by the program vs result=killed lines");
+    let end = lines_with(&lines, "event=session-end");
+    let e = fields(end.first().map_or("", |s| s.as_str()));
+    assert_eq!(num(&e, "refused"), denied, "session-end refused count: {end:?}");
+    assert_eq!(num(&e, "killed"), killed, "session-end killed count: {end:?}");
+}
+
+#[test]
+fn c1a_sibling_thread_flips_the_path_buffer() {
+    require_root!();
+    race("thread-path", None);
+}
+
+#[test]
+fn c1b_sibling_thread_flips_the_argv_pointer() {
+    require_root!();
+    race("thread-argv", Some("/usr/bin/echo"));
+}
+
+#[test]
+fn c1b_sibling_thread_flips_the_argv_bytes() {
+    require_root!();
+    race("thread-argv-bytes", Some("/usr/bin/echo"));
+}
+
+#[test]
+fn c1c_clone_vm_sibling_process_flips_the_path() {
+    require_root!();
+    race("clonevm-path", None);
+}
+
+#[test]
+fn c1d_vfork_child_execs_while_a_parent_thread_flips() {
+    require_root!();
+    race("vfork-path", None);
+}
+
+#[test]
+fn c1e_shared_memfd_mapping_flipped_by_another_process() {
+    require_root!();
+    race("memfd-path", None);
+}
+
+#[test]
+fn c1e_shared_dev_shm_mapping_flipped_by_another_process() {
+    require_root!();
+    race("devshm-path", None);
+}
+
+#[test]
+fn c1f_process_vm_writev_from_another_process() {
+    require_root!();
+    race("pvw-path", None);
+}
+
+#[test]
+fn c1g_proc_pid_mem_from_another_process() {
+    require_root!();
+    race("procmem-path", None);
+}
+
+/// Not a race with the check: once the new image is verified and let go, a process of the
+/// same user rewrites its argv[1] on the new stack (`process_vm_writev`, else
+/// `/proc/PID/mem`) before `main` reads it. The kernel allows that to any process with ptrace
+/// access to the new one (same user, no Yama), so argument rules bind against it only with
+/// the isolation setting docs/SECURITY.md names: the `ptrace` block (process_vm_writev,
+/// ptrace) and a Landlock `write` list without /proc (no `/proc/PID/mem` for writing). With
+/// them, a policy refusing `/usr/bin/echo FORBIDDEN` never sees echo print FORBIDDEN.
+#[test]
+fn c1f_argv_rewritten_in_the_new_image_after_verification_is_closed_by_the_ptrace_block_and_landlock() {
+    require_root!();
+    let scratch_root = std::env::temp_dir();
+    let a = Arena::with_rules(&format!(
+        "[[isolation]]\nname = \"no-rewrite\"\nblock-syscalls = [\"ptrace\"]\nlandlock = {{ write = [\"/dev\", \"{}\"] }}\n",
+        scratch_root.display()
+    ));
+    let log = Syslog::new();
+    let u = a.u().display().to_string();
+    let _heavy = heavy();
+    let out = a.wrapped(&log).run(&[bin("race"), "tamper-argv", "4", "400", "/usr/bin/echo", &a.evil(), &u]);
+    let lines = log.until_session_end(WAIT);
+    let summary = stdout(&out);
+    eprintln!("tamper-argv: {}", summary.trim());
+    let f = fields(summary.lines().find(|l| l.starts_with("mode=")).unwrap_or_else(|| panic!("summary: {summary}{}", stderr(&out))));
+    let printed = std::fs::read_to_string(a.u().join("out.tamper-argv")).unwrap_or_default();
+    let shown: Vec<&str> = printed.lines().filter(|l| l.contains("FORBIDDEN")).take(3).collect();
+    let exec_lines: Vec<&String> = lines_with(&lines, "argv=\"echo allowedXY\"").into_iter().filter(|l| l.ends_with("result=exec")).take(2).collect();
+    assert!(lines.iter().any(|l| l.contains("event=session-start") && l.contains("isolation=no-rewrite")), "{}", lines.join("\n"));
+    assert!(printed.lines().filter(|l| l.contains("allowedXY")).count() > 0, "the allowed echo ran: {summary}");
+    assert_eq!(
+        num(&f, "forbidden_printed"),
+        0,
+        "WIN: `echo FORBIDDEN` ran although the policy refuses it: {summary}\nprinted: {shown:?}\nits exec was logged as verified: {exec_lines:#?}"
+    );
+}
+
+#[test]
+fn c2_symlink_flips_between_allowed_and_forbidden_targets() {
+    require_root!();
+    race("symlink", None);
+}
+
+#[test]
+fn c2_directories_in_the_path_exchanged_with_rename_exchange() {
+    require_root!();
+    race("rename-dir", None);
+}
+
+#[test]
+fn c2_directory_under_the_cwd_exchanged_for_a_relative_path() {
+    require_root!();
+    race("cwd", None);
+}
+
+/// In a user + mount namespace of its own, the user bind-mounts the forbidden file over an
+/// allowed path (or reaches it through `/proc/PID/root` of such a process): the real path the
+/// policy sees is then the allowed one.
+#[test]
+fn c2_private_mount_namespace_disguises_a_forbidden_file_as_an_allowed_path() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let mut results = Vec::new();
+    for mode in ["bind", "procroot", "fexec"] {
+        let out = a.wrapped(&log).run(&[bin("ns"), mode, &a.evil(), "/usr/bin/true"]);
+        let o = outcomes(&out);
+        let got = o.get(mode).cloned().unwrap_or_else(|| format!("<missing: {}>", stderr(&out)));
+        if got.starts_with("unavailable:") {
+            skip("c2_private_mount_namespace", &format!("unprivileged user/mount namespaces unavailable: {got}"));
+            return;
+        }
+        results.push((mode, got, stdout(&out)));
+    }
+    let lines = log.until_sessions_end(3, WAIT);
+    let won: Vec<String> = results
+        .iter()
+        .filter(|(_, got, _)| got == "ran:66")
+        .map(|(m, got, out)| format!("{m}: outcome {got}, printed {:?}", out.lines().find(|l| l.contains("FORBIDDEN-RAN"))))
+        .collect();
+    assert!(
+        won.is_empty(),
+        "WIN: the forbidden program ran under an allowed name:\n{}\nsupervisor decisions:\n{}",
+        won.join("\n"),
+        decisions(&lines).iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+    );
+    a.assert_no_wins("mount namespace");
+}
+
+// ---------------------------------------------------------------------------------------
+// Class 3: exec by descriptor.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn c3_exec_by_descriptor_memfd_and_deleted_files() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let u = a.u().display().to_string();
+    let out = a.wrapped(&log).run(&[bin("exec"), "fd", &a.good(), &a.evil(), &u, &a.path("gd"), &a.path("ed")]);
+    let lines = log.until_session_end(WAIT);
+    let o = outcomes(&out);
+    eprintln!("{}", stdout(&out));
+    let eacces = ["errno:EACCES"];
+    for case in [
+        "execveat-empty-evil",
+        "execveat-opath-evil",
+        "proc-self-fd-evil",
+        "proc-self-fd-opath-evil",
+        "dev-fd-evil",
+        "dev-fd-opath-evil",
+        "proc-thread-self-fd-evil",
+        "proc-thread-self-fd-opath-evil",
+        "execveat-dirfd-evil",
+        "execveat-opath-dirfd-evil",
+        "memfd-good",
+        "memfd-cloexec-good",
+        "memfd-proc-self-fd-good",
+        "memfd-named-like-a-path-good",
+        "deleted-good",
+        "deleted-proc-self-fd-good",
+    ] {
+        expect(&o, case, &eacces, &out, &lines);
+    }
+    for case in ["execveat-empty-good", "execveat-opath-good"] {
+        expect(&o, case, &["ran:0"], &out, &lines);
+    }
+    // A thread with its own descriptor table: refused, or killed at the exec check.
+    for case in ["unshared-files-thread-evil", "unshared-files-thread-dirfd-evil"] {
+        expect(&o, case, &["errno:EACCES", "signal:SIGKILL"], &out, &lines);
+    }
+    a.assert_no_wins("exec by descriptor");
+    assert_eq!(count(&lines, "rule=guard:memfd"), 4, "memfd refusals by the guard");
+    assert_eq!(count(&lines, "rule=guard:deleted"), 2, "deleted-file refusals by the guard");
+    // Descriptor execs are logged with the fd's real file.
+    assert!(lines.iter().any(|l| l.contains("path=\"\"") && l.contains(&format!("exe=\"{}\"", a.evil())) && l.contains(" decision=deny ")));
+}
+
+// ---------------------------------------------------------------------------------------
+// Class 4: other system call ABIs.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn c4_i386_int80_execve_and_execveat_are_mediated() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let u = a.u().display().to_string();
+    let out = a.wrapped(&log).run(&[bin("exec"), "abi", &a.good(), &a.evil(), &u]);
+    let lines = log.until_session_end(WAIT);
+    let o = outcomes(&out);
+    if o.get("int80-execve-good").is_some_and(|v| v == "signal:SIGSEGV") {
+        skip("c4_i386_int80", "IA32 emulation is off in this kernel: int 0x80 faults");
+        return;
+    }
+    for case in ["int80-execve-evil", "int80-execveat-evil", "int80-execveat-fd-evil"] {
+        expect(&o, case, &["errno:EACCES"], &out, &lines);
+    }
+    for case in ["int80-execve-good", "int80-execveat-good", "int80-execveat-fd-good"] {
+        expect(&o, case, &["ran:0"], &out, &lines);
+    }
+    a.assert_no_wins("int 0x80");
+    let allowed: Vec<&String> = lines_with(&lines, "argv=\"prog32\"").into_iter().filter(|l| l.contains(" decision=allow ") && l.ends_with("result=exec")).collect();
+    assert_eq!(allowed.len(), 3, "three i386 execs allowed and verified:\n{}", lines.join("\n"));
+    let denied: Vec<&String> = lines_with(&lines, "argv=\"prog32\"").into_iter().filter(|l| l.contains(" decision=deny ")).collect();
+    assert_eq!(denied.len(), 3, "three i386 execs refused:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn c4_x32_system_calls_kill_the_process() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let u = a.u().display().to_string();
+    let out = a.wrapped(&log).run(&[bin("exec"), "abi", &a.good(), &a.evil(), &u]);
+    let lines = log.until_session_end(WAIT);
+    let o = outcomes(&out);
+    for case in ["x32-execve59-evil", "x32-execve520-evil", "x32-execve59-good", "x32-execve520-good", "x32-getpid"] {
+        expect(&o, case, &["signal:SIGSYS"], &out, &lines);
+    }
+    a.assert_no_wins("x32");
+}
+
+// ---------------------------------------------------------------------------------------
+// Classes 5 and 6: a listener of one's own; the supervisor itself.
+// ---------------------------------------------------------------------------------------
+
+/// Starts `sw-attack-seccomp MODE`, waits for its READY file, kills the supervisor as root,
+/// lets it go on, and returns its output, the supervisor's pid and the log lines.
+fn with_supervisor_killed(a: &Arena, log: &Syslog, mode: &str) -> (String, i32, Vec<String>) {
+    let ready = a.u().join("ready");
+    let go = a.u().join("go");
+    let mut cmd = a.wrapped(log).command(&[
+        bin("seccomp"),
+        mode,
+        &a.good(),
+        &a.evil(),
+        &ready.display().to_string(),
+        &go.display().to_string(),
+    ]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    let t0 = Instant::now();
+    while !ready.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no READY from sw-attack-seccomp {mode}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let start = log.wait_for(|l| l.contains("event=session-start"), WAIT).expect("session-start line");
+    let sup: i32 = start
+        .split("session-wrapper[")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no supervisor pid in {start}"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup), nix::sys::signal::Signal::SIGKILL).expect("kill supervisor");
+    let t0 = Instant::now();
+    while Path::new(&format!("/proc/{sup}/status")).exists()
+        && !std::fs::read_to_string(format!("/proc/{sup}/status")).unwrap_or_default().contains("zombie")
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "supervisor {sup} still alive");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::write(&go, b"go\n").expect("write GO");
+    let out = child.wait_with_output().expect("wait");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    (text, sup, log.lines())
+}
+
+#[test]
+fn c5_own_seccomp_listener_is_refused_before_and_after_the_supervisor_dies() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let (text, sup, lines) = with_supervisor_killed(&a, &log, "listener");
+    eprintln!("supervisor {sup} killed; program said:\n{text}");
+    let s = steps(&text);
+    let get = |k: &str| s.get(k).map(String::as_str).unwrap_or("<missing>");
+    assert_eq!(get("no-new-privs"), "ok:0", "{text}");
+    assert_eq!(get("alive-exec-good"), "ran:0", "{text}");
+    assert_eq!(get("alive-exec-evil"), "errno:EACCES", "{text}");
+    for phase in ["alive", "dead"] {
+        for v in ["plain", "flags-high-bits", "op-high-bits", "op-and-flags-high-bits", "int80"] {
+            let k = format!("{phase}-new-listener-{v}");
+            if !s.contains_key(&k) && phase == "dead" && s.contains_key("own-listener") {
+                continue;
+            }
+            assert_eq!(
+                get(&k),
+                "errno:EBUSY",
+                "WIN: {k} gave the session a seccomp listener of its own{}\nprogram output:\n{text}\nlog:\n{}",
+                if s.get("own-listener-exec-evil").map(String::as_str) == Some("ran:66") {
+                    " and the forbidden program RAN through it (own-listener-exec-evil = ran:66)"
+                } else {
+                    ""
+                },
+                lines.join("\n")
+            );
+        }
+    }
+    // After the supervisor's death nothing runs any more.
+    assert_eq!(get("dead-exec-good"), "errno:ENOSYS", "{text}");
+    assert_eq!(get("dead-exec-evil"), "errno:ENOSYS", "{text}");
+    assert!(!s.contains_key("own-listener"), "{text}");
+    a.assert_no_wins("own listener");
+}
+
+#[test]
+fn c6_session_user_cannot_kill_trace_or_read_the_supervisor_and_its_death_stops_every_exec() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let (text, sup, lines) = with_supervisor_killed(&a, &log, "supervisor");
+    let s = steps(&text);
+    let get = |k: &str| s.get(k).map(String::as_str).unwrap_or("<missing>");
+    assert!(text.contains(&format!("supervisor-pid={sup}")), "the program attacked its parent, the supervisor {sup}: {text}");
+    for k in [
+        "kill-SIGKILL",
+        "kill-SIGTERM",
+        "kill-SIGSTOP",
+        "kill-SIGINT",
+        "kill-SIGHUP",
+        "kill-SIGUSR1",
+        "pidfd-send-signal-SIGKILL",
+        "pidfd-getfd-3",
+        "pidfd-getfd-4",
+        "pidfd-getfd-5",
+        "pidfd-getfd-6",
+        "ptrace-attach",
+        "ptrace-seize",
+        "process-vm-readv",
+        "process-vm-writev",
+    ] {
+        assert_eq!(get(k), "errno:EPERM", "{k} as nobody against the supervisor:\n{text}");
+    }
+    for k in ["open-proc-mem", "open-proc-environ", "open-proc-fd-3"] {
+        assert!(matches!(get(k), "errno:EACCES" | "errno:EPERM"), "{k}: {}\n{text}", get(k));
+    }
+    assert_eq!(get("alive-exec-good"), "ran:0", "{text}");
+    assert_eq!(get("alive-exec-evil"), "errno:EACCES", "{text}");
+    assert_eq!(get("dead-exec-good"), "errno:ENOSYS", "after the supervisor's death:\n{text}");
+    assert_eq!(get("dead-exec-evil"), "errno:ENOSYS", "after the supervisor's death:\n{text}");
+    // The supervisor was alive and answering until root killed it.
+    assert!(count(&lines, " decision=deny ") >= 1, "{}", lines.join("\n"));
+    a.assert_no_wins("supervisor attacks");
+}
+
+// ---------------------------------------------------------------------------------------
+// Class 7: loaders, loader variables, interpreters, launchers.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn c7_dynamic_loader_run_as_a_program_is_refused() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let (evil, good, r) = (a.evil(), a.good(), a.r().display().to_string());
+    let script = format!(
+        "/lib64/ld-linux-x86-64.so.2 {evil}; echo a=$?\n\
+         /lib64/ld-linux-x86-64.so.2 --library-path {r} {good}; echo b=$?\n\
+         /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 /usr/bin/true; echo c=$?\n\
+         /lib64/ld-linux-x86-64.so.2 --preload /nonexistent.so {good}; echo d=$?\n\
+         /usr/bin/true; echo e=$?\n"
+    );
+    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &script]);
+    let lines = log.until_session_end(WAIT);
+    assert_eq!(stdout(&out), "a=126\nb=126\nc=126\nd=126\ne=0\n", "{}\n{}", stderr(&out), lines.join("\n"));
+    assert_eq!(count(&lines, "rule=guard:dynamic-loader"), 4, "{}", lines.join("\n"));
+    a.assert_no_wins("dynamic loader");
+}
+
+#[test]
+fn c7_loader_variables_are_refused_in_the_environment_and_in_envp_only() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let envok = a.path("envok");
+    let script = format!(
+        "LD_PRELOAD=/nonexistent/sw.so {envok}; echo a=$?\n\
+         LD_AUDIT=/nonexistent/sw.so {envok}; echo b=$?\n\
+         env LD_PRELOAD=/nonexistent/sw.so {envok}; echo c=$?\n\
+         {envok}; echo d=$?\n"
+    );
+    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &script]);
+    assert_eq!(stdout(&out), "a=126\nb=126\nc=126\nd=0\n", "{}", stderr(&out));
+    let u = a.u().display().to_string();
+    let out2 = a.wrapped(&log).run(&[bin("exec"), "loaderenv", &envok, &a.evil(), &u]);
+    let lines = log.until_sessions_end(2, WAIT);
+    let o = outcomes(&out2);
+    expect(&o, "envp-clean-good", &["ran:0"], &out2, &lines);
+    for case in [
+        "envp-only-ld-preload",
+        "envp-only-ld-audit",
+        "envp-ld-preload-after-500-entries",
+        "envp-ld-preload-empty-value",
+        "envp-ld-preload-twice",
+    ] {
+        expect(&o, case, &["errno:EACCES"], &out2, &lines);
+    }
+    assert_eq!(count(&lines, "rule=guard:loader-env"), 8, "{}", lines.join("\n"));
+    a.assert_no_wins("loader variables");
+}
+
+#[test]
+fn c7_loader_variable_flipped_by_a_thread_during_the_check() {
+    require_root!();
+    race("envp-flip", Some("R:envok"));
+}
+
+#[test]
+fn c7_shebang_interpreters_are_decided_too() {
+    require_root!();
+    let a = Arena::new();
+    let r = a.r();
+    write_script(&r.join("via-evil"), &format!("#!{}\n", a.evil()));
+    write_script(&r.join("via-env-evil"), &format!("#!/usr/bin/env {}\n", a.evil()));
+    write_script(&r.join("via-script"), &format!("#!{}\n", r.join("via-evil").display()));
+    write_script(&r.join("ok.sh"), "#!/bin/sh\necho script-ok\n");
+    let log = Syslog::new();
+    let script = format!(
+        "{}; echo a=$?\n{}; echo b=$?\n{}; echo c=$?\n{}; echo d=$?\n",
+        r.join("via-evil").display(),
+        r.join("via-env-evil").display(),
+        r.join("via-script").display(),
+        r.join("ok.sh").display()
+    );
+    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &script]);
+    let lines = log.until_session_end(WAIT);
+    assert_eq!(stdout(&out), "a=126\nb=126\nc=126\nscript-ok\nd=0\n", "{}\n{}", stderr(&out), lines.join("\n"));
+    a.assert_no_wins("shebang");
+    let ok = lines_with(&lines, "ok.sh\" exe=");
+    assert!(
+        ok.len() == 1 && ok[0].contains("interpreter=\"/usr/bin/dash\"") && ok[0].contains(" decision=allow ") && ok[0].ends_with("result=exec"),
+        "{ok:?}"
+    );
+    let via = lines_with(&lines, "via-evil\" exe=");
+    assert!(via.iter().all(|l| l.contains(" decision=deny ") && l.contains("rule=forbidden")), "{via:?}");
+}
+
+#[test]
+fn c7_launchers_are_transparent() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let (evil, r) = (a.evil(), a.r().display().to_string());
+    let script = format!(
+        "env {evil}; echo a=$?\n\
+         sh -c '{evil}'; echo b=$?\n\
+         echo arg | xargs {evil}; echo c=$?\n\
+         find {r} -maxdepth 1 -name evil -exec {{}} \\; ; echo d=$?\n\
+         nice {evil}; echo e=$?\n\
+         timeout 5 {evil}; echo f=$?\n\
+         setsid -w {evil}; echo g=$?\n\
+         /usr/bin/true; echo h=$?\n"
+    );
+    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &script]);
+    let lines = log.until_session_end(WAIT);
+    let text = stdout(&out);
+    assert!(!text.contains("FORBIDDEN-RAN"), "WIN: {text}");
+    a.assert_no_wins("launchers");
+    let evil_denied = lines_with(&lines, &format!("exe=\"{evil}\"")).into_iter().filter(|l| l.contains(" decision=deny ")).count();
+    assert_eq!(evil_denied, 7, "every launcher's exec of the forbidden program refused:\n{text}\n{}", lines.join("\n"));
+    assert!(text.ends_with("h=0\n"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Class 8: hostile inputs.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn c8_hostile_inputs_fail_closed_and_the_session_keeps_working() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let u = a.u();
+    let w = a.wrapped(&log);
+    let exec = std::ffi::OsString::from(bin("exec"));
+    let (good, evil) = (std::ffi::OsString::from(a.good()), std::ffi::OsString::from(a.evil()));
+    let (gn, en) = (a.nonutf8("good"), a.nonutf8("evil"));
+    let out = run_os(&w, &[&exec, "hostile".as_ref(), &good, &evil, u.as_os_str(), &gn, &en]);
+    let lines = log.until_session_end(WAIT);
+    let o = outcomes(&out);
+    eprintln!("{}", stdout(&out));
+    let table: &[(&str, &[&str])] = &[
+        ("argv-null-good", &["ran:0"]),
+        ("argv-null-evil", &["errno:EACCES"]),
+        ("argv-empty-good", &["ran:0"]),
+        ("argv-empty-evil", &["errno:EACCES"]),
+        ("envp-null-good", &["ran:0"]),
+        ("path-null", &["errno:EFAULT"]),
+        ("path-unmapped", &["errno:EFAULT"]),
+        ("path-kernel-address", &["errno:EFAULT"]),
+        ("path-unterminated-at-page-end", &["errno:EFAULT"]),
+        ("path-ending-exactly-at-page-end-good", &["ran:0"]),
+        ("path-ending-exactly-at-page-end-evil", &["errno:EACCES"]),
+        ("argv-array-unmapped", &["errno:EFAULT"]),
+        ("argv-element-unmapped", &["errno:EFAULT"]),
+        ("argv-array-running-into-a-hole", &["errno:EFAULT"]),
+        ("envp-unmapped", &["errno:EFAULT"]),
+        ("envp-element-unmapped", &["errno:EFAULT"]),
+        ("path-too-long", &["errno:ENAMETOOLONG"]),
+        ("path-4095-bytes-good", &["ran:0"]),
+        ("path-4095-bytes-evil", &["errno:EACCES"]),
+        ("arg-over-128k", &["errno:E2BIG"]),
+        ("arg-just-under-128k-good", &["ran:0"]),
+        ("argv-near-arg-max-good", &["ran:0"]),
+        ("argv-near-arg-max-evil", &["errno:EACCES"]),
+        ("argv-over-arg-max-good", &["errno:E2BIG"]),
+        ("nonutf8-path-good", &["ran:0"]),
+        ("nonutf8-path-evil", &["errno:EACCES"]),
+        ("nonutf8-args-good", &["ran:0"]),
+        ("nonutf8-args-evil", &["errno:EACCES"]),
+    ];
+    for (case, allowed) in table {
+        expect(&o, case, allowed, &out, &lines);
+        expect(&o, &format!("after-{case}"), &["ran:0"], &out, &lines);
+    }
+    a.assert_no_wins("hostile inputs");
+    assert!(count(&lines, "event=exec-refused") >= 10, "unreadable arguments are logged:\n{}", lines.join("\n"));
+    // The ARG_MAX exec was decided and verified whole.
+    let big: Vec<&String> = decisions(&lines).into_iter().filter(|l| l.contains("argv_truncated=1") && l.contains(&format!("exe=\"{}\"", a.good()))).collect();
+    assert!(big.iter().any(|l| l.ends_with("result=exec")), "{big:?}");
+    // The one over the kernel's limit fails with E2BIG. (Under load its line may say
+    // `result=died code=107` instead: the task failed the exec and exited before the
+    // supervisor's PTRACE_INTERRUPT reached it. Logging only; nothing ran.)
+    assert!(big.iter().any(|l| l.contains("result=failed errno=E2BIG") || l.contains("result=died code=107")), "{big:?}");
+    // Non-UTF-8 paths are logged escaped.
+    assert!(lines.iter().any(|l| l.contains("evil-\\xff\\xfe\"") && l.contains(" decision=deny ")), "{}", lines.join("\n"));
+}
+
+/// A path through exactly 40 symlinks (the kernel's limit) runs without the supervisor. Under
+/// it the exec must run too, or be refused (fail closed); the forbidden target never runs.
+#[test]
+fn c8_symlink_chains_at_the_kernel_limit() {
+    require_root!();
+    let a = Arena::new();
+    for (name, target) in [("g", a.good()), ("e", a.evil())] {
+        let d = a.r().join(format!("chain-{name}"));
+        std::fs::create_dir(&d).expect("mkdir");
+        for i in 0..40 {
+            let t = if i == 39 { target.clone() } else { d.join(format!("l{}", i + 1)).display().to_string() };
+            std::os::unix::fs::symlink(t, d.join(format!("l{i}"))).expect("symlink");
+        }
+    }
+    let direct = std::process::Command::new(a.r().join("chain-g/l0")).status().expect("direct");
+    assert!(direct.success(), "the kernel runs a 40-symlink path");
+    let log = Syslog::new();
+    let cmd = format!("{}/chain-g/l0; echo g=$?; {}/chain-e/l0; echo e=$?", a.r().display(), a.r().display());
+    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &cmd]);
+    let _ = log.until_session_end(WAIT);
+    let text = stdout(&out);
+    assert!(text.contains("e=126") || text.contains("e=127"), "{text}");
+    a.assert_no_wins("symlink chain");
+    if !text.contains("g=0") {
+        // Fail closed, but not what the kernel does: reported, not failed.
+        eprintln!("NOTE: a 40-symlink path the kernel runs is refused under the supervisor: {text:?} {}", stderr(&out).trim());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Class 9: the deny message.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn c9_deny_message_never_writes_read_only_fds_and_never_blocks() {
+    require_root!();
+    let a = Arena::new();
+    let ro = a.dir.path().join("root-owned.txt");
+    let original = b"root-owned content, must stay byte-identical\n";
+    std::fs::write(&ro, original).expect("write");
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let log = Syslog::new();
+    let u = a.u().display().to_string();
+    let t0 = Instant::now();
+    let out = a.wrapped(&log).run(&[bin("exec"), "denymsg", &a.good(), &a.evil(), &u, &ro.display().to_string()]);
+    let lines = log.until_session_end(WAIT);
+    eprintln!("{} (whole run {:?})", stdout(&out), t0.elapsed());
+    assert_eq!(std::fs::read(&ro).expect("read"), original, "WIN: the read-only file was written");
+    let text = stdout(&out);
+    let o = outcomes(&out);
+    let mut cases = 0;
+    for l in text.lines().filter(|l| l.starts_with("case=")) {
+        let f = fields(l);
+        let case = f.get("case").cloned().unwrap_or_default();
+        let ms = num(&f, "ms");
+        assert!(ms < 1000, "{case} took {ms} ms:\n{text}");
+        let want = if case.starts_with("good-after") { "ran:0" } else { "errno:EACCES" };
+        expect(&o, &case, &[want], &out, &lines);
+        cases += 1;
+    }
+    assert!(cases >= 24, "{text}");
+    let ms: u64 = text.lines().find_map(|l| l.strip_prefix("info twenty-good-execs-ms=")).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+    assert!(ms < 5000, "20 execs after the denials took {ms} ms");
+    for (word, n) in [("message=stderr-not-writable", 1), ("message=no-stderr", 1), ("message=would-block", 2)] {
+        assert!(count(&lines, word) >= n, "{word}:\n{}", lines.join("\n"));
+    }
+    a.assert_no_wins("deny message");
+}
+
+// ---------------------------------------------------------------------------------------
+// Class 10: exec storms.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn c10_exec_storm_with_signals_answers_every_exec_exactly_once() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let _heavy = heavy();
+    let t0 = Instant::now();
+    let out = a.wrapped(&log).run(&[bin("storm"), "8", "4", "6", &a.good(), &a.evil(), "0"]);
+    let took = t0.elapsed();
+    let lines = log.until_session_end(WAIT);
+    let text = stdout(&out);
+    assert!(out.status.success() && text.contains("done"), "{:?}\n{}", out.status, stderr(&out));
+    assert!(took < Duration::from_secs(60), "the storm took {took:?}");
+    a.assert_no_wins("storm");
+    // Per pid: the decision lines.
+    let mut by_pid: HashMap<String, Vec<&String>> = HashMap::new();
+    for l in decisions(&lines) {
+        if let Some(pid) = l.split(" pid=").nth(1).and_then(|r| r.split(' ').next()) {
+            by_pid.entry(pid.to_string()).or_default().push(l);
+        }
+    }
+    let mut tally: HashMap<String, usize> = HashMap::new();
+    let mut bad = Vec::new();
+    let mut usr1 = 0;
+    for r in text.lines().filter(|l| l.starts_with("R ")) {
+        let p: Vec<&str> = r.split_whitespace().collect();
+        let (pid, kind, outcome) = (p[1], p[2], p[3]);
+        *tally.entry(format!("{kind} {outcome}")).or_default() += 1;
+        let mine = by_pid.get(pid).cloned().unwrap_or_default();
+        match (kind, outcome) {
+            ("g", "x0") => {
+                if !(mine.len() == 1 && mine[0].contains(" decision=allow ") && mine[0].ends_with("result=exec")) {
+                    bad.push(format!("{r}: {mine:?}"));
+                }
+            }
+            ("e", "e13") => {
+                if !(mine.len() == 1 && mine[0].contains(" decision=deny ")) {
+                    bad.push(format!("{r}: {mine:?}"));
+                }
+            }
+            (_, "s10") => {
+                usr1 += 1;
+                if mine.len() > 1 {
+                    bad.push(format!("{r}: {mine:?}"));
+                }
+            }
+            _ => bad.push(format!("{r}: unexpected outcome; lines {mine:?}")),
+        }
+    }
+    eprintln!("storm: {tally:?} in {took:?}");
+    assert!(bad.is_empty(), "execs not answered exactly once, or hung, or wrong:\n{}", bad.join("\n"));
+    let children = text.lines().filter(|l| l.starts_with("R ")).count();
+    assert!(children >= 200, "the storm hardly ran: {tally:?}");
+    // The counters agree with the lines: nothing decided without a line.
+    let end = fields(lines_with(&lines, "event=session-end").first().map_or("", |s| s.as_str()));
+    let allow_lines = count(&lines, " decision=allow ");
+    let kill_lines = count(&lines, "result=killed");
+    assert_eq!(num(&end, "allowed") as usize, allow_lines - kill_lines, "allowed count vs lines");
+    assert_eq!(num(&end, "refused") as usize, count(&lines, " decision=deny "), "refused count vs lines");
+    assert!(usr1 <= children, "{usr1}");
+}
+
+/// Several threads of one process exec at once while the supervisor attaches to them: the
+/// kernel's exec lock (`cred_guard_mutex`) is held by the winning thread while it waits for
+/// the other threads to be gone, and a traced thread is gone only once its tracer (the
+/// supervisor) reaps it; `PTRACE_SEIZE` of yet another thread waits for that same lock.
+#[test]
+fn c10_threads_of_one_process_exec_at_once_without_deadlocking_the_supervisor() {
+    require_root!();
+    let a = Arena::new();
+    let log = Syslog::new();
+    let u = a.u().display().to_string();
+    let _heavy = heavy();
+    let t0 = Instant::now();
+    let out = a.wrapped(&log).run(&[bin("deadlock"), &a.good(), &u, "30"]);
+    let took = t0.elapsed();
+    let lines = log.until_session_end(WAIT);
+    let text = stdout(&out);
+    eprintln!("{text} ({took:?})");
+    assert!(text.contains("probe worst_ms="), "{:?}\n{}", out.status, stderr(&out));
+    let hung: Vec<&str> = text.lines().filter(|l| l.contains("hang")).collect();
+    let slow: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.split("latency_us=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse::<u64>().ok()).is_some_and(|us| us > 2_000_000))
+        .collect();
+    let worst: u64 = text.lines().find_map(|l| l.strip_prefix("probe worst_ms=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!(
+        hung.is_empty() && worst < 2000,
+        "the supervisor deadlocked: {hung:?}; an unrelated exec of the session waited {worst} ms; \
+         decisions that waited > 2 s (until the test killed the exec'ing process):\n{}",
+        slow.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+    );
+    a.assert_no_wins("multi-thread exec");
+}
