@@ -1,18 +1,50 @@
 #!/usr/bin/env bash
 # Benchmarks (not part of the tests). Builds release binaries, then prints figures.
-#   bench/run.sh            everything
-#   bench/run.sh exec       the exec-heavy loop only
-#   bench/run.sh open       the session-open latency only
+#   bench/run.sh              everything, then every figure against its target (issue 8)
+#   bench/run.sh exec         the exec-heavy loop: bare, our supervisor (enforce, audit, pinned
+#                             to one CPU), TACACS+ uncached and cached, snoopy, sudo intercept
+#   bench/run.sh real         a real workload: a Debian source package's ./configure
+#   bench/run.sh open         the session-open latency
+#   bench/run.sh rss          the supervisor's memory, idle and after 100,000 decisions
+#   bench/run.sh concurrent   100 concurrent supervised sessions x 1,000 execs
+# Knobs (environment): SW_BENCH_ROUNDS and SW_BENCH_RUNS (exec loop: hyperfine rounds x runs
+# per round, default 4 x 5), SW_BENCH_REAL_RUNS (default 5), SW_BENCH_PACKAGE (default gzip),
+# SW_BENCH_RSS_EXECS (default 100000), SW_BENCH_SESSIONS and SW_BENCH_SESSION_EXECS
+# (default 100 and 1000).
+# Changes nothing on the machine but installed packages (hyperfine, snoopy: never into
+# /etc/ld.so.preload) and /var/cache/sw-bench (the source package, so reruns are offline);
+# sudoers, snoopy.ini and pam.d are replaced only inside private mount namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+what=${1:-all}
+case $what in
+  all | exec | real | open | rss | concurrent) ;;
+  *) echo "usage: bench/run.sh [all|exec|real|open|rss|concurrent]" >&2; exit 2 ;;
+esac
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root" >&2; exit 1; }
 scripts/setup.sh
-command -v hyperfine >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null; }
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+command -v hyperfine >/dev/null || apt_install hyperfine
 cargo build --release --workspace --locked 2>&1 | tail -n 1
 rel=$PWD/target/release
-what=${1:-all}
 work=$(mktemp -d /tmp/sw-bench.XXXXXX)
 chmod 755 "$work"
-trap 'rm -rf "$work"' EXIT
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export SW_BENCH_FIGURES=$work/figures
+: > "$SW_BENCH_FIGURES"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+echo "== machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)," \
+  "kernel $(uname -r), Debian $(cat /etc/debian_version); load average $(loadavg)"
 
 cat > "$work/allow.toml" <<'TOML'
 default = "allow"
@@ -26,24 +58,58 @@ TOML
 sed 's/^default = "allow"/mode = "audit"\ndefault = "allow"/' "$work/allow.toml" > "$work/audit.toml"
 chmod 644 "$work"/*.toml
 
-# A syslog receiver that counts lines, so that logging is part of what is measured.
-python3 - "$work/log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
-while True: s.recv(65536)
-PY
-receiver=$!
-trap 'kill $receiver 2>/dev/null; rm -rf "$work"' EXIT
+# A syslog receiver (bench/sink.py: large receive buffer, reads in a thread and discards), so
+# that logging is part of what is measured.
+python3 bench/sink.py "$work/log" &
+pids+=($!)
 sed -i "s|/run/sw-bench-log|$work/log|" "$work/allow.toml" "$work/audit.toml"
 
+# snoopy from the Debian package, never in /etc/ld.so.preload: the benchmark preloads it into
+# its own row only. The package's question is answered "no" beforehand, and the file is
+# compared before and after (and restored, should the package have touched it).
+ensure_snoopy() {
+  local before after
+  before=$(sha256sum /etc/ld.so.preload 2>/dev/null || echo absent)
+  if ! dpkg-query -W -f='${Status}' snoopy 2>/dev/null | grep -q "install ok installed"; then
+    [ -e /etc/ld.so.preload ] && cp -a /etc/ld.so.preload "$work/ld.so.preload.orig"
+    echo 'snoopy snoopy/install-ld-preload boolean false' | debconf-set-selections
+    apt_install snoopy
+    after=$(sha256sum /etc/ld.so.preload 2>/dev/null || echo absent)
+    if [ "$before" != "$after" ]; then
+      if [ -e "$work/ld.so.preload.orig" ]; then cp -a "$work/ld.so.preload.orig" /etc/ld.so.preload
+      else rm -f /etc/ld.so.preload; fi
+      echo "bench: installing snoopy changed /etc/ld.so.preload; restored it" >&2
+    fi
+  fi
+  if grep -qs snoopy /etc/ld.so.preload; then
+    echo "bench: /etc/ld.so.preload loads snoopy for every process: the bare rows would not be bare" >&2
+    exit 1
+  fi
+}
+
 if [ "$what" = all ] || [ "$what" = exec ]; then
+  ensure_snoopy
+  snoopy_lib=$(dpkg -L snoopy | grep -m 1 '/libsnoopy\.so$')
+  # snoopy logs each exec to the same receiver as the supervisor (it has no /dev/log here).
+  printf '[snoopy]\noutput = socket:%s\n' "$work/log" > "$work/snoopy.ini"
+  # sudo: a copy of dash that sudoers runs with intercept (sudo's ptrace mode, which also
+  # stops each exec to verify it: intercept_verify), and plain `sh` without; sudo logs every
+  # command (intercepted ones included) to a file.
+  cp /usr/bin/dash "$work/ish"
+  cat > "$work/sudoers" <<EOF
+Defaults !use_pty, !lecture, !syslog, logfile=$work/sudo.log
+Defaults!$work/ish intercept
+root ALL=(ALL:ALL) NOPASSWD: ALL
+EOF
+  chmod 440 "$work/sudoers"
+  visudo -cq -f "$work/sudoers"
+
   # A TACACS+ server on 127.0.0.1 (the test server) permitting everything; every exec of the
   # loop is authorized by it, without and with the decision cache.
   printf 'default = "permit"\n' > "$work/tacacs-rules.toml"
   python3 tests/tacacs/server.py --listen 127.0.0.1:0 --key benchkey --single-connect \
     --rules "$work/tacacs-rules.toml" --events /dev/null > "$work/tacacs.port" &
-  tacacs_pid=$!
-  trap 'kill $receiver $tacacs_pid 2>/dev/null; rm -rf "$work"' EXIT
+  pids+=($!)
   while [ ! -s "$work/tacacs.port" ]; do sleep 0.05; done
   tport=$(sed 's/.*://' "$work/tacacs.port")
   printf 'benchkey\n' > "$work/tacacs.key"; chmod 600 "$work/tacacs.key"
@@ -64,28 +130,111 @@ TOML
     chmod 644 "$work/tacacs-$cache.toml"
   done
 
-  echo "== exec-heavy loop: sh running /bin/true 500 times (hyperfine, 20 runs)"
+  rounds=${SW_BENCH_ROUNDS:-4} runs=${SW_BENCH_RUNS:-5}
+  echo "== exec-heavy loop: sh running /bin/true 500 times" \
+    "(hyperfine, $rounds rounds x $runs runs per row; load average $(loadavg))"
   printf 'i=0; while [ $i -lt 500 ]; do /bin/true; i=$((i+1)); done\n' > "$work/loop.sh"
-  hyperfine -N -w 3 -r 20 --export-json "$work/exec.json" \
-    -n bare "sh $work/loop.sh" \
-    -n enforce "$rel/session-wrapper run --config $work/allow.toml --user root -- sh $work/loop.sh" \
-    -n audit "$rel/session-wrapper run --config $work/audit.toml --user root -- sh $work/loop.sh" \
-    -n tacacs-uncached "$rel/session-wrapper run --config $work/tacacs-0.toml --user root -- sh $work/loop.sh" \
-    -n tacacs-cached "$rel/session-wrapper run --config $work/tacacs-60.toml --user root -- sh $work/loop.sh" >/dev/null
-  python3 - "$work/exec.json" <<'PY'
-import json, statistics, sys
-r = {x["command"]: statistics.median(x["times"]) for x in json.load(open(sys.argv[1]))["results"]}
-base = r["bare"]
-for k in ["bare", "enforce", "audit", "tacacs-uncached", "tacacs-cached"]:
-    print(f"  {k:16s} median {r[k]*1000:7.1f} ms  ratio {r[k]/base:.2f}x  per exec +{(r[k]-base)/500*1e6:6.1f} us")
+  sw="$rel/session-wrapper run --user root --config"
+  # Every row in one hyperfine run, in a private mount namespace where /etc/sudoers and
+  # /etc/snoopy.ini are the ones above. Several rounds, so that a change in the machine's load
+  # during the run is spread over all rows.
+  cat > "$work/exec-bench.sh" <<EOF
+set -e
+mount --bind $work/sudoers /etc/sudoers
+mount --bind $work/snoopy.ini /etc/snoopy.ini
+for r in \$(seq $rounds); do
+  hyperfine -N -w 1 -r $runs --export-json $work/exec-\$r.json \\
+    -n bare "sh $work/loop.sh" \\
+    -n enforce "$sw $work/allow.toml -- sh $work/loop.sh" \\
+    -n audit "$sw $work/audit.toml -- sh $work/loop.sh" \\
+    -n tacacs-uncached "$sw $work/tacacs-0.toml -- sh $work/loop.sh" \\
+    -n tacacs-cached "$sw $work/tacacs-60.toml -- sh $work/loop.sh" \\
+    -n snoopy "env LD_PRELOAD=$snoopy_lib sh $work/loop.sh" \\
+    -n sudo "sudo sh $work/loop.sh" \\
+    -n sudo-intercept "sudo $work/ish $work/loop.sh" \\
+    -n bare-cpu0 "taskset -c 0 sh $work/loop.sh" \\
+    -n enforce-cpu0 "taskset -c 0 $sw $work/allow.toml -- sh $work/loop.sh" >/dev/null
+done
+EOF
+  unshare -m --propagation private bash "$work/exec-bench.sh"
+  grep -q 'COMMAND=/bin/true' "$work/sudo.log" || { echo "bench: sudo intercept logged no subcommand" >&2; exit 1; }
+  python3 - "$work"/exec-*.json <<'PY'
+import json, os, statistics, sys
+times = {}
+for path in sys.argv[1:]:
+    for x in json.load(open(path))["results"]:
+        times.setdefault(x["command"], []).extend(x["times"])
+r = {k: statistics.median(v) for k, v in times.items()}
+def rec(k, v):
+    with open(os.environ["SW_BENCH_FIGURES"], "a") as f: f.write(f"{k} {v}\n")
+notes = {"snoopy": "env + sh, libsnoopy preloaded", "sudo": "sudo sh, no intercept",
+         "sudo-intercept": "sudo, intercept (ptrace)", "tacacs-uncached": "127.0.0.1",
+         "tacacs-cached": "cache-ttl-s = 60"}
+print(f"  {'row':16s} {'median':>10s} {'ratio':>7s} {'per exec':>10s}   (runs)")
+for k in ["bare", "enforce", "audit", "tacacs-uncached", "tacacs-cached", "snoopy", "sudo",
+          "sudo-intercept", "bare-cpu0", "enforce-cpu0"]:
+    base = r["bare-cpu0"] if k.endswith("cpu0") else r["bare"]
+    ratio, per = r[k] / base, (r[k] - base) / 500 * 1e6
+    print(f"  {k:16s} {r[k]*1000:7.1f} ms {ratio:6.3f}x {per:+8.1f} us   ({len(times[k])}) "
+          f"{'vs bare-cpu0' if k.endswith('cpu0') and k != 'bare-cpu0' else notes.get(k, '')}")
+    rec(f"exec.{k}.median_ms", f"{r[k]*1000:.2f}")
+    rec(f"exec.{k}.ratio" + ("_cpu0" if k.endswith("cpu0") else ""), f"{ratio:.4f}")
+    rec(f"exec.{k}.per_exec_us", f"{per:.1f}")
+print(f"  TACACS+ uncached over the local policy: {(r['tacacs-uncached'] - r['enforce']) / 500 * 1e6:+.0f} us per exec;"
+      f" pinned to one CPU, the supervisor adds {(r['enforce-cpu0'] - r['bare-cpu0']) / 500 * 1e6:+.0f} us per exec"
+      f" (unpinned: {(r['enforce'] - r['bare']) / 500 * 1e6:+.0f} us)")
 PY
+  echo "  load average after: $(loadavg)"
+fi
+
+if [ "$what" = all ] || [ "$what" = real ]; then
+  # The source package is fetched once into /var/cache/sw-bench with a private apt
+  # configuration (its own deb-src list and index directory; the machine's apt sources and
+  # indexes are not touched), then reused offline.
+  pkg=${SW_BENCH_PACKAGE:-gzip}
+  cache=/var/cache/sw-bench
+  src=$(ls -d "$cache/src/$pkg"-[0-9]*/ 2>/dev/null | head -n 1 || true)
+  if [ -z "$src" ]; then
+    command -v dpkg-source >/dev/null || apt_install dpkg-dev
+    mkdir -p "$cache/apt/lists/partial" "$cache/apt/cache/archives/partial" "$cache/src"
+    printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main\n' \
+      > "$cache/apt/sources.list"
+    apt_private=(-o "Dir::Etc::SourceList=$cache/apt/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+      -o "Dir::State::Lists=$cache/apt/lists" -o "Dir::Cache=$cache/apt/cache" -o APT::Sandbox::User=root)
+    apt-get "${apt_private[@]}" update -qq
+    (cd "$cache/src" && apt-get "${apt_private[@]}" source -qq "$pkg" >/dev/null)
+    src=$(ls -d "$cache/src/$pkg"-[0-9]*/ | head -n 1)
+  fi
+  echo "== real workload: $(basename "$src")'s ./configure, bare and under session-wrapper run" \
+    "(load average $(loadavg))"
+  # Built outside /tmp: the policy refuses programs from /tmp, and configure runs the ones it
+  # compiles.
+  python3 bench/real_workload.py "$src" "$cache/build" "${SW_BENCH_REAL_RUNS:-5}" \
+    "$rel/session-wrapper" "$work/allow.toml" "$work/real.sock"
+  echo "  load average after: $(loadavg)"
 fi
 
 if [ "$what" = all ] || [ "$what" = open ]; then
-  echo "== session open latency"
+  echo "== session open latency (load average $(loadavg))"
   mkdir -p "$work/pam.d"
   printf 'auth required pam_permit.so\naccount required pam_permit.so\nsession required pam_permit.so\n' > "$work/pam.d/swbench-plain"
   cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-wrapped"
   echo "session required $rel/libpam_session_wrapper.so config=$work/allow.toml supervisor=$rel/session-wrapper-supervisor" >> "$work/pam.d/swbench-wrapped"
   unshare -m --propagation private sh -c "mount --bind $work/pam.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/session_open.py 50"
 fi
+
+if [ "$what" = all ] || [ "$what" = rss ]; then
+  echo "== supervisor memory (load average $(loadavg))"
+  python3 bench/rss.py "$rel/session-wrapper" "$work/allow.toml" "$work/rss.sock" \
+    "${SW_BENCH_RSS_EXECS:-100000}"
+fi
+
+if [ "$what" = all ] || [ "$what" = concurrent ]; then
+  echo "== concurrent sessions (load average $(loadavg))"
+  python3 bench/concurrent.py "$rel/session-wrapper" "$work/allow.toml" "$work/conc.sock" \
+    "${SW_BENCH_SESSIONS:-100}" "${SW_BENCH_SESSION_EXECS:-1000}"
+  echo "  load average after: $(loadavg)"
+fi
+
+python3 bench/summary.py "$SW_BENCH_FIGURES"
+echo "load average at the end: $(loadavg)"

@@ -4,6 +4,8 @@ pam_session_wrapper.so, run inside a private mount namespace whose /etc/pam.d ho
 stanzas (see bench/run.sh). Prints medians in milliseconds."""
 import statistics, subprocess, sys, time
 
+import sink
+
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 
 def measure(service):
@@ -23,3 +25,6 @@ print(f"session open+close, {runs} runs each (pamtester, median):")
 print(f"  without the module: {p50p:.2f} ms")
 print(f"  with the module:    {p50s:.2f} ms")
 print(f"  added latency:      {p50s - p50p:.2f} ms (target: at most 5 ms)")
+sink.record("open.plain_ms", f"{p50p:.3f}")
+sink.record("open.wrapped_ms", f"{p50s:.3f}")
+sink.record("open.added_ms", f"{p50s - p50p:.3f}")

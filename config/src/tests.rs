@@ -268,6 +268,11 @@ fn guards_refuse_before_rules() {
     assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::Memfd));
     r.kind = ExeKind::Deleted;
     assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::Deleted));
+    r.kind = ExeKind::Foreign;
+    assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::ForeignMount));
+    assert_eq!(c.policy.decider_name(r.decide(&c).by), "guard:foreign-mount");
+    let relaxed = ok("default = \"allow\"\n[guards]\nforeign-mount = \"allow\"\n");
+    assert_eq!(r.decide(&relaxed).by, DecidedBy::Default, "allowed: decided on the path as seen");
     r.kind = ExeKind::File;
     r.loader = true;
     assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::DynamicLoader));
