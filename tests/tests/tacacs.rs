@@ -305,6 +305,7 @@ fn fallback_rules_decide_when_no_server_answers() {
     let lines = log.until_session_end(T);
     let l = find(&lines, "argv=\"/usr/bin/echo ok\"");
     assert!(l.contains("authz=fallback fallback_rule=echo-when-offline") && l.contains("decision=allow"), "{l}");
+    assert!(l.contains(" rule=echo-via-tacacs "), "the line names the authorize rule that asked: {l}");
     let o = find(&lines, "argv=\"/usr/bin/echo other\"");
     assert!(o.contains("authz=fail-policy") && o.contains("decision=deny"), "{o}");
 }

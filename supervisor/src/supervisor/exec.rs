@@ -234,7 +234,9 @@ impl Supervisor {
         if let Some((i, d)) = self.config.policy.decide_fallback(&req) {
             let verdict = if d.action == Action::Allow { Verdict::Allow } else { Verdict::Deny };
             let name = self.config.policy.fallback.get(i).map_or("?", |r| r.name.as_str());
-            return (verdict, d.clone(), format!(" authz=fallback fallback_rule={name}"), Some(why));
+            // The line names the rule that asked (`rule=`) and the fallback rule that decided.
+            let d = Decision { action: d.action, by: decision.by, message: d.message.or_else(|| decision.message.clone()) };
+            return (verdict, d, format!(" authz=fallback fallback_rule={name}"), Some(why));
         }
         let verdict = match self.config.fail_policy {
             FailPolicy::Open => Verdict::Allow,
@@ -460,14 +462,7 @@ impl Supervisor {
         if !f.plan.interpreters.is_empty() {
             let _ = write!(line, " interpreter=\"{}\"", escape(&f.plan.image().real_path));
         }
-        let rule = match s.decision.by {
-            DecidedBy::Rule(i) if s.authz.contains("authz=fallback") => {
-                // A fallback rule decided: name the authorize rule that asked.
-                let _ = i;
-                "authorize".to_owned()
-            }
-            by => self.config.policy.decider_name(by).into_owned(),
-        };
+        let rule = self.config.policy.decider_name(s.decision.by).into_owned();
         let _ = write!(
             line,
             " argc={} argv=\"{}\"{} decision={} rule={} mode={}{}",
