@@ -6,6 +6,7 @@ set -euo pipefail
 need=(
   build-essential pkg-config libseccomp-dev libpam0g-dev
   pamtester openssh-server openssh-client sudo util-linux procps iproute2 python3 python3-venv openssl
+  debootstrap dpkg-dev
 )
 missing=()
 for p in "${need[@]}"; do
