@@ -122,7 +122,8 @@ pub fn limits_go(leader: i32) -> LimitsGo {
 }
 
 /// Plans the isolation of a session led by `leader`. `pam`: the module can hand limits to
-/// pam_systemd (`session-wrapper run` cannot).
+/// pam_systemd (`session-wrapper run` cannot). Limits that cannot be applied under logind are
+/// a warning, not a failure.
 ///
 /// # Errors
 /// A message saying why a configured layer cannot be enforced: the caller's fail policy
@@ -144,14 +145,14 @@ pub fn plan(layers: Layers, leader: i32, pam: bool) -> Result<Plan, String> {
                     );
                 }
             }
-            LimitsGo::PamSystemd => {
-                return Err("resource limits: systemd-logind manages cgroups here; run the command with systemd-run -p MemoryMax=... instead".into())
-            }
-            LimitsGo::TooLate => {
-                return Err(
-                    "resource limits: systemd-logind manages this session's cgroup and pam_systemd has already run; list pam_session_wrapper before pam_systemd in the session stack so that it can hand the limits over".into(),
-                )
-            }
+            // Limits are resource hygiene, not a way around the supervisor: where they cannot
+            // be applied the session goes on, supervised, and the log says so loudly.
+            LimitsGo::PamSystemd => warnings.push(
+                "event=limit-not-applied limit=all reason=\"systemd-logind manages cgroups here and only a PAM session can hand limits to pam_systemd (use systemd-run -p MemoryMax=... for one command)\"".into(),
+            ),
+            LimitsGo::TooLate => warnings.push(
+                "event=limit-not-applied limit=all reason=\"systemd-logind manages this session's cgroup and pam_systemd has already run: list pam_session_wrapper before pam_systemd in the session stack so that it can hand the limits over\"".into(),
+            ),
         }
     }
     Ok(Plan { layers, isolate, limits, warnings })

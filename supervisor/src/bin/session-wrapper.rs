@@ -378,9 +378,10 @@ fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
     let g = &p.guards;
     let ga = |a| if a == session_wrapper_config::GuardAction::Deny { "deny" } else { "allow" };
     println!(
-        "guards: memfd={} deleted={} dynamic-loader={} loader-env={} traced={} io-uring={}",
+        "guards: memfd={} deleted={} foreign-mount={} dynamic-loader={} loader-env={} traced={} io-uring={}",
         ga(g.memfd),
         ga(g.deleted),
+        ga(g.foreign_mount),
         ga(g.dynamic_loader),
         list(&g.loader_env),
         ga(g.traced),
