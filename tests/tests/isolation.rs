@@ -253,3 +253,24 @@ fn a_nested_sudo_adds_its_own_isolation_and_the_login_shell_keeps_its_own() {
     assert_eq!(nested.len(), 2, "{nested:?}");
     assert!(nested.iter().all(|l| l.contains("service=sudo") && l.contains("adds=sudo-extra")), "{nested:?}");
 }
+
+/// With systemd-logind, limits go to pam_systemd (which would make the session's scope after
+/// this module): the supervisor makes no cgroup of its own, and says that `cpu-max` cannot be
+/// handed over. (logind is simulated by its state directories; nothing here runs pam_systemd.)
+#[test]
+fn under_logind_limits_are_handed_to_pam_systemd_and_no_cgroup_is_made() {
+    require_root!();
+    let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"lim\"\npids-max = 64\ncpu-max = \"50%\"\n");
+    let sb = sandbox_with("swiso9", 4509, &cfg, false);
+    let out = sb.run(
+        &["sh", "-c", "mkdir -p /run/systemd/system /run/systemd/seats && exec su swiso9 -c 'cat /proc/self/cgroup; echo ran'"],
+        T,
+    );
+    let o = stdout(&out);
+    assert!(o.ends_with("ran\n"), "the session runs: {o}{}", stderr(&out));
+    assert!(!o.contains("session-wrapper"), "no cgroup of the supervisor's under logind: {o}");
+    let lines = sb.log.until_session_end(T);
+    let start = find(&lines, "event=session-start");
+    assert!(start.contains("cgroups=pam_systemd"), "{start}");
+    assert!(find(&lines, "event=limit-not-applied").contains("limit=cpu-max"));
+}
