@@ -4,6 +4,8 @@
 //! The binaries must be built first (`cargo build --workspace`, which `tests/run.sh` does).
 //! Tests that need root say so and are skipped, counted and explained, when not root.
 
+
+pub mod raw;
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Condvar, Mutex};
 use std::path::{Path, PathBuf};

@@ -27,54 +27,12 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-extern "C" {
-    static environ: *const *const libc::c_char;
-}
-
-/// A raw x86_64 system call returning the kernel's result (negative errno on failure).
-///
-/// # Safety
-/// The caller passes arguments valid for system call `n`.
-unsafe fn sys(n: i64, a: [u64; 6]) -> i64 {
-    let ret: i64;
-    // SAFETY: the system call instruction; rcx and r11 are clobbered by it.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") n => ret,
-            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
-            in("r10") a[3], in("r8") a[4], in("r9") a[5],
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack)
-        );
-    }
-    ret
-}
-
-fn raw_exit(code: i32) -> ! {
-    // SAFETY: exit_group never returns.
-    unsafe {
-        sys(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
-    }
-    loop {
-        std::hint::spin_loop();
-    }
-}
-
-fn fail(what: &str) -> ! {
-    eprintln!("sw-attack-deadlock: {what}");
-    std::process::exit(111)
-}
-
-fn cstr(b: &[u8]) -> CString {
-    CString::new(b).unwrap_or_else(|_| fail("NUL in argument"))
-}
+use session_wrapper_tests::raw::{cstr, environ, fail, raw_exit, sys};
 
 /// execve with addresses (so closures stay `Send`), then wait to be ended by the winner.
 fn exec_and_pause(path: usize, argv: usize) -> ! {
     // SAFETY: valid path and argv pointers kept alive by the caller, and the environment.
-    unsafe { sys(libc::SYS_execve, [path as u64, argv as u64, environ as u64, 0, 0, 0]) };
+    unsafe { sys(libc::SYS_execve, [path as u64, argv as u64, environ() as u64, 0, 0, 0]) };
     loop {
         // SAFETY: pause until killed.
         unsafe { sys(libc::SYS_pause, [0; 6]) };
@@ -145,7 +103,7 @@ fn main() {
             let pid = unsafe { libc::fork() };
             if pid == 0 {
                 // SAFETY: exec GOOD.
-                let r = unsafe { sys(libc::SYS_execve, [good.as_ptr() as u64, argv.as_ptr() as u64, environ as u64, 0, 0, 0]) };
+                let r = unsafe { sys(libc::SYS_execve, [good.as_ptr() as u64, argv.as_ptr() as u64, environ() as u64, 0, 0, 0]) };
                 raw_exit(100 + (-r).clamp(0, 99) as i32);
             }
             let mut st = 0;

@@ -30,30 +30,7 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
-
-extern "C" {
-    static environ: *const *const libc::c_char;
-}
-
-/// A raw x86_64 system call returning the kernel's result (negative errno on failure).
-///
-/// # Safety
-/// The caller passes arguments valid for system call `n`.
-unsafe fn sys(n: i64, a: [u64; 6]) -> i64 {
-    let ret: i64;
-    // SAFETY: the system call instruction; rcx and r11 are clobbered by it.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") n => ret,
-            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
-            in("r10") a[3], in("r8") a[4], in("r9") a[5],
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack)
-        );
-    }
-    ret
-}
+use session_wrapper_tests::raw::{cstr, environ, fail, raw_exit, sys};
 
 /// An i386 system call through `int 0x80` from this 64-bit process: arguments are 32-bit.
 ///
@@ -75,30 +52,6 @@ unsafe fn int80(nr: u32, b: u32, c: u32, d: u32, s: u32, di: u32) -> i32 {
         );
     }
     ret
-}
-
-fn raw_exit(code: i32) -> ! {
-    // SAFETY: exit_group never returns.
-    unsafe {
-        sys(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
-    }
-    loop {
-        std::hint::spin_loop();
-    }
-}
-
-fn fail(what: &str) -> ! {
-    eprintln!("sw-attack-exec: {what}");
-    std::process::exit(111)
-}
-
-fn cstr(b: &[u8]) -> CString {
-    CString::new(b).unwrap_or_else(|_| fail("NUL in argument"))
-}
-
-fn env_ptr() -> *const *const libc::c_char {
-    // SAFETY: reading the C library's environment pointer.
-    unsafe { environ }
 }
 
 fn errno_name(e: i32) -> String {
@@ -196,7 +149,7 @@ fn execveat(dirfd: i32, path: *const libc::c_char, argv: *const *const libc::c_c
     unsafe {
         sys(
             libc::SYS_execveat,
-            [dirfd as i64 as u64, path as u64, argv as u64, env_ptr() as u64, flags as u64, 0],
+            [dirfd as i64 as u64, path as u64, argv as u64, environ() as u64, flags as u64, 0],
         )
     }
 }
@@ -242,12 +195,12 @@ fn suite_fd(good: &[u8], evil: &[u8], work: &std::path::Path, extra: &[Vec<u8>])
         attempt(&format!("{name}-evil"), || {
             let fd = open(evil, libc::O_RDONLY);
             let p = cstr(format!("{prefix}/{fd}").as_bytes());
-            execve(p.as_ptr(), argv, env_ptr())
+            execve(p.as_ptr(), argv, environ())
         });
         attempt(&format!("{name}-opath-evil"), || {
             let fd = open(evil, libc::O_PATH);
             let p = cstr(format!("{prefix}/{fd}").as_bytes());
-            execve(p.as_ptr(), argv, env_ptr())
+            execve(p.as_ptr(), argv, environ())
         });
     }
     let (dir, base) = split(evil);
@@ -277,7 +230,7 @@ fn suite_fd(good: &[u8], evil: &[u8], work: &std::path::Path, extra: &[Vec<u8>])
     attempt("memfd-proc-self-fd-good", || {
         let fd = memfd(0, c"sw-good");
         let p = cstr(format!("/proc/self/fd/{fd}").as_bytes());
-        execve(p.as_ptr(), argv, env_ptr())
+        execve(p.as_ptr(), argv, environ())
     });
     attempt("memfd-named-like-a-path-good", || {
         execveat(memfd(0, c"/../../usr/bin/true"), empty, argv, libc::AT_EMPTY_PATH)
@@ -298,7 +251,7 @@ fn suite_fd(good: &[u8], evil: &[u8], work: &std::path::Path, extra: &[Vec<u8>])
     let (fd, _) = deleted_copy();
     attempt("deleted-proc-self-fd-good", || {
         let p = cstr(format!("/proc/self/fd/{fd}").as_bytes());
-        execve(p.as_ptr(), argv, env_ptr())
+        execve(p.as_ptr(), argv, environ())
     });
     // A thread with its own descriptor table: at fd N the process (and /proc/PID/fd) has
     // GOOD, the thread has EVIL; execveat(N, "") runs the thread's.
@@ -431,7 +384,7 @@ fn suite_abi(good: &[u8], evil: &[u8]) {
                 let p = cstr(path);
                 let argv = argv_of(&[b"prog"]);
                 // SAFETY: an x32 system call number; the filter is expected to kill us.
-                unsafe { sys(X32 | nr, [p.as_ptr() as u64, argv as u64, env_ptr() as u64, 0, 0, 0]) }
+                unsafe { sys(X32 | nr, [p.as_ptr() as u64, argv as u64, environ() as u64, 0, 0, 0]) }
             });
         }
     }
@@ -470,27 +423,27 @@ fn suite_hostile(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
     let cg = cstr(good);
     let ce = cstr(evil);
     let after = |case: &str| {
-        attempt(&format!("after-{case}"), || execve(cg.as_ptr(), argv_of(&[b"after"]), env_ptr()));
+        attempt(&format!("after-{case}"), || execve(cg.as_ptr(), argv_of(&[b"after"]), environ()));
     };
     let case = |name: &str, f: &dyn Fn() -> i64| {
         attempt(name, f);
         after(name);
     };
     let empty_argv: [*const libc::c_char; 1] = [std::ptr::null()];
-    case("argv-null-good", &|| execve(cg.as_ptr(), std::ptr::null(), env_ptr()));
-    case("argv-null-evil", &|| execve(ce.as_ptr(), std::ptr::null(), env_ptr()));
-    case("argv-empty-good", &|| execve(cg.as_ptr(), empty_argv.as_ptr(), env_ptr()));
-    case("argv-empty-evil", &|| execve(ce.as_ptr(), empty_argv.as_ptr(), env_ptr()));
+    case("argv-null-good", &|| execve(cg.as_ptr(), std::ptr::null(), environ()));
+    case("argv-null-evil", &|| execve(ce.as_ptr(), std::ptr::null(), environ()));
+    case("argv-empty-good", &|| execve(cg.as_ptr(), empty_argv.as_ptr(), environ()));
+    case("argv-empty-evil", &|| execve(ce.as_ptr(), empty_argv.as_ptr(), environ()));
     case("envp-null-good", &|| execve(cg.as_ptr(), argv_of(&[b"prog"]), std::ptr::null()));
-    case("path-null", &|| execve(std::ptr::null(), argv_of(&[b"prog"]), env_ptr()));
-    case("path-unmapped", &|| execve(0x1000 as *const libc::c_char, argv_of(&[b"prog"]), env_ptr()));
-    case("path-kernel-address", &|| execve(0xffff_ffff_8100_0000u64 as *const libc::c_char, argv_of(&[b"prog"]), env_ptr()));
+    case("path-null", &|| execve(std::ptr::null(), argv_of(&[b"prog"]), environ()));
+    case("path-unmapped", &|| execve(0x1000 as *const libc::c_char, argv_of(&[b"prog"]), environ()));
+    case("path-kernel-address", &|| execve(0xffff_ffff_8100_0000u64 as *const libc::c_char, argv_of(&[b"prog"]), environ()));
     case("path-unterminated-at-page-end", &|| {
         let p = page_then_hole();
         // SAFETY: filling the mapped first page.
         unsafe { std::ptr::write_bytes(p, b'a', 4096) };
         // SAFETY: a pointer 16 bytes before the hole.
-        execve(unsafe { p.add(4096 - 16) }.cast(), argv_of(&[b"prog"]), env_ptr())
+        execve(unsafe { p.add(4096 - 16) }.cast(), argv_of(&[b"prog"]), environ())
     });
     for (name, path) in [("good", good), ("evil", evil)] {
         case(&format!("path-ending-exactly-at-page-end-{name}"), &|| {
@@ -500,14 +453,14 @@ fn suite_hostile(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
                 let at = p.add(4096 - path.len() - 1);
                 std::ptr::copy_nonoverlapping(path.as_ptr(), at, path.len());
                 *p.add(4095) = 0;
-                execve(at.cast(), argv_of(&[b"prog"]), env_ptr())
+                execve(at.cast(), argv_of(&[b"prog"]), environ())
             }
         });
     }
-    case("argv-array-unmapped", &|| execve(cg.as_ptr(), 0x1000 as *const *const libc::c_char, env_ptr()));
+    case("argv-array-unmapped", &|| execve(cg.as_ptr(), 0x1000 as *const *const libc::c_char, environ()));
     case("argv-element-unmapped", &|| {
         let v: [*const libc::c_char; 3] = [c"prog".as_ptr(), 0x1000 as *const libc::c_char, std::ptr::null()];
-        execve(cg.as_ptr(), v.as_ptr(), env_ptr())
+        execve(cg.as_ptr(), v.as_ptr(), environ())
     });
     case("argv-array-running-into-a-hole", &|| {
         let p = page_then_hole();
@@ -517,7 +470,7 @@ fn suite_hostile(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
             // SAFETY: writing pointer slots inside the mapped page; no NULL terminator.
             unsafe { *v.add(i) = c"x".as_ptr() };
         }
-        execve(cg.as_ptr(), v, env_ptr())
+        execve(cg.as_ptr(), v, environ())
     });
     case("envp-unmapped", &|| execve(cg.as_ptr(), argv_of(&[b"prog"]), 0x1000 as *const *const libc::c_char));
     case("envp-element-unmapped", &|| {
@@ -528,7 +481,7 @@ fn suite_hostile(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
         let mut p = b"/".to_vec();
         p.extend(std::iter::repeat_n(b'a', 5000));
         let c = cstr(&p);
-        execve(c.as_ptr(), argv_of(&[b"prog"]), env_ptr())
+        execve(c.as_ptr(), argv_of(&[b"prog"]), environ())
     });
     for (name, path) in [("good", good), ("evil", evil)] {
         // 4095 bytes: the longest path the kernel takes, made of extra slashes.
@@ -536,16 +489,16 @@ fn suite_hostile(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
             let mut p = vec![b'/'; 4095 - path.len()];
             p.extend_from_slice(path);
             let c = cstr(&p);
-            execve(c.as_ptr(), argv_of(&[b"prog"]), env_ptr())
+            execve(c.as_ptr(), argv_of(&[b"prog"]), environ())
         });
     }
     case("arg-over-128k", &|| {
         let big = vec![b'x'; 128 * 1024];
-        execve(cg.as_ptr(), argv_of(&[b"prog", &big]), env_ptr())
+        execve(cg.as_ptr(), argv_of(&[b"prog", &big]), environ())
     });
     case("arg-just-under-128k-good", &|| {
         let big = vec![b'x'; 128 * 1024 - 1];
-        execve(cg.as_ptr(), argv_of(&[b"prog", &big]), env_ptr())
+        execve(cg.as_ptr(), argv_of(&[b"prog", &big]), environ())
     });
     // Near ARG_MAX (a quarter of the stack limit, minus the environment and pointers).
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -559,16 +512,16 @@ fn suite_hostile(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
     let big = vec![b'y'; chunk];
     let many: Vec<&[u8]> = std::iter::once(b"prog".as_slice()).chain(std::iter::repeat_n(big.as_slice(), count)).collect();
     println!("info arg_max={arg_max} args={count} bytes={}", count * (chunk + 1));
-    case("argv-near-arg-max-good", &|| execve(cg.as_ptr(), argv_of(&many), env_ptr()));
-    case("argv-near-arg-max-evil", &|| execve(ce.as_ptr(), argv_of(&many), env_ptr()));
+    case("argv-near-arg-max-good", &|| execve(cg.as_ptr(), argv_of(&many), environ()));
+    case("argv-near-arg-max-evil", &|| execve(ce.as_ptr(), argv_of(&many), environ()));
     let over: Vec<&[u8]> = std::iter::once(b"prog".as_slice()).chain(std::iter::repeat_n(big.as_slice(), count + 8)).collect();
-    case("argv-over-arg-max-good", &|| execve(cg.as_ptr(), argv_of(&over), env_ptr()));
+    case("argv-over-arg-max-good", &|| execve(cg.as_ptr(), argv_of(&over), environ()));
     let cgn = cstr(&good_nonutf8);
     let cen = cstr(&evil_nonutf8);
-    case("nonutf8-path-good", &|| execve(cgn.as_ptr(), argv_of(&[b"\xff\xfe"]), env_ptr()));
-    case("nonutf8-path-evil", &|| execve(cen.as_ptr(), argv_of(&[b"\xff\xfe"]), env_ptr()));
-    case("nonutf8-args-good", &|| execve(cg.as_ptr(), argv_of(&[b"\xc3\x28", b"\xff", b"a\x80b"]), env_ptr()));
-    case("nonutf8-args-evil", &|| execve(ce.as_ptr(), argv_of(&[b"\xc3\x28", b"\xff", b"a\x80b"]), env_ptr()));
+    case("nonutf8-path-good", &|| execve(cgn.as_ptr(), argv_of(&[b"\xff\xfe"]), environ()));
+    case("nonutf8-path-evil", &|| execve(cen.as_ptr(), argv_of(&[b"\xff\xfe"]), environ()));
+    case("nonutf8-args-good", &|| execve(cg.as_ptr(), argv_of(&[b"\xc3\x28", b"\xff", b"a\x80b"]), environ()));
+    case("nonutf8-args-evil", &|| execve(ce.as_ptr(), argv_of(&[b"\xc3\x28", b"\xff", b"a\x80b"]), environ()));
 }
 
 fn elapsed_ms(t: Instant) -> u128 {
@@ -590,7 +543,7 @@ fn suite_denymsg(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
                     libc::close(2);
                 }
             }
-            execve(ce.as_ptr(), argv_of(&[b"evil"]), env_ptr())
+            execve(ce.as_ptr(), argv_of(&[b"evil"]), environ())
         });
     };
     deny_with_fd2("fd2-readonly-file", &|| open(&ro, libc::O_RDONLY));
@@ -655,7 +608,7 @@ fn suite_denymsg(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
     // Later execs in the session are answered promptly.
     let t0 = Instant::now();
     for i in 0..20 {
-        attempt(&format!("good-after-{i}"), || execve(cg.as_ptr(), argv_of(&[b"good"]), env_ptr()));
+        attempt(&format!("good-after-{i}"), || execve(cg.as_ptr(), argv_of(&[b"good"]), environ()));
     }
     println!("info twenty-good-execs-ms={}", elapsed_ms(t0));
 }

@@ -21,19 +21,7 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
-
-fn fail(what: &str) -> ! {
-    eprintln!("sw-attack-ns: {what}");
-    std::process::exit(111)
-}
-
-fn cstr(b: &[u8]) -> CString {
-    CString::new(b).unwrap_or_else(|_| fail("NUL in argument"))
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
+use session_wrapper_tests::raw::{cstr, environ, errno, fail};
 
 /// Enters a new user and mount namespace (uid 0 inside = our uid outside) and bind-mounts
 /// `evil` over `target`. Err(errno) when the kernel refuses.
@@ -103,11 +91,8 @@ fn attempt(f: impl FnOnce() -> i32) -> String {
 
 fn exec(path: &CString) -> i32 {
     let argv: [*const libc::c_char; 2] = [c"prog".as_ptr(), std::ptr::null()];
-    extern "C" {
-        static environ: *const *const libc::c_char;
-    }
     // SAFETY: a valid path, a NULL-terminated argv and the process environment.
-    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), environ) };
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), environ()) };
     errno()
 }
 

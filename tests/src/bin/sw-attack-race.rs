@@ -41,10 +41,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-extern "C" {
-    static environ: *const *const libc::c_char;
-}
+use session_wrapper_tests::raw::{cstr, environ, errno, fail, raw_exit, sys};
 
 /// A page-aligned, shared-by-address buffer (the same address in a forked child).
 #[repr(C, align(4096))]
@@ -65,37 +62,6 @@ fn page_ptr(p: &'static Page) -> *mut u8 {
     p.0.get().cast()
 }
 
-/// A raw system call: returns the kernel's result (negative errno on failure), touching
-/// neither errno nor any libc state, so it is safe in vfork and `CLONE_VM` children.
-///
-/// # Safety
-/// The caller passes arguments valid for system call `n`.
-unsafe fn sys(n: i64, a: [u64; 6]) -> i64 {
-    let ret: i64;
-    // SAFETY: the x86_64 system call instruction; rcx and r11 are clobbered by it.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") n => ret,
-            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
-            in("r10") a[3], in("r8") a[4], in("r9") a[5],
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack)
-        );
-    }
-    ret
-}
-
-fn raw_exit(code: i32) -> ! {
-    // SAFETY: exit_group never returns.
-    unsafe {
-        sys(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
-    }
-    loop {
-        std::hint::spin_loop();
-    }
-}
-
 /// A thread-exit (not the group): for `CLONE_VM` children started with `clone`.
 fn raw_thread_exit(code: i32) -> ! {
     // SAFETY: exit never returns.
@@ -110,11 +76,6 @@ fn raw_thread_exit(code: i32) -> ! {
 fn execve_raw(path: *const u8, argv: *const u64, envp: *const *const libc::c_char) -> i64 {
     // SAFETY: the pointers are the attack's inputs; the kernel validates them.
     unsafe { sys(libc::SYS_execve, [path as u64, argv as u64, envp as u64, 0, 0, 0]) }
-}
-
-fn env_ptr() -> *const *const libc::c_char {
-    // SAFETY: reading the C library's environment pointer.
-    unsafe { environ }
 }
 
 /// One 8-byte word to flip between two values.
@@ -177,19 +138,6 @@ fn flip_forever(ws: &[Word]) -> ! {
         set_words(ws, true);
         spin((x >> 10) & 0x3ff);
     }
-}
-
-fn cstr(b: &[u8]) -> CString {
-    CString::new(b).unwrap_or_else(|_| fail("NUL in argument"))
-}
-
-fn fail(what: &str) -> ! {
-    eprintln!("sw-attack-race: {what}");
-    std::process::exit(111)
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 /// The constant argv used by path attacks: ["prog", NULL], leaked for the program's life.
@@ -391,7 +339,7 @@ fn prepare(args: &Args, target: Target) -> Prepared {
     match target {
         Target::Path => {
             let flip = words(page_ptr(&PATHBUF), &args.good, &args.evil);
-            Prepared { path: page_ptr(&PATHBUF), argv: const_argv(), envp: env_ptr(), flip }
+            Prepared { path: page_ptr(&PATHBUF), argv: const_argv(), envp: environ(), flip }
         }
         Target::ArgvPointer | Target::ArgvBytes => {
             let path: &'static CString = Box::leak(Box::new(cstr(&args.good)));
@@ -404,11 +352,11 @@ fn prepare(args: &Args, target: Target) -> Prepared {
                     Box::leak(Box::new([argv0.as_ptr() as u64, allowed.as_ptr() as u64, 0]));
                 let at: *mut u64 = &mut v[1];
                 let flip = vec![Word { at, a: allowed.as_ptr() as u64, b: forbidden.as_ptr() as u64 }];
-                Prepared { path: path.as_ptr().cast(), argv: v.as_ptr(), envp: env_ptr(), flip }
+                Prepared { path: path.as_ptr().cast(), argv: v.as_ptr(), envp: environ(), flip }
             } else {
                 let flip = words(base, b"allowed\0\0", b"FORBIDDEN");
                 let v: &'static mut [u64; 3] = Box::leak(Box::new([argv0.as_ptr() as u64, base as u64, 0]));
-                Prepared { path: path.as_ptr().cast(), argv: v.as_ptr(), envp: env_ptr(), flip }
+                Prepared { path: path.as_ptr().cast(), argv: v.as_ptr(), envp: environ(), flip }
             }
         }
         Target::Envp => {
@@ -417,7 +365,7 @@ fn prepare(args: &Args, target: Target) -> Prepared {
             let flip = words(base, b"XD_PRELOAD=/nonexistent/sw-attack.so", b"LD_PRELOAD=/nonexistent/sw-attack.so");
             // The process environment, with the flipping entry in the middle.
             let mut env: Vec<u64> = Vec::new();
-            let mut p = env_ptr();
+            let mut p = environ();
             // SAFETY: environ is a NULL-terminated array of C strings.
             unsafe {
                 while !(*p).is_null() {
@@ -590,7 +538,7 @@ fn shared_mode(args: &Args, devshm: bool) -> Tally {
         flip_forever(&flip)
     });
     let argv = const_argv();
-    let envp = env_ptr();
+    let envp = environ();
     let t = run_loop(args, |_| {
         let pid = fork_child(|| {
             let r = execve_raw(base, argv, envp);
@@ -804,7 +752,7 @@ fn swap_mode(args: &Args, how: Swap) -> Tally {
     });
     let path: &'static CString = Box::leak(Box::new(cstr(target.as_bytes())));
     let argv = const_argv();
-    let envp = env_ptr();
+    let envp = environ();
     let t = run_loop(args, |_| {
         let pid = fork_child(|| {
             let r = execve_raw(path.as_ptr().cast(), argv, envp);
@@ -875,7 +823,7 @@ fn tamper_mode(args: &Args) -> Tally {
     let a0: &'static [u8] = b"echo\0";
     let a1: &'static [u8] = b"allowedXY\0";
     let argv: &'static [u64; 3] = Box::leak(Box::new([a0.as_ptr() as u64, a1.as_ptr() as u64, 0]));
-    let envp = env_ptr();
+    let envp = environ();
     run_loop(args, |_| {
         let pid = fork_child(|| {
             let r = execve_raw(path.as_ptr().cast(), argv.as_ptr(), envp);

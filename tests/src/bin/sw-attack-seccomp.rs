@@ -22,33 +22,9 @@
 //!   `process_vm_readv`/`writev`, opening `/proc/PID/mem` and `/proc/PID/environ`. Phase 2:
 //!   execs of GOOD and EVIL after the supervisor died.
 
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
-
-extern "C" {
-    static environ: *const *const libc::c_char;
-}
-
-/// A raw x86_64 system call returning the kernel's result (negative errno on failure).
-///
-/// # Safety
-/// The caller passes arguments valid for system call `n`.
-unsafe fn sys(n: i64, a: [u64; 6]) -> i64 {
-    let ret: i64;
-    // SAFETY: the system call instruction; rcx and r11 are clobbered by it.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") n => ret,
-            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
-            in("r10") a[3], in("r8") a[4], in("r9") a[5],
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack)
-        );
-    }
-    ret
-}
+use session_wrapper_tests::raw::{cstr, environ, fail, sys};
 
 /// An i386 system call through `int 0x80`.
 ///
@@ -69,15 +45,6 @@ unsafe fn int80(nr: u32, b: u32, c: u32, d: u32) -> i32 {
         );
     }
     ret
-}
-
-fn fail(what: &str) -> ! {
-    eprintln!("sw-attack-seccomp: {what}");
-    std::process::exit(111)
-}
-
-fn cstr(b: &[u8]) -> CString {
-    CString::new(b).unwrap_or_else(|_| fail("NUL in argument"))
 }
 
 fn errno_name(e: i64) -> String {
@@ -116,7 +83,7 @@ fn run(path: &[u8]) -> String {
     if pid == 0 {
         // SAFETY: exec, then exit with the errno.
         unsafe {
-            let r = sys(libc::SYS_execve, [p.as_ptr() as u64, argv.as_ptr() as u64, environ as u64, 0, 0, 0]);
+            let r = sys(libc::SYS_execve, [p.as_ptr() as u64, argv.as_ptr() as u64, environ() as u64, 0, 0, 0]);
             sys(libc::SYS_exit_group, [(100 + (-r).clamp(0, 99)) as u64, 0, 0, 0, 0, 0]);
         }
     }

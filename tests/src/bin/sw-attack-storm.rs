@@ -32,49 +32,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-extern "C" {
-    static environ: *const *const libc::c_char;
-}
-
-/// A raw x86_64 system call returning the kernel's result (negative errno on failure).
-///
-/// # Safety
-/// The caller passes arguments valid for system call `n`.
-unsafe fn sys(n: i64, a: [u64; 6]) -> i64 {
-    let ret: i64;
-    // SAFETY: the system call instruction; rcx and r11 are clobbered by it.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") n => ret,
-            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
-            in("r10") a[3], in("r8") a[4], in("r9") a[5],
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack)
-        );
-    }
-    ret
-}
-
-fn raw_exit(code: i32) -> ! {
-    // SAFETY: exit_group never returns.
-    unsafe {
-        sys(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
-    }
-    loop {
-        std::hint::spin_loop();
-    }
-}
-
-fn fail(what: &str) -> ! {
-    eprintln!("sw-attack-storm: {what}");
-    std::process::exit(111)
-}
-
-fn cstr(b: &[u8]) -> CString {
-    CString::new(b).unwrap_or_else(|_| fail("NUL in argument"))
-}
+use session_wrapper_tests::raw::{cstr, environ, fail, raw_exit, sys};
 
 extern "C" fn noop(_: libc::c_int) {}
 
@@ -104,7 +62,7 @@ unsafe impl Sync for Exec {}
 fn exec_raw(e: &Exec) -> i64 {
     for _ in 0..10_000 {
         // SAFETY: a valid path, a NULL-terminated argv and the process environment.
-        let r = unsafe { sys(libc::SYS_execve, [e.path.as_ptr() as u64, e.argv.as_ptr() as u64, environ as u64, 0, 0, 0]) };
+        let r = unsafe { sys(libc::SYS_execve, [e.path.as_ptr() as u64, e.argv.as_ptr() as u64, environ() as u64, 0, 0, 0]) };
         if r != -i64::from(libc::EINTR) {
             return r;
         }
@@ -471,7 +429,7 @@ fn ordered_child(good: &Exec) -> ! {
     let small = good.argv.as_ptr() as usize;
     let exec = move |argv: usize| {
         // SAFETY: a valid path, argv and the process environment.
-        unsafe { sys(libc::SYS_execve, [path as u64, argv as u64, environ as u64, 0, 0, 0]) };
+        unsafe { sys(libc::SYS_execve, [path as u64, argv as u64, environ() as u64, 0, 0, 0]) };
         loop {
             // SAFETY: pause until the winner's exec ends this thread.
             unsafe { sys(libc::SYS_pause, [0; 6]) };
