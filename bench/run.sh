@@ -96,6 +96,9 @@ if [ "$what" = all ] || [ "$what" = exec ]; then
   # stops each exec to verify it: intercept_verify), and plain `sh` without; sudo logs every
   # command (intercepted ones included) to a file.
   cp /usr/bin/dash "$work/ish"
+  # The floor: the kernel mechanisms alone (seccomp notification answered CONTINUE; and with
+  # the ptrace stop at each exec), without any decision, reading or logging.
+  cc -O2 -o "$work/floor" bench/floor.c
   cat > "$work/sudoers" <<EOF
 Defaults !use_pty, !lecture, !syslog, logfile=$work/sudo.log
 Defaults!$work/ish intercept
@@ -152,6 +155,8 @@ for r in \$(seq $rounds); do
     -n snoopy "env LD_PRELOAD=$snoopy_lib sh $work/loop.sh" \\
     -n sudo "sudo sh $work/loop.sh" \\
     -n sudo-intercept "sudo $work/ish $work/loop.sh" \\
+    -n floor-notify "$work/floor notify sh $work/loop.sh" \\
+    -n floor-ptrace "$work/floor ptrace sh $work/loop.sh" \\
     -n bare-cpu0 "taskset -c 0 sh $work/loop.sh" \\
     -n enforce-cpu0 "taskset -c 0 $sw $work/allow.toml -- sh $work/loop.sh" >/dev/null
 done
@@ -168,11 +173,12 @@ r = {k: statistics.median(v) for k, v in times.items()}
 def rec(k, v):
     with open(os.environ["SW_BENCH_FIGURES"], "a") as f: f.write(f"{k} {v}\n")
 notes = {"snoopy": "env + sh, libsnoopy preloaded", "sudo": "sudo sh, no intercept",
+         "floor-notify": "seccomp notification, CONTINUE", "floor-ptrace": "+ ptrace stop at exec",
          "sudo-intercept": "sudo, intercept (ptrace)", "tacacs-uncached": "127.0.0.1",
          "tacacs-cached": "cache-ttl-s = 60"}
 print(f"  {'row':16s} {'median':>10s} {'ratio':>7s} {'per exec':>10s}   (runs)")
 for k in ["bare", "enforce", "audit", "tacacs-uncached", "tacacs-cached", "snoopy", "sudo",
-          "sudo-intercept", "bare-cpu0", "enforce-cpu0"]:
+          "sudo-intercept", "floor-notify", "floor-ptrace", "bare-cpu0", "enforce-cpu0"]:
     base = r["bare-cpu0"] if k.endswith("cpu0") else r["bare"]
     ratio, per = r[k] / base, (r[k] - base) / 500 * 1e6
     print(f"  {k:16s} {r[k]*1000:7.1f} ms {ratio:6.3f}x {per:+8.1f} us   ({len(times[k])}) "
@@ -182,7 +188,9 @@ for k in ["bare", "enforce", "audit", "tacacs-uncached", "tacacs-cached", "snoop
     rec(f"exec.{k}.per_exec_us", f"{per:.1f}")
 print(f"  TACACS+ uncached over the local policy: {(r['tacacs-uncached'] - r['enforce']) / 500 * 1e6:+.0f} us per exec;"
       f" pinned to one CPU, the supervisor adds {(r['enforce-cpu0'] - r['bare-cpu0']) / 500 * 1e6:+.0f} us per exec"
-      f" (unpinned: {(r['enforce'] - r['bare']) / 500 * 1e6:+.0f} us)")
+      f" (unpinned: {(r['enforce'] - r['bare']) / 500 * 1e6:+.0f} us);"
+      f" sudo intercept over plain sudo: {(r['sudo-intercept'] - r['sudo']) / 500 * 1e6:+.0f} us per exec")
+rec("exec.sudo-intercept.over_sudo_us", f"{(r['sudo-intercept'] - r['sudo']) / 500 * 1e6:.1f}")
 PY
   echo "  load average after: $(loadavg)"
 fi

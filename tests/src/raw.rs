@@ -63,3 +63,27 @@ pub fn cstr(b: &[u8]) -> CString {
 pub fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
+
+/// Ends the latency prober (`prober`, a child of this process) and prints the worst delay it
+/// reported on `pipe` (one number of milliseconds per line, the last the worst so far) as
+/// `probe worst_ms=N`.
+pub fn end_prober(prober: i32, pipe: i32) {
+    // SAFETY: ending our own child, then reading its reports.
+    unsafe {
+        libc::kill(prober, libc::SIGKILL);
+        let mut st = 0;
+        libc::waitpid(prober, &mut st, 0);
+    }
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: reading the pipe into a local buffer.
+        let n = unsafe { libc::read(pipe, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n as usize]);
+    }
+    let worst = String::from_utf8_lossy(&text).lines().last().unwrap_or("0").to_string();
+    println!("probe worst_ms={worst}");
+}

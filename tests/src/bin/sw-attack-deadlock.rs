@@ -27,7 +27,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{cstr, environ, fail, raw_exit, sys};
+use session_wrapper_tests::raw::{end_prober, cstr, environ, fail, raw_exit, sys};
 
 /// execve with addresses (so closures stay `Send`), then wait to be ended by the winner.
 fn exec_and_pause(path: usize, argv: usize) -> ! {
@@ -150,24 +150,7 @@ fn main() {
     }
     // Let the prober finish an exec that may have waited on the supervisor.
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: ending the prober, then reading its reports.
-    unsafe {
-        libc::kill(prober, libc::SIGKILL);
-        let mut st = 0;
-        libc::waitpid(prober, &mut st, 0);
-    }
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        // SAFETY: reading the pipe into a local buffer.
-        let n = unsafe { libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            break;
-        }
-        text.extend_from_slice(&buf[..n as usize]);
-    }
-    let worst = String::from_utf8_lossy(&text).lines().last().unwrap_or("0").to_string();
-    println!("probe worst_ms={worst}");
+    end_prober(prober, pipe[0]);
     let _ = std::fs::remove_file(shortcut);
 }
 

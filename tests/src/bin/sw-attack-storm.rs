@@ -32,7 +32,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{cstr, environ, fail, raw_exit, sys};
+use session_wrapper_tests::raw::{end_prober, cstr, environ, fail, raw_exit, sys};
 
 extern "C" fn noop(_: libc::c_int) {}
 
@@ -397,24 +397,7 @@ fn multi_only(max: usize, secs: u64, good: &Exec, evil: &Exec) {
         };
         println!("R {pid} m {res}");
     }
-    // SAFETY: ending the prober and reading its last report.
-    unsafe {
-        libc::kill(prober, libc::SIGKILL);
-        let mut st = 0;
-        libc::waitpid(prober, &mut st, 0);
-    }
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        // SAFETY: reading the pipe into a local buffer.
-        let n = unsafe { libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            break;
-        }
-        text.extend_from_slice(&buf[..n as usize]);
-    }
-    let worst = String::from_utf8_lossy(&text).lines().last().unwrap_or("0").to_string();
-    println!("probe worst_ms={worst}");
+    end_prober(prober, pipe[0]);
 }
 
 /// One ordered multi-exec child (see the module documentation), in a process that was
