@@ -158,10 +158,12 @@ for r in \$(seq $rounds); do
     -n floor-notify "$work/floor notify sh $work/loop.sh" \\
     -n floor-ptrace "$work/floor ptrace sh $work/loop.sh" \\
     -n bare-cpu0 "taskset -c 0 sh $work/loop.sh" \\
-    -n enforce-cpu0 "taskset -c 0 $sw $work/allow.toml -- sh $work/loop.sh" >/dev/null
+    -n enforce-cpu0 "taskset -c 0 $sw $work/allow.toml -- sh $work/loop.sh" >/dev/null 2>>$work/hyperfine.err
 done
 EOF
-  unshare -m --propagation private bash "$work/exec-bench.sh"
+  unshare -m --propagation private bash "$work/exec-bench.sh" || { cat "$work/hyperfine.err" >&2; exit 1; }
+  echo "  hyperfine warned of statistical outliers $(grep -c 'outliers' "$work/hyperfine.err" || true) times" \
+    "(in $((rounds * 12)) row-rounds; many: the machine was not quiet)"
   grep -q 'COMMAND=/bin/true' "$work/sudo.log" || { echo "bench: sudo intercept logged no subcommand" >&2; exit 1; }
   python3 - "$work"/exec-*.json <<'PY'
 import json, os, statistics, sys
