@@ -140,7 +140,9 @@ TOML
   sw="$rel/session-wrapper run --user root --config"
   # Every row in one hyperfine run, in a private mount namespace where /etc/sudoers and
   # /etc/snoopy.ini are the ones above. Several rounds, so that a change in the machine's load
-  # during the run is spread over all rows.
+  # during the run is spread over all rows. The -cpu0 rows run everything (supervisor
+  # included) on one CPU: each stop then switches tasks on that CPU instead of waking the
+  # other CPU, which separates the cost of the cross-CPU wake-ups from the work done.
   cat > "$work/exec-bench.sh" <<EOF
 set -e
 mount --bind $work/sudoers /etc/sudoers
@@ -158,12 +160,14 @@ for r in \$(seq $rounds); do
     -n floor-notify "$work/floor notify sh $work/loop.sh" \\
     -n floor-ptrace "$work/floor ptrace sh $work/loop.sh" \\
     -n bare-cpu0 "taskset -c 0 sh $work/loop.sh" \\
+    -n floor-notify-cpu0 "taskset -c 0 $work/floor notify sh $work/loop.sh" \\
+    -n floor-ptrace-cpu0 "taskset -c 0 $work/floor ptrace sh $work/loop.sh" \\
     -n enforce-cpu0 "taskset -c 0 $sw $work/allow.toml -- sh $work/loop.sh" >/dev/null 2>>$work/hyperfine.err
 done
 EOF
   unshare -m --propagation private bash "$work/exec-bench.sh" || { cat "$work/hyperfine.err" >&2; exit 1; }
   echo "  hyperfine warned of statistical outliers $(grep -c 'outliers' "$work/hyperfine.err" || true) times" \
-    "(in $((rounds * 12)) row-rounds; many: the machine was not quiet)"
+    "(in $((rounds * 14)) row-rounds; many: the machine was not quiet)"
   grep -q 'COMMAND=/bin/true' "$work/sudo.log" || { echo "bench: sudo intercept logged no subcommand" >&2; exit 1; }
   python3 - "$work"/exec-*.json <<'PY'
 import json, os, statistics, sys
@@ -180,7 +184,8 @@ notes = {"snoopy": "env + sh, libsnoopy preloaded", "sudo": "sudo sh, no interce
          "tacacs-cached": "cache-ttl-s = 60"}
 print(f"  {'row':16s} {'median':>10s} {'ratio':>7s} {'per exec':>10s}   (runs)")
 for k in ["bare", "enforce", "audit", "tacacs-uncached", "tacacs-cached", "snoopy", "sudo",
-          "sudo-intercept", "floor-notify", "floor-ptrace", "bare-cpu0", "enforce-cpu0"]:
+          "sudo-intercept", "floor-notify", "floor-ptrace", "bare-cpu0", "floor-notify-cpu0",
+          "floor-ptrace-cpu0", "enforce-cpu0"]:
     base = r["bare-cpu0"] if k.endswith("cpu0") else r["bare"]
     ratio, per = r[k] / base, (r[k] - base) / 500 * 1e6
     print(f"  {k:16s} {r[k]*1000:7.1f} ms {ratio:6.3f}x {per:+8.1f} us   ({len(times[k])}) "
@@ -230,7 +235,7 @@ if [ "$what" = all ] || [ "$what" = open ]; then
   printf 'auth required pam_permit.so\naccount required pam_permit.so\nsession required pam_permit.so\n' > "$work/pam.d/swbench-plain"
   cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-wrapped"
   echo "session required $rel/libpam_session_wrapper.so config=$work/allow.toml supervisor=$rel/session-wrapper-supervisor" >> "$work/pam.d/swbench-wrapped"
-  unshare -m --propagation private sh -c "mount --bind $work/pam.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/session_open.py 50"
+  unshare -m --propagation private sh -c "mount --bind $work/pam.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/session_open.py 50 10"
 fi
 
 if [ "$what" = all ] || [ "$what" = rss ]; then

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The closing table of bench/run.sh: every figure measured in this run against its target
+(issue 8). Reads the `name value` lines the benchmarks appended to FIGURES.
+
+usage: summary.py FIGURES"""
+import sys
+
+f = {}
+for line in open(sys.argv[1]):
+    k, _, v = line.strip().partition(" ")
+    f[k] = v
+
+
+def num(k):
+    return float(f[k])
+
+
+rows = []  # (figure, value, target, verdict)
+
+
+def check(label, key, fmt, target_text, ok):
+    if key in f:
+        rows.append((label, fmt(num(key)), target_text, "PASS" if ok(num(key)) else "MISS"))
+
+
+def info(label, key, fmt):
+    if key in f:
+        rows.append((label, fmt(num(key)), "-", "info"))
+
+
+x = lambda v: f"{v:.3f}x"
+us = lambda v: f"+{v:.0f} us"
+check("exec loop, local policy, enforce", "exec.enforce.ratio", x, "<= 1.05x", lambda v: v <= 1.05)
+check("exec loop, local policy, audit", "exec.audit.ratio", x, "<= 1.05x", lambda v: v <= 1.05)
+info("exec loop, enforce, per exec", "exec.enforce.per_exec_us", us)
+info("exec loop pinned (taskset -c 0), enforce", "exec.enforce-cpu0.ratio_cpu0", x)
+check("exec loop, TACACS+ cached", "exec.tacacs-cached.ratio", x, "<= 1.10x", lambda v: v <= 1.10)
+check("exec loop, TACACS+ uncached, per exec", "exec.tacacs-uncached.per_exec_us", us,
+      "<= +1000 us", lambda v: v <= 1000)
+info("exec loop, TACACS+ uncached", "exec.tacacs-uncached.ratio", x)
+info("exec loop, snoopy (LD_PRELOAD)", "exec.snoopy.ratio", x)
+info("exec loop, sudo (no intercept)", "exec.sudo.ratio", x)
+info("exec loop, sudo intercept", "exec.sudo-intercept.ratio", x)
+info("exec loop, sudo intercept over sudo, per exec", "exec.sudo-intercept.over_sudo_us", us)
+info("exec loop, floor: seccomp notification only", "exec.floor-notify.ratio", x)
+info("exec loop, floor: notification + ptrace exec stop", "exec.floor-ptrace.ratio", x)
+info("exec loop pinned, floor: notification + ptrace", "exec.floor-ptrace-cpu0.ratio_cpu0", x)
+if "real.ratio" in f:
+    check(f"real workload ({f.get('real.package', '?')} ./configure, {f.get('real.execs', '?')} execs)",
+          "real.ratio", x, "<= 1.03x", lambda v: v <= 1.03)
+check("PAM session open, added (back to back)", "open.added_ms", lambda v: f"+{v:.2f} ms",
+      "<= 5 ms", lambda v: v <= 5)
+check("PAM session open, added (1 s apart)", "open.spaced_added_ms", lambda v: f"+{v:.2f} ms",
+      "<= 5 ms", lambda v: v <= 5)
+mib = lambda v: f"{v / 1024:.2f} MiB"
+check("supervisor VmRSS, idle", "rss.idle_kib", mib, "<= 4 MiB", lambda v: v <= 4096)
+n = f.get("rss.decisions", "?")
+check(f"supervisor VmRSS, after {n} decisions", "rss.after_kib", mib, "<= 4 MiB",
+      lambda v: v <= 4096)
+info(f"supervisor VmHWM, after {n} decisions", "rss.after_hwm_kib", mib)
+info(f"supervisor RssAnon (own memory), idle", "rss.idle_anon_kib", mib)
+info(f"supervisor RssAnon (own memory), after {n} decisions", "rss.after_anon_kib", mib)
+info(f"supervisor RssFile (program, libraries), after {n}", "rss.after_file_kib", mib)
+ns = f"{f.get('conc.sessions', '?')} sessions x {f.get('conc.execs_per_session', '?')}"
+info(f"{ns}: decisions/s", "conc.rate", lambda v: f"{v:.0f}/s")
+info(f"{ns}: p50 decision latency", "conc.p50_us", lambda v: f"{v:.0f} us")
+info(f"{ns}: p99 decision latency", "conc.p99_us", lambda v: f"{v:.0f} us")
+if "conc.lines" in f:
+    lines, exp = int(num("conc.lines")), int(num("conc.expected"))
+    lost = exp - lines
+    rows.append((f"{ns}: decision lines / execs", f"{lines} / {exp}", "equal, 0 dropped",
+                 "PASS" if lost == 0 and num("conc.dropped") == 0 and num("conc.failed") == 0
+                 else "MISS"))
+
+if rows:
+    w = max(len(r[0]) for r in rows)
+    print("== summary (targets from issue 8)")
+    print(f"  {'figure':{w}s}  {'measured':>16s}  {'target':>16s}  verdict")
+    for label, value, target, verdict in rows:
+        print(f"  {label:{w}s}  {value:>16s}  {target:>16s}  {verdict}")
