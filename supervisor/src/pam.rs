@@ -115,8 +115,15 @@ pub fn main() -> i32 {
     let id = session_wrapper_protocol::session_id_from(crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())));
     // The leader waits for our answer, so it has started nothing yet: moving it now puts
     // every process of the session in the cgroups. Made before the fork, so that the watchdog
-    // knows what to remove.
-    let cgroup = match plan.cgroup(&session_id_text(id), leader, true) {
+    // knows what to remove. Only when something uses them: limits, or `kill_on_close` for a
+    // session without an audit session of its own (which finds its processes as exactly:
+    // pam_loginuid gives sshd and login sessions one; su and sudo inherit their caller's).
+    // The first move of a process between cgroups after an idle while waits for an RCU grace
+    // period (5 to 20 ms here), which a session open should not pay for nothing
+    // (docs/BENCHMARKS.md).
+    let audit_session = crate::lingering::owned_audit_session(leader);
+    let membership = hello.kill_on_close && audit_session.is_none();
+    let cgroup = match plan.cgroup(&session_id_text(id), leader, membership) {
         Ok(cg) => cg,
         Err(e) => return fail(&sock, &mut log, &e),
     };
@@ -174,7 +181,7 @@ pub fn main() -> i32 {
                 watchdog: Some(alive_r),
                 watchdog_pid: Some(watchdog_pid),
                 kill_on_close: hello.kill_on_close,
-                audit_session: crate::lingering::owned_audit_session(leader),
+                audit_session,
                 cgroup,
             };
             serve(sock, &hello, config, session, program, plan, pam, bye_w, &mut log)

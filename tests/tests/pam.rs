@@ -247,9 +247,28 @@ fn kill_on_close_ends_lingering_processes() {
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = sb.log.until_session_end(T);
     let close = find(&lines, "event=session-close");
-    assert!(close.contains("kill_on_close=1") && !close.contains("ended=0"), "{close}");
+    // su gives the session no audit session of its own: its processes are found by cgroup.
+    assert!(close.contains("kill_on_close=1") && !close.contains("ended=0") && close.contains("by=cgroup"), "{close}");
     std::thread::sleep(Duration::from_secs(4));
     assert!(!marker.exists(), "the lingering process was not ended");
+}
+
+/// Moving the opener into a cgroup costs an RCU grace period after an idle while (5 to 20 ms,
+/// docs/BENCHMARKS.md): a session gets a cgroup of its own only when something uses it.
+#[test]
+fn a_session_gets_a_cgroup_only_when_something_uses_it() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    for (extra, wanted) in [("", false), ("kill_on_close", true)] {
+        let mut sb = Sandbox::new();
+        let u = sb.add_user("swjack", 4310);
+        sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), extra));
+        let out = sb.run(&["su", "-", &u.name, "-c", "cat /proc/self/cgroup"], T);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let cgroups = String::from_utf8_lossy(&out.stdout);
+        assert!(cgroups.contains("/session-wrapper/") == wanted, "module args {extra:?}: {cgroups}");
+        sb.log.until_session_end(T);
+    }
 }
 
 #[test]
