@@ -235,6 +235,8 @@ if [ "$what" = all ] || [ "$what" = open ]; then
   printf 'auth required pam_permit.so\naccount required pam_permit.so\nsession required pam_permit.so\n' > "$work/pam.d/swbench-plain"
   cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-wrapped"
   echo "session required $rel/libpam_session_wrapper.so config=$work/allow.toml supervisor=$rel/session-wrapper-supervisor" >> "$work/pam.d/swbench-wrapped"
+  cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-cgroup"
+  echo "session required $rel/libpam_session_wrapper.so config=$work/allow.toml supervisor=$rel/session-wrapper-supervisor kill_on_close" >> "$work/pam.d/swbench-cgroup"
   unshare -m --propagation private sh -c "mount --bind $work/pam.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/session_open.py 50 10"
 fi
 
