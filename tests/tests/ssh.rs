@@ -166,24 +166,29 @@ fn ssh_interactive_pty_session_is_supervised() {
     assert!(tty.contains("result=exec") && tty.contains(" tty=/dev/pts/"), "{tty}");
 }
 
+/// Runs `commands` as an sftp batch against `sshd` as `user`.
+fn sftp_batch(sb: &Sandbox, sshd: &Sshd, user: &str, commands: &str) -> std::process::Output {
+    let batch = sb.dir().join("batch");
+    std::fs::write(&batch, commands).expect("batch");
+    Command::new("timeout")
+        .args(["30", "sftp"])
+        .args(ssh_opts(sshd))
+        .arg("-P")
+        .arg(sshd.port.to_string())
+        .arg("-b")
+        .arg(&batch)
+        .arg(format!("{user}@127.0.0.1"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("sftp")
+}
+
 #[test]
 fn sftp_server_exec_is_authorized_like_any_other() {
     require_root!();
     let (sb, u, _cfg) = sandbox_with_sshd(POLICY, "swssh3", 4403);
     let sshd = start_sshd(&sb, &u);
-    let batch = sb.dir().join("batch");
-    std::fs::write(&batch, "pwd\nls\n").expect("batch");
-    let out = Command::new("timeout")
-        .args(["30", "sftp"])
-        .args(ssh_opts(&sshd))
-        .arg("-P")
-        .arg(sshd.port.to_string())
-        .arg("-b")
-        .arg(&batch)
-        .arg(format!("{}@127.0.0.1", u.name))
-        .stdin(Stdio::null())
-        .output()
-        .expect("sftp");
+    let out = sftp_batch(&sb, &sshd, &u.name, "pwd\nls\n");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains(&u.home.display().to_string()), "{}", stdout(&out));
     drop(sshd);
@@ -198,19 +203,7 @@ fn sftp_is_refused_when_the_policy_denies_sftp_server() {
     let policy = format!("{POLICY}[[rules]]\nname = \"no-sftp\"\nexe = \"/usr/lib/openssh/sftp-server\"\naction = \"deny\"\n");
     let (sb, u, _cfg) = sandbox_with_sshd(&policy, "swssh4", 4404);
     let sshd = start_sshd(&sb, &u);
-    let batch = sb.dir().join("batch");
-    std::fs::write(&batch, "ls\n").expect("batch");
-    let out = Command::new("timeout")
-        .args(["30", "sftp"])
-        .args(ssh_opts(&sshd))
-        .arg("-P")
-        .arg(sshd.port.to_string())
-        .arg("-b")
-        .arg(&batch)
-        .arg(format!("{}@127.0.0.1", u.name))
-        .stdin(Stdio::null())
-        .output()
-        .expect("sftp");
+    let out = sftp_batch(&sb, &sshd, &u.name, "ls\n");
     assert!(!out.status.success(), "sftp must fail: {}", stdout(&out));
     drop(sshd);
     let lines = sb.log.until_session_end(T);

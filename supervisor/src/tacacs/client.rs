@@ -190,6 +190,21 @@ fn field(s: &str) -> Result<FieldText<'_>, ClientError> {
     FieldText::try_from(s).map_err(|_| ClientError::Encode(format!("{s:?} is not printable ASCII")))
 }
 
+/// The `user`, `port` and `rem_addr` fields of a request.
+fn user_information(who: &Who) -> Result<UserInformation<'_>, ClientError> {
+    UserInformation::new(&who.user, field(&who.port)?, field(&who.rem_addr)?)
+        .ok_or_else(|| ClientError::Encode("user, port or rem_addr too long".into()))
+}
+
+/// The authentication context every request of ours carries.
+fn context(who: &Who) -> AuthenticationContext {
+    AuthenticationContext {
+        privilege_level: PrivilegeLevel::new(who.priv_lvl).unwrap_or_default(),
+        authentication_type: AuthenticationType::NotSet,
+        service: AuthenticationService::Login,
+    }
+}
+
 fn arguments(attrs: &[Attr]) -> Result<Vec<Argument<'_>>, ClientError> {
     attrs
         .iter()
@@ -294,15 +309,10 @@ impl Connection {
         let session = random_u32();
         let args = arguments(attrs)?;
         let args = Arguments::new(&args).ok_or_else(|| ClientError::Encode("too many arguments".into()))?;
-        let user = UserInformation::new(&who.user, field(&who.port)?, field(&who.rem_addr)?)
-            .ok_or_else(|| ClientError::Encode("user, port or rem_addr too long".into()))?;
+        let user = user_information(who)?;
         let body = authorization::Request::new(
             AuthenticationMethod::TacacsPlus,
-            AuthenticationContext {
-                privilege_level: PrivilegeLevel::new(who.priv_lvl).unwrap_or_default(),
-                authentication_type: AuthenticationType::NotSet,
-                service: AuthenticationService::Login,
-            },
+            context(who),
             user,
             args,
         );
@@ -342,16 +352,11 @@ impl Connection {
         let session = random_u32();
         let args = arguments(attrs)?;
         let args = Arguments::new(&args).ok_or_else(|| ClientError::Encode("too many arguments".into()))?;
-        let user = UserInformation::new(&who.user, field(&who.port)?, field(&who.rem_addr)?)
-            .ok_or_else(|| ClientError::Encode("user, port or rem_addr too long".into()))?;
+        let user = user_information(who)?;
         let body = accounting::Request::new(
             if start { accounting::Flags::StartRecord } else { accounting::Flags::StopRecord },
             AuthenticationMethod::TacacsPlus,
-            AuthenticationContext {
-                privilege_level: PrivilegeLevel::new(who.priv_lvl).unwrap_or_default(),
-                authentication_type: AuthenticationType::NotSet,
-                service: AuthenticationService::Login,
-            },
+            context(who),
             user,
             args,
         );
