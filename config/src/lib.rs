@@ -25,8 +25,9 @@
 //! let argv = vec![b"ls".to_vec()];
 //! let req = Request {
 //!     user: "alice", groups: &[], target_user: "alice", service: "sshd",
-//!     exe: b"/usr/bin/ls", kind: ExeKind::File, dynamic_loader: false,
-//!     loader_env: None, traced: false, argv: &argv,
+//!     exe: b"/usr/bin/ls", links: &[], kind: ExeKind::File, dynamic_loader: false,
+//!     loader_env: None, traced: false, foreign_user_namespace: false,
+//!     untrusted_library_path: None, argv: &argv,
 //! };
 //! assert_eq!(config.policy.decide(&req).action, Action::Allow);
 //! ```
@@ -44,7 +45,9 @@ use std::collections::HashSet;
 use toml::Spanned;
 
 pub use error::{ConfigError, Location, Problem};
-pub use pattern::{ArgsPattern, Canonicalize, ExePattern};
+pub use pattern::{
+    invoked_name, AnyArg, ArgsPattern, Breadth, Canonicalize, ExePattern, NamePattern, Program,
+};
 pub use policy::{
     Action, DecidedBy, Decision, ExeKind, Guard, GuardAction, Guards, Policy, Request, Rule,
 };
@@ -119,6 +122,28 @@ impl FailPolicy {
             "open" => Some(FailPolicy::Open),
             "closed" => Some(FailPolicy::Closed),
             _ => None,
+        }
+    }
+}
+
+/// What happens while decision lines cannot reach syslog (the socket is missing, or its reader
+/// stalls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFailure {
+    /// Keep the lines (in memory, then on disk in the runtime directory's spool) and deliver
+    /// them later; execs go on.
+    Keep,
+    /// "No audit, no exec": an exec whose line can be neither delivered nor kept on disk is
+    /// refused, with a message saying why.
+    Refuse,
+}
+
+impl LogFailure {
+    /// The name used in the configuration and in log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFailure::Keep => "keep",
+            LogFailure::Refuse => "refuse",
         }
     }
 }
@@ -199,11 +224,13 @@ pub struct LogSettings {
     pub socket: String,
     /// At most this many bytes of the escaped argv in one line.
     pub argv_max: usize,
+    /// Where lines that syslog cannot take yet are kept (root only).
+    pub spool_dir: String,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { socket: "/dev/log".into(), argv_max: 1024 }
+        LogSettings { socket: "/dev/log".into(), argv_max: 1024, spool_dir: "/var/spool/session-wrapper".into() }
     }
 }
 
@@ -214,6 +241,8 @@ pub struct Config {
     pub mode: Mode,
     /// What happens when a decision cannot be made.
     pub fail_policy: FailPolicy,
+    /// What happens while decision lines cannot be delivered to syslog.
+    pub log_failure: LogFailure,
     /// The errno of a refused exec.
     pub deny_errno: DenyErrno,
     /// Which sessions are supervised.
@@ -316,6 +345,7 @@ impl Config {
         let mut config = Config {
             mode: Mode::Enforce,
             fail_policy: FailPolicy::Closed,
+            log_failure: LogFailure::Keep,
             deny_errno: ERRNOS[0],
             scope: Scope::default(),
             policy: Policy {
@@ -429,6 +459,16 @@ impl Config {
                 self.fail_policy = f;
             }
         }
+        if let Some(v) = raw.log_failure {
+            let parse = |s: &str| match s {
+                "keep" => Some(LogFailure::Keep),
+                "refuse" => Some(LogFailure::Refuse),
+                _ => None,
+            };
+            if let Some(f) = ck.choice(&v, "log-failure", parse, "\"keep\", \"refuse\"") {
+                self.log_failure = f;
+            }
+        }
         if let Some(v) = raw.deny_errno {
             let parse = |s: &str| ERRNOS.iter().copied().find(|e| e.name == s);
             let allowed = "\"EACCES\", \"EPERM\", \"ENOENT\", \"ENOEXEC\"";
@@ -475,6 +515,8 @@ impl Config {
                 (g.traced, &mut gs.traced, "guards.traced"),
                 (g.io_uring, &mut gs.io_uring, "guards.io-uring"),
                 (g.foreign_mount, &mut gs.foreign_mount, "guards.foreign-mount"),
+                (g.user_namespaces, &mut gs.user_namespaces, "guards.user-namespaces"),
+                (g.library_path, &mut gs.library_path, "guards.library-path"),
             ];
             for (value, slot, key) in entries {
                 if let Some(v) = value {
@@ -506,6 +548,12 @@ impl Config {
                     ck.problem(0, format!("log.socket must be an absolute path, not {s:?}"));
                 }
                 self.log.socket = s;
+            }
+            if let Some(d) = l.spool_dir {
+                if !d.starts_with('/') {
+                    ck.problem(0, format!("log.spool-dir must be an absolute path, not {d:?}"));
+                }
+                self.log.spool_dir = d;
             }
             if let Some(n) = l.argv_max {
                 match usize::try_from(*n.get_ref()) {
@@ -826,6 +874,30 @@ fn check_rule(raw: Spanned<RawRule>, ck: &mut Checker<'_>, canon: Canonicalize<'
         let written: Vec<String> = a.into_inner().into_iter().map(Spanned::into_inner).collect();
         ArgsPattern::new(&written).map_err(|m| ck.problem(offset, m)).ok()
     });
+    let names = r.names.and_then(|a| {
+        let offset = a.span().start;
+        let written: Vec<String> = a.into_inner().into_iter().map(Spanned::into_inner).collect();
+        if written.is_empty() {
+            ck.problem(offset, "`names` is an empty list, which matches nothing; remove the key to match any");
+            return None;
+        }
+        NamePattern::new(&written).map_err(|m| ck.problem(offset, m)).ok()
+    });
+    let any_arg = r.any_arg.and_then(|a| {
+        let offset = a.span().start;
+        let written: Vec<String> = a.into_inner().into_iter().map(Spanned::into_inner).collect();
+        if written.is_empty() {
+            ck.problem(offset, "`any-arg` is an empty list, which matches nothing; remove the key to match any");
+            return None;
+        }
+        AnyArg::new(&written).map_err(|m| ck.problem(offset, m)).ok()
+    });
+    if let (Some(Action::Deny), Some(c)) = (action, &r.cmdline) {
+        ck.problem(
+            c.span().start,
+            "`cmdline` cannot refuse: a regular expression over a command line is walked around by option order, quoting and aliases; refuse with `exe` (a link such as /usr/sbin/reboot names a mode of its target) and `any-arg`, or allow only what is needed",
+        );
+    }
     let cmdline = r.cmdline.and_then(|c| {
         regex::bytes::RegexBuilder::new(c.get_ref())
             .size_limit(1 << 20)
@@ -851,7 +923,9 @@ fn check_rule(raw: Spanned<RawRule>, ck: &mut Checker<'_>, canon: Canonicalize<'
         target_users,
         services,
         exe,
+        names,
         args,
+        any_arg,
         cmdline,
         action: action?,
         message: r.message.map(Spanned::into_inner),

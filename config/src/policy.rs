@@ -7,7 +7,7 @@ use std::cell::OnceCell;
 
 use regex::bytes::Regex;
 
-use crate::pattern::{ArgsPattern, ExePattern};
+use crate::pattern::{invoked_name, AnyArg, ArgsPattern, Breadth, ExePattern, NamePattern, Program};
 use crate::Location;
 
 /// What a rule, a guard or the default does with a command.
@@ -71,6 +71,11 @@ pub enum Guard {
     Traced,
     /// Exec of a file whose path names another file in the session's mount namespace.
     ForeignMount,
+    /// Exec by a process in a user namespace other than the session's.
+    UserNamespaces,
+    /// A library search path (`LD_LIBRARY_PATH`, `GCONV_PATH`) naming a directory that
+    /// someone other than root can change.
+    LibraryPath,
 }
 
 impl Guard {
@@ -83,6 +88,8 @@ impl Guard {
             Guard::ForeignMount => "foreign-mount",
             Guard::LoaderEnv => "loader-env",
             Guard::Traced => "traced",
+            Guard::UserNamespaces => "user-namespaces",
+            Guard::LibraryPath => "library-path",
         }
     }
 }
@@ -113,6 +120,13 @@ pub struct Guards {
     pub io_uring: GuardAction,
     /// Exec of a file whose path names another file in the session's mount namespace.
     pub foreign_mount: GuardAction,
+    /// User namespaces in the session: `Deny` refuses creating or joining one (in the
+    /// session's seccomp filter) and refuses any exec from a process in a user namespace other
+    /// than the session's.
+    pub user_namespaces: GuardAction,
+    /// `Deny` refuses an exec whose `LD_LIBRARY_PATH` or `GCONV_PATH` names a directory that
+    /// someone other than root can change (or the working directory, or a relative path).
+    pub library_path: GuardAction,
 }
 
 impl Default for Guards {
@@ -125,6 +139,8 @@ impl Default for Guards {
             traced: GuardAction::Deny,
             io_uring: GuardAction::Deny,
             foreign_mount: GuardAction::Deny,
+            user_namespaces: GuardAction::Deny,
+            library_path: GuardAction::Deny,
         }
     }
 }
@@ -141,7 +157,9 @@ pub struct Rule {
     pub(crate) target_users: Option<Vec<String>>,
     pub(crate) services: Option<Vec<String>>,
     pub(crate) exe: Option<Vec<ExePattern>>,
+    pub(crate) names: Option<NamePattern>,
     pub(crate) args: Option<ArgsPattern>,
+    pub(crate) any_arg: Option<AnyArg>,
     pub(crate) cmdline: Option<Regex>,
     /// What the rule does.
     pub action: Action,
@@ -150,18 +168,32 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, req: &Request<'_>, cmdline: &OnceCell<Vec<u8>>) -> bool {
+    /// How broadly this rule's executable patterns match: a rule that denies takes a program
+    /// under any name, one that allows only under the names it gives (see [`crate::pattern`]).
+    pub fn breadth(&self) -> Breadth {
+        if self.action == Action::Deny {
+            Breadth::Broad
+        } else {
+            Breadth::Narrow
+        }
+    }
+
+    fn matches(&self, req: &Request<'_>, cmdlines: &OnceCell<Vec<Vec<u8>>>) -> bool {
         fn named(list: &Option<Vec<String>>, name: &str) -> bool {
             list.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
         }
+        let args = req.argv.get(1..).unwrap_or(&[]);
+        let program = req.program();
         named(&self.users, req.user)
             && self.groups.as_ref().is_none_or(|l| l.iter().any(|g| req.groups.contains(g)))
             && named(&self.target_users, req.target_user)
             && named(&self.services, req.service)
-            && self.exe.as_ref().is_none_or(|l| l.iter().any(|p| p.matches(req.exe)))
-            && self.args.as_ref().is_none_or(|a| a.matches(req.argv.get(1..).unwrap_or(&[])))
+            && self.exe.as_ref().is_none_or(|l| l.iter().any(|p| p.matches(&program, self.breadth())))
+            && self.names.as_ref().is_none_or(|n| n.matches(program.name))
+            && self.args.as_ref().is_none_or(|a| a.matches(args))
+            && self.any_arg.as_ref().is_none_or(|a| a.matches(args))
             && self.cmdline.as_ref().is_none_or(|re| {
-                re.is_match(cmdline.get_or_init(|| req.argv.join(&b' ')))
+                cmdlines.get_or_init(|| command_lines(req)).iter().any(|c| re.is_match(c))
             })
     }
 
@@ -184,6 +216,10 @@ pub struct Request<'a> {
     pub service: &'a str,
     /// The resolved real path of the executable, as bytes.
     pub exe: &'a [u8],
+    /// Links in directories only root can change, named as `argv[0]`'s last component, that
+    /// lead to `exe` (`/usr/sbin/reboot` for `systemctl` invoked as `reboot`). See
+    /// [`crate::pattern::Program`].
+    pub links: &'a [Vec<u8>],
     /// What kind of file it is.
     pub kind: ExeKind,
     /// Whether the executable is the dynamic loader.
@@ -192,8 +228,55 @@ pub struct Request<'a> {
     pub loader_env: Option<&'a str>,
     /// Whether the process is traced by another process.
     pub traced: bool,
+    /// Whether the process is in a user namespace other than the session's.
+    pub foreign_user_namespace: bool,
+    /// A library search path entry someone other than root can change, as `NAME=entry`.
+    pub untrusted_library_path: Option<&'a str>,
     /// The argument vector, `argv[0]` included.
     pub argv: &'a [Vec<u8>],
+}
+
+impl Request<'_> {
+    /// The name the program is invoked as: `argv[0]`'s last component.
+    pub fn name(&self) -> &[u8] {
+        invoked_name(self.argv.first().map_or(&[][..], Vec::as_slice))
+    }
+
+    /// What patterns match on.
+    pub fn program(&self) -> Program<'_> {
+        Program { exe: self.exe, name: self.name(), links: self.links }
+    }
+}
+
+/// The command lines a `cmdline` regex is matched against: the path the program is invoked
+/// through (never `argv[0]`, which the caller writes), then each argument, separated by one
+/// space; an argument that holds a space, a quote, a backslash or a control character is in
+/// single quotes (`'` written `'\''`), so that argument boundaries cannot be faked.
+fn command_lines(req: &Request<'_>) -> Vec<Vec<u8>> {
+    let program = req.program();
+    program
+        .invoked_paths()
+        .map(|path| {
+            let mut line = path.to_vec();
+            for a in req.argv.get(1..).unwrap_or(&[]) {
+                line.push(b' ');
+                if a.is_empty() || a.iter().any(|&b| b <= b' ' || b == b'\'' || b == b'"' || b == b'\\' || b == 0x7f) {
+                    line.push(b'\'');
+                    for &b in a {
+                        if b == b'\'' {
+                            line.extend_from_slice(b"'\\''");
+                        } else {
+                            line.push(b);
+                        }
+                    }
+                    line.push(b'\'');
+                } else {
+                    line.extend_from_slice(a);
+                }
+            }
+            line
+        })
+        .collect()
 }
 
 /// Which part of the policy decided.
@@ -239,9 +322,9 @@ impl Policy {
         if let Some(guard) = self.guard_refusal(req) {
             return Decision { action: Action::Deny, by: DecidedBy::Guard(guard), message: None };
         }
-        let cmdline = OnceCell::new();
+        let cmdlines = OnceCell::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule.matches(req, &cmdline) {
+            if rule.matches(req, &cmdlines) {
                 return Decision {
                     action: rule.action,
                     by: DecidedBy::Rule(i),
@@ -258,8 +341,8 @@ impl Policy {
 
     /// The first fallback rule that matches, for an `authorize` nobody answered.
     pub fn decide_fallback(&self, req: &Request<'_>) -> Option<(usize, Decision)> {
-        let cmdline = OnceCell::new();
-        self.fallback.iter().enumerate().find(|(_, r)| r.matches(req, &cmdline)).map(|(i, r)| {
+        let cmdlines = OnceCell::new();
+        self.fallback.iter().enumerate().find(|(_, r)| r.matches(req, &cmdlines)).map(|(i, r)| {
             (i, Decision { action: r.action, by: DecidedBy::Rule(i), message: r.message.clone() })
         })
     }
@@ -277,6 +360,10 @@ impl Policy {
             Some(Guard::DynamicLoader)
         } else if req.loader_env.is_some() {
             Some(Guard::LoaderEnv)
+        } else if refused(g.user_namespaces, req.foreign_user_namespace) {
+            Some(Guard::UserNamespaces)
+        } else if refused(g.library_path, req.untrusted_library_path.is_some()) {
+            Some(Guard::LibraryPath)
         } else if refused(g.traced, req.traced) {
             Some(Guard::Traced)
         } else {

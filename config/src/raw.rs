@@ -10,6 +10,7 @@ use toml::Spanned;
 pub(crate) struct RawFile {
     pub mode: Option<Spanned<String>>,
     pub fail_policy: Option<Spanned<String>>,
+    pub log_failure: Option<Spanned<String>>,
     pub deny_errno: Option<Spanned<String>>,
     pub default: Option<Spanned<String>>,
     pub default_message: Option<String>,
@@ -106,12 +107,15 @@ pub(crate) struct RawGuards {
     pub traced: Option<Spanned<String>>,
     pub io_uring: Option<Spanned<String>>,
     pub foreign_mount: Option<Spanned<String>>,
+    pub user_namespaces: Option<Spanned<String>>,
+    pub library_path: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawLog {
     pub socket: Option<String>,
+    pub spool_dir: Option<String>,
     pub argv_max: Option<Spanned<i64>>,
 }
 
@@ -124,7 +128,9 @@ pub(crate) struct RawRule {
     pub target_users: Option<Spanned<Vec<Spanned<String>>>>,
     pub services: Option<Spanned<Vec<Spanned<String>>>>,
     pub exe: Option<Spanned<OneOrMany>>,
+    pub names: Option<Spanned<Vec<Spanned<String>>>>,
     pub args: Option<Spanned<Vec<Spanned<String>>>>,
+    pub any_arg: Option<Spanned<Vec<Spanned<String>>>>,
     pub cmdline: Option<Spanned<String>>,
     pub action: Option<Spanned<String>>,
     pub message: Option<Spanned<String>>,

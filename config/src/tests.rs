@@ -56,10 +56,13 @@ impl Req {
             target_user: self.target,
             service: self.service,
             exe: &self.exe,
+            links: &[],
             kind: self.kind,
             dynamic_loader: self.loader,
             loader_env: self.env,
             traced: self.traced,
+            foreign_user_namespace: false,
+            untrusted_library_path: None,
             argv: &self.argv,
         })
     }
@@ -179,10 +182,85 @@ fn rule_matches_exe_exact_glob_and_directory() {
         action = "allow"
     "#);
     assert_eq!(req("/usr/sbin/ip", &["ip"]).name(&c), "exact");
-    assert_eq!(req("/usr/bin/git-receive-pack", &["g"]).name(&c), "glob");
-    assert_eq!(req("/opt/a/b/c", &["c"]).name(&c), "glob");
-    assert_eq!(req("/usr/local/bin/tool", &["t"]).name(&c), "dir");
-    assert_eq!(req("/usr/local/bin/sub/tool", &["t"]).name(&c), "default");
+    assert_eq!(req("/usr/bin/git-receive-pack", &["git-receive-pack"]).name(&c), "glob");
+    assert_eq!(req("/opt/a/b/c", &["/opt/a/b/c"]).name(&c), "glob");
+    assert_eq!(req("/usr/local/bin/tool", &["tool"]).name(&c), "dir");
+    assert_eq!(req("/usr/local/bin/sub/tool", &["tool"]).name(&c), "default");
+    // An allow names the program under a name: argv[0] is the caller's to choose.
+    assert_eq!(req("/usr/sbin/ip", &["renamed"]).name(&c), "default");
+    assert_eq!(req("/usr/local/bin/tool", &["t"]).name(&c), "default");
+}
+
+#[test]
+fn a_deny_holds_whatever_argv0_says_and_an_allow_only_under_its_names() {
+    let c = ok(r#"
+        default = "allow"
+        [[rules]]
+        name = "no-id"
+        exe = "/usr/bin/id"
+        action = "deny"
+    "#);
+    for argv0 in ["id", "foo", "/x/id", "-id", ""] {
+        assert_eq!(req("/usr/bin/id", &[argv0, "-u"]).name(&c), "no-id", "argv[0] {argv0:?}");
+    }
+    let c = ok(r#"
+        [[rules]]
+        name = "ls"
+        exe = "/usr/bin/ls"
+        action = "allow"
+    "#);
+    assert_eq!(req("/usr/bin/ls", &["ls"]).name(&c), "ls");
+    assert_eq!(req("/usr/bin/ls", &["/usr/bin/ls"]).name(&c), "ls");
+    assert_eq!(req("/usr/bin/ls", &["-ls"]).name(&c), "ls", "a login shell's dash is not part of the name");
+    assert_eq!(req("/usr/bin/ls", &["sl"]).name(&c), "default");
+}
+
+#[test]
+fn names_keep_a_multi_call_program_to_one_personality() {
+    let c = ok(r#"
+        default = "allow"
+        [[rules]]
+        name = "systemctl-as-itself"
+        exe = "/usr/bin/systemctl"
+        names = ["!systemctl"]
+        action = "deny"
+    "#);
+    for argv0 in ["reboot", "/x/reboot", "xreboot", "telinit", "xinit", "halt", "-reboot"] {
+        assert_eq!(req("/usr/bin/systemctl", &[argv0]).name(&c), "systemctl-as-itself", "{argv0}");
+    }
+    assert_eq!(req("/usr/bin/systemctl", &["systemctl", "status"]).name(&c), "default");
+    assert_eq!(req("/usr/bin/systemctl", &["/usr/bin/systemctl"]).name(&c), "default");
+    let e = err("[[rules]]\nnames = [\"a/b\"]\naction = \"deny\"\n");
+    assert!(only_problem(&e).message.contains("names"), "{e}");
+}
+
+#[test]
+fn any_arg_denies_a_verb_wherever_it_stands_among_the_options() {
+    let c = ok(r#"
+        default = "allow"
+        [[rules]]
+        name = "no-reboot-verbs"
+        exe = "/usr/bin/systemctl"
+        any-arg = ["{reboot,poweroff,halt,kexec}", "*.target"]
+        action = "deny"
+    "#);
+    for args in [
+        &["systemctl", "reboot"][..],
+        &["systemctl", "--no-wall", "reboot"],
+        &["systemctl", "-i", "--", "poweroff"],
+        &["systemctl", "start", "reboot.target"],
+        &["xreboot", "status"],
+    ] {
+        let d = req("/usr/bin/systemctl", args).decide(&c);
+        if args[0] == "xreboot" {
+            assert_eq!(d.by, DecidedBy::Default, "{args:?}");
+        } else {
+            assert_eq!(d.action, Action::Deny, "{args:?}");
+        }
+    }
+    assert_eq!(req("/usr/bin/systemctl", &["systemctl", "status", "nginx"]).name(&c), "default");
+    let e = err("[[rules]]\nany-arg = []\naction = \"deny\"\n");
+    assert!(only_problem(&e).message.contains("empty list"));
 }
 
 #[test]
@@ -215,17 +293,20 @@ fn rule_matches_per_argument_globs() {
 #[test]
 fn rule_matches_regex_over_the_command_line() {
     let c = ok(r#"
-        default = "allow"
         [[rules]]
-        name = "no-ip-link-set"
-        cmdline = '^ip link set \S+ down$'
-        action = "deny"
-        message = "use the change process"
+        name = "ip-link-show"
+        cmdline = '^/usr/sbin/ip link show( \S+)?$'
+        action = "allow"
     "#);
-    let d = req("/usr/sbin/ip", &["ip", "link", "set", "eth0", "down"]).decide(&c);
-    assert_eq!(d.action, Action::Deny);
-    assert_eq!(d.message.as_deref(), Some("use the change process"));
-    assert_eq!(req("/usr/sbin/ip", &["ip", "link", "show"]).name(&c), "default");
+    assert_eq!(req("/usr/sbin/ip", &["ip", "link", "show", "eth0"]).name(&c), "ip-link-show");
+    assert_eq!(req("/usr/sbin/ip", &["ip", "link", "set", "eth0", "down"]).name(&c), "default");
+    // The command line starts with the path the program is invoked through, never argv[0].
+    assert_eq!(req("/usr/bin/rm", &["/usr/sbin/ip link show", "-rf", "x"]).name(&c), "default");
+    // An argument cannot pretend to be two: it is quoted when it holds a space.
+    assert_eq!(req("/usr/sbin/ip", &["ip", "link show", "eth0"]).name(&c), "default");
+    // A regex over a command line cannot refuse: the option order walks around it.
+    let e = err("[[rules]]\ncmdline = 'reboot'\naction = \"deny\"\n");
+    assert!(only_problem(&e).message.contains("cannot refuse"), "{e}");
 }
 
 #[test]
@@ -234,12 +315,20 @@ fn non_utf8_arguments_are_decided() {
         default = "allow"
         [[rules]]
         name = "bytes"
-        cmdline = '(?-u)\xff'
+        exe = "/bin/echo"
+        any-arg = ["a*b"]
         action = "deny"
+        [[rules]]
+        name = "bytes-re"
+        cmdline = '(?-u)\xff'
+        action = "allow"
     "#);
     let mut r = req("/bin/echo", &["echo"]);
     r.argv.push(b"a\xffb".to_vec());
     assert_eq!(r.name(&c), "bytes");
+    let mut r = req("/bin/true", &["true"]);
+    r.argv.push(b"\xff".to_vec());
+    assert_eq!(r.name(&c), "bytes-re");
 }
 
 #[test]
@@ -436,7 +525,7 @@ fn semantic_errors_in_rules_are_located() {
     let e = err("[[rules]]\nexe = [\"/usr/bin/ls\", \"relative/x\"]\naction = \"allow\"\n");
     let p = only_problem(&e);
     assert_eq!((p.location.line, p.location.column), (2, 23));
-    let e = err("[[rules]]\ncmdline = '(unclosed'\naction = \"deny\"\n");
+    let e = err("[[rules]]\ncmdline = '(unclosed'\naction = \"allow\"\n");
     assert!(only_problem(&e).message.contains("invalid cmdline regex"));
     let e = err("[[rules]]\nargs = [\"**\", \"x\"]\naction = \"deny\"\n");
     assert_eq!(only_problem(&e).location.line, 2);
@@ -546,8 +635,9 @@ fn fallback_rules_decide_when_nobody_answers() {
     let argv = vec![b"ls".to_vec()];
     let fb = c.policy.decide_fallback(&Request {
         user: "alice", groups: &[], target_user: "alice", service: "sshd",
-        exe: b"/usr/bin/ls", kind: ExeKind::File, dynamic_loader: false,
-        loader_env: None, traced: false, argv: &argv,
+        exe: b"/usr/bin/ls", links: &[], kind: ExeKind::File, dynamic_loader: false,
+        loader_env: None, traced: false, foreign_user_namespace: false,
+        untrusted_library_path: None, argv: &argv,
     });
     assert_eq!(fb.map(|(_, d)| d.action), Some(Action::Allow));
     let e = err("[[fallback]]\naction = \"authorize\"\n");

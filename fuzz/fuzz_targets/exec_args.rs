@@ -3,7 +3,7 @@
 //! than the limits allow.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use session_wrapper::memory::{find_env, read_argv, read_path, FakeMemory, Limits, PtrWidth, Remote, PAGE};
+use session_wrapper::memory::{scan_env, read_argv, read_path, FakeMemory, Limits, PtrWidth, Remote, PAGE};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
@@ -31,5 +31,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(argv.iter().map(|a| a.len() + 1).sum::<usize>() <= limits.argv_total);
     }
     let names = vec!["LD_PRELOAD".to_string(), "LD_AUDIT".to_string()];
-    let _ = find_env(&mut mem, start, width, &names, &limits);
+    let paths = vec!["LD_LIBRARY_PATH".to_string()];
+    if let Ok(scan) = scan_env(&mut mem, start, width, &names, &paths, &limits) {
+        assert!(scan.paths.iter().all(|(_, v)| v.len() < limits.arg));
+    }
 });

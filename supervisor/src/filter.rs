@@ -51,13 +51,22 @@ pub struct FilterSpec {
 }
 
 impl FilterSpec {
-    /// The filter settings of a configuration, for a session with isolation `layers`.
+    /// The filter settings of a configuration, for a session with isolation `layers`. Unless
+    /// `[guards] user-namespaces` allows them, creating or joining a user namespace is refused
+    /// (`EPERM`) in every session: a namespace of one's own is where a user can mount files of
+    /// their own over the loader and the libraries of the programs the policy allows.
     pub fn new(config: &session_wrapper_config::Config, layers: &Layers) -> Self {
-        FilterSpec {
-            allow_io_uring: config.policy.guards.io_uring
-                == session_wrapper_config::GuardAction::Allow,
-            block: layers.block.clone(),
+        use session_wrapper_config::GuardAction;
+        let guards = &config.policy.guards;
+        let mut block = layers.block.clone();
+        let has = |set| block.contains(&Blocked::Set(set));
+        if guards.user_namespaces == GuardAction::Deny
+            && !has(SyscallSet::Namespaces)
+            && !has(SyscallSet::UserNamespaces)
+        {
+            block.push(Blocked::Set(SyscallSet::UserNamespaces));
         }
+        FilterSpec { allow_io_uring: guards.io_uring == GuardAction::Allow, block }
     }
 }
 
@@ -308,15 +317,16 @@ pub fn build_blocklist(block: &[Blocked]) -> Result<FilterProgram, FilterError> 
 /// threads), mounting, modules, BPF, perf, io_uring, keys, identity changes, namespace changes
 /// and clock changes fail with `EPERM`.
 ///
-/// With `files: Some(dirfd)`, files may be opened for writing (created, truncated) only
-/// relative to `dirfd`, and renamed or unlinked only within it; every other path change
-/// (`chmod`, `chown`, `link`, `mkdir`, `truncate`, ...) fails. `Some(-1)` allows no file
-/// writes at all. Writing to descriptors already open (sockets, a refused process's stderr)
-/// is unaffected.
+/// With `files: Some(dirfds)`, files may be opened for writing (created, truncated) only
+/// relative to one of `dirfds` (which must be consecutive numbers: see
+/// [`crate::sys::place_consecutive`]), and renamed or unlinked only within them; every other
+/// path change (`chmod`, `chown`, `link`, `mkdir`, `truncate`, ...) fails. `Some(&[])` allows
+/// no file writes at all. Writing to descriptors already open (sockets, a refused process's
+/// stderr) is unaffected.
 ///
 /// # Errors
-/// [`FilterError`] when libseccomp fails.
-pub fn build_self_filter(files: Option<i32>) -> Result<FilterProgram, FilterError> {
+/// [`FilterError`] when libseccomp fails, or the descriptors are not consecutive.
+pub fn build_self_filter(files: Option<&[i32]>) -> Result<FilterProgram, FilterError> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Allow)?;
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
     for name in ["execve", "execveat"] {
@@ -360,21 +370,41 @@ pub fn build_self_filter(files: Option<i32>) -> Result<FilterProgram, FilterErro
             &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, request as u64)],
         )?;
     }
-    if let Some(dirfd) = files {
-        restrict_file_writes(&mut ctx, dirfd)?;
+    if let Some(dirfds) = files {
+        let lo = dirfds.iter().copied().min();
+        let hi = dirfds.iter().copied().max();
+        let range = match (lo, hi) {
+            (Some(lo), Some(hi)) if lo >= 0 && (hi - lo + 1) as usize == dirfds.len() => Some((lo as u64, hi as u64)),
+            (None, None) => None,
+            _ => return Err(FilterError::Export(std::io::Error::other("the writable directories' descriptors are not consecutive"))),
+        };
+        restrict_file_writes(&mut ctx, range)?;
     }
     export(&ctx)
 }
 
-/// See [`build_self_filter`]: write-opens only relative to `dirfd`.
-fn restrict_file_writes(ctx: &mut ScmpFilterContext, dirfd: i32) -> Result<(), FilterError> {
+/// See [`build_self_filter`]: write-opens only relative to a descriptor in `range`
+/// (inclusive); none at all without one.
+fn restrict_file_writes(ctx: &mut ScmpFilterContext, range: Option<(u64, u64)>) -> Result<(), FilterError> {
     let eperm = ScmpAction::Errno(libc::EPERM);
     let write_bits = [libc::O_WRONLY, libc::O_RDWR, libc::O_CREAT, libc::O_TRUNC];
-    let not_dir = |arg: u32| ScmpArgCompare::new(arg, ScmpCompareOp::NotEqual, dirfd as u32 as u64);
+    // One comparison per rule on an argument: below the range, or above it (AT_FDCWD, -100,
+    // is above it as an unsigned number).
+    let outside = |arg: u32| -> Vec<ScmpArgCompare> {
+        match range {
+            Some((lo, hi)) => vec![
+                ScmpArgCompare::new(arg, ScmpCompareOp::Less, lo),
+                ScmpArgCompare::new(arg, ScmpCompareOp::Greater, hi),
+            ],
+            None => vec![ScmpArgCompare::new(arg, ScmpCompareOp::GreaterEqual, 0)],
+        }
+    };
     for bit in write_bits {
         let flag = |arg: u32| ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(bit as u64), bit as u64);
         ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("open")?, &[flag(1)])?;
-        ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("openat")?, &[not_dir(0), flag(2)])?;
+        for side in outside(0) {
+            ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("openat")?, &[side, flag(2)])?;
+        }
     }
     // openat2's flags live in a struct the filter cannot read.
     ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), ScmpSyscall::from_name("openat2")?)?;
@@ -388,13 +418,16 @@ fn restrict_file_writes(ctx: &mut ScmpFilterContext, dirfd: i32) -> Result<(), F
             ctx.add_rule(eperm, sc)?;
         }
     }
-    // Renames and unlinks only inside the runtime directory.
+    // Renames and unlinks only inside the writable directories.
     for name in ["renameat", "renameat2"] {
         let sc = ScmpSyscall::from_name(name)?;
-        ctx.add_rule_conditional(eperm, sc, &[not_dir(0)])?;
-        ctx.add_rule_conditional(eperm, sc, &[not_dir(2)])?;
+        for side in outside(0).into_iter().chain(outside(2)) {
+            ctx.add_rule_conditional(eperm, sc, &[side])?;
+        }
     }
-    ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("unlinkat")?, &[not_dir(0)])?;
+    for side in outside(0) {
+        ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("unlinkat")?, &[side])?;
+    }
     Ok(())
 }
 
@@ -440,7 +473,9 @@ mod tests {
 
     #[test]
     fn own_filter_builds() {
-        let p = build_self_filter(Some(3)).expect("builds");
+        let p = build_self_filter(Some(&[3, 4])).expect("builds");
+        assert!(build_self_filter(Some(&[3, 5])).is_err(), "not consecutive");
+        assert!(build_self_filter(Some(&[])).is_ok());
         assert!(p.len() > 20, "{} instructions", p.len());
     }
 

@@ -23,13 +23,13 @@
 
 use std::os::fd::RawFd;
 
-/// Applies the supervisor's confinement. `runtime_dir` is the fd of the directory it may
-/// still create and replace files in.
+/// Applies the supervisor's confinement. `writable` are the descriptors of the directories it
+/// may still create and replace files in (the runtime directory, the spool).
 ///
 /// # Errors
 /// A message naming the step that failed; the caller logs it and goes on (a supervisor that
 /// could not confine itself still serves the session correctly).
-pub fn supervisor(runtime_dir: Option<RawFd>) -> Result<(), String> {
+pub fn supervisor(writable: &[RawFd]) -> Result<(), String> {
     use caps::Capability;
     let keep: caps::CapsHashSet =
         [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
@@ -37,10 +37,32 @@ pub fn supervisor(runtime_dir: Option<RawFd>) -> Result<(), String> {
     drop_capabilities(&keep)?;
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
-    let filter = crate::filter::build_self_filter(Some(runtime_dir.unwrap_or(-1)))
+    let filter = crate::filter::build_self_filter(Some(writable))
         .map_err(|e| format!("own filter: {e}"))?;
     filter.install().map_err(|e| format!("own filter: {e}"))?;
     Ok(())
+}
+
+/// Places the runtime directory's and the spool's descriptors next to each other and returns
+/// them, for [`supervisor`].
+pub fn writable_dirs(
+    runtime: Option<&mut crate::runtime::RuntimeDir>,
+    spool: Option<&mut crate::spool::SpoolDir>,
+) -> Vec<RawFd> {
+    let mut fds: Vec<&mut std::os::fd::OwnedFd> = Vec::new();
+    if let Some(r) = runtime {
+        fds.push(r.fd_mut());
+    }
+    if let Some(s) = spool {
+        fds.push(s.fd_mut());
+    }
+    if crate::sys::place_consecutive(&mut fds).is_err() {
+        // Left where they are: the filter then refuses them all (no writes), which costs the
+        // session file and the spool, not the session.
+        return Vec::new();
+    }
+    use std::os::fd::AsRawFd;
+    fds.iter().map(|f| f.as_raw_fd()).collect()
 }
 
 /// The watchdog's confinement: it only waits, logs, and removes the session's files and
@@ -105,7 +127,7 @@ mod tests {
         let d = dir.clone();
         let code = in_child(move || {
             let Ok(rt) = crate::runtime::RuntimeDir::open(&d) else { return 9 };
-            if let Err(e) = supervisor(Some(rt.raw_fd())) {
+            if let Err(e) = supervisor(&[rt.raw_fd()]) {
                 eprintln!("hardening failed: {e}");
                 return 10;
             }
@@ -166,7 +188,7 @@ mod tests {
         // SAFETY: see in_child above.
         match unsafe { nix::unistd::fork() }.expect("fork") {
             nix::unistd::ForkResult::Child => {
-                let _ = supervisor(None);
+                let _ = supervisor(&[]);
                 // SAFETY: NULL-terminated argument vector of static strings.
                 unsafe { libc::execv(c"/bin/true".as_ptr(), [c"true".as_ptr(), std::ptr::null()].as_ptr()) };
                 // SAFETY: reached only if exec did not kill us.

@@ -29,11 +29,13 @@ pub mod resolve;
 pub mod run;
 pub mod runtime;
 pub mod selftest;
+pub mod spool;
 pub mod supervisor;
 pub mod sys;
 pub mod syslog;
 pub mod tacacs;
 pub mod tracer;
+pub mod trust;
 pub mod users;
 
 /// Whether this process runs as root (effective uid 0).

@@ -268,22 +268,37 @@ pub fn read_argv<S: PageSource>(
     Ok(argv)
 }
 
-/// Scans a `char *const envp[]` for the first entry that sets one of `names`, reading only
-/// as much of each entry as the longest name needs.
+/// What an environment says to the loader: the first variable of a refused list that it
+/// sets, and the value of every library search path variable it sets (each occurrence: the
+/// loader takes the last, `getenv` the first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvScan<'n> {
+    /// The first entry that sets one of the refused names.
+    pub refused: Option<&'n str>,
+    /// `(name, value)` for every entry that sets one of the path names.
+    pub paths: Vec<(&'n str, Vec<u8>)>,
+}
+
+/// Scans a `char *const envp[]` for entries that set one of `refuse` (the first is reported)
+/// or one of `paths` (their values are read whole, up to `limits.arg`), reading only as much
+/// of every other entry as the longest name needs.
 ///
 /// # Errors
-/// `E2BIG` past the entry limit, `EFAULT` for a bad pointer.
-pub fn find_env<'n, S: PageSource>(
+/// `E2BIG` past the entry limit or for a path value longer than an argument may be, `EFAULT`
+/// for a bad pointer.
+pub fn scan_env<'n, S: PageSource>(
     mem: &mut Remote<S>,
     addr: u64,
     width: PtrWidth,
-    names: &'n [String],
+    refuse: &'n [String],
+    paths: &'n [String],
     limits: &Limits,
-) -> Result<Option<&'n str>, MemError> {
-    if addr == 0 || names.is_empty() {
-        return Ok(None);
+) -> Result<EnvScan<'n>, MemError> {
+    let mut out = EnvScan::default();
+    if addr == 0 || (refuse.is_empty() && paths.is_empty()) {
+        return Ok(out);
     }
-    let longest = names.iter().map(String::len).max().unwrap_or(0) + 1;
+    let longest = refuse.iter().chain(paths).map(String::len).max().unwrap_or(0) + 1;
     for i in 0.. {
         if i >= limits.entries {
             return Err(MemError::TooLong(Errno::E2BIG));
@@ -291,7 +306,7 @@ pub fn find_env<'n, S: PageSource>(
         let slot = addr.checked_add(i as u64 * width.bytes()).ok_or(MemError::Fault)?;
         let p = mem.read_ptr(slot, width)?;
         if p == 0 {
-            return Ok(None);
+            break;
         }
         // A prefix is enough: a string longer than `longest` reads as "no NUL yet".
         let head = match mem.read_cstr(p, longest)? {
@@ -302,11 +317,15 @@ pub fn find_env<'n, S: PageSource>(
                 b
             }
         };
-        if let Some(n) = env_match(&head, names) {
-            return Ok(Some(n));
+        if out.refused.is_none() {
+            out.refused = env_match(&head, refuse);
+        }
+        if let Some(name) = env_match(&head, paths) {
+            let whole = mem.read_cstr(p, limits.arg)?.ok_or(MemError::TooLong(Errno::E2BIG))?;
+            out.paths.push((name, whole[name.len() + 1..].to_vec()));
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// The name in `names` that the environment entry `entry` (`NAME=value`) sets, if any.
@@ -443,17 +462,26 @@ mod tests {
     }
 
     #[test]
-    fn environment_is_scanned_for_loader_variables() {
+    fn environment_is_scanned_for_loader_variables_and_library_paths() {
         let names = vec!["LD_PRELOAD".to_string(), "LD_AUDIT".to_string()];
+        let paths = vec!["LD_LIBRARY_PATH".to_string()];
         let e1 = b"LD_PRELOADX=1\0".to_vec();
         let e2 = b"HOME=/root\0".to_vec();
         let e3 = b"LD_AUDIT=/tmp/a.so\0".to_vec();
-        let v: [u64; 4] = [e1.as_ptr() as u64, e2.as_ptr() as u64, e3.as_ptr() as u64, 0];
-        let found = find_env(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &names, &Limits::default());
-        assert_eq!(found, Ok(Some("LD_AUDIT")));
+        let e4 = b"LD_LIBRARY_PATH=/usr/lib:/home/a\0".to_vec();
+        let e5 = b"LD_LIBRARY_PATH=\0".to_vec();
+        let v: [u64; 6] =
+            [e1.as_ptr() as u64, e2.as_ptr() as u64, e3.as_ptr() as u64, e4.as_ptr() as u64, e5.as_ptr() as u64, 0];
+        let found = scan_env(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &names, &paths, &Limits::default())
+            .expect("scan");
+        assert_eq!(found.refused, Some("LD_AUDIT"));
+        assert_eq!(
+            found.paths,
+            vec![("LD_LIBRARY_PATH", b"/usr/lib:/home/a".to_vec()), ("LD_LIBRARY_PATH", Vec::new())]
+        );
         let none: [u64; 2] = [e2.as_ptr() as u64, 0];
-        let found = find_env(&mut me(), none.as_ptr() as u64, PtrWidth::Bits64, &names, &Limits::default());
-        assert_eq!(found, Ok(None));
+        let found = scan_env(&mut me(), none.as_ptr() as u64, PtrWidth::Bits64, &names, &paths, &Limits::default());
+        assert_eq!(found, Ok(EnvScan::default()));
         assert_eq!(env_match(b"LD_PRELOAD=", &names), Some("LD_PRELOAD"));
         assert_eq!(env_match(b"LD_PRELOAD", &names), None);
     }

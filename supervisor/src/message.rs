@@ -8,7 +8,10 @@
 //!
 //! The supervisor never blocks on it:
 //! - a pipe or FIFO is written with `RWF_NOWAIT` (a full pipe nobody reads: the line is lost);
-//! - a socket with `MSG_DONTWAIT`;
+//! - a socket gets nothing: whatever the supervisor sends on it carries the supervisor's
+//!   credentials (`SCM_CREDENTIALS` of uid 0 to a reader that asks for them, as journald and
+//!   rsyslog do), so a user whose stderr is a socket to a log daemon would get a root-attributed
+//!   line with text they partly choose;
 //! - a terminal, or a regular file on a local filesystem, is written through the duplicate by
 //!   a helper thread, [`Messenger`], which the supervisor waits on for at most 50 ms: long
 //!   enough for the line to come before the shell's own error, short enough that a stopped
@@ -17,11 +20,10 @@
 //! - anything else (another device, a network or FUSE filesystem) gets nothing.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::sys::socket::{send, MsgFlags};
 use nix::sys::stat::{fstat, SFlag};
 
 use crate::sys;
@@ -41,6 +43,8 @@ pub enum Delivery {
     Queued,
     /// A kind of file we do not write to.
     Skipped,
+    /// A socket: what we send there would carry root's credentials.
+    Socket,
     /// The write failed.
     Failed(Errno),
 }
@@ -55,6 +59,7 @@ impl Delivery {
             Delivery::WouldBlock => "would-block",
             Delivery::Queued => "queued",
             Delivery::Skipped => "skipped",
+            Delivery::Socket => "not-written-socket",
             Delivery::Failed(_) => "failed",
         }
     }
@@ -142,10 +147,7 @@ impl Messenger {
             SFlag::S_IFIFO => {
                 outcome(sys::write_nowait(fd.as_fd(), text).map_err(errno_of), text.len())
             }
-            SFlag::S_IFSOCK => outcome(
-                send(fd.as_raw_fd(), text, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
-                text.len(),
-            ),
+            SFlag::S_IFSOCK => Delivery::Socket,
             SFlag::S_IFCHR if is_tty(&fd) => self.through_helper(fd, text),
             SFlag::S_IFREG => {
                 let local = nix::sys::statfs::fstatfs(&fd)
@@ -199,6 +201,7 @@ impl Messenger {
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::os::fd::AsRawFd;
 
     fn dup(f: &impl AsFd) -> OwnedFd {
         f.as_fd().try_clone_to_owned().expect("dup")
@@ -265,6 +268,19 @@ mod tests {
         while !String::from_utf8_lossy(&got).contains("while stopped") {
             let n = master.read(&mut buf).expect("read master");
             got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn a_socket_never_gets_a_line_with_the_supervisor_s_credentials() {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        for ty in [SockType::Datagram, SockType::Stream] {
+            let (a, b) = socketpair(AddressFamily::Unix, ty, None, SockFlag::empty()).expect("socketpair");
+            nix::sys::socket::setsockopt(&b, nix::sys::socket::sockopt::PassCred, &true).expect("passcred");
+            assert_eq!(write_without_blocking(&a, b"denied\n"), Delivery::Socket);
+            let mut buf = [0u8; 16];
+            let got = nix::sys::socket::recv(b.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT);
+            assert_eq!(got, Err(Errno::EAGAIN), "{ty:?}: nothing was sent");
         }
     }
 

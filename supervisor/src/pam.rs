@@ -235,10 +235,24 @@ fn serve(
             return 1;
         }
     };
-    // Confine ourselves before any thread exists, so that every thread inherits it.
-    let hardened = crate::harden::supervisor(pam.runtime_dir.as_ref().map(crate::runtime::RuntimeDir::raw_fd));
+    // Confine ourselves before any thread exists, so that every thread inherits it: files are
+    // written only in the runtime directory and the spool.
+    let mut pam = pam;
+    let spool = crate::spool::SpoolDir::open(Path::new(&config.log.spool_dir));
+    let mut spool = match spool {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log.log(
+                Severity::LOG_WARNING,
+                &format!("session={} event=spool-error dir=\"{}\" error=\"{}\"", session_id_text(session.id), escape(config.log.spool_dir.as_bytes()), escape(e.to_string().as_bytes())),
+            );
+            None
+        }
+    };
+    let writable = crate::harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut());
+    let hardened = crate::harden::supervisor(&writable);
     let sup = match Supervisor::new(Listener::new(listener), config, session, None, hello.debug) {
-        Ok(s) => s.with_pam(pam).with_isolation(describe, plan.layers),
+        Ok(s) => s.with_spool(spool).with_pam(pam).with_isolation(describe, plan.layers),
         Err(e) => {
             let _ = send(sock.as_fd(), &Message::Failed { reason: format!("supervisor setup: {e}") }, None);
             return 1;

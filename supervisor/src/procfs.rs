@@ -139,6 +139,15 @@ pub fn exe_identity(pid: i32) -> io::Result<(u64, u64)> {
     Ok((m.dev(), m.ino()))
 }
 
+/// The user namespace a task is in (device and inode of `/proc/TID/ns/user`).
+///
+/// # Errors
+/// When the task is gone.
+pub fn user_namespace(tid: i32) -> io::Result<(u64, u64)> {
+    let m = std::fs::metadata(format!("/proc/{tid}/ns/user"))?;
+    Ok((m.dev(), m.ino()))
+}
+
 /// The path of the executable a process runs, as bytes.
 ///
 /// # Errors

@@ -53,6 +53,9 @@ pub struct Resolved {
     /// Size and modification and change times: a file whose stamp is unchanged has the head
     /// it had.
     pub stamp: [i64; 5],
+    /// Links in root-only directories through which it is invoked under the name its
+    /// `argv[0]` gives (see [`crate::trust::LinkFinder`]); filled in by [`ExecPlan::find_links`].
+    pub links: Vec<Vec<u8>>,
 }
 
 /// Who is asking: the thread that made the exec call.
@@ -203,7 +206,7 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
         ExeKind::Deleted
     };
     let stamp = [st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec];
-    Ok(Resolved { file, real_path, dev: st.st_dev, ino: st.st_ino, kind, stamp })
+    Ok(Resolved { file, real_path, dev: st.st_dev, ino: st.st_ino, kind, stamp, links: Vec::new() })
 }
 
 /// The session's mount namespace, against which the paths of execs are checked: the one the
@@ -212,12 +215,34 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
 pub struct Reference {
     /// Its root directory (held open, so the namespace's mounts stay reachable).
     root: Option<OwnedFd>,
+    /// Its user namespace (device, inode).
+    user_namespace: Option<(u64, u64)>,
 }
 
 impl Reference {
     /// The root of `leader`; this process's own when that cannot be opened.
     pub fn of(leader: i32) -> Self {
-        Reference { root: proc_dir(leader, "root").or_else(|_| open_path(None, b"/", false)).ok() }
+        Reference {
+            root: proc_dir(leader, "root").or_else(|_| open_path(None, b"/", false)).ok(),
+            user_namespace: crate::procfs::user_namespace(leader)
+                .or_else(|_| crate::procfs::user_namespace(std::process::id() as i32))
+                .ok(),
+        }
+    }
+
+    /// The session's root directory.
+    pub fn root(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.root.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Whether task `tid` is in a user namespace other than the session's (or cannot be
+    /// told): such a namespace is where a user owns mounts and can lay files of their own over
+    /// the loader and libraries of the programs they run there.
+    pub fn foreign_user_namespace(&self, tid: i32) -> bool {
+        match (self.user_namespace, crate::procfs::user_namespace(tid)) {
+            (Some(session), Ok(task)) => session != task,
+            _ => true,
+        }
     }
 
     /// Whether the file `dev:ino`, found at `real_path` through `tid`'s view, is not what
@@ -308,6 +333,8 @@ pub struct Interpreter {
     pub shebang: Shebang,
     /// The interpreter file.
     pub file: Resolved,
+    /// The argument vector it starts with (`argv[0]` is the path of the `#!` line).
+    pub argv: Vec<Vec<u8>>,
 }
 
 /// What an exec will run: the file named, the interpreters its `#!` line leads to, and the
@@ -329,6 +356,22 @@ impl ExecPlan {
     pub fn image(&self) -> &Resolved {
         self.interpreters.last().map_or(&self.named, |i| &i.file)
     }
+
+    /// Finds, for the named file and each interpreter, the links through which it is invoked
+    /// under the name its `argv[0]` gives, when that is not the file's own name. `asked` is
+    /// the path the exec named.
+    pub fn find_links(&mut self, finder: &crate::trust::LinkFinder, asked: &[u8], argv: &[Vec<u8>]) {
+        fill_links(&mut self.named, finder, asked, argv);
+        for i in &mut self.interpreters {
+            fill_links(&mut i.file, finder, &i.shebang.interpreter, &i.argv);
+        }
+    }
+}
+
+fn fill_links(file: &mut Resolved, finder: &crate::trust::LinkFinder, asked: &[u8], argv: &[Vec<u8>]) {
+    let name = session_wrapper_config::invoked_name(argv.first().map_or(&[][..], Vec::as_slice));
+    let own = file.real_path.rsplit(|&b| b == b'/').next() == Some(name);
+    file.links = if own { Vec::new() } else { finder.links(name, file.dev, file.ino, asked) };
 }
 
 /// The `filename` the kernel passes to an interpreter: the path as given, or `/dev/fd/N[/path]`
@@ -379,7 +422,7 @@ pub fn plan(
         let file = resolve(asker, tgid, None, &shebang.interpreter, 0)?;
         final_argv = script_argv(&shebang, &current_name, &final_argv);
         current_name = shebang.interpreter.clone();
-        interpreters.push(Interpreter { shebang, file });
+        interpreters.push(Interpreter { shebang, file, argv: final_argv.clone() });
     }
     Ok(ExecPlan { named, interpreters, final_argv, complete })
 }
@@ -443,6 +486,40 @@ mod tests {
         assert!(reference.foreign(&link, st.dev(), st.ino()), "reached through a symlink: not its name");
         assert!(reference.foreign(b"/nonexistent/sw", st.dev(), st.ino()), "no file at that path");
         let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_task_in_a_user_namespace_of_its_own_is_foreign() {
+        let me = std::process::id() as i32;
+        let reference = Reference::of(me);
+        assert!(!reference.foreign_user_namespace(me));
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        // SAFETY: the child only makes system calls and exits.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: unshare, write and pause in the child; it is killed by the parent.
+                unsafe {
+                    let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+                    libc::write(w.as_raw_fd(), [u8::from(ok)].as_ptr().cast(), 1);
+                    loop {
+                        libc::pause();
+                    }
+                }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(w);
+                let mut b = [0u8; 1];
+                let _ = nix::unistd::read(&r, &mut b);
+                if b[0] == 1 {
+                    assert!(reference.foreign_user_namespace(child.as_raw()));
+                } else {
+                    eprintln!("skipped: user namespaces are not available to this test process");
+                }
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(child, None);
+            }
+        }
+        assert!(reference.foreign_user_namespace(i32::MAX), "a task that cannot be seen counts as foreign");
     }
 
     #[test]

@@ -111,7 +111,12 @@ impl RuntimeDir {
         &self.path
     }
 
-    /// The directory fd (the one fd a hardened supervisor may create files under).
+    /// The directory's descriptor, to be moved (see [`crate::sys::place_consecutive`]).
+    pub fn fd_mut(&mut self) -> &mut std::os::fd::OwnedFd {
+        &mut self.fd
+    }
+
+    /// The directory fd (one of those a hardened supervisor may create files under).
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         self.fd.as_raw_fd()

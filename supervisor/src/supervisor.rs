@@ -170,6 +170,10 @@ pub struct Supervisor {
     layers: session_wrapper_config::Layers,
     /// The session's mount namespace, to check paths seen in others against.
     reference: crate::resolve::Reference,
+    /// Finds the links a program is invoked through under another name.
+    links: crate::trust::LinkFinder,
+    /// The library search path variables checked (none when the guard allows them).
+    library_vars: Vec<String>,
 }
 
 /// Why a supervisor could not be set up.
@@ -207,6 +211,12 @@ impl Supervisor {
         let _ = crate::sys::set_sync_wakeup(listener.as_fd());
         let log = Syslog::new(&config.log.socket);
         let reference = crate::resolve::Reference::of(session.leader);
+        let links = crate::trust::LinkFinder::new(reference.root());
+        let library_vars = if config.policy.guards.library_path == session_wrapper_config::GuardAction::Deny {
+            exec::LIBRARY_PATH_VARS.iter().map(|v| (*v).to_owned()).collect()
+        } else {
+            Vec::new()
+        };
         let tacacs = if config.tacacs.servers.is_empty() {
             None
         } else {
@@ -233,6 +243,8 @@ impl Supervisor {
             isolation: "-".into(),
             layers: session_wrapper_config::Layers::default(),
             reference,
+            links,
+            library_vars,
             messenger: message::Messenger::default(),
             tacacs,
             authorizing: HashMap::new(),
@@ -242,6 +254,21 @@ impl Supervisor {
             acct: accounting::Tracker::new(),
             dirty_since: None,
         })
+    }
+
+    /// Keeps what syslog cannot take in `spool` (see [`crate::syslog`]); without one, lines
+    /// nobody can take go to standard error when `stderr_fallback`.
+    pub fn with_spool(mut self, spool: Option<crate::spool::SpoolDir>) -> Self {
+        let strict = self.config.log_failure == session_wrapper_config::LogFailure::Refuse;
+        self.log.set_spool(spool, &session_id_text(self.session.id), strict);
+        self
+    }
+
+    /// Writes the lines that can be neither delivered nor kept to standard error at the end
+    /// (`session-wrapper run` without a spool).
+    pub fn with_stderr_fallback(mut self) -> Self {
+        self.log.set_stderr_fallback();
+        self
     }
 
     /// Makes this the supervisor of a PAM session: it keeps a session file, watches its

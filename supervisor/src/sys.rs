@@ -165,6 +165,35 @@ pub fn random_u64() -> io::Result<u64> {
     Ok(u64::from_ne_bytes(b))
 }
 
+/// Moves descriptors to consecutive numbers, in order (for the supervisor's own filter, which
+/// allows file writes relative to one range of directory descriptors). Each is replaced by a
+/// close-on-exec duplicate at its new number.
+///
+/// # Errors
+/// The errno of `fcntl(F_DUPFD_CLOEXEC)`.
+pub fn place_consecutive(fds: &mut [&mut OwnedFd]) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let mut base: i32 = 64;
+    'retry: loop {
+        let mut placed = Vec::with_capacity(fds.len());
+        for (i, fd) in fds.iter().enumerate() {
+            let want = base + i as i32;
+            let raw = fcntl(&**fd, FcntlArg::F_DUPFD_CLOEXEC(want)).map_err(io::Error::from)?;
+            // SAFETY: fcntl(F_DUPFD_CLOEXEC) returned a new descriptor that nothing else owns.
+            let new = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+            if raw != want {
+                base = raw;
+                continue 'retry;
+            }
+            placed.push(new);
+        }
+        for (slot, new) in fds.iter_mut().zip(placed) {
+            **slot = new;
+        }
+        return Ok(());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,10 +4,23 @@
 //!
 //! Neither the format nor the transport come from the `syslog` crate: its formatter parses its
 //! time format description on every line (measurable at thousands of execs a second) and its
-//! transport blocks. Sends never block the supervisor: a line that cannot go now (the socket is full, or
-//! missing while syslogd restarts) waits in a bounded backlog that is flushed when the socket
-//! is writable again. What the backlog cannot hold is counted, and the count is logged as soon
-//! as lines flow again. Nothing here ever holds up the answer to an exec.
+//! transport blocks. Sends never block the supervisor. A line that cannot go now (the socket is
+//! full, or missing while syslogd restarts) waits, in order:
+//! 1. in a bounded backlog in memory, flushed when the socket is writable again;
+//! 2. beyond that, and for whatever is still waiting when the session ends, in the supervisor's
+//!    file in the spool directory ([`crate::spool`]), which this supervisor sends once the
+//!    socket takes lines again, or a later supervisor sends (preceded by an
+//!    `event=log-recovered` line) if this one ends first;
+//! 3. only what neither can hold is dropped, and counted in an `event=log-dropped` line.
+//!
+//! With `log-failure = "refuse"` a line the socket does not take at once goes to the spool file
+//! (synced) before the supervisor goes on; without a spool it waits in memory, and
+//! [`Syslog::can_keep`] tells the supervisor to refuse execs while any line waits there or the
+//! socket is full: no exec runs while its line could be lost.
+//!
+//! A socket that does not exist (no syslog daemon on the host) is not waited for: the session's
+//! end costs nothing; its lines are kept in the spool for a later supervisor, or, for
+//! `session-wrapper run` without a spool, written to its standard error.
 
 use std::collections::VecDeque;
 use std::io;
@@ -75,6 +88,47 @@ const MAX_LINE: usize = 16 * 1024;
 /// Wait between attempts to reconnect a missing socket.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
+/// What became of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Sent to the socket.
+    Sent,
+    /// Waiting in memory.
+    Queued,
+    /// Written to the spool file on disk.
+    Spooled,
+    /// Lost (counted).
+    Dropped,
+}
+
+/// The spool of a supervisor: its own file (made on first need) and a file of another
+/// supervisor's being delivered.
+#[derive(Debug)]
+struct Spooler {
+    dir: crate::spool::SpoolDir,
+    session: String,
+    own: Option<crate::spool::SpoolFile>,
+    /// The own file could not be made (full, failing): do not try again.
+    failed: bool,
+    recovered: Option<crate::spool::SpoolFile>,
+}
+
+impl Spooler {
+    fn own(&mut self) -> Option<&mut crate::spool::SpoolFile> {
+        if self.own.is_none() && !self.failed {
+            match self.dir.create_own(&self.session) {
+                Ok(f) => self.own = Some(f),
+                Err(_) => self.failed = true,
+            }
+        }
+        self.own.as_mut()
+    }
+
+    fn own_waiting(&self) -> bool {
+        self.own.as_ref().is_some_and(|f| !f.is_empty())
+    }
+}
+
 /// A non-blocking syslog sender.
 #[derive(Debug)]
 pub struct Syslog {
@@ -87,6 +141,15 @@ pub struct Syslog {
     clock: Clock,
     pid: u32,
     last_connect: Option<Instant>,
+    /// The last connect found no socket at all (no syslog daemon).
+    missing: bool,
+    /// The last send would have blocked.
+    congested: bool,
+    spool: Option<Spooler>,
+    /// `log-failure = "refuse"`: nothing waits in memory.
+    strict: bool,
+    /// Write what nobody can take to standard error at the end (`session-wrapper run`).
+    stderr_fallback: bool,
 }
 
 fn connect(path: &PathBuf) -> io::Result<UnixDatagram> {
@@ -94,6 +157,11 @@ fn connect(path: &PathBuf) -> io::Result<UnixDatagram> {
     s.connect(path)?;
     s.set_nonblocking(true)?;
     Ok(s)
+}
+
+/// Whether a connect error means there is no syslog daemon at all (nothing to wait for).
+fn is_missing(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ECONNREFUSED | libc::ENOTDIR | libc::ENOTSOCK))
 }
 
 impl Syslog {
@@ -109,15 +177,57 @@ impl Syslog {
             clock: Clock::default(),
             pid: std::process::id(),
             last_connect: None,
+            missing: false,
+            congested: false,
+            spool: None,
+            strict: false,
+            stderr_fallback: false,
             path,
         };
         s.reconnect();
         s
     }
 
+    /// Keeps what cannot be delivered in `dir` (this supervisor's file is named after
+    /// `session`), and delivers what earlier supervisors left there once the socket works.
+    /// `strict`: `log-failure = "refuse"` (see the module documentation).
+    pub fn set_spool(&mut self, dir: Option<crate::spool::SpoolDir>, session: &str, strict: bool) {
+        self.spool = dir.map(|dir| Spooler { dir, session: session.to_owned(), own: None, failed: false, recovered: None });
+        self.strict = strict;
+        if self.sock.is_some() {
+            self.flush_recovered();
+        }
+    }
+
+    /// Writes what nobody can take to standard error when the session ends.
+    pub fn set_stderr_fallback(&mut self) {
+        self.stderr_fallback = true;
+    }
+
     fn reconnect(&mut self) {
         self.last_connect = Some(Instant::now());
-        self.sock = connect(&self.path).ok();
+        match connect(&self.path) {
+            Ok(s) => {
+                self.sock = Some(s);
+                self.missing = false;
+            }
+            Err(e) => {
+                self.sock = None;
+                self.missing = is_missing(&e);
+            }
+        }
+    }
+
+    /// Whether a line logged now would be delivered or kept on disk: with
+    /// `log-failure = "refuse"`, execs are refused while it would not.
+    pub fn can_keep(&mut self) -> bool {
+        let direct = self.sock.is_some() && !self.congested && !self.waiting();
+        direct || self.spool.as_mut().and_then(Spooler::own).is_some_and(|f| f.has_room(MAX_LINE))
+    }
+
+    /// Whether lines of this session wait (in memory or in its spool file).
+    fn waiting(&self) -> bool {
+        !self.backlog.is_empty() || self.spool.as_ref().is_some_and(Spooler::own_waiting)
     }
 
     fn format(&mut self, severity: Severity, message: &str) -> Vec<u8> {
@@ -129,23 +239,46 @@ impl Syslog {
         line
     }
 
-    /// Formats and sends (or queues) one line.
-    pub fn log(&mut self, severity: Severity, message: &str) {
+    /// Formats and sends (or keeps) one line.
+    pub fn log(&mut self, severity: Severity, message: &str) -> Kept {
         let line = self.format(severity, message);
-        if self.backlog.is_empty() && self.try_send(&line) {
-            return;
+        if !self.waiting() && self.try_send(&line) {
+            return Kept::Sent;
         }
-        self.queue(line);
+        let kept = self.keep(line);
         self.flush();
+        kept
     }
 
-    fn queue(&mut self, line: Vec<u8>) {
-        if self.backlog_bytes + line.len() > BACKLOG_BYTES {
-            self.dropped += 1;
-            return;
+    /// Keeps a line that cannot be sent now, behind those that wait: in memory, then in the
+    /// spool file. With `log-failure = "refuse"` the spool comes first (synced), memory only
+    /// when there is no spool (and then [`Syslog::can_keep`] holds execs back until it drains).
+    fn keep(&mut self, line: Vec<u8>) -> Kept {
+        let spooling = self.spool.as_ref().is_some_and(Spooler::own_waiting);
+        let fits = self.backlog_bytes + line.len() <= BACKLOG_BYTES;
+        if !self.strict && !spooling && fits {
+            return self.queue(line);
         }
+        let strict = self.strict;
+        if let Some(own) = self.spool.as_mut().and_then(Spooler::own) {
+            if own.append(&line).is_ok() {
+                if strict {
+                    own.sync();
+                }
+                return Kept::Spooled;
+            }
+        }
+        if strict && !spooling && fits {
+            return self.queue(line);
+        }
+        self.dropped += 1;
+        Kept::Dropped
+    }
+
+    fn queue(&mut self, line: Vec<u8>) -> Kept {
         self.backlog_bytes += line.len();
         self.backlog.push_back(line);
+        Kept::Queued
     }
 
     /// Sends one datagram now. False when it must wait.
@@ -161,16 +294,70 @@ impl Syslog {
         match sock.send(line) {
             Ok(_) => {
                 self.sent += 1;
+                self.congested = false;
                 true
             }
             Err(e) => match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR) => false,
+                Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR) => {
+                    self.congested = true;
+                    false
+                }
                 // The daemon went away or the socket was replaced: reconnect later.
                 _ => {
                     self.sock = None;
                     false
                 }
             },
+        }
+    }
+
+    /// Sends what waits in this supervisor's spool file, in order.
+    fn flush_own_spool(&mut self) -> bool {
+        loop {
+            let Some(line) = self.spool.as_ref().and_then(|s| s.own.as_ref()).and_then(|f| f.peek()) else {
+                return true;
+            };
+            if !self.try_send(&line) {
+                return false;
+            }
+            if let Some(f) = self.spool.as_mut().and_then(|s| s.own.as_mut()) {
+                f.consumed(&line);
+            }
+        }
+    }
+
+    /// Delivers what earlier supervisors left in the spool, once the socket takes lines.
+    fn flush_recovered(&mut self) {
+        loop {
+            if self.spool.as_ref().is_none_or(|s| s.recovered.is_none()) {
+                let Some(sp) = self.spool.as_mut() else { return };
+                let own = sp.own.as_ref().map(|f| f.name().to_owned());
+                let Some(file) = sp.dir.claim(own.as_deref()) else { return };
+                let msg = format!(
+                    "event=log-recovered file=\"{}/{}\" lines={} reason=\"lines an earlier supervisor could not deliver\"",
+                    sp.dir.path().display(),
+                    file.name(),
+                    file.count()
+                );
+                sp.recovered = Some(file);
+                let line = self.format(Severity::LOG_NOTICE, &msg);
+                if !self.try_send(&line) {
+                    return;
+                }
+            }
+            while let Some(line) = self.spool.as_ref().and_then(|s| s.recovered.as_ref()).and_then(|f| f.peek()) {
+                if !self.try_send(&line) {
+                    return;
+                }
+                if let Some(f) = self.spool.as_mut().and_then(|s| s.recovered.as_mut()) {
+                    f.consumed(&line);
+                }
+            }
+            if let Some(sp) = self.spool.as_mut() {
+                if let Some(done) = sp.recovered.take() {
+                    sp.dir.remove(done);
+                }
+            }
         }
     }
 
@@ -185,6 +372,12 @@ impl Syslog {
                 return;
             }
         }
+        if !self.flush_own_spool() {
+            return;
+        }
+        if self.sock.is_some() {
+            self.flush_recovered();
+        }
         if self.dropped > 0 {
             let n = std::mem::take(&mut self.dropped);
             let msg = format!("event=log-dropped lines={n} reason=\"syslog socket full or missing\"");
@@ -196,11 +389,25 @@ impl Syslog {
     }
 
     /// Before exiting: keeps flushing for at most `limit` while lines wait, so that the last
-    /// decisions and the session's end reach syslog if it is merely slow.
+    /// decisions and the session's end reach syslog if it is merely slow (a socket that does
+    /// not exist is not waited for). What is still waiting then is kept in the spool file for
+    /// a later supervisor, or written to standard error when there is no spool and
+    /// [`Syslog::set_stderr_fallback`] asked for it.
     pub fn drain(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
         self.flush();
-        while (!self.backlog.is_empty() || self.dropped > 0) && Instant::now() < deadline {
+        loop {
+            let recovering = self.spool.as_ref().is_some_and(|s| s.recovered.is_some());
+            let waiting = self.waiting() || self.dropped > 0 || recovering;
+            if !waiting || Instant::now() >= deadline {
+                break;
+            }
+            if self.sock.is_none() {
+                self.reconnect();
+                if self.missing {
+                    break;
+                }
+            }
             if let Some(fd) = self.waiting_fd() {
                 let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
                 let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16));
@@ -209,11 +416,65 @@ impl Syslog {
             }
             self.flush();
         }
+        self.keep_the_rest();
+    }
+
+    fn spool_line(&mut self, line: &[u8]) -> bool {
+        self.spool.as_mut().and_then(Spooler::own).is_some_and(|own| own.append(line).is_ok())
+    }
+
+    /// Moves what waits in memory to the spool (or standard error), with the count of what
+    /// was lost, and lets the files go to the next supervisor.
+    fn keep_the_rest(&mut self) {
+        let lines: Vec<Vec<u8>> = self.backlog.drain(..).collect();
+        self.backlog_bytes = 0;
+        let mut spooled = false;
+        let mut unkept = Vec::new();
+        for line in lines {
+            if self.spool_line(&line) {
+                spooled = true;
+            } else {
+                unkept.push(line);
+            }
+        }
+        if self.dropped > 0 || (!unkept.is_empty() && !self.stderr_fallback) {
+            let n = self.dropped + if self.stderr_fallback { 0 } else { unkept.len() as u64 };
+            let msg = format!("event=log-dropped lines={n} reason=\"syslog socket full or missing, spool full or unavailable\"");
+            let line = self.format(Severity::LOG_WARNING, &msg);
+            if self.spool_line(&line) {
+                spooled = true;
+            } else {
+                unkept.push(line);
+            }
+            self.dropped = 0;
+        }
+        if self.stderr_fallback && !unkept.is_empty() {
+            use std::io::Write;
+            let mut err = std::io::stderr().lock();
+            for line in &unkept {
+                // Without the syslog header: `<PRI>Mmm dd hh:mm:ss ident[pid]: `.
+                let text = line.splitn(2, |&b| b == b']').nth(1).map_or(&line[..], |t| t.strip_prefix(b": ").unwrap_or(t));
+                let _ = err.write_all(b"session-wrapper: ");
+                let _ = err.write_all(text);
+                let _ = err.write_all(b"\n");
+            }
+        }
+        if let Some(sp) = self.spool.as_mut() {
+            if let Some(own) = &sp.own {
+                if spooled || !own.is_empty() {
+                    own.sync();
+                }
+            }
+            if let Some(mut r) = sp.recovered.take() {
+                r.keep_pending();
+            }
+        }
     }
 
     /// The socket, when lines are waiting for it to become writable.
     pub fn waiting_fd(&self) -> Option<BorrowedFd<'_>> {
-        if self.backlog.is_empty() && self.dropped == 0 {
+        let recovering = self.spool.as_ref().is_some_and(|s| s.recovered.is_some());
+        if !self.waiting() && self.dropped == 0 && !recovering {
             None
         } else {
             self.sock.as_ref().map(AsFd::as_fd)
@@ -222,7 +483,7 @@ impl Syslog {
 
     /// Whether lines wait for a socket that is missing (the loop then retries on a timer).
     pub fn needs_retry(&self) -> bool {
-        (!self.backlog.is_empty() || self.dropped > 0) && self.sock.is_none()
+        (self.waiting() || self.dropped > 0) && self.sock.is_none()
     }
 
     /// Lines sent so far.

@@ -136,17 +136,26 @@ pub fn next_stop() -> Option<Stop> {
     }
 }
 
-/// The argument vector of a task stopped at its exec event, read from the new image's stack
-/// (argc, argv[], NULL, envp[], NULL), and the first loader variable of `names` in its
-/// environment. The stopped image is private to the task: this is what it will run with.
+/// What a task stopped at its exec event will run with: its argument vector and what its
+/// environment says to the loader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// The argument vector.
+    pub argv: Vec<Vec<u8>>,
+    /// The first refused loader variable set.
+    pub refused_env: Option<String>,
+    /// Every library search path variable set, with its value.
+    pub library_paths: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads what a task stopped at its exec event will run with, from the new image's stack
+/// (argc, argv[], NULL, envp[], NULL): the argument vector, the first loader variable of
+/// `refuse` and the values of the `paths` variables in its environment. The stopped image is
+/// private to the task: this is what it will run with.
 ///
 /// # Errors
 /// When the registers or the stack cannot be read.
-pub fn loaded_args(
-    pid: i32,
-    names: &[String],
-    limits: &Limits,
-) -> Result<(Vec<Vec<u8>>, Option<String>), MemError> {
+pub fn loaded_args(pid: i32, refuse: &[String], paths: &[String], limits: &Limits) -> Result<Loaded, MemError> {
     let regs = ptrace::getregs(Pid::from_raw(pid)).map_err(|_| MemError::Gone)?;
     // A 32-bit image runs with the compat code segment.
     let (width, sp) = if regs.cs == 0x23 {
@@ -162,8 +171,12 @@ pub fn loaded_args(
         return Err(MemError::Fault);
     }
     let envp = sp + step * (argc + 2);
-    let env = memory::find_env(&mut mem, envp, width, names, limits)?;
-    Ok((argv, env.map(str::to_owned)))
+    let env = memory::scan_env(&mut mem, envp, width, refuse, paths, limits)?;
+    Ok(Loaded {
+        argv,
+        refused_env: env.refused.map(str::to_owned),
+        library_paths: env.paths.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
+    })
 }
 
 /// Whether `errno` means the kernel will restart the call (and notify again).

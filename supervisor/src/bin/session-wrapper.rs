@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use session_wrapper::configfile::{self, LoadError, DEFAULT_PATH};
 use session_wrapper::decide::{self, DecidedOn, Subject};
 use session_wrapper::exefile::Loaders;
@@ -18,10 +18,20 @@ use session_wrapper_config::text::{escape, escape_argv};
 use session_wrapper_config::{Action, Config, DecidedBy, FailPolicy, ScopeVerdict};
 
 #[derive(Parser, Debug)]
-#[command(name = "session-wrapper", version, about = "Per-command authorization for login sessions")]
+#[command(
+    name = "session-wrapper",
+    version,
+    about = "Per-command authorization for login sessions",
+    long_about = "Per-command authorization for login sessions.\n\nWithout a subcommand, runs COMMAND under a supervisor, as `run` does: \
+                  session-wrapper --user USER [--user-uid UID --user-gid GID] [--fail-policy open|closed] -- COMMAND [ARGS]...",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -30,40 +40,49 @@ enum FailPolicyArg {
     Closed,
 }
 
+/// `session-wrapper run` (and `session-wrapper` without a subcommand).
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Configuration file (default: /etc/session-wrapper/config.toml, or the built-in
+    /// default, which allows and logs everything, when that does not exist).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The user to run as; also the identity commands are authorized for.
+    #[arg(long, required = true)]
+    user: Option<String>,
+    /// Its uid (default: looked up).
+    #[arg(long)]
+    user_uid: Option<u32>,
+    /// Its primary gid (default: looked up).
+    #[arg(long)]
+    user_gid: Option<u32>,
+    /// Overrides the configuration's fail-policy; also decides what happens when the
+    /// supervisor cannot start (open: run unsupervised; closed: do not run).
+    #[arg(long, value_enum)]
+    fail_policy: Option<FailPolicyArg>,
+    /// The service name rules see.
+    #[arg(long, default_value = "session-wrapper")]
+    service: String,
+    /// Syslog socket (overrides the configuration's log.socket).
+    #[arg(long)]
+    log_socket: Option<String>,
+    /// Where lines syslog cannot take yet are kept (overrides the configuration's
+    /// log.spool-dir; root only).
+    #[arg(long)]
+    spool_dir: Option<String>,
+    /// Log debug lines (unresolvable execs).
+    #[arg(long)]
+    debug: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<OsString>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run COMMAND under a supervisor: every exec it and its descendants make is decided.
-    Run {
-        /// Configuration file (default: /etc/session-wrapper/config.toml, or the built-in
-        /// default when that does not exist).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The user to run as; also the identity commands are authorized for.
-        #[arg(long)]
-        user: String,
-        /// Its uid (default: looked up).
-        #[arg(long)]
-        user_uid: Option<u32>,
-        /// Its primary gid (default: looked up).
-        #[arg(long)]
-        user_gid: Option<u32>,
-        /// Overrides the configuration's fail-policy; also decides what happens when the
-        /// supervisor cannot start (open: run unsupervised; closed: do not run).
-        #[arg(long, value_enum)]
-        fail_policy: Option<FailPolicyArg>,
-        /// The service name rules see.
-        #[arg(long, default_value = "session-wrapper")]
-        service: String,
-        /// Syslog socket (overrides the configuration's log.socket).
-        #[arg(long)]
-        log_socket: Option<String>,
-        /// Log debug lines (unresolvable execs).
-        #[arg(long)]
-        debug: bool,
-        /// The command and its arguments.
-        #[arg(last = true, required = true)]
-        command: Vec<OsString>,
-    },
+    /// Run COMMAND under a supervisor: every exec it and its descendants make is decided
+    /// (the same as `session-wrapper` without a subcommand).
+    Run(RunArgs),
     /// Check the configuration and whether this system can enforce it: exit 0 when valid
     /// and supported, 1 with located errors or with what a session would lose.
     CheckConfig {
@@ -141,52 +160,21 @@ fn load_config(path: Option<&Path>, builtin_ok: bool) -> Result<Config, LoadErro
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Run {
-            config,
-            user,
-            user_uid,
-            user_gid,
-            fail_policy,
-            service,
-            log_socket,
-            debug,
-            command,
-        } => cmd_run(RunArgs {
-            config,
-            user,
-            user_uid,
-            user_gid,
-            fail_policy,
-            service,
-            log_socket,
-            debug,
-            command,
-        }),
-        Command::CheckConfig { config, json } => cmd_check_config(config.as_deref(), json),
-        Command::SelfTest { config, comprehensive, json } => cmd_self_test(config.as_deref(), comprehensive, json),
-        Command::Probe { tasks } => session_wrapper::selftest::probe::main(&tasks),
-        Command::Explain { config, user, service, target_user, command } => {
+        None => cmd_run(cli.run),
+        Some(Command::Run(args)) => cmd_run(args),
+        Some(Command::CheckConfig { config, json }) => cmd_check_config(config.as_deref(), json),
+        Some(Command::SelfTest { config, comprehensive, json }) => cmd_self_test(config.as_deref(), comprehensive, json),
+        Some(Command::Probe { tasks }) => session_wrapper::selftest::probe::main(&tasks),
+        Some(Command::Explain { config, user, service, target_user, command }) => {
             cmd_explain(config.as_deref(), &user, &service, target_user.as_deref(), &command)
         }
-        Command::Sessions { json } => cmd_sessions(json),
-        Command::DefaultConfig => {
+        Some(Command::Sessions { json }) => cmd_sessions(json),
+        Some(Command::DefaultConfig) => {
             print!("{}", session_wrapper_config::BUILTIN);
             0
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
-}
-
-struct RunArgs {
-    config: Option<PathBuf>,
-    user: String,
-    user_uid: Option<u32>,
-    user_gid: Option<u32>,
-    fail_policy: Option<FailPolicyArg>,
-    service: String,
-    log_socket: Option<String>,
-    debug: bool,
-    command: Vec<OsString>,
 }
 
 fn cmd_run(a: RunArgs) -> i32 {
@@ -206,19 +194,26 @@ fn cmd_run(a: RunArgs) -> i32 {
     if let Some(s) = a.log_socket {
         config.log.socket = s;
     }
-    let looked_up = users::lookup(&a.user).ok().flatten();
+    if let Some(d) = a.spool_dir {
+        config.log.spool_dir = d;
+    }
+    let Some(user) = a.user else {
+        eprintln!("session-wrapper: --user is required");
+        return 2;
+    };
+    let looked_up = users::lookup(&user).ok().flatten();
     let (uid, gid) = match (a.user_uid, a.user_gid, &looked_up) {
         (Some(u), Some(g), _) => (u, g),
         (u, g, Some(l)) => (u.unwrap_or(l.uid), g.unwrap_or(l.gid)),
         _ => {
-            eprintln!("session-wrapper: unknown user {:?}: give --user-uid and --user-gid", a.user);
+            eprintln!("session-wrapper: unknown user {user:?}: give --user-uid and --user-gid");
             return 1;
         }
     };
     let fail_policy = config.fail_policy;
     match run::run(RunOptions {
         config,
-        user: a.user,
+        user,
         uid,
         gid,
         service: a.service,
@@ -341,7 +336,8 @@ fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
         }
         Err(e) => return invalid(format!("{e}\nsession-wrapper: {shown}: configuration is NOT valid")),
     };
-    let system = selftest::system_checks(&config);
+    let mut system = selftest::system_checks(&config);
+    system.extend(selftest::policy_lints(&config));
     if json {
         println!(
             "{}",
@@ -378,12 +374,14 @@ fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
     let g = &p.guards;
     let ga = |a| if a == session_wrapper_config::GuardAction::Deny { "deny" } else { "allow" };
     println!(
-        "guards: memfd={} deleted={} foreign-mount={} dynamic-loader={} loader-env={} traced={} io-uring={}",
+        "guards: memfd={} deleted={} foreign-mount={} user-namespaces={} dynamic-loader={} loader-env={} library-path={} traced={} io-uring={}",
         ga(g.memfd),
         ga(g.deleted),
         ga(g.foreign_mount),
+        ga(g.user_namespaces),
         ga(g.dynamic_loader),
         list(&g.loader_env),
+        ga(g.library_path),
         ga(g.traced),
         ga(g.io_uring)
     );
@@ -401,7 +399,13 @@ fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
         );
         for e in r.exe_patterns() {
             if let Some(c) = e.canonical_form() {
-                notes.push(format!("rule {}: {} also matches {} on this system", r.name, e.written(), c));
+                notes.push(format!("rule {}: {} matches {} on this system", r.name, e.written(), c));
+            } else if e.written().len() > 1 && crate_trust_untrusted(e.written()) {
+                notes.push(format!(
+                    "rule {}: {} leads through a directory or link someone other than root can change: it is matched only as written",
+                    r.name,
+                    e.written()
+                ));
             }
         }
     }
@@ -420,6 +424,17 @@ fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
         println!("the configuration is valid, but this system cannot enforce all of it (see FAIL above)");
         1
     }
+}
+
+/// Whether a pattern's literal directory leads through something others than root can change.
+fn crate_trust_untrusted(written: &str) -> bool {
+    let literal = written.split(['*', '?', '[', '{']).next().unwrap_or(written);
+    let dir = literal.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+    let Ok(root) = nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()) else {
+        return false;
+    };
+    use std::os::fd::AsFd;
+    matches!(session_wrapper::trust::resolve(root.as_fd(), dir.as_bytes()), session_wrapper::trust::Lookup::Untrusted(_))
 }
 
 fn describe_isolation(i: &session_wrapper_config::Isolation) -> String {
@@ -497,19 +512,34 @@ fn cmd_explain(
     let plan = resolve::resolve(me, tgid, None, program.as_bytes(), 0).and_then(|named| {
         resolve::plan(me, tgid, named, program.as_bytes().to_vec(), &argv, &mut resolve::HeadCache::default())
     });
-    let plan = match plan {
+    let mut plan = match plan {
         Ok(p) => p,
         Err(e) => {
             println!("command: {} cannot be run: {e}", escape(program.as_bytes()));
             return 1;
         }
     };
+    plan.find_links(&session_wrapper::trust::LinkFinder::new(None), program.as_bytes(), &argv);
     println!("command: {} (real file {})", escape(program.as_bytes()), escape(&plan.named.real_path));
+    let invoked = session_wrapper_config::invoked_name(&argv[0]);
+    if !plan.named.real_path.ends_with(&[b"/", invoked].concat()) {
+        let through: Vec<String> = plan.named.links.iter().map(|l| escape(l)).collect();
+        let through = if through.is_empty() { "no link of that name in a root-only directory".into() } else { through.join(", ") };
+        println!("  invoked as: {} ({through})", escape(invoked));
+    }
     for i in &plan.interpreters {
         println!("  #! interpreter: {}", escape(&i.file.real_path));
     }
     let target_user = target.unwrap_or(&login.name).to_owned();
-    let who = Subject { user: &login, service, target_user: &target_user, loader_env: None, traced: false };
+    let who = Subject {
+        user: &login,
+        service,
+        target_user: &target_user,
+        loader_env: None,
+        untrusted_library_path: None,
+        traced: false,
+        foreign_user_namespace: false,
+    };
     let loaders = Loaders::discover();
     let (d, on) = decide::decide_plan(&config, &loaders, &who, &plan, &argv);
     let (argv_text, _) = escape_argv(&argv, 512);

@@ -451,6 +451,36 @@ fn race(ok: &str, denied: &str, marker: &str) -> (&'static str, String) {
     }
 }
 
+/// Makes a user namespace with a mount namespace of its own: where a user could bind-mount a
+/// file over the loader or a library of an allowed program.
+fn user_namespace() -> (&'static str, String) {
+    let ended = forked(|| {
+        // SAFETY: unshare takes flags only.
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
+            return Err(last_errno());
+        }
+        Ok(0)
+    });
+    match ended {
+        Ended::Errno(libc::EPERM) => ("pass", "refused (EPERM): no mount of one's own can lay a file over the loader or a library".into()),
+        Ended::Code(0) => ("fail", "a user and mount namespace of one's own was created: files can be mounted over the loader and the libraries of allowed programs".into()),
+        other => ("fail", format!("unshare(CLONE_NEWUSER|CLONE_NEWNS) ended with {other:?}")),
+    }
+}
+
+/// Runs an allowed program with `LD_LIBRARY_PATH` naming a directory everyone can write.
+fn library_path(file: &str) -> (&'static str, String) {
+    let ended = forked(|| {
+        let p = cstr(file);
+        let argv = [p.as_ptr(), std::ptr::null()];
+        let envp = [c"LD_LIBRARY_PATH=/tmp".as_ptr(), std::ptr::null()];
+        // SAFETY: NUL-terminated path, argv and envp.
+        unsafe { libc::execve(p.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        Err(last_errno())
+    });
+    expect_refused(ended, libc::EACCES)
+}
+
 fn one(task: &str) -> (&'static str, String) {
     let parts: Vec<&str> = task.split(':').collect();
     match parts.as_slice() {
@@ -484,6 +514,8 @@ fn one(task: &str) -> (&'static str, String) {
         ["ldso", file] => loader(file),
         ["script", p] => expect_refused(forked(|| Err(exec(p, &[p]))), libc::EACCES),
         ["race", ok, denied, marker] => race(ok, denied, marker),
+        ["userns"] => user_namespace(),
+        ["ldpath", file] => library_path(file),
         _ => ("fail", "unknown task".into()),
     }
 }

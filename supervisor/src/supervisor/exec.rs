@@ -8,14 +8,16 @@
 //! 4. **complete**: refuse (errno, message, log line) or attach and let it run;
 //! 5. **verify** at the exec stop what really loaded, and log the outcome.
 
+use std::ffi::CString;
 use std::fmt::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::unistd::Pid;
 use session_wrapper_config::text::{escape, escape_argv};
-use session_wrapper_config::{Action, DecidedBy, Decision, ExeKind, FailPolicy, Guard, Mode, Request};
+use session_wrapper_config::{Action, DecidedBy, Decision, ExeKind, FailPolicy, Guard, LogFailure, Mode};
 use session_wrapper_protocol::session_id_text;
 
 use super::{Pending, Supervisor, Verdict};
@@ -39,6 +41,10 @@ pub(super) struct ExecFacts {
     path: Vec<u8>,
     argv: Vec<Vec<u8>>,
     loader_env: Option<String>,
+    /// Why a library search path of its environment is refused, if it is.
+    library_path: Option<String>,
+    /// Whether the caller is in a user namespace other than the session's.
+    foreign_user_namespace: bool,
     plan: ExecPlan,
     cwd: Vec<u8>,
     tty: Option<String>,
@@ -141,14 +147,15 @@ impl Supervisor {
         };
         let mut mem = Remote::new(Pid::from_raw(tid));
         let limits = self.limits;
-        let loader_names = &self.config.policy.guards.loader_env;
+        let refuse = &self.config.policy.guards.loader_env;
+        let paths = &self.library_vars;
         let read = memory::read_path(&mut mem, path_ptr, &limits).and_then(|path| {
             let argv = memory::read_argv(&mut mem, argv_ptr, width, &limits)?;
-            let env = memory::find_env(&mut mem, envp_ptr, width, loader_names, &limits)?;
-            Ok((path, argv, env.map(str::to_owned)))
+            let env = memory::scan_env(&mut mem, envp_ptr, width, refuse, paths, &limits)?;
+            Ok((path, argv, env.refused.map(str::to_owned), owned_paths(env.paths)))
         });
         drop(mem);
-        let (path, mut argv, loader_env) = match read {
+        let (path, mut argv, loader_env, library_vars) = match read {
             Ok(r) => r,
             Err(e) => {
                 if self.listener.id_valid(n.id) {
@@ -202,35 +209,47 @@ impl Supervisor {
             }
         };
         self.mark_foreign(&mut plan);
+        plan.find_links(&self.links, &path, &argv);
+        let library_path = library_path_problem(tid, &library_vars);
+        let foreign_user_namespace = self.reference.foreign_user_namespace(tid);
         let target_user = self.names.name(status.euid).to_owned();
-        Some(ExecFacts { id: n.id, tid, status, pidfd, path, argv, loader_env, plan, cwd, tty, target_user, t0 })
+        Some(ExecFacts {
+            id: n.id,
+            tid,
+            status,
+            pidfd,
+            path,
+            argv,
+            loader_env,
+            library_path,
+            foreign_user_namespace,
+            plan,
+            cwd,
+            tty,
+            target_user,
+            t0,
+        })
     }
 
-    fn decide_facts(&self, f: &ExecFacts, traced: bool) -> Decision {
-        let who = Subject {
+    fn subject<'a>(&'a self, f: &'a ExecFacts, traced: bool) -> Subject<'a> {
+        Subject {
             user: &self.session.user,
             service: &self.session.service,
             target_user: &f.target_user,
             loader_env: f.loader_env.as_deref(),
+            untrusted_library_path: f.library_path.as_deref(),
             traced: traced || f.status.tracer != 0,
-        };
-        decide::decide_plan(&self.config, &self.loaders, &who, &f.plan, &f.argv).0
+            foreign_user_namespace: f.foreign_user_namespace,
+        }
+    }
+
+    fn decide_facts(&self, f: &ExecFacts, traced: bool) -> Decision {
+        decide::decide_plan(&self.config, &self.loaders, &self.subject(f, traced), &f.plan, &f.argv).0
     }
 
     /// The fallback rules, then the fail policy, for an `authorize` nobody answered.
     fn no_answer(&self, f: &ExecFacts, decision: &Decision, why: String) -> (Verdict, Decision, String, Option<String>) {
-        let req = Request {
-            user: &self.session.user.name,
-            groups: &self.session.user.groups,
-            target_user: &f.target_user,
-            service: &self.session.service,
-            exe: &f.plan.named.real_path,
-            kind: f.plan.named.kind,
-            dynamic_loader: self.loaders.contains(f.plan.named.dev, f.plan.named.ino),
-            loader_env: f.loader_env.as_deref(),
-            traced: f.status.tracer != 0,
-            argv: &f.argv,
-        };
+        let req = decide::request(&self.loaders, &self.subject(f, false), (&f.plan.named).into(), &f.argv);
         if let Some((i, d)) = self.config.policy.decide_fallback(&req) {
             let verdict = if d.action == Action::Allow { Verdict::Allow } else { Verdict::Deny };
             let name = self.config.policy.fallback.get(i).map_or("?", |r| r.name.as_str());
@@ -358,7 +377,19 @@ impl Supervisor {
             return;
         }
         let mut s = self.settle(&f, decision, authz);
-        let enforce = self.config.mode == Mode::Enforce;
+        // "No audit, no exec": while a line can be neither delivered nor kept on disk, execs
+        // are refused, in audit mode too.
+        let unlogged = self.config.log_failure == LogFailure::Refuse && !self.log.can_keep();
+        if unlogged {
+            let decision = Decision {
+                action: Action::Deny,
+                by: s.decision.by,
+                message: Some("the audit log cannot be written; commands are refused until it can".into()),
+            };
+            let reason = Some("log-failure=refuse: syslog takes no lines and the spool cannot keep them".into());
+            s = Settled { verdict: Verdict::Deny, decision, authz: s.authz, reason };
+        }
+        let enforce = self.config.mode == Mode::Enforce || unlogged;
         let runs = |v: Verdict| v == Verdict::Allow || !enforce;
         // An exec that runs does so only under our check: attach now. A task traced by
         // someone else cannot be attached, which is how a tracer is noticed.
@@ -487,13 +518,13 @@ impl Supervisor {
             return;
         };
         let image = procfs::exe_identity(pid);
-        let loaded = tracer::loaded_args(pid, &self.config.policy.guards.loader_env, &self.limits);
-        let (argv, loader_env) = match loaded {
-            Ok((argv, env)) => (Ok(argv), env),
-            Err(e) => (Err(e), None),
-        };
-        let matches =
-            image.as_ref().ok() == Some(&p.image) && argv.as_ref().ok() == Some(&p.argv) && loader_env.is_none();
+        let loaded = tracer::loaded_args(pid, &self.config.policy.guards.loader_env, &self.library_vars, &self.limits);
+        let library_path = loaded.as_ref().ok().and_then(|l| library_path_problem(pid, &l.library_paths));
+        let refused_env = loaded.as_ref().ok().and_then(|l| l.refused_env.clone());
+        let matches = image.as_ref().ok() == Some(&p.image)
+            && loaded.as_ref().is_ok_and(|l| l.argv == p.argv)
+            && refused_env.is_none()
+            && library_path.is_none();
         if matches {
             // The pidfd is taken while the process is stopped: a short command could be gone
             // (and its pid reused) by the time the loop looks again.
@@ -505,7 +536,7 @@ impl Supervisor {
         }
         // What loaded is not what was authorized: decide again on what loaded.
         let exe = procfs::exe_path(pid).unwrap_or_default();
-        let argv = argv.unwrap_or_default();
+        let argv = loaded.map(|l| l.argv).unwrap_or_default();
         let kind = if exe.starts_with(b"/memfd:") {
             ExeKind::Memfd
         } else if exe.ends_with(b" (deleted)") {
@@ -515,18 +546,20 @@ impl Supervisor {
         };
         let (dev, ino) = image.unwrap_or((0, 0));
         let kind = if kind == ExeKind::File && self.reference.foreign(&exe, dev, ino) { ExeKind::Foreign } else { kind };
-        let d = self.config.policy.decide(&Request {
-            user: &self.session.user.name,
-            groups: &self.session.user.groups,
-            target_user: &p.target_user,
+        let name = session_wrapper_config::invoked_name(argv.first().map_or(&[][..], Vec::as_slice));
+        let own = exe.rsplit(|&b| b == b'/').next() == Some(name);
+        let links = if own { Vec::new() } else { self.links.links(name, dev, ino, &exe) };
+        let who = Subject {
+            user: &self.session.user,
             service: &self.session.service,
-            exe: &exe,
-            kind,
-            dynamic_loader: self.loaders.contains(dev, ino),
-            loader_env: loader_env.as_deref(),
+            target_user: &p.target_user,
+            loader_env: refused_env.as_deref(),
+            untrusted_library_path: library_path.as_deref(),
             traced: p.traced,
-            argv: &argv,
-        });
+            foreign_user_namespace: self.reference.foreign_user_namespace(pid),
+        };
+        let file = decide::File { path: &exe, id: (dev, ino), kind, links: &links };
+        let d = decide::decide_file(&self.config, &self.loaders, &who, file, &argv);
         // Only a local allow lets a mismatch through: there is no time to ask a server now.
         let allowed = d.action == Action::Allow;
         let (argv_text, _) = escape_argv(&argv, self.config.log.argv_max);
@@ -601,5 +634,29 @@ fn guard_text(g: Guard) -> &'static str {
         Guard::LoaderEnv => "LD_PRELOAD/LD_AUDIT-style loader variables are not allowed",
         Guard::Traced => "running programs under a debugger or tracer is not allowed",
         Guard::ForeignMount => "this path names another program in the session; running programs from a private mount namespace is not allowed",
+        Guard::UserNamespaces => "running programs in a user namespace of one's own is not allowed",
+        Guard::LibraryPath => "a library search path (LD_LIBRARY_PATH, GCONV_PATH) may name only directories that only root can change",
     }
+}
+
+/// The library search path variables the `library-path` guard checks.
+pub(super) const LIBRARY_PATH_VARS: [&str; 2] = ["LD_LIBRARY_PATH", "GCONV_PATH"];
+
+fn owned_paths(paths: Vec<(&str, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    paths.into_iter().map(|(n, v)| (n.to_owned(), v)).collect()
+}
+
+/// Why the library search path variables of task `tid`'s exec are refused, if they are:
+/// each directory is looked up from the task's own root, as its loader will.
+fn library_path_problem(tid: i32, vars: &[(String, Vec<u8>)]) -> Option<String> {
+    if vars.is_empty() {
+        return None;
+    }
+    let root = CString::new(format!("/proc/{tid}/root")).ok().and_then(|c| {
+        nix::fcntl::openat(nix::fcntl::AT_FDCWD, c.as_c_str(), OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()
+    });
+    let Some(root) = root else { return Some("the process's root directory cannot be read".into()) };
+    vars.iter().find_map(|(name, value)| {
+        crate::trust::library_path_problem(root.as_fd(), value).map(|p| format!("{name}={}: {p}", String::from_utf8_lossy(value)))
+    })
 }

@@ -1,0 +1,326 @@
+//! A root-only directory on disk where what could not be delivered waits until it can be:
+//! syslog lines that a missing or stalled syslog daemon did not take.
+//!
+//! Each supervisor appends to a file of its own (`log.SESSION.PID`, one line per record), which
+//! it holds locked (`flock`) for as long as it runs. A later supervisor, once its own syslog
+//! socket works, *claims* a file nobody holds (the lock fails while its writer lives), delivers
+//! its lines, and removes it only when every line is sent; if that supervisor ends first, it
+//! writes back what is left. A crash anywhere leaves the file in place (a line may then be
+//! delivered twice, never lost).
+//!
+//! Bounds: [`FILE_MAX`] bytes per file and [`DIR_MAX`] bytes in the directory; what does not
+//! fit is counted by the caller and reported as dropped.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{openat, Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
+
+/// The default spool directory.
+pub const DEFAULT_DIR: &str = "/var/spool/session-wrapper";
+/// Most bytes in one supervisor's file.
+pub const FILE_MAX: u64 = 4 << 20;
+/// Most bytes in the whole directory.
+pub const DIR_MAX: u64 = 64 << 20;
+/// Prefix of the files of syslog lines.
+const LOG_PREFIX: &str = "log.";
+
+/// The spool directory, held open.
+#[derive(Debug)]
+pub struct SpoolDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl SpoolDir {
+    /// Opens `path`, creating it (mode 0700) if needed. It must be a directory owned by root
+    /// and writable by no one else.
+    ///
+    /// # Errors
+    /// When it cannot be made or opened, or belongs to someone else.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        if !path.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+        }
+        let fd = openat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )?;
+        let meta = File::from(fd.try_clone()?).metadata()?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me || meta.mode() & 0o022 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} is not owned by uid {me} or is writable by others", path.display()),
+            ));
+        }
+        Ok(SpoolDir { fd, path: path.to_owned() })
+    }
+
+    /// The directory's descriptor, to be moved (see [`crate::sys::place_consecutive`]).
+    pub fn fd_mut(&mut self) -> &mut OwnedFd {
+        &mut self.fd
+    }
+
+    /// The directory's descriptor, for the supervisor's own filter (writes only here).
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_file(&self, name: &str, create: bool) -> io::Result<File> {
+        let mut flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+        if create {
+            flags |= OFlag::O_CREAT;
+        }
+        Ok(File::from(openat(&self.fd, name, flags, Mode::from_bits_truncate(0o600))?))
+    }
+
+    fn names(&self) -> Vec<String> {
+        let dir = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        let mut names: Vec<String> =
+            entries.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).collect();
+        names.sort();
+        names
+    }
+
+    fn total_bytes(&self) -> u64 {
+        self.names()
+            .iter()
+            .filter_map(|n| nix::sys::stat::fstatat(&self.fd, n.as_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok())
+            .map(|st| st.st_size as u64)
+            .sum()
+    }
+
+    /// Creates this supervisor's own file of syslog lines, locked.
+    ///
+    /// # Errors
+    /// When it cannot be created or the directory is full.
+    pub fn create_own(&self, session: &str) -> io::Result<SpoolFile> {
+        if self.total_bytes() >= DIR_MAX {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "the spool directory is full"));
+        }
+        let name = format!("{LOG_PREFIX}{session}.{}", std::process::id());
+        let file = self.open_file(&name, true)?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io::Error::from(e))?;
+        let len = lock.metadata()?.len();
+        Ok(SpoolFile { lock, name, read_at: 0, len })
+    }
+
+    /// Claims a file of syslog lines that no live supervisor holds (not `except`).
+    pub fn claim(&self, except: Option<&str>) -> Option<SpoolFile> {
+        for name in self.names() {
+            if !name.starts_with(LOG_PREFIX) || Some(name.as_str()) == except {
+                continue;
+            }
+            let Ok(file) = self.open_file(&name, false) else { continue };
+            let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else { continue };
+            let Ok(meta) = lock.metadata() else { continue };
+            if meta.len() == 0 {
+                let _ = nix::unistd::unlinkat(&self.fd, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+                continue;
+            }
+            return Some(SpoolFile { len: meta.len(), lock, name, read_at: 0 });
+        }
+        None
+    }
+
+    /// Removes a file whose every line was delivered.
+    pub fn remove(&self, file: SpoolFile) {
+        let _ = nix::unistd::unlinkat(&self.fd, file.name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+}
+
+/// One file of lines, locked by this process.
+#[derive(Debug)]
+pub struct SpoolFile {
+    lock: Flock<File>,
+    name: String,
+    /// Lines before this offset have been delivered.
+    read_at: u64,
+    len: u64,
+}
+
+impl SpoolFile {
+    /// The file's name in the spool directory.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether every line has been delivered.
+    pub fn is_empty(&self) -> bool {
+        self.read_at >= self.len
+    }
+
+    /// Whether a line of `len` bytes still fits.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.len + (len as u64) < FILE_MAX
+    }
+
+    /// Lines not yet delivered.
+    pub fn count(&self) -> usize {
+        let mut buf = Vec::new();
+        let _ = self.pending(&mut buf);
+        buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count()
+    }
+
+    fn pending(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        let n = (self.len - self.read_at).min(FILE_MAX) as usize;
+        buf.resize(n, 0);
+        self.lock.read_exact_at(buf, self.read_at)
+    }
+
+    /// Appends one line (a newline inside it is written as a space).
+    ///
+    /// # Errors
+    /// When the file is full or the write fails.
+    pub fn append(&mut self, line: &[u8]) -> io::Result<()> {
+        if self.len + line.len() as u64 + 1 > FILE_MAX {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "the spool file is full"));
+        }
+        let mut rec: Vec<u8> = line.iter().map(|&b| if b == b'\n' { b' ' } else { b }).collect();
+        rec.push(b'\n');
+        self.lock.write_all_at(&rec, self.len)?;
+        self.len += rec.len() as u64;
+        Ok(())
+    }
+
+    /// Makes what was appended last survive a crash of the host.
+    pub fn sync(&self) {
+        let _ = self.lock.sync_data();
+    }
+
+    /// The next line not yet delivered.
+    pub fn peek(&self) -> Option<Vec<u8>> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut head = vec![0u8; 0];
+        let mut chunk = [0u8; 4096];
+        let mut at = self.read_at;
+        loop {
+            let n = self.lock.read_at(&mut chunk, at).ok()?;
+            if n == 0 {
+                return (!head.is_empty()).then_some(head);
+            }
+            if let Some(nl) = chunk[..n].iter().position(|&b| b == b'\n') {
+                head.extend_from_slice(&chunk[..nl]);
+                return Some(head);
+            }
+            head.extend_from_slice(&chunk[..n]);
+            at += n as u64;
+            if head.len() > 64 * 1024 {
+                return Some(head);
+            }
+        }
+    }
+
+    /// Marks the line [`SpoolFile::peek`] gave as delivered. When nothing is left, the file is
+    /// emptied so that it can take new lines.
+    pub fn consumed(&mut self, line: &[u8]) {
+        self.read_at = (self.read_at + line.len() as u64 + 1).min(self.len);
+        if self.is_empty() {
+            let _ = self.lock.set_len(0);
+            self.read_at = 0;
+            self.len = 0;
+        }
+    }
+
+    /// Keeps only the lines not yet delivered (before letting the file go to another
+    /// supervisor), so that nothing delivered is delivered again.
+    pub fn keep_pending(&mut self) {
+        if self.read_at == 0 {
+            return;
+        }
+        let mut rest = Vec::new();
+        if self.pending(&mut rest).is_ok() && self.lock.set_len(0).is_ok() {
+            let _ = self.lock.write_all_at(&rest, 0);
+            self.len = rest.len() as u64;
+            self.read_at = 0;
+            self.sync();
+        }
+    }
+
+    /// Every pending line, for a reader that is not a syslog socket (tests, stderr).
+    pub fn drain_lines(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(l) = self.peek() {
+            self.consumed(&l);
+            out.push(l);
+        }
+        out
+    }
+}
+
+/// Reads every line of a spool file at `path` (for `session-wrapper` and tests).
+///
+/// # Errors
+/// When it cannot be read.
+pub fn read_lines(path: &Path) -> io::Result<Vec<String>> {
+    let mut text = String::new();
+    File::open(path)?.read_to_string(&mut text)?;
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sw-spool-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn lines_survive_their_writer_and_are_claimed_once() {
+        let d = dir("claim");
+        let spool = SpoolDir::open(&d).expect("open");
+        let mut own = spool.create_own("000000000001").expect("create");
+        own.append(b"<86>one").expect("append");
+        own.append(b"<86>two\nstill two").expect("append");
+        assert_eq!(own.count(), 2);
+        // While its writer holds it, nobody claims it.
+        assert!(spool.claim(None).is_none());
+        drop(own);
+        let mut claimed = spool.claim(None).expect("claimable once the writer is gone");
+        assert!(spool.claim(None).is_none(), "a claimed file is held");
+        let first = claimed.peek().expect("a line");
+        assert_eq!(first, b"<86>one");
+        claimed.consumed(&first);
+        claimed.keep_pending();
+        drop(claimed);
+        let mut again = spool.claim(None).expect("what was left");
+        assert_eq!(again.drain_lines(), vec![b"<86>two still two".to_vec()]);
+        spool.remove(again);
+        assert!(spool.claim(None).is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_file_is_bounded() {
+        let d = dir("bound");
+        let spool = SpoolDir::open(&d).expect("open");
+        let mut own = spool.create_own("000000000002").expect("create");
+        let line = vec![b'x'; 64 * 1024];
+        let mut written = 0u64;
+        while own.append(&line).is_ok() {
+            written += 1;
+        }
+        assert!(written * (line.len() as u64 + 1) <= FILE_MAX);
+        assert!(written > 0);
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

@@ -1,0 +1,408 @@
+//! Paths that only root can change.
+//!
+//! A path is *trusted* when every directory on the way to it, and every symlink followed, is
+//! owned by root and writable by no one else: then what it names can be changed by root alone.
+//! Policy patterns are resolved through trusted paths only (a user's own symlink never widens
+//! a rule), the names a program is invoked as are looked up in trusted directories only, and a
+//! library search path (`LD_LIBRARY_PATH`, `GCONV_PATH`) may name only trusted directories.
+//!
+//! The walk is done here, component by component from a root directory (the session's, or the
+//! process's own `/proc/PID/root`), with `O_PATH | O_NOFOLLOW` opens, as the kernel would walk
+//! it; `..` goes up the directories actually walked.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+
+/// Symlinks followed at most, as the kernel's `MAXSYMLINKS`.
+const MAX_LINKS: usize = 40;
+
+/// The directories searched for the names programs are invoked as, besides the directory of
+/// the path asked for: a login's `PATH`.
+pub const STANDARD_DIRS: &[&str] =
+    &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/// Whether a directory (or a link's directory) can be changed by root alone.
+pub fn root_only(st: &FileStat) -> bool {
+    st.st_uid == 0 && st.st_mode & 0o022 == 0
+}
+
+/// What a walk found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The path exists and was reached through root-only directories and links.
+    Found(Found),
+    /// It does not exist, and the last directory reached is root-only: nobody else can make it.
+    Missing,
+    /// Something on the way can be changed by someone other than root.
+    Untrusted(Untrusted),
+}
+
+/// A path reached through root-only directories.
+#[derive(Debug)]
+pub struct Found {
+    /// The real path, every link resolved.
+    pub path: Vec<u8>,
+    /// An `O_PATH` handle on it.
+    pub fd: OwnedFd,
+    /// Its status.
+    pub stat: FileStat,
+}
+
+/// The first thing on the way that someone other than root can change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untrusted {
+    /// The directory.
+    pub path: Vec<u8>,
+    /// Its owner.
+    pub uid: u32,
+    /// Its permission bits.
+    pub mode: u32,
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = String::from_utf8_lossy(&self.path);
+        write!(f, "{path} (owner uid {}, mode {:o})", self.uid, self.mode & 0o7777)
+    }
+}
+
+fn open_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+    let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    loop {
+        match openat(dir, c.as_c_str(), OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+fn components(path: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").map(<[u8]>::to_vec)
+}
+
+/// Walks `path` from `root` (an absolute path; a relative one is taken from `root` too),
+/// following symlinks the way the kernel does, through root-only directories and links only.
+pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
+    let Ok(root_fd) = nix::unistd::dup(root) else { return Lookup::Missing };
+    // The directories walked so far, from the root: (handle, path).
+    let mut chain: Vec<(OwnedFd, Vec<u8>)> = vec![(root_fd, Vec::new())];
+    let mut todo: VecDeque<Vec<u8>> = components(path).collect();
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == b".." {
+            if chain.len() > 1 {
+                chain.pop();
+            }
+            continue;
+        }
+        let Some((dir, dir_path)) = chain.last() else { return Lookup::Missing };
+        let Ok(dir_stat) = fstat(dir) else { return Lookup::Missing };
+        if !root_only(&dir_stat) {
+            let path = if dir_path.is_empty() { b"/".to_vec() } else { dir_path.clone() };
+            return Lookup::Untrusted(Untrusted { path, uid: dir_stat.st_uid, mode: dir_stat.st_mode });
+        }
+        let mut here = dir_path.clone();
+        here.push(b'/');
+        here.extend_from_slice(&name);
+        let fd = match open_at(dir.as_fd(), &name) {
+            Ok(fd) => fd,
+            Err(_) => return Lookup::Missing,
+        };
+        let Ok(stat) = fstat(&fd) else { return Lookup::Missing };
+        match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFLNK => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Lookup::Missing;
+                }
+                let Ok(target) = readlinkat(&fd, c"") else { return Lookup::Missing };
+                let target = target.as_bytes();
+                if target.starts_with(b"/") {
+                    chain.truncate(1);
+                }
+                for c in components(target).collect::<Vec<_>>().into_iter().rev() {
+                    todo.push_front(c);
+                }
+            }
+            SFlag::S_IFDIR => chain.push((fd, here)),
+            _ if todo.is_empty() => return Lookup::Found(Found { path: here, fd, stat }),
+            _ => return Lookup::Missing,
+        }
+    }
+    let Some((fd, path)) = chain.pop() else { return Lookup::Missing };
+    let path = if path.is_empty() { b"/".to_vec() } else { path };
+    match fstat(&fd) {
+        Ok(stat) => Lookup::Found(Found { path, fd, stat }),
+        Err(_) => Lookup::Missing,
+    }
+}
+
+/// This process's own root directory.
+fn own_root() -> Option<OwnedFd> {
+    open_at(nix::fcntl::AT_FDCWD, b"/").ok()
+}
+
+/// The real path `path` leads to, when it is reached through root-only directories and links:
+/// what executable patterns are compiled with ([`session_wrapper_config::Canonicalize`]).
+pub fn canonicalize(path: &str) -> Option<String> {
+    let root = own_root()?;
+    match resolve(root.as_fd(), path.as_bytes()) {
+        Lookup::Found(f) => String::from_utf8(f.path).ok(),
+        Lookup::Missing | Lookup::Untrusted(_) => None,
+    }
+}
+
+/// Why a library search path entry is refused, if it is: it must be an absolute path to a
+/// root-only directory (or to nothing, in a root-only directory). An empty entry is the
+/// working directory; `$ORIGIN` and the other tokens of the loader depend on the program.
+pub fn library_path_problem(root: BorrowedFd<'_>, value: &[u8]) -> Option<String> {
+    for entry in value.split(|&b| b == b':' || b == b';') {
+        let shown = String::from_utf8_lossy(entry);
+        if entry.is_empty() {
+            return Some("an empty entry, which is the working directory".into());
+        }
+        if entry.contains(&b'$') {
+            return Some(format!("{shown}: a loader token"));
+        }
+        if !entry.starts_with(b"/") {
+            return Some(format!("{shown}: a relative directory"));
+        }
+        match resolve(root, entry) {
+            Lookup::Missing => {}
+            Lookup::Untrusted(u) => return Some(format!("{shown}: {u} can be changed by others than root")),
+            Lookup::Found(f) if !root_only(&f.stat) => {
+                let u = Untrusted { path: f.path, uid: f.stat.st_uid, mode: f.stat.st_mode };
+                return Some(format!("{shown}: {u} can be changed by others than root"));
+            }
+            Lookup::Found(_) => {}
+        }
+    }
+    None
+}
+
+/// Finds the links through which a program is invoked under another name than its own: for
+/// `systemctl` invoked as `reboot`, `/usr/sbin/reboot`. Searched: the directory of the path
+/// asked for, then [`STANDARD_DIRS`], each resolved once, when the finder is made, in the
+/// session's root.
+#[derive(Debug)]
+pub struct LinkFinder {
+    root: Option<OwnedFd>,
+    dirs: Vec<(OwnedFd, Vec<u8>)>,
+}
+
+impl LinkFinder {
+    /// A finder for the session whose root directory is `root` (this process's when `None`).
+    pub fn new(root: Option<BorrowedFd<'_>>) -> Self {
+        let root = match root {
+            Some(r) => nix::unistd::dup(r).ok(),
+            None => own_root(),
+        };
+        let mut dirs: Vec<(OwnedFd, Vec<u8>)> = Vec::new();
+        if let Some(r) = &root {
+            for d in STANDARD_DIRS {
+                if let Lookup::Found(f) = resolve(r.as_fd(), d.as_bytes()) {
+                    if root_only(&f.stat) && !dirs.iter().any(|(_, p)| *p == f.path) {
+                        dirs.push((f.fd, f.path));
+                    }
+                }
+            }
+        }
+        LinkFinder { root, dirs }
+    }
+
+    /// The paths, in root-only directories, named `name` that lead to the file `dev:ino`.
+    /// `asked` is the path the exec named (its directory is searched first, when its last
+    /// component is `name`).
+    pub fn links(&self, name: &[u8], dev: u64, ino: u64, asked: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let Some(root) = &self.root else { return out };
+        if name.is_empty() || name.contains(&b'/') || name == b"." || name == b".." {
+            return out;
+        }
+        let mut candidates = Vec::new();
+        if asked.starts_with(b"/") && split_last(asked).1 == name {
+            candidates.push(asked.to_vec());
+        }
+        for (_, d) in &self.dirs {
+            let mut p = d.clone();
+            p.push(b'/');
+            p.extend_from_slice(name);
+            candidates.push(p);
+        }
+        for c in candidates {
+            // The link itself must sit in a root-only directory: resolve its directory, then it.
+            let Lookup::Found(d) = resolve(root.as_fd(), split_last(&c).0) else { continue };
+            if !root_only(&d.stat) {
+                continue;
+            }
+            let mut link = d.path;
+            if link != b"/" {
+                link.push(b'/');
+            }
+            link.extend_from_slice(name);
+            if out.contains(&link) {
+                continue;
+            }
+            if let Lookup::Found(f) = resolve(root.as_fd(), &link) {
+                if f.stat.st_dev == dev && f.stat.st_ino == ino {
+                    out.push(link);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Who other than root can change what `path` names: the owners, groups and "everyone" of
+/// the directories on the way to it (as written, and as resolved), and of the file itself.
+/// Each as a phrase: `user alice`, `group staff`, `everyone`. Empty when only root can.
+pub fn writers(path: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut chains = vec![path.to_path_buf()];
+    if let Ok(real) = std::fs::canonicalize(path) {
+        if real != path {
+            chains.push(real);
+        }
+    }
+    let mut names = crate::users::UidNames::default();
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |who: String| {
+        if !out.contains(&who) {
+            out.push(who);
+        }
+    };
+    for chain in chains {
+        for prefix in chain.ancestors().collect::<Vec<_>>().into_iter().rev() {
+            let Ok(m) = std::fs::symlink_metadata(prefix) else { break };
+            if m.file_type().is_symlink() {
+                continue;
+            }
+            if m.uid() != 0 && m.mode() & 0o200 != 0 {
+                add(format!("user {}", names.name(m.uid())));
+            }
+            if m.gid() != 0 && m.mode() & 0o020 != 0 {
+                add(format!("group {}", group_name(m.gid())));
+            }
+            if m.mode() & 0o002 != 0 {
+                add("everyone".into());
+            }
+        }
+    }
+    out
+}
+
+fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("#{gid}"), |g| g.name)
+}
+
+/// A path's directory and last component.
+fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => (b"/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (b".", path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn root() -> OwnedFd {
+        own_root().expect("root")
+    }
+
+    /// A root-owned 0755 directory under /var/tmp's sticky, world-writable parent would be
+    /// untrusted by its parent: use a directory under / of our own instead (tests run as root).
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::path::PathBuf::from(format!("/var/lib/sw-trust-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        d
+    }
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    #[test]
+    fn system_paths_resolve_and_sticky_tmp_does_not() {
+        let sh = std::fs::canonicalize("/bin/sh").expect("sh");
+        let found = canonicalize("/bin/sh").expect("trusted");
+        assert_eq!(found.as_bytes(), sh.as_os_str().as_bytes());
+        assert_eq!(canonicalize("/usr/bin/").as_deref(), Some("/usr/bin"));
+        assert!(canonicalize("/nonexistent-sw/x").is_none());
+        // /tmp is writable by everyone: nothing below it is trusted.
+        let f = std::path::PathBuf::from(format!("/tmp/sw-trust-{}", std::process::id()));
+        std::fs::write(&f, b"x").expect("write");
+        assert!(canonicalize(f.to_str().expect("utf-8")).is_none());
+        match resolve(root().as_fd(), f.as_os_str().as_bytes()) {
+            Lookup::Untrusted(u) => assert_eq!(u.path, b"/tmp"),
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_file(f);
+    }
+
+    #[test]
+    fn a_user_s_symlink_is_never_followed() {
+        if !is_root() {
+            eprintln!("skipped: needs root to own the directories");
+            return;
+        }
+        let d = scratch("user");
+        let home = d.join("home");
+        std::fs::create_dir(&home).expect("mkdir");
+        nix::unistd::chown(&home, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+        std::os::unix::fs::symlink("/usr/bin", home.join("bin")).expect("symlink");
+        let through = home.join("bin/su");
+        assert!(canonicalize(through.to_str().expect("utf-8")).is_none());
+        match resolve(root().as_fd(), through.as_os_str().as_bytes()) {
+            Lookup::Untrusted(u) => {
+                assert_eq!(u.path, home.as_os_str().as_bytes());
+                assert_eq!(u.uid, 65534);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A root-owned link in a root-owned directory is followed.
+        std::os::unix::fs::symlink("/usr/bin", d.join("rootbin")).expect("symlink");
+        let su = std::fs::canonicalize("/usr/bin/su").expect("su");
+        assert_eq!(canonicalize(d.join("rootbin/su").to_str().expect("utf-8")).as_deref(), su.to_str());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn library_paths_must_be_root_only_absolute_directories() {
+        let r = root();
+        assert_eq!(library_path_problem(r.as_fd(), b"/usr/lib/x86_64-linux-gnu:/lib"), None);
+        assert_eq!(library_path_problem(r.as_fd(), b"/usr/lib/no-such-dir-sw"), None);
+        assert!(library_path_problem(r.as_fd(), b"/usr/lib:").expect("empty").contains("working directory"));
+        assert!(library_path_problem(r.as_fd(), b"lib").expect("relative").contains("relative"));
+        assert!(library_path_problem(r.as_fd(), b"$ORIGIN/../lib").expect("token").contains("token"));
+        assert!(library_path_problem(r.as_fd(), b"/tmp").expect("tmp").contains("/tmp"));
+        assert!(library_path_problem(r.as_fd(), b"/usr/lib;/tmp/x").is_some());
+    }
+
+    #[test]
+    fn links_are_found_by_name_in_standard_directories() {
+        let finder = LinkFinder::new(None);
+        let sh = std::fs::metadata("/bin/sh").expect("sh");
+        let links = finder.links(b"sh", sh.dev(), sh.ino(), b"/bin/sh");
+        assert!(!links.is_empty(), "sh is a link to the shell");
+        assert!(links.iter().all(|l| l.ends_with(b"/sh")));
+        let ls = std::fs::metadata("/usr/bin/ls").expect("ls");
+        assert!(finder.links(b"sh", ls.dev(), ls.ino(), b"/bin/sh").is_empty(), "sh does not lead to ls");
+        assert!(finder.links(b"no-such-name-sw", sh.dev(), sh.ino(), b"").is_empty());
+        assert!(finder.links(b"../bin/sh", sh.dev(), sh.ino(), b"").is_empty());
+    }
+}
