@@ -66,23 +66,41 @@ macro_rules! require_root {
 }
 
 /// A datagram socket bound where the supervisor is told to log. A thread reads it all the
-/// time, as a syslog daemon does, and keeps every line.
+/// time, as a syslog daemon does, and keeps every line (or, [`Syslog::stalled`], only once
+/// [`Syslog::resume`] is called: a daemon that hangs).
 #[derive(Debug)]
 pub struct Syslog {
     _dir: TempDir,
     path: PathBuf,
     lines: Arc<(Mutex<Vec<String>>, Condvar)>,
+    gate: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl Syslog {
     /// A fresh socket in a private temporary directory.
     pub fn new() -> Self {
+        let s = Self::stalled();
+        s.resume();
+        s
+    }
+
+    /// A socket nobody reads until [`Syslog::resume`].
+    pub fn stalled() -> Self {
         let dir = tempfile::Builder::new().prefix("sw-log-").tempdir().expect("tempdir");
         let path = dir.path().join("log");
         let sock = UnixDatagram::bind(&path).expect("bind syslog socket");
         let lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let shared = Arc::clone(&lines);
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let open = Arc::clone(&gate);
         std::thread::spawn(move || {
+            {
+                let (m, cv) = &*open;
+                let mut g = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                while !*g {
+                    g = cv.wait(g).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            }
             let mut buf = vec![0u8; 70_000];
             // Ends when the socket is removed with its directory and recv fails... or never:
             // the thread is a daemon of the test process.
@@ -93,12 +111,25 @@ impl Syslog {
                 cv.notify_all();
             }
         });
-        Syslog { _dir: dir, path, lines }
+        Syslog { _dir: dir, path, lines, gate }
+    }
+
+    /// Starts reading.
+    pub fn resume(&self) {
+        let (m, cv) = &*self.gate;
+        *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        cv.notify_all();
     }
 
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A spool directory that goes with this log (made by the supervisor when it needs it), so
+    /// that what one test leaves undelivered never reaches another's log.
+    pub fn spool_dir(&self) -> PathBuf {
+        self._dir.path().join("spool")
     }
 
     /// Waits until `count` lines satisfy `pred` or `timeout` passes; returns those lines.
@@ -195,6 +226,7 @@ pub struct Wrapped<'a> {
     extra: Vec<String>,
     env: Vec<(String, String)>,
     timeout: Duration,
+    spool: Option<PathBuf>,
 }
 
 impl<'a> Wrapped<'a> {
@@ -207,7 +239,14 @@ impl<'a> Wrapped<'a> {
             extra: Vec::new(),
             env: Vec::new(),
             timeout: Duration::from_secs(60),
+            spool: None,
         }
+    }
+
+    /// Keeps undelivered log lines here instead of the log's own spool directory.
+    pub fn spool(mut self, dir: PathBuf) -> Self {
+        self.spool = Some(dir);
+        self
     }
 
     /// Uses this configuration file.
@@ -258,6 +297,7 @@ impl<'a> Wrapped<'a> {
         c.arg("--user-uid").arg(self.user.1.to_string());
         c.arg("--user-gid").arg(self.user.2.to_string());
         c.arg("--log-socket").arg(self.log.path());
+        c.arg("--spool-dir").arg(self.spool.clone().unwrap_or_else(|| self.log.spool_dir()));
         c.args(&self.extra);
         c.arg("--").args(argv);
         for (k, v) in &self.env {
@@ -401,6 +441,8 @@ impl Sandbox {
             s.push_str(&format!("mount --bind {} {}\n", src.display(), dst.display()));
         }
         s.push_str("mount -t tmpfs -o mode=755 tmpfs /run\nmkdir -p /run/sshd\n");
+        // The spool of undelivered log lines: the sandbox's own.
+        s.push_str("mount -t tmpfs -o mode=755 tmpfs /var/spool\n");
         // /dev: an overlay, so that /dev/log can exist; submounts are moved back on top.
         s.push_str(&format!(
             "mkdir -p {w}/dev/upper {w}/dev/work {w}/dev/keep\n\

@@ -34,6 +34,28 @@ pub unsafe fn sys(n: i64, a: [u64; 6]) -> i64 {
     ret
 }
 
+/// An i386 system call through `int 0x80` from this 64-bit process: arguments are 32-bit.
+///
+/// # Safety
+/// The caller passes arguments valid for i386 system call `nr`.
+pub unsafe fn int80(nr: u32, b: u32, c: u32, d: u32, s: u32, di: u32) -> i32 {
+    let ret: i32;
+    // SAFETY: rbx is reserved by the compiler, so it is swapped in and out around the trap;
+    // int 0x80 from 64-bit code may clobber r8-r11.
+    unsafe {
+        core::arch::asm!(
+            "xchg rbx, {b}",
+            "int 0x80",
+            "xchg rbx, {b}",
+            b = inout(reg) u64::from(b) => _,
+            inlateout("eax") nr => ret,
+            in("ecx") c, in("edx") d, in("esi") s, in("edi") di,
+            lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+        );
+    }
+    ret
+}
+
 /// `exit_group` without running any exit handler (safe in a forked or vforked child).
 pub fn raw_exit(code: i32) -> ! {
     // SAFETY: exit_group never returns.

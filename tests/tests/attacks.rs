@@ -10,7 +10,7 @@
 //! `R/wins/win.PID` if it ever runs), `envok` (a copy of `sw-attack-envcheck`: allowed, leaves a
 //! marker if it runs with LD_PRELOAD/LD_AUDIT set); a directory U owned by `nobody` for the
 //! attack's own files. Policy: `default = "allow"`, the rule `forbidden` (R/evil and friends),
-//! and `no-forbidden-echo` (`/usr/bin/echo` with FORBIDDEN on its command line).
+//! and `no-forbidden-echo` (`/usr/bin/echo` with an argument holding FORBIDDEN).
 //!
 //! Races run for a bounded time and number of attempts (`RACE_SECS`, `RACE_MAX`) and must
 //! have zero wins. The CPU-heavy tests (races, storm, deadlock) run one at a time (`heavy()`)
@@ -47,6 +47,7 @@ fn bin(name: &str) -> &'static str {
         "storm" => env!("CARGO_BIN_EXE_sw-attack-storm"),
         "deadlock" => env!("CARGO_BIN_EXE_sw-attack-deadlock"),
         "ns" => env!("CARGO_BIN_EXE_sw-attack-ns"),
+        "userns" => env!("CARGO_BIN_EXE_sw-attack-userns"),
         other => panic!("no attack binary {other}"),
     }
 }
@@ -102,7 +103,7 @@ impl Arena {
         let cfg = ConfigFile::new(&format!(
             "default = \"allow\"\n{extra}\n\
              [[rules]]\nname = \"forbidden\"\nexe = ['{rs}/evil', '{rs}/evil-*', '{rs}/ed/**', '{rs}/evil.sh']\naction = \"deny\"\n\
-             [[rules]]\nname = \"no-forbidden-echo\"\nexe = [\"/usr/bin/echo\"]\ncmdline = 'FORBIDDEN'\naction = \"deny\"\n"
+             [[rules]]\nname = \"no-forbidden-echo\"\nexe = [\"/usr/bin/echo\"]\nany-arg = ['*FORBIDDEN*']\naction = \"deny\"\n"
         ));
         Arena { dir, cfg }
     }
@@ -390,17 +391,25 @@ fn c2_directory_under_the_cwd_exchanged_for_a_relative_path() {
 #[test]
 fn c2_private_mount_namespace_disguises_a_forbidden_file_as_an_allowed_path() {
     require_root!();
+    // By default no session process gets a user namespace, so no mount of its own: the
+    // attack stops at unshare (see also the c12 tests).
     let a = Arena::new();
+    let log = Syslog::new();
+    for mode in ["bind", "procroot", "fexec"] {
+        let out = a.wrapped(&log).run(&[bin("ns"), mode, &a.evil(), "/usr/bin/true"]);
+        let got = outcomes(&out).get(mode).cloned().unwrap_or_else(|| format!("<missing: {}>", stderr(&out)));
+        assert!(got.starts_with("unavailable:unshare:1"), "{mode}: {got}");
+    }
+    // Where a host opts in to user namespaces, the foreign-mount guard still refuses a main
+    // image that its path does not name in the session's namespace.
+    let a = Arena::with_rules("[guards]\nuser-namespaces = \"allow\"\n");
     let log = Syslog::new();
     let mut results = Vec::new();
     for mode in ["bind", "procroot", "fexec"] {
         let out = a.wrapped(&log).run(&[bin("ns"), mode, &a.evil(), "/usr/bin/true"]);
         let o = outcomes(&out);
         let got = o.get(mode).cloned().unwrap_or_else(|| format!("<missing: {}>", stderr(&out)));
-        if got.starts_with("unavailable:") {
-            skip("c2_private_mount_namespace", &format!("unprivileged user/mount namespaces unavailable: {got}"));
-            return;
-        }
+        assert!(!got.starts_with("unavailable:"), "{mode}: with user namespaces allowed the attack must get its namespace: {got}");
         results.push((mode, got, stdout(&out)));
     }
     let lines = log.until_sessions_end(3, WAIT);
@@ -415,6 +424,7 @@ fn c2_private_mount_namespace_disguises_a_forbidden_file_as_an_allowed_path() {
         won.join("\n"),
         decisions(&lines).iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
     );
+    assert!(count(&lines, "rule=guard:foreign-mount") >= 2, "{}", lines.join("\n"));
     a.assert_no_wins("mount namespace");
 }
 
@@ -984,4 +994,519 @@ fn c10_threads_of_one_process_exec_at_once_without_deadlocking_the_supervisor() 
         slow.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
     );
     a.assert_no_wins("multi-thread exec");
+}
+
+// ---------------------------------------------------------------------------------------
+// Walk-arounds: code fed to allowed programs (namespaces, loaders, library paths), argv[0]
+// and option order, a user's own symlinks, the credentials of a deny message, and logs
+// that cannot be delivered.
+// ---------------------------------------------------------------------------------------
+
+const LOADER: &str = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+const LIBSELINUX: &str = "/usr/lib/x86_64-linux-gnu/libselinux.so.1";
+const LIBDIR: &str = "/usr/lib/x86_64-linux-gnu";
+
+/// Code a user wants an allowed program to run. Each payload leaves `win.KIND.PID` in
+/// `$SW_WIN_DIR` the moment it runs (a constructor, or `main` of a program used as the
+/// loader), so a test sees it ran even when the program fails right after.
+struct Evil {
+    /// A `libselinux.so.1` that `/usr/bin/id` accepts (the symbols and version it imports).
+    lib: PathBuf,
+    /// A static program to put where the dynamic loader is.
+    loader: PathBuf,
+    /// A directory with a `gconv-modules` file and the module `EVIL.so` it names.
+    gconv: PathBuf,
+}
+
+fn cc(args: &[&str]) {
+    let out = std::process::Command::new("cc").args(args).output().expect("cc (build-essential)");
+    assert!(out.status.success(), "cc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn build_evil(dir: &Path, wins: &Path) -> Evil {
+    for d in ["lib", "gconv"] {
+        std::fs::create_dir_all(dir.join(d)).expect("mkdir");
+    }
+    let ctor = r#"#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((constructor)) static void sw_evil(void) {
+    const char *d = getenv("SW_WIN_DIR");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/win.%s.%d", d ? d : "/tmp", KIND, (int)getpid());
+    FILE *f = fopen(p, "w");
+    if (f) { fputs("a user's code ran inside an allowed program\n", f); fclose(f); }
+}
+"#;
+    let nm = std::process::Command::new("nm").args(["-D", "--undefined-only", "/usr/bin/id"]).output().expect("nm");
+    let mut stubs = String::from(ctor);
+    for l in String::from_utf8_lossy(&nm.stdout).lines() {
+        if let Some(sym) = l.split_whitespace().last().and_then(|s| s.strip_suffix("@LIBSELINUX_1.0")) {
+            stubs.push_str(&format!("long {sym}() {{ return -1; }}\n"));
+        }
+    }
+    std::fs::write(dir.join("lib.c"), stubs).expect("write");
+    std::fs::write(dir.join("lib.map"), "LIBSELINUX_1.0 { global: *; };\n").expect("write");
+    let lib = dir.join("lib/libselinux.so.1");
+    let (src, map, out) = (dir.join("lib.c"), dir.join("lib.map"), lib.display().to_string());
+    cc(&["-shared", "-fPIC", "-DKIND=\"lib\"", "-o", &out, &src.display().to_string(),
+         &format!("-Wl,--version-script={}", map.display()), "-Wl,-soname,libselinux.so.1"]);
+    std::fs::write(dir.join("ctor.c"), ctor).expect("write");
+    let gconv = dir.join("gconv");
+    cc(&["-shared", "-fPIC", "-DKIND=\"gconv\"", "-o", &gconv.join("EVIL.so").display().to_string(), &dir.join("ctor.c").display().to_string()]);
+    std::fs::write(gconv.join("gconv-modules"), "module EVIL// INTERNAL EVIL 1\nmodule INTERNAL EVIL// EVIL 1\n").expect("write");
+    // Started by the kernel in the loader's place: no C library, raw system calls.
+    let raw = r#"static long sc(long n, long a, long b, long c) {
+    long r;
+    __asm__ volatile ("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return r;
+}
+void _start(void) {
+    long fd = sc(2, (long)WINPATH, 0101 | 01000, 0644);
+    if (fd >= 0) { sc(1, fd, (long)"a user's loader ran\n", 20); sc(3, fd, 0, 0); }
+    sc(231, 66, 0, 0);
+    for (;;) {}
+}
+"#;
+    std::fs::write(dir.join("loader.c"), raw).expect("write");
+    let loader = dir.join("evil-ld");
+    let winpath = format!("-DWINPATH=\"{}/win.loader\"", wins.display());
+    cc(&["-nostdlib", "-static-pie", "-fPIE", "-fno-stack-protector", "-O1", &winpath, "-o", &loader.display().to_string(), &dir.join("loader.c").display().to_string()]);
+    let status = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(dir).status().expect("chmod");
+    assert!(status.success());
+    Evil { lib, loader, gconv }
+}
+
+/// A process of the session's user (nobody) *outside* the session, in a user and mount
+/// namespace of its own where `evil` is bind-mounted over `target`: what a user can leave
+/// running from anywhere else. Killed on drop.
+struct Outsider {
+    child: std::process::Child,
+    pid: i32,
+}
+
+impl Outsider {
+    fn start(evil: &Path, target: &str, scratch: &Path) -> Option<Self> {
+        let ready = scratch.join(format!("outsider.{}", std::process::id()));
+        let _ = std::fs::remove_file(&ready);
+        let (evil, ready_path) = (evil.display(), ready.display());
+        let script = format!("mount --bind {evil} {target} && echo $$ > {ready_path}.tmp && mv {ready_path}.tmp {ready_path} && exec sleep 300");
+        let child = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "unshare", "-Urm", "sh", "-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("setpriv");
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Some(pid) = std::fs::read_to_string(&ready).ok().and_then(|t| t.trim().parse().ok()) {
+                return Some(Outsider { child, pid });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut child = child;
+        let _ = child.kill();
+        None
+    }
+}
+
+impl Drop for Outsider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `script` with `/bin/sh` in a session of the arena's policy (or `cfg`), as nobody, in
+/// `cwd`; returns its output and every log line of the session.
+fn sh_session(a: &Arena, cfg: Option<&ConfigFile>, script: &str) -> (Output, Vec<String>) {
+    let log = Syslog::new();
+    let mut w = a.wrapped(&log);
+    if let Some(c) = cfg {
+        w = w.config(c.path());
+    }
+    let out = w.run(&["/bin/sh", "-c", script]);
+    let lines = log.until_session_end(WAIT);
+    (out, lines)
+}
+
+/// `case=NAME rc=N` lines that a test script prints after each attempt.
+fn rcs(out: &Output) -> HashMap<String, String> {
+    stdout(out)
+        .lines()
+        .filter(|l| l.starts_with("case="))
+        .map(|l| {
+            let f = fields(l);
+            (f.get("case").cloned().unwrap_or_default(), f.get("rc").cloned().unwrap_or_default())
+        })
+        .collect()
+}
+
+fn show(out: &Output, lines: &[String]) -> String {
+    format!("stdout:\n{}\nstderr:\n{}\nlog:\n{}", stdout(out), stderr(out), lines.join("\n"))
+}
+
+#[test]
+fn c12_no_user_namespace_in_a_session_so_no_mount_of_ones_own_feeds_code_to_allowed_programs() {
+    require_root!();
+    let a = Arena::new();
+    let evil = build_evil(&a.u().join("evil"), &a.r().join("wins"));
+    // The reproduction: util-linux unshare, then a bind mount over the loader, or over a
+    // library that /usr/bin/id loads, then the allowed program.
+    let script = format!(
+        "unshare -Urm sh -c 'mount --bind {} {LOADER} && exec /usr/bin/id'; echo case=loader rc=$?\n\
+         unshare -Urm sh -c 'mount --bind {} {LIBSELINUX} && exec /usr/bin/id'; echo case=library rc=$?\n\
+         unshare -Ur true; echo case=unshare-r rc=$?\n",
+        evil.loader.display(),
+        evil.lib.display()
+    );
+    let (out, lines) = sh_session(&a, None, &script);
+    let rc = rcs(&out);
+    for case in ["loader", "library", "unshare-r"] {
+        assert_eq!(rc.get(case).map(String::as_str), Some("1"), "{case}: unshare must fail\n{}", show(&out, &lines));
+    }
+    assert!(stderr(&out).contains("Operation not permitted"), "{}", show(&out, &lines));
+    assert!(!lines.iter().any(|l| l.contains("exe=\"/usr/bin/id\"")), "id never ran: {}", show(&out, &lines));
+    a.assert_no_wins("a mount namespace of one's own");
+
+    // Every other way into a user namespace: each is refused by the session's filter.
+    let outsider = Outsider::start(&evil.lib, LIBSELINUX, &a.u()).expect("a user namespace outside the session");
+    let ns = format!("/proc/{}/ns/user", outsider.pid);
+    let pid = outsider.pid.to_string();
+    let log = Syslog::new();
+    for (mode, arg, want) in [
+        ("unshare", "", "errno:EPERM"),
+        ("unshare-mnt", "", "errno:EPERM"),
+        ("clone", "", "errno:EPERM"),
+        ("clone3", "", "errno:ENOSYS"),
+        ("int80", "", "errno:EPERM"),
+        ("setns", ns.as_str(), "errno:EPERM"),
+        ("setns-any", ns.as_str(), "errno:EPERM"),
+        ("setns-pidfd", pid.as_str(), "errno:EPERM"),
+    ] {
+        let out = a.wrapped(&log).run(&[bin("userns"), mode, arg]);
+        let o = outcomes(&out);
+        assert_eq!(o.get(mode).map(String::as_str), Some(want), "{mode}: {}\n{}", stdout(&out), stderr(&out));
+    }
+    // The namespace-and-bind attacks of the ns program find no namespace to make.
+    for mode in ["bind", "procroot", "fexec"] {
+        let out = a.wrapped(&log).run(&[bin("ns"), mode, &a.evil(), "/usr/bin/true"]);
+        let got = outcomes(&out).get(mode).cloned().unwrap_or_default();
+        assert!(got.starts_with("unavailable:unshare:1"), "{mode}: {got}\n{}", stderr(&out));
+    }
+    a.assert_no_wins("user namespaces");
+}
+
+#[test]
+fn c12_library_search_paths_may_name_only_directories_that_only_root_can_change() {
+    require_root!();
+    let a = Arena::new();
+    let evil = build_evil(&a.u().join("evil"), &a.r().join("wins"));
+    let libdir = evil.lib.parent().expect("dir").display().to_string();
+    let outsider = Outsider::start(&evil.lib, LIBSELINUX, &a.u()).expect("a user namespace outside the session");
+    let o = outsider.pid;
+    let gconv = evil.gconv.display().to_string();
+    let script = format!(
+        "LD_LIBRARY_PATH={libdir} /usr/bin/id -u; echo case=user-dir rc=$?\n\
+         cd {libdir} && LD_LIBRARY_PATH={LIBDIR}: /usr/bin/id -u; echo case=empty-entry rc=$?\n\
+         cd {libdir} && LD_LIBRARY_PATH=. /usr/bin/id -u; echo case=relative rc=$?\n\
+         env LD_LIBRARY_PATH={libdir} /usr/bin/id -u; echo case=envp-only rc=$?\n\
+         GCONV_PATH={gconv} iconv -f EVIL -t UTF-8 </dev/null; echo case=gconv rc=$?\n\
+         LD_LIBRARY_PATH=/proc/{o}/root{LIBDIR} /usr/bin/id -u; echo case=other-namespace rc=$?\n\
+         LD_LIBRARY_PATH={LIBDIR} /usr/bin/id -u; echo case=system-dir rc=$?\n\
+         /proc/{o}/root/usr/bin/id -u; echo case=through-other-root rc=$?\n"
+    );
+    let (out, lines) = sh_session(&a, None, &script);
+    let rc = rcs(&out);
+    for case in ["user-dir", "empty-entry", "relative", "envp-only", "gconv", "other-namespace"] {
+        assert_eq!(rc.get(case).map(String::as_str), Some("126"), "{case} must be refused\n{}", show(&out, &lines));
+    }
+    // A system directory is fine, and a path through another namespace's root runs the
+    // same file with the caller's own loader and libraries.
+    for case in ["system-dir", "through-other-root"] {
+        assert_eq!(rc.get(case).map(String::as_str), Some("0"), "{case} must run\n{}", show(&out, &lines));
+    }
+    // One attempt may be refused more than once: a shell tries each PATH directory.
+    let mut pids: Vec<&str> = lines_with(&lines, "rule=guard:library-path")
+        .iter()
+        .filter_map(|l| l.split(" pid=").nth(1).and_then(|r| r.split(' ').next()))
+        .collect();
+    pids.dedup();
+    assert_eq!(pids.len(), 6, "guard:library-path refused each attempt\n{}", show(&out, &lines));
+    assert!(stderr(&out).contains("may name only directories that only root can change"), "{}", show(&out, &lines));
+    a.assert_no_wins("library search paths");
+}
+
+/// The denylist the walk-arounds were found against, written the way that holds.
+const DENYLIST: &str = r#"
+default = "allow"
+
+[[rules]]
+name = "no-id"
+exe = "/usr/bin/id"
+action = "deny"
+
+[[rules]]
+name = "systemctl-as-itself-only"
+exe = "/usr/bin/systemctl"
+names = ["!systemctl"]
+action = "deny"
+message = "systemctl runs only as systemctl here"
+
+[[rules]]
+name = "no-power-verbs"
+exe = "/usr/bin/systemctl"
+any-arg = ["{reboot,poweroff,halt,kexec,soft-reboot,suspend,hibernate,hybrid-sleep,suspend-then-hibernate,emergency,rescue,isolate,switch-root,exit,default}", "*reboot*", "*poweroff*", "*halt*", "*kexec*", "*.target", "*[*?[]*"]
+action = "deny"
+message = "reboots go through the change process"
+
+[[rules]]
+name = "no-reboot-by-name"
+exe = ["/usr/sbin/reboot", "/usr/sbin/halt", "/usr/sbin/poweroff", "/usr/sbin/shutdown"]
+action = "deny"
+message = "reboots go through the change process"
+"#;
+
+#[test]
+fn c12_argv0_path_spellings_and_option_order_cannot_walk_around_a_denial() {
+    require_root!();
+    let a = Arena::new();
+    let cfg = ConfigFile::new(DENYLIST);
+    let u = a.u().display().to_string();
+    let script = format!(
+        "exec_a() {{ bash -c \"exec -a $1 $2 $3\"; }}\n\
+         exec_a foo /usr/bin/id; echo case=id-renamed rc=$?\n\
+         /usr/bin/id -u; echo case=id rc=$?\n\
+         /usr/sbin//reboot; echo case=double-slash rc=$?\n\
+         /sbin/reboot; echo case=sbin rc=$?\n\
+         /usr/sbin/./reboot; echo case=dot rc=$?\n\
+         (cd /usr/bin && ../sbin/reboot); echo case=relative rc=$?\n\
+         exec_a /x/reboot /usr/bin/systemctl; echo case=argv0-path rc=$?\n\
+         exec_a xreboot /usr/bin/systemctl; echo case=argv0-contains rc=$?\n\
+         exec_a telinit /usr/bin/systemctl 6; echo case=argv0-telinit rc=$?\n\
+         exec_a xinit /usr/bin/systemctl 6; echo case=argv0-init rc=$?\n\
+         ln -s /usr/bin/systemctl {u}/reboot && {u}/reboot; echo case=own-link rc=$?\n\
+         systemctl --no-wall reboot; echo case=option-first rc=$?\n\
+         systemctl -- reboot; echo case=double-dash rc=$?\n\
+         systemctl start reboot.target; echo case=start-target rc=$?\n\
+         systemctl start systemd-reboot.service; echo case=start-service rc=$?\n\
+         systemctl isolate 'reb*t.target'; echo case=unit-glob rc=$?\n\
+         systemctl --version >/dev/null; echo case=version rc=$?\n"
+    );
+    let (out, lines) = sh_session(&a, Some(&cfg), &script);
+    let rc = rcs(&out);
+    for case in [
+        "id-renamed", "id", "double-slash", "sbin", "dot", "relative", "argv0-path", "argv0-contains",
+        "argv0-telinit", "argv0-init", "own-link", "option-first", "double-dash", "start-target",
+        "start-service", "unit-glob",
+    ] {
+        assert_eq!(rc.get(case).map(String::as_str), Some("126"), "{case} must be refused\n{}", show(&out, &lines));
+    }
+    assert_eq!(rc.get("version").map(String::as_str), Some("0"), "systemctl itself still runs\n{}", show(&out, &lines));
+    assert!(!lines.iter().any(|l| l.contains(" decision=allow ") && l.contains("exe=\"/usr/bin/systemctl\"") && !l.contains("--version")),
+        "no systemctl exec but --version was allowed\n{}", show(&out, &lines));
+}
+
+#[test]
+fn c12_an_allowlist_allows_a_multi_call_program_only_under_the_names_it_gives() {
+    require_root!();
+    let a = Arena::new();
+    let cfg = ConfigFile::new(
+        r#"
+        default = "deny"
+        [[rules]]
+        name = "shells"
+        exe = ["/bin/sh", "/usr/bin/bash"]
+        action = "allow"
+        [[rules]]
+        name = "systemctl-status"
+        exe = "/usr/bin/systemctl"
+        args = ["status", "**"]
+        action = "allow"
+        "#,
+    );
+    let script = "exec_a() { bash -c \"exec -a $1 $2 $3\"; }\n\
+         exec_a reboot /usr/bin/systemctl status; echo case=as-reboot rc=$?\n\
+         exec_a xreboot /usr/bin/systemctl status; echo case=as-xreboot rc=$?\n\
+         /usr/sbin/reboot status; echo case=through-link rc=$?\n\
+         exec_a systemctl /usr/bin/systemctl status >/dev/null 2>&1; echo case=as-itself rc=$?\n";
+    let (out, lines) = sh_session(&a, Some(&cfg), script);
+    let rc = rcs(&out);
+    for case in ["as-reboot", "as-xreboot", "through-link"] {
+        assert_eq!(rc.get(case).map(String::as_str), Some("126"), "{case} must be refused\n{}", show(&out, &lines));
+    }
+    let allowed = lines.iter().filter(|l| l.contains(" decision=allow ") && l.contains("rule=systemctl-status")).count();
+    assert_eq!(allowed, 1, "systemctl status under its own name is allowed\n{}", show(&out, &lines));
+}
+
+#[test]
+fn c12_a_users_own_symlink_never_widens_a_rule() {
+    require_root!();
+    let a = Arena::new();
+    let u = a.u();
+    // nobody's ~/bin points at a root-owned directory of programs the policy never allowed.
+    std::os::unix::fs::symlink(a.r().join("gd"), u.join("bin")).expect("symlink");
+    std::os::unix::fs::symlink("/usr/bin", u.join("sysbin")).expect("symlink");
+    for l in ["bin", "sysbin"] {
+        let _ = std::process::Command::new("chown").args(["-h", "65534:65534"]).arg(u.join(l)).status();
+    }
+    let cfg = ConfigFile::new(&format!(
+        "default = \"deny\"\n\
+         [[rules]]\nname = \"shells\"\nexe = [\"/bin/sh\", \"/usr/bin/bash\"]\naction = \"allow\"\n\
+         [[rules]]\nname = \"my-tools\"\nexe = [\"{u}/bin/\", \"{u}/sysbin/\", \"{u}/sysbin/id\"]\naction = \"allow\"\n",
+        u = u.display()
+    ));
+    let script = format!(
+        "{u}/bin/prog; echo case=through-link rc=$?\n{r}/gd/prog; echo case=real rc=$?\n\
+         {u}/sysbin/id -u; echo case=sys-through-link rc=$?\n/usr/bin/id -u; echo case=sys-real rc=$?\n",
+        u = u.display(),
+        r = a.r().display()
+    );
+    let (out, lines) = sh_session(&a, Some(&cfg), &script);
+    let rc = rcs(&out);
+    for case in ["through-link", "real", "sys-through-link", "sys-real"] {
+        assert_eq!(rc.get(case).map(String::as_str), Some("126"), "{case} must be refused\n{}", show(&out, &lines));
+    }
+    // And check-config names the user who can write where the rule points.
+    let check = std::process::Command::new(session_wrapper_tests::bin("session-wrapper"))
+        .args(["check-config", "--config"])
+        .arg(cfg.path())
+        .output()
+        .expect("check-config");
+    let text = stdout(&check) + &stderr(&check);
+    assert!(text.contains("WARN") && text.contains("my-tools") && text.contains("nobody"), "{text}");
+}
+
+#[test]
+fn c12_deny_messages_never_go_to_a_socket_with_the_supervisors_credentials() {
+    require_root!();
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let a = Arena::new();
+    let log = Syslog::new();
+    // The user's stderr is a datagram socket whose reader asks for the sender's credentials,
+    // as journald and rsyslog do.
+    let (ours, theirs) = std::os::unix::net::UnixDatagram::pair().expect("socketpair");
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on our own socket with a valid int.
+    let r = unsafe {
+        libc::setsockopt(ours.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PASSCRED, (&on as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as u32)
+    };
+    assert_eq!(r, 0);
+    ours.set_nonblocking(true).expect("nonblocking");
+    let script = format!("{} ; exit 0", a.evil());
+    let mut cmd = a.wrapped(&log).command(&["/bin/sh", "-c", &script]);
+    // SAFETY: a new descriptor for the child's stderr, duplicated from one we own.
+    cmd.stderr(unsafe { std::process::Stdio::from_raw_fd(libc::dup(theirs.as_raw_fd())) });
+    let status = cmd.status().expect("spawn");
+    assert!(status.success());
+    let lines = log.until_session_end(WAIT);
+    // Whatever arrived came from the session's own processes, with their credentials.
+    let mut from_root = Vec::new();
+    loop {
+        let mut buf = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+        let Ok(msg) = nix::sys::socket::recvmsg::<()>(ours.as_raw_fd(), &mut iov, Some(&mut space), nix::sys::socket::MsgFlags::MSG_DONTWAIT) else {
+            break;
+        };
+        let uid = msg.cmsgs().ok().into_iter().flatten().find_map(|c| match c {
+            nix::sys::socket::ControlMessageOwned::ScmCredentials(cred) => Some(cred.uid()),
+            _ => None,
+        });
+        let text = String::from_utf8_lossy(msg.iovs().next().unwrap_or(&[])).into_owned();
+        if uid != Some(65534) || text.contains("session-wrapper:") {
+            from_root.push(format!("uid {uid:?}: {text:?}"));
+        }
+    }
+    assert!(from_root.is_empty(), "a line reached the socket with other credentials than the user's: {from_root:?}");
+    assert!(count(&lines, "message=not-written-socket") >= 1, "{}", lines.join("\n"));
+    a.assert_no_wins("deny message to a socket");
+}
+
+/// The pids of the `/usr/bin/true` decision lines among `lines`, each once.
+fn true_pids(lines: &[String], session: &str) -> std::collections::BTreeSet<String> {
+    lines
+        .iter()
+        .filter(|l| l.contains(&format!("session={session} ")) && l.contains("path=\"/usr/bin/true\""))
+        .filter_map(|l| l.split(" pid=").nth(1).and_then(|r| r.split(' ').next()).map(str::to_owned))
+        .collect()
+}
+
+fn session_of(line: &str) -> String {
+    line.split("session=").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("").to_owned()
+}
+
+#[test]
+fn c12_lines_a_stalled_reader_did_not_take_are_kept_and_the_next_session_delivers_them() {
+    require_root!();
+    let a = Arena::new();
+    let cfg = ConfigFile::new("default = \"allow\"\n");
+    let log = Syslog::stalled();
+    let spool = log.spool_dir();
+    let n = 1500;
+    let script = format!("i=0; while [ $i -lt {n} ]; do /usr/bin/true; i=$((i+1)); done");
+    let t0 = Instant::now();
+    let out = a.wrapped(&log).config(cfg.path()).run(&["/bin/sh", "-c", &script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(t0.elapsed() < Duration::from_secs(40), "the stalled reader held the session up: {:?}", t0.elapsed());
+    // The session is over and nothing read its lines: they wait in the spool.
+    let files: Vec<_> = std::fs::read_dir(&spool).expect("spool").flatten().collect();
+    assert_eq!(files.len(), 1, "one spool file: {files:?}");
+    // The reader comes back; the next session delivers what the first one left.
+    log.resume();
+    let out = a.wrapped(&log).config(cfg.path()).run(&["/usr/bin/true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = log.until_sessions_end(2, WAIT);
+    let first = lines.iter().find(|l| l.contains("event=session-start")).map(|l| session_of(l)).expect("a session start");
+    let delivered = true_pids(&lines, &first);
+    assert_eq!(delivered.len(), n, "every decision of the first session arrived once the reader came back");
+    assert!(lines.iter().any(|l| l.contains(&format!("session={first} event=session-end"))), "its end arrived too");
+    assert!(count(&lines, "event=log-recovered") >= 1, "the delivery is announced");
+    assert_eq!(count(&lines, "event=log-dropped"), 0, "nothing was dropped:\n{}", lines_with(&lines, "log-dropped").iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+    let left: Vec<_> = std::fs::read_dir(&spool).expect("spool").flatten().filter(|e| std::fs::metadata(e.path()).map(|m| m.len() > 0).unwrap_or(false)).collect();
+    assert!(left.is_empty(), "the delivered file is gone: {left:?}");
+}
+
+#[test]
+fn c12_log_failure_refuse_refuses_execs_while_a_line_can_be_neither_delivered_nor_kept() {
+    require_root!();
+    let a = Arena::new();
+    // A spool directory that cannot exist: under a regular file.
+    let blocker = a.dir.path().join("not-a-directory");
+    std::fs::write(&blocker, b"").expect("write");
+    let cfg = ConfigFile::new("default = \"allow\"\nlog-failure = \"refuse\"\n");
+    let log = Syslog::stalled();
+    let flag = a.u().join("stalled-phase-done");
+    let n = 800;
+    let script = format!(
+        "ok=0; no=0; i=0\n\
+         while [ $i -lt {n} ]; do if /usr/bin/true 2>/dev/null; then ok=$((ok+1)); else no=$((no+1)); fi; i=$((i+1)); done\n\
+         echo case=stalled ok=$ok refused=$no\n\
+         : > {flag}\n\
+         r=1; i=0; while [ $i -lt 2000000 ]; do if /usr/bin/true 2>/dev/null; then r=0; break; fi; i=$((i+1)); done\n\
+         echo case=after rc=$r\n\
+         /usr/bin/true 2>&1 | head -1; /usr/bin/true; echo case=again rc=$?\n",
+        flag = flag.display()
+    );
+    let mut child = a.wrapped(&log).config(cfg.path()).spool(blocker.join("spool")).command(&["/bin/bash", "-c", &script]);
+    child.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = child.spawn().expect("spawn");
+    let t0 = Instant::now();
+    while !flag.exists() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    log.resume();
+    let out = child.wait_with_output().expect("wait");
+    let lines = log.until_session_end(WAIT);
+    let text = stdout(&out);
+    let stalled = fields(text.lines().find(|l| l.starts_with("case=stalled")).unwrap_or_else(|| panic!("{text}\n{}", stderr(&out))));
+    let (ok, refused) = (num(&stalled, "ok"), num(&stalled, "refused"));
+    assert!(ok > 0 && refused > 0, "some execs ran until the socket was full, the rest were refused: {stalled:?}");
+    // Every exec that ran has its line: nothing ran unlogged.
+    let first = lines.iter().find(|l| l.contains("event=session-start")).map(|l| session_of(l)).expect("start");
+    let ran = lines.iter().filter(|l| l.contains("path=\"/usr/bin/true\"") && l.contains(" decision=allow ")).count() as u64;
+    assert!(ran >= ok, "{ok} execs ran but only {ran} allow lines arrived (session {first})");
+    assert!(count(&lines, "log-failure=refuse") > 0 || count(&lines, "event=log-dropped") > 0, "the refusals are accounted for");
+    assert!(text.contains("case=after rc=0") && text.contains("case=again rc=0"), "execs run again once lines flow: {text}");
+    assert!(stderr(&out).is_empty() || !stderr(&out).contains("panicked"), "{}", stderr(&out));
 }

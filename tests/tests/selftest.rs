@@ -47,6 +47,8 @@ fn self_test_proves_every_layer_of_a_full_configuration() {
         ("session", "own listener"),
         ("session", "x32 system calls"),
         ("session", "argument swap raced against the check"),
+        ("session", "user namespace of one's own (mounts over the loader and libraries)"),
+        ("session", "library search path in a directory others can write"),
         ("isolation everything", "blocks ptrace"),
         ("isolation everything", "blocks raw-sockets"),
         ("isolation everything", "blocks namespaces"),
@@ -104,4 +106,20 @@ fn a_layer_broken_on_purpose_makes_self_test_and_check_config_fail_naming_it() {
     // On the machine itself, the same configuration is enforceable.
     let out = Command::new(bin("session-wrapper")).args(["check-config", "--config", &path]).output().expect("check-config");
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn self_test_reports_user_namespaces_held_by_default_and_open_when_the_configuration_allows_them() {
+    require_root!();
+    for (text, want) in [("default = \"allow\"\n", "pass"), ("default = \"allow\"\n[guards]\nuser-namespaces = \"allow\"\n", "warn")] {
+        let cfg = ConfigFile::new(text);
+        let out = Command::new(bin("session-wrapper"))
+            .args(["self-test", "--comprehensive", "--json", "--config"])
+            .arg(cfg.path())
+            .output()
+            .expect("self-test");
+        let v = json(&out);
+        assert_eq!(status_of(&v, "session", "user namespace of one's own (mounts over the loader and libraries)"), want, "{text}: {v}");
+        assert_eq!(v["ok"], true, "an opted-in class is a warning, not a failure: {v}");
+    }
 }

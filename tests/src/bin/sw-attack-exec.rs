@@ -30,29 +30,8 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{cstr, environ, fail, raw_exit, sys};
+use session_wrapper_tests::raw::{cstr, environ, fail, int80, raw_exit, sys};
 
-/// An i386 system call through `int 0x80` from this 64-bit process: arguments are 32-bit.
-///
-/// # Safety
-/// The caller passes arguments valid for i386 system call `nr`.
-unsafe fn int80(nr: u32, b: u32, c: u32, d: u32, s: u32, di: u32) -> i32 {
-    let ret: i32;
-    // SAFETY: rbx is reserved by the compiler, so it is swapped in and out around the trap;
-    // int 0x80 from 64-bit code may clobber r8-r11.
-    unsafe {
-        core::arch::asm!(
-            "xchg rbx, {b}",
-            "int 0x80",
-            "xchg rbx, {b}",
-            b = inout(reg) u64::from(b) => _,
-            inlateout("eax") nr => ret,
-            in("ecx") c, in("edx") d, in("esi") s, in("edi") di,
-            lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
-        );
-    }
-    ret
-}
 
 fn errno_name(e: i32) -> String {
     match e {

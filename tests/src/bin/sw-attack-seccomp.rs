@@ -24,28 +24,8 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{cstr, environ, fail, sys};
+use session_wrapper_tests::raw::{cstr, environ, fail, int80, sys};
 
-/// An i386 system call through `int 0x80`.
-///
-/// # Safety
-/// The caller passes arguments valid for i386 system call `nr`.
-unsafe fn int80(nr: u32, b: u32, c: u32, d: u32) -> i32 {
-    let ret: i32;
-    // SAFETY: rbx is swapped in and out around the trap; r8-r11 may be clobbered.
-    unsafe {
-        core::arch::asm!(
-            "xchg rbx, {b}",
-            "int 0x80",
-            "xchg rbx, {b}",
-            b = inout(reg) u64::from(b) => _,
-            inlateout("eax") nr => ret,
-            in("ecx") c, in("edx") d,
-            lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
-        );
-    }
-    ret
-}
 
 fn errno_name(e: i64) -> String {
     match e as i32 {
@@ -233,7 +213,7 @@ fn try_listeners(phase: &str, prog: &[libc::sock_filter]) -> Option<i32> {
             let f = low as *mut u8;
             std::ptr::write_unaligned(f.cast::<u16>(), prog.len() as u16);
             std::ptr::write_unaligned(f.add(4).cast::<u32>(), (low + 64) as u32);
-            int80(354, libc::SECCOMP_SET_MODE_FILTER, flag as u32, low as u32)
+            int80(354, libc::SECCOMP_SET_MODE_FILTER, flag as u32, low as u32, 0, 0)
         };
         step(&format!("{phase}-new-listener-int80"), &res(i64::from(r)));
         if r >= 0 && got.is_none() {
