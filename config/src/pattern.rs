@@ -17,12 +17,14 @@
 //! A pattern names a program **under a name**: `/usr/bin/ls` is `ls` under the name `ls`,
 //! `/usr/sbin/reboot` is `systemctl` under the name `reboot`, `/usr/bin/` is every program
 //! under the name it has in that directory. How that is used depends on what the rule does:
-//! - a rule that **allows** (or asks the authorization backend) matches only the program under
-//!   a name the pattern gives it, as sudoers does: `/usr/bin/systemctl` does not allow
-//!   `systemctl` invoked as `reboot`, nor as a made-up name;
-//! - a rule that **denies** matches the program under every name: `/usr/bin/id` refuses
-//!   `exec -a foo /usr/bin/id`; a link (`/usr/sbin/reboot`) refuses its target invoked under
-//!   any name that contains the link's name, since that is how `systemctl` tests its name.
+//! - a rule that **allows** matches only the program under a name the pattern gives it, as
+//!   sudoers does: `/usr/bin/systemctl` does not allow `systemctl` invoked as `reboot`, nor as
+//!   a made-up name;
+//! - a rule that **denies**, or asks the authorization backend, matches the program under
+//!   every name: `/usr/bin/id` refuses `exec -a foo /usr/bin/id`; a link (`/usr/sbin/reboot`)
+//!   takes its target invoked under any name that contains the link's name, since that is how
+//!   `systemctl` tests its name. A made-up name can lose a program its allowance, never
+//!   escape a restriction.
 //!
 //! A pattern's symlinks (`/bin` on a merged-`/usr` system, `/usr/sbin/reboot` itself) are
 //! resolved when the policy is compiled, **only through directories and links that nobody but
@@ -74,9 +76,9 @@ pub fn last_component(path: &[u8]) -> &[u8] {
 /// How broadly a pattern matches: see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Breadth {
-    /// For a rule that allows or authorizes: only under a name the pattern gives.
+    /// For a rule that allows: only under a name the pattern gives.
     Narrow,
-    /// For a rule that denies: under any name.
+    /// For a rule that denies or authorizes: under any name.
     Broad,
 }
 

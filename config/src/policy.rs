@@ -168,17 +168,19 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// How broadly this rule's executable patterns match: a rule that denies takes a program
-    /// under any name, one that allows only under the names it gives (see [`crate::pattern`]).
+    /// How broadly this rule's executable patterns match: a rule that allows takes a program
+    /// only under the names it gives; one that denies, or asks the authorization backend,
+    /// takes it under any name (see [`crate::pattern`]). A made-up name can only lose a
+    /// program its allowance, never escape a restriction.
     pub fn breadth(&self) -> Breadth {
-        if self.action == Action::Deny {
-            Breadth::Broad
-        } else {
+        if self.action == Action::Allow {
             Breadth::Narrow
+        } else {
+            Breadth::Broad
         }
     }
 
-    fn matches(&self, req: &Request<'_>, cmdlines: &OnceCell<Vec<Vec<u8>>>) -> bool {
+    fn matches(&self, req: &Request<'_>, cmdlines: &OnceCell<CommandLines>) -> bool {
         fn named(list: &Option<Vec<String>>, name: &str) -> bool {
             list.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
         }
@@ -193,7 +195,9 @@ impl Rule {
             && self.args.as_ref().is_none_or(|a| a.matches(args))
             && self.any_arg.as_ref().is_none_or(|a| a.matches(args))
             && self.cmdline.as_ref().is_none_or(|re| {
-                cmdlines.get_or_init(|| command_lines(req)).iter().any(|c| re.is_match(c))
+                let (invoked, real) = cmdlines.get_or_init(|| command_lines(req));
+                invoked.iter().any(|c| re.is_match(c))
+                    || (self.breadth() == Breadth::Broad && re.is_match(real))
             })
     }
 
@@ -248,35 +252,40 @@ impl Request<'_> {
     }
 }
 
-/// The command lines a `cmdline` regex is matched against: the path the program is invoked
-/// through (never `argv[0]`, which the caller writes), then each argument, separated by one
-/// space; an argument that holds a space, a quote, a backslash or a control character is in
-/// single quotes (`'` written `'\''`), so that argument boundaries cannot be faked.
-fn command_lines(req: &Request<'_>) -> Vec<Vec<u8>> {
+/// The command lines a `cmdline` regex is matched against: those starting with a path the
+/// program is invoked through, and the one starting with its real path (which only a rule that
+/// denies or authorizes uses: under a made-up name, a program is not what an allowance named).
+type CommandLines = (Vec<Vec<u8>>, Vec<u8>);
+
+fn command_lines(req: &Request<'_>) -> CommandLines {
     let program = req.program();
-    program
-        .invoked_paths()
-        .map(|path| {
-            let mut line = path.to_vec();
-            for a in req.argv.get(1..).unwrap_or(&[]) {
-                line.push(b' ');
-                if a.is_empty() || a.iter().any(|&b| b <= b' ' || b == b'\'' || b == b'"' || b == b'\\' || b == 0x7f) {
-                    line.push(b'\'');
-                    for &b in a {
-                        if b == b'\'' {
-                            line.extend_from_slice(b"'\\''");
-                        } else {
-                            line.push(b);
-                        }
-                    }
-                    line.push(b'\'');
+    let invoked = program.invoked_paths().map(|path| command_line(path, req)).collect();
+    (invoked, command_line(req.exe, req))
+}
+
+/// A command line: `path`, then each argument, separated by one space; an argument that holds
+/// a space, a quote, a backslash or a control character is in single quotes (`'` written
+/// `'\\''`), so that argument boundaries cannot be faked. Never `argv[0]`, which the caller
+/// writes.
+fn command_line(path: &[u8], req: &Request<'_>) -> Vec<u8> {
+    let mut line = path.to_vec();
+    for a in req.argv.get(1..).unwrap_or(&[]) {
+        line.push(b' ');
+        if a.is_empty() || a.iter().any(|&b| b <= b' ' || b == b'\'' || b == b'"' || b == b'\\' || b == 0x7f) {
+            line.push(b'\'');
+            for &b in a {
+                if b == b'\'' {
+                    line.extend_from_slice(b"'\\''");
                 } else {
-                    line.extend_from_slice(a);
+                    line.push(b);
                 }
             }
-            line
-        })
-        .collect()
+            line.push(b'\'');
+        } else {
+            line.extend_from_slice(a);
+        }
+    }
+    line
 }
 
 /// Which part of the policy decided.

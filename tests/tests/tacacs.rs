@@ -259,7 +259,8 @@ fn every_command_gets_a_start_and_a_stop_with_its_exit_status() {
     };
     assert_eq!(arg(&stop_of("/usr/bin/true", None), "status").as_deref(), Some("0"));
     assert_eq!(arg(&stop_of("/usr/bin/false", None), "status").as_deref(), Some("1"));
-    let inner = stop_of("/usr/bin/dash", Some("exit 3"));
+    // The program as it was invoked: dash under the name sh.
+    let inner = stop_of("/usr/bin/sh", Some("exit 3"));
     assert_eq!(arg(&inner, "status").as_deref(), Some("3"), "{inner}");
     assert!(arg(&inner, "elapsed_time").is_some() && arg(&inner, "stop_time").is_some());
     // The session itself: START and STOP, task "<session>-0".
@@ -437,4 +438,46 @@ fn accounting_records_survive_a_server_that_is_briefly_down() {
     assert!(text.contains("cmd=/usr/bin/true"), "the START queued while the server was down arrived: {text}");
     assert!(lines.iter().any(|l| l.contains("event=tacacs-server-down")));
     assert!(!lines.iter().any(|l| l.contains("tacacs-accounting-dropped")), "{}", lines.join("\n"));
+}
+
+/// The server is told which program runs under which name: the path the program is invoked
+/// through (`/usr/sbin/reboot` for systemctl invoked as reboot), never a real path that hides
+/// the mode; a name no link gives the program (`exec -a xreboot`) cannot be named to the
+/// server and is refused.
+#[test]
+fn the_server_is_sent_the_program_under_the_name_it_runs_as() {
+    require_root!();
+    let rules = r#"
+default = "deny"
+[[rule]]
+name = "systemctl-ok"
+cmd = "^/usr/bin/systemctl$"
+action = "permit"
+"#;
+    let srv = Server::start(rules, &[]);
+    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
+    let key = key_file(keys.path(), KEY, 0o600);
+    let cfg = ConfigFile::new(&format!(
+        "default = \"allow\"\nfail-policy = \"open\"\n[[rules]]\nname = \"systemctl-via-tacacs\"\nexe = [\"/usr/bin/systemctl\", \"/usr/sbin/reboot\"]\naction = \"authorize\"\n\n[tacacs]\nkey-file = \"{}\"\ntimeout-ms = 1500\n{}\n",
+        key.display(),
+        server_entry(srv.port, 1000)
+    ));
+    let log = Syslog::new();
+    let script = "exec_a() { bash -c \"exec -a $1 $2 $3 >/dev/null 2>&1\"; }\n\
+                  exec_a reboot /usr/bin/systemctl --help; echo reboot=$?\n\
+                  exec_a xreboot /usr/bin/systemctl --help; echo xreboot=$?\n\
+                  /usr/bin/systemctl --version >/dev/null; echo systemctl=$?\n";
+    let out = run(&log, &cfg, &["/bin/sh", "-c", script]);
+    let text = stdout(&out);
+    let lines = log.until_session_end(T);
+    assert!(text.contains("reboot=126") && text.contains("xreboot=126") && text.contains("systemctl=0"), "{text}\n{}", lines.join("\n"));
+    let cmds: Vec<String> = srv
+        .events("authorization")
+        .iter()
+        .filter_map(|e| e["args"].as_array()?.iter().find_map(|a| a.as_str()?.strip_prefix("cmd=").map(str::to_owned)))
+        .collect();
+    assert!(cmds.contains(&"/usr/sbin/reboot".to_owned()), "the server was asked about reboot under its name: {cmds:?}");
+    assert!(cmds.contains(&"/usr/bin/systemctl".to_owned()), "{cmds:?}");
+    assert_eq!(cmds.len(), 2, "xreboot never reached the server (and fail-policy open did not let it through): {cmds:?}");
+    assert!(find(&lines, "authz=unnamed").contains("decision=deny"), "{}", lines.join("\n"));
 }

@@ -68,6 +68,9 @@ pub(super) enum Authz {
     },
     /// No backend is configured.
     NoBackend,
+    /// The program is invoked under a name no link gives it: the backend cannot be told
+    /// which program it is (it is sent by the path it is invoked through).
+    Unnamed,
 }
 
 /// A settled decision.
@@ -108,9 +111,9 @@ impl Supervisor {
             return self.complete(f, decision, Authz::Tacacs { outcome, elapsed: Duration::ZERO, cached: true });
         }
         let Some(backend) = &self.tacacs else { return self.complete(f, decision, Authz::NoBackend) };
+        let Some(cmd) = invoked_path(&f) else { return self.complete(f, decision, Authz::Unnamed) };
         let job = self.next_job;
         self.next_job += 1;
-        let cmd = f.plan.named.real_path.clone();
         backend.authorize(job, f.tty.as_deref().unwrap_or(""), &cmd, f.argv.get(1..).unwrap_or(&[]));
         self.authorizing.insert(job, (f, decision));
     }
@@ -270,6 +273,15 @@ impl Supervisor {
         match (decision.action, authz) {
             (Action::Allow, _) => plain(Verdict::Allow, decision),
             (Action::Deny, _) => plain(Verdict::Deny, decision),
+            (Action::Authorize, Authz::Unnamed) => {
+                let name = escape(session_wrapper_config::invoked_name(f.argv.first().map_or(&[][..], Vec::as_slice)));
+                Settled {
+                    verdict: Verdict::Deny,
+                    decision,
+                    authz: " authz=unnamed".into(),
+                    reason: Some(format!("invoked as {name}, a name no link in a root-only directory gives this program: the server cannot be told what runs")),
+                }
+            }
             (Action::Authorize, Authz::Local | Authz::NoBackend) => {
                 let (verdict, decision, authz, reason) =
                     self.no_answer(f, &decision, "no TACACS+ server is configured".into());
@@ -327,8 +339,8 @@ impl Supervisor {
             service: self.config.tacacs.service.clone(),
             protocol: self.config.tacacs.protocol.clone(),
         };
-        tacacs::attrs::authorization(&common, &f.plan.named.real_path, f.argv.get(1..).unwrap_or(&[]))
-            .unwrap_or_default()
+        let cmd = invoked_path(f).unwrap_or_else(|| f.plan.named.real_path.clone());
+        tacacs::attrs::authorization(&common, &cmd, f.argv.get(1..).unwrap_or(&[])).unwrap_or_default()
     }
 
     /// Marks the files of an exec whose paths name other files (or none) in the session's
@@ -439,7 +451,7 @@ impl Supervisor {
         tracer::interrupt(f.tid);
         let image = f.plan.image();
         let image = (image.dev, image.ino);
-        let cmd = f.plan.named.real_path.clone();
+        let cmd = invoked_path(&f).unwrap_or_else(|| f.plan.named.real_path.clone());
         self.pending.insert(
             f.tid,
             Pending {
@@ -585,7 +597,7 @@ impl Supervisor {
     }
 
     fn cache_key(&self, f: &ExecFacts) -> Vec<u8> {
-        let mut k = f.plan.named.real_path.clone();
+        let mut k = invoked_path(f).unwrap_or_else(|| f.plan.named.real_path.clone());
         for a in &f.argv[1..] {
             k.push(0);
             k.extend_from_slice(a);
@@ -612,6 +624,20 @@ impl Supervisor {
             }
         }
         self.cache.insert(key, (c, Instant::now() + ttl));
+    }
+}
+
+/// The path a program is invoked through, as the authorization backend and accounting name it:
+/// its real path under its own name (`/usr/bin/systemctl`), the link its name comes from
+/// otherwise (`/usr/sbin/reboot` for `systemctl` invoked as `reboot`); `None` for a name no
+/// link gives it (`exec -a xreboot /usr/bin/systemctl`).
+fn invoked_path(f: &ExecFacts) -> Option<Vec<u8>> {
+    let named = &f.plan.named;
+    let name = session_wrapper_config::invoked_name(f.argv.first().map_or(&[][..], Vec::as_slice));
+    if named.real_path.rsplit(|&b| b == b'/').next() == Some(name) {
+        Some(named.real_path.clone())
+    } else {
+        named.links.first().cloned()
     }
 }
 
