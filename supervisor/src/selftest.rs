@@ -384,6 +384,8 @@ fn supervised(config: &Config, tasks: &[String], scratch: &Scratch, n: usize) ->
     let _ = sock.set_nonblocking(true);
     let mut config = config.clone();
     config.log.socket = sock_path.display().to_string();
+    // Its own spool: the self-test's lines are its own, and others' are not its to deliver.
+    config.log.spool_dir = scratch.dir.join(format!("spool-{n}")).display().to_string();
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let mut command = vec![exe.into_os_string(), "__probe".into()];
     command.extend(tasks.iter().map(Into::into));

@@ -1,9 +1,11 @@
 //! A root-only directory on disk where what could not be delivered waits until it can be:
 //! syslog lines that a missing or stalled syslog daemon did not take.
 //!
-//! Each supervisor appends to a file of its own (`log.SESSION.PID`, one line per record), which
-//! it holds locked (`flock`) for as long as it runs. A later supervisor, once its own syslog
-//! socket works, *claims* a file nobody holds (the lock fails while its writer lives), delivers
+//! Each supervisor appends to a file of its own (`log.SESSION.PID`, one line per record, after
+//! a `#socket PATH` line naming the syslog socket the lines are for), which it holds locked
+//! (`flock`) for as long as it runs. A later supervisor, once its own syslog
+//! socket works, *claims* a file for that same socket that nobody holds (the lock fails while
+//! its writer lives), delivers
 //! its lines, and removes it only when every line is sent; if that supervisor ends first, it
 //! writes back what is left. A crash anywhere leaves the file in place (a line may then be
 //! delivered twice, never lost).
@@ -28,6 +30,8 @@ pub const FILE_MAX: u64 = 4 << 20;
 pub const DIR_MAX: u64 = 64 << 20;
 /// Prefix of the files of syslog lines.
 const LOG_PREFIX: &str = "log.";
+/// The first line of a file: which socket its lines are for.
+const HEADER: &str = "#socket ";
 
 /// The spool directory, held open.
 #[derive(Debug)]
@@ -104,11 +108,11 @@ impl SpoolDir {
             .sum()
     }
 
-    /// Creates this supervisor's own file of syslog lines, locked.
+    /// Creates this supervisor's own file of lines for the syslog socket `socket`, locked.
     ///
     /// # Errors
     /// When it cannot be created or the directory is full.
-    pub fn create_own(&self, session: &str) -> io::Result<SpoolFile> {
+    pub fn create_own(&self, session: &str, socket: &str) -> io::Result<SpoolFile> {
         if self.total_bytes() >= DIR_MAX {
             return Err(io::Error::new(io::ErrorKind::StorageFull, "the spool directory is full"));
         }
@@ -116,11 +120,17 @@ impl SpoolDir {
         let file = self.open_file(&name, true)?;
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io::Error::from(e))?;
         let len = lock.metadata()?.len();
-        Ok(SpoolFile { lock, name, read_at: 0, len })
+        let mut own = SpoolFile { lock, name, read_at: 0, len };
+        if len == 0 {
+            own.append(format!("{HEADER}{socket}").as_bytes())?;
+            own.read_at = own.len;
+        }
+        Ok(own)
     }
 
-    /// Claims a file of syslog lines that no live supervisor holds (not `except`).
-    pub fn claim(&self, except: Option<&str>) -> Option<SpoolFile> {
+    /// Claims a file of lines for the syslog socket `socket` that no live supervisor holds
+    /// (not `except`).
+    pub fn claim(&self, except: Option<&str>, socket: &str) -> Option<SpoolFile> {
         for name in self.names() {
             if !name.starts_with(LOG_PREFIX) || Some(name.as_str()) == except {
                 continue;
@@ -128,11 +138,16 @@ impl SpoolDir {
             let Ok(file) = self.open_file(&name, false) else { continue };
             let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else { continue };
             let Ok(meta) = lock.metadata() else { continue };
-            if meta.len() == 0 {
-                let _ = nix::unistd::unlinkat(&self.fd, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let file = SpoolFile { len: meta.len(), lock, name, read_at: 0 };
+            match file.socket() {
+                Some(s) if s == socket.as_bytes() => {}
+                _ => continue,
+            }
+            if file.count() == 0 {
+                self.remove(file);
                 continue;
             }
-            return Some(SpoolFile { len: meta.len(), lock, name, read_at: 0 });
+            return Some(file);
         }
         None
     }
@@ -173,7 +188,15 @@ impl SpoolFile {
     pub fn count(&self) -> usize {
         let mut buf = Vec::new();
         let _ = self.pending(&mut buf);
-        buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count()
+        buf.split(|&b| b == b'\n').filter(|l| !l.is_empty() && !l.starts_with(b"#")).count()
+    }
+
+    /// The socket its header names.
+    fn socket(&self) -> Option<Vec<u8>> {
+        let mut head = [0u8; 4096];
+        let n = self.lock.read_at(&mut head, 0).ok()?;
+        let line = head[..n].split(|&b| b == b'\n').next()?;
+        line.strip_prefix(HEADER.as_bytes()).map(<[u8]>::to_vec)
     }
 
     fn pending(&self, buf: &mut Vec<u8>) -> io::Result<()> {
@@ -202,8 +225,18 @@ impl SpoolFile {
         let _ = self.lock.sync_data();
     }
 
-    /// The next line not yet delivered.
-    pub fn peek(&self) -> Option<Vec<u8>> {
+    /// The next line not yet delivered (the header skipped).
+    pub fn peek(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let line = self.peek_raw()?;
+            if !line.starts_with(b"#") {
+                return Some(line);
+            }
+            self.read_at = (self.read_at + line.len() as u64 + 1).min(self.len);
+        }
+    }
+
+    fn peek_raw(&self) -> Option<Vec<u8>> {
         if self.is_empty() {
             return None;
         }
@@ -232,10 +265,19 @@ impl SpoolFile {
     pub fn consumed(&mut self, line: &[u8]) {
         self.read_at = (self.read_at + line.len() as u64 + 1).min(self.len);
         if self.is_empty() {
+            let header = self.header();
             let _ = self.lock.set_len(0);
             self.read_at = 0;
             self.len = 0;
+            if let Some(h) = header {
+                let _ = self.append(&h);
+                self.read_at = self.len;
+            }
         }
+    }
+
+    fn header(&self) -> Option<Vec<u8>> {
+        self.socket().map(|s| [HEADER.as_bytes(), &s].concat())
     }
 
     /// Keeps only the lines not yet delivered (before letting the file go to another
@@ -245,9 +287,15 @@ impl SpoolFile {
             return;
         }
         let mut rest = Vec::new();
+        let header = self.header();
         if self.pending(&mut rest).is_ok() && self.lock.set_len(0).is_ok() {
-            let _ = self.lock.write_all_at(&rest, 0);
-            self.len = rest.len() as u64;
+            let mut body = header.map(|mut h| {
+                h.push(b'\n');
+                h
+            }).unwrap_or_default();
+            body.extend_from_slice(&rest);
+            let _ = self.lock.write_all_at(&body, 0);
+            self.len = body.len() as u64;
             self.read_at = 0;
             self.sync();
         }
@@ -288,24 +336,25 @@ mod tests {
     fn lines_survive_their_writer_and_are_claimed_once() {
         let d = dir("claim");
         let spool = SpoolDir::open(&d).expect("open");
-        let mut own = spool.create_own("000000000001").expect("create");
+        let mut own = spool.create_own("000000000001", "/dev/log").expect("create");
         own.append(b"<86>one").expect("append");
         own.append(b"<86>two\nstill two").expect("append");
         assert_eq!(own.count(), 2);
         // While its writer holds it, nobody claims it.
-        assert!(spool.claim(None).is_none());
+        assert!(spool.claim(None, "/dev/log").is_none());
         drop(own);
-        let mut claimed = spool.claim(None).expect("claimable once the writer is gone");
-        assert!(spool.claim(None).is_none(), "a claimed file is held");
+        assert!(spool.claim(None, "/run/other.sock").is_none(), "lines for another socket are not taken");
+        let mut claimed = spool.claim(None, "/dev/log").expect("claimable once the writer is gone");
+        assert!(spool.claim(None, "/dev/log").is_none(), "a claimed file is held");
         let first = claimed.peek().expect("a line");
         assert_eq!(first, b"<86>one");
         claimed.consumed(&first);
         claimed.keep_pending();
         drop(claimed);
-        let mut again = spool.claim(None).expect("what was left");
+        let mut again = spool.claim(None, "/dev/log").expect("what was left");
         assert_eq!(again.drain_lines(), vec![b"<86>two still two".to_vec()]);
         spool.remove(again);
-        assert!(spool.claim(None).is_none());
+        assert!(spool.claim(None, "/dev/log").is_none());
         let _ = std::fs::remove_dir_all(d);
     }
 
@@ -313,7 +362,7 @@ mod tests {
     fn a_file_is_bounded() {
         let d = dir("bound");
         let spool = SpoolDir::open(&d).expect("open");
-        let mut own = spool.create_own("000000000002").expect("create");
+        let mut own = spool.create_own("000000000002", "/dev/log").expect("create");
         let line = vec![b'x'; 64 * 1024];
         let mut written = 0u64;
         while own.append(&line).is_ok() {

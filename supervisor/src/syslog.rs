@@ -19,8 +19,8 @@
 //! socket is full: no exec runs while its line could be lost.
 //!
 //! A socket that does not exist (no syslog daemon on the host) is not waited for: the session's
-//! end costs nothing; its lines are kept in the spool for a later supervisor, or, for
-//! `session-wrapper run` without a spool, written to its standard error.
+//! end costs nothing. A PAM session's lines are then kept in the spool for a later supervisor;
+//! `session-wrapper run` writes them to its standard error when the command has ended.
 
 use std::collections::VecDeque;
 use std::io;
@@ -107,6 +107,8 @@ pub enum Kept {
 struct Spooler {
     dir: crate::spool::SpoolDir,
     session: String,
+    /// The syslog socket the lines are for (only files for it are delivered here).
+    socket: String,
     own: Option<crate::spool::SpoolFile>,
     /// The own file could not be made (full, failing): do not try again.
     failed: bool,
@@ -116,7 +118,7 @@ struct Spooler {
 impl Spooler {
     fn own(&mut self) -> Option<&mut crate::spool::SpoolFile> {
         if self.own.is_none() && !self.failed {
-            match self.dir.create_own(&self.session) {
+            match self.dir.create_own(&self.session, &self.socket) {
                 Ok(f) => self.own = Some(f),
                 Err(_) => self.failed = true,
             }
@@ -192,7 +194,8 @@ impl Syslog {
     /// `session`), and delivers what earlier supervisors left there once the socket works.
     /// `strict`: `log-failure = "refuse"` (see the module documentation).
     pub fn set_spool(&mut self, dir: Option<crate::spool::SpoolDir>, session: &str, strict: bool) {
-        self.spool = dir.map(|dir| Spooler { dir, session: session.to_owned(), own: None, failed: false, recovered: None });
+        let socket = self.path.display().to_string();
+        self.spool = dir.map(|dir| Spooler { dir, session: session.to_owned(), socket, own: None, failed: false, recovered: None });
         self.strict = strict;
         if self.sock.is_some() {
             self.flush_recovered();
@@ -314,7 +317,7 @@ impl Syslog {
     /// Sends what waits in this supervisor's spool file, in order.
     fn flush_own_spool(&mut self) -> bool {
         loop {
-            let Some(line) = self.spool.as_ref().and_then(|s| s.own.as_ref()).and_then(|f| f.peek()) else {
+            let Some(line) = self.spool.as_mut().and_then(|s| s.own.as_mut()).and_then(|f| f.peek()) else {
                 return true;
             };
             if !self.try_send(&line) {
@@ -332,7 +335,7 @@ impl Syslog {
             if self.spool.as_ref().is_none_or(|s| s.recovered.is_none()) {
                 let Some(sp) = self.spool.as_mut() else { return };
                 let own = sp.own.as_ref().map(|f| f.name().to_owned());
-                let Some(file) = sp.dir.claim(own.as_deref()) else { return };
+                let Some(file) = sp.dir.claim(own.as_deref(), &sp.socket) else { return };
                 let msg = format!(
                     "event=log-recovered file=\"{}/{}\" lines={} reason=\"lines an earlier supervisor could not deliver\"",
                     sp.dir.path().display(),
@@ -345,7 +348,7 @@ impl Syslog {
                     return;
                 }
             }
-            while let Some(line) = self.spool.as_ref().and_then(|s| s.recovered.as_ref()).and_then(|f| f.peek()) {
+            while let Some(line) = self.spool.as_mut().and_then(|s| s.recovered.as_mut()).and_then(|f| f.peek()) {
                 if !self.try_send(&line) {
                     return;
                 }
@@ -423,27 +426,32 @@ impl Syslog {
         self.spool.as_mut().and_then(Spooler::own).is_some_and(|own| own.append(line).is_ok())
     }
 
-    /// Moves what waits in memory to the spool (or standard error), with the count of what
-    /// was lost, and lets the files go to the next supervisor.
+    /// What is still waiting when the session ends: with [`Syslog::set_stderr_fallback`] and
+    /// no syslog socket at all, written to standard error (the command's own, after it ended;
+    /// nothing is left behind); otherwise moved to the spool for a later supervisor. Either
+    /// way with the count of what was lost.
     fn keep_the_rest(&mut self) {
-        let lines: Vec<Vec<u8>> = self.backlog.drain(..).collect();
+        let mut lines: Vec<Vec<u8>> = self.backlog.drain(..).collect();
         self.backlog_bytes = 0;
-        let mut spooled = false;
+        let to_stderr = self.stderr_fallback && self.sock.is_none() && self.missing;
+        if to_stderr {
+            if let Some(own) = self.spool.as_mut().and_then(|s| s.own.as_mut()) {
+                let mut spooled = own.drain_lines();
+                spooled.append(&mut lines);
+                lines = spooled;
+            }
+        }
         let mut unkept = Vec::new();
         for line in lines {
-            if self.spool_line(&line) {
-                spooled = true;
-            } else {
+            if to_stderr || !self.spool_line(&line) {
                 unkept.push(line);
             }
         }
-        if self.dropped > 0 || (!unkept.is_empty() && !self.stderr_fallback) {
-            let n = self.dropped + if self.stderr_fallback { 0 } else { unkept.len() as u64 };
-            let msg = format!("event=log-dropped lines={n} reason=\"syslog socket full or missing, spool full or unavailable\"");
+        let lost = self.dropped + if self.stderr_fallback { 0 } else { unkept.len() as u64 };
+        if lost > 0 {
+            let msg = format!("event=log-dropped lines={lost} reason=\"syslog socket full or missing, spool full or unavailable\"");
             let line = self.format(Severity::LOG_WARNING, &msg);
-            if self.spool_line(&line) {
-                spooled = true;
-            } else {
+            if to_stderr || !self.spool_line(&line) {
                 unkept.push(line);
             }
             self.dropped = 0;
@@ -452,7 +460,7 @@ impl Syslog {
             use std::io::Write;
             let mut err = std::io::stderr().lock();
             for line in &unkept {
-                // Without the syslog header: `<PRI>Mmm dd hh:mm:ss ident[pid]: `.
+                // Without the syslog header (`<PRI>Mmm dd hh:mm:ss ident[pid]: `).
                 let text = line.splitn(2, |&b| b == b']').nth(1).map_or(&line[..], |t| t.strip_prefix(b": ").unwrap_or(t));
                 let _ = err.write_all(b"session-wrapper: ");
                 let _ = err.write_all(text);
@@ -461,9 +469,7 @@ impl Syslog {
         }
         if let Some(sp) = self.spool.as_mut() {
             if let Some(own) = &sp.own {
-                if spooled || !own.is_empty() {
-                    own.sync();
-                }
+                own.sync();
             }
             if let Some(mut r) = sp.recovered.take() {
                 r.keep_pending();
