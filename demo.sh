@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Builds everything and runs a supervised session on the built-in default policy: commands
-# allowed and refused, and the syslog lines they produced. Run as root on Debian 12.
+# The main job, shown as it is used. Builds everything, then, on the shipped example policy
+# (packaging/config.toml, switched to enforce):
+#   1. `session-wrapper run`: one command under a supervisor;
+#   2. the PAM module itself: a real `su` session through pam_session_wrapper.so, in a private
+#      mount namespace (the machine's /etc/pam.d is never touched);
+# each showing commands allowed and refused, what the user sees, and the syslog lines.
+# Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
 cargo build --release --workspace --locked 2>&1 | tail -n 1
+root=$(pwd)
+rel="$root/target/release"
 
-work=$(mktemp -d /tmp/session-wrapper-demo.XXXXXX)
-chmod 1777 "$work"
+work=$(mktemp -d /var/tmp/session-wrapper-demo.XXXXXX)
+chmod 755 "$work"
 trap 'kill "${receiver:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# A syslog socket of our own, so the demo reads exactly its lines (the supervisor logs to
-# /dev/log unless told otherwise).
+# A syslog socket of our own, so the demo reads exactly its lines.
 python3 - "$work/log.sock" "$work/syslog.txt" <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -23,19 +29,52 @@ PY
 receiver=$!
 while [ ! -S "$work/log.sock" ]; do sleep 0.05; done
 
-cp /bin/true "$work/downloaded-tool"
-chmod 755 "$work/downloaded-tool"
-user=nobody
-echo "== session-wrapper run --user $user, built-in default policy (session-wrapper default-config):"
+# The demo configuration: the package's example policy in enforce mode, logging to our socket.
+mkdir -m 755 "$work/etc"
+sed 's/^mode = "audit"$/mode = "enforce"/' packaging/config.toml > "$work/etc/config.toml"
+printf '\n[log]\nsocket = "%s"\nspool-dir = "%s/spool"\n' "$work/log.sock" "$work" >> "$work/etc/config.toml"
+chmod 644 "$work/etc/config.toml"
+
+# A program someone downloaded into /tmp, and a library directory of their own.
+tool=$(mktemp /tmp/downloaded-tool.XXXXXX)
+cp /bin/true "$tool"
+chmod 755 "$tool"
+mkdir -p "$work/mylibs"
+trap 'kill "${receiver:-0}" 2>/dev/null || true; rm -rf "$work" "$tool"' EXIT
+
+show_log() {
+  sleep 0.5
+  echo
+  echo "   syslog (AUTHPRIV, ident session-wrapper):"
+  sed -e 's/^<[0-9]*>[A-Z][a-z][a-z] [ 0-9][0-9] [0-9:]* //' -e 's/^/     /' "$work/syslog.txt"
+  : > "$work/syslog.txt"
+  echo
+}
+
+# The sessions start in /, which every user may enter (the checkout may be a private home).
+cd /
+commands="id -un; ls -d /usr /etc; $tool; echo \"exit status \$?\"; LD_LIBRARY_PATH=$work/mylibs /usr/bin/id -u; echo \"exit status \$?\""
+
+echo "== 1. session-wrapper run --user nobody --config <the example policy, enforce> -- /bin/sh -c '...'"
 echo
 set +e
-target/release/session-wrapper run --user "$user" --log-socket "$work/log.sock" -- \
-  /bin/sh -c "set -x; id -un; ls -d /usr /etc; $work/downloaded-tool; echo exit status \$?" 2>&1
-status=$?
+"$rel/session-wrapper" run --config "$work/etc/config.toml" --user nobody -- /bin/sh -c "set -x; $commands" 2>&1 | sed 's/^/   /'
 set -e
-sleep 0.5
+show_log
+
+echo "== 2. the PAM module: su -s /bin/sh nobody, with 'session required pam_session_wrapper.so' added to su's stack"
 echo
-echo "== the session's syslog lines (AUTHPRIV, ident session-wrapper):"
-sed 's/^/  /' "$work/syslog.txt"
+cp -a /etc/pam.d "$work/pam.d"
+printf 'session required %s config=%s supervisor=%s\n' \
+  "$rel/libpam_session_wrapper.so" "$work/etc/config.toml" "$rel/session-wrapper-supervisor" >> "$work/pam.d/su"
+echo "   /etc/pam.d/su, last line (inside a private mount namespace only):"
+tail -n 1 "$work/pam.d/su" | sed 's/^/     /'
 echo
-echo "== exit status of the session: $status"
+set +e
+unshare -m --propagation private sh -c '
+  mount --bind "$1/pam.d" /etc/pam.d
+  exec su -s /bin/sh nobody -c "set -x; $2"
+' demo "$work" "$commands" 2>&1 | sed 's/^/   /'
+set -e
+show_log
+echo "== the machine's /etc/pam.d/su is unchanged: $(grep -c pam_session_wrapper /etc/pam.d/su || true) mention(s) of the module"

@@ -7,6 +7,8 @@
 #   bench/run.sh open         the session-open latency
 #   bench/run.sh rss          the supervisor's memory, idle and after 100,000 decisions
 #   bench/run.sh concurrent   100 concurrent supervised sessions x 1,000 execs
+#   bench/run.sh nolog        a whole `session-wrapper run -- /bin/true` with and without a
+#                             syslog socket (a host without syslog must not wait at the end)
 # Knobs (environment): SW_BENCH_ROUNDS and SW_BENCH_RUNS (exec loop: hyperfine rounds x runs
 # per round, default 4 x 5), SW_BENCH_REAL_RUNS (default 5), SW_BENCH_PACKAGE (default gzip),
 # SW_BENCH_RSS_EXECS (default 100000), SW_BENCH_SESSIONS and SW_BENCH_SESSION_EXECS
@@ -18,8 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 case $what in
-  all | exec | real | open | rss | concurrent) ;;
-  *) echo "usage: bench/run.sh [all|exec|real|open|rss|concurrent]" >&2; exit 2 ;;
+  all | exec | real | open | rss | concurrent | nolog) ;;
+  *) echo "usage: bench/run.sh [all|exec|real|open|rss|concurrent|nolog]" >&2; exit 2 ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root" >&2; exit 1; }
 scripts/setup.sh
@@ -251,6 +253,25 @@ if [ "$what" = all ] || [ "$what" = concurrent ]; then
   python3 bench/concurrent.py "$rel/session-wrapper" "$work/allow.toml" "$work/conc.sock" \
     "${SW_BENCH_SESSIONS:-100}" "${SW_BENCH_SESSION_EXECS:-1000}"
   echo "  load average after: $(loadavg)"
+fi
+
+if [ "$what" = all ] || [ "$what" = nolog ]; then
+  echo "== a session's end without a syslog socket (load average $(loadavg))"
+  sed "s|^socket = .*|socket = \"$work/no-such-socket\"|" "$work/allow.toml" > "$work/nolog.toml"
+  chmod 644 "$work/nolog.toml"
+  (cd / && hyperfine -N -w 3 -r "${SW_BENCH_NOLOG_RUNS:-30}" --export-json "$work/nolog.json" \
+    -n with-socket "$rel/session-wrapper --config $work/allow.toml --user nobody -- /bin/true" \
+    -n without-socket "$rel/session-wrapper --config $work/nolog.toml --user nobody --spool-dir $work/nolog-spool -- /bin/true" \
+    >/dev/null 2>>"$work/hyperfine.err")
+  python3 - "$work/nolog.json" <<'PY'
+import json, os, statistics, sys
+r = {x["command"]: statistics.median(x["times"]) * 1000 for x in json.load(open(sys.argv[1]))["results"]}
+d = r["without-socket"] - r["with-socket"]
+print(f"  with a syslog socket:    {r['with-socket']:.2f} ms (median, whole run of /bin/true)")
+print(f"  without one:             {r['without-socket']:.2f} ms: {d:+.2f} ms (target: at most +50 ms; it was +2000 ms)")
+with open(os.environ["SW_BENCH_FIGURES"], "a") as f:
+    f.write(f"nolog.added_ms {d:.3f}\n")
+PY
 fi
 
 python3 bench/summary.py "$SW_BENCH_FIGURES"

@@ -54,6 +54,8 @@ check("PAM session open, added (1 s apart)", "open.spaced_added_ms", lambda v: f
       "<= 5 ms", lambda v: v <= 5)
 check("PAM session open, added, kill_on_close (1 s apart)", "open.spaced_cgroup_added_ms",
       lambda v: f"+{v:.2f} ms", "<= 5 ms", lambda v: v <= 5)
+check("session end without a syslog socket, added", "nolog.added_ms", lambda v: f"{v:+.2f} ms",
+      "<= 50 ms", lambda v: v <= 50)
 mib = lambda v: f"{v / 1024:.2f} MiB"
 check("supervisor VmRSS, idle", "rss.idle_kib", mib, "<= 4 MiB", lambda v: v <= 4096)
 n = f.get("rss.decisions", "?")

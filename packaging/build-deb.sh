@@ -73,18 +73,10 @@ install -D -m 755 "$rel/session-wrapper" "$pkg/usr/bin/session-wrapper"
 strip --remove-section=.comment --remove-section=.note --strip-unneeded "$pkg/lib/$multiarch/security/pam_session_wrapper.so"
 strip --remove-section=.comment --remove-section=.note "$pkg/usr/libexec/session-wrapper/session-wrapper-supervisor" "$pkg/usr/bin/session-wrapper"
 
-# The configuration: the built-in default policy, in audit mode, under a header that says how
-# to go on. A conffile: dpkg keeps the administrator's changes across upgrades.
+# The configuration: the example policy of packaging/config.toml, in audit mode, with a header
+# that says how to go on. A conffile: dpkg keeps the administrator's changes across upgrades.
 install -d -m 755 "$pkg/etc/session-wrapper" "$pkg/etc/session-wrapper/config.d"
-default=$("$rel/session-wrapper" default-config)
-[ "$(grep -c '^mode = "enforce"$' <<<"$default")" = 1 ] ||
-    die "the built-in default policy has no single 'mode = \"enforce\"' line to turn into audit"
-{
-    cat "$here/config-header.toml"
-    # shellcheck disable=SC2001 # a whole-line, anchored replacement reads better in sed
-    sed 's/^mode = "enforce"$/mode = "audit"/' <<<"$default"
-} > "$pkg/etc/session-wrapper/config.toml"
-chmod 644 "$pkg/etc/session-wrapper/config.toml"
+install -m 644 "$here/config.toml" "$pkg/etc/session-wrapper/config.toml"
 grep -q '^mode = "audit"$' "$pkg/etc/session-wrapper/config.toml" || die "config.toml is not in audit mode"
 "$rel/session-wrapper" check-config --config "$pkg/etc/session-wrapper/config.toml" >/dev/null ||
     die "the packaged config.toml does not pass check-config"

@@ -81,14 +81,28 @@ fn empty_config_denies_everything_by_default() {
 }
 
 #[test]
-fn builtin_default_allows_a_login_shell_and_refuses_tmp() {
+fn builtin_default_decides_logs_and_allows_everything_but_keeps_the_guards() {
     let c = Config::builtin(&|_| None).expect("built-in parses");
+    assert_eq!(c.mode, Mode::Enforce);
+    assert!(c.policy.rules.is_empty());
     assert_eq!(req("/usr/bin/bash", &["-bash"]).decide(&c).action, Action::Allow);
-    assert_eq!(req("/bin/sh", &["sh"]).decide(&c).action, Action::Allow);
+    assert_eq!(req("/tmp/x/evil", &["evil"]).decide(&c).action, Action::Allow);
+    assert_eq!(c.policy.guards, Guards::default());
+    let mut r = req("/usr/bin/id", &["id"]);
+    r.env = Some("LD_PRELOAD");
+    assert_eq!(r.decide(&c).by, DecidedBy::Guard(Guard::LoaderEnv));
+}
+
+#[test]
+fn the_shipped_example_configuration_refuses_programs_from_temporary_directories() {
+    let text = include_str!("../../packaging/config.toml");
+    let c = Config::parse(&[Source::new("config.toml", text)], &|_| None).expect("the shipped config parses");
+    assert_eq!(c.mode, Mode::Audit);
     let d = req("/tmp/x/evil", &["evil"]).decide(&c);
     assert_eq!(d.action, Action::Deny);
     assert!(d.message.is_some());
     assert_eq!(req("/dev/shm/a", &["a"]).name(&c), "no-exec-from-temp");
+    assert_eq!(req("/usr/bin/id", &["id"]).decide(&c).action, Action::Allow);
 }
 
 #[test]

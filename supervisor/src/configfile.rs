@@ -163,8 +163,10 @@ mod tests {
     }
 
     #[test]
-    fn builtin_resolves_merged_usr() {
+    fn builtin_parses_and_patterns_resolve_through_root_only_paths() {
         let c = builtin().expect("built-in parses");
-        assert!(!c.policy.rules.is_empty());
+        assert_eq!(c.policy.default_action, session_wrapper_config::Action::Allow);
+        let sh = std::fs::canonicalize("/bin/sh").expect("sh");
+        assert_eq!(canonicalize("/bin/sh").as_deref(), sh.to_str());
     }
 }

@@ -360,18 +360,16 @@ pub fn run(opts: RunOptions) -> Result<i32, RunError> {
         leader: child.as_raw(),
         started: SystemTime::now(),
     };
-    // As root, keep what syslog cannot take in the spool, and confine the supervisor as in a
-    // PAM session (before any thread starts); otherwise such lines go to standard error.
+    // As root, keep what a slow syslog cannot take yet in the spool, and confine the supervisor
+    // as in a PAM session (before any thread starts). Without a syslog socket at all, the
+    // lines are written to standard error when the command has ended.
     let mut spool = if root { crate::spool::SpoolDir::open(std::path::Path::new(&opts.config.log.spool_dir)).ok() } else { None };
     let hardened = root.then(|| crate::harden::supervisor(&crate::harden::writable_dirs(None, spool.as_mut())));
-    let fallback = spool.is_none();
     let mut sup = Supervisor::new(Listener::new(listener), opts.config, session, Some(child.as_raw()), opts.debug)
         .map_err(|e| setup("starting the supervisor", &e))?
         .with_spool(spool)
+        .with_stderr_fallback()
         .with_isolation(describe, plan.layers.clone());
-    if fallback {
-        sup = sup.with_stderr_fallback();
-    }
     for w in &plan.warnings {
         sup.event(crate::syslog::Severity::LOG_WARNING, w);
     }

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
-/// The directory of the built binaries (`target/debug` or `target/release`).
+/// The directory of the built binaries: `$SW_BIN_DIR` when set (tests/run.sh stages them in a
+/// root-owned, world-readable directory of its own, so that the session's users can execute
+/// them wherever the checkout is: a home directory of mode 0700, or /tmp behind a private
+/// /tmp), else `target/debug` or `target/release`.
 pub fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("SW_BIN_DIR") {
         return PathBuf::from(d);
@@ -209,6 +212,12 @@ impl ConfigFile {
     }
 }
 
+/// The package's example configuration (`packaging/config.toml`), in `mode`.
+pub fn shipped_config(mode: &str) -> ConfigFile {
+    let text = include_str!("../../packaging/config.toml").replace("mode = \"audit\"", &format!("mode = \"{mode}\""));
+    ConfigFile::new(&text)
+}
+
 /// A world-writable scratch directory (commands run as `nobody` write markers there).
 pub fn scratch() -> TempDir {
     let d = tempfile::Builder::new().prefix("sw-test-").tempdir().expect("tempdir");
@@ -285,9 +294,11 @@ impl<'a> Wrapped<'a> {
         self
     }
 
-    /// The command line, for when a test needs to spawn it itself.
+    /// The command line, for when a test needs to spawn it itself. It runs in `/`, a
+    /// directory every user may enter.
     pub fn command(&self, argv: &[&str]) -> Command {
         let mut c = Command::new("timeout");
+        c.current_dir("/");
         c.arg("-k").arg("5").arg(format!("{}", self.timeout.as_secs()));
         c.arg(bin("session-wrapper")).arg("run");
         if let Some(p) = &self.config {
@@ -422,6 +433,16 @@ impl Sandbox {
         u
     }
 
+    /// Adds a group with these members.
+    pub fn add_group(&mut self, name: &str, gid: u32, members: &[&str]) {
+        for (f, line) in [("group", format!("{name}:x:{gid}:{}\n", members.join(","))), ("gshadow", format!("{name}:!::{}\n", members.join(",")))] {
+            let p = self.dir.path().join(f);
+            let mut t = std::fs::read_to_string(&p).unwrap_or_default();
+            t.push_str(&line);
+            std::fs::write(p, t).expect("append");
+        }
+    }
+
     /// Replaces a file inside the sandbox (e.g. `/etc/sudoers`) with `text` and `mode`.
     pub fn etc_file(&mut self, target: &str, text: &str, mode: u32) {
         use std::os::unix::fs::PermissionsExt;
@@ -463,6 +484,7 @@ impl Sandbox {
         c.args(argv);
         c.env_remove("LD_PRELOAD");
         c.stdin(Stdio::null());
+        c.current_dir("/");
         c
     }
 

@@ -144,3 +144,34 @@ fn a_syslog_reader_that_stalls_never_slows_the_session_and_every_line_is_account
         "{delivered} delivered + {kept} kept in the spool vs {n} execs of /usr/bin/true"
     );
 }
+
+/// Without any syslog socket (minimal images, containers), `session-wrapper run` waits for
+/// nothing at the end (it waited 2 s) and writes the session's lines to its standard error
+/// once the command has ended; nothing is left in the spool.
+#[test]
+fn without_a_syslog_socket_run_waits_for_nothing_and_writes_its_lines_to_stderr() {
+    require_root!();
+    let dir = session_wrapper_tests::TempDir::new().expect("tempdir");
+    let spool = dir.path().join("spool");
+    let run = || {
+        let t0 = Instant::now();
+        let out = std::process::Command::new(session_wrapper_tests::bin("session-wrapper"))
+            .args(["--user", "nobody", "--log-socket"])
+            .arg(dir.path().join("no-such-socket"))
+            .arg("--spool-dir")
+            .arg(&spool)
+            .args(["--", "/bin/true"])
+            .current_dir("/")
+            .output()
+            .expect("session-wrapper");
+        (out, t0.elapsed())
+    };
+    let (out, took) = run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("event=session-start") && err.contains("path=\"/bin/true\"") && err.contains("event=session-end"), "{err}");
+    // The figure is in docs/BENCHMARKS.md; this only proves there is no wait of seconds.
+    assert!(took < Duration::from_millis(1500), "a session without a syslog socket took {took:?}");
+    let left = std::fs::read_dir(&spool).map(|d| d.flatten().filter(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false)).count()).unwrap_or(0);
+    assert_eq!(left, 0, "nothing is left behind in the spool");
+}

@@ -6,13 +6,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use session_wrapper_tests::{
-    decisions, require_root, scratch, stderr, stdout, ConfigFile, Syslog, Wrapped,
+    decisions, require_root, scratch, shipped_config, stderr, stdout, ConfigFile, Syslog, Wrapped,
 };
 
 const ALLOW_ALL: &str = "default = \"allow\"\n";
 
 fn probe() -> &'static str {
-    env!("CARGO_BIN_EXE_sw-probe")
+    Box::leak(session_wrapper_tests::bin("sw-probe").display().to_string().into_boxed_str())
 }
 
 fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
@@ -134,7 +134,8 @@ fn refused_command_gets_eacces_a_message_and_a_deny_line() {
     let evil = copy_true(dir.path(), "evil");
     let log = Syslog::new();
     let cmd = format!("/usr/bin/id -u; {evil}; echo status=$?");
-    let out = Wrapped::new(&log).as_nobody().run(&["/bin/sh", "-c", &cmd]);
+    let cfg = shipped_config("enforce");
+    let out = Wrapped::new(&log).config(cfg.path()).as_nobody().run(&["/bin/sh", "-c", &cmd]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "65534\nstatus=126\n");
     let err = stderr(&out);
@@ -201,7 +202,8 @@ fn relative_paths_and_symlinks_are_decided_on_the_real_file() {
     std::os::unix::fs::symlink(&evil, dir.path().join("innocent")).expect("symlink");
     let log = Syslog::new();
     let cmd = format!("cd /usr/bin && ./true && {d}/echo-link via-link; {d}/innocent; echo $?");
-    let out = Wrapped::new(&log).as_nobody().run(&["/bin/sh", "-c", &cmd]);
+    let cfg = shipped_config("enforce");
+    let out = Wrapped::new(&log).config(cfg.path()).as_nobody().run(&["/bin/sh", "-c", &cmd]);
     assert_eq!(stdout(&out), "via-link\n126\n", "{}", stderr(&out));
     let lines = log.until_session_end(WAIT);
     let rel = line_for(&lines, "path=\"./true\"");
@@ -220,7 +222,8 @@ fn execveat_with_an_empty_path_is_decided_on_the_fd() {
     let log = Syslog::new();
     let out = Wrapped::new(&log).as_nobody().run(&[probe(), "fexec", "/usr/bin/echo", "by-fd"]);
     assert_eq!(stdout(&out), "by-fd\n", "{}", stderr(&out));
-    let refused = Wrapped::new(&log).as_nobody().run(&[probe(), "fexec", &evil]);
+    let cfg = shipped_config("enforce");
+    let refused = Wrapped::new(&log).config(cfg.path()).as_nobody().run(&[probe(), "fexec", &evil]);
     assert_eq!(refused.status.code(), Some(111));
     assert!(stderr(&refused).contains("execveat: Permission denied"), "{}", stderr(&refused));
     let lines = log.until_sessions_end(2, WAIT);
