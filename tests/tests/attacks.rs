@@ -37,19 +37,11 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// An attack program (`sw-attack-NAME`), where the tests run it from (see
+/// [`session_wrapper_tests::bin`]: staged for the session's users to execute).
 fn bin(name: &str) -> &'static str {
-    match name {
-        "mark" => env!("CARGO_BIN_EXE_sw-attack-mark"),
-        "envcheck" => env!("CARGO_BIN_EXE_sw-attack-envcheck"),
-        "race" => env!("CARGO_BIN_EXE_sw-attack-race"),
-        "exec" => env!("CARGO_BIN_EXE_sw-attack-exec"),
-        "seccomp" => env!("CARGO_BIN_EXE_sw-attack-seccomp"),
-        "storm" => env!("CARGO_BIN_EXE_sw-attack-storm"),
-        "deadlock" => env!("CARGO_BIN_EXE_sw-attack-deadlock"),
-        "ns" => env!("CARGO_BIN_EXE_sw-attack-ns"),
-        "userns" => env!("CARGO_BIN_EXE_sw-attack-userns"),
-        other => panic!("no attack binary {other}"),
-    }
+    let p = session_wrapper_tests::bin(&format!("sw-attack-{name}"));
+    Box::leak(p.display().to_string().into_boxed_str())
 }
 
 /// The attack fixture: see the module documentation.
@@ -1237,41 +1229,20 @@ fn c12_library_search_paths_may_name_only_directories_that_only_root_can_change(
     a.assert_no_wins("library search paths");
 }
 
-/// The denylist the walk-arounds were found against, written the way that holds.
-const DENYLIST: &str = r#"
-default = "allow"
-
-[[rules]]
-name = "no-id"
-exe = "/usr/bin/id"
-action = "deny"
-
-[[rules]]
-name = "systemctl-as-itself-only"
-exe = "/usr/bin/systemctl"
-names = ["!systemctl"]
-action = "deny"
-message = "systemctl runs only as systemctl here"
-
-[[rules]]
-name = "no-power-verbs"
-exe = "/usr/bin/systemctl"
-any-arg = ["{reboot,poweroff,halt,kexec,soft-reboot,suspend,hibernate,hybrid-sleep,suspend-then-hibernate,emergency,rescue,isolate,switch-root,exit,default}", "*reboot*", "*poweroff*", "*halt*", "*kexec*", "*.target", "*[*?[]*"]
-action = "deny"
-message = "reboots go through the change process"
-
-[[rules]]
-name = "no-reboot-by-name"
-exe = ["/usr/sbin/reboot", "/usr/sbin/halt", "/usr/sbin/poweroff", "/usr/sbin/shutdown"]
-action = "deny"
-message = "reboots go through the change process"
-"#;
+/// The denylist the walk-arounds were found against, written the way that holds: README.md's
+/// example (its first ```toml block after "smallest useful denylist"), and a denial of id.
+fn denylist() -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README.md");
+    let after = readme.split("smallest useful denylist").nth(1).expect("the README's denylist example");
+    let block = after.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("its toml block");
+    format!("{block}\n[[rules]]\nname = \"no-id\"\nexe = \"/usr/bin/id\"\naction = \"deny\"\n\n[[rules]]\nname = \"no-reboot-by-name\"\nexe = [\"/usr/sbin/reboot\", \"/usr/sbin/halt\"]\naction = \"deny\"\n")
+}
 
 #[test]
 fn c12_argv0_path_spellings_and_option_order_cannot_walk_around_a_denial() {
     require_root!();
     let a = Arena::new();
-    let cfg = ConfigFile::new(DENYLIST);
+    let cfg = ConfigFile::new(&denylist());
     let u = a.u().display().to_string();
     let script = format!(
         "exec_a() {{ bash -c \"exec -a $1 $2 $3\"; }}\n\
