@@ -2,9 +2,14 @@
 //!
 //! The module runs inside someone else's process (sshd, su, sudo, login). It starts the
 //! supervisor, receives from it the seccomp filter to install, installs it on itself, and
-//! passes the listener back. This crate holds the messages of that exchange ([`wire`]) and
-//! the few kernel operations both sides perform ([`kernel`]): so that the module stays small
-//! and never links libseccomp into the host process.
+//! passes the listener back. This crate holds the messages of that exchange ([`wire`]), the
+//! few kernel operations both sides perform ([`kernel`]), and the isolation layers the
+//! supervisor decides and the module applies to itself ([`isolate`]): so that the module
+//! stays small and never links libseccomp into the host process.
+//!
+//! [`wire`] is pure code (bytes in, values out; fuzzed); [`isolate`] and [`kernel`] touch the
+//! kernel. Nothing in [`isolate`] knows the bytes on the wire: [`wire`] encodes and decodes
+//! an [`Isolate`] as it does every message.
 
 pub mod isolate;
 pub mod kernel;

@@ -1,33 +1,24 @@
 //! The messages between the PAM module and the supervisor it starts, and the nesting record a
 //! nested PAM session hands to the running supervisor. Pure code: encoding and decoding only.
 //!
-//! A message is one `SOCK_SEQPACKET` datagram: a kind byte, then fields, each a tag byte, a
-//! little-endian `u32` length and that many bytes. Decoding checks every length against the
-//! datagram and refuses unknown kinds, unknown tags and duplicate fields.
+//! A message is one `SOCK_SEQPACKET` datagram: a kind byte, then fields (`frame`: each a
+//! tag byte, a little-endian `u32` length and that many bytes). Decoding checks every length
+//! against the datagram and refuses unknown kinds, unknown tags and duplicate fields. The
+//! isolation layers of a [`Message::Supervise`] travel in one field as a record of their own,
+//! framed the same way (`isolation`: [`Isolate::encode`], [`Isolate::decode`]).
+
+mod frame;
+mod isolation;
 
 use std::fmt;
 
 use crate::isolate::Isolate;
 
+use self::frame::{Fields, Framing, Writer};
+pub use self::frame::WireError;
+
 /// The largest datagram either side sends or accepts.
 pub const MAX_MESSAGE: usize = 64 * 1024;
-
-/// Why a datagram was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
-    /// Empty, truncated or oversized datagram.
-    #[error("malformed message: {0}")]
-    Malformed(&'static str),
-    /// A kind byte this version does not know.
-    #[error("unknown message kind {0}")]
-    UnknownKind(u8),
-    /// A field this message kind does not have.
-    #[error("unexpected field {0} in message")]
-    UnknownField(u8),
-    /// A required field is absent.
-    #[error("message lacks field {0}")]
-    Missing(&'static str),
-}
 
 /// What the module tells the supervisor about the session it opens.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -158,29 +149,15 @@ mod tag {
     pub const ISOLATE: u8 = 14;
 }
 
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn field(&mut self, tag: u8, value: &[u8]) {
-        self.0.push(tag);
-        // Lengths are bounded by MAX_MESSAGE long before u32 overflows.
-        self.0.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes());
-        self.0.extend_from_slice(value);
-    }
-    fn opt(&mut self, tag: u8, value: &Option<Vec<u8>>) {
-        if let Some(v) = value {
-            self.field(tag, v);
-        }
-    }
-}
+/// How a message's fields are framed, and what a bad frame is called.
+const FRAMING: Framing = Framing { truncated: "truncated field header", overlong: "field longer than message" };
 
 impl Message {
     /// The datagram for this message.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(64));
         match self {
             Message::Hello(h) => {
-                w.0.push(kind::HELLO);
+                let mut w = Writer::with_kind(kind::HELLO);
                 w.field(tag::USER, &h.user);
                 w.field(tag::SERVICE, &h.service);
                 w.opt(tag::RHOST, &h.rhost);
@@ -190,39 +167,36 @@ impl Message {
                 w.field(tag::LEADER, &h.leader_pid.to_le_bytes());
                 w.field(tag::DEBUG, &[u8::from(h.debug)]);
                 w.field(tag::KILL_ON_CLOSE, &[u8::from(h.kill_on_close)]);
+                w.into_bytes()
             }
             Message::Supervise { session, pid, filter, isolate } => {
-                w.0.push(kind::SUPERVISE);
+                let mut w = Writer::with_kind(kind::SUPERVISE);
                 w.field(tag::SESSION, &session.to_le_bytes());
                 w.field(tag::PID, &pid.to_le_bytes());
                 w.field(tag::FILTER, filter);
                 if !isolate.is_empty() {
                     w.field(tag::ISOLATE, &isolate.encode());
                 }
+                w.into_bytes()
             }
-            Message::Skip { reason } => {
-                w.0.push(kind::SKIP);
-                w.field(tag::REASON, reason.as_bytes());
-            }
-            Message::Failed { reason } => {
-                w.0.push(kind::FAILED);
-                w.field(tag::REASON, reason.as_bytes());
-            }
-            Message::Listener => w.0.push(kind::LISTENER),
-            Message::Ready => w.0.push(kind::READY),
+            Message::Skip { reason } => reason_message(kind::SKIP, reason),
+            Message::Failed { reason } => reason_message(kind::FAILED, reason),
+            Message::Listener => Writer::with_kind(kind::LISTENER).into_bytes(),
+            Message::Ready => Writer::with_kind(kind::READY).into_bytes(),
             Message::Nested(n) => {
-                w.0.push(kind::NESTED);
+                let mut w = Writer::with_kind(kind::NESTED);
                 w.field(tag::SERVICE, &n.service);
                 w.field(tag::USER, &n.user);
                 w.opt(tag::RUSER, &n.ruser);
                 w.opt(tag::TTY, &n.tty);
+                w.into_bytes()
             }
             Message::Closing(c) => {
-                w.0.push(kind::CLOSING);
+                let mut w = Writer::with_kind(kind::CLOSING);
                 w.field(tag::SERVICE, &c.service);
+                w.into_bytes()
             }
         }
-        w.0
     }
 
     /// Decodes one datagram.
@@ -233,94 +207,136 @@ impl Message {
         if data.len() > MAX_MESSAGE {
             return Err(WireError::Malformed("message too long"));
         }
-        let (&k, mut rest) = data.split_first().ok_or(WireError::Malformed("empty message"))?;
+        let (&k, rest) = data.split_first().ok_or(WireError::Malformed("empty message"))?;
+        let fields = Received::read(rest)?;
+        fields.only(allowed_tags(k)?)?;
+        Ok(match k {
+            kind::HELLO => Message::Hello(fields.hello()?),
+            kind::SUPERVISE => fields.supervise()?,
+            kind::SKIP => Message::Skip { reason: fields.text(tag::REASON, "reason")? },
+            kind::FAILED => Message::Failed { reason: fields.text(tag::REASON, "reason")? },
+            kind::LISTENER => Message::Listener,
+            kind::READY => Message::Ready,
+            kind::NESTED => Message::Nested(fields.nested()?),
+            kind::CLOSING => Message::Closing(Closing { service: fields.need(tag::SERVICE, "service")? }),
+            other => return Err(WireError::UnknownKind(other)),
+        })
+    }
+}
+
+fn reason_message(kind: u8, reason: &str) -> Vec<u8> {
+    let mut w = Writer::with_kind(kind);
+    w.field(tag::REASON, reason.as_bytes());
+    w.into_bytes()
+}
+
+/// The fields message kind `k` may have.
+fn allowed_tags(k: u8) -> Result<&'static [u8], WireError> {
+    Ok(match k {
+        kind::HELLO => &[
+            tag::USER,
+            tag::SERVICE,
+            tag::RHOST,
+            tag::TTY,
+            tag::RUSER,
+            tag::CONFIG,
+            tag::LEADER,
+            tag::DEBUG,
+            tag::KILL_ON_CLOSE,
+        ],
+        kind::SUPERVISE => &[tag::SESSION, tag::PID, tag::FILTER, tag::ISOLATE],
+        kind::SKIP | kind::FAILED => &[tag::REASON],
+        kind::LISTENER | kind::READY => &[],
+        kind::NESTED => &[tag::SERVICE, tag::USER, tag::RUSER, tag::TTY],
+        kind::CLOSING => &[tag::SERVICE],
+        other => return Err(WireError::UnknownKind(other)),
+    })
+}
+
+/// The fields of one received datagram, each tag at most once, in the order they came.
+struct Received<'a>(Vec<(u8, &'a [u8])>);
+
+impl<'a> Received<'a> {
+    /// Splits `data` (a datagram after its kind byte) into fields.
+    fn read(data: &'a [u8]) -> Result<Self, WireError> {
         let mut fields: Vec<(u8, &[u8])> = Vec::new();
-        while !rest.is_empty() {
-            if rest.len() < 5 {
-                return Err(WireError::Malformed("truncated field header"));
-            }
-            let tag = rest[0];
-            let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-            let body = rest.get(5..).unwrap_or(&[]);
-            if body.len() < len {
-                return Err(WireError::Malformed("field longer than message"));
-            }
+        for field in Fields::new(data, FRAMING) {
+            let (tag, value) = field?;
             if fields.iter().any(|(t, _)| *t == tag) {
                 return Err(WireError::Malformed("duplicate field"));
             }
-            fields.push((tag, &body[..len]));
-            rest = &body[len..];
+            fields.push((tag, value));
         }
-        let allowed: &[u8] = match k {
-            kind::HELLO => &[
-                tag::USER,
-                tag::SERVICE,
-                tag::RHOST,
-                tag::TTY,
-                tag::RUSER,
-                tag::CONFIG,
-                tag::LEADER,
-                tag::DEBUG,
-                tag::KILL_ON_CLOSE,
-            ],
-            kind::SUPERVISE => &[tag::SESSION, tag::PID, tag::FILTER, tag::ISOLATE],
-            kind::SKIP | kind::FAILED => &[tag::REASON],
-            kind::LISTENER | kind::READY => &[],
-            kind::NESTED => &[tag::SERVICE, tag::USER, tag::RUSER, tag::TTY],
-            kind::CLOSING => &[tag::SERVICE],
-            other => return Err(WireError::UnknownKind(other)),
-        };
-        if let Some((t, _)) = fields.iter().find(|(t, _)| !allowed.contains(t)) {
-            return Err(WireError::UnknownField(*t));
+        Ok(Received(fields))
+    }
+
+    /// Refuses the first field not in `allowed`.
+    fn only(&self, allowed: &[u8]) -> Result<(), WireError> {
+        match self.0.iter().find(|(t, _)| !allowed.contains(t)) {
+            Some((t, _)) => Err(WireError::UnknownField(*t)),
+            None => Ok(()),
         }
-        let get = |t: u8| fields.iter().find(|(ft, _)| *ft == t).map(|(_, v)| v.to_vec());
-        let need = |t: u8, name: &'static str| get(t).ok_or(WireError::Missing(name));
-        let flag = |t: u8, name: &'static str| -> Result<bool, WireError> {
-            Ok(need(t, name)?.first().copied().unwrap_or(0) != 0)
-        };
-        let u32_of = |t: u8, name: &'static str| -> Result<u32, WireError> {
-            let b: [u8; 4] = need(t, name)?.try_into().map_err(|_| WireError::Malformed("u32 size"))?;
-            Ok(u32::from_le_bytes(b))
-        };
-        let text = |t: u8, name: &'static str| -> Result<String, WireError> {
-            Ok(String::from_utf8_lossy(&need(t, name)?).into_owned())
-        };
-        Ok(match k {
-            kind::HELLO => Message::Hello(Hello {
-                user: need(tag::USER, "user")?,
-                service: need(tag::SERVICE, "service")?,
-                rhost: get(tag::RHOST),
-                tty: get(tag::TTY),
-                ruser: get(tag::RUSER),
-                config: get(tag::CONFIG),
-                leader_pid: u32_of(tag::LEADER, "leader")?,
-                debug: flag(tag::DEBUG, "debug")?,
-                kill_on_close: flag(tag::KILL_ON_CLOSE, "kill_on_close")?,
-            }),
-            kind::SUPERVISE => {
-                let s = need(tag::SESSION, "session")?;
-                let s: [u8; 8] = s.try_into().map_err(|_| WireError::Malformed("session size"))?;
-                Message::Supervise {
-                    session: u64::from_le_bytes(s),
-                    pid: u32_of(tag::PID, "pid")?,
-                    filter: need(tag::FILTER, "filter")?,
-                    isolate: match get(tag::ISOLATE) {
-                        Some(b) => Isolate::decode(&b)?,
-                        None => Isolate::default(),
-                    },
-                }
-            }
-            kind::SKIP => Message::Skip { reason: text(tag::REASON, "reason")? },
-            kind::FAILED => Message::Failed { reason: text(tag::REASON, "reason")? },
-            kind::LISTENER => Message::Listener,
-            kind::READY => Message::Ready,
-            kind::CLOSING => Message::Closing(Closing { service: need(tag::SERVICE, "service")? }),
-            _ => Message::Nested(Nested {
-                service: need(tag::SERVICE, "service")?,
-                user: need(tag::USER, "user")?,
-                ruser: get(tag::RUSER),
-                tty: get(tag::TTY),
-            }),
+    }
+
+    fn get(&self, t: u8) -> Option<Vec<u8>> {
+        self.0.iter().find(|(ft, _)| *ft == t).map(|(_, v)| v.to_vec())
+    }
+
+    fn need(&self, t: u8, name: &'static str) -> Result<Vec<u8>, WireError> {
+        self.get(t).ok_or(WireError::Missing(name))
+    }
+
+    /// A one-byte flag; an empty value is false.
+    fn flag(&self, t: u8, name: &'static str) -> Result<bool, WireError> {
+        Ok(self.need(t, name)?.first().copied().unwrap_or(0) != 0)
+    }
+
+    /// A value of exactly `N` bytes; `size` names the error when it is not.
+    fn array<const N: usize>(&self, t: u8, name: &'static str, size: &'static str) -> Result<[u8; N], WireError> {
+        self.need(t, name)?.try_into().map_err(|_| WireError::Malformed(size))
+    }
+
+    fn u32_of(&self, t: u8, name: &'static str) -> Result<u32, WireError> {
+        self.array(t, name, "u32 size").map(u32::from_le_bytes)
+    }
+
+    /// Text for the log; bytes that are not UTF-8 are replaced.
+    fn text(&self, t: u8, name: &'static str) -> Result<String, WireError> {
+        Ok(String::from_utf8_lossy(&self.need(t, name)?).into_owned())
+    }
+
+    fn hello(&self) -> Result<Hello, WireError> {
+        Ok(Hello {
+            user: self.need(tag::USER, "user")?,
+            service: self.need(tag::SERVICE, "service")?,
+            rhost: self.get(tag::RHOST),
+            tty: self.get(tag::TTY),
+            ruser: self.get(tag::RUSER),
+            config: self.get(tag::CONFIG),
+            leader_pid: self.u32_of(tag::LEADER, "leader")?,
+            debug: self.flag(tag::DEBUG, "debug")?,
+            kill_on_close: self.flag(tag::KILL_ON_CLOSE, "kill_on_close")?,
+        })
+    }
+
+    fn supervise(&self) -> Result<Message, WireError> {
+        Ok(Message::Supervise {
+            session: self.array(tag::SESSION, "session", "session size").map(u64::from_le_bytes)?,
+            pid: self.u32_of(tag::PID, "pid")?,
+            filter: self.need(tag::FILTER, "filter")?,
+            isolate: match self.get(tag::ISOLATE) {
+                Some(b) => Isolate::decode(&b)?,
+                None => Isolate::default(),
+            },
+        })
+    }
+
+    fn nested(&self) -> Result<Nested, WireError> {
+        Ok(Nested {
+            service: self.need(tag::SERVICE, "service")?,
+            user: self.need(tag::USER, "user")?,
+            ruser: self.get(tag::RUSER),
+            tty: self.get(tag::TTY),
         })
     }
 }
@@ -398,6 +414,39 @@ mod tests {
         assert!(Message::decode(&huge).is_err());
         // A length that claims more than the datagram holds.
         assert!(Message::decode(&[kind::SKIP, tag::REASON, 255, 255, 255, 255, b'x']).is_err());
+    }
+
+    #[test]
+    fn the_datagram_bytes_stay_as_they_were() {
+        let m = Message::Supervise {
+            session: 1,
+            pid: 2,
+            filter: vec![9],
+            isolate: Isolate { private_dirs: vec![b"/t".to_vec()], ..Isolate::default() },
+        };
+        #[rustfmt::skip]
+        let expected = [
+            kind::SUPERVISE,
+            tag::SESSION, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+            tag::PID, 4, 0, 0, 0, 2, 0, 0, 0,
+            tag::FILTER, 1, 0, 0, 0, 9,
+            tag::ISOLATE, 7, 0, 0, 0, 1, 2, 0, 0, 0, b'/', b't',
+        ];
+        assert_eq!(m.encode(), expected);
+        assert_eq!(Message::Ready.encode(), [kind::READY]);
+        assert_eq!(Message::Skip { reason: "x".into() }.encode(), [kind::SKIP, tag::REASON, 1, 0, 0, 0, b'x']);
+    }
+
+    #[test]
+    fn framing_is_checked_before_the_kind_and_the_kind_before_the_fields() {
+        assert_eq!(Message::decode(&[99, 1]), Err(WireError::Malformed("truncated field header")));
+        assert_eq!(Message::decode(&[99, 1, 0, 0, 0, 0]), Err(WireError::UnknownKind(99)));
+        assert_eq!(Message::decode(&[kind::HELLO, tag::LEADER, 1, 0, 0, 0, 7]), Err(WireError::Missing("user")));
+        let mut hello = Message::Hello(Hello::default()).encode();
+        let leader = hello.iter().position(|&b| b == tag::LEADER).expect("leader field");
+        hello[leader + 1] = 3;
+        hello.remove(leader + 5);
+        assert_eq!(Message::decode(&hello), Err(WireError::Malformed("u32 size")));
     }
 
     #[test]
