@@ -33,6 +33,55 @@
 
 use globset::{Candidate, GlobBuilder, GlobMatcher};
 
+/// Why a written pattern is refused. The configuration checker reports it at the position of
+/// the value in the file; the texts are what `session-wrapper check-config` prints after that
+/// position, so they are part of the interface.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// An executable pattern that does not start with `/`.
+    #[error("executable pattern {pattern:?} must be an absolute path")]
+    NotAbsolute {
+        /// The pattern as written.
+        pattern: String,
+    },
+    /// An executable pattern with a NUL byte, which no path can hold.
+    #[error("executable pattern contains a NUL byte")]
+    Nul,
+    /// An executable pattern with an empty, `.` or `..` component.
+    #[error("executable pattern {pattern:?} is not canonical (no empty, `.` or `..` components)")]
+    NotCanonical {
+        /// The pattern as written.
+        pattern: String,
+    },
+    /// An executable pattern that is not a valid glob.
+    #[error("invalid glob {pattern:?}: {}", .source.kind())]
+    ExeGlob {
+        /// The glob, as written or with its directory resolved.
+        pattern: String,
+        /// Why globset refused it.
+        #[source]
+        source: globset::Error,
+    },
+    /// An argument or name glob (`args`, `any-arg`, `names`) that is not a valid glob.
+    #[error("invalid argument glob {pattern:?}: {}", .source.kind())]
+    ArgGlob {
+        /// The glob as written (for `names`, without its leading `!`).
+        pattern: String,
+        /// Why globset refused it.
+        #[source]
+        source: globset::Error,
+    },
+    /// A `"**"` in `args` that is not the last element.
+    #[error("\"**\" (any further arguments) must be the last element of args")]
+    RestNotLast,
+    /// An entry of `names` that is empty (or just `!`) or holds a `/`.
+    #[error("invalid name {name:?} in `names`: a name has no `/` and is not empty")]
+    InvalidName {
+        /// The entry as written.
+        name: String,
+    },
+}
+
 /// Resolves an absolute path to the real path it leads to, following symlinks (the last
 /// component's too), but only when every directory and link on the way is owned by root and
 /// writable by no one else; `None` otherwise, or when the path does not exist. Supplied by the
@@ -137,13 +186,13 @@ fn is_glob(s: &str) -> bool {
     s.contains(GLOB_META)
 }
 
-fn exe_glob(pattern: &str) -> Result<GlobMatcher, String> {
+fn exe_glob(pattern: &str) -> Result<GlobMatcher, PatternError> {
     GlobBuilder::new(pattern)
         .literal_separator(true)
         .backslash_escape(true)
         .build()
         .map(|g| g.compile_matcher())
-        .map_err(|e| format!("invalid glob {pattern:?}: {}", e.kind()))
+        .map_err(|source| PatternError::ExeGlob { pattern: pattern.to_owned(), source })
 }
 
 /// Splits `path` into its longest leading directory without glob characters and the rest.
@@ -161,21 +210,20 @@ impl ExePattern {
     /// Compiles a written pattern.
     ///
     /// # Errors
-    /// A message when the pattern is not absolute, not canonical or not a valid glob.
-    pub fn new(written: &str, canonicalize: Canonicalize<'_>) -> Result<Self, String> {
+    /// [`PatternError::NotAbsolute`], [`PatternError::Nul`], [`PatternError::NotCanonical`],
+    /// or [`PatternError::ExeGlob`] when the pattern (or its resolved form) is not a valid glob.
+    pub fn new(written: &str, canonicalize: Canonicalize<'_>) -> Result<Self, PatternError> {
         if !written.starts_with('/') {
-            return Err(format!("executable pattern {written:?} must be an absolute path"));
+            return Err(PatternError::NotAbsolute { pattern: written.to_owned() });
         }
         if written.contains('\0') {
-            return Err("executable pattern contains a NUL byte".to_owned());
+            return Err(PatternError::Nul);
         }
         let body = written.trim_end_matches('/');
         if body.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..")
             && written != "/"
         {
-            return Err(format!(
-                "executable pattern {written:?} is not canonical (no empty, `.` or `..` components)"
-            ));
+            return Err(PatternError::NotCanonical { pattern: written.to_owned() });
         }
         let canon_dir = |dir: &str| canonicalize(if dir.is_empty() { "/" } else { dir });
         let mut forms = vec![written.to_owned()];
@@ -271,29 +319,28 @@ pub struct ArgsPattern {
     rest: bool,
 }
 
-fn arg_glob(w: &str) -> Result<GlobMatcher, String> {
+fn arg_glob(w: &str) -> Result<GlobMatcher, PatternError> {
     GlobBuilder::new(w)
         .literal_separator(false)
         .backslash_escape(true)
         .empty_alternates(true)
         .build()
         .map(|g| g.compile_matcher())
-        .map_err(|e| format!("invalid argument glob {w:?}: {}", e.kind()))
+        .map_err(|source| PatternError::ArgGlob { pattern: w.to_owned(), source })
 }
 
 impl ArgsPattern {
     /// Compiles the written per-argument globs.
     ///
     /// # Errors
-    /// A message naming the first invalid glob, or a `"**"` that is not last.
-    pub fn new(written: &[String]) -> Result<Self, String> {
+    /// [`PatternError::ArgGlob`] for the first invalid glob, or [`PatternError::RestNotLast`].
+    pub fn new(written: &[String]) -> Result<Self, PatternError> {
         let mut items = Vec::with_capacity(written.len());
         let mut rest = false;
         for (i, w) in written.iter().enumerate() {
             if w == "**" {
                 if i + 1 != written.len() {
-                    return Err("\"**\" (any further arguments) must be the last element of args"
-                        .to_owned());
+                    return Err(PatternError::RestNotLast);
                 }
                 rest = true;
                 continue;
@@ -329,8 +376,9 @@ impl NamePattern {
     /// Compiles the written globs.
     ///
     /// # Errors
-    /// A message naming the first invalid glob or empty entry.
-    pub fn new(written: &[String]) -> Result<Self, String> {
+    /// [`PatternError::InvalidName`] for the first empty entry or entry with a `/`, or
+    /// [`PatternError::ArgGlob`] for the first invalid glob.
+    pub fn new(written: &[String]) -> Result<Self, PatternError> {
         let mut include = Vec::new();
         let mut exclude = Vec::new();
         for w in written {
@@ -339,7 +387,7 @@ impl NamePattern {
                 None => (&mut include, w.as_str()),
             };
             if glob.is_empty() || glob.contains('/') {
-                return Err(format!("invalid name {w:?} in `names`: a name has no `/` and is not empty"));
+                return Err(PatternError::InvalidName { name: w.clone() });
             }
             list.push(arg_glob(glob)?);
         }
@@ -365,8 +413,8 @@ impl AnyArg {
     /// Compiles the written globs.
     ///
     /// # Errors
-    /// A message naming the first invalid glob.
-    pub fn new(written: &[String]) -> Result<Self, String> {
+    /// [`PatternError::ArgGlob`] for the first invalid glob.
+    pub fn new(written: &[String]) -> Result<Self, PatternError> {
         Ok(AnyArg { globs: written.iter().map(|w| arg_glob(w)).collect::<Result<_, _>>()? })
     }
 
@@ -515,7 +563,7 @@ mod tests {
             ("/usr/bin/../sbin/ip", "canonical"),
             ("/usr/bin/[", "invalid glob"),
         ] {
-            let e = ExePattern::new(bad, &none).expect_err(bad);
+            let e = ExePattern::new(bad, &none).expect_err(bad).to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
     }
@@ -584,6 +632,39 @@ mod tests {
     #[test]
     fn double_star_must_be_last() {
         let e = ArgsPattern::new(&["**".into(), "x".into()]).expect_err("not last");
-        assert!(e.contains("last"));
+        assert_eq!(e, PatternError::RestNotLast);
+        assert!(e.to_string().contains("last"));
+    }
+
+    /// The texts are printed by `check-config` after the file, line and column: they must not
+    /// change by accident.
+    #[test]
+    fn pattern_errors_keep_their_texts() {
+        let exe = |w: &str| ExePattern::new(w, &none).expect_err(w).to_string();
+        let args = |w: &[&str]| {
+            let w: Vec<String> = w.iter().map(|s| (*s).to_owned()).collect();
+            ArgsPattern::new(&w).expect_err("invalid").to_string()
+        };
+        let names = |w: &[&str]| {
+            let w: Vec<String> = w.iter().map(|s| (*s).to_owned()).collect();
+            NamePattern::new(&w).expect_err("invalid").to_string()
+        };
+        assert_eq!(exe("usr/bin/ls"), "executable pattern \"usr/bin/ls\" must be an absolute path");
+        assert_eq!(exe("/usr/bin/\0ls"), "executable pattern contains a NUL byte");
+        assert_eq!(
+            exe("/usr//bin"),
+            "executable pattern \"/usr//bin\" is not canonical (no empty, `.` or `..` components)"
+        );
+        assert_eq!(exe("/usr/bin/["), "invalid glob \"/usr/bin/[\": unclosed character class; missing ']'");
+        assert_eq!(args(&["["]), "invalid argument glob \"[\": unclosed character class; missing ']'");
+        assert_eq!(args(&["**", "x"]), "\"**\" (any further arguments) must be the last element of args");
+        assert_eq!(names(&["a/b"]), "invalid name \"a/b\" in `names`: a name has no `/` and is not empty");
+        assert_eq!(names(&["!"]), "invalid name \"!\" in `names`: a name has no `/` and is not empty");
+        assert_eq!(names(&["!["]), "invalid argument glob \"[\": unclosed character class; missing ']'");
+        let any = AnyArg::new(&["ok".into(), "{a".into()]).expect_err("invalid");
+        assert!(matches!(&any, PatternError::ArgGlob { pattern, .. } if pattern == "{a"));
+        // The source keeps globset's own error, with the glob it was about.
+        let source = std::error::Error::source(&any).map(ToString::to_string).unwrap_or_default();
+        assert!(source.contains("{a"), "{source}");
     }
 }

@@ -152,6 +152,8 @@ pub struct Rule {
     pub name: String,
     /// Where the rule is written.
     pub origin: Location,
+    // The conditions, `None` when the rule does not have the key: compiled in `check/rule.rs`
+    // (see "Adding a rule condition" there), tested in `Rule::matches`.
     pub(crate) users: Option<Vec<String>>,
     pub(crate) groups: Option<Vec<String>>,
     pub(crate) target_users: Option<Vec<String>>,

@@ -1,5 +1,6 @@
 //! The configuration file as written: serde types, every key optional so that drop-ins can set
-//! just what they change. Semantic checks happen in [`crate::Config::parse`].
+//! just what they change. Semantic checks happen in `check/`, one module per table, called
+//! from [`crate::Config::parse`].
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -119,6 +120,8 @@ pub(crate) struct RawLog {
     pub argv_max: Option<Spanned<i64>>,
 }
 
+/// One `[[rules]]` or `[[fallback]]` rule. A new condition starts here: see "Adding a rule
+/// condition" in `check/rule.rs`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawRule {
