@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --workspace --all-targets --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fuzz targets are run by hand (nightly flags), but compile against today's code here.
+cargo check --manifest-path fuzz/Cargo.toml --bins --locked
 
 # What the sessions' users (nobody, test users) execute is staged in a root-owned,
 # world-readable directory of this run's own, outside /tmp (a private /tmp would hide it) and

@@ -5,11 +5,13 @@
 //! Tests that need root say so and are skipped, counted and explained, when not root.
 
 
+pub mod lines;
 pub mod raw;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Condvar, Mutex};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
@@ -37,6 +39,16 @@ pub fn bin(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// [`bin`] as a string that lives as long as the test (it is leaked), for argv arrays.
+pub fn bin_arg(name: &str) -> &'static str {
+    Box::leak(bin(name).display().to_string().into_boxed_str())
+}
+
+/// The workspace's root directory (the parent of `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// Whether this process is root.
@@ -180,11 +192,6 @@ impl Default for Syslog {
     }
 }
 
-/// The decision lines (those with `decision=`) among `lines`.
-pub fn decisions(lines: &[String]) -> Vec<&String> {
-    lines.iter().filter(|l| l.contains(" decision=")).collect()
-}
-
 /// A configuration file in a temporary directory, with the permissions the loader requires.
 #[derive(Debug)]
 pub struct ConfigFile {
@@ -221,9 +228,67 @@ pub fn shipped_config(mode: &str) -> ConfigFile {
 /// A world-writable scratch directory (commands run as `nobody` write markers there).
 pub fn scratch() -> TempDir {
     let d = tempfile::Builder::new().prefix("sw-test-").tempdir().expect("tempdir");
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
     d
+}
+
+/// Copies the program `src` to `dst`, executable by everyone (mode 0755).
+pub fn install(src: &Path, dst: &Path) {
+    std::fs::copy(src, dst).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// A copy of `/bin/true` named `name` in `dir` (a program that a policy can refuse by its
+/// place: `evil` in a temporary directory); returns its path.
+pub fn copy_true(dir: &Path, name: &str) -> String {
+    let p = dir.join(name);
+    install(Path::new("/bin/true"), &p);
+    p.display().to_string()
+}
+
+/// Writes the script `body` to `path`, executable by everyone (mode 0755); returns the path.
+pub fn write_executable(path: &Path, body: &str) -> String {
+    std::fs::write(path, body).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path.display().to_string()
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on (it was free a moment ago).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Calls `f` every `every` until it gives a value, for at most `timeout` (it is called at
+/// least once, and once more after the time is up); `None` when it never gave one.
+pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if t0.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Waits until `cond` holds, looking every `every`, for at most `timeout`; whether it held.
+pub fn wait_until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    poll(timeout, every, || cond().then_some(())).is_some()
+}
+
+/// A process the test started (a server, a helper) that is killed and reaped when this is
+/// dropped.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `session-wrapper run` with a log socket and optional config, as `user`.
@@ -311,6 +376,10 @@ impl<'a> Wrapped<'a> {
         c.arg("--spool-dir").arg(self.spool.clone().unwrap_or_else(|| self.log.spool_dir()));
         c.args(&self.extra);
         c.arg("--").args(argv);
+        // cargo puts its target directories on LD_LIBRARY_PATH; in a checkout under /tmp they
+        // are below a directory everyone may write, and the session would rightly refuse
+        // every exec (the library-path guard). Sessions start without it, as logins do.
+        c.env_remove("LD_LIBRARY_PATH");
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -332,6 +401,11 @@ pub fn stderr(o: &Output) -> String {
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard output and standard error, each under its name, for a failure message.
+pub fn output_text(o: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o))
 }
 
 /// A test user that exists only inside a [`Sandbox`].
@@ -362,7 +436,6 @@ impl Sandbox {
     /// A sandbox with an unmodified copy of `/etc/pam.d`.
     pub fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("sw-sandbox-").tempdir().expect("tempdir");
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let status = Command::new("cp")
             .arg("-a")
@@ -383,6 +456,22 @@ impl Sandbox {
             }
         }
         sb
+    }
+
+    /// A sandbox with the test user `name` (uid and gid `uid`), whose `service` stack ends with
+    /// the module, given `config` and the extra module arguments `extra`.
+    pub fn with_user(service: &str, name: &str, uid: u32, config: &ConfigFile, extra: &str) -> (Self, TestUser) {
+        let mut sb = Sandbox::new();
+        let u = sb.add_user(name, uid);
+        sb.add_session_module(service, &Sandbox::module_args(&config.path(), extra));
+        (sb, u)
+    }
+
+    /// Lets `user` run anything as anyone with `sudo -n` (an `/etc/sudoers` of the sandbox's
+    /// own: no lecture, no password), and ends sudo's stack with the module, given `config`.
+    pub fn add_sudo(&mut self, user: &str, config: &ConfigFile) {
+        self.etc_file("/etc/sudoers", &format!("Defaults !lecture\nroot ALL=(ALL) ALL\n{user} ALL=(ALL) NOPASSWD: ALL\n"), 0o440);
+        self.add_session_module("sudo", &Sandbox::module_args(&config.path(), ""));
     }
 
     /// The sandbox's directory (world-traversable).
@@ -418,16 +507,10 @@ impl Sandbox {
         std::fs::create_dir_all(&home).expect("mkdir home");
         nix::unistd::chown(&home, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(uid)))
             .expect("chown home");
-        let append = |f: &str, line: String| {
-            let p = self.dir.path().join(f);
-            let mut t = std::fs::read_to_string(&p).unwrap_or_default();
-            t.push_str(&line);
-            std::fs::write(p, t).expect("append");
-        };
-        append("passwd", format!("{name}:x:{uid}:{uid}:test user:{}:/bin/bash\n", home.display()));
-        append("shadow", format!("{name}:*:19000:0:99999:7:::\n"));
-        append("group", format!("{name}:x:{uid}:\n"));
-        append("gshadow", format!("{name}:!::\n"));
+        self.append("passwd", &format!("{name}:x:{uid}:{uid}:test user:{}:/bin/bash\n", home.display()));
+        self.append("shadow", &format!("{name}:*:19000:0:99999:7:::\n"));
+        self.append("group", &format!("{name}:x:{uid}:\n"));
+        self.append("gshadow", &format!("{name}:!::\n"));
         let u = TestUser { name: name.into(), uid, home };
         self.users.push(u.clone());
         u
@@ -435,17 +518,20 @@ impl Sandbox {
 
     /// Adds a group with these members.
     pub fn add_group(&mut self, name: &str, gid: u32, members: &[&str]) {
-        for (f, line) in [("group", format!("{name}:x:{gid}:{}\n", members.join(","))), ("gshadow", format!("{name}:!::{}\n", members.join(",")))] {
-            let p = self.dir.path().join(f);
-            let mut t = std::fs::read_to_string(&p).unwrap_or_default();
-            t.push_str(&line);
-            std::fs::write(p, t).expect("append");
-        }
+        self.append("group", &format!("{name}:x:{gid}:{}\n", members.join(",")));
+        self.append("gshadow", &format!("{name}:!::{}\n", members.join(",")));
+    }
+
+    /// Appends `line` to the sandbox's copy of `/etc/<file>`.
+    fn append(&self, file: &str, line: &str) {
+        let p = self.dir.path().join(file);
+        let mut t = std::fs::read_to_string(&p).unwrap_or_default();
+        t.push_str(line);
+        std::fs::write(p, t).expect("append");
     }
 
     /// Replaces a file inside the sandbox (e.g. `/etc/sudoers`) with `text` and `mode`.
     pub fn etc_file(&mut self, target: &str, text: &str, mode: u32) {
-        use std::os::unix::fs::PermissionsExt;
         let name = target.trim_start_matches('/').replace('/', "_");
         let p = self.dir.path().join(name);
         std::fs::write(&p, text).expect("write");
@@ -483,6 +569,7 @@ impl Sandbox {
         c.args(["-m", "--propagation", "private", "sh", "-c"]).arg(self.setup_script()).arg("sw-sandbox");
         c.args(argv);
         c.env_remove("LD_PRELOAD");
+        c.env_remove("LD_LIBRARY_PATH");
         c.stdin(Stdio::null());
         c.current_dir("/");
         c

@@ -23,8 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use session_wrapper_tests::lines::{count, decisions, fields, lines_with, num, results, supervisor_pid, word_after};
 use session_wrapper_tests::{
-    decisions, require_root, scratch, skip, stderr, stdout, ConfigFile, Syslog, TempDir, Wrapped,
+    bin_arg, install, output_text, poll, require_root, scratch, skip, stderr, stdout, wait_until, workspace_root,
+    write_executable, ConfigFile, KillOnDrop, Syslog, TempDir, Wrapped,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -40,8 +42,7 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
 /// An attack program (`sw-attack-NAME`), where the tests run it from (see
 /// [`session_wrapper_tests::bin`]: staged for the session's users to execute).
 fn bin(name: &str) -> &'static str {
-    let p = session_wrapper_tests::bin(&format!("sw-attack-{name}"));
-    Box::leak(p.display().to_string().into_boxed_str())
+    bin_arg(&format!("sw-attack-{name}"))
 }
 
 /// The attack fixture: see the module documentation.
@@ -51,16 +52,6 @@ struct Arena {
 }
 
 const NOBODY: u32 = 65534;
-
-fn install(src: &Path, dst: &Path) {
-    std::fs::copy(src, dst).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
-    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-fn write_script(path: &Path, body: &str) {
-    std::fs::write(path, body).expect("write script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
 
 impl Arena {
     fn new() -> Self {
@@ -128,6 +119,19 @@ impl Arena {
             .timeout(Duration::from_secs(90))
     }
 
+    /// Runs `argv` in a session of the arena's policy (or `cfg`), as nobody, with a log of its
+    /// own; returns its output and every log line of the session.
+    fn session(&self, cfg: Option<&ConfigFile>, argv: &[&str]) -> (Output, Vec<String>) {
+        let log = Syslog::new();
+        let mut w = self.wrapped(&log);
+        if let Some(c) = cfg {
+            w = w.config(c.path());
+        }
+        let out = w.run(argv);
+        let lines = log.until_session_end(WAIT);
+        (out, lines)
+    }
+
     /// The `win.*` markers left by forbidden programs that ran, with their contents.
     fn wins(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -159,58 +163,29 @@ fn run_os(w: &Wrapped<'_>, argv: &[&std::ffi::OsStr]) -> Output {
     c.output().expect("spawn session-wrapper")
 }
 
-fn lines_with<'a>(lines: &'a [String], needle: &str) -> Vec<&'a String> {
-    lines.iter().filter(|l| l.contains(needle)).collect()
-}
-
-fn count(lines: &[String], needle: &str) -> usize {
-    lines_with(lines, needle).len()
-}
-
-/// `key=value` fields of a summary line.
-fn fields(line: &str) -> HashMap<String, String> {
-    line.split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn num(f: &HashMap<String, String>, k: &str) -> u64 {
-    f.get(k).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no numeric field {k} in {f:?}"))
-}
-
-/// `case=NAME outcome=OUTCOME` lines of `sw-attack-exec` / `sw-attack-ns`.
+/// `case=NAME outcome=OUTCOME` lines of `sw-attack-exec` / `sw-attack-ns` / `sw-attack-userns`.
 fn outcomes(out: &Output) -> HashMap<String, String> {
-    stdout(out)
-        .lines()
-        .filter(|l| l.starts_with("case="))
-        .map(|l| {
-            let f = fields(l);
-            (f.get("case").cloned().unwrap_or_default(), f.get("outcome").cloned().unwrap_or_default())
-        })
-        .collect()
+    results(&stdout(out), "case", "outcome")
 }
 
 /// `step=NAME result=RESULT` lines of `sw-attack-seccomp`.
 fn steps(out: &str) -> HashMap<String, String> {
-    out.lines()
-        .filter(|l| l.starts_with("step="))
-        .map(|l| {
-            let f = fields(l);
-            (f.get("step").cloned().unwrap_or_default(), f.get("result").cloned().unwrap_or_default())
-        })
-        .collect()
+    results(out, "step", "result")
+}
+
+/// `case=NAME rc=N` lines that a test script prints after each attempt.
+fn rcs(out: &Output) -> HashMap<String, String> {
+    results(&stdout(out), "case", "rc")
+}
+
+/// A program's output and the session's log, for a failure message.
+fn show(out: &Output, lines: &[String]) -> String {
+    format!("{}\nlog:\n{}", output_text(out), lines.join("\n"))
 }
 
 fn expect(o: &HashMap<String, String>, case: &str, allowed: &[&str], out: &Output, lines: &[String]) {
     let got = o.get(case).map(String::as_str).unwrap_or("<missing>");
-    assert!(
-        allowed.contains(&got),
-        "case {case}: outcome {got}, expected one of {allowed:?}\nstdout:\n{}\nstderr:\n{}\nlog:\n{}",
-        stdout(out),
-        stderr(out),
-        lines.join("\n")
-    );
+    assert!(allowed.contains(&got), "case {case}: outcome {got}, expected one of {allowed:?}\n{}", show(out, lines));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -222,14 +197,13 @@ fn expect(o: &HashMap<String, String>, case: &str, allowed: &[&str], out: &Outpu
 /// `good`: the allowed program (R/good when `None`; `R:NAME` names a file in R).
 fn race(mode: &str, good: Option<&str>) {
     let a = Arena::new();
-    let log = Syslog::new();
     let good = match good {
         None => a.good(),
         Some(g) => g.strip_prefix("R:").map_or_else(|| g.to_string(), |n| a.path(n)),
     };
     let _heavy = heavy();
     let u = a.u().display().to_string();
-    let out = a.wrapped(&log).run(&[
+    let (out, lines) = a.session(None, &[
         bin("race"),
         mode,
         &RACE_SECS.to_string(),
@@ -238,7 +212,6 @@ fn race(mode: &str, good: Option<&str>) {
         &a.evil(),
         &u,
     ]);
-    let lines = log.until_session_end(WAIT);
     let summary = stdout(&out);
     eprintln!("{mode}: {}", summary.trim());
     let f = fields(summary.lines().find(|l| l.starts_with("mode=")).unwrap_or_else(|| {
@@ -339,11 +312,9 @@ fn c1f_argv_rewritten_in_the_new_image_after_verification_is_closed_by_the_ptrac
         "[[isolation]]\nname = \"no-rewrite\"\nblock-syscalls = [\"ptrace\"]\nlandlock = {{ write = [\"/dev\", \"{}\"] }}\n",
         scratch_root.display()
     ));
-    let log = Syslog::new();
     let u = a.u().display().to_string();
     let _heavy = heavy();
-    let out = a.wrapped(&log).run(&[bin("race"), "tamper-argv", "4", "400", "/usr/bin/echo", &a.evil(), &u]);
-    let lines = log.until_session_end(WAIT);
+    let (out, lines) = a.session(None, &[bin("race"), "tamper-argv", "4", "400", "/usr/bin/echo", &a.evil(), &u]);
     let summary = stdout(&out);
     eprintln!("tamper-argv: {}", summary.trim());
     let f = fields(summary.lines().find(|l| l.starts_with("mode=")).unwrap_or_else(|| panic!("summary: {summary}{}", stderr(&out))));
@@ -428,10 +399,8 @@ fn c2_private_mount_namespace_disguises_a_forbidden_file_as_an_allowed_path() {
 fn c3_exec_by_descriptor_memfd_and_deleted_files() {
     require_root!();
     let a = Arena::new();
-    let log = Syslog::new();
     let u = a.u().display().to_string();
-    let out = a.wrapped(&log).run(&[bin("exec"), "fd", &a.good(), &a.evil(), &u, &a.path("gd"), &a.path("ed")]);
-    let lines = log.until_session_end(WAIT);
+    let (out, lines) = a.session(None, &[bin("exec"), "fd", &a.good(), &a.evil(), &u, &a.path("gd"), &a.path("ed")]);
     let o = outcomes(&out);
     eprintln!("{}", stdout(&out));
     let eacces = ["errno:EACCES"];
@@ -477,10 +446,8 @@ fn c3_exec_by_descriptor_memfd_and_deleted_files() {
 fn c4_i386_int80_execve_and_execveat_are_mediated() {
     require_root!();
     let a = Arena::new();
-    let log = Syslog::new();
     let u = a.u().display().to_string();
-    let out = a.wrapped(&log).run(&[bin("exec"), "abi", &a.good(), &a.evil(), &u]);
-    let lines = log.until_session_end(WAIT);
+    let (out, lines) = a.session(None, &[bin("exec"), "abi", &a.good(), &a.evil(), &u]);
     let o = outcomes(&out);
     if o.get("int80-execve-good").is_some_and(|v| v == "signal:SIGSEGV") {
         skip("c4_i386_int80", "IA32 emulation is off in this kernel: int 0x80 faults");
@@ -503,10 +470,8 @@ fn c4_i386_int80_execve_and_execveat_are_mediated() {
 fn c4_x32_system_calls_kill_the_process() {
     require_root!();
     let a = Arena::new();
-    let log = Syslog::new();
     let u = a.u().display().to_string();
-    let out = a.wrapped(&log).run(&[bin("exec"), "abi", &a.good(), &a.evil(), &u]);
-    let lines = log.until_session_end(WAIT);
+    let (out, lines) = a.session(None, &[bin("exec"), "abi", &a.good(), &a.evil(), &u]);
     let o = outcomes(&out);
     for case in ["x32-execve59-evil", "x32-execve520-evil", "x32-execve59-good", "x32-execve520-good", "x32-getpid"] {
         expect(&o, case, &["signal:SIGSYS"], &out, &lines);
@@ -533,26 +498,16 @@ fn with_supervisor_killed(a: &Arena, log: &Syslog, mode: &str) -> (String, i32, 
     ]);
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = cmd.spawn().expect("spawn");
-    let t0 = Instant::now();
-    while !ready.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "no READY from sw-attack-seccomp {mode}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let ready = wait_until(Duration::from_secs(30), Duration::from_millis(20), || ready.exists());
+    assert!(ready, "no READY from sw-attack-seccomp {mode}");
     let start = log.wait_for(|l| l.contains("event=session-start"), WAIT).expect("session-start line");
-    let sup: i32 = start
-        .split("session-wrapper[")
-        .nth(1)
-        .and_then(|r| r.split(']').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no supervisor pid in {start}"));
+    let sup = supervisor_pid(&start);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup), nix::sys::signal::Signal::SIGKILL).expect("kill supervisor");
-    let t0 = Instant::now();
-    while Path::new(&format!("/proc/{sup}/status")).exists()
-        && !std::fs::read_to_string(format!("/proc/{sup}/status")).unwrap_or_default().contains("zombie")
-    {
-        assert!(t0.elapsed() < Duration::from_secs(10), "supervisor {sup} still alive");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let status = format!("/proc/{sup}/status");
+    let dead = wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+        !Path::new(&status).exists() || std::fs::read_to_string(&status).unwrap_or_default().contains("zombie")
+    });
+    assert!(dead, "supervisor {sup} still alive");
     std::fs::write(&go, b"go\n").expect("write GO");
     let out = child.wait_with_output().expect("wait");
     let text = format!("{}{}", stdout(&out), stderr(&out));
@@ -645,7 +600,6 @@ fn c6_session_user_cannot_kill_trace_or_read_the_supervisor_and_its_death_stops_
 fn c7_dynamic_loader_run_as_a_program_is_refused() {
     require_root!();
     let a = Arena::new();
-    let log = Syslog::new();
     let (evil, good, r) = (a.evil(), a.good(), a.r().display().to_string());
     let script = format!(
         "/lib64/ld-linux-x86-64.so.2 {evil}; echo a=$?\n\
@@ -654,8 +608,7 @@ fn c7_dynamic_loader_run_as_a_program_is_refused() {
          /lib64/ld-linux-x86-64.so.2 --preload /nonexistent.so {good}; echo d=$?\n\
          /usr/bin/true; echo e=$?\n"
     );
-    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &script]);
-    let lines = log.until_session_end(WAIT);
+    let (out, lines) = sh_session(&a, None, &script);
     assert_eq!(stdout(&out), "a=126\nb=126\nc=126\nd=126\ne=0\n", "{}\n{}", stderr(&out), lines.join("\n"));
     assert_eq!(count(&lines, "rule=guard:dynamic-loader"), 4, "{}", lines.join("\n"));
     a.assert_no_wins("dynamic loader");
@@ -704,11 +657,10 @@ fn c7_shebang_interpreters_are_decided_too() {
     require_root!();
     let a = Arena::new();
     let r = a.r();
-    write_script(&r.join("via-evil"), &format!("#!{}\n", a.evil()));
-    write_script(&r.join("via-env-evil"), &format!("#!/usr/bin/env {}\n", a.evil()));
-    write_script(&r.join("via-script"), &format!("#!{}\n", r.join("via-evil").display()));
-    write_script(&r.join("ok.sh"), "#!/bin/sh\necho script-ok\n");
-    let log = Syslog::new();
+    write_executable(&r.join("via-evil"), &format!("#!{}\n", a.evil()));
+    write_executable(&r.join("via-env-evil"), &format!("#!/usr/bin/env {}\n", a.evil()));
+    write_executable(&r.join("via-script"), &format!("#!{}\n", r.join("via-evil").display()));
+    write_executable(&r.join("ok.sh"), "#!/bin/sh\necho script-ok\n");
     let script = format!(
         "{}; echo a=$?\n{}; echo b=$?\n{}; echo c=$?\n{}; echo d=$?\n",
         r.join("via-evil").display(),
@@ -716,8 +668,7 @@ fn c7_shebang_interpreters_are_decided_too() {
         r.join("via-script").display(),
         r.join("ok.sh").display()
     );
-    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &script]);
-    let lines = log.until_session_end(WAIT);
+    let (out, lines) = sh_session(&a, None, &script);
     assert_eq!(stdout(&out), "a=126\nb=126\nc=126\nscript-ok\nd=0\n", "{}\n{}", stderr(&out), lines.join("\n"));
     a.assert_no_wins("shebang");
     let ok = lines_with(&lines, "ok.sh\" exe=");
@@ -733,7 +684,6 @@ fn c7_shebang_interpreters_are_decided_too() {
 fn c7_launchers_are_transparent() {
     require_root!();
     let a = Arena::new();
-    let log = Syslog::new();
     let (evil, r) = (a.evil(), a.r().display().to_string());
     let script = format!(
         "env {evil}; echo a=$?\n\
@@ -745,8 +695,7 @@ fn c7_launchers_are_transparent() {
          setsid -w {evil}; echo g=$?\n\
          /usr/bin/true; echo h=$?\n"
     );
-    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &script]);
-    let lines = log.until_session_end(WAIT);
+    let (out, lines) = sh_session(&a, None, &script);
     let text = stdout(&out);
     assert!(!text.contains("FORBIDDEN-RAN"), "WIN: {text}");
     a.assert_no_wins("launchers");
@@ -836,10 +785,8 @@ fn c8_symlink_chains_at_the_kernel_limit() {
     }
     let direct = std::process::Command::new(a.r().join("chain-g/l0")).status().expect("direct");
     assert!(direct.success(), "the kernel runs a 40-symlink path");
-    let log = Syslog::new();
     let cmd = format!("{}/chain-g/l0; echo g=$?; {}/chain-e/l0; echo e=$?", a.r().display(), a.r().display());
-    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &cmd]);
-    let _ = log.until_session_end(WAIT);
+    let (out, _) = sh_session(&a, None, &cmd);
     let text = stdout(&out);
     assert!(text.contains("e=126") || text.contains("e=127"), "{text}");
     a.assert_no_wins("symlink chain");
@@ -861,11 +808,9 @@ fn c9_deny_message_never_writes_read_only_fds_and_never_blocks() {
     let original = b"root-owned content, must stay byte-identical\n";
     std::fs::write(&ro, original).expect("write");
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let log = Syslog::new();
     let u = a.u().display().to_string();
     let t0 = Instant::now();
-    let out = a.wrapped(&log).run(&[bin("exec"), "denymsg", &a.good(), &a.evil(), &u, &ro.display().to_string()]);
-    let lines = log.until_session_end(WAIT);
+    let (out, lines) = a.session(None, &[bin("exec"), "denymsg", &a.good(), &a.evil(), &u, &ro.display().to_string()]);
     eprintln!("{} (whole run {:?})", stdout(&out), t0.elapsed());
     assert_eq!(std::fs::read(&ro).expect("read"), original, "WIN: the read-only file was written");
     let text = stdout(&out);
@@ -910,7 +855,7 @@ fn c10_exec_storm_with_signals_answers_every_exec_exactly_once() {
     // Per pid: the decision lines.
     let mut by_pid: HashMap<String, Vec<&String>> = HashMap::new();
     for l in decisions(&lines) {
-        if let Some(pid) = l.split(" pid=").nth(1).and_then(|r| r.split(' ').next()) {
+        if let Some(pid) = word_after(l, " pid=") {
             by_pid.entry(pid.to_string()).or_default().push(l);
         }
     }
@@ -976,7 +921,7 @@ fn c10_threads_of_one_process_exec_at_once_without_deadlocking_the_supervisor() 
     let hung: Vec<&str> = text.lines().filter(|l| l.contains("hang")).collect();
     let slow: Vec<&String> = lines
         .iter()
-        .filter(|l| l.split("latency_us=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse::<u64>().ok()).is_some_and(|us| us > 2_000_000))
+        .filter(|l| word_after(l, "latency_us=").and_then(|v| v.parse::<u64>().ok()).is_some_and(|us| us > 2_000_000))
         .collect();
     let worst: u64 = text.lines().find_map(|l| l.strip_prefix("probe worst_ms=")).and_then(|v| v.parse().ok()).unwrap_or(0);
     assert!(
@@ -1073,7 +1018,7 @@ void _start(void) {
 /// namespace of its own where `evil` is bind-mounted over `target`: what a user can leave
 /// running from anywhere else. Killed on drop.
 struct Outsider {
-    child: std::process::Child,
+    _child: KillOnDrop,
     pid: i32,
 }
 
@@ -1088,54 +1033,19 @@ impl Outsider {
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
+            .map(KillOnDrop)
             .expect("setpriv");
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(10) {
-            if let Some(pid) = std::fs::read_to_string(&ready).ok().and_then(|t| t.trim().parse().ok()) {
-                return Some(Outsider { child, pid });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let mut child = child;
-        let _ = child.kill();
-        None
+        let pid = poll(Duration::from_secs(10), Duration::from_millis(20), || {
+            std::fs::read_to_string(&ready).ok().and_then(|t| t.trim().parse().ok())
+        })?;
+        Some(Outsider { _child: child, pid })
     }
 }
 
-impl Drop for Outsider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `script` with `/bin/sh` in a session of the arena's policy (or `cfg`), as nobody, in
-/// `cwd`; returns its output and every log line of the session.
+/// Runs `script` with `/bin/sh` in a session of the arena's policy (or `cfg`), as nobody;
+/// returns its output and every log line of the session.
 fn sh_session(a: &Arena, cfg: Option<&ConfigFile>, script: &str) -> (Output, Vec<String>) {
-    let log = Syslog::new();
-    let mut w = a.wrapped(&log);
-    if let Some(c) = cfg {
-        w = w.config(c.path());
-    }
-    let out = w.run(&["/bin/sh", "-c", script]);
-    let lines = log.until_session_end(WAIT);
-    (out, lines)
-}
-
-/// `case=NAME rc=N` lines that a test script prints after each attempt.
-fn rcs(out: &Output) -> HashMap<String, String> {
-    stdout(out)
-        .lines()
-        .filter(|l| l.starts_with("case="))
-        .map(|l| {
-            let f = fields(l);
-            (f.get("case").cloned().unwrap_or_default(), f.get("rc").cloned().unwrap_or_default())
-        })
-        .collect()
-}
-
-fn show(out: &Output, lines: &[String]) -> String {
-    format!("stdout:\n{}\nstderr:\n{}\nlog:\n{}", stdout(out), stderr(out), lines.join("\n"))
+    a.session(cfg, &["/bin/sh", "-c", script])
 }
 
 #[test]
@@ -1221,7 +1131,7 @@ fn c12_library_search_paths_may_name_only_directories_that_only_root_can_change(
     // One attempt may be refused more than once: a shell tries each PATH directory.
     let mut pids: Vec<&str> = lines_with(&lines, "rule=guard:library-path")
         .iter()
-        .filter_map(|l| l.split(" pid=").nth(1).and_then(|r| r.split(' ').next()))
+        .filter_map(|l| word_after(l, " pid="))
         .collect();
     pids.dedup();
     assert_eq!(pids.len(), 6, "guard:library-path refused each attempt\n{}", show(&out, &lines));
@@ -1232,7 +1142,7 @@ fn c12_library_search_paths_may_name_only_directories_that_only_root_can_change(
 /// The denylist the walk-arounds were found against, written the way that holds: README.md's
 /// example (its first ```toml block after "smallest useful denylist"), and a denial of id.
 fn denylist() -> String {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
     let after = readme.split("smallest useful denylist").nth(1).expect("the README's denylist example");
     let block = after.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("its toml block");
     format!("{block}\n[[rules]]\nname = \"no-id\"\nexe = \"/usr/bin/id\"\naction = \"deny\"\n\n[[rules]]\nname = \"no-reboot-by-name\"\nexe = [\"/usr/sbin/reboot\", \"/usr/sbin/halt\"]\naction = \"deny\"\n")
@@ -1399,12 +1309,12 @@ fn true_pids(lines: &[String], session: &str) -> std::collections::BTreeSet<Stri
     lines
         .iter()
         .filter(|l| l.contains(&format!("session={session} ")) && l.contains("path=\"/usr/bin/true\""))
-        .filter_map(|l| l.split(" pid=").nth(1).and_then(|r| r.split(' ').next()).map(str::to_owned))
+        .filter_map(|l| word_after(l, " pid=").map(str::to_owned))
         .collect()
 }
 
 fn session_of(line: &str) -> String {
-    line.split("session=").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("").to_owned()
+    word_after(line, "session=").unwrap_or("").to_owned()
 }
 
 #[test]
@@ -1462,10 +1372,7 @@ fn c12_log_failure_refuse_refuses_execs_while_a_line_can_be_neither_delivered_no
     let mut child = a.wrapped(&log).config(cfg.path()).spool(blocker.join("spool")).command(&["/bin/bash", "-c", &script]);
     child.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = child.spawn().expect("spawn");
-    let t0 = Instant::now();
-    while !flag.exists() && t0.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(60), Duration::from_millis(20), || flag.exists());
     log.resume();
     let out = child.wait_with_output().expect("wait");
     let lines = log.until_session_end(WAIT);

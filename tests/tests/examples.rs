@@ -4,22 +4,17 @@
 //! sessions, where what they are meant to allow runs and what they are meant to refuse, the
 //! walk-arounds of the threat model included, is refused.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use session_wrapper_config::{Config, Source};
-use session_wrapper_tests::{require_root, stderr, stdout, ConfigFile, Sandbox};
+use session_wrapper_tests::{require_root, stderr, stdout, workspace_root, ConfigFile, Sandbox};
 
 const T: Duration = Duration::from_secs(90);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
-}
 
 /// The fenced ```toml blocks of a Markdown file, each with the paragraph before it (which
 /// names the file a drop-in goes in).
 fn markdown_toml(file: &str) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(root().join(file)).expect("read");
+    let text = std::fs::read_to_string(workspace_root().join(file)).expect("read");
     let mut out = Vec::new();
     let mut block: Option<(String, String)> = None;
     let mut before = String::new();
@@ -51,7 +46,7 @@ fn markdown_toml(file: &str) -> Vec<(String, String)> {
 
 /// The `.EX`/`.EE` blocks of a man page that are TOML (not log lines), de-roffed.
 fn man_toml(file: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(root().join(file)).expect("read");
+    let text = std::fs::read_to_string(workspace_root().join(file)).expect("read");
     let mut out = Vec::new();
     let mut block: Option<String> = None;
     for line in text.lines() {
@@ -94,7 +89,7 @@ fn every_toml_example_in_the_documentation_parses() {
         parses("session-wrapper.toml(5)", &body);
         n += 1;
     }
-    parses("packaging/config.toml", &std::fs::read_to_string(root().join("packaging/config.toml")).expect("read"));
+    parses("packaging/config.toml", &std::fs::read_to_string(workspace_root().join("packaging/config.toml")).expect("read"));
     assert!(n >= 12, "found only {n} examples: the extraction is broken");
 }
 

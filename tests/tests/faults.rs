@@ -11,18 +11,11 @@ const T: Duration = Duration::from_secs(60);
 
 const POLICY: &str = "default = \"allow\"\n[[rules]]\nname = \"no-id\"\nexe = \"/usr/bin/id\"\naction = \"deny\"\n";
 
-fn sandbox(user: &str, uid: u32, cfg: &ConfigFile) -> Sandbox {
-    let mut sb = Sandbox::new();
-    sb.add_user(user, uid);
-    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
-    sb
-}
-
 #[test]
 fn an_unwritable_runtime_directory_costs_the_session_list_only() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let sb = sandbox("swfault1", 4601, &cfg);
+    let (sb, _) = Sandbox::with_user("su", "swfault1", 4601, &cfg, "");
     // /run/session-wrapper is a file: the session file cannot be written.
     let out = sb.run(
         &["sh", "-c", "touch /run/session-wrapper && exec su swfault1 -c '/usr/bin/true; echo ok=$?; /usr/bin/id; echo id=$?'"],
@@ -38,7 +31,7 @@ fn an_unwritable_runtime_directory_costs_the_session_list_only() {
 fn a_session_keeps_the_policy_it_started_with_when_the_file_changes() {
     require_root!();
     let cfg = ConfigFile::new("default = \"allow\"\n");
-    let sb = sandbox("swfault2", 4602, &cfg);
+    let (sb, _) = Sandbox::with_user("su", "swfault2", 4602, &cfg, "");
     let fifo = sb.dir().join("go");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).expect("mkfifo");
     let cmd = format!("/usr/bin/true; read x < {}; /usr/bin/id -un; echo id=$?", fifo.display());
@@ -72,7 +65,7 @@ fn a_session_keeps_the_policy_it_started_with_when_the_file_changes() {
 fn a_missing_syslog_socket_changes_nothing_but_the_log() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let sb = sandbox("swfault3", 4603, &cfg);
+    let (sb, _) = Sandbox::with_user("su", "swfault3", 4603, &cfg, "");
     let started = Instant::now();
     let out = sb.run(
         &[
@@ -94,7 +87,7 @@ fn a_syslog_reader_that_stalls_never_slows_the_session_and_every_line_is_account
     let spool_holder = session_wrapper_tests::TempDir::new().expect("tempdir");
     let spool = spool_holder.path().join("spool");
     let cfg = ConfigFile::new(&format!("default = \"allow\"\n[log]\nspool-dir = \"{}\"\n", spool.display()));
-    let sb = sandbox("swfault4", 4604, &cfg);
+    let (sb, _) = Sandbox::with_user("su", "swfault4", 4604, &cfg, "");
     let shared = sb.dir().join("shared");
     std::fs::create_dir(&shared).expect("mkdir");
     std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod");

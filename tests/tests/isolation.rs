@@ -5,32 +5,22 @@
 use std::path::Path;
 use std::time::Duration;
 
+use session_wrapper_tests::lines::{find, word_after};
 use session_wrapper_tests::{require_root, stderr, stdout, ConfigFile, Sandbox};
 
 const T: Duration = Duration::from_secs(90);
 
-fn find<'a>(lines: &'a [String], needle: &str) -> &'a String {
-    lines
-        .iter()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
-}
-
 /// The number after `key=` in a log line.
 fn field(line: &str, key: &str) -> u64 {
-    let pat = format!(" {key}=");
-    let at = line.find(&pat).unwrap_or_else(|| panic!("no {key} in {line}")) + pat.len();
-    line[at..].split(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{key} in {line}"))
+    let v = word_after(line, &format!(" {key}=")).unwrap_or_else(|| panic!("no {key} in {line}"));
+    v.parse().unwrap_or_else(|_| panic!("{key} in {line}"))
 }
 
+/// A sandbox with the user, su supervised with `config`, and with `sudo`, sudo too.
 fn sandbox_with(user: &str, uid: u32, config: &ConfigFile, sudo: bool) -> Sandbox {
-    let mut sb = Sandbox::new();
-    sb.add_user(user, uid);
-    let args = Sandbox::module_args(&config.path(), "");
-    sb.add_session_module("su", &args);
+    let (mut sb, _) = Sandbox::with_user("su", user, uid, config, "");
     if sudo {
-        sb.etc_file("/etc/sudoers", &format!("Defaults !lecture\nroot ALL=(ALL) ALL\n{user} ALL=(ALL) NOPASSWD: ALL\n"), 0o440);
-        sb.add_session_module("sudo", &args);
+        sb.add_sudo(user, config);
     }
     sb
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use session_wrapper_tests::{require_root, stderr, stdout, Syslog, TempDir};
+use session_wrapper_tests::{output_text, require_root, stdout, workspace_root, Syslog, TempDir};
 
 /// Where the debootstrap result is kept between runs.
 const CACHE: &str = "/var/cache/sw-test-bookworm.tar";
@@ -32,14 +32,6 @@ const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 /// The user whose `su` session is supervised.
 const USER: &str = "swpkg";
 const PACKAGE: &str = "pam-session-wrapper";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-fn output_text(o: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o))
-}
 
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {

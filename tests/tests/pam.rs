@@ -1,37 +1,16 @@
 //! The PAM module through real programs and real PAM stacks, as root, each in a private mount
 //! namespace whose `/etc/pam.d` is a copy of the machine's with the test's stanza added.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use session_wrapper_tests::{bin, require_root, stderr, stdout, ConfigFile, Sandbox};
+use session_wrapper_tests::lines::{find, supervisor_pid};
+use session_wrapper_tests::{bin, copy_true, require_root, stderr, stdout, wait_until, ConfigFile, Sandbox};
 
 const T: Duration = Duration::from_secs(60);
 
 /// Default-allow except `/tmp/**`, logging to `/dev/log` (the sandbox's socket).
 const POLICY: &str = "default = \"allow\"\n[[rules]]\nname = \"no-tmp\"\nexe = \"/tmp/**\"\naction = \"deny\"\nmessage = \"not from /tmp\"\n";
-
-fn evil(dir: &Path) -> String {
-    let p = dir.join("evil");
-    std::fs::copy("/bin/true", &p).expect("copy");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    p.display().to_string()
-}
-
-fn find<'a>(lines: &'a [String], needle: &str) -> &'a String {
-    lines
-        .iter()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
-}
-
-/// The pid in `session-wrapper[PID]:` of a supervisor line.
-fn supervisor_pid(line: &str) -> i32 {
-    let start = line.find("session-wrapper[").expect("ident") + "session-wrapper[".len();
-    let end = line[start..].find(']').expect("]") + start;
-    line[start..end].parse().expect("pid")
-}
 
 fn pid_alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -59,21 +38,16 @@ fn pamtester_open_and_close_starts_and_stops_a_supervisor() {
     assert!(close.contains("service=swtest"), "{close}");
     let pid = supervisor_pid(start);
     // The supervisor ends with the last process of the session (pamtester).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pid_alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!pid_alive(pid), "supervisor {pid} still running");
+    let ended = wait_until(Duration::from_secs(5), Duration::from_millis(50), || !pid_alive(pid));
+    assert!(ended, "supervisor {pid} still running");
 }
 
 #[test]
 fn su_runs_allowed_commands_and_refuses_others_with_message_and_log() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("swalice", 4301);
-    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
-    let ev = evil(sb.dir());
+    let (sb, u) = Sandbox::with_user("su", "swalice", 4301, &cfg, "");
+    let ev = copy_true(sb.dir(), "evil");
     let cmd = format!("/usr/bin/id -un; {ev}; echo status=$?");
     for dash in [true, false] {
         let mut argv = vec!["su"];
@@ -102,13 +76,9 @@ fn su_runs_allowed_commands_and_refuses_others_with_message_and_log() {
 fn sudo_inside_a_supervised_su_session_works_and_stays_supervised() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("swbob", 4302);
-    sb.etc_file("/etc/sudoers", &format!("Defaults !lecture\nroot ALL=(ALL) ALL\n{} ALL=(ALL) NOPASSWD: ALL\n", u.name), 0o440);
-    let args = Sandbox::module_args(&cfg.path(), "");
-    sb.add_session_module("su", &args);
-    sb.add_session_module("sudo", &args);
-    let ev = evil(sb.dir());
+    let (mut sb, u) = Sandbox::with_user("su", "swbob", 4302, &cfg, "");
+    sb.add_sudo(&u.name, &cfg);
+    let ev = copy_true(sb.dir(), "evil");
     let cmd = format!(
         "grep NoNewPrivs /proc/self/status; sudo -n /usr/bin/id -u; sudo -n {ev}; echo status=$?"
     );
@@ -132,9 +102,7 @@ fn sudo_inside_a_supervised_su_session_works_and_stays_supervised() {
 fn broken_config_refuses_the_session_when_closed_and_lets_it_through_when_open() {
     require_root!();
     let cfg = ConfigFile::new("mode = \"enforce\"\n[[rules]]\nexe = \"/bin/ls\"\naction = \"permit\"\n");
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("swcarol", 4303);
-    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), "fail_policy=closed"));
+    let (sb, u) = Sandbox::with_user("su", "swcarol", 4303, &cfg, "fail_policy=closed");
     let out = sb.run(&["su", "-", &u.name, "-c", "echo ran"], T);
     assert!(!out.status.success());
     assert_eq!(stdout(&out), "");
@@ -142,12 +110,7 @@ fn broken_config_refuses_the_session_when_closed_and_lets_it_through_when_open()
     assert!(why.contains("config.toml:4:") && why.contains("action must be one of"), "{why}");
     assert!(why.contains("fail_policy=closed"), "{why}");
 
-    let sb2 = {
-        let mut s = Sandbox::new();
-        s.add_user("swcarol", 4303);
-        s.add_session_module("su", &Sandbox::module_args(&cfg.path(), "fail_policy=open"));
-        s
-    };
+    let (sb2, _) = Sandbox::with_user("su", "swcarol", 4303, &cfg, "fail_policy=open");
     let out = sb2.run(&["su", "-", &u.name, "-c", "echo ran"], T);
     assert_eq!(stdout(&out), "ran\n", "{}", stderr(&out));
     let why = sb2.log.wait_for(|l| l.contains("NOT supervised"), T).expect("an unsupervised line");
@@ -178,9 +141,7 @@ fn missing_supervisor_binary_follows_the_fail_policy_and_su_survives() {
 fn supervisor_killed_mid_session_means_no_exec_succeeds_afterwards() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("sweve", 4305);
-    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let (sb, u) = Sandbox::with_user("su", "sweve", 4305, &cfg, "");
     let marker = sb.dir().join("after");
     let cmd = format!(
         "/usr/bin/true; read x < /dev/stdin; /usr/bin/touch {m}; echo touch=$?; echo builtin-still-works",
@@ -214,9 +175,7 @@ fn supervisor_killed_mid_session_means_no_exec_succeeds_afterwards() {
 fn a_daemonized_descendant_outliving_the_login_stays_supervised() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("swfrank", 4306);
-    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let (sb, u) = Sandbox::with_user("su", "swfrank", 4306, &cfg, "");
     let marker = u.home.join("daemon-marker");
     let cmd = format!(
         "setsid sh -c 'sleep 1; /usr/bin/touch {}' </dev/null >/dev/null 2>&1 &",
@@ -238,9 +197,7 @@ fn a_daemonized_descendant_outliving_the_login_stays_supervised() {
 fn kill_on_close_ends_lingering_processes() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("swgina", 4307);
-    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), "kill_on_close"));
+    let (sb, u) = Sandbox::with_user("su", "swgina", 4307, &cfg, "kill_on_close");
     let marker = u.home.join("should-not-exist");
     let cmd = format!("setsid sh -c 'sleep 3; /usr/bin/touch {}' </dev/null >/dev/null 2>&1 &", marker.display());
     let out = sb.run(&["su", "-", &u.name, "-c", &cmd], T);
@@ -260,9 +217,7 @@ fn a_session_gets_a_cgroup_only_when_something_uses_it() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
     for (extra, wanted) in [("", false), ("kill_on_close", true)] {
-        let mut sb = Sandbox::new();
-        let u = sb.add_user("swjack", 4310);
-        sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), extra));
+        let (sb, u) = Sandbox::with_user("su", "swjack", 4310, &cfg, extra);
         let out = sb.run(&["su", "-", &u.name, "-c", "cat /proc/self/cgroup"], T);
         assert!(out.status.success(), "{}", stderr(&out));
         let cgroups = String::from_utf8_lossy(&out.stdout);
@@ -275,9 +230,7 @@ fn a_session_gets_a_cgroup_only_when_something_uses_it() {
 fn sessions_lists_the_live_session_from_the_runtime_directory() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("swhank", 4308);
-    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let (sb, u) = Sandbox::with_user("su", "swhank", 4308, &cfg, "");
     let sw = bin("session-wrapper").display().to_string();
     // Inside the same namespace (the runtime directory is its private /run): a session that
     // lists the sessions from outside itself, then a check that none is left afterwards.
@@ -303,9 +256,7 @@ fn status_field(pid: i32, key: &str) -> String {
 fn the_supervisor_and_its_watchdog_run_with_least_privilege() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("swivy", 4309);
-    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let (sb, u) = Sandbox::with_user("su", "swivy", 4309, &cfg, "");
     let mut child = sb
         .command(&["timeout", "30", "su", "-", &u.name, "-c", "/usr/bin/true; sleep 2"])
         .spawn()

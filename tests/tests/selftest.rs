@@ -20,6 +20,15 @@ fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(stdout(out).trim()).unwrap_or_else(|e| panic!("{e}: {}{}", stdout(out), stderr(out)))
 }
 
+/// `session-wrapper self-test --comprehensive --json` with the configuration `cfg`.
+fn comprehensive_self_test(cfg: &ConfigFile) -> std::process::Output {
+    Command::new(bin("session-wrapper"))
+        .args(["self-test", "--comprehensive", "--json", "--config"])
+        .arg(cfg.path())
+        .output()
+        .expect("self-test")
+}
+
 fn status_of<'a>(v: &'a serde_json::Value, layer: &str, check: &str) -> &'a str {
     v["checks"]
         .as_array()
@@ -34,11 +43,7 @@ fn status_of<'a>(v: &'a serde_json::Value, layer: &str, check: &str) -> &'a str 
 fn self_test_proves_every_layer_of_a_full_configuration() {
     require_root!();
     let cfg = ConfigFile::new(ALL_LAYERS);
-    let out = Command::new(bin("session-wrapper"))
-        .args(["self-test", "--comprehensive", "--json", "--config"])
-        .arg(cfg.path())
-        .output()
-        .expect("self-test");
+    let out = comprehensive_self_test(&cfg);
     let v = json(&out);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(out.status.code(), Some(0));
@@ -113,12 +118,7 @@ fn self_test_reports_user_namespaces_held_by_default_and_open_when_the_configura
     require_root!();
     for (text, want) in [("default = \"allow\"\n", "pass"), ("default = \"allow\"\n[guards]\nuser-namespaces = \"allow\"\n", "warn")] {
         let cfg = ConfigFile::new(text);
-        let out = Command::new(bin("session-wrapper"))
-            .args(["self-test", "--comprehensive", "--json", "--config"])
-            .arg(cfg.path())
-            .output()
-            .expect("self-test");
-        let v = json(&out);
+        let v = json(&comprehensive_self_test(&cfg));
         assert_eq!(status_of(&v, "session", "user namespace of one's own (mounts over the loader and libraries)"), want, "{text}: {v}");
         assert_eq!(v["ok"], true, "an opted-in class is a warning, not a failure: {v}");
     }

@@ -4,44 +4,21 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use session_wrapper_tests::{bin, require_root, stderr, stdout, ConfigFile, Sandbox, TestUser};
+use session_wrapper_tests::lines::find;
+use session_wrapper_tests::{
+    bin, copy_true, free_port, require_root, stderr, stdout, wait_until, ConfigFile, KillOnDrop, Sandbox, TestUser,
+};
 
 const T: Duration = Duration::from_secs(60);
 
-fn find<'a>(lines: &'a [String], needle: &str) -> &'a String {
-    lines
-        .iter()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
-}
-
-fn evil(dir: &Path) -> String {
-    let p = dir.join("evil");
-    std::fs::copy("/bin/true", &p).expect("copy");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    p.display().to_string()
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// sshd running in a sandbox; killed on drop.
 struct Sshd {
-    child: Child,
+    _child: KillOnDrop,
     port: u16,
     key: PathBuf,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn keygen(path: &Path) {
@@ -83,12 +60,12 @@ fn start_sshd(sb: &Sandbox, user: &TestUser) -> Sshd {
         .stderr(std::fs::File::create(dir.join("sshd.log")).expect("log file"))
         .spawn()
         .expect("sshd");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sshd did not listen: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Sshd { child, port, key: dir.join("userkey") }
+    let child = KillOnDrop(child);
+    let listening = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(listening, "sshd did not listen: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
+    Sshd { _child: child, port, key: dir.join("userkey") }
 }
 
 fn ssh_opts(s: &Sshd) -> Vec<String> {
@@ -118,9 +95,7 @@ const POLICY: &str = "default = \"allow\"\n[[rules]]\nname = \"no-tmp\"\nexe = \
 
 fn sandbox_with_sshd(policy: &str, name: &str, uid: u32) -> (Sandbox, TestUser, ConfigFile) {
     let cfg = ConfigFile::new(policy);
-    let mut sb = Sandbox::new();
-    let u = sb.add_user(name, uid);
-    sb.add_session_module("sshd", &Sandbox::module_args(&cfg.path(), ""));
+    let (sb, u) = Sandbox::with_user("sshd", name, uid, &cfg, "");
     (sb, u, cfg)
 }
 
@@ -129,7 +104,7 @@ fn ssh_exec_channel_runs_allowed_commands_and_refuses_others() {
     require_root!();
     let (sb, u, _cfg) = sandbox_with_sshd(POLICY, "swssh1", 4401);
     let sshd = start_sshd(&sb, &u);
-    let ev = evil(sb.dir());
+    let ev = copy_true(sb.dir(), "evil");
     let out = ssh(&sshd, &u.name, &[], &format!("/usr/bin/id -un; {ev}; echo status=$?")).output().expect("ssh");
     assert_eq!(stdout(&out), "swssh1\nstatus=126\n", "{}", stderr(&out));
     assert!(stderr(&out).contains(&format!("session-wrapper: {ev}: not from /tmp")), "{}", stderr(&out));
@@ -147,7 +122,7 @@ fn ssh_interactive_pty_session_is_supervised() {
     require_root!();
     let (sb, u, _cfg) = sandbox_with_sshd(POLICY, "swssh2", 4402);
     let sshd = start_sshd(&sb, &u);
-    let ev = evil(sb.dir());
+    let ev = copy_true(sb.dir(), "evil");
     let mut c = ssh(&sshd, &u.name, &["-tt"], "");
     let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ssh -tt");
     {
@@ -242,10 +217,8 @@ fn ssh_works_under_every_isolation_layer() {
 fn login_under_a_pty_is_supervised() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("swlogin", 4405);
-    sb.add_session_module("login", &Sandbox::module_args(&cfg.path(), ""));
-    let ev = evil(sb.dir());
+    let (sb, u) = Sandbox::with_user("login", "swlogin", 4405, &cfg, "");
+    let ev = copy_true(sb.dir(), "evil");
     let mut child = sb
         .command(&["timeout", "30", "script", "-qec", &format!("login -f {}", u.name), "/dev/null"])
         .stdin(Stdio::piped())

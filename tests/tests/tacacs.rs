@@ -5,45 +5,44 @@
 use std::io::BufRead;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use session_wrapper_tests::{require_root, stderr, stdout, ConfigFile, Sandbox, Syslog, TempDir, Wrapped};
+use session_wrapper_tests::lines::find;
+use session_wrapper_tests::{
+    free_port, require_root, stderr, stdout, ConfigFile, KillOnDrop, Sandbox, Syslog, TempDir, Wrapped,
+};
 
 const T: Duration = Duration::from_secs(60);
 const KEY: &str = "tacacs-test-key";
 
 /// The test server, killed on drop.
 struct Server {
-    child: Child,
+    _child: KillOnDrop,
     port: u16,
     events: PathBuf,
     _dir: TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn server_py() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tacacs/server.py")
+/// The test server's command: listening on `listen`, with `rules` (written to `dir`), and its
+/// events in `dir/events.jsonl` (what [`read_events`] reads).
+fn server_command(dir: &Path, listen: &str, rules: &str) -> Command {
+    std::fs::write(dir.join("rules.toml"), rules).expect("rules");
+    let mut c = Command::new("python3");
+    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tacacs/server.py"))
+        .args(["--listen", listen, "--key", KEY, "--rules"])
+        .arg(dir.join("rules.toml"))
+        .arg("--events")
+        .arg(dir.join("events.jsonl"));
+    c
 }
 
 impl Server {
     fn start(rules: &str, extra: &[&str]) -> Server {
         let dir = tempfile::Builder::new().prefix("sw-tacacs-").tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("rules.toml"), rules).expect("rules");
         let events = dir.path().join("events.jsonl");
-        let mut child = Command::new("python3")
-            .arg(server_py())
-            .args(["--listen", "127.0.0.1:0", "--key", KEY, "--rules"])
-            .arg(dir.path().join("rules.toml"))
-            .arg("--events")
-            .arg(&events)
+        let mut child = server_command(dir.path(), "127.0.0.1:0", rules)
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()
@@ -51,31 +50,37 @@ impl Server {
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
         let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
-        Server { child, port, events, _dir: dir }
+        Server { _child: KillOnDrop(child), port, events, _dir: dir }
     }
 
     fn events(&self, kind: &str) -> Vec<Value> {
-        std::fs::read_to_string(&self.events)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|e| e["event"] == kind)
-            .collect()
+        read_events(&self.events, kind)
     }
 }
 
-/// A root-only key file.
-fn key_file(dir: &Path, key: &str, mode: u32) -> PathBuf {
-    let p = dir.join("tacacs.key");
+/// The events of `kind` that a test server wrote to `path`.
+fn read_events(path: &Path, kind: &str) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == kind)
+        .collect()
+}
+
+/// A key file (`key` in it, with `mode`) in a temporary directory of its own: the directory
+/// (removed when dropped) and the file's path.
+fn key_file(key: &str, mode: u32) -> (TempDir, PathBuf) {
+    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
+    let p = keys.path().join("tacacs.key");
     std::fs::write(&p, format!("{key}\n")).expect("key");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    p
+    (keys, p)
 }
 
 /// Policy: echo goes to TACACS+, everything else is allowed locally.
 fn config(servers: &str, extra: &str) -> (ConfigFile, TempDir) {
-    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
-    let key = key_file(keys.path(), KEY, 0o600);
+    let (keys, key) = key_file(KEY, 0o600);
     let text = format!(
         "default = \"allow\"\nfail-policy = \"closed\"\n{extra}\n[[rules]]\nname = \"echo-via-tacacs\"\nexe = \"/usr/bin/echo\"\naction = \"authorize\"\n\n[tacacs]\nkey-file = \"{}\"\ntimeout-ms = 1500\n{servers}\n",
         key.display()
@@ -102,13 +107,6 @@ action = "deny"
 message = "echo forbidden is refused by the TACACS+ server"
 "#;
 
-fn find<'a>(lines: &'a [String], needle: &str) -> &'a String {
-    lines
-        .iter()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
-}
-
 fn run(log: &Syslog, cfg: &ConfigFile, argv: &[&str]) -> std::process::Output {
     Wrapped::new(log).config(cfg.path()).as_nobody().run(argv)
 }
@@ -118,9 +116,7 @@ fn su_session_commands_are_permitted_and_denied_by_argument_pattern() {
     require_root!();
     let srv = Server::start(RULES, &["--single-connect"]);
     let (cfg, _k) = config(&server_entry(srv.port, 1000), "");
-    let mut sb = Sandbox::new();
-    let u = sb.add_user("swtac", 4501);
-    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let (sb, u) = Sandbox::with_user("su", "swtac", 4501, &cfg, "");
     let out = sb.run(&["su", "-", &u.name, "-c", "/usr/bin/echo ok; /usr/bin/echo forbidden; echo status=$?"], T);
     assert_eq!(stdout(&out), "ok\nstatus=126\n", "{}", stderr(&out));
     // The server's message is what the user sees.
@@ -146,10 +142,7 @@ fn su_session_commands_are_permitted_and_denied_by_argument_pattern() {
 fn the_second_server_answers_when_the_first_is_dead_or_silent() {
     require_root!();
     // Dead: nothing listens. Silent: accepts and never answers.
-    let dead_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let dead_port = free_port();
     let silent = Server::start("default = \"deny\"\n[[rule]]\naction = \"no-answer\"\n", &[]);
     let good = Server::start(RULES, &[]);
     for (first, label) in [(dead_port, "dead"), (silent.port, "silent")] {
@@ -180,8 +173,7 @@ fn wrong_key_garbage_and_slow_servers_leave_it_to_the_fail_policy_within_the_bou
     let slow = Server::start("default = \"permit\"\n[[rule]]\naction = \"permit\"\ndelay_ms = 5000\n", &[]);
     for (port, label, wrong_key) in [(good.port, "wrong-key", true), (garbage.port, "garbage", false), (slow.port, "slow", false)] {
         for policy in ["closed", "open"] {
-            let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
-            let key = key_file(keys.path(), if wrong_key { "not-the-key" } else { KEY }, 0o600);
+            let (_keys, key) = key_file(if wrong_key { "not-the-key" } else { KEY }, 0o600);
             let cfg = ConfigFile::new(&format!(
                 "default = \"allow\"\nfail-policy = \"{policy}\"\n[[rules]]\nexe = \"/usr/bin/echo\"\naction = \"authorize\"\n[tacacs]\nkey-file = \"{}\"\ntimeout-ms = 1000\n{}",
                 key.display(),
@@ -292,10 +284,7 @@ fn answers_are_cached_when_configured() {
 #[test]
 fn fallback_rules_decide_when_no_server_answers() {
     require_root!();
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let dead = free_port();
     let (cfg, _k) = config(
         &server_entry(dead, 300),
         "[[fallback]]\nname = \"echo-when-offline\"\nexe = \"/usr/bin/echo\"\nargs = [\"ok\"]\naction = \"allow\"\n",
@@ -334,8 +323,7 @@ fn follow_and_unappliable_mandatory_attributes_are_refused_and_logged() {
 #[test]
 fn a_key_file_others_can_read_is_refused_with_a_clear_error() {
     require_root!();
-    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
-    let key = key_file(keys.path(), KEY, 0o644);
+    let (_keys, key) = key_file(KEY, 0o644);
     let cfg = ConfigFile::new(&format!(
         "default = \"allow\"\n[tacacs]\nkey-file = \"{}\"\n{}",
         key.display(),
@@ -397,12 +385,8 @@ fn authorization_over_tls_works_and_a_bad_certificate_is_refused() {
 fn accounting_records_survive_a_server_that_is_briefly_down() {
     require_root!();
     // Pick a port, start the session with nothing listening there, bring the server up later.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
-    let key = key_file(keys.path(), KEY, 0o600);
+    let port = free_port();
+    let (_keys, key) = key_file(KEY, 0o600);
     let cfg = ConfigFile::new(&format!(
         "default = \"allow\"\n[tacacs]\nkey-file = \"{}\"\ntimeout-ms = 500\ndead-server-retry-s = 1\n{}",
         key.display(),
@@ -412,28 +396,16 @@ fn accounting_records_survive_a_server_that_is_briefly_down() {
     let session = Wrapped::new(&log).config(cfg.path()).as_nobody().command(&["/bin/sh", "-c", "/usr/bin/true; sleep 4"]).spawn().expect("spawn");
     std::thread::sleep(Duration::from_millis(800));
     let dir = tempfile::Builder::new().prefix("sw-tacacs-").tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("rules.toml"), "default = \"permit\"\n").expect("rules");
-    let events = dir.path().join("events.jsonl");
-    let mut late = Command::new("python3")
-        .arg(server_py())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--key", KEY, "--rules"])
-        .arg(dir.path().join("rules.toml"))
-        .arg("--events")
-        .arg(&events)
+    let late = server_command(dir.path(), &format!("127.0.0.1:{port}"), "default = \"permit\"\n")
         .stdout(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .expect("server");
     let out = session.wait_with_output().expect("wait");
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = log.until_session_end(T);
-    let _ = late.kill();
-    let _ = late.wait();
-    let acct: Vec<Value> = std::fs::read_to_string(&events)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == "accounting")
-        .collect();
+    drop(late);
+    let acct = read_events(&dir.path().join("events.jsonl"), "accounting");
     let text = serde_json::to_string(&acct).expect("json");
     assert!(text.contains("cmd=/usr/bin/true"), "the START queued while the server was down arrived: {text}");
     assert!(lines.iter().any(|l| l.contains("event=tacacs-server-down")));
@@ -455,8 +427,7 @@ cmd = "^/usr/bin/systemctl$"
 action = "permit"
 "#;
     let srv = Server::start(rules, &[]);
-    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
-    let key = key_file(keys.path(), KEY, 0o600);
+    let (_keys, key) = key_file(KEY, 0o600);
     let cfg = ConfigFile::new(&format!(
         "default = \"allow\"\nfail-policy = \"open\"\n[[rules]]\nname = \"systemctl-via-tacacs\"\nexe = [\"/usr/bin/systemctl\", \"/usr/sbin/reboot\"]\naction = \"authorize\"\n\n[tacacs]\nkey-file = \"{}\"\ntimeout-ms = 1500\n{}\n",
         key.display(),

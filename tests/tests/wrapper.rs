@@ -2,38 +2,18 @@
 //! (`000_9a8270eb506f196c.txt`), allowed and refused commands with their errno, message and
 //! syslog line, audit mode, and the ways an exec can be made.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use session_wrapper_tests::lines::{decisions, find};
 use session_wrapper_tests::{
-    decisions, require_root, scratch, shipped_config, stderr, stdout, ConfigFile, Syslog, Wrapped,
+    bin_arg, copy_true, require_root, scratch, shipped_config, stderr, stdout, write_executable, ConfigFile, Syslog,
+    Wrapped,
 };
 
 const ALLOW_ALL: &str = "default = \"allow\"\n";
 
 fn probe() -> &'static str {
-    Box::leak(session_wrapper_tests::bin("sw-probe").display().to_string().into_boxed_str())
-}
-
-fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, body).expect("write script");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    p.display().to_string()
-}
-
-fn copy_true(dir: &std::path::Path, name: &str) -> String {
-    let p = dir.join(name);
-    std::fs::copy("/bin/true", &p).expect("copy true");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    p.display().to_string()
-}
-
-fn line_for<'a>(lines: &'a [String], needle: &str) -> &'a String {
-    lines
-        .iter()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no log line with {needle:?} in:\n{}", lines.join("\n")))
+    bin_arg("sw-probe")
 }
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -43,7 +23,7 @@ fn smoke_child_starts_exits_and_writes_its_marker() {
     require_root!();
     let cfg = ConfigFile::new(ALLOW_ALL);
     let dir = scratch();
-    let s = script(dir.path(), "exit-zero", "#!/bin/sh\nprintf 'ok\\n' > \"$SESSION_WRAPPER_SMOKE_MARKER\"\n");
+    let s = write_executable(&dir.path().join("exit-zero"), "#!/bin/sh\nprintf 'ok\\n' > \"$SESSION_WRAPPER_SMOKE_MARKER\"\n");
     let marker = dir.path().join("marker");
     let log = Syslog::new();
     let out = Wrapped::new(&log)
@@ -58,7 +38,7 @@ fn smoke_child_starts_exits_and_writes_its_marker() {
     assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "ok\n");
     let lines = log.until_session_end(WAIT);
     // The script ran through its interpreter, both checked.
-    let l = line_for(&lines, "exit-zero\" exe=");
+    let l = find(&lines, "exit-zero\" exe=");
     assert!(l.contains("interpreter=\"/usr/bin/dash\"") && l.contains("result=exec"), "{l}");
 }
 
@@ -83,9 +63,8 @@ fn smoke_descendant_outliving_the_child_stays_supervised() {
     require_root!();
     let cfg = ConfigFile::new(ALLOW_ALL);
     let dir = scratch();
-    let s = script(
-        dir.path(),
-        "descendant",
+    let s = write_executable(
+        &dir.path().join("descendant"),
         "#!/bin/sh\n(\nsleep 0.2\n/bin/sh -c 'printf \"descendant-ok\\n\" > \"$SESSION_WRAPPER_DESCENDANT_MARKER\"'\n) &\nexit 0\n",
     );
     let marker = dir.path().join("descendant-marker");
@@ -100,9 +79,9 @@ fn smoke_descendant_outliving_the_child_stays_supervised() {
     // The wrapper waited for the descendant: the marker is there when it returns.
     assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "descendant-ok\n");
     let lines = log.until_session_end(WAIT);
-    let l = line_for(&lines, "descendant-ok");
+    let l = find(&lines, "descendant-ok");
     assert!(l.contains("decision=allow") && l.contains("result=exec"), "{l}");
-    let sleep = line_for(&lines, "argv=\"sleep 0.2\"");
+    let sleep = find(&lines, "argv=\"sleep 0.2\"");
     assert!(sleep.contains("result=exec"), "{sleep}");
 }
 
@@ -111,9 +90,8 @@ fn smoke_identity_drop_writes_the_users_uid_gid_and_groups() {
     require_root!();
     let cfg = ConfigFile::new(ALLOW_ALL);
     let dir = scratch();
-    let s = script(
-        dir.path(),
-        "identity",
+    let s = write_executable(
+        &dir.path().join("identity"),
         "#!/bin/sh\nprintf '%s:%s %s\\n' \"$(id -u)\" \"$(id -g)\" \"$(id -G)\" > \"$SESSION_WRAPPER_IDENTITY_MARKER\"\n",
     );
     let marker = dir.path().join("identity-marker");
@@ -145,15 +123,15 @@ fn refused_command_gets_eacces_a_message_and_a_deny_line() {
     );
     assert!(err.contains("Permission denied"), "{err}");
     let lines = log.until_session_end(WAIT);
-    let deny = line_for(&lines, &format!("path=\"{evil}\""));
+    let deny = find(&lines, &format!("path=\"{evil}\""));
     for f in ["decision=deny", "rule=no-exec-from-temp", "errno=EACCES", "message=written", "user=nobody", "mode=enforce", "latency_us="] {
         assert!(deny.contains(f), "{f} missing in {deny}");
     }
     assert!(deny.starts_with("<85>"), "deny lines are AUTHPRIV.NOTICE: {deny}");
-    let allow = line_for(&lines, "path=\"/usr/bin/id\"");
+    let allow = find(&lines, "path=\"/usr/bin/id\"");
     assert!(allow.contains("decision=allow") && allow.contains("rule=default") && allow.contains("result=exec"), "{allow}");
     assert!(allow.starts_with("<86>"), "allow lines are AUTHPRIV.INFO: {allow}");
-    let end = line_for(&lines, "event=session-end");
+    let end = find(&lines, "event=session-end");
     assert!(end.contains("refused=1"), "{end}");
 }
 
@@ -163,14 +141,14 @@ fn audit_mode_logs_the_same_decision_and_runs_the_command() {
     let cfg = ConfigFile::new(&format!("mode = \"audit\"\n{}", session_wrapper_config_builtin_rules()));
     let dir = scratch();
     let marker = dir.path().join("ran");
-    let evil = script(dir.path(), "evil.sh", &format!("#!/bin/sh\ntouch {}\n", marker.display()));
+    let evil = write_executable(&dir.path().join("evil.sh"), &format!("#!/bin/sh\ntouch {}\n", marker.display()));
     let log = Syslog::new();
     let out = Wrapped::new(&log).config(cfg.path()).as_nobody().run(&[&evil]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(marker.exists(), "audit mode must not refuse");
     assert!(!stderr(&out).contains("not allowed"), "audit mode tells the user nothing");
     let lines = log.until_session_end(WAIT);
-    let l = line_for(&lines, &format!("path=\"{evil}\""));
+    let l = find(&lines, &format!("path=\"{evil}\""));
     assert!(l.contains("decision=deny") && l.contains("mode=audit") && l.contains("result=exec"), "{l}");
 }
 
@@ -189,7 +167,7 @@ fn deny_errno_is_configurable() {
     let out = Wrapped::new(&log).config(cfg.path()).run(&["/bin/sh", "-c", &format!("{evil}; echo $?")]);
     assert!(stderr(&out).contains("Operation not permitted"), "{}", stderr(&out));
     let lines = log.until_session_end(WAIT);
-    assert!(line_for(&lines, "decision=deny").contains("errno=EPERM"));
+    assert!(find(&lines, "decision=deny").contains("errno=EPERM"));
 }
 
 #[test]
@@ -206,11 +184,11 @@ fn relative_paths_and_symlinks_are_decided_on_the_real_file() {
     let out = Wrapped::new(&log).config(cfg.path()).as_nobody().run(&["/bin/sh", "-c", &cmd]);
     assert_eq!(stdout(&out), "via-link\n126\n", "{}", stderr(&out));
     let lines = log.until_session_end(WAIT);
-    let rel = line_for(&lines, "path=\"./true\"");
+    let rel = find(&lines, "path=\"./true\"");
     assert!(rel.contains("cwd=\"/usr/bin\"") && rel.contains("exe=\"/usr/bin/true\"") && rel.contains("decision=allow"), "{rel}");
-    let link = line_for(&lines, "echo-link\"");
+    let link = find(&lines, "echo-link\"");
     assert!(link.contains("exe=\"/usr/bin/echo\"") && link.contains("decision=allow"), "{link}");
-    let inn = line_for(&lines, "innocent\"");
+    let inn = find(&lines, "innocent\"");
     assert!(inn.contains(&format!("exe=\"{evil}\"")) && inn.contains("decision=deny"), "{inn}");
 }
 
@@ -227,9 +205,9 @@ fn execveat_with_an_empty_path_is_decided_on_the_fd() {
     assert_eq!(refused.status.code(), Some(111));
     assert!(stderr(&refused).contains("execveat: Permission denied"), "{}", stderr(&refused));
     let lines = log.until_sessions_end(2, WAIT);
-    let ok = line_for(&lines, "argv=\"/usr/bin/echo by-fd\"");
+    let ok = find(&lines, "argv=\"/usr/bin/echo by-fd\"");
     assert!(ok.contains("path=\"\"") && ok.contains("exe=\"/usr/bin/echo\"") && ok.contains("result=exec"), "{ok}");
-    let deny = line_for(&lines, &format!("exe=\"{evil}\""));
+    let deny = find(&lines, &format!("exe=\"{evil}\""));
     assert!(deny.contains("path=\"\"") && deny.contains("decision=deny"), "{deny}");
 }
 
@@ -240,7 +218,7 @@ fn exec_from_a_thread_that_is_not_the_main_thread() {
     let out = Wrapped::new(&log).as_nobody().run(&[probe(), "exec-from-thread", "/usr/bin/echo", "from-thread"]);
     assert_eq!(stdout(&out), "from-thread\n", "{}", stderr(&out));
     let lines = log.until_session_end(WAIT);
-    let l = line_for(&lines, "argv=\"/usr/bin/echo from-thread\"");
+    let l = find(&lines, "argv=\"/usr/bin/echo from-thread\"");
     assert!(l.contains(" tid=") && l.contains("result=exec"), "{l}");
 }
 
@@ -263,7 +241,7 @@ fn non_utf8_arguments_are_decided_and_logged_escaped() {
     let out = Wrapped::new(&log).as_nobody().run(&[probe(), "exec-bytes", "/usr/bin/true"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = log.until_session_end(WAIT);
-    let l = line_for(&lines, "argv=\"/usr/bin/true a\\xffb\"");
+    let l = find(&lines, "argv=\"/usr/bin/true a\\xffb\"");
     assert!(l.contains("decision=allow") && l.contains("result=exec"), "{l}");
 }
 
@@ -281,6 +259,6 @@ fn a_thousand_execs_from_four_processes_make_exactly_a_thousand_lines() {
     assert!(trues.iter().all(|l| l.contains("result=exec")), "every exec checked after loading");
     // The shell itself and the thousand: nothing else, nothing twice.
     assert_eq!(all.len(), 1001);
-    let end = line_for(&lines, "event=session-end");
+    let end = find(&lines, "event=session-end");
     assert!(end.contains("allowed=1001") && end.contains("refused=0"), "{end}");
 }

@@ -27,7 +27,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{end_prober, cstr, environ, fail, raw_exit, sys};
+use session_wrapper_tests::raw::{args, cstr, end_prober, environ, execve, fail, fork_child, short_status, start_prober, sys, wait_child};
 
 /// execve with addresses (so closures stay `Send`), then wait to be ended by the winner.
 fn exec_and_pause(path: usize, argv: usize) -> ! {
@@ -79,69 +79,21 @@ fn child(good: &CString, zpath: &CString, script: &CString) -> ! {
 }
 
 fn main() {
-    let a: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if a.len() != 3 {
-        fail("usage: sw-attack-deadlock GOOD WORKDIR TRIES");
-    }
+    let a = args(3..=3, "usage: sw-attack-deadlock GOOD WORKDIR TRIES");
     let good = cstr(a[0].as_bytes());
     let work = std::path::PathBuf::from(&a[1]);
     let tries: usize = a[2].to_string_lossy().parse().unwrap_or(5);
     let (zpath, script, shortcut) = build(std::path::Path::new(&a[0]), &work);
     let zpath = cstr(zpath.as_os_str().as_bytes());
     let script = cstr(script.as_os_str().as_bytes());
-    let mut pipe = [0i32; 2];
-    // SAFETY: a pipe for the prober's report.
-    unsafe { libc::pipe(pipe.as_mut_ptr()) };
-    // SAFETY: single-threaded here; the prober only forks, execs and writes.
-    let prober = unsafe { libc::fork() };
-    if prober == 0 {
-        let argv: [*const libc::c_char; 2] = [c"probe".as_ptr(), std::ptr::null()];
-        let mut worst = 0u128;
-        loop {
-            let t0 = Instant::now();
-            // SAFETY: the grandchild only execs.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                // SAFETY: exec GOOD.
-                let r = unsafe { sys(libc::SYS_execve, [good.as_ptr() as u64, argv.as_ptr() as u64, environ() as u64, 0, 0, 0]) };
-                raw_exit(100 + (-r).clamp(0, 99) as i32);
-            }
-            let mut st = 0;
-            // SAFETY: reaping it.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            worst = worst.max(t0.elapsed().as_millis());
-            let line = format!("{worst}\n");
-            // SAFETY: small writes to the pipe.
-            unsafe { libc::write(pipe[1], line.as_ptr().cast(), line.len()) };
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    // SAFETY: closing the write end here.
-    unsafe { libc::close(pipe[1]) };
+    let argv: [*const libc::c_char; 2] = [c"probe".as_ptr(), std::ptr::null()];
+    let (prober, pipe) = start_prober(|| execve(good.as_ptr(), argv.as_ptr(), environ()), None);
     for _ in 0..tries {
-        // SAFETY: single-threaded here; the child runs `child`.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            child(&good, &zpath, &script);
-        }
+        // Single-threaded here; the child runs `child`.
+        let pid = fork_child(|| child(&good, &zpath, &script));
         let t0 = Instant::now();
-        let mut st = 0;
-        let res = loop {
-            // SAFETY: polling our own child.
-            if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
-                let o = if libc::WIFEXITED(st) { format!("x{}", libc::WEXITSTATUS(st)) } else { format!("s{}", libc::WTERMSIG(st)) };
-                break format!("{o} ms={}", t0.elapsed().as_millis());
-            }
-            if t0.elapsed() > Duration::from_secs(5) {
-                // SAFETY: ending and reaping our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut st, 0);
-                }
-                break format!("hang ms={}", t0.elapsed().as_millis());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        let o = wait_child(pid, Duration::from_secs(5), Duration::from_millis(1)).map_or_else(|| "hang".to_string(), short_status);
+        let res = format!("{o} ms={}", t0.elapsed().as_millis());
         println!("R {pid} {res}");
         if res.starts_with("hang") {
             // One is proof enough; each costs 5 s.
@@ -150,7 +102,7 @@ fn main() {
     }
     // Let the prober finish an exec that may have waited on the supervisor.
     std::thread::sleep(Duration::from_millis(300));
-    end_prober(prober, pipe[0]);
+    end_prober(prober, pipe);
     let _ = std::fs::remove_file(shortcut);
 }
 

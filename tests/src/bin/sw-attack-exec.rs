@@ -30,97 +30,30 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{cstr, environ, fail, int80, raw_exit, sys};
+use session_wrapper_tests::raw::{args, cstr, env_entries, environ, execve, fail, int80, null_terminated, sys};
 
-
-fn errno_name(e: i32) -> String {
-    match e {
-        libc::EACCES => "EACCES".into(),
-        libc::EPERM => "EPERM".into(),
-        libc::ENOENT => "ENOENT".into(),
-        libc::EFAULT => "EFAULT".into(),
-        libc::E2BIG => "E2BIG".into(),
-        libc::ENAMETOOLONG => "ENAMETOOLONG".into(),
-        libc::ENOSYS => "ENOSYS".into(),
-        libc::EBADF => "EBADF".into(),
-        libc::ENOEXEC => "ENOEXEC".into(),
-        libc::EINVAL => "EINVAL".into(),
-        libc::ESRCH => "ESRCH".into(),
-        libc::ELOOP => "ELOOP".into(),
-        libc::ENOTDIR => "ENOTDIR".into(),
-        other => format!("errno{other}"),
-    }
-}
-
-fn signal_name(s: i32) -> String {
-    match s {
-        libc::SIGKILL => "SIGKILL".into(),
-        libc::SIGSYS => "SIGSYS".into(),
-        libc::SIGSEGV => "SIGSEGV".into(),
-        libc::SIGBUS => "SIGBUS".into(),
-        libc::SIGABRT => "SIGABRT".into(),
-        other => format!("signal{other}"),
-    }
-}
-
-/// Runs `f` in a forked child; `f` returns the (negative) result of a failed exec.
+/// Runs `f` in a forked child ([`session_wrapper_tests::raw::attempt`]); `f` returns the
+/// (negative) result of a failed exec. Prints and returns the outcome.
 fn attempt(name: &str, f: impl FnOnce() -> i64) -> String {
     let t0 = Instant::now();
-    // SAFETY: the child runs `f`, then exits; `f` only sets up and execs.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        fail("fork");
-    }
-    if pid == 0 {
-        let r = f();
-        raw_exit(100 + (-r).clamp(0, 99) as i32);
-    }
-    let mut st = 0;
-    let outcome = loop {
-        // SAFETY: polling our own child.
-        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-        if r == pid {
-            break if libc::WIFEXITED(st) {
-                let c = libc::WEXITSTATUS(st);
-                if c >= 100 {
-                    format!("errno:{}", errno_name(c - 100))
-                } else {
-                    format!("ran:{c}")
-                }
-            } else if libc::WIFSIGNALED(st) {
-                format!("signal:{}", signal_name(libc::WTERMSIG(st)))
-            } else {
-                format!("status:{st}")
-            };
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            // SAFETY: ending our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            // SAFETY: reaping it.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            break "hang".to_string();
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    };
-    let line = format!("case={name} outcome={outcome} ms={}", t0.elapsed().as_millis());
-    println!("{line}");
+    let outcome = session_wrapper_tests::raw::attempt(f, Duration::from_micros(200));
+    println!("case={name} outcome={outcome} ms={}", t0.elapsed().as_millis());
     outcome
 }
 
-/// A NULL-terminated argv of C strings, leaked (it must outlive the exec attempt).
-fn argv_of(args: &[&[u8]]) -> *const *const libc::c_char {
-    let owned: Vec<CString> = args.iter().map(|a| cstr(a)).collect();
-    let mut ptrs: Vec<*const libc::c_char> = owned.iter().map(|c| c.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    std::mem::forget(owned);
+/// A NULL-terminated array of `strs`' pointers, leaked with them (it must outlive the exec
+/// attempt).
+fn leaked(strs: Vec<CString>) -> *const *const libc::c_char {
+    let ptrs = null_terminated(&strs);
+    std::mem::forget(strs);
     let p = ptrs.as_ptr();
     std::mem::forget(ptrs);
     p
 }
 
-fn execve(path: *const libc::c_char, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> i64 {
-    // SAFETY: the kernel validates the attack's pointers.
-    unsafe { sys(libc::SYS_execve, [path as u64, argv as u64, envp as u64, 0, 0, 0]) }
+/// A NULL-terminated argv of C strings, leaked (it must outlive the exec attempt).
+fn argv_of(args: &[&[u8]]) -> *const *const libc::c_char {
+    leaked(args.iter().map(|a| cstr(a)).collect())
 }
 
 fn execveat(dirfd: i32, path: *const libc::c_char, argv: *const *const libc::c_char, flags: i32) -> i64 {
@@ -144,10 +77,7 @@ fn open(path: &[u8], flags: i32) -> i32 {
 }
 
 fn main() {
-    let a: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if a.len() < 4 {
-        fail("usage: sw-attack-exec SUITE GOOD EVIL WORKDIR [EXTRA...]");
-    }
+    let a = args(4.., "usage: sw-attack-exec SUITE GOOD EVIL WORKDIR [EXTRA...]");
     let suite = a[0].to_string_lossy().into_owned();
     let good = a[1].as_bytes().to_vec();
     let evil = a[2].as_bytes().to_vec();
@@ -315,14 +245,7 @@ fn layout32(mem: *mut u8, path: &[u8], args: &[&[u8]]) -> (u32, u32, u32) {
     };
     let p = put(path);
     let arg_ptrs: Vec<u32> = args.iter().map(|a| put(a)).collect();
-    let env: Vec<Vec<u8>> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            kv
-        })
-        .collect();
+    let env = env_entries();
     let env_ptrs: Vec<u32> = env.iter().map(|e| put(e)).collect();
     let mut array = |ptrs: &[u32]| -> u32 {
         let mut bytes: Vec<u8> = ptrs.iter().flat_map(|p| p.to_le_bytes()).collect();
@@ -529,27 +452,17 @@ fn suite_denymsg(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
     deny_with_fd2("fd2-closed", &|| -1);
     let full_pipe = || -> i32 {
         let mut p = [0i32; 2];
-        // SAFETY: a pipe filled until it would block; the read end stays open, unread.
-        unsafe {
-            libc::pipe(p.as_mut_ptr());
-            libc::fcntl(p[1], libc::F_SETFL, libc::O_NONBLOCK);
-            let chunk = [b'z'; 4096];
-            while libc::write(p[1], chunk.as_ptr().cast(), chunk.len()) > 0 {}
-            libc::fcntl(p[1], libc::F_SETFL, 0);
-        }
+        // SAFETY: a pipe whose read end stays open, unread.
+        unsafe { libc::pipe(p.as_mut_ptr()) };
+        fill(p[1], 4096);
         p[1]
     };
     deny_with_fd2("fd2-full-pipe", &full_pipe);
     deny_with_fd2("fd2-full-socket", &|| {
         let mut s = [0i32; 2];
-        // SAFETY: a socket pair whose peer never reads, filled until it would block.
-        unsafe {
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, s.as_mut_ptr());
-            libc::fcntl(s[0], libc::F_SETFL, libc::O_NONBLOCK);
-            let chunk = [b'z'; 4096];
-            while libc::write(s[0], chunk.as_ptr().cast(), chunk.len()) > 0 {}
-            libc::fcntl(s[0], libc::F_SETFL, 0);
-        }
+        // SAFETY: a socket pair whose peer never reads.
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, s.as_mut_ptr()) };
+        fill(s[0], 4096);
         s[0]
     });
     // A terminal whose output is stopped (^S): the helper thread may block, never the
@@ -567,11 +480,8 @@ fn suite_denymsg(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
             }
             let s = libc::open(name, libc::O_RDWR | libc::O_NOCTTY);
             libc::tcflow(s, libc::TCOOFF);
-            // Fill what the terminal buffers, without blocking.
-            libc::fcntl(s, libc::F_SETFL, libc::O_NONBLOCK);
-            let chunk = [b'z'; 1024];
-            while libc::write(s, chunk.as_ptr().cast(), chunk.len()) > 0 {}
-            libc::fcntl(s, libc::F_SETFL, 0);
+            // Fill what the terminal buffers.
+            fill(s, 1024);
             // The master `m` stays open (never closed) so the terminal lives on.
             s
         }
@@ -592,16 +502,23 @@ fn suite_denymsg(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
     println!("info twenty-good-execs-ms={}", elapsed_ms(t0));
 }
 
+/// Writes `chunk`-byte blocks to `fd` until it would block, then makes it blocking again.
+fn fill(fd: i32, chunk: usize) {
+    let chunk = vec![b'z'; chunk];
+    // SAFETY: flags of, and writes of a local buffer to, a descriptor of ours.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+        while libc::write(fd, chunk.as_ptr().cast(), chunk.len()) > 0 {}
+        libc::fcntl(fd, libc::F_SETFL, 0);
+    }
+}
+
 fn suite_loaderenv(good: &[u8]) {
     let cg = cstr(good);
-    let base: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| k != "LD_PRELOAD" && k != "LD_AUDIT")
-        .map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            cstr(&kv)
-        })
+    let base: Vec<CString> = env_entries()
+        .iter()
+        .filter(|kv| !kv.starts_with(b"LD_PRELOAD=") && !kv.starts_with(b"LD_AUDIT="))
+        .map(|kv| cstr(kv))
         .collect();
     let with = |entries: &[&[u8]], at_end: bool| -> *const *const libc::c_char {
         let mut all: Vec<CString> = Vec::new();
@@ -615,12 +532,7 @@ fn suite_loaderenv(good: &[u8]) {
             }
             all.extend(entries.iter().map(|e| cstr(e)));
         }
-        let mut ptrs: Vec<*const libc::c_char> = all.iter().map(|c| c.as_ptr()).collect();
-        ptrs.push(std::ptr::null());
-        std::mem::forget(all);
-        let p = ptrs.as_ptr();
-        std::mem::forget(ptrs);
-        p
+        leaked(all)
     };
     let argv = argv_of(&[b"envcheck"]);
     attempt("envp-clean-good", || execve(cg.as_ptr(), argv, with(&[], false)));

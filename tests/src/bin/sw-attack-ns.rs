@@ -20,8 +20,11 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{cstr, environ, errno, fail};
+use std::time::Duration;
+use session_wrapper_tests::raw::{args, attempt, cstr, environ, errno, fail, kill_and_reap};
+
+/// How often an attempt's child is looked at ([`attempt`]).
+const POLL: Duration = Duration::from_millis(1);
 
 /// Enters a new user and mount namespace (uid 0 inside = our uid outside) and bind-mounts
 /// `evil` over `target`. Err(errno) when the kernel refuses.
@@ -51,63 +54,23 @@ fn report(name: &str, outcome: &str) {
     println!("case={name} outcome={outcome}");
 }
 
-/// Forks; the child runs `f` (which execs and returns the failing errno); returns the outcome.
-fn attempt(f: impl FnOnce() -> i32) -> String {
-    // SAFETY: the child only execs or exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        let e = f();
-        // SAFETY: leaving the child.
-        unsafe { libc::_exit(100 + e.clamp(0, 99)) };
-    }
-    let t0 = Instant::now();
-    let mut st = 0;
-    loop {
-        // SAFETY: polling our own child.
-        if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            // SAFETY: ending and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut st, 0);
-            }
-            return "hang".into();
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    if libc::WIFEXITED(st) {
-        let c = libc::WEXITSTATUS(st);
-        if c >= 100 {
-            format!("errno:{}", c - 100)
-        } else {
-            format!("ran:{c}")
-        }
-    } else {
-        format!("signal:{}", libc::WTERMSIG(st))
-    }
-}
-
-fn exec(path: &CString) -> i32 {
+/// Execs `path`; returns the failure as a negative errno.
+fn exec(path: &CString) -> i64 {
     let argv: [*const libc::c_char; 2] = [c"prog".as_ptr(), std::ptr::null()];
     // SAFETY: a valid path, a NULL-terminated argv and the process environment.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), environ()) };
-    errno()
+    -i64::from(errno())
 }
 
 fn main() {
-    let a: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if a.len() != 3 {
-        fail("usage: sw-attack-ns MODE EVIL TARGET");
-    }
+    let a = args(3..=3, "usage: sw-attack-ns MODE EVIL TARGET");
     let mode = a[0].to_string_lossy().into_owned();
     let evil = cstr(a[1].as_bytes());
     let target = cstr(a[2].as_bytes());
     match mode.as_str() {
         "bind" => match enter_and_bind(&evil, &target) {
             Err(e) => report("bind", &format!("unavailable:{e}")),
-            Ok(()) => report("bind", &attempt(|| exec(&target))),
+            Ok(()) => report("bind", &attempt(|| exec(&target), POLL)),
         },
         "fexec" => match enter_and_bind(&evil, &target) {
             Err(e) => report("fexec", &format!("unavailable:{e}")),
@@ -121,8 +84,8 @@ fn main() {
                         let envp: [*const libc::c_char; 1] = [std::ptr::null()];
                         libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
                     }
-                    errno()
-                }),
+                    -i64::from(errno())
+                }, POLL),
             ),
         },
         "procroot" => {
@@ -158,14 +121,9 @@ fn main() {
                 let mut path = format!("/proc/{helper}/root").into_bytes();
                 path.extend_from_slice(a[2].as_bytes());
                 let path = cstr(&path);
-                report("procroot", &attempt(|| exec(&path)));
+                report("procroot", &attempt(|| exec(&path), POLL));
             }
-            // SAFETY: ending and reaping the helper.
-            unsafe {
-                libc::kill(helper, libc::SIGKILL);
-                let mut st = 0;
-                libc::waitpid(helper, &mut st, 0);
-            }
+            kill_and_reap(helper);
         }
         other => fail(&format!("unknown mode {other}")),
     }

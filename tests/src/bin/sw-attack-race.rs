@@ -41,7 +41,9 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{cstr, environ, errno, fail, raw_exit, sys};
+use session_wrapper_tests::raw::{
+    args, cstr, environ, execve, exit_errno, fail, fork_child, kill_and_reap, raw_exit, raw_thread_exit, reap, sys,
+};
 
 /// A page-aligned, shared-by-address buffer (the same address in a forked child).
 #[repr(C, align(4096))]
@@ -62,20 +64,14 @@ fn page_ptr(p: &'static Page) -> *mut u8 {
     p.0.get().cast()
 }
 
-/// A thread-exit (not the group): for `CLONE_VM` children started with `clone`.
-fn raw_thread_exit(code: i32) -> ! {
-    // SAFETY: exit never returns.
-    unsafe {
-        sys(libc::SYS_exit, [code as u64, 0, 0, 0, 0, 0]);
-    }
-    loop {
-        std::hint::spin_loop();
-    }
+/// execve of the attack's inputs; the kernel validates the pointers.
+fn execve_raw(path: *const u8, argv: *const u64, envp: *const *const libc::c_char) -> i64 {
+    execve(path.cast(), argv.cast(), envp)
 }
 
-fn execve_raw(path: *const u8, argv: *const u64, envp: *const *const libc::c_char) -> i64 {
-    // SAFETY: the pointers are the attack's inputs; the kernel validates them.
-    unsafe { sys(libc::SYS_execve, [path as u64, argv as u64, envp as u64, 0, 0, 0]) }
+/// In a forked child: exec, or exit with the errno ([`exit_errno`]).
+fn exec_or_exit(path: *const u8, argv: *const u64, envp: *const *const libc::c_char) -> ! {
+    exit_errno(execve_raw(path, argv, envp))
 }
 
 /// One 8-byte word to flip between two values.
@@ -208,35 +204,6 @@ impl Tally {
     }
 }
 
-/// Forks; the child runs `child`, which must end in exec or exit (it is ended with exit code
-/// 112 if it returns).
-fn fork_child(child: impl FnOnce()) -> i32 {
-    // SAFETY: the child runs only `child`, which ends in exec or exit.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        fail("fork");
-    }
-    if pid == 0 {
-        child();
-        raw_exit(112);
-    }
-    pid
-}
-
-fn wait(pid: i32) -> i32 {
-    let mut st = 0;
-    loop {
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
-        if r == pid {
-            return st;
-        }
-        if r < 0 && errno() != libc::EINTR {
-            fail("waitpid");
-        }
-    }
-}
-
 /// Redirects standard output or error (`fd`) to `path` (append); children inherit it.
 fn redirect(fd: i32, path: &std::path::Path) {
     let c = cstr(path.as_os_str().as_bytes());
@@ -262,10 +229,7 @@ struct Args {
 }
 
 fn main() {
-    let a: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if a.len() != 6 {
-        fail("usage: sw-attack-race MODE SECS MAX GOOD EVIL WORKDIR");
-    }
+    let a = args(6..=6, "usage: sw-attack-race MODE SECS MAX GOOD EVIL WORKDIR");
     let args = Args {
         mode: a[0].to_string_lossy().into_owned(),
         secs: a[1].to_string_lossy().parse().unwrap_or(5),
@@ -382,22 +346,31 @@ fn prepare(args: &Args, target: Target) -> Prepared {
     }
 }
 
+/// In a forked child: a sibling thread that flips `ws` forever; returns once it runs.
+fn flip_in_a_thread(ws: &[Word]) {
+    let flip = ws.to_vec();
+    std::thread::spawn(move || {
+        STARTED.store(true, Ordering::SeqCst);
+        flip_forever(&flip)
+    });
+    wait_started();
+}
+
+/// Spins until the flipper has started.
+fn wait_started() {
+    while !STARTED.load(Ordering::SeqCst) {
+        std::hint::spin_loop();
+    }
+}
+
 fn thread_mode(args: &Args, target: Target) -> Tally {
     let p = prepare(args, target);
     run_loop(args, |_| {
         let pid = fork_child(|| {
-            let flip = p.flip.clone();
-            std::thread::spawn(move || {
-                STARTED.store(true, Ordering::SeqCst);
-                flip_forever(&flip)
-            });
-            while !STARTED.load(Ordering::SeqCst) {
-                std::hint::spin_loop();
-            }
-            let r = execve_raw(p.path, p.argv, p.envp);
-            raw_exit(100 + (-r) as i32)
+            flip_in_a_thread(&p.flip);
+            exec_or_exit(p.path, p.argv, p.envp)
         });
-        wait(pid)
+        reap(pid)
     })
 }
 
@@ -441,13 +414,10 @@ fn clonevm_mode(args: &Args) -> Tally {
             if r < 0 {
                 raw_exit(111);
             }
-            while !STARTED.load(Ordering::SeqCst) {
-                std::hint::spin_loop();
-            }
-            let r = execve_raw(p.path, p.argv, p.envp);
-            raw_exit(100 + (-r) as i32)
+            wait_started();
+            exec_or_exit(p.path, p.argv, p.envp)
         });
-        wait(pid)
+        reap(pid)
     })
 }
 
@@ -470,14 +440,7 @@ fn vfork_mode(args: &Args) -> Tally {
     let stack = new_stack();
     run_loop(args, |_| {
         let pid = fork_child(|| {
-            let flip = p.flip.clone();
-            std::thread::spawn(move || {
-                STARTED.store(true, Ordering::SeqCst);
-                flip_forever(&flip)
-            });
-            while !STARTED.load(Ordering::SeqCst) {
-                std::hint::spin_loop();
-            }
+            flip_in_a_thread(&p.flip);
             let e = VforkExec { path: p.path, argv: p.argv, envp: p.envp };
             // SAFETY: vfork semantics: the child runs vfork_execer on its own stack and ends
             // in exec or exit while this thread is suspended.
@@ -492,13 +455,13 @@ fn vfork_mode(args: &Args) -> Tally {
             if child < 0 {
                 raw_exit(111);
             }
-            let st = wait(child);
+            let st = reap(child);
             if libc::WIFEXITED(st) {
                 raw_exit(libc::WEXITSTATUS(st))
             }
             raw_exit(200 + libc::WTERMSIG(st))
         });
-        wait(pid)
+        reap(pid)
     })
 }
 
@@ -540,16 +503,29 @@ fn shared_mode(args: &Args, devshm: bool) -> Tally {
     let argv = const_argv();
     let envp = environ();
     let t = run_loop(args, |_| {
-        let pid = fork_child(|| {
-            let r = execve_raw(base, argv, envp);
-            raw_exit(100 + (-r) as i32)
-        });
-        wait(pid)
+        let pid = fork_child(|| exec_or_exit(base, argv, envp));
+        reap(pid)
     });
-    // SAFETY: ending our own flipper.
-    unsafe { libc::kill(flipper, libc::SIGKILL) };
-    wait(flipper);
+    kill_and_reap(flipper);
     t
+}
+
+/// For a thread of the parent: spins until an attempt's child is running; its pid.
+fn next_child() -> i32 {
+    loop {
+        let pid = CUR_PID.load(Ordering::SeqCst);
+        if pid != 0 {
+            return pid;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Spins until the attempt whose child is `pid` is over.
+fn until_gone(pid: i32) {
+    while CUR_PID.load(Ordering::SeqCst) == pid {
+        std::hint::spin_loop();
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -600,11 +576,7 @@ fn remote_mode(args: &Args, how: Remote) -> Tally {
     let flip = p.flip.clone();
     // The flipper thread, in this (the parent) process.
     std::thread::spawn(move || loop {
-        let pid = CUR_PID.load(Ordering::SeqCst);
-        if pid == 0 {
-            std::hint::spin_loop();
-            continue;
-        }
+        let pid = next_child();
         let n = ATTEMPT.load(Ordering::SeqCst);
         let status = cstr(format!("/proc/{pid}/status").as_bytes());
         // SAFETY: opening procfs files of our own child.
@@ -652,9 +624,7 @@ fn remote_mode(args: &Args, how: Remote) -> Tally {
                 libc::close(memfd);
             }
         }
-        while CUR_PID.load(Ordering::SeqCst) == pid {
-            std::hint::spin_loop();
-        }
+        until_gone(pid);
     });
     run_loop(args, |i| {
         let mut go = [0i32; 2];
@@ -669,8 +639,7 @@ fn remote_mode(args: &Args, how: Remote) -> Tally {
                 sys(libc::SYS_close, [go[1] as u64, 0, 0, 0, 0, 0]);
                 sys(libc::SYS_read, [go[0] as u64, b.as_mut_ptr() as u64, 1, 0, 0, 0]);
             }
-            let r = execve_raw(path, argv, envp);
-            raw_exit(100 + (-r) as i32)
+            exec_or_exit(path, argv, envp)
         });
         ATTEMPT.store(i, Ordering::SeqCst);
         CUR_PID.store(pid, Ordering::SeqCst);
@@ -683,7 +652,7 @@ fn remote_mode(args: &Args, how: Remote) -> Tally {
             libc::write(go[1], b"g".as_ptr().cast(), 1);
             libc::close(go[1]);
         }
-        let st = wait(pid);
+        let st = reap(pid);
         CUR_PID.store(0, Ordering::SeqCst);
         st
     })
@@ -754,11 +723,8 @@ fn swap_mode(args: &Args, how: Swap) -> Tally {
     let argv = const_argv();
     let envp = environ();
     let t = run_loop(args, |_| {
-        let pid = fork_child(|| {
-            let r = execve_raw(path.as_ptr().cast(), argv, envp);
-            raw_exit(100 + (-r) as i32)
-        });
-        wait(pid)
+        let pid = fork_child(|| exec_or_exit(path.as_ptr().cast(), argv, envp));
+        reap(pid)
     });
     stop.store(true, Ordering::Relaxed);
     let _ = flipper.join();
@@ -776,11 +742,7 @@ fn arg_start(pid: i32) -> Option<u64> {
 fn tamper_mode(args: &Args) -> Tally {
     let good = args.good.clone();
     std::thread::spawn(move || loop {
-        let pid = CUR_PID.load(Ordering::SeqCst);
-        if pid == 0 {
-            std::hint::spin_loop();
-            continue;
-        }
+        let pid = next_child();
         let exe = format!("/proc/{pid}/exe");
         let status = cstr(format!("/proc/{pid}/status").as_bytes());
         while CUR_PID.load(Ordering::SeqCst) == pid {
@@ -815,9 +777,7 @@ fn tamper_mode(args: &Args) -> Tally {
                 break;
             }
         }
-        while CUR_PID.load(Ordering::SeqCst) == pid {
-            std::hint::spin_loop();
-        }
+        until_gone(pid);
     });
     let path: &'static CString = Box::leak(Box::new(cstr(&args.good)));
     let a0: &'static [u8] = b"echo\0";
@@ -825,12 +785,9 @@ fn tamper_mode(args: &Args) -> Tally {
     let argv: &'static [u64; 3] = Box::leak(Box::new([a0.as_ptr() as u64, a1.as_ptr() as u64, 0]));
     let envp = environ();
     run_loop(args, |_| {
-        let pid = fork_child(|| {
-            let r = execve_raw(path.as_ptr().cast(), argv.as_ptr(), envp);
-            raw_exit(100 + (-r) as i32)
-        });
+        let pid = fork_child(|| exec_or_exit(path.as_ptr().cast(), argv.as_ptr(), envp));
         CUR_PID.store(pid, Ordering::SeqCst);
-        let st = wait(pid);
+        let st = reap(pid);
         CUR_PID.store(0, Ordering::SeqCst);
         st
     })

@@ -6,7 +6,7 @@
 //! Phase 1 runs at once; then the program creates the file READY and waits (up to 30 s) for
 //! the file GO: meanwhile the test, as root, kills the supervisor. Phase 2 runs after that.
 //! Every step prints `step=NAME result=RESULT` (`ok`, `fd=N`, `errno:NAME`, `ran:CODE`,
-//! `signal:N`).
+//! `signal:NAME`).
 //!
 //! Modes:
 //! - `listener`: `prctl(PR_SET_NO_NEW_PRIVS)`, then `seccomp(SECCOMP_SET_MODE_FILTER,
@@ -23,23 +23,8 @@
 //!   execs of GOOD and EVIL after the supervisor died.
 
 use std::os::unix::ffi::OsStrExt;
-use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{cstr, environ, fail, int80, sys};
-
-
-fn errno_name(e: i64) -> String {
-    match e as i32 {
-        libc::EPERM => "EPERM".into(),
-        libc::EACCES => "EACCES".into(),
-        libc::EBUSY => "EBUSY".into(),
-        libc::ENOSYS => "ENOSYS".into(),
-        libc::EINVAL => "EINVAL".into(),
-        libc::ESRCH => "ESRCH".into(),
-        libc::EFAULT => "EFAULT".into(),
-        libc::EBADF => "EBADF".into(),
-        other => format!("errno{other}"),
-    }
-}
+use std::time::Duration;
+use session_wrapper_tests::raw::{args, attempt, cstr, environ, errno_name, execve, fail, int80, sys};
 
 fn step(name: &str, result: &str) {
     println!("step={name} result={result}");
@@ -47,72 +32,30 @@ fn step(name: &str, result: &str) {
 
 fn res(r: i64) -> String {
     if r < 0 {
-        format!("errno:{}", errno_name(-r))
+        format!("errno:{}", errno_name((-r) as i32))
     } else {
         format!("ok:{r}")
     }
 }
 
-/// Execs `path` in a forked child; the outcome as `ran:CODE`, `errno:NAME` or `signal:N`.
+/// Execs `path` in a forked child; the outcome as `ran:CODE`, `errno:NAME` or `signal:NAME`.
 fn run(path: &[u8]) -> String {
     let p = cstr(path);
     let a0 = cstr(b"prog");
     let argv: [*const libc::c_char; 2] = [a0.as_ptr(), std::ptr::null()];
-    // SAFETY: the child only execs and exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: exec, then exit with the errno.
-        unsafe {
-            let r = sys(libc::SYS_execve, [p.as_ptr() as u64, argv.as_ptr() as u64, environ() as u64, 0, 0, 0]);
-            sys(libc::SYS_exit_group, [(100 + (-r).clamp(0, 99)) as u64, 0, 0, 0, 0, 0]);
-        }
-    }
-    let t0 = Instant::now();
-    let mut st = 0;
-    loop {
-        // SAFETY: polling our own child.
-        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-        if r == pid {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            // SAFETY: ending and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut st, 0);
-            }
-            return "hang".into();
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    if libc::WIFEXITED(st) {
-        let c = libc::WEXITSTATUS(st);
-        if c >= 100 {
-            format!("errno:{}", errno_name(i64::from(c - 100)))
-        } else {
-            format!("ran:{c}")
-        }
-    } else {
-        format!("signal:{}", libc::WTERMSIG(st))
-    }
+    attempt(|| execve(p.as_ptr(), argv.as_ptr(), environ()), Duration::from_millis(1))
 }
 
 fn wait_for_go(ready: &str, go: &str) {
     std::fs::write(ready, b"ready\n").unwrap_or_else(|e| fail(&format!("write {ready}: {e}")));
-    let t0 = Instant::now();
-    while !std::path::Path::new(go).exists() {
-        if t0.elapsed() > Duration::from_secs(30) {
-            fail("no GO file within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let go = std::path::Path::new(go);
+    if !session_wrapper_tests::wait_until(Duration::from_secs(30), Duration::from_millis(20), || go.exists()) {
+        fail("no GO file within 30 s");
     }
 }
 
 fn main() {
-    let a: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if a.len() != 5 {
-        fail("usage: sw-attack-seccomp MODE GOOD EVIL READY GO");
-    }
+    let a = args(5..=5, "usage: sw-attack-seccomp MODE GOOD EVIL READY GO");
     let mode = a[0].to_string_lossy().into_owned();
     let good = a[1].as_bytes().to_vec();
     let evil = a[2].as_bytes().to_vec();

@@ -32,7 +32,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use session_wrapper_tests::raw::{end_prober, cstr, environ, fail, raw_exit, sys};
+use session_wrapper_tests::raw::{
+    args, cstr, end_prober, environ, exit_errno, fork_child, kill_and_reap, raw_exit, reap, short_status, start_prober, sys,
+    wait_child,
+};
 
 extern "C" fn noop(_: libc::c_int) {}
 
@@ -124,21 +127,6 @@ fn multi_child(good: &Exec, evil: &Exec, stacks: &[usize]) -> ! {
     raw_exit(113)
 }
 
-fn outcome(st: i32) -> String {
-    if libc::WIFEXITED(st) {
-        let c = libc::WEXITSTATUS(st);
-        if c >= 100 {
-            format!("e{}", c - 100)
-        } else {
-            format!("x{c}")
-        }
-    } else if libc::WIFSIGNALED(st) {
-        format!("s{}", libc::WTERMSIG(st))
-    } else {
-        format!("?{st}")
-    }
-}
-
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open of our own (unreaped) child.
     let r = unsafe { sys(libc::SYS_pidfd_open, [pid as u64, 0, 0, 0, 0, 0]) };
@@ -226,14 +214,13 @@ fn worker(threads: usize, secs: u64, multi_every: u64, good: Arc<Exec>, evil: Ar
                         install_handlers();
                         match kind {
                             'm' => multi_child(&good, &evil, &stacks),
-                            'g' => raw_exit(100 + (-exec_raw(&good)).clamp(0, 99) as i32),
-                            _ => raw_exit(100 + (-exec_raw(&evil)).clamp(0, 99) as i32),
+                            'g' => exit_errno(exec_raw(&good)),
+                            _ => exit_errno(exec_raw(&evil)),
                         }
                     }
                     *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = pidfd_open(pid);
                     let t0 = Instant::now();
                     let mut last_cont = Instant::now();
-                    let mut st = 0;
                     let res = loop {
                         let mut info: libc::siginfo_t = {
                             // SAFETY: siginfo_t is plain data.
@@ -247,9 +234,7 @@ fn worker(threads: usize, secs: u64, multi_every: u64, good: Arc<Exec>, evil: Ar
                         // SAFETY: reading the pid field of a filled siginfo.
                         if r == 0 && unsafe { info.si_pid() } == pid {
                             *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-                            // SAFETY: reaping it now.
-                            unsafe { libc::waitpid(pid, &mut st, 0) };
-                            break outcome(st);
+                            break short_status(reap(pid));
                         }
                         if last_cont.elapsed() > Duration::from_millis(200) {
                             // Never leave a child stopped by our own SIGSTOP.
@@ -260,11 +245,7 @@ fn worker(threads: usize, secs: u64, multi_every: u64, good: Arc<Exec>, evil: Ar
                         }
                         if t0.elapsed() > Duration::from_secs(15) {
                             *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-                            // SAFETY: ending and reaping our own child.
-                            unsafe {
-                                libc::kill(pid, libc::SIGKILL);
-                                libc::waitpid(pid, &mut st, 0);
-                            }
+                            kill_and_reap(pid);
                             break "hang".to_string();
                         }
                         std::thread::sleep(Duration::from_micros(300));
@@ -289,10 +270,7 @@ fn worker(threads: usize, secs: u64, multi_every: u64, good: Arc<Exec>, evil: Ar
 }
 
 fn main() {
-    let a: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if a.len() != 5 && a.len() != 6 {
-        fail("usage: sw-attack-storm PROCS THREADS SECS GOOD EVIL [MULTI_EVERY]");
-    }
+    let a = args(5..=6, "usage: sw-attack-storm PROCS THREADS SECS GOOD EVIL [MULTI_EVERY]");
     let multi_every: u64 = a.get(5).map_or(16, |m| m.to_string_lossy().parse().unwrap_or(16));
     let procs: usize = a[0].to_string_lossy().parse().unwrap_or(8);
     let threads: usize = a[1].to_string_lossy().parse().unwrap_or(4);
@@ -314,20 +292,17 @@ fn main() {
         println!("done");
         return;
     }
-    let mut workers = Vec::new();
-    for _ in 0..procs {
-        // SAFETY: this process is single-threaded here; the worker runs and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            worker(threads, secs, multi_every, Arc::clone(&good), Arc::clone(&evil));
-            raw_exit(0);
-        }
-        workers.push(pid);
-    }
+    // This process is single-threaded while it forks: each worker runs and exits.
+    let workers: Vec<i32> = (0..procs)
+        .map(|_| {
+            fork_child(|| {
+                worker(threads, secs, multi_every, Arc::clone(&good), Arc::clone(&evil));
+                raw_exit(0)
+            })
+        })
+        .collect();
     for w in workers {
-        let mut st = 0;
-        // SAFETY: reaping our own workers.
-        unsafe { libc::waitpid(w, &mut st, 0) };
+        reap(w);
     }
     println!("done");
 }
@@ -341,63 +316,27 @@ fn multi_only(max: usize, secs: u64, good: &Exec, evil: &Exec) {
         .collect();
     // A prober process: execs GOOD every 20 ms and reports the slowest answer, to show whether
     // the whole session (not only the multi-exec child) waits.
-    let mut pipe = [0i32; 2];
-    // SAFETY: a pipe for the prober's report.
-    unsafe { libc::pipe(pipe.as_mut_ptr()) };
-    // SAFETY: single-threaded here; the prober only forks, execs and writes.
-    let prober = unsafe { libc::fork() };
-    if prober == 0 {
-        let mut worst = 0u128;
-        let t_end = Instant::now() + Duration::from_secs(secs + 30);
-        while Instant::now() < t_end {
-            let t0 = Instant::now();
-            // SAFETY: the grandchild only execs.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                raw_exit(100 + (-exec_raw(good)).clamp(0, 99) as i32);
-            }
-            let mut st = 0;
-            // SAFETY: reaping it.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            worst = worst.max(t0.elapsed().as_millis());
-            let line = format!("{worst}\n");
-            // SAFETY: reporting through the pipe (small, atomic writes).
-            unsafe { libc::write(pipe[1], line.as_ptr().cast(), line.len()) };
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        raw_exit(0);
-    }
-    // SAFETY: closing the write end in the parent.
-    unsafe { libc::close(pipe[1]) };
+    let (prober, pipe) = start_prober(|| exec_raw(good), Some(Duration::from_secs(secs + 30)));
+    one_at_a_time(max, secs, 'm', || multi_child(good, evil, &stacks));
+    end_prober(prober, pipe);
+}
+
+/// Forks children that run `child` (which never returns) one after the other (single-threaded
+/// here), `max` at most and for at most `secs` seconds; each is given 5 s, then killed. Prints
+/// `R PID KIND OUTCOME ms=N` for each, or `R PID KIND hang`.
+fn one_at_a_time(max: usize, secs: u64, kind: char, child: impl Fn()) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut n = 0;
     while n < max && Instant::now() < deadline {
         n += 1;
-        // SAFETY: single-threaded here; the child runs multi_child.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            multi_child(good, evil, &stacks);
-        }
+        let pid = fork_child(&child);
         let t0 = Instant::now();
-        let mut st = 0;
-        let res = loop {
-            // SAFETY: polling our own child.
-            if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
-                break format!("{} ms={}", outcome(st), t0.elapsed().as_millis());
-            }
-            if t0.elapsed() > Duration::from_secs(5) {
-                // SAFETY: ending and reaping our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut st, 0);
-                }
-                break "hang".to_string();
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        let res = match wait_child(pid, Duration::from_secs(5), Duration::from_millis(1)) {
+            Some(st) => format!("{} ms={}", short_status(st), t0.elapsed().as_millis()),
+            None => "hang".to_string(),
         };
-        println!("R {pid} m {res}");
+        println!("R {pid} {kind} {res}");
     }
-    end_prober(prober, pipe[0]);
 }
 
 /// One ordered multi-exec child (see the module documentation), in a process that was
@@ -446,32 +385,5 @@ fn ordered_child(good: &Exec) -> ! {
 }
 
 fn deadlock_only(max: usize, secs: u64, good: &Exec) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut n = 0;
-    while n < max && Instant::now() < deadline {
-        n += 1;
-        // SAFETY: single-threaded here; the child runs ordered_child.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            ordered_child(good);
-        }
-        let t0 = Instant::now();
-        let mut st = 0;
-        let res = loop {
-            // SAFETY: polling our own child.
-            if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
-                break format!("{} ms={}", outcome(st), t0.elapsed().as_millis());
-            }
-            if t0.elapsed() > Duration::from_secs(5) {
-                // SAFETY: ending and reaping our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut st, 0);
-                }
-                break "hang".to_string();
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        println!("R {pid} o {res}");
-    }
+    one_at_a_time(max, secs, 'o', || ordered_child(good));
 }

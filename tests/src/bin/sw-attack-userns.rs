@@ -15,26 +15,13 @@
 //! - `setns-any PATH`: the same with `nstype` 0 ("whatever it is");
 //! - `setns-pidfd PID`: `setns(pidfd_open(PID), CLONE_NEWUSER | CLONE_NEWNS)`.
 
-use session_wrapper_tests::raw::{cstr, fail, int80, raw_exit, sys};
-
-fn name(e: i64) -> String {
-    match (-e) as i32 {
-        libc::EPERM => "EPERM".into(),
-        libc::ENOSYS => "ENOSYS".into(),
-        libc::EINVAL => "EINVAL".into(),
-        libc::EBADF => "EBADF".into(),
-        libc::ENOENT => "ENOENT".into(),
-        libc::EACCES => "EACCES".into(),
-        libc::EUSERS => "EUSERS".into(),
-        other => format!("errno{other}"),
-    }
-}
+use session_wrapper_tests::raw::{cstr, errno_name, fail, int80, raw_exit, reap, sys};
 
 fn outcome(ret: i64) -> String {
     if ret >= 0 {
         "ok".into()
     } else {
-        format!("errno:{}", name(ret))
+        format!("errno:{}", errno_name((-ret) as i32))
     }
 }
 
@@ -70,9 +57,7 @@ fn main() {
                 raw_exit(if moved(&before) { 0 } else { 1 });
             }
             if pid > 0 {
-                let mut st = 0;
-                // SAFETY: reaping our own child.
-                unsafe { libc::waitpid(pid as i32, &mut st, 0) };
+                let st = reap(pid as i32);
                 if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 { 0 } else { -i64::from(libc::EINVAL) }
             } else {
                 pid
@@ -88,9 +73,7 @@ fn main() {
                 raw_exit(0);
             }
             if pid > 0 {
-                let mut st = 0;
-                // SAFETY: reaping our own child.
-                unsafe { libc::waitpid(pid as i32, &mut st, 0) };
+                reap(pid as i32);
             }
             pid
         }

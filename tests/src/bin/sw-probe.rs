@@ -10,31 +10,14 @@
 use std::ffi::{CString, OsString};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-
-fn cstr(b: &[u8]) -> CString {
-    CString::new(b).unwrap_or_else(|_| fail("NUL in argument"))
-}
-
-fn fail(what: &str) -> ! {
-    eprintln!("sw-probe: {what}");
-    std::process::exit(111)
-}
+use session_wrapper_tests::raw::{cstr, env_entries, fail, null_terminated};
 
 fn execve(path: &[u8], args: &[Vec<u8>]) -> ! {
     let p = cstr(path);
     let a: Vec<CString> = args.iter().map(|x| cstr(x)).collect();
-    let mut ap: Vec<*const libc::c_char> = a.iter().map(|x| x.as_ptr()).collect();
-    ap.push(std::ptr::null());
-    let env: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend(v.into_vec());
-            cstr(&kv)
-        })
-        .collect();
-    let mut ep: Vec<*const libc::c_char> = env.iter().map(|x| x.as_ptr()).collect();
-    ep.push(std::ptr::null());
+    let ap = null_terminated(&a);
+    let env: Vec<CString> = env_entries().iter().map(|kv| cstr(kv)).collect();
+    let ep = null_terminated(&env);
     // SAFETY: NULL-terminated arrays of pointers into live CStrings.
     unsafe { libc::execve(p.as_ptr(), ap.as_ptr(), ep.as_ptr()) };
     fail(&format!("execve: {}", std::io::Error::last_os_error()))
@@ -51,8 +34,7 @@ fn main() {
             let f = std::fs::File::open(std::ffi::OsStr::from_bytes(&bytes[1]))
                 .unwrap_or_else(|e| fail(&format!("open: {e}")));
             let a: Vec<CString> = bytes[1..].iter().map(|x| cstr(x)).collect();
-            let mut ap: Vec<*const libc::c_char> = a.iter().map(|x| x.as_ptr()).collect();
-            ap.push(std::ptr::null());
+            let ap = null_terminated(&a);
             let ep: [*const libc::c_char; 1] = [std::ptr::null()];
             // SAFETY: valid fd, empty C string, NULL-terminated pointer arrays.
             unsafe {
