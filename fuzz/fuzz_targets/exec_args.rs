@@ -3,7 +3,7 @@
 //! than the limits allow.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use session_wrapper::memory::{scan_env, read_argv, read_path, FakeMemory, Limits, PtrWidth, Remote, PAGE};
+use session_wrapper::sys::memory::{scan_env, read_argv, read_path, FakeMemory, Limits, PtrWidth, Remote, PAGE};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {

@@ -2,7 +2,7 @@
 //! on arbitrary bytes: no panic; escaped text is one line without control characters.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use session_wrapper::exefile::{parse_script_head, ScriptHead};
+use session_wrapper::sys::exefile::{parse_script_head, ScriptHead};
 use session_wrapper_config::text::{escape, escape_argv};
 
 fuzz_target!(|data: &[u8]| {

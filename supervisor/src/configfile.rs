@@ -1,7 +1,7 @@
 //! Reading the configuration from disk: the main file, then the drop-ins in `config.d/` next
 //! to it (`*.toml`, in lexical order), handed to the pure parser of
 //! [`session_wrapper_config`]. Symlinks in executable patterns are resolved here, through
-//! directories and links only root can change ([`crate::trust`]).
+//! directories and links only root can change ([`crate::sys::trust`]).
 //!
 //! When the reader is root, every file must be owned by root and writable by no one else:
 //! otherwise whoever can write it decides what every session may run.
@@ -41,7 +41,7 @@ pub enum LoadError {
 /// through directories and links that only root can change; `None` otherwise (the pattern is
 /// then matched as written, so a user's own symlink cannot widen it).
 pub fn canonicalize(path: &str) -> Option<String> {
-    crate::trust::canonicalize(path)
+    crate::sys::trust::canonicalize(path)
 }
 
 fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), LoadError> {

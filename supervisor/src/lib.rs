@@ -2,41 +2,26 @@
 //!
 //! One supervisor serves one session. It holds the listener of the seccomp filter installed on
 //! the process that opened the session and answers every `execve`/`execveat` of every process
-//! in it: read the request from the caller's memory ([`memory`]), find the real file and its
-//! `#!` chain ([`resolve`], [`exefile`]), decide with the policy ([`decide`], from the pure
-//! `session-wrapper-config` crate), then refuse it with an errno and a message ([`message`]) or
-//! let it run and check the image the kernel really loaded before it runs one instruction
-//! ([`tracer`]). Every decision is one syslog line ([`syslog`]). The loop is [`supervisor`].
-//!
-//! Kernel interfaces that no crate wraps live in [`sys`]; the seccomp program is built with
-//! libseccomp in [`filter`]. `session-wrapper run` ([`run`]) puts one command under a
-//! supervisor without PAM; the PAM module starts the `session-wrapper-supervisor` binary.
+//! in it. The folders are the architecture (`docs/ARCHITECTURE.md` draws the path of one exec):
+//! - [`session`]: bringing a session up (through PAM, [`session::from_pam`], or for one
+//!   command, [`session::command`]), its isolation, and the [`session::Supervisor`] loop;
+//! - [`exec`]: the exec pipeline, from a notification to the outcome of the exec: gather,
+//!   decide, authorize, settle, refuse or let run, verify;
+//! - [`authz`]: authorization backends behind one trait (TACACS+ today);
+//! - [`log`]: structured events and the sinks that deliver them (syslog today);
+//! - [`sys`]: the kernel as the supervisor sees it: the session filter and its listener,
+//!   other processes' memory and `/proc`, path resolution, ptrace, users;
+//! - [`selftest`] and [`configfile`]: the checks and the configuration loading of the
+//!   `session-wrapper` command.
 
-pub mod cgroup;
+pub mod authz;
 pub mod configfile;
-pub mod decide;
-pub mod exefile;
-pub mod filter;
-pub mod harden;
-pub mod isolation;
-pub mod lingering;
-pub mod memory;
-pub mod message;
-pub mod notify;
-pub mod pam;
-pub mod procfs;
-pub mod resolve;
-pub mod run;
-pub mod runtime;
+pub mod exec;
+pub mod log;
+pub mod login;
 pub mod selftest;
-pub mod spool;
-pub mod supervisor;
+pub mod session;
 pub mod sys;
-pub mod syslog;
-pub mod tacacs;
-pub mod tracer;
-pub mod trust;
-pub mod users;
 
 /// Whether this process runs as root (effective uid 0).
 pub fn run_as_root() -> bool {

@@ -18,6 +18,7 @@
 //! The probes run in [`probe`], inside the supervised session (the `__probe` subcommand of the
 //! same binary); this side starts them, reads what they print and what the supervisor logged.
 
+use crate::session::command::{supervise_command, CommandOptions};
 use std::fmt::Write as _;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -25,10 +26,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use session_wrapper_config::isolation::{Blocked, Isolation};
+use session_wrapper_config::isolation::{Blocked, Isolation, Landlock};
 use session_wrapper_config::{Config, Source};
 
-use crate::cgroup::{self, Controller, Home};
+use crate::session::cgroup::{self, Controller, Home};
 
 pub mod probe;
 
@@ -93,7 +94,7 @@ pub fn policy_lints(config: &Config) -> Vec<Check> {
             places.sort();
             places.dedup();
             for place in places {
-                let who = crate::trust::writers(std::path::Path::new(&place));
+                let who = crate::sys::trust::writers(std::path::Path::new(&place));
                 if !who.is_empty() {
                     out.push(check(
                         "policy",
@@ -157,63 +158,103 @@ fn kernel_version() -> Option<(u32, u32)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
+/// The layer of the system checks.
+const SYSTEM: &str = "system";
+
 /// What this system offers against what `config` asks for.
 pub fn system_checks(config: &Config) -> Vec<Check> {
-    const S: &str = "system";
-    let mut out = Vec::new();
+    let logind = cgroup::logind_running();
+    let mut out = vec![seccomp_check(), kernel_check(), logind_check(logind), landlock_check(config)];
+    out.extend(cgroup_checks(config, logind));
+    out.extend(isolation_checks(config));
+    out
+}
+
+/// The names of `blocks`, for a detail that says whose sessions are refused.
+fn block_names(blocks: &[&Isolation]) -> String {
+    blocks.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether the kernel offers seccomp user notification, without which nothing is supervised.
+fn seccomp_check() -> Check {
     let actions = std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").unwrap_or_default();
-    out.push(if actions.split_whitespace().any(|a| a == "user_notif") {
-        check(S, "seccomp user notification", Status::Pass, "available")
+    if actions.split_whitespace().any(|a| a == "user_notif") {
+        check(SYSTEM, "seccomp user notification", Status::Pass, "available")
     } else {
-        check(S, "seccomp user notification", Status::Fail, "not available: no session can be supervised; every session gets the fail policy")
-    });
-    out.push(match kernel_version() {
-        Some((maj, min)) if (maj, min) >= (6, 6) => check(S, "kernel", Status::Pass, format!("Linux {maj}.{min}")),
+        check(
+            SYSTEM,
+            "seccomp user notification",
+            Status::Fail,
+            "not available: no session can be supervised; every session gets the fail policy",
+        )
+    }
+}
+
+/// Whether the kernel is recent enough for the session filter (5.19), and for its fast path (6.6).
+fn kernel_check() -> Check {
+    match kernel_version() {
+        Some((maj, min)) if (maj, min) >= (6, 6) => check(SYSTEM, "kernel", Status::Pass, format!("Linux {maj}.{min}")),
         Some((maj, min)) if (maj, min) >= (5, 19) => check(
-            S,
+            SYSTEM,
             "kernel",
             Status::Warn,
             format!("Linux {maj}.{min}: no synchronous wake-up (6.6), each decision costs tens of microseconds more"),
         ),
         Some((maj, min)) => check(
-            S,
+            SYSTEM,
             "kernel",
             Status::Fail,
             format!("Linux {maj}.{min}: the session filter needs 5.19 (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)"),
         ),
-        None => check(S, "kernel", Status::Skip, "version unreadable"),
-    });
-    let logind = cgroup::logind_running();
-    out.push(check(
-        S,
+        None => check(SYSTEM, "kernel", Status::Skip, "version unreadable"),
+    }
+}
+
+/// Who makes session cgroups here: pam_systemd when logind runs, else the supervisor.
+fn logind_check(logind: bool) -> Check {
+    check(
+        SYSTEM,
         "systemd-logind",
         Status::Pass,
         if logind { "running: pam_systemd manages session cgroups" } else { "not running: the supervisor makes session cgroups" },
-    ));
+    )
+}
+
+/// Whether Landlock can apply the configuration's layers (TCP ports need ABI 4).
+fn landlock_check(config: &Config) -> Check {
     let uses_landlock: Vec<&Isolation> = config.isolation.iter().filter(|i| i.landlock.is_some()).collect();
     let needs_net = uses_landlock
         .iter()
         .any(|i| i.landlock.as_ref().is_some_and(|l| l.tcp_bind.is_some() || l.tcp_connect.is_some()));
-    let names = |v: &[&Isolation]| v.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ");
-    out.push(match session_wrapper_protocol::isolate::landlock::abi() {
+    match session_wrapper_protocol::isolate::landlock::abi() {
         Ok(abi) if needs_net && abi < 4 => check(
-            S,
+            SYSTEM,
             "landlock",
             Status::Fail,
-            format!("ABI {abi} cannot restrict TCP ports (needs 4): sessions under {} are refused", names(&uses_landlock)),
+            format!("ABI {abi} cannot restrict TCP ports (needs 4): sessions under {} are refused", block_names(&uses_landlock)),
         ),
-        Ok(abi) if uses_landlock.is_empty() => check(S, "landlock", Status::Pass, format!("ABI {abi} (not used by this configuration)")),
-        Ok(abi) => check(S, "landlock", Status::Pass, format!("ABI {abi}")),
+        Ok(abi) if uses_landlock.is_empty() => check(SYSTEM, "landlock", Status::Pass, format!("ABI {abi} (not used by this configuration)")),
+        Ok(abi) => check(SYSTEM, "landlock", Status::Pass, format!("ABI {abi}")),
         Err(e) if uses_landlock.is_empty() => {
-            check(S, "landlock", Status::Skip, format!("not available ({}); not used", std::io::Error::from_raw_os_error(e)))
+            check(SYSTEM, "landlock", Status::Skip, format!("not available ({}); not used", std::io::Error::from_raw_os_error(e)))
         }
         Err(e) => check(
-            S,
+            SYSTEM,
             "landlock",
             Status::Fail,
-            format!("not available ({}): sessions under {} are refused", std::io::Error::from_raw_os_error(e), names(&uses_landlock)),
+            format!(
+                "not available ({}): sessions under {} are refused",
+                std::io::Error::from_raw_os_error(e),
+                block_names(&uses_landlock)
+            ),
         ),
-    });
+    }
+}
+
+/// For each cgroup controller a limit of the configuration needs: where it lives, or who
+/// applies it.
+fn cgroup_checks(config: &Config, logind: bool) -> Vec<Check> {
+    let mut out = Vec::new();
     for c in [Controller::Memory, Controller::Pids, Controller::Cpu] {
         let users: Vec<&Isolation> = config
             .isolation
@@ -224,41 +265,57 @@ pub fn system_checks(config: &Config) -> Vec<Check> {
                 Controller::Cpu => i.cpu_max.is_some(),
             })
             .collect();
-        if users.is_empty() {
-            continue;
+        if !users.is_empty() {
+            out.push(cgroup_check(c, &users, logind));
         }
-        let name = format!("cgroup {}", c.name());
-        out.push(match (logind, c, cgroup::home(c)) {
-            (true, Controller::Cpu, _) => check(
-                S,
-                &name,
-                Status::Warn,
-                format!("cpu-max of {} is not applied: pam_systemd takes no CPU quota", names(&users)),
-            ),
-            (true, _, _) => check(
-                S,
-                &name,
-                Status::Pass,
-                "handed to pam_systemd (list pam_session_wrapper before pam_systemd in the session stack)",
-            ),
-            (false, _, Some(Home::V2(m))) => check(S, &name, Status::Pass, format!("cgroup v2 at {}", m.display())),
-            (false, _, Some(Home::V1(m))) => check(S, &name, Status::Pass, format!("cgroup v1 at {}", m.display())),
-            (false, _, None) => check(
-                S,
-                &name,
-                Status::Fail,
-                format!("controller not available: sessions under {} are refused", names(&users)),
-            ),
-        });
     }
+    out
+}
+
+/// Where controller `c`, which the limits of `users` need, lives.
+fn cgroup_check(c: Controller, users: &[&Isolation], logind: bool) -> Check {
+    let name = format!("cgroup {}", c.name());
+    match (logind, c, cgroup::home(c)) {
+        (true, Controller::Cpu, _) => check(
+            SYSTEM,
+            &name,
+            Status::Warn,
+            format!("cpu-max of {} is not applied: pam_systemd takes no CPU quota", block_names(users)),
+        ),
+        (true, _, _) => check(
+            SYSTEM,
+            &name,
+            Status::Pass,
+            "handed to pam_systemd (list pam_session_wrapper before pam_systemd in the session stack)",
+        ),
+        (false, _, Some(Home::V2(m))) => check(SYSTEM, &name, Status::Pass, format!("cgroup v2 at {}", m.display())),
+        (false, _, Some(Home::V1(m))) => check(SYSTEM, &name, Status::Pass, format!("cgroup v1 at {}", m.display())),
+        (false, _, None) => check(
+            SYSTEM,
+            &name,
+            Status::Fail,
+            format!("controller not available: sessions under {} are refused", block_names(users)),
+        ),
+    }
+}
+
+/// What each isolation block names that this system does not have: a private directory
+/// that is not a directory here, a blocked system call libseccomp does not know.
+fn isolation_checks(config: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
     for i in &config.isolation {
         for d in &i.private_dirs {
             if !Path::new(d).is_dir() {
-                out.push(check(S, &format!("private dir {d}"), Status::Fail, format!("not a directory here: sessions under {} are refused", i.name)));
+                out.push(check(
+                    SYSTEM,
+                    &format!("private dir {d}"),
+                    Status::Fail,
+                    format!("not a directory here: sessions under {} are refused", i.name),
+                ));
             }
         }
-        if let Err(e) = crate::filter::check_blocked(&i.block) {
-            out.push(check(S, "block-syscalls", Status::Fail, format!("{}: {e}", i.name)));
+        if let Err(e) = crate::sys::filter::check_blocked(&i.block) {
+            out.push(check(SYSTEM, "block-syscalls", Status::Fail, format!("{}: {e}", i.name)));
         }
     }
     out
@@ -310,15 +367,39 @@ impl Drop for Scratch {
     }
 }
 
+/// Why the self-test could not make its policy or run a supervised session: the detail of
+/// the check that fails.
+#[derive(Debug, thiserror::Error)]
+enum SelfTestError {
+    /// The self-test's own policy does not parse.
+    #[error("the self-test policy: {0}")]
+    Policy(#[source] session_wrapper_config::ConfigError),
+    /// The socket the supervisor logs to cannot be made.
+    #[error("log socket: {0}")]
+    LogSocket(#[source] std::io::Error),
+    /// This program's own path, which the session runs as the probe, is unknown.
+    #[error("own executable: {0}")]
+    OwnExecutable(#[source] std::io::Error),
+    /// The pipe the probe reports through cannot be made.
+    #[error("pipe: {0}")]
+    Pipe(#[source] nix::Error),
+    /// The pipe's read end went into the child.
+    #[error("pipe: gone")]
+    PipeGone,
+    /// The child that runs the session cannot be forked.
+    #[error("fork: {0}")]
+    Fork(#[source] nix::Error),
+}
+
 /// The self-test's own policy: allow, except the scratch directory's `denyme`, with the
 /// guards of the configuration under test.
-fn base_config(scratch: &Scratch, config: &Config) -> Result<Config, String> {
+fn base_config(scratch: &Scratch, config: &Config) -> Result<Config, SelfTestError> {
     let text = format!(
         "mode = \"enforce\"\ndefault = \"allow\"\n[[rules]]\nname = \"self-test-refused\"\nexe = \"{}\"\naction = \"deny\"\nmessage = \"refused by the self-test\"\n",
         scratch.denied().display()
     );
     let mut base = Config::parse(&[Source::new("self-test", text)], &crate::configfile::canonicalize)
-        .map_err(|e| format!("the self-test policy: {e}"))?;
+        .map_err(SelfTestError::Policy)?;
     base.policy.guards = config.policy.guards.clone();
     Ok(base)
 }
@@ -377,50 +458,48 @@ fn read_all_with_timeout(fd: &OwnedFd, limit: Duration) -> String {
 }
 
 /// Runs the probe with `tasks` in a supervised session made from `config`, as root.
-fn supervised(config: &Config, tasks: &[String], scratch: &Scratch, n: usize) -> Result<Outcome, String> {
+fn supervised(config: &Config, tasks: &[String], scratch: &Scratch, n: usize) -> Result<Outcome, SelfTestError> {
     let sock_path = scratch.dir.join(format!("log-{n}.sock"));
     let _ = std::fs::remove_file(&sock_path);
-    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).map_err(|e| format!("log socket: {e}"))?;
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).map_err(SelfTestError::LogSocket)?;
     let _ = sock.set_nonblocking(true);
     let mut config = config.clone();
     config.log.socket = sock_path.display().to_string();
     // Its own spool: the self-test's lines are its own, and others' are not its to deliver.
     config.log.spool_dir = scratch.dir.join(format!("spool-{n}")).display().to_string();
-    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let exe = std::env::current_exe().map_err(SelfTestError::OwnExecutable)?;
     let mut command = vec![exe.into_os_string(), "__probe".into()];
     command.extend(tasks.iter().map(Into::into));
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    // SAFETY: the self-test is single-threaded; the child runs the supervisor and exits.
-    let child = match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
-        nix::unistd::ForkResult::Child => {
-            // SAFETY: plain dup2 onto stdout and stderr.
-            unsafe {
-                libc::dup2(w.as_raw_fd(), 1);
-                libc::dup2(w.as_raw_fd(), 2);
-            }
-            drop(w);
-            drop(r);
-            let code = match crate::run::run(crate::run::RunOptions {
-                config,
-                user: "root".into(),
-                uid: 0,
-                gid: 0,
-                service: "session-wrapper-self-test".into(),
-                command,
-                fail_policy: session_wrapper_config::FailPolicy::Closed,
-                debug: false,
-            }) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("session start failed: {e}");
-                    e.exit_code()
-                }
-            };
-            // SAFETY: ends the forked child without returning into the self-test.
-            unsafe { libc::_exit(code) }
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SelfTestError::Pipe)?;
+    let mut read_end = Some(r);
+    let run_session = || {
+        drop(read_end.take());
+        // SAFETY: plain dup2 onto stdout and stderr.
+        unsafe {
+            libc::dup2(w.as_raw_fd(), 1);
+            libc::dup2(w.as_raw_fd(), 2);
         }
-        nix::unistd::ForkResult::Parent { child } => child,
+        let options = CommandOptions {
+            config,
+            user: "root".into(),
+            uid: 0,
+            gid: 0,
+            service: "session-wrapper-self-test".into(),
+            command,
+            fail_policy: session_wrapper_config::FailPolicy::Closed,
+            debug: false,
+        };
+        match supervise_command(options) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("session start failed: {e}");
+                e.exit_code()
+            }
+        }
     };
+    // SAFETY: the self-test is single-threaded; the child runs the supervisor and exits.
+    let child = unsafe { crate::session::fork_child(run_session) }.map_err(SelfTestError::Fork)?;
+    let Some(r) = read_end else { return Err(SelfTestError::PipeGone) };
     drop(w);
     let output = read_all_with_timeout(&r, Duration::from_secs(180));
     let code = loop {
@@ -481,7 +560,7 @@ pub fn run(config: &Config, comprehensive: bool) -> Vec<Check> {
     let base = match base_config(&scratch, config) {
         Ok(c) => c,
         Err(e) => {
-            out.push(check("self-test", "policy", Status::Fail, e));
+            out.push(check("self-test", "policy", Status::Fail, e.to_string()));
             return out;
         }
     };
@@ -513,7 +592,7 @@ fn session_checks(base: &Config, scratch: &Scratch, comprehensive: bool) -> Vec<
     }
     let o = match supervised(base, &tasks, scratch, 0) {
         Ok(o) => o,
-        Err(e) => return vec![check(L, "supervised session", Status::Fail, e)],
+        Err(e) => return vec![check(L, "supervised session", Status::Fail, e.to_string())],
     };
     let mut out = vec![from_probe(L, "supervised exec", &tasks[0], &o)];
     let mut refused = from_probe(L, "refused exec", &tasks[1], &o);
@@ -572,15 +651,169 @@ fn outside_dir(trees: &[&[String]], private: &[String], tag: &str) -> Option<Pat
     None
 }
 
+/// The self-test of one isolation block (the `n`th), applied on its own in a supervised
+/// session: one check per task of [`BlockTest::prepare`].
 fn block_checks(base: &Config, block: &Isolation, scratch: &Scratch, comprehensive: bool, n: usize) -> Vec<Check> {
     let layer = format!("isolation {}", block.name);
     let mut config = base.clone();
     config.isolation = vec![Isolation { users: None, groups: None, services: None, ..block.clone() }];
-    let mut tasks: Vec<(String, String)> = Vec::new();
-    let mut cleanup: Vec<PathBuf> = Vec::new();
-    for b in &block.block {
-        tasks.push((format!("blocks {}", b.name()), syscall_task(b)));
+    let marker = format!("session-wrapper-self-test.{}", std::process::id());
+    let test = BlockTest::prepare(block, comprehensive, n, &marker);
+    let task_list: Vec<String> = test.tasks.iter().map(|(_, t)| t.clone()).filter(|t| !t.starts_with("skip:")).collect();
+    if task_list.is_empty() {
+        return test.tasks.iter().map(|(name, t)| check(&layer, name, Status::Skip, t.trim_start_matches("skip:"))).collect();
     }
+    let baseline = unconfined(&task_list.iter().filter(|t| t.starts_with("syscall:")).cloned().collect::<Vec<_>>());
+    let o = supervised(&config, &task_list, scratch, n);
+    let tasks = test.finish();
+    let o = match o {
+        Ok(o) => o,
+        Err(e) => return vec![check(&layer, "session start", Status::Fail, e.to_string())],
+    };
+    if o.results.is_empty() {
+        return vec![check(&layer, "session start", Status::Fail, format!("the session did not start: {}", last_line(&o.output)))];
+    }
+    tasks.iter().map(|(name, task)| block_check(&layer, name, task, &o, &baseline, &marker)).collect()
+}
+
+/// The check of one task of a block's session: what the probe said, compared with the call
+/// made unconfined (`baseline`) or with what the host sees.
+fn block_check(layer: &str, name: &str, task: &str, o: &Outcome, baseline: &[(String, String, String)], marker: &str) -> Check {
+    if let Some(reason) = task.strip_prefix("skip:") {
+        return check(layer, name, Status::Skip, reason);
+    }
+    let mut c = from_probe(layer, name, task, o);
+    if task.starts_with("syscall:") && c.status == Status::Pass {
+        compare_unconfined(&mut c, task, baseline);
+    }
+    if task.starts_with("private:") && c.status == Status::Pass {
+        check_nothing_left(&mut c, task, marker);
+    }
+    c
+}
+
+/// Adds what a blocked call gives unconfined to a passed check; a call that fails with
+/// `EPERM` unconfined too proves nothing, and is skipped.
+fn compare_unconfined(c: &mut Check, task: &str, baseline: &[(String, String, String)]) {
+    let before = baseline.iter().find(|(t, _, _)| t == task).map(|(_, _, d)| d.clone());
+    match before {
+        Some(d) if d.starts_with("EPERM") => {
+            c.status = Status::Skip;
+            c.detail = "cannot tell: the call fails with EPERM unconfined too".into();
+        }
+        Some(d) => c.detail = format!("{} (unconfined: {d})", c.detail),
+        None => {}
+    }
+}
+
+/// Fails a passed private-directory check when the file the session made there (named
+/// `marker`) is visible on the host, and removes it.
+fn check_nothing_left(c: &mut Check, task: &str, marker: &str) {
+    let dir = task.split(':').nth(1).unwrap_or("");
+    if Path::new(dir).join(marker).exists() {
+        c.status = Status::Fail;
+        c.detail = format!("the session's file is visible on the host in {dir}");
+        let _ = std::fs::remove_file(Path::new(dir).join(marker));
+    } else {
+        c.detail.push_str(", nothing left on the host");
+    }
+}
+
+/// What one isolation block is tried with: the probe's tasks, each named by its check
+/// (`skip:REASON` for one that cannot be tried here), and what they need while the session
+/// runs. The directory made for the probe is removed when this is dropped.
+#[derive(Debug)]
+struct BlockTest {
+    /// `(check, task)`, in the order the checks are shown.
+    tasks: Vec<(String, String)>,
+    /// A directory outside the block's Landlock trees, made for the probe.
+    outside: Option<PathBuf>,
+    /// Listeners on the ports the probe must fail to connect to.
+    listeners: Vec<std::net::TcpListener>,
+}
+
+impl BlockTest {
+    /// The tasks for `block` (the `n`th): each blocked call, each limit, each private
+    /// directory (where the probe leaves a file named `marker`), each Landlock rule.
+    fn prepare(block: &Isolation, comprehensive: bool, n: usize, marker: &str) -> Self {
+        let mut test = BlockTest { tasks: Vec::new(), outside: None, listeners: Vec::new() };
+        for b in &block.block {
+            test.tasks.push((format!("blocks {}", b.name()), syscall_task(b)));
+        }
+        test.tasks.extend(limit_tasks(block, comprehensive));
+        for d in &block.private_dirs {
+            test.tasks.push((format!("private {d}"), format!("private:{d}:{marker}")));
+        }
+        if let Some(l) = &block.landlock {
+            test.add_landlock_paths(l, &block.private_dirs, n);
+            test.add_landlock_ports(l);
+        }
+        test
+    }
+
+    /// Tasks that try, in a directory outside every tree of `l` (and of `private`), each kind
+    /// of access `l` restricts.
+    fn add_landlock_paths(&mut self, l: &Landlock, private: &[String], n: usize) {
+        let none: Vec<String> = Vec::new();
+        let write = l.write.as_deref().unwrap_or(&none);
+        let read = l.read.as_deref().unwrap_or(&none);
+        let exec = l.execute.as_deref().unwrap_or(&none);
+        let Some(dir) = outside_dir(&[write, read, exec], private, &n.to_string()) else {
+            self.tasks.push(("landlock".into(), "skip:no directory outside the layer's trees to try".into()));
+            return;
+        };
+        if l.write.is_some() {
+            self.tasks.push(("landlock refuses a write outside".into(), format!("ll-write:{}", dir.display())));
+        }
+        if l.read.is_some() {
+            let f = dir.join("unreadable");
+            let _ = std::fs::write(&f, "self-test\n");
+            self.tasks.push(("landlock refuses a read outside".into(), format!("ll-read:{}", f.display())));
+        }
+        if l.execute.is_some() {
+            let f = dir.join("program");
+            let _ = std::fs::copy("/bin/true", &f);
+            self.tasks.push(("landlock refuses an exec outside".into(), format!("ll-exec:{}", f.display())));
+        }
+        self.outside = Some(dir);
+    }
+
+    /// Tasks that connect to, and bind, a port `l` does not allow. The connect needs a
+    /// listener, kept until the session is over; the bind needs a port nothing listens on.
+    fn add_landlock_ports(&mut self, l: &Landlock) {
+        if let Some(allowed) = &l.tcp_connect {
+            if let Some((sock, port)) = free_listener(allowed) {
+                self.listeners.push(sock);
+                self.tasks.push(("landlock refuses a TCP connect".into(), format!("ll-connect:{port}")));
+            }
+        }
+        if let Some(allowed) = &l.tcp_bind {
+            if let Some((sock, port)) = free_listener(allowed) {
+                drop(sock);
+                self.tasks.push(("landlock refuses a TCP bind".into(), format!("ll-bind:{port}")));
+            }
+        }
+    }
+
+    /// After the session: removes what was made for it and gives back the tasks.
+    fn finish(mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.tasks)
+    }
+}
+
+impl Drop for BlockTest {
+    fn drop(&mut self) {
+        if let Some(dir) = self.outside.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The resource-limit tasks of `block`: each limit in force, and held (an OOM kill, a fork
+/// refused, CPU throttled; the costly ones only when `comprehensive`). Under systemd-logind
+/// the limits are pam_systemd's, and the self-test cannot try them.
+fn limit_tasks(block: &Isolation, comprehensive: bool) -> Vec<(String, String)> {
+    let mut tasks: Vec<(String, String)> = Vec::new();
     let under_logind = cgroup::logind_running();
     if under_logind && (block.memory_max.is_some() || block.pids_max.is_some() || block.cpu_max.is_some()) {
         tasks.push((
@@ -604,98 +837,7 @@ fn block_checks(base: &Config, block: &Isolation, scratch: &Scratch, comprehensi
             tasks.push(("cpu-max holds (spin, measure)".into(), format!("cpu-hold:{}:{}", c.quota, c.period)));
         }
     }
-    let marker = format!("session-wrapper-self-test.{}", std::process::id());
-    for d in &block.private_dirs {
-        tasks.push((format!("private {d}"), format!("private:{d}:{marker}")));
-    }
-    let mut listeners = Vec::new();
-    if let Some(l) = &block.landlock {
-        let none: Vec<String> = Vec::new();
-        let write = l.write.as_deref().unwrap_or(&none);
-        let read = l.read.as_deref().unwrap_or(&none);
-        let exec = l.execute.as_deref().unwrap_or(&none);
-        let all: [&[String]; 3] = [write, read, exec];
-        let outside = outside_dir(&all, &block.private_dirs, &n.to_string());
-        match &outside {
-            None => tasks.push(("landlock".into(), "skip:no directory outside the layer's trees to try".into())),
-            Some(dir) => {
-                cleanup.push(dir.clone());
-                if l.write.is_some() {
-                    tasks.push(("landlock refuses a write outside".into(), format!("ll-write:{}", dir.display())));
-                }
-                if l.read.is_some() {
-                    let f = dir.join("unreadable");
-                    let _ = std::fs::write(&f, "self-test\n");
-                    tasks.push(("landlock refuses a read outside".into(), format!("ll-read:{}", f.display())));
-                }
-                if l.execute.is_some() {
-                    let f = dir.join("program");
-                    let _ = std::fs::copy("/bin/true", &f);
-                    tasks.push(("landlock refuses an exec outside".into(), format!("ll-exec:{}", f.display())));
-                }
-            }
-        }
-        if let Some(allowed) = &l.tcp_connect {
-            if let Some((sock, port)) = free_listener(allowed) {
-                listeners.push(sock);
-                tasks.push(("landlock refuses a TCP connect".into(), format!("ll-connect:{port}")));
-            }
-        }
-        if let Some(allowed) = &l.tcp_bind {
-            if let Some((sock, port)) = free_listener(allowed) {
-                drop(sock);
-                tasks.push(("landlock refuses a TCP bind".into(), format!("ll-bind:{port}")));
-            }
-        }
-    }
-    let task_list: Vec<String> = tasks.iter().map(|(_, t)| t.clone()).filter(|t| !t.starts_with("skip:")).collect();
-    if task_list.is_empty() {
-        return tasks.iter().map(|(name, t)| check(&layer, name, Status::Skip, t.trim_start_matches("skip:"))).collect();
-    }
-    let baseline = unconfined(&task_list.iter().filter(|t| t.starts_with("syscall:")).cloned().collect::<Vec<_>>());
-    let o = supervised(&config, &task_list, scratch, n);
-    for d in cleanup {
-        let _ = std::fs::remove_dir_all(d);
-    }
-    drop(listeners);
-    let o = match o {
-        Ok(o) => o,
-        Err(e) => return vec![check(&layer, "session start", Status::Fail, e)],
-    };
-    if o.results.is_empty() {
-        return vec![check(&layer, "session start", Status::Fail, format!("the session did not start: {}", last_line(&o.output)))];
-    }
-    let mut out = Vec::new();
-    for (name, task) in &tasks {
-        if let Some(reason) = task.strip_prefix("skip:") {
-            out.push(check(&layer, name, Status::Skip, reason));
-            continue;
-        }
-        let mut c = from_probe(&layer, name, task, &o);
-        if task.starts_with("syscall:") && c.status == Status::Pass {
-            let before = baseline.iter().find(|(t, _, _)| t == task).map(|(_, _, d)| d.clone());
-            match before {
-                Some(d) if d.starts_with("EPERM") => {
-                    c.status = Status::Skip;
-                    c.detail = "cannot tell: the call fails with EPERM unconfined too".into();
-                }
-                Some(d) => c.detail = format!("{} (unconfined: {d})", c.detail),
-                None => {}
-            }
-        }
-        if task.starts_with("private:") && c.status == Status::Pass {
-            let dir = task.split(':').nth(1).unwrap_or("");
-            if Path::new(dir).join(&marker).exists() {
-                c.status = Status::Fail;
-                c.detail = format!("the session's file is visible on the host in {dir}");
-                let _ = std::fs::remove_file(Path::new(dir).join(&marker));
-            } else {
-                c.detail.push_str(", nothing left on the host");
-            }
-        }
-        out.push(c);
-    }
-    out
+    tasks
 }
 
 /// A TCP listener on 127.0.0.1 whose port is not in `allowed`.

@@ -7,5 +7,5 @@ fn main() {
         eprintln!("session-wrapper-supervisor: started by pam_session_wrapper.so (with --pam), not by hand; see `session-wrapper run`");
         std::process::exit(2);
     }
-    std::process::exit(session_wrapper::pam::main());
+    std::process::exit(session_wrapper::session::from_pam::serve_pam_session());
 }

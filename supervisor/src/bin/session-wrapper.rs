@@ -8,14 +8,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use session_wrapper::configfile::{self, LoadError, DEFAULT_PATH};
-use session_wrapper::decide::{self, DecidedOn, Subject};
-use session_wrapper::exefile::Loaders;
-use session_wrapper::resolve::{self, Asker};
-use session_wrapper::run::{self, RunOptions};
+use session_wrapper::exec::decide::{self, DecidedOn, Subject};
+use session_wrapper::sys::exefile::Loaders;
+use session_wrapper::sys::resolve::{self, Asker, ExecPlan};
+use session_wrapper::session::command::{supervise_command, CommandOptions};
 use session_wrapper::selftest;
-use session_wrapper::users;
+use session_wrapper::sys::users;
 use session_wrapper_config::text::{escape, escape_argv};
-use session_wrapper_config::{Action, Config, DecidedBy, FailPolicy, ScopeVerdict};
+use session_wrapper_config::{Action, Config, DecidedBy, Decision, FailPolicy, Policy, Rule, ScopeVerdict};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -211,7 +211,7 @@ fn cmd_run(a: RunArgs) -> i32 {
         }
     };
     let fail_policy = config.fail_policy;
-    match run::run(RunOptions {
+    match supervise_command(CommandOptions {
         config,
         user,
         uid,
@@ -230,7 +230,7 @@ fn cmd_run(a: RunArgs) -> i32 {
 }
 
 fn cmd_sessions(json: bool) -> i32 {
-    use session_wrapper::runtime;
+    use session_wrapper::session::runtime;
     let dir = Path::new(runtime::DIR);
     if dir.exists() && std::fs::read_dir(dir).is_err() {
         eprintln!("session-wrapper: cannot read {}: the session list is root's", dir.display());
@@ -316,44 +316,78 @@ fn cmd_self_test(path: Option<&Path>, comprehensive: bool, json: bool) -> i32 {
 }
 
 fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
-    let shown = path.map_or_else(|| DEFAULT_PATH.to_owned(), |p| p.display().to_string());
-    let invalid = |why: String| {
-        if json {
-            println!("{}", serde_json::json!({ "valid": false, "error": why, "ok": false }));
-        } else {
-            eprintln!("{why}");
-        }
-        1
-    };
     let config = match load_config(path, false) {
         Ok(c) => c,
-        Err(LoadError::NotFound(p)) => {
-            return invalid(format!(
-                "session-wrapper: no configuration at {}: the PAM module applies its fail_policy; \
-                 `session-wrapper run` uses the built-in default (see `session-wrapper default-config`)",
-                p.display()
-            ));
-        }
-        Err(e) => return invalid(format!("{e}\nsession-wrapper: {shown}: configuration is NOT valid")),
+        Err(e) => return report_invalid(&invalid_reason(path, e), json),
     };
     let mut system = selftest::system_checks(&config);
     system.extend(selftest::policy_lints(&config));
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "valid": true,
-                "ok": selftest::all_ok(&system),
-                "sources": config.sources,
-                "mode": config.mode.as_str(),
-                "rules": config.policy.rules.len(),
-                "isolation": config.isolation.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
-                "system": system,
-            })
-        );
+        print_check_json(&config, &system);
         return i32::from(!selftest::all_ok(&system));
     }
     println!("configuration: {}", config.sources.join(", "));
+    print_settings(&config);
+    print_rules(&config.policy);
+    println!("isolation ({} blocks):", config.isolation.len());
+    for i in &config.isolation {
+        println!("  {:<24} {}  ({})", i.name, describe_isolation(i), i.origin);
+    }
+    print!("{}", selftest::render(&system));
+    if selftest::all_ok(&system) {
+        println!("OK");
+        0
+    } else {
+        println!("the configuration is valid, but this system cannot enforce all of it (see FAIL above)");
+        1
+    }
+}
+
+/// Why check-config found no valid configuration at `path` (the default file when `None`).
+fn invalid_reason(path: Option<&Path>, e: LoadError) -> String {
+    match e {
+        LoadError::NotFound(p) => format!(
+            "session-wrapper: no configuration at {}: the PAM module applies its fail_policy; \
+             `session-wrapper run` uses the built-in default (see `session-wrapper default-config`)",
+            p.display()
+        ),
+        e => {
+            let shown = path.map_or_else(|| DEFAULT_PATH.to_owned(), |p| p.display().to_string());
+            format!("{e}\nsession-wrapper: {shown}: configuration is NOT valid")
+        }
+    }
+}
+
+/// Says that the configuration is not valid, and why: a JSON object on stdout with `json`,
+/// else a message on stderr. Returns check-config's exit code, 1.
+fn report_invalid(why: &str, json: bool) -> i32 {
+    if json {
+        println!("{}", serde_json::json!({ "valid": false, "error": why, "ok": false }));
+    } else {
+        eprintln!("{why}");
+    }
+    1
+}
+
+/// check-config's answer for monitoring: one JSON object with the configuration's outline and
+/// the system checks.
+fn print_check_json(config: &Config, system: &[selftest::Check]) {
+    println!(
+        "{}",
+        serde_json::json!({
+            "valid": true,
+            "ok": selftest::all_ok(system),
+            "sources": config.sources,
+            "mode": config.mode.as_str(),
+            "rules": config.policy.rules.len(),
+            "isolation": config.isolation.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
+            "system": system,
+        })
+    );
+}
+
+/// The settings lines of check-config: mode and defaults, scope, guards.
+fn print_settings(config: &Config) {
     let p = &config.policy;
     println!(
         "mode: {}  fail-policy: {}  deny-errno: {}  default: {}",
@@ -385,6 +419,11 @@ fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
         ga(g.traced),
         ga(g.io_uring)
     );
+}
+
+/// The rules in the order they are tried, then a note for each pattern that matches another
+/// path on this system, or is matched only as written.
+fn print_rules(p: &Policy) {
     println!("rules ({}, first match wins, then default {}):", p.rules.len(), p.default_action.as_str());
     let mut notes = Vec::new();
     for (i, r) in p.rules.iter().enumerate() {
@@ -397,44 +436,39 @@ fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
             if exes.is_empty() { "any".into() } else { exes.join(",") },
             r.origin
         );
-        for e in r.exe_patterns() {
-            if let Some(c) = e.canonical_form() {
-                notes.push(format!("rule {}: {} matches {} on this system", r.name, e.written(), c));
-            } else if e.written().len() > 1 && crate_trust_untrusted(e.written()) {
-                notes.push(format!(
-                    "rule {}: {} leads through a directory or link someone other than root can change: it is matched only as written",
-                    r.name,
-                    e.written()
-                ));
-            }
-        }
+        notes.extend(rule_notes(r));
     }
     for n in &notes {
         println!("note: {n}");
     }
-    println!("isolation ({} blocks):", config.isolation.len());
-    for i in &config.isolation {
-        println!("  {:<24} {}  ({})", i.name, describe_isolation(i), i.origin);
+}
+
+/// What check-config notes about the exe patterns of rule `r`.
+fn rule_notes(r: &Rule) -> Vec<String> {
+    let mut notes = Vec::new();
+    for e in r.exe_patterns() {
+        if let Some(c) = e.canonical_form() {
+            notes.push(format!("rule {}: {} matches {} on this system", r.name, e.written(), c));
+        } else if e.written().len() > 1 && leads_through_untrusted(e.written()) {
+            notes.push(format!(
+                "rule {}: {} leads through a directory or link someone other than root can change: it is matched only as written",
+                r.name,
+                e.written()
+            ));
+        }
     }
-    print!("{}", selftest::render(&system));
-    if selftest::all_ok(&system) {
-        println!("OK");
-        0
-    } else {
-        println!("the configuration is valid, but this system cannot enforce all of it (see FAIL above)");
-        1
-    }
+    notes
 }
 
 /// Whether a pattern's literal directory leads through something others than root can change.
-fn crate_trust_untrusted(written: &str) -> bool {
+fn leads_through_untrusted(written: &str) -> bool {
     let literal = written.split(['*', '?', '[', '{']).next().unwrap_or(written);
     let dir = literal.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
     let Ok(root) = nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()) else {
         return false;
     };
     use std::os::fd::AsFd;
-    matches!(session_wrapper::trust::resolve(root.as_fd(), dir.as_bytes()), session_wrapper::trust::Lookup::Untrusted(_))
+    matches!(session_wrapper::sys::trust::resolve(root.as_fd(), dir.as_bytes()), session_wrapper::sys::trust::Lookup::Untrusted(_))
 }
 
 fn describe_isolation(i: &session_wrapper_config::Isolation) -> String {
@@ -497,39 +531,15 @@ fn cmd_explain(
         other => println!("scope: NOT supervised ({other:?}): every command runs unchecked"),
     }
     let argv: Vec<Vec<u8>> = command.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let name = &command[0];
-    let program = if name.as_bytes().contains(&b'/') {
-        name.clone()
-    } else {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-            .map_or_else(|| name.clone(), PathBuf::into_os_string)
-    };
-    let me = Asker { tid: nix::unistd::gettid().as_raw() };
-    let tgid = std::process::id() as i32;
-    let plan = resolve::resolve(me, tgid, None, program.as_bytes(), 0).and_then(|named| {
-        resolve::plan(me, tgid, named, program.as_bytes().to_vec(), &argv, &mut resolve::HeadCache::default())
-    });
-    let mut plan = match plan {
+    let program = find_program(&command[0]);
+    let plan = match plan_exec(&program, &argv) {
         Ok(p) => p,
         Err(e) => {
             println!("command: {} cannot be run: {e}", escape(program.as_bytes()));
             return 1;
         }
     };
-    plan.find_links(&session_wrapper::trust::LinkFinder::new(None), program.as_bytes(), &argv);
-    println!("command: {} (real file {})", escape(program.as_bytes()), escape(&plan.named.real_path));
-    let invoked = session_wrapper_config::invoked_name(&argv[0]);
-    if !plan.named.real_path.ends_with(&[b"/", invoked].concat()) {
-        let through: Vec<String> = plan.named.links.iter().map(|l| escape(l)).collect();
-        let through = if through.is_empty() { "no link of that name in a root-only directory".into() } else { through.join(", ") };
-        println!("  invoked as: {} ({through})", escape(invoked));
-    }
-    for i in &plan.interpreters {
-        println!("  #! interpreter: {}", escape(&i.file.real_path));
-    }
+    print_command(&program, &plan, &argv);
     let target_user = target.unwrap_or(&login.name).to_owned();
     let who = Subject {
         user: &login,
@@ -544,6 +554,62 @@ fn cmd_explain(
     let (d, on) = decide::decide_plan(&config, &loaders, &who, &plan, &argv);
     let (argv_text, _) = escape_argv(&argv, 512);
     println!("argv: {argv_text}  target user: {target_user}");
+    println!("decision: {}", describe_decision(&config, &d, on, &plan));
+    if let Some(m) = &d.message {
+        println!("message: {m}");
+    }
+    if config.mode == session_wrapper_config::Mode::Audit {
+        println!("mode: audit (the decision is logged, nothing is refused)");
+    }
+    0
+}
+
+/// The program `name` runs: `name` itself when it has a slash, else the first file of that
+/// name in `$PATH` (default `/usr/bin:/bin`), as a shell finds it; `name` when there is none.
+fn find_program(name: &OsString) -> OsString {
+    if name.as_bytes().contains(&b'/') {
+        return name.clone();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .map_or_else(|| name.clone(), PathBuf::into_os_string)
+}
+
+/// What an exec of `program` with `argv` by this process would run, as the supervisor works
+/// it out: the file, its `#!` interpreters, the links it was reached through.
+///
+/// # Errors
+/// The errno of a lookup, or of a `#!` line the kernel refuses.
+fn plan_exec(program: &OsString, argv: &[Vec<u8>]) -> Result<ExecPlan, nix::errno::Errno> {
+    let me = Asker { tid: nix::unistd::gettid().as_raw() };
+    let tgid = std::process::id() as i32;
+    let mut plan = resolve::resolve(me, tgid, None, program.as_bytes(), 0).and_then(|named| {
+        resolve::plan(me, tgid, named, program.as_bytes().to_vec(), argv, &mut resolve::HeadCache::default())
+    })?;
+    plan.find_links(&session_wrapper::sys::trust::LinkFinder::new(None), program.as_bytes(), argv);
+    Ok(plan)
+}
+
+/// The command lines of explain: the file that runs, the name it is invoked as when that
+/// differs, and its `#!` interpreters.
+fn print_command(program: &OsString, plan: &ExecPlan, argv: &[Vec<u8>]) {
+    println!("command: {} (real file {})", escape(program.as_bytes()), escape(&plan.named.real_path));
+    let invoked = session_wrapper_config::invoked_name(&argv[0]);
+    if !plan.named.real_path.ends_with(&[b"/", invoked].concat()) {
+        let through: Vec<String> = plan.named.links.iter().map(|l| escape(l)).collect();
+        let through = if through.is_empty() { "no link of that name in a root-only directory".into() } else { through.join(", ") };
+        println!("  invoked as: {} ({through})", escape(invoked));
+    }
+    for i in &plan.interpreters {
+        println!("  #! interpreter: {}", escape(&i.file.real_path));
+    }
+}
+
+/// A decision as explain shows it: the action, what decided it, and whether it is about an
+/// interpreter of the command rather than the command.
+fn describe_decision(config: &Config, d: &Decision, on: DecidedOn, plan: &ExecPlan) -> String {
     let verdict = match d.action {
         Action::Allow => "ALLOW".to_owned(),
         Action::Deny => "DENY".to_owned(),
@@ -568,12 +634,5 @@ fn cmd_explain(
             escape(&plan.interpreters[i].file.real_path)
         ),
     };
-    println!("decision: {verdict} by {by}{about}");
-    if let Some(m) = &d.message {
-        println!("message: {m}");
-    }
-    if config.mode == session_wrapper_config::Mode::Audit {
-        println!("mode: audit (the decision is logged, nothing is refused)");
-    }
-    0
+    format!("{verdict} by {by}{about}")
 }

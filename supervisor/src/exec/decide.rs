@@ -6,9 +6,9 @@
 
 use session_wrapper_config::{Action, Config, Decision, ExeKind, Request};
 
-use crate::exefile::Loaders;
-use crate::resolve::{ExecPlan, Resolved};
-use crate::users::LoginUser;
+use crate::sys::exefile::Loaders;
+use crate::sys::resolve::{ExecPlan, Resolved};
+use crate::sys::users::LoginUser;
 
 /// Who runs the exec and under which circumstances.
 #[derive(Debug, Clone, Copy)]

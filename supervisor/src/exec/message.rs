@@ -26,7 +26,35 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::{fstat, SFlag};
 
+use session_wrapper_config::{Config, DecidedBy, Decision, Guard};
+use session_wrapper_config::text::escape;
+
 use crate::sys;
+
+/// The line a refused exec's user sees: `session-wrapper: PATH: WHY`, where WHY is the rule's
+/// message, what a guard refuses, or the rule's name.
+pub fn text(config: &Config, asked: &[u8], d: &Decision) -> String {
+    let what = escape(asked);
+    let why = match (&d.message, d.by) {
+        (Some(m), _) => crate::log::event::text(m),
+        (None, DecidedBy::Guard(g)) => guard_text(g).to_owned(),
+        (None, by) => format!("not allowed by policy (rule {})", config.policy.decider_name(by)),
+    };
+    format!("session-wrapper: {what}: {why}\n")
+}
+
+fn guard_text(g: Guard) -> &'static str {
+    match g {
+        Guard::Memfd => "running an anonymous memory file is not allowed",
+        Guard::Deleted => "running a deleted file is not allowed",
+        Guard::DynamicLoader => "running the dynamic loader directly is not allowed",
+        Guard::LoaderEnv => "LD_PRELOAD/LD_AUDIT-style loader variables are not allowed",
+        Guard::Traced => "running programs under a debugger or tracer is not allowed",
+        Guard::ForeignMount => "this path names another program in the session; running programs from a private mount namespace is not allowed",
+        Guard::UserNamespaces => "running programs in a user namespace of one's own is not allowed",
+        Guard::LibraryPath => "a library search path (LD_LIBRARY_PATH, GCONV_PATH) may name only directories that only root can change",
+    }
+}
 
 /// What became of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

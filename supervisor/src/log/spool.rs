@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -71,11 +71,6 @@ impl SpoolDir {
     /// The directory's descriptor, to be moved (see [`crate::sys::place_consecutive`]).
     pub fn fd_mut(&mut self) -> &mut OwnedFd {
         &mut self.fd
-    }
-
-    /// The directory's descriptor, for the supervisor's own filter (writes only here).
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
     }
 
     /// Its path.

@@ -8,7 +8,7 @@
 //! full, or missing while syslogd restarts) waits, in order:
 //! 1. in a bounded backlog in memory, flushed when the socket is writable again;
 //! 2. beyond that, and for whatever is still waiting when the session ends, in the supervisor's
-//!    file in the spool directory ([`crate::spool`]), which this supervisor sends once the
+//!    file in the spool directory ([`crate::log::spool`]), which this supervisor sends once the
 //!    socket takes lines again, or a later supervisor sends (preceded by an
 //!    `event=log-recovered` line) if this one ends first;
 //! 3. only what neither can hold is dropped, and counted in an `event=log-dropped` line.
@@ -29,20 +29,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Syslog severities (RFC 5424 numbers).
-#[allow(non_camel_case_types, missing_docs)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Severity {
-    LOG_EMERG = 0,
-    LOG_ALERT = 1,
-    LOG_CRIT = 2,
-    LOG_ERR = 3,
-    LOG_WARNING = 4,
-    LOG_NOTICE = 5,
-    LOG_INFO = 6,
-    LOG_DEBUG = 7,
-}
+use super::{Event, Kept, Kind, LogSink, Severity};
 
 /// `LOG_AUTHPRIV`: security messages that only root may read.
 const FACILITY_AUTHPRIV: u8 = 10 << 3;
@@ -88,35 +75,22 @@ const MAX_LINE: usize = 16 * 1024;
 /// Wait between attempts to reconnect a missing socket.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
-/// What became of a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kept {
-    /// Sent to the socket.
-    Sent,
-    /// Waiting in memory.
-    Queued,
-    /// Written to the spool file on disk.
-    Spooled,
-    /// Lost (counted).
-    Dropped,
-}
-
 /// The spool of a supervisor: its own file (made on first need) and a file of another
 /// supervisor's being delivered.
 #[derive(Debug)]
 struct Spooler {
-    dir: crate::spool::SpoolDir,
+    dir: super::spool::SpoolDir,
     session: String,
     /// The syslog socket the lines are for (only files for it are delivered here).
     socket: String,
-    own: Option<crate::spool::SpoolFile>,
+    own: Option<super::spool::SpoolFile>,
     /// The own file could not be made (full, failing): do not try again.
     failed: bool,
-    recovered: Option<crate::spool::SpoolFile>,
+    recovered: Option<super::spool::SpoolFile>,
 }
 
 impl Spooler {
-    fn own(&mut self) -> Option<&mut crate::spool::SpoolFile> {
+    fn own(&mut self) -> Option<&mut super::spool::SpoolFile> {
         if self.own.is_none() && !self.failed {
             match self.dir.create_own(&self.session, &self.socket) {
                 Ok(f) => self.own = Some(f),
@@ -193,7 +167,7 @@ impl Syslog {
     /// Keeps what cannot be delivered in `dir` (this supervisor's file is named after
     /// `session`), and delivers what earlier supervisors left there once the socket works.
     /// `strict`: `log-failure = "refuse"` (see the module documentation).
-    pub fn set_spool(&mut self, dir: Option<crate::spool::SpoolDir>, session: &str, strict: bool) {
+    pub fn set_spool(&mut self, dir: Option<super::spool::SpoolDir>, session: &str, strict: bool) {
         let socket = self.path.display().to_string();
         self.spool = dir.map(|dir| Spooler { dir, session: session.to_owned(), socket, own: None, failed: false, recovered: None });
         self.strict = strict;
@@ -221,36 +195,19 @@ impl Syslog {
         }
     }
 
-    /// Whether a line logged now would be delivered or kept on disk: with
-    /// `log-failure = "refuse"`, execs are refused while it would not.
-    pub fn can_keep(&mut self) -> bool {
-        let direct = self.sock.is_some() && !self.congested && !self.waiting();
-        direct || self.spool.as_mut().and_then(Spooler::own).is_some_and(|f| f.has_room(MAX_LINE))
-    }
-
     /// Whether lines of this session wait (in memory or in its spool file).
     fn waiting(&self) -> bool {
         !self.backlog.is_empty() || self.spool.as_ref().is_some_and(Spooler::own_waiting)
     }
 
-    fn format(&mut self, severity: Severity, message: &str) -> Vec<u8> {
-        let pri = FACILITY_AUTHPRIV | severity as u8;
+    /// The datagram of an event: `<PRI>Mmm dd hh:mm:ss session-wrapper[PID]: TEXT`.
+    fn format(&mut self, event: &Event) -> Vec<u8> {
+        let pri = FACILITY_AUTHPRIV | event.severity as u8;
         let pid = self.pid;
-        let line = format!("<{pri}>{} {IDENT}[{pid}]: {message}", self.clock.now());
+        let line = format!("<{pri}>{} {IDENT}[{pid}]: {}", self.clock.now(), event.render());
         let mut line = line.into_bytes();
         line.truncate(MAX_LINE);
         line
-    }
-
-    /// Formats and sends (or keeps) one line.
-    pub fn log(&mut self, severity: Severity, message: &str) -> Kept {
-        let line = self.format(severity, message);
-        if !self.waiting() && self.try_send(&line) {
-            return Kept::Sent;
-        }
-        let kept = self.keep(line);
-        self.flush();
-        kept
     }
 
     /// Keeps a line that cannot be sent now, behind those that wait: in memory, then in the
@@ -336,14 +293,12 @@ impl Syslog {
                 let Some(sp) = self.spool.as_mut() else { return };
                 let own = sp.own.as_ref().map(|f| f.name().to_owned());
                 let Some(file) = sp.dir.claim(own.as_deref(), &sp.socket) else { return };
-                let msg = format!(
-                    "event=log-recovered file=\"{}/{}\" lines={} reason=\"lines an earlier supervisor could not deliver\"",
-                    sp.dir.path().display(),
-                    file.name(),
-                    file.count()
-                );
+                let event = Event::new(Severity::Notice, Kind::LogRecovered)
+                    .quoted("file", sp.dir.path().join(file.name()).as_os_str().as_encoded_bytes())
+                    .bare("lines", file.count())
+                    .text("reason", "lines an earlier supervisor could not deliver");
                 sp.recovered = Some(file);
-                let line = self.format(Severity::LOG_NOTICE, &msg);
+                let line = self.format(&event);
                 if !self.try_send(&line) {
                     return;
                 }
@@ -362,64 +317,6 @@ impl Syslog {
                 }
             }
         }
-    }
-
-    /// Sends what waits, as far as the socket takes it. Called when the socket is writable
-    /// and on every tick of the supervisor's loop.
-    pub fn flush(&mut self) {
-        while let Some(line) = self.backlog.pop_front() {
-            if self.try_send(&line) {
-                self.backlog_bytes -= line.len();
-            } else {
-                self.backlog.push_front(line);
-                return;
-            }
-        }
-        if !self.flush_own_spool() {
-            return;
-        }
-        if self.sock.is_some() {
-            self.flush_recovered();
-        }
-        if self.dropped > 0 {
-            let n = std::mem::take(&mut self.dropped);
-            let msg = format!("event=log-dropped lines={n} reason=\"syslog socket full or missing\"");
-            let line = self.format(Severity::LOG_WARNING, &msg);
-            if !self.try_send(&line) {
-                self.dropped += n;
-            }
-        }
-    }
-
-    /// Before exiting: keeps flushing for at most `limit` while lines wait, so that the last
-    /// decisions and the session's end reach syslog if it is merely slow (a socket that does
-    /// not exist is not waited for). What is still waiting then is kept in the spool file for
-    /// a later supervisor, or written to standard error when there is no spool and
-    /// [`Syslog::set_stderr_fallback`] asked for it.
-    pub fn drain(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        self.flush();
-        loop {
-            let recovering = self.spool.as_ref().is_some_and(|s| s.recovered.is_some());
-            let waiting = self.waiting() || self.dropped > 0 || recovering;
-            if !waiting || Instant::now() >= deadline {
-                break;
-            }
-            if self.sock.is_none() {
-                self.reconnect();
-                if self.missing {
-                    break;
-                }
-            }
-            if let Some(fd) = self.waiting_fd() {
-                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
-                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16));
-            } else {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            self.flush();
-        }
-        self.keep_the_rest();
     }
 
     fn spool_line(&mut self, line: &[u8]) -> bool {
@@ -449,8 +346,8 @@ impl Syslog {
         }
         let lost = self.dropped + if self.stderr_fallback { 0 } else { unkept.len() as u64 };
         if lost > 0 {
-            let msg = format!("event=log-dropped lines={lost} reason=\"syslog socket full or missing, spool full or unavailable\"");
-            let line = self.format(Severity::LOG_WARNING, &msg);
+            let event = dropped(lost, "syslog socket full or missing, spool full or unavailable");
+            let line = self.format(&event);
             if to_stderr || !self.spool_line(&line) {
                 unkept.push(line);
             }
@@ -477,21 +374,6 @@ impl Syslog {
         }
     }
 
-    /// The socket, when lines are waiting for it to become writable.
-    pub fn waiting_fd(&self) -> Option<BorrowedFd<'_>> {
-        let recovering = self.spool.as_ref().is_some_and(|s| s.recovered.is_some());
-        if !self.waiting() && self.dropped == 0 && !recovering {
-            None
-        } else {
-            self.sock.as_ref().map(AsFd::as_fd)
-        }
-    }
-
-    /// Whether lines wait for a socket that is missing (the loop then retries on a timer).
-    pub fn needs_retry(&self) -> bool {
-        (self.waiting() || self.dropped > 0) && self.sock.is_none()
-    }
-
     /// Lines sent so far.
     pub fn sent(&self) -> u64 {
         self.sent
@@ -503,9 +385,107 @@ impl Syslog {
     }
 }
 
+impl LogSink for Syslog {
+    fn emit(&mut self, event: &Event) -> Kept {
+        let line = self.format(event);
+        if !self.waiting() && self.try_send(&line) {
+            return Kept::Sent;
+        }
+        let kept = self.keep(line);
+        self.flush();
+        kept
+    }
+
+    /// Sends what waits, as far as the socket takes it. Called when the socket is writable
+    /// and on every tick of the supervisor's loop.
+    fn flush(&mut self) {
+        while let Some(line) = self.backlog.pop_front() {
+            if self.try_send(&line) {
+                self.backlog_bytes -= line.len();
+            } else {
+                self.backlog.push_front(line);
+                return;
+            }
+        }
+        if !self.flush_own_spool() {
+            return;
+        }
+        if self.sock.is_some() {
+            self.flush_recovered();
+        }
+        if self.dropped > 0 {
+            let n = std::mem::take(&mut self.dropped);
+            let event = dropped(n, "syslog socket full or missing");
+            let line = self.format(&event);
+            if !self.try_send(&line) {
+                self.dropped += n;
+            }
+        }
+    }
+
+    /// The socket, when lines are waiting for it to become writable.
+    fn waiting_fd(&self) -> Option<BorrowedFd<'_>> {
+        let recovering = self.spool.as_ref().is_some_and(|s| s.recovered.is_some());
+        if !self.waiting() && self.dropped == 0 && !recovering {
+            None
+        } else {
+            self.sock.as_ref().map(AsFd::as_fd)
+        }
+    }
+
+    /// Whether lines wait for a socket that is missing (the loop then retries on a timer).
+    fn needs_retry(&self) -> bool {
+        (self.waiting() || self.dropped > 0) && self.sock.is_none()
+    }
+
+    /// Whether a line logged now would be delivered or kept on disk: with
+    /// `log-failure = "refuse"`, execs are refused while it would not.
+    fn can_keep(&mut self) -> bool {
+        let direct = self.sock.is_some() && !self.congested && !self.waiting();
+        direct || self.spool.as_mut().and_then(Spooler::own).is_some_and(|f| f.has_room(MAX_LINE))
+    }
+
+    /// Before exiting: keeps flushing for at most `limit` while lines wait, so that the last
+    /// decisions and the session's end reach syslog if it is merely slow (a socket that does
+    /// not exist is not waited for). What is still waiting then is kept in the spool file for
+    /// a later supervisor, or written to standard error when there is no spool and
+    /// [`Syslog::set_stderr_fallback`] asked for it.
+    fn drain(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        self.flush();
+        loop {
+            let recovering = self.spool.as_ref().is_some_and(|s| s.recovered.is_some());
+            let waiting = self.waiting() || self.dropped > 0 || recovering;
+            if !waiting || Instant::now() >= deadline {
+                break;
+            }
+            if self.sock.is_none() {
+                self.reconnect();
+                if self.missing {
+                    break;
+                }
+            }
+            if let Some(fd) = self.waiting_fd() {
+                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16));
+            } else {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.flush();
+        }
+        self.keep_the_rest();
+    }
+}
+
+/// The line that counts what could be neither delivered nor kept.
+fn dropped(lines: u64, reason: &str) -> Event {
+    Event::new(Severity::Warning, Kind::LogDropped).bare("lines", lines).text("reason", reason)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::LogSink;
 
     fn socket(tag: &str) -> (PathBuf, UnixDatagram) {
         let p = std::env::temp_dir().join(format!("sw-syslog-{tag}-{}", std::process::id()));
@@ -525,7 +505,7 @@ mod tests {
     fn line_has_authpriv_priority_and_ident() {
         let (p, r) = socket("fmt");
         let mut s = Syslog::new(&p);
-        s.log(Severity::LOG_INFO, "decision=allow");
+        s.emit(&Event::new(Severity::Info, Kind::Decision).bare("decision", "allow"));
         let line = recv(&r);
         // AUTHPRIV (10) * 8 + INFO (6) = 86
         assert!(line.starts_with("<86>"), "{line}");
@@ -542,8 +522,8 @@ mod tests {
         let p = std::env::temp_dir().join(format!("sw-syslog-late-{}", std::process::id()));
         let _ = std::fs::remove_file(&p);
         let mut s = Syslog::new(&p);
-        s.log(Severity::LOG_INFO, "one");
-        s.log(Severity::LOG_INFO, "two");
+        s.emit(&Event::new(Severity::Info, Kind::Decision).bare("n", "one"));
+        s.emit(&Event::new(Severity::Info, Kind::Decision).bare("n", "two"));
         assert_eq!(s.pending(), (2, 0));
         assert!(s.needs_retry());
         let r = UnixDatagram::bind(&p).expect("bind");
@@ -563,7 +543,7 @@ mod tests {
         let big = "x".repeat(4000);
         let start = Instant::now();
         for _ in 0..2000 {
-            s.log(Severity::LOG_INFO, &big);
+            s.emit(&Event::new(Severity::Info, Kind::Decision).bare("x", &big));
         }
         assert!(start.elapsed() < Duration::from_secs(5), "logging blocked");
         let (waiting, dropped) = s.pending();

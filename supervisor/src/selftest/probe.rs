@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
-use crate::cgroup::{self, Controller};
+use crate::session::cgroup::{self, Controller};
 
 fn errno_name(e: i32) -> String {
     let name = match e {

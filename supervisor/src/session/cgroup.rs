@@ -3,8 +3,8 @@
 //!
 //! With systemd-logind running, `pam_systemd` puts each session in its own scope and the
 //! supervisor never writes into systemd's tree: it reads the scope for membership, and hands
-//! the memory and task limits to `pam_systemd` ([`crate::pam`] passes them to the module,
-//! which sets `systemd.memory_max` and `systemd.tasks_max`). Without logind, the supervisor
+//! the memory and task limits to `pam_systemd` ([`crate::session::from_pam`] passes them to
+//! the module, which sets `systemd.memory_max` and `systemd.tasks_max`). Without logind, the supervisor
 //! creates the cgroups, moves the process that opens the session into them before that
 //! process starts anything, writes the limits, and removes them when the session is over:
 //! - membership (and the limits whose controller is there): `<cgroup2>/session-wrapper/<id>`;
@@ -412,6 +412,22 @@ impl SessionCgroup {
             }
         }
         first_err
+    }
+
+    /// Waits until they are empty, then removes them (see [`SessionCgroup::remove`]). After a
+    /// normal end they are empty; after a supervisor's death the session's processes live on,
+    /// unable to run anything, and the cgroups go once the last of them is gone.
+    ///
+    /// # Errors
+    /// The first removal that failed.
+    pub fn remove_when_empty(&self) -> io::Result<()> {
+        if !self.owned {
+            return Ok(());
+        }
+        while self.populated() {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        self.remove()
     }
 
     /// Whether any process is left in any of them.

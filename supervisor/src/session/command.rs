@@ -1,4 +1,4 @@
-//! `session-wrapper run`: one command under a supervisor, without PAM.
+//! One command under a supervisor, without PAM: `session-wrapper run`.
 //!
 //! The process forks. The child applies the session's isolation to itself (private
 //! directories, Landlock), installs the session filter (as root, without
@@ -23,18 +23,19 @@ use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 use session_wrapper_config::{Config, FailPolicy};
-use session_wrapper_protocol::{self as protocol, FilterProgram, Message};
+use session_wrapper_protocol::{self as protocol, Message};
 
-use crate::filter::{self, FilterSpec};
-use crate::notify::Listener;
-use crate::supervisor::{self, Session, Supervisor};
-use crate::users::LoginUser;
+use super::isolation::PlanError;
+use super::{PamSession, Prepared, PrepareError, Session, SetupError, Start};
+use crate::log::syslog::Syslog;
+use crate::log::{Event, Kind, LogSink, Severity};
+use crate::sys::users::LoginUser;
 
 /// What to run and as whom.
 #[derive(Debug)]
-pub struct RunOptions {
+pub struct CommandOptions {
     /// The policy.
     pub config: Config,
     /// The user the command runs as, and the authorization identity.
@@ -56,10 +57,44 @@ pub struct RunOptions {
 
 /// Why the command did not run.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Set-up of the supervisor or of the child failed.
-    #[error("{0}")]
-    Setup(String),
+pub enum CommandError {
+    /// Nothing to run.
+    #[error("no command given")]
+    NoCommand,
+    /// An argument or environment entry cannot be passed to `execve`.
+    #[error("argument contains a NUL byte")]
+    Nul,
+    /// Another identity was asked for without root.
+    #[error("running as uid {uid} gid {gid} needs root (this process is uid {current})")]
+    NeedsRoot {
+        /// The uid asked for.
+        uid: u32,
+        /// The gid asked for.
+        gid: u32,
+        /// This process's uid.
+        current: u32,
+    },
+    /// The user database could not be read.
+    #[error("looking up the user: {0}")]
+    Lookup(std::io::Error),
+    /// The session cannot be prepared.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    /// The session's cgroups cannot be made.
+    #[error(transparent)]
+    Cgroup(#[from] PlanError),
+    /// The supervisor cannot start.
+    #[error("starting the supervisor: {0}")]
+    Supervisor(#[from] SetupError),
+    /// A system call of the set-up failed.
+    #[error("{0}: {1}")]
+    Sys(&'static str, Errno),
+    /// The child said something unexpected.
+    #[error("unexpected message from the child: {0:?}")]
+    Unexpected(Box<Message>),
+    /// The child ended before passing the listener, without saying why.
+    #[error("the child exited during set-up")]
+    ChildExited,
     /// The child failed before its command started.
     #[error("child setup failed: {stage}: {}", detail.as_deref().map_or_else(|| errno.to_string(), str::to_owned))]
     Child {
@@ -72,6 +107,16 @@ pub enum RunError {
         /// Exit code to report (126 or 127, as shells do).
         code: i32,
     },
+}
+
+impl CommandError {
+    /// The exit code `session-wrapper run` ends with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CommandError::Child { code, .. } => *code,
+            _ => 1,
+        }
+    }
 }
 
 /// Stages of the child's set-up, as reported through the error pipe.
@@ -119,25 +164,20 @@ impl Stage {
             Stage::Exec => format!("execve {command}"),
         }
     }
-}
 
-/// Makes sure a forked child never returns into the parent's code: dropped on any path out
-/// of the child (a panic included), it ends the process.
-struct ExitGuard;
-
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        // SAFETY: _exit ends the forked child immediately, running nothing of the parent's.
-        unsafe { libc::_exit(127) }
+    /// The exit code of a child that failed here (as shells do: 127 for a missing command).
+    fn code(self, errno: Errno) -> i32 {
+        if matches!(self, Stage::Exec) && errno == Errno::ENOENT {
+            127
+        } else {
+            126
+        }
     }
 }
 
-fn report(pipe: &OwnedFd, stage: Stage, errno: Errno) -> ! {
-    report_detail(pipe, stage, errno, "")
-}
-
 /// Reports a failed stage with a message (at most 1 KiB of it), and ends the child.
-fn report_detail(pipe: &OwnedFd, stage: Stage, errno: Errno, detail: &str) -> ! {
+/// Async-signal-safe.
+fn report(pipe: &OwnedFd, stage: Stage, errno: Errno, detail: &str) -> ! {
     let mut buf = [0u8; 5 + 1024];
     buf[0] = stage as u8;
     buf[1..5].copy_from_slice(&(errno as i32).to_le_bytes());
@@ -146,12 +186,12 @@ fn report_detail(pipe: &OwnedFd, stage: Stage, errno: Errno, detail: &str) -> ! 
     // SAFETY: write and _exit are async-signal-safe; `buf` is valid for 5 + n bytes.
     unsafe {
         libc::write(pipe.as_raw_fd(), buf.as_ptr().cast(), 5 + n);
-        libc::_exit(if matches!(stage, Stage::Exec) && errno == Errno::ENOENT { 127 } else { 126 })
+        libc::_exit(stage.code(errno))
     }
 }
 
-fn cstring(s: &[u8]) -> Result<CString, RunError> {
-    CString::new(s).map_err(|_| RunError::Setup("argument contains a NUL byte".into()))
+fn cstring(s: &[u8]) -> Result<CString, CommandError> {
+    CString::new(s).map_err(|_| CommandError::Nul)
 }
 
 /// Finds `name` on `PATH` the way a shell would, if it has no slash.
@@ -172,291 +212,307 @@ fn find_program(name: &OsString) -> OsString {
     name.clone()
 }
 
-/// Runs the command under a supervisor and returns its exit code.
-///
-/// # Errors
-/// [`RunError`] when the command could not be started.
-pub fn run(opts: RunOptions) -> Result<i32, RunError> {
-    let setup = |what: &str, e: &dyn std::fmt::Display| RunError::Setup(format!("{what}: {e}"));
-    let Some(program_name) = opts.command.first() else {
-        return Err(RunError::Setup("no command given".into()));
-    };
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    // SAFETY: as above.
-    let (cur_uid, cur_gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let change_identity = opts.uid != cur_uid || opts.gid != cur_gid;
-    if change_identity && !root {
-        return Err(RunError::Setup(format!(
-            "running as uid {} gid {} needs root (this process is uid {cur_uid})",
-            opts.uid, opts.gid
-        )));
+/// The user the command runs as: the looked-up user with the gid asked for, or one made of
+/// the ids alone.
+fn identity(opts: &CommandOptions) -> Result<LoginUser, CommandError> {
+    // SAFETY: getuid and getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    if (opts.uid != uid || opts.gid != gid) && !crate::run_as_root() {
+        return Err(CommandError::NeedsRoot { uid: opts.uid, gid: opts.gid, current: uid });
     }
-    let login = match crate::users::lookup(&opts.user) {
-        Ok(Some(u)) if u.uid == opts.uid => LoginUser { gid: opts.gid, ..u },
-        Ok(_) => LoginUser {
+    match crate::sys::users::lookup(&opts.user) {
+        Ok(Some(u)) if u.uid == opts.uid => Ok(LoginUser { gid: opts.gid, ..u }),
+        Ok(_) => Ok(LoginUser {
             name: opts.user.clone(),
             uid: opts.uid,
             gid: opts.gid,
             gids: vec![opts.gid],
             groups: vec![format!("#{}", opts.gid)],
-        },
-        Err(e) => return Err(setup("looking up the user", &e)),
-    };
-    let gids: Vec<libc::gid_t> = login.gids.clone();
-    let program = find_program(program_name);
-    let path = cstring(program.as_bytes())?;
-    let argv: Vec<CString> =
-        opts.command.iter().map(|a| cstring(a.as_bytes())).collect::<Result<_, _>>()?;
-    let envp: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            cstring(&kv)
+        }),
+        Err(e) => Err(CommandError::Lookup(e)),
+    }
+}
+
+/// Everything the child needs, made before the fork: it allocates nothing after.
+struct ChildPlan {
+    program: OsString,
+    path: CString,
+    /// Kept alive for the pointer arrays.
+    _strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// Change identity to (uid, gid, gids) before the exec.
+    identity: Option<(u32, u32, Vec<libc::gid_t>)>,
+    fail_open: bool,
+    listener_msg: Vec<u8>,
+    failed_msg: Vec<u8>,
+}
+
+impl ChildPlan {
+    fn new(opts: &CommandOptions, login: &LoginUser) -> Result<Self, CommandError> {
+        let first = opts.command.first().ok_or(CommandError::NoCommand)?;
+        let program = find_program(first);
+        let path = cstring(program.as_bytes())?;
+        let argv: Vec<CString> = opts.command.iter().map(|a| cstring(a.as_bytes())).collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = std::env::vars_os()
+            .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect::<Result<_, _>>()?;
+        let pointers = |v: &[CString]| v.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+        // SAFETY: getuid and getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let change = opts.uid != uid || opts.gid != gid;
+        Ok(ChildPlan {
+            path,
+            argv: pointers(&argv),
+            envp: pointers(&envp),
+            _strings: argv.into_iter().chain(envp).collect(),
+            program,
+            identity: change.then(|| (opts.uid, opts.gid, login.gids.clone())),
+            fail_open: opts.fail_policy == FailPolicy::Open,
+            listener_msg: Message::Listener.encode(),
+            failed_msg: Message::Failed { reason: "the seccomp filter could not be installed".into() }.encode(),
         })
-        .collect::<Result<_, _>>()?;
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
-    envp_ptrs.push(std::ptr::null());
-    let layers = opts.config.layers_for(&login.name, &login.groups, &opts.service);
-    // The child will start in this process's cgroups, so this process tells where limits go.
-    let mut plan = crate::isolation::plan(layers, std::process::id() as i32, false).map_err(RunError::Setup)?;
-    let program_filter: FilterProgram =
-        filter::build(&FilterSpec::new(&opts.config, &plan.layers)).map_err(|e| setup("building the filter", &e))?;
-    let isolate = plan.isolate.clone();
+    }
+}
 
-    let fail_open = opts.fail_policy == FailPolicy::Open;
-    let listener_msg = Message::Listener.encode();
-    let failed_msg = Message::Failed { reason: "the seccomp filter could not be installed".into() }.encode();
-    let (parent_sock, child_sock) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| setup("socketpair", &e))?;
-    let (err_read, err_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup("pipe", &e))?;
-    supervisor::block_signals(&[]).map_err(|e| setup("blocking signals", &e))?;
-    nix::sys::prctl::set_child_subreaper(true).map_err(|e| setup("PR_SET_CHILD_SUBREAPER", &e))?;
-
-    // SAFETY: this process is single-threaded here; the child below makes only
-    // async-signal-safe calls (no allocation) except while applying the isolation layers,
-    // which is safe because no other thread existed to hold a lock at the fork; it always
-    // ends in execve or _exit.
-    let child = match unsafe { fork() }.map_err(|e| setup("fork", &e))? {
-        ForkResult::Child => {
-            let _guard = ExitGuard;
-            drop(parent_sock);
-            drop(err_read);
-            supervisor::reset_signals();
-            // Descriptors inherited from whoever started us do not reach the command.
-            // SAFETY: marks fds close-on-exec; ours already are.
-            unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-            if !root {
-                if let Err(e) = nix::sys::prctl::set_no_new_privs() {
-                    report(&err_write, Stage::NoNewPrivs, e);
-                }
-            }
-            if let Err(e) = isolate.apply() {
-                report_detail(&err_write, Stage::Isolate, Errno::EPERM, &e.to_string());
-            }
-            let send = |msg: &[u8], fds: &[std::os::fd::RawFd]| {
-                let iov = [std::io::IoSlice::new(msg)];
-                let cmsgs = [nix::sys::socket::ControlMessage::ScmRights(fds)];
-                let cmsgs = if fds.is_empty() { &cmsgs[..0] } else { &cmsgs[..] };
-                nix::sys::socket::sendmsg::<()>(
-                    child_sock.as_raw_fd(),
-                    &iov,
-                    cmsgs,
-                    nix::sys::socket::MsgFlags::empty(),
-                    None,
-                )
-            };
-            match program_filter.install_with_listener() {
-                Ok(listener) => {
-                    if let Err(e) = send(&listener_msg, &[listener.as_raw_fd()]) {
-                        report(&err_write, Stage::SendListener, e);
-                    }
-                }
-                Err(e) => {
-                    let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-                    if !fail_open || send(&failed_msg, &[]).is_err() {
-                        report(&err_write, Stage::Filter, errno);
-                    }
-                }
-            }
-            let mut b = [0u8; 1];
-            // SAFETY: read into a 1-byte buffer.
-            if unsafe { libc::read(child_sock.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
-                report(&err_write, Stage::WaitReady, Errno::last());
-            }
-            drop(child_sock);
-            if change_identity {
-                // SAFETY: `gids` holds gids.len() valid entries.
-                if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
-                    report(&err_write, Stage::Groups, Errno::last());
-                }
-                // SAFETY: plain syscalls with integer arguments.
-                if unsafe { libc::setgid(opts.gid) } != 0 {
-                    report(&err_write, Stage::Gid, Errno::last());
-                }
-                // SAFETY: as above.
-                if unsafe { libc::setuid(opts.uid) } != 0 {
-                    report(&err_write, Stage::Uid, Errno::last());
-                }
-            }
-            // SAFETY: the pointer arrays are NULL-terminated and point into live CStrings.
-            unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
-            report(&err_write, Stage::Exec, Errno::last());
+/// The child's side, after the fork: confine itself, hand over the listener, wait, become the
+/// user, exec. Never returns.
+fn child_main(c: &ChildPlan, isolate: &protocol::Isolate, filter: &protocol::FilterProgram, sock: &OwnedFd, errors: &OwnedFd) -> ! {
+    super::reset_signals();
+    // Descriptors inherited from whoever started us do not reach the command.
+    // SAFETY: marks fds close-on-exec; ours already are.
+    unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    if !crate::run_as_root() {
+        if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+            report(errors, Stage::NoNewPrivs, e, "");
         }
-        ForkResult::Parent { child } => child,
+    }
+    if let Err(e) = isolate.apply() {
+        report(errors, Stage::Isolate, Errno::EPERM, &e.to_string());
+    }
+    let send = |msg: &[u8], fds: &[std::os::fd::RawFd]| {
+        let iov = [std::io::IoSlice::new(msg)];
+        let cmsgs = [nix::sys::socket::ControlMessage::ScmRights(fds)];
+        let cmsgs = if fds.is_empty() { &cmsgs[..0] } else { &cmsgs[..] };
+        nix::sys::socket::sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, nix::sys::socket::MsgFlags::empty(), None)
     };
-    drop(child_sock);
-    drop(err_write);
+    match filter.install_with_listener() {
+        Ok(listener) => {
+            if let Err(e) = send(&c.listener_msg, &[listener.as_raw_fd()]) {
+                report(errors, Stage::SendListener, e, "");
+            }
+        }
+        Err(e) => {
+            let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+            if !c.fail_open || send(&c.failed_msg, &[]).is_err() {
+                report(errors, Stage::Filter, errno, "");
+            }
+        }
+    }
+    let mut b = [0u8; 1];
+    // SAFETY: read into a 1-byte buffer.
+    if unsafe { libc::read(sock.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
+        report(errors, Stage::WaitReady, Errno::last(), "");
+    }
+    if let Some((uid, gid, gids)) = &c.identity {
+        // SAFETY: `gids` holds gids.len() valid entries.
+        if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
+            report(errors, Stage::Groups, Errno::last(), "");
+        }
+        // SAFETY: plain syscalls with integer arguments.
+        if unsafe { libc::setgid(*gid) } != 0 {
+            report(errors, Stage::Gid, Errno::last(), "");
+        }
+        // SAFETY: as above.
+        if unsafe { libc::setuid(*uid) } != 0 {
+            report(errors, Stage::Uid, Errno::last(), "");
+        }
+    }
+    // SAFETY: the pointer arrays are NULL-terminated and point into live CStrings.
+    unsafe { libc::execve(c.path.as_ptr(), c.argv.as_ptr(), c.envp.as_ptr()) };
+    report(errors, Stage::Exec, Errno::last(), "")
+}
 
-    let listener = match protocol::recv(parent_sock.as_fd(), Duration::from_secs(10)) {
+/// The child and the parent's ends of its channels.
+struct Child {
+    pid: Pid,
+    /// The socket the listener comes over, and "go" goes back.
+    sock: OwnedFd,
+    /// The error pipe (see [`report`]).
+    errors: OwnedFd,
+}
+
+impl Child {
+    fn kill(&self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// Forks the child (see [`child_main`]).
+fn spawn(c: &ChildPlan, prepared: &Prepared) -> Result<Child, CommandError> {
+    let sys = |what| move |e| CommandError::Sys(what, e);
+    let (parent_sock, child_sock) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(sys("socketpair"))?;
+    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    super::block_signals().map_err(sys("blocking signals"))?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(sys("PR_SET_CHILD_SUBREAPER"))?;
+    let (isolate, filter) = (&prepared.plan.isolate, &prepared.program);
+    // The parent's ends: closed in the child, so that it sees the parent go.
+    let mut parent_ends = Some((parent_sock, err_read));
+    let run_child = || {
+        drop(parent_ends.take());
+        child_main(c, isolate, filter, &child_sock, &err_write)
+    };
+    // SAFETY: this process is single-threaded here; the child makes only async-signal-safe
+    // calls (no allocation) except while applying the isolation layers, which is safe because
+    // no other thread existed to hold a lock at the fork; it always ends in execve or _exit.
+    let pid = unsafe { super::fork_child(run_child) }.map_err(sys("fork"))?;
+    let (sock, errors) = parent_ends.ok_or(CommandError::ChildExited)?;
+    Ok(Child { pid, sock, errors })
+}
+
+/// Runs the command under a supervisor and returns its exit code.
+///
+/// # Errors
+/// [`CommandError`] when the command could not be started.
+pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
+    let login = identity(&opts)?;
+    let plan = ChildPlan::new(&opts, &login)?;
+    // The child will start in this process's cgroups, so this process tells where limits go.
+    let mut prepared = super::prepare(&opts.config, &login, &opts.service, std::process::id() as i32, false)?;
+    let child = spawn(&plan, &prepared)?;
+    let describe_failure = |errors| child_failure(errors, &plan.program, opts.uid, opts.gid);
+    let listener = match protocol::recv(child.sock.as_fd(), Duration::from_secs(10)) {
         Ok((Message::Listener, Some(fd))) => fd,
-        Ok((Message::Failed { reason }, _)) if fail_open => {
-            eprintln!("session-wrapper: warning: {reason}; fail-policy open: running unsupervised");
-            crate::syslog::Syslog::new(&opts.config.log.socket).log(
-                crate::syslog::Severity::LOG_WARNING,
-                &format!("event=unsupervised reason=\"{reason}\" fail_policy=open user={}", opts.user),
-            );
-            let _ = nix::unistd::write(&parent_sock, &[1u8]);
-            drop(parent_sock);
-            return wait_unsupervised(child, err_read, &program, opts.uid, opts.gid);
+        Ok((Message::Failed { reason }, _)) if plan.fail_open => {
+            unsupervised(&opts, &reason);
+            let _ = nix::unistd::write(&child.sock, &[1u8]);
+            let code = wait_unsupervised(child.pid)?;
+            return describe_failure(child.errors).map_or(Ok(code), Err);
         }
         Ok((other, _)) => {
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(child, None);
-            return Err(RunError::Setup(format!("unexpected message from the child: {other:?}")));
+            child.kill();
+            return Err(CommandError::Unexpected(Box::new(other)));
         }
         Err(_) => {
             // The child failed before passing the listener: the pipe says why.
-            let _ = nix::sys::wait::waitpid(child, None);
-            return Err(child_failure(err_read, &program, opts.uid, opts.gid)
-                .unwrap_or_else(|| RunError::Setup("the child exited during set-up".into())));
+            let _ = nix::sys::wait::waitpid(child.pid, None);
+            return Err(describe_failure(child.errors).unwrap_or(CommandError::ChildExited));
         }
     };
-    let id = protocol::session_id_from(crate::sys::random_u64().unwrap_or_default());
-    let cgroup = match plan.cgroup(&protocol::session_id_text(id), child.as_raw(), false) {
-        Ok(cg) => cg,
-        Err(e) => {
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(child, None);
-            return Err(RunError::Setup(e));
-        }
-    };
-    let cleanup_pipe = match &cgroup {
-        Some(cg) if cg.owned() => Some(start_cleanup(cg, id, &opts.config.log.socket).map_err(|e| setup("starting the cgroup cleanup", &e))?),
+    let id = prepared.id;
+    let cgroup = prepared.plan.cgroup(&protocol::session_id_text(id), child.pid.as_raw(), false).inspect_err(|_| child.kill())?;
+    let cleanup = match &cgroup {
+        Some(cg) if cg.owned() => Some(start_cleanup(cg, id, &opts.config.log.socket).map_err(|e| CommandError::Sys("starting the cgroup cleanup", e))?),
         _ => None,
     };
-    let describe = plan.describe(cgroup.as_ref());
     let session = Session {
         id,
         user: login,
         service: opts.service.clone(),
         rhost: None,
         tty: None,
-        leader: child.as_raw(),
+        leader: child.pid.as_raw(),
         started: SystemTime::now(),
     };
-    // As root, keep what a slow syslog cannot take yet in the spool, and confine the supervisor
-    // as in a PAM session (before any thread starts). Without a syslog socket at all, the
-    // lines are written to standard error when the command has ended.
-    let mut spool = if root { crate::spool::SpoolDir::open(std::path::Path::new(&opts.config.log.spool_dir)).ok() } else { None };
-    let hardened = root.then(|| crate::harden::supervisor(&crate::harden::writable_dirs(None, spool.as_mut())));
-    let mut sup = Supervisor::new(Listener::new(listener), opts.config, session, Some(child.as_raw()), opts.debug)
-        .map_err(|e| setup("starting the supervisor", &e))?
-        .with_spool(spool)
-        .with_stderr_fallback()
-        .with_isolation(describe, plan.layers.clone());
-    for w in &plan.warnings {
-        sup.event(crate::syslog::Severity::LOG_WARNING, w);
+    // As root, keep what a slow syslog cannot take yet in the spool, and confine the
+    // supervisor as in a PAM session. Without a syslog socket at all, the lines are written to
+    // standard error when the command has ended.
+    let start = Start {
+        listener,
+        config: opts.config,
+        session,
+        plan: prepared.plan,
+        pam: PamSession { cgroup, ..PamSession::default() },
+        child: Some(child.pid.as_raw()),
+        debug: opts.debug,
+        confined: crate::run_as_root(),
+        stderr_fallback: true,
+    };
+    let supervisor = super::start(start)?;
+    if nix::unistd::write(&child.sock, &[1u8]).is_err() {
+        let _ = nix::sys::signal::kill(child.pid, nix::sys::signal::Signal::SIGKILL);
     }
-    if cgroup.is_some() {
-        sup = sup.with_pam(supervisor::PamSession { cgroup, ..supervisor::PamSession::default() });
-    }
-    if let Some(Err(e)) = hardened {
-        sup.event(crate::syslog::Severity::LOG_WARNING, &format!("event=hardening-incomplete error=\"{e}\""));
-    }
-    if nix::unistd::write(&parent_sock, &[1u8]).is_err() {
-        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-    }
-    drop(parent_sock);
-    let summary = sup.run();
+    drop(child.sock);
+    let summary = supervisor.serve();
     // The cleanup process removes the cgroups once this process has exited.
-    drop(cleanup_pipe);
-    if let Some(err) = child_failure(err_read, &program, opts.uid, opts.gid) {
-        return Err(err);
+    drop(cleanup);
+    match child_failure(child.errors, &plan.program, opts.uid, opts.gid) {
+        Some(err) => Err(err),
+        None => Ok(summary.child_code.unwrap_or(1)),
     }
-    Ok(summary.child_code.unwrap_or(1))
+}
+
+/// The filter was refused and the fail policy is open: the command runs unsupervised, loudly.
+fn unsupervised(opts: &CommandOptions, reason: &str) {
+    eprintln!("session-wrapper: warning: {reason}; fail-policy open: running unsupervised");
+    let mut log = Syslog::new(&opts.config.log.socket);
+    let line = Event::new(Severity::Warning, Kind::Unsupervised)
+        .text("reason", reason)
+        .bare("fail_policy", "open")
+        .escaped("user", opts.user.as_bytes());
+    log.emit(&line);
+    log.drain(Duration::from_secs(1));
 }
 
 /// Forks the process that removes the session's cgroups: it waits until the returned pipe's
 /// write end is closed everywhere (the supervisor has exited), then until the cgroups are
 /// empty, and removes them.
-fn start_cleanup(cg: &crate::cgroup::SessionCgroup, id: u64, log_socket: &str) -> Result<OwnedFd, Errno> {
+fn start_cleanup(cg: &super::cgroup::SessionCgroup, id: u64, log_socket: &str) -> Result<OwnedFd, Errno> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let cleanup = cg.for_cleanup();
-    // SAFETY: single-threaded here; the child only waits, removes directories and exits.
-    match unsafe { fork() }? {
-        ForkResult::Child => {
-            let _guard = ExitGuard;
-            drop(w);
-            // Nothing else of the supervisor's (the listener above all) may stay open here:
-            // if the supervisor dies, the session must see its listener gone.
-            let keep = r.as_raw_fd() as libc::c_uint;
-            // SAFETY: closes descriptors this process does not use; `r` is kept.
-            unsafe {
-                libc::close_range(3, keep - 1, 0);
-                libc::close_range(keep + 1, libc::c_uint::MAX, 0);
-            }
-            if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-                for fd in 0..3 {
-                    // SAFETY: replaces stdin, stdout, stderr with /dev/null: whoever reads
-                    // the command's output must not wait for this helper.
-                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
-                }
-            }
-            let _ = nix::sys::prctl::set_name(c"sw-cleanup");
-            let _ = crate::harden::watchdog();
-            let mut b = [0u8; 1];
-            while matches!(nix::unistd::read(&r, &mut b), Ok(n) if n > 0) {}
-            let mut log = crate::syslog::Syslog::new(log_socket);
-            crate::pam::remove_cgroup_when_empty(&cleanup, &protocol::session_id_text(id), &mut log);
-            log.drain(Duration::from_secs(1));
-            // SAFETY: ends this helper without running the parent's code.
-            unsafe { libc::_exit(0) }
+    let mut write_end = Some(w);
+    let wait_and_remove = || {
+        drop(write_end.take());
+        // Nothing else of the supervisor's (the listener above all) may stay open here: if
+        // the supervisor dies, the session must see its listener gone.
+        let keep = r.as_raw_fd() as libc::c_uint;
+        // SAFETY: closes descriptors this process does not use; `r` is kept.
+        unsafe {
+            libc::close_range(3, keep - 1, 0);
+            libc::close_range(keep + 1, libc::c_uint::MAX, 0);
         }
-        ForkResult::Parent { .. } => Ok(w),
-    }
+        if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+            for fd in 0..3 {
+                // SAFETY: replaces stdin, stdout, stderr with /dev/null: whoever reads the
+                // command's output must not wait for this helper.
+                unsafe { libc::dup2(null.as_raw_fd(), fd) };
+            }
+        }
+        let _ = nix::sys::prctl::set_name(c"sw-cleanup");
+        let _ = super::harden::watchdog();
+        let mut b = [0u8; 1];
+        while matches!(nix::unistd::read(&r, &mut b), Ok(n) if n > 0) {}
+        if let Err(e) = cleanup.remove_when_empty() {
+            let mut log = Syslog::new(log_socket);
+            log.emit(&Event::new(Severity::Warning, Kind::CgroupRemoveFailed).in_session(id).text("error", e));
+            log.drain(Duration::from_secs(1));
+        }
+        0
+    };
+    // SAFETY: single-threaded here; the child only waits, removes directories and exits.
+    unsafe { super::fork_child(wait_and_remove) }?;
+    write_end.ok_or(Errno::EBADF)
 }
 
 /// Waits for a child that runs without a supervisor (fail-policy open).
-fn wait_unsupervised(
-    child: Pid,
-    err_read: OwnedFd,
-    program: &OsString,
-    uid: u32,
-    gid: u32,
-) -> Result<i32, RunError> {
-    use nix::sys::wait::WaitStatus;
-    let code = loop {
+fn wait_unsupervised(child: Pid) -> Result<i32, CommandError> {
+    loop {
         match nix::sys::wait::waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, c)) => break c,
-            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-            Ok(_) | Err(Errno::EINTR) => continue,
-            Err(e) => return Err(RunError::Setup(format!("waitpid: {e}"))),
+            Ok(status) => {
+                if let Some(code) = super::supervisor::exit_code(status) {
+                    return Ok(code);
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(CommandError::Sys("waitpid", e)),
         }
-    };
-    match child_failure(err_read, program, uid, gid) {
-        Some(e) => Err(e),
-        None => Ok(code),
     }
 }
 
 /// Reads the child's error pipe once the child has exec'd or died.
-fn child_failure(pipe: OwnedFd, program: &OsString, uid: u32, gid: u32) -> Option<RunError> {
+fn child_failure(pipe: OwnedFd, program: &OsString, uid: u32, gid: u32) -> Option<CommandError> {
     let mut f = std::fs::File::from(pipe);
     let mut buf = Vec::new();
     if f.read_to_end(&mut buf).is_err() || buf.len() < 5 {
@@ -464,17 +520,7 @@ fn child_failure(pipe: OwnedFd, program: &OsString, uid: u32, gid: u32) -> Optio
     }
     let errno = Errno::from_raw(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]));
     let stage = Stage::from_u8(buf[0])?;
-    let code = if matches!(stage, Stage::Exec) && errno == Errno::ENOENT { 127 } else { 126 };
     let detail = (buf.len() > 5).then(|| String::from_utf8_lossy(&buf[5..]).into_owned());
-    Some(RunError::Child { stage: stage.describe(&program.to_string_lossy(), uid, gid), errno, code, detail })
-}
-
-impl RunError {
-    /// The exit code `session-wrapper run` ends with.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::Setup(_) => 1,
-            RunError::Child { code, .. } => *code,
-        }
-    }
+    let code = stage.code(errno);
+    Some(CommandError::Child { stage: stage.describe(&program.to_string_lossy(), uid, gid), errno, code, detail })
 }

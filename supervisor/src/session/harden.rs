@@ -21,76 +21,106 @@
 //! All of this applies to the calling thread and to threads started afterwards: call it before
 //! any thread exists.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, OwnedFd};
 
-/// Applies the supervisor's confinement. `writable` are the descriptors of the directories it
-/// may still create and replace files in (the runtime directory, the spool).
+use nix::errno::Errno;
+
+use crate::log::spool::SpoolDir;
+use crate::session::runtime::RuntimeDir;
+use crate::sys::filter::{DirRange, FilterError, Writes};
+
+/// The step of the confinement that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HardenError {
+    /// Dropping supplementary groups.
+    #[error("setgroups: {0}")]
+    Groups(Errno),
+    /// Dropping capabilities from one of the sets.
+    #[error("{set}: {source}")]
+    Capabilities {
+        /// Which set (`bounding set`, `inheritable`, ...).
+        set: &'static str,
+        /// What the kernel said.
+        source: caps::errors::CapsError,
+    },
+    /// Making the process not dumpable.
+    #[error("dumpable: {0}")]
+    Dumpable(Errno),
+    /// Setting `NO_NEW_PRIVS`.
+    #[error("no_new_privs: {0}")]
+    NoNewPrivs(Errno),
+    /// Building the process's own filter.
+    #[error("own filter: {0}")]
+    BuildFilter(#[from] FilterError),
+    /// Installing it.
+    #[error("own filter: {0}")]
+    InstallFilter(std::io::Error),
+}
+
+/// Applies the supervisor's confinement. `writes`: the directories it may still create and
+/// replace files in (the runtime directory, the spool), from [`writable_dirs`].
 ///
 /// # Errors
-/// A message naming the step that failed; the caller logs it and goes on (a supervisor that
-/// could not confine itself still serves the session correctly).
-pub fn supervisor(writable: &[RawFd]) -> Result<(), String> {
+/// The step that failed; the caller logs it and goes on (a supervisor that could not confine
+/// itself still serves the session correctly).
+pub fn supervisor(writes: Writes<'_>) -> Result<(), HardenError> {
     use caps::Capability;
     let keep: caps::CapsHashSet =
         [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
-    nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
-    drop_capabilities(&keep)?;
-    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
-    let filter = crate::filter::build_self_filter(Some(writable))
-        .map_err(|e| format!("own filter: {e}"))?;
-    filter.install().map_err(|e| format!("own filter: {e}"))?;
-    Ok(())
-}
-
-/// Places the runtime directory's and the spool's descriptors next to each other and returns
-/// them, for [`supervisor`].
-pub fn writable_dirs(
-    runtime: Option<&mut crate::runtime::RuntimeDir>,
-    spool: Option<&mut crate::spool::SpoolDir>,
-) -> Vec<RawFd> {
-    let mut fds: Vec<&mut std::os::fd::OwnedFd> = Vec::new();
-    if let Some(r) = runtime {
-        fds.push(r.fd_mut());
-    }
-    if let Some(s) = spool {
-        fds.push(s.fd_mut());
-    }
-    if crate::sys::place_consecutive(&mut fds).is_err() {
-        // Left where they are: the filter then refuses them all (no writes), which costs the
-        // session file and the spool, not the session.
-        return Vec::new();
-    }
-    use std::os::fd::AsRawFd;
-    fds.iter().map(|f| f.as_raw_fd()).collect()
+    nix::unistd::setgroups(&[]).map_err(HardenError::Groups)?;
+    confine(&keep, writes)
 }
 
 /// The watchdog's confinement: it only waits, logs, and removes the session's files and
 /// cgroup (which needs `CAP_DAC_OVERRIDE` for the cgroup tree's read-only root).
 ///
 /// # Errors
-/// A message naming the step that failed.
-pub fn watchdog() -> Result<(), String> {
+/// The step that failed.
+pub fn watchdog() -> Result<(), HardenError> {
     let keep: caps::CapsHashSet = [caps::Capability::CAP_DAC_OVERRIDE].into_iter().collect();
-    drop_capabilities(&keep)?;
-    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
-    let filter = crate::filter::build_self_filter(None).map_err(|e| format!("own filter: {e}"))?;
-    filter.install().map_err(|e| format!("own filter: {e}"))?;
-    Ok(())
+    confine(&keep, Writes::Anywhere)
 }
 
-fn drop_capabilities(keep: &caps::CapsHashSet) -> Result<(), String> {
+fn confine(keep: &caps::CapsHashSet, writes: Writes<'_>) -> Result<(), HardenError> {
+    drop_capabilities(keep)?;
+    nix::sys::prctl::set_dumpable(false).map_err(HardenError::Dumpable)?;
+    nix::sys::prctl::set_no_new_privs().map_err(HardenError::NoNewPrivs)?;
+    let filter = crate::sys::filter::build_self_filter(writes)?;
+    filter.install().map_err(HardenError::InstallFilter)
+}
+
+/// Places the runtime directory's and the spool's descriptors next to each other (one range
+/// in the filter) and returns them as where the supervisor may write; nowhere if they cannot
+/// be placed (which costs the session file and the spool, not the session).
+pub fn writable_dirs<'a>(runtime: Option<&'a mut RuntimeDir>, spool: Option<&'a mut SpoolDir>) -> Writes<'a> {
+    let mut fds: Vec<&'a mut OwnedFd> = Vec::new();
+    fds.extend(runtime.map(RuntimeDir::fd_mut));
+    fds.extend(spool.map(SpoolDir::fd_mut));
+    if crate::sys::place_consecutive(&mut fds).is_err() {
+        return Writes::Nowhere;
+    }
+    let dirs: Vec<_> = fds
+        .into_iter()
+        .map(|f| {
+            let f: &'a OwnedFd = f;
+            f.as_fd()
+        })
+        .collect();
+    DirRange::of(&dirs).map_or(Writes::Nowhere, Writes::Within)
+}
+
+fn drop_capabilities(keep: &caps::CapsHashSet) -> Result<(), HardenError> {
     use caps::CapSet;
+    let failed = |set| move |source| HardenError::Capabilities { set, source };
     for cap in caps::all() {
         if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("bounding set: {e}"))?;
+            caps::drop(None, CapSet::Bounding, cap).map_err(failed("bounding set"))?;
         }
     }
-    caps::clear(None, CapSet::Inheritable).map_err(|e| format!("inheritable: {e}"))?;
-    caps::clear(None, CapSet::Ambient).map_err(|e| format!("ambient: {e}"))?;
-    caps::set(None, CapSet::Effective, keep).map_err(|e| format!("effective: {e}"))?;
-    caps::set(None, CapSet::Permitted, keep).map_err(|e| format!("permitted: {e}"))?;
+    caps::clear(None, CapSet::Inheritable).map_err(failed("inheritable"))?;
+    caps::clear(None, CapSet::Ambient).map_err(failed("ambient"))?;
+    caps::set(None, CapSet::Effective, keep).map_err(failed("effective"))?;
+    caps::set(None, CapSet::Permitted, keep).map_err(failed("permitted"))?;
     Ok(())
 }
 
@@ -126,13 +156,13 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("mkdir");
         let d = dir.clone();
         let code = in_child(move || {
-            let Ok(rt) = crate::runtime::RuntimeDir::open(&d) else { return 9 };
-            if let Err(e) = supervisor(&[rt.raw_fd()]) {
+            let Ok(mut rt) = crate::session::runtime::RuntimeDir::open(&d) else { return 9 };
+            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None)) {
                 eprintln!("hardening failed: {e}");
                 return 10;
             }
             // Files are written through the runtime directory, nowhere else.
-            let info = crate::runtime::SessionInfo { id: "000000000001".into(), supervisor: 1, ..Default::default() };
+            let info = crate::session::runtime::SessionInfo { id: "000000000001".into(), supervisor: 1, ..Default::default() };
             if rt.write(&info).is_err() {
                 return 11;
             }
@@ -188,7 +218,7 @@ mod tests {
         // SAFETY: see in_child above.
         match unsafe { nix::unistd::fork() }.expect("fork") {
             nix::unistd::ForkResult::Child => {
-                let _ = supervisor(&[]);
+                let _ = supervisor(Writes::Nowhere);
                 // SAFETY: NULL-terminated argument vector of static strings.
                 unsafe { libc::execv(c"/bin/true".as_ptr(), [c"true".as_ptr(), std::ptr::null()].as_ptr()) };
                 // SAFETY: reached only if exec did not kill us.

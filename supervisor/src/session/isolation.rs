@@ -1,8 +1,8 @@
 //! Turning the `[[isolation]]` blocks that apply to a session into what enforces them:
-//! - the blocklist goes into the session filter ([`crate::filter`]);
+//! - the blocklist goes into the session filter ([`crate::sys::filter`]);
 //! - private directories and Landlock layers go to the process that opens the session, which
 //!   applies them to itself ([`session_wrapper_protocol::isolate`]);
-//! - resource limits go into the session's cgroups ([`crate::cgroup`]), or, under
+//! - resource limits go into the session's cgroups ([`crate::session::cgroup`]), or, under
 //!   systemd-logind, to `pam_systemd` through the module.
 //!
 //! Used by the PAM supervisor and by `session-wrapper run`, so both enforce the same way.
@@ -10,7 +10,20 @@
 use session_wrapper_config::{Blocked, Layers};
 use session_wrapper_protocol::{Isolate, LandlockLayer};
 
-use crate::cgroup::{self, Limits, SessionCgroup};
+use crate::log::{Event, Field, Kind, Severity, Value};
+use crate::session::cgroup::{self, Limits, SessionCgroup};
+use crate::sys::filter::FilterError;
+
+/// Why a configured layer cannot be enforced: the caller's fail policy decides.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A blocked system call is unknown.
+    #[error(transparent)]
+    Blocked(#[from] FilterError),
+    /// Resource limits are configured and their cgroups cannot be made.
+    #[error("resource limits: {0}")]
+    Limits(std::io::Error),
+}
 
 /// Where the session's limits go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +46,8 @@ pub struct Plan {
     pub isolate: Isolate,
     /// Resource limits.
     pub limits: Limits,
-    /// Warnings for the log (`event=... reason=...` fragments).
-    pub warnings: Vec<String>,
+    /// Warnings for the log.
+    pub warnings: Vec<Event>,
 }
 
 /// The opening process's part of the layers.
@@ -126,13 +139,15 @@ pub fn limits_go(leader: i32) -> LimitsGo {
 /// a warning, not a failure.
 ///
 /// # Errors
-/// A message saying why a configured layer cannot be enforced: the caller's fail policy
-/// decides.
-pub fn plan(layers: Layers, leader: i32, pam: bool) -> Result<Plan, String> {
-    crate::filter::check_blocked(&layers.block).map_err(|e| e.to_string())?;
+/// [`PlanError`] when a configured layer cannot be enforced.
+pub fn plan(layers: Layers, leader: i32, pam: bool) -> Result<Plan, PlanError> {
+    crate::sys::filter::check_blocked(&layers.block)?;
     let mut isolate = isolate_of(&layers);
     let limits = Limits::of(&layers);
     let mut warnings = Vec::new();
+    let not_applied = |limit: &str, reason: &str| {
+        Event::new(Severity::Warning, Kind::LimitNotApplied).bare("limit", limit).text("reason", reason)
+    };
     if limits.any() {
         match limits_go(leader) {
             LimitsGo::OwnCgroups => {}
@@ -140,19 +155,22 @@ pub fn plan(layers: Layers, leader: i32, pam: bool) -> Result<Plan, String> {
                 isolate.systemd_memory_max = limits.memory_max.map(|m| m.to_string().into_bytes());
                 isolate.systemd_tasks_max = limits.pids_max.map(|m| m.to_string().into_bytes());
                 if limits.cpu_max.is_some() {
-                    warnings.push(
-                        "event=limit-not-applied limit=cpu-max reason=\"systemd-logind manages the session's cgroup and pam_systemd takes no CPU quota\"".into(),
-                    );
+                    warnings.push(not_applied(
+                        "cpu-max",
+                        "systemd-logind manages the session's cgroup and pam_systemd takes no CPU quota",
+                    ));
                 }
             }
             // Limits are resource hygiene, not a way around the supervisor: where they cannot
             // be applied the session goes on, supervised, and the log says so loudly.
-            LimitsGo::PamSystemd => warnings.push(
-                "event=limit-not-applied limit=all reason=\"systemd-logind manages cgroups here and only a PAM session can hand limits to pam_systemd (use systemd-run -p MemoryMax=... for one command)\"".into(),
-            ),
-            LimitsGo::TooLate => warnings.push(
-                "event=limit-not-applied limit=all reason=\"systemd-logind manages this session's cgroup and pam_systemd has already run: list pam_session_wrapper before pam_systemd in the session stack so that it can hand the limits over\"".into(),
-            ),
+            LimitsGo::PamSystemd => warnings.push(not_applied(
+                "all",
+                "systemd-logind manages cgroups here and only a PAM session can hand limits to pam_systemd (use systemd-run -p MemoryMax=... for one command)",
+            )),
+            LimitsGo::TooLate => warnings.push(not_applied(
+                "all",
+                "systemd-logind manages this session's cgroup and pam_systemd has already run: list pam_session_wrapper before pam_systemd in the session stack so that it can hand the limits over",
+            )),
         }
     }
     Ok(Plan { layers, isolate, limits, warnings })
@@ -163,8 +181,8 @@ impl Plan {
     /// Without limits, a failure only costs exact membership (`Ok(None)` and a warning).
     ///
     /// # Errors
-    /// When limits are configured and cannot be applied.
-    pub fn cgroup(&mut self, id: &str, leader: i32, membership: bool) -> Result<Option<SessionCgroup>, String> {
+    /// [`PlanError::Limits`] when limits are configured and cannot be applied.
+    pub fn cgroup(&mut self, id: &str, leader: i32, membership: bool) -> Result<Option<SessionCgroup>, PlanError> {
         let own_limits = match limits_go(leader) {
             LimitsGo::OwnCgroups => self.limits,
             // The scope is logind's: read it for membership, write nothing.
@@ -177,24 +195,25 @@ impl Plan {
         }
         match SessionCgroup::for_session(id, leader, &own_limits) {
             Ok(cg) => Ok(Some(cg)),
-            Err(e) if own_limits.any() => Err(format!("resource limits: {e}")),
+            Err(e) if own_limits.any() => Err(PlanError::Limits(e)),
             Err(e) => {
-                self.warnings.push(format!("event=no-cgroup error=\"{e}\""));
+                self.warnings.push(Event::new(Severity::Warning, Kind::NoCgroup).text("error", e));
                 Ok(None)
             }
         }
     }
 
-    /// A short description for the session-start line: the blocks that apply and what they
-    /// enforce, or `-`.
-    pub fn describe(&self, cgroup: Option<&SessionCgroup>) -> String {
+    /// What the session-start line says of the isolation: the blocks that apply and what they
+    /// enforce, or `isolation=-`.
+    pub fn describe(&self, cgroup: Option<&SessionCgroup>) -> Vec<Field> {
         let l = &self.layers;
+        let field = |key, value: String| Field { key, value: Value::Bare(value) };
         if l.is_empty() {
-            return "-".into();
+            return vec![field("isolation", "-".into())];
         }
-        let mut parts = vec![format!("isolation={}", l.names.join(","))];
+        let mut fields = vec![field("isolation", l.names.join(","))];
         if !l.block.is_empty() {
-            parts.push(format!("blocked={}", l.block.iter().map(Blocked::name).collect::<Vec<_>>().join(",")));
+            fields.push(field("blocked", l.block.iter().map(Blocked::name).collect::<Vec<_>>().join(",")));
         }
         let mut limits = Vec::new();
         if let Some(m) = l.memory_max {
@@ -207,24 +226,29 @@ impl Plan {
             limits.push(format!("cpu-max:{}/{}", c.quota, c.period));
         }
         if !limits.is_empty() {
-            let how = match cgroup {
-                Some(cg) if !cg.limit_dirs().is_empty() => {
-                    cg.limit_dirs().iter().map(|(c, v, _)| format!("{}:{v}", c.name())).collect::<Vec<_>>().join(",")
-                }
-                _ if self.isolate.systemd_memory_max.is_some() || self.isolate.systemd_tasks_max.is_some() => {
-                    "pam_systemd".into()
-                }
-                _ => "none".into(),
-            };
-            parts.push(format!("limits={} cgroups={how}", limits.join(",")));
+            fields.push(field("limits", limits.join(",")));
+            fields.push(field("cgroups", self.limits_by(cgroup)));
         }
         if !l.private_dirs.is_empty() {
-            parts.push(format!("private={}", l.private_dirs.join(",")));
+            fields.push(field("private", l.private_dirs.join(",")));
         }
         if !l.landlock.is_empty() {
-            parts.push(format!("landlock_layers={}", l.landlock.len()));
+            fields.push(field("landlock_layers", l.landlock.len().to_string()));
         }
-        parts.join(" ")
+        fields
+    }
+
+    /// What applies the limits: the cgroup controllers, pam_systemd, or none.
+    fn limits_by(&self, cgroup: Option<&SessionCgroup>) -> String {
+        match cgroup {
+            Some(cg) if !cg.limit_dirs().is_empty() => {
+                cg.limit_dirs().iter().map(|(c, v, _)| format!("{}:{v}", c.name())).collect::<Vec<_>>().join(",")
+            }
+            _ if self.isolate.systemd_memory_max.is_some() || self.isolate.systemd_tasks_max.is_some() => {
+                "pam_systemd".into()
+            }
+            _ => "none".into(),
+        }
     }
 }
 
@@ -274,6 +298,6 @@ mod tests {
     #[test]
     fn unknown_syscalls_make_the_plan_fail() {
         let layers = Layers { names: vec!["a".into()], block: vec![Blocked::Syscall("nope_nope".into())], ..Layers::default() };
-        assert!(plan(layers, 1, true).expect_err("unknown").contains("nope_nope"));
+        assert!(plan(layers, 1, true).expect_err("unknown").to_string().contains("nope_nope"));
     }
 }

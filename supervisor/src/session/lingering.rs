@@ -1,7 +1,7 @@
 //! Finding and ending the processes of a session that outlive its close (`kill_on_close`).
 //!
 //! A session's processes are, in order of preference: the members of its cgroup (exact:
-//! [`crate::cgroup`]); the processes with its audit session id when the session has one of its
+//! [`crate::session::cgroup`]); the processes with its audit session id when the session has one of its
 //! own (`pam_loginuid` earlier in the stack gives every sshd and login session a fresh one,
 //! inherited by every descendant, daemons included, and not changeable by the user); the
 //! descendants of the process that opened the session (which misses daemons).

@@ -116,12 +116,6 @@ impl RuntimeDir {
         &mut self.fd
     }
 
-    /// The directory fd (one of those a hardened supervisor may create files under).
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.fd.as_raw_fd()
-    }
-
     /// Writes (replaces, atomically) the file of a session.
     ///
     /// # Errors

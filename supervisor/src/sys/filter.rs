@@ -19,6 +19,7 @@
 //! `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, which Debian 12's libseccomp 2.5 does not know.
 
 use std::io::{Read, Seek};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
@@ -119,21 +120,38 @@ pub fn check_blocked(block: &[Blocked]) -> Result<(), FilterError> {
 /// argument. `clone3` passes its flags in memory, which a filter cannot read: when namespace
 /// creation is refused it fails with `ENOSYS`, and the C library falls back to `clone`.
 fn add_blocklist(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&str]) -> Result<(), FilterError> {
-    let eperm = ScmpAction::Errno(libc::EPERM);
+    let has = |set| block.contains(&Blocked::Set(set));
+    let namespaces = has(SyscallSet::Namespaces);
+    let user_ns = has(SyscallSet::UserNamespaces) && !namespaces;
+    add_blocked_calls(ctx, block, taken, namespaces || user_ns)?;
+    let (raw, packet) = (has(SyscallSet::RawSockets), has(SyscallSet::PacketSockets));
+    if raw || packet {
+        add_blocked_sockets(ctx, raw, packet)?;
+    }
+    if namespaces || user_ns {
+        add_blocked_namespaces(ctx, namespaces, taken)?;
+    }
+    Ok(())
+}
+
+/// Compares only the low 32 bits of argument `n` with `v`: for `int` arguments the kernel
+/// reads only those (an Equal over 64 bits would let garbage in the high bits slip past).
+fn int_is(n: u32, v: u64) -> ScmpArgCompare {
+    ScmpArgCompare::new(n, ScmpCompareOp::MaskedEqual(0xffff_ffff), v)
+}
+
+/// `EPERM` for every call `block` names, alone or in the unconditional part of a set, but
+/// for those in `taken` (the filter decides them otherwise) and for `clone3` when
+/// `clone3_enosys`. A call of a set this system's libseccomp does not know is skipped; one
+/// named alone is an error.
+fn add_blocked_calls(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&str], clone3_enosys: bool) -> Result<(), FilterError> {
     let mut plain: Vec<&str> = Vec::new();
-    let mut sets: Vec<SyscallSet> = Vec::new();
     for b in block {
         match b {
-            Blocked::Set(s) => {
-                sets.push(*s);
-                plain.extend_from_slice(set_syscalls(*s));
-            }
+            Blocked::Set(s) => plain.extend_from_slice(set_syscalls(*s)),
             Blocked::Syscall(n) => plain.push(n),
         }
     }
-    let namespaces = sets.contains(&SyscallSet::Namespaces);
-    let user_ns = sets.contains(&SyscallSet::UserNamespaces) && !namespaces;
-    let clone3_enosys = namespaces || user_ns;
     plain.sort_unstable();
     plain.dedup();
     for name in plain {
@@ -142,63 +160,68 @@ fn add_blocklist(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&str])
         }
         match ScmpSyscall::from_name(name) {
             Ok(sc) => {
-                ctx.add_rule(eperm, sc)?;
+                ctx.add_rule(ScmpAction::Errno(libc::EPERM), sc)?;
             }
             Err(_) if !block.contains(&Blocked::Syscall(name.to_owned())) => {}
             Err(_) => return Err(FilterError::UnknownSyscall(name.to_owned())),
         }
     }
-    let arg = |n: u32, op: ScmpCompareOp, v: u64| ScmpArgCompare::new(n, op, v);
-    // `int` arguments: the kernel reads only the low 32 bits, so compare only those (an
-    // Equal over 64 bits would let garbage in the high bits slip past).
-    let int_is = |n: u32, v: u64| ScmpArgCompare::new(n, ScmpCompareOp::MaskedEqual(0xffff_ffff), v);
+    Ok(())
+}
+
+/// `EPERM` for `socket()` of raw IP sockets (`raw`) and of packet sockets (`packet`), by its
+/// arguments.
+fn add_blocked_sockets(ctx: &mut ScmpFilterContext, raw: bool, packet: bool) -> Result<(), FilterError> {
+    let eperm = ScmpAction::Errno(libc::EPERM);
     let sock = ScmpSyscall::from_name("socket")?;
-    let raw = sets.contains(&SyscallSet::RawSockets);
-    let packet = sets.contains(&SyscallSet::PacketSockets);
-    if raw || packet {
-        for family in [libc::AF_INET, libc::AF_INET6] {
-            let mut types = Vec::new();
-            if raw {
-                types.push(libc::SOCK_RAW);
-            }
-            if packet {
-                // SOCK_PACKET: the obsolete form of packet sockets, still accepted with AF_INET.
-                types.push(10);
-            }
-            for ty in types {
-                ctx.add_rule_conditional(
-                    eperm,
-                    sock,
-                    &[int_is(0, family as u64), arg(1, ScmpCompareOp::MaskedEqual(0xf), ty as u64)],
-                )?;
-            }
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        let mut types = Vec::new();
+        if raw {
+            types.push(libc::SOCK_RAW);
         }
         if packet {
-            ctx.add_rule_conditional(eperm, sock, &[int_is(0, libc::AF_PACKET as u64)])?;
+            // SOCK_PACKET: the obsolete form of packet sockets, still accepted with AF_INET.
+            types.push(10);
         }
-        // i386 programs may create sockets through socketcall(SYS_SOCKET, args), whose
-        // arguments are in memory: refuse that form altogether.
-        if let Ok(sc) = ScmpSyscall::from_name("socketcall") {
-            ctx.add_rule_conditional(eperm, sc, &[int_is(0, 1)])?;
+        for ty in types {
+            ctx.add_rule_conditional(
+                eperm,
+                sock,
+                &[int_is(0, family as u64), ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xf), ty as u64)],
+            )?;
         }
     }
-    if namespaces || user_ns {
-        let flags: &[i32] = if namespaces { &CLONE_NEW_ALL } else { &[libc::CLONE_NEWUSER] };
-        let clone = ScmpSyscall::from_name("clone")?;
-        for &f in flags {
-            let has = |n: u32| arg(n, ScmpCompareOp::MaskedEqual(f as u64), f as u64);
-            ctx.add_rule_conditional(eperm, clone, &[has(0)])?;
-            if user_ns {
-                ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("unshare")?, &[has(0)])?;
-                // setns(fd, 0) joins whatever namespace fd is, a user namespace included.
-                let setns = ScmpSyscall::from_name("setns")?;
-                ctx.add_rule_conditional(eperm, setns, &[has(1)])?;
-                ctx.add_rule_conditional(eperm, setns, &[int_is(1, 0)])?;
-            }
+    if packet {
+        ctx.add_rule_conditional(eperm, sock, &[int_is(0, libc::AF_PACKET as u64)])?;
+    }
+    // i386 programs may create sockets through socketcall(SYS_SOCKET, args), whose
+    // arguments are in memory: refuse that form altogether.
+    if let Ok(sc) = ScmpSyscall::from_name("socketcall") {
+        ctx.add_rule_conditional(eperm, sc, &[int_is(0, 1)])?;
+    }
+    Ok(())
+}
+
+/// `EPERM` for `clone` that makes a namespace of any kind (`every_kind`: the `namespaces` set,
+/// whose `unshare` and `setns` already fail whole), or else a user namespace, then also through
+/// `unshare` and `setns`. `clone3` fails with `ENOSYS` unless it is in `taken`.
+fn add_blocked_namespaces(ctx: &mut ScmpFilterContext, every_kind: bool, taken: &[&str]) -> Result<(), FilterError> {
+    let eperm = ScmpAction::Errno(libc::EPERM);
+    let flags: &[i32] = if every_kind { &CLONE_NEW_ALL } else { &[libc::CLONE_NEWUSER] };
+    let clone = ScmpSyscall::from_name("clone")?;
+    for &f in flags {
+        let has = |n: u32| ScmpArgCompare::new(n, ScmpCompareOp::MaskedEqual(f as u64), f as u64);
+        ctx.add_rule_conditional(eperm, clone, &[has(0)])?;
+        if !every_kind {
+            ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("unshare")?, &[has(0)])?;
+            // setns(fd, 0) joins whatever namespace fd is, a user namespace included.
+            let setns = ScmpSyscall::from_name("setns")?;
+            ctx.add_rule_conditional(eperm, setns, &[has(1)])?;
+            ctx.add_rule_conditional(eperm, setns, &[int_is(1, 0)])?;
         }
-        if !taken.contains(&"clone3") {
-            ctx.add_rule(ScmpAction::Errno(ENOSYS), ScmpSyscall::from_name("clone3")?)?;
-        }
+    }
+    if !taken.contains(&"clone3") {
+        ctx.add_rule(ScmpAction::Errno(ENOSYS), ScmpSyscall::from_name("clone3")?)?;
     }
     Ok(())
 }
@@ -317,16 +340,14 @@ pub fn build_blocklist(block: &[Blocked]) -> Result<FilterProgram, FilterError> 
 /// threads), mounting, modules, BPF, perf, io_uring, keys, identity changes, namespace changes
 /// and clock changes fail with `EPERM`.
 ///
-/// With `files: Some(dirfds)`, files may be opened for writing (created, truncated) only
-/// relative to one of `dirfds` (which must be consecutive numbers: see
-/// [`crate::sys::place_consecutive`]), and renamed or unlinked only within them; every other
-/// path change (`chmod`, `chown`, `link`, `mkdir`, `truncate`, ...) fails. `Some(&[])` allows
-/// no file writes at all. Writing to descriptors already open (sockets, a refused process's
-/// stderr) is unaffected.
+/// `writes` says where files may still be opened for writing (created, truncated), renamed and
+/// unlinked; every other path change (`chmod`, `chown`, `link`, `mkdir`, `truncate`, ...)
+/// fails unless it is [`Writes::Anywhere`]. Writing to descriptors already open (sockets, a
+/// refused process's stderr) is unaffected.
 ///
 /// # Errors
-/// [`FilterError`] when libseccomp fails, or the descriptors are not consecutive.
-pub fn build_self_filter(files: Option<&[i32]>) -> Result<FilterProgram, FilterError> {
+/// [`FilterError`] when libseccomp fails.
+pub fn build_self_filter(writes: Writes<'_>) -> Result<FilterProgram, FilterError> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Allow)?;
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
     for name in ["execve", "execveat"] {
@@ -370,17 +391,46 @@ pub fn build_self_filter(files: Option<&[i32]>) -> Result<FilterProgram, FilterE
             &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, request as u64)],
         )?;
     }
-    if let Some(dirfds) = files {
-        let lo = dirfds.iter().copied().min();
-        let hi = dirfds.iter().copied().max();
-        let range = match (lo, hi) {
-            (Some(lo), Some(hi)) if lo >= 0 && (hi - lo + 1) as usize == dirfds.len() => Some((lo as u64, hi as u64)),
-            (None, None) => None,
-            _ => return Err(FilterError::Export(std::io::Error::other("the writable directories' descriptors are not consecutive"))),
-        };
-        restrict_file_writes(&mut ctx, range)?;
+    match writes {
+        Writes::Anywhere => {}
+        Writes::Nowhere => restrict_file_writes(&mut ctx, None)?,
+        Writes::Within(dirs) => restrict_file_writes(&mut ctx, Some(dirs.bounds()))?,
     }
     export(&ctx)
+}
+
+/// Where a confined process may create, replace and remove files.
+#[derive(Debug, Clone, Copy)]
+pub enum Writes<'a> {
+    /// Wherever its capabilities allow (the watchdog removes cgroups and session files).
+    Anywhere,
+    /// Nowhere: no file is opened for writing, nothing is renamed or removed.
+    Nowhere,
+    /// Only relative to these directories.
+    Within(DirRange<'a>),
+}
+
+/// Open directories whose descriptor numbers follow one another, so that one comparison in a
+/// filter covers them all (see [`crate::sys::place_consecutive`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DirRange<'a> {
+    first: BorrowedFd<'a>,
+    last: BorrowedFd<'a>,
+}
+
+impl<'a> DirRange<'a> {
+    /// `dirs` as a range: `None` when there are none or their numbers do not follow one another.
+    pub fn of(dirs: &[BorrowedFd<'a>]) -> Option<Self> {
+        let (first, last) = (*dirs.first()?, *dirs.last()?);
+        let base = first.as_raw_fd();
+        let consecutive = dirs.iter().zip(base..).all(|(fd, n)| fd.as_raw_fd() == n);
+        consecutive.then_some(DirRange { first, last })
+    }
+
+    /// The lowest and highest descriptor numbers, for the filter's comparisons.
+    fn bounds(self) -> (u64, u64) {
+        (self.first.as_raw_fd() as u64, self.last.as_raw_fd() as u64)
+    }
 }
 
 /// See [`build_self_filter`]: write-opens only relative to a descriptor in `range`
@@ -446,6 +496,7 @@ pub(crate) fn export(ctx: &ScmpFilterContext) -> Result<FilterProgram, FilterErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn filter_builds_and_stays_small() {
@@ -473,10 +524,18 @@ mod tests {
 
     #[test]
     fn own_filter_builds() {
-        let p = build_self_filter(Some(&[3, 4])).expect("builds");
-        assert!(build_self_filter(Some(&[3, 5])).is_err(), "not consecutive");
-        assert!(build_self_filter(Some(&[])).is_ok());
-        assert!(p.len() > 20, "{} instructions", p.len());
+        let memfd = || nix::sys::memfd::memfd_create(c"t", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).expect("memfd");
+        let (mut a, mut b, c) = (memfd(), memfd(), memfd());
+        crate::sys::place_consecutive(&mut [&mut a, &mut b]).expect("placed");
+        let range = DirRange::of(&[a.as_fd(), b.as_fd()]).expect("consecutive");
+        assert_eq!(range.bounds().1, range.bounds().0 + 1);
+        assert!(DirRange::of(&[a.as_fd(), c.as_fd()]).is_none(), "not consecutive");
+        assert!(DirRange::of(&[]).is_none());
+        let within = build_self_filter(Writes::Within(range)).expect("builds");
+        let nowhere = build_self_filter(Writes::Nowhere).expect("builds");
+        let anywhere = build_self_filter(Writes::Anywhere).expect("builds");
+        assert!(anywhere.len() > 20, "{} instructions", anywhere.len());
+        assert!(nowhere.len() > anywhere.len() && within.len() > nowhere.len());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! What is read here is only a claim: another thread or process may change that memory before
 //! the kernel reads it. The decision is checked again on the image the kernel really loaded
-//! (see [`crate::tracer`]).
+//! (see [`crate::sys::tracer`]).
 
 use std::io::IoSliceMut;
 
@@ -250,14 +250,7 @@ pub fn read_argv<S: PageSource>(
     }
     let mut total = 0usize;
     for i in 0.. {
-        if i >= limits.entries {
-            return Err(MemError::TooLong(Errno::E2BIG));
-        }
-        let slot = addr.checked_add(i as u64 * width.bytes()).ok_or(MemError::Fault)?;
-        let p = mem.read_ptr(slot, width)?;
-        if p == 0 {
-            break;
-        }
+        let Some(p) = nth_pointer(mem, addr, i, width, limits)? else { break };
         let s = mem.read_cstr(p, limits.arg)?.ok_or(MemError::TooLong(Errno::E2BIG))?;
         total += s.len() + 1;
         if total > limits.argv_total {
@@ -266,6 +259,25 @@ pub fn read_argv<S: PageSource>(
         argv.push(s);
     }
     Ok(argv)
+}
+
+/// The `i`th pointer of the NULL-terminated array at `addr`; `None` at its end.
+///
+/// # Errors
+/// `E2BIG` past `limits.entries`, `EFAULT` for a bad pointer.
+fn nth_pointer<S: PageSource>(
+    mem: &mut Remote<S>,
+    addr: u64,
+    i: usize,
+    width: PtrWidth,
+    limits: &Limits,
+) -> Result<Option<u64>, MemError> {
+    if i >= limits.entries {
+        return Err(MemError::TooLong(Errno::E2BIG));
+    }
+    let slot = addr.checked_add(i as u64 * width.bytes()).ok_or(MemError::Fault)?;
+    let p = mem.read_ptr(slot, width)?;
+    Ok((p != 0).then_some(p))
 }
 
 /// What an environment says to the loader: the first variable of a refused list that it
@@ -300,14 +312,7 @@ pub fn scan_env<'n, S: PageSource>(
     }
     let longest = refuse.iter().chain(paths).map(String::len).max().unwrap_or(0) + 1;
     for i in 0.. {
-        if i >= limits.entries {
-            return Err(MemError::TooLong(Errno::E2BIG));
-        }
-        let slot = addr.checked_add(i as u64 * width.bytes()).ok_or(MemError::Fault)?;
-        let p = mem.read_ptr(slot, width)?;
-        if p == 0 {
-            break;
-        }
+        let Some(p) = nth_pointer(mem, addr, i, width, limits)? else { break };
         // A prefix is enough: a string longer than `longest` reads as "no NUL yet".
         let head = match mem.read_cstr(p, longest)? {
             Some(s) => s,

@@ -1,5 +1,18 @@
-//! Raw kernel interfaces that neither `nix` nor `libseccomp` wrap. Everything above this module
-//! is safe Rust with owned fds.
+//! The kernel as the supervisor sees it. The submodules: the session filter and its listener
+//! ([`filter`], [`notify`]), other processes' memory and `/proc` ([`memory`], [`procfs`]),
+//! path resolution and the `#!` chain ([`resolve`], [`exefile`], [`trust`]), ptrace
+//! ([`tracer`]), users ([`users`]). This file holds the raw kernel interfaces that neither
+//! `nix` nor `libseccomp` wrap; everything above it is safe Rust with owned fds.
+
+pub mod exefile;
+pub mod filter;
+pub mod memory;
+pub mod notify;
+pub mod procfs;
+pub mod resolve;
+pub mod tracer;
+pub mod trust;
+pub mod users;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -163,6 +176,43 @@ pub fn random_u64() -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(u64::from_ne_bytes(b))
+}
+
+/// An eventfd: a counter other threads raise and the supervisor's loop polls (readable while
+/// it is not zero). Non-blocking, close-on-exec.
+#[derive(Debug)]
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    /// A new one, at zero.
+    ///
+    /// # Errors
+    /// The errno of `eventfd(2)`.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes two integers and returns a new fd or -1.
+        let r = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        cvt(libc::c_long::from(r)).map(|fd| EventFd(owned(fd)))
+    }
+
+    /// Raises it: the loop wakes up.
+    pub fn raise(&self) {
+        let one: u64 = 1;
+        // SAFETY: an 8-byte write from `one` to our eventfd; a full counter only fails.
+        unsafe { libc::write(self.0.as_raw_fd(), (&raw const one).cast(), 8) };
+    }
+
+    /// Back to zero: the loop sleeps again until the next [`EventFd::raise`].
+    pub fn clear(&self) {
+        let mut count = 0u64;
+        // SAFETY: an 8-byte read from our eventfd into `count`; at zero it fails (EAGAIN).
+        unsafe { libc::read(self.0.as_raw_fd(), (&raw mut count).cast(), 8) };
+    }
+}
+
+impl std::os::fd::AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 /// Moves descriptors to consecutive numbers, in order (for the supervisor's own filter, which

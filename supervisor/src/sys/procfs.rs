@@ -130,13 +130,13 @@ pub fn tty_name(nr: u64) -> Option<String> {
     })
 }
 
-/// Device and inode of the executable a process runs.
+/// Device, inode and link count of the executable a process runs.
 ///
 /// # Errors
 /// When the process is gone.
-pub fn exe_identity(pid: i32) -> io::Result<(u64, u64)> {
+pub fn exe_identity(pid: i32) -> io::Result<(u64, u64, u64)> {
     let m = std::fs::metadata(format!("/proc/{pid}/exe"))?;
-    Ok((m.dev(), m.ino()))
+    Ok((m.dev(), m.ino(), m.nlink()))
 }
 
 /// The user namespace a task is in (device and inode of `/proc/TID/ns/user`).

@@ -8,7 +8,7 @@
 //! final symlink as the kernel does.
 //!
 //! The result is a claim, made before the kernel's own lookup. Symlinks can be swapped in
-//! between; the image the kernel really loaded is checked after the exec ([`crate::tracer`]).
+//! between; the image the kernel really loaded is checked after the exec ([`crate::sys::tracer`]).
 //! Anything this lookup cannot see the way the process does (an absolute symlink inside a
 //! private mount namespace, say) is caught there too.
 
@@ -24,7 +24,7 @@ use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use session_wrapper_config::ExeKind;
 
-use crate::exefile::{parse_script_head, script_argv, ScriptHead, Shebang, BINPRM_BUF_SIZE};
+use crate::sys::exefile::{parse_script_head, script_argv, ScriptHead, Shebang, BINPRM_BUF_SIZE};
 
 /// `AT_EMPTY_PATH`.
 pub const AT_EMPTY_PATH: u64 = 0x1000;
@@ -54,7 +54,7 @@ pub struct Resolved {
     /// it had.
     pub stamp: [i64; 5],
     /// Links in root-only directories through which it is invoked under the name its
-    /// `argv[0]` gives (see [`crate::trust::LinkFinder`]); filled in by [`ExecPlan::find_links`].
+    /// `argv[0]` gives (see [`crate::sys::trust::LinkFinder`]); filled in by [`ExecPlan::find_links`].
     pub links: Vec<Vec<u8>>,
 }
 
@@ -134,6 +134,32 @@ fn rewrite_self(path: &[u8], asker: Asker, tgid: i32) -> Option<Vec<u8>> {
     None
 }
 
+/// A descriptor number in another process's table: the directory of an `execveat`. It is only
+/// ever looked up through `/proc/TGID/task/TID/fd/N` of the process that holds it, never used
+/// as one of the supervisor's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteFd(i32);
+
+impl RemoteFd {
+    /// The directory argument of an `execveat` as the kernel sees the 32-bit int: `None` for
+    /// `AT_FDCWD`.
+    pub fn of_dirfd(raw: i32) -> Option<Self> {
+        (raw != AT_FDCWD).then_some(RemoteFd(raw))
+    }
+
+    /// Where it is reached from the supervisor: the calling thread's descriptor table (a
+    /// thread may have its own).
+    fn proc_path(self, tgid: i32, asker: Asker) -> Vec<u8> {
+        format!("/proc/{tgid}/task/{}/fd/{}", asker.tid, self.0).into_bytes()
+    }
+}
+
+impl std::fmt::Display for RemoteFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// Finds the file `path` names for the asker, as `execveat(dirfd, path, .., flags)` would.
 /// `dirfd` is `None` for `execve`.
 ///
@@ -143,19 +169,17 @@ fn rewrite_self(path: &[u8], asker: Asker, tgid: i32) -> Option<Vec<u8>> {
 pub fn resolve(
     asker: Asker,
     tgid: i32,
-    dirfd: Option<i32>,
+    dirfd: Option<RemoteFd>,
     path: &[u8],
     flags: u64,
 ) -> Result<Resolved, Errno> {
     let nofollow = flags & AT_SYMLINK_NOFOLLOW != 0;
-    let dirfd = dirfd.filter(|&d| d != AT_FDCWD);
     let file = if path.is_empty() {
         if flags & AT_EMPTY_PATH == 0 {
             return Err(Errno::ENOENT);
         }
         match dirfd {
-            // The calling thread's descriptor table (a thread may have its own).
-            Some(fd) => open_path(None, format!("/proc/{tgid}/task/{}/fd/{fd}", asker.tid).as_bytes(), false)
+            Some(fd) => open_path(None, &fd.proc_path(tgid, asker), false)
                 .map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
             // execveat(AT_FDCWD, "", AT_EMPTY_PATH) names the working directory.
             None => return Err(Errno::EACCES),
@@ -175,13 +199,27 @@ pub fn resolve(
         }
     } else {
         let base = match dirfd {
-            Some(fd) => open_path(None, format!("/proc/{tgid}/task/{}/fd/{fd}", asker.tid).as_bytes(), false)
+            Some(fd) => open_path(None, &fd.proc_path(tgid, asker), false)
                 .map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
             None => proc_dir(asker.tid, "cwd")?,
         };
         open_path(Some(&base), path, nofollow)?
     };
     describe(file)
+}
+
+/// What kind of file an executable is, from its real path (as `/proc` names it) and its link
+/// count: a file with a name; a memfd (`/memfd:NAME (deleted)`, no links); a deleted file.
+/// Whether its path can be trusted in the session (`Foreign`) is decided apart, by
+/// [`Reference::foreign`]. The one classification of the exec check and of the check after.
+pub fn classify(real_path: &[u8], nlink: u64) -> ExeKind {
+    if nlink > 0 {
+        ExeKind::File
+    } else if real_path.starts_with(b"/memfd:") {
+        ExeKind::Memfd
+    } else {
+        ExeKind::Deleted
+    }
 }
 
 /// Identifies an open file: type check, identity, real path and kind.
@@ -198,13 +236,7 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
         .map_err(errno)?
         .into_os_string()
         .into_vec();
-    let kind = if st.st_nlink > 0 {
-        ExeKind::File
-    } else if real_path.starts_with(b"/memfd:") {
-        ExeKind::Memfd
-    } else {
-        ExeKind::Deleted
-    };
+    let kind = classify(&real_path, st.st_nlink);
     let stamp = [st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec];
     Ok(Resolved { file, real_path, dev: st.st_dev, ino: st.st_ino, kind, stamp, links: Vec::new() })
 }
@@ -224,8 +256,8 @@ impl Reference {
     pub fn of(leader: i32) -> Self {
         Reference {
             root: proc_dir(leader, "root").or_else(|_| open_path(None, b"/", false)).ok(),
-            user_namespace: crate::procfs::user_namespace(leader)
-                .or_else(|_| crate::procfs::user_namespace(std::process::id() as i32))
+            user_namespace: crate::sys::procfs::user_namespace(leader)
+                .or_else(|_| crate::sys::procfs::user_namespace(std::process::id() as i32))
                 .ok(),
         }
     }
@@ -239,7 +271,7 @@ impl Reference {
     /// told): such a namespace is where a user owns mounts and can lay files of their own over
     /// the loader and libraries of the programs they run there.
     pub fn foreign_user_namespace(&self, tid: i32) -> bool {
-        match (self.user_namespace, crate::procfs::user_namespace(tid)) {
+        match (self.user_namespace, crate::sys::procfs::user_namespace(tid)) {
             (Some(session), Ok(task)) => session != task,
             _ => true,
         }
@@ -360,7 +392,7 @@ impl ExecPlan {
     /// Finds, for the named file and each interpreter, the links through which it is invoked
     /// under the name its `argv[0]` gives, when that is not the file's own name. `asked` is
     /// the path the exec named.
-    pub fn find_links(&mut self, finder: &crate::trust::LinkFinder, asked: &[u8], argv: &[Vec<u8>]) {
+    pub fn find_links(&mut self, finder: &crate::sys::trust::LinkFinder, asked: &[u8], argv: &[Vec<u8>]) {
         fill_links(&mut self.named, finder, asked, argv);
         for i in &mut self.interpreters {
             fill_links(&mut i.file, finder, &i.shebang.interpreter, &i.argv);
@@ -368,7 +400,7 @@ impl ExecPlan {
     }
 }
 
-fn fill_links(file: &mut Resolved, finder: &crate::trust::LinkFinder, asked: &[u8], argv: &[Vec<u8>]) {
+fn fill_links(file: &mut Resolved, finder: &crate::sys::trust::LinkFinder, asked: &[u8], argv: &[Vec<u8>]) {
     let name = session_wrapper_config::invoked_name(argv.first().map_or(&[][..], Vec::as_slice));
     let own = file.real_path.rsplit(|&b| b == b'/').next() == Some(name);
     file.links = if own { Vec::new() } else { finder.links(name, file.dev, file.ino, asked) };
@@ -376,8 +408,8 @@ fn fill_links(file: &mut Resolved, finder: &crate::trust::LinkFinder, asked: &[u
 
 /// The `filename` the kernel passes to an interpreter: the path as given, or `/dev/fd/N[/path]`
 /// for `execveat` with a directory fd.
-pub fn kernel_filename(dirfd: Option<i32>, path: &[u8]) -> Vec<u8> {
-    match dirfd.filter(|&d| d != AT_FDCWD) {
+pub fn kernel_filename(dirfd: Option<RemoteFd>, path: &[u8]) -> Vec<u8> {
+    match dirfd {
         Some(fd) if path.is_empty() => format!("/dev/fd/{fd}").into_bytes(),
         Some(fd) if !path.starts_with(b"/") => {
             let mut v = format!("/dev/fd/{fd}/").into_bytes();
@@ -528,9 +560,9 @@ mod tests {
         let d = tempdir("rel");
         std::fs::write(d.join("prog"), b"x").expect("write");
         let dir = File::open(&d).expect("open dir");
-        let r = resolve(a, tgid, Some(dir.as_raw_fd()), b"prog", 0).expect("resolves");
+        let r = resolve(a, tgid, RemoteFd::of_dirfd(dir.as_raw_fd()), b"prog", 0).expect("resolves");
         assert!(r.real_path.ends_with(b"/prog"));
-        assert_eq!(kernel_filename(Some(dir.as_raw_fd()), b"prog"), format!("/dev/fd/{}/prog", dir.as_raw_fd()).into_bytes());
+        assert_eq!(kernel_filename(RemoteFd::of_dirfd(dir.as_raw_fd()), b"prog"), format!("/dev/fd/{}/prog", dir.as_raw_fd()).into_bytes());
         let _ = std::fs::remove_dir_all(d);
     }
 
@@ -542,9 +574,9 @@ mod tests {
         std::fs::write(&p, b"x").expect("write");
         let f = File::open(&p).expect("open");
         std::fs::remove_file(&p).expect("unlink");
-        let r = resolve(a, tgid, Some(f.as_raw_fd()), b"", AT_EMPTY_PATH).expect("resolves");
+        let r = resolve(a, tgid, RemoteFd::of_dirfd(f.as_raw_fd()), b"", AT_EMPTY_PATH).expect("resolves");
         assert_eq!(r.kind, ExeKind::Deleted);
-        assert_eq!(resolve(a, tgid, Some(f.as_raw_fd()), b"", 0).expect_err("no flag"), Errno::ENOENT);
+        assert_eq!(resolve(a, tgid, RemoteFd::of_dirfd(f.as_raw_fd()), b"", 0).expect_err("no flag"), Errno::ENOENT);
         let via_proc = format!("/proc/self/fd/{}", f.as_raw_fd());
         let r = resolve(a, tgid, None, via_proc.as_bytes(), 0).expect("resolves");
         assert_eq!(r.kind, ExeKind::Deleted);
@@ -556,7 +588,7 @@ mod tests {
         let (a, tgid) = me();
         let fd = nix::sys::memfd::memfd_create(c"payload", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .expect("memfd");
-        let r = resolve(a, tgid, Some(fd.as_raw_fd()), b"", AT_EMPTY_PATH).expect("resolves");
+        let r = resolve(a, tgid, RemoteFd::of_dirfd(fd.as_raw_fd()), b"", AT_EMPTY_PATH).expect("resolves");
         assert_eq!(r.kind, ExeKind::Memfd);
         assert!(r.real_path.starts_with(b"/memfd:payload"));
     }

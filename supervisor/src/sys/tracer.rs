@@ -25,7 +25,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::memory::{self, Limits, MemError, PtrWidth, Remote};
+use crate::sys::memory::{self, Limits, MemError, PtrWidth, Remote};
 
 /// Something that happened to a task the supervisor traces (or to its own child).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -270,7 +270,7 @@ pub fn writers(path: &std::path::Path) -> Vec<String> {
             chains.push(real);
         }
     }
-    let mut names = crate::users::UidNames::default();
+    let mut names = crate::sys::users::UidNames::default();
     let mut out: Vec<String> = Vec::new();
     let mut add = |who: String| {
         if !out.contains(&who) {

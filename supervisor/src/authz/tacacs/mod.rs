@@ -13,12 +13,18 @@
 //!
 //! Accounting records go to their own thread with a bounded queue: they never slow an exec,
 //! are retried with backoff while no server takes them, and what is finally dropped is logged.
+//! [`tracker`] follows which commands run and when they end; [`TacacsBackend`] puts the
+//! client and the tracker behind [`crate::authz::Backend`].
 
 pub mod attrs;
+mod backend;
 pub mod client;
+pub mod tracker;
+
+pub use backend::TacacsBackend;
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +32,8 @@ use std::time::{Duration, Instant};
 use session_wrapper_config::Tacacs;
 use tacacs_plus_protocol::{accounting, authorization};
 
-use crate::syslog::Severity;
+use crate::log::{Event as LogEvent, Kind, Severity};
+use crate::sys::EventFd;
 use attrs::{Attr, Common, Record};
 use client::{ClientError, Connection, Endpoint, Who};
 
@@ -77,13 +84,13 @@ pub struct Done {
     pub elapsed: Duration,
 }
 
-/// What the backend reports to the supervisor's loop.
+/// What the client reports to the supervisor's loop.
 #[derive(Debug, Clone)]
 pub enum Event {
     /// An authorization finished.
     Done(Done),
     /// A line to log.
-    Log(Severity, String),
+    Log(LogEvent),
 }
 
 /// Why the backend could not start.
@@ -95,9 +102,9 @@ pub enum SetupError {
     /// A TLS file cannot be used.
     #[error("{0}")]
     Tls(String),
-    /// eventfd or threads.
-    #[error("{0}")]
-    Sys(String),
+    /// The eventfd or a thread.
+    #[error("{0}: {1}")]
+    Sys(&'static str, std::io::Error),
 }
 
 /// Reads a secret file, which must be root-only when the reader is root.
@@ -198,15 +205,13 @@ struct Shared {
     dead_retry: Duration,
     dead_until: Mutex<Vec<Option<Instant>>>,
     events: mpsc::Sender<Event>,
-    wake: OwnedFd,
+    wake: EventFd,
 }
 
 impl Shared {
     fn notify(&self, e: Event) {
         if self.events.send(e).is_ok() {
-            let one: u64 = 1;
-            // SAFETY: an 8-byte write to our eventfd.
-            unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            self.wake.raise();
         }
     }
 
@@ -223,15 +228,13 @@ impl Shared {
         let name = &self.endpoints[i].0.name;
         if dead && !was_dead {
             self.notify(Event::Log(
-                Severity::LOG_WARNING,
-                format!(
-                    "event=tacacs-server-down server={name} error=\"{}\" retry_in_s={}",
-                    why.replace('"', "'"),
-                    self.dead_retry.as_secs()
-                ),
+                LogEvent::new(Severity::Warning, Kind::TacacsServerDown)
+                    .escaped("server", name.as_bytes())
+                    .text("error", why.replace('"', "'"))
+                    .bare("retry_in_s", self.dead_retry.as_secs()),
             ));
         } else if !dead && was_dead {
-            self.notify(Event::Log(Severity::LOG_NOTICE, format!("event=tacacs-server-up server={name}")));
+            self.notify(Event::Log(LogEvent::new(Severity::Notice, Kind::TacacsServerUp).escaped("server", name.as_bytes())));
         }
     }
 
@@ -339,8 +342,8 @@ struct AcctQueue {
 /// Give up on a record after this long.
 const ACCT_GIVE_UP: Duration = Duration::from_secs(600);
 
-/// The TACACS+ backend of one session.
-pub struct Backend {
+/// The TACACS+ client of one session: its worker threads and accounting queue.
+pub struct Client {
     jobs: Arc<Queue<Job>>,
     events: mpsc::Receiver<Event>,
     shared: Arc<Shared>,
@@ -351,26 +354,20 @@ pub struct Backend {
     dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl std::fmt::Debug for Backend {
+impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend").field("servers", &self.shared.endpoints.len()).finish()
+        f.debug_struct("Client").field("servers", &self.shared.endpoints.len()).finish()
     }
 }
 
-impl Backend {
+impl Client {
     /// Starts the workers for `t`, authorizing as `user` from `rem_addr`.
     ///
     /// # Errors
     /// [`SetupError`] when keys or TLS files cannot be used or threads cannot start.
     pub fn start(t: &Tacacs, user: &str, rem_addr: &str) -> Result<Self, SetupError> {
         let endpoints = endpoints(t)?;
-        // SAFETY: eventfd creates a new fd or fails.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(SetupError::Sys(format!("eventfd: {}", std::io::Error::last_os_error())));
-        }
-        // SAFETY: the kernel just returned this fd.
-        let wake = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(efd) };
+        let wake = EventFd::new().map_err(|e| SetupError::Sys("eventfd", e))?;
         let (tx, rx) = mpsc::channel();
         let n = endpoints.len();
         let shared = Arc::new(Shared {
@@ -407,7 +404,7 @@ impl Backend {
                         }
                     }
                 })
-                .map_err(|e| SetupError::Sys(format!("thread: {e}")))?;
+                .map_err(|e| SetupError::Sys("thread", e))?;
             workers.push(h);
         }
         let acct = Arc::new(AcctQueue {
@@ -421,9 +418,9 @@ impl Backend {
             std::thread::Builder::new()
                 .name("sw-tacacs-acct".into())
                 .spawn(move || account_loop(&acct, &shared, &dropped))
-                .map_err(|e| SetupError::Sys(format!("thread: {e}")))?
+                .map_err(|e| SetupError::Sys("thread", e))?
         };
-        Ok(Backend {
+        Ok(Client {
             jobs,
             events: rx,
             shared,
@@ -454,8 +451,9 @@ impl Backend {
             drop(g);
             self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.shared.notify(Event::Log(
-                Severity::LOG_WARNING,
-                format!("event=tacacs-accounting-dropped record={} reason=\"queue full\"", record.kind()),
+                LogEvent::new(Severity::Warning, Kind::TacacsAccountingDropped)
+                    .bare("record", record.kind())
+                    .text("reason", "queue full"),
             ));
             return;
         }
@@ -471,9 +469,7 @@ impl Backend {
 
     /// The events that have arrived.
     pub fn events(&self) -> Vec<Event> {
-        let mut buf = 0u64;
-        // SAFETY: an 8-byte read from our eventfd into `buf`.
-        unsafe { libc::read(self.shared.wake.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
+        self.shared.wake.clear();
         self.events.try_iter().collect()
     }
 
@@ -506,8 +502,9 @@ impl Backend {
         let mut out: Vec<Event> = self.events.try_iter().collect();
         if left > 0 {
             out.push(Event::Log(
-                Severity::LOG_WARNING,
-                format!("event=tacacs-accounting-dropped records={left} reason=\"session ended before a server took them\""),
+                LogEvent::new(Severity::Warning, Kind::TacacsAccountingDropped)
+                    .bare("records", left)
+                    .text("reason", "session ended before a server took them"),
             ));
         }
         out
@@ -563,13 +560,10 @@ fn account_loop(q: &AcctQueue, shared: &Shared, dropped: &std::sync::atomic::Ato
         if stopping || item.queued.elapsed() > ACCT_GIVE_UP {
             dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             shared.notify(Event::Log(
-                Severity::LOG_WARNING,
-                format!(
-                    "event=tacacs-accounting-dropped record={} attempts={} error=\"{}\"",
-                    item.record.kind(),
-                    item.attempts,
-                    last_err.replace('"', "'")
-                ),
+                LogEvent::new(Severity::Warning, Kind::TacacsAccountingDropped)
+                    .bare("record", item.record.kind())
+                    .bare("attempts", item.attempts)
+                    .text("error", last_err.replace('"', "'")),
             ));
             continue;
         }
@@ -579,28 +573,9 @@ fn account_loop(q: &AcctQueue, shared: &Shared, dropped: &std::sync::atomic::Ato
     }
 }
 
-/// Which reply attributes of a permit cannot be applied: every mandatory attribute must be
-/// one the request carried, unchanged; a command cannot be changed after the fact.
-pub fn unapplicable(sent: &[Attr], reply: &[Attr]) -> Option<String> {
-    reply
-        .iter()
-        .find(|r| r.mandatory && !sent.iter().any(|s| s.name == r.name && s.value == r.value))
-        .map(|r| format!("{}={}", r.name, r.value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mandatory_reply_attributes_must_match_the_request() {
-        let sent = vec![Attr::new("service", "shell"), Attr::new("cmd", "/usr/bin/ls")];
-        assert_eq!(unapplicable(&sent, &[Attr::new("service", "shell")]), None);
-        let opt = Attr { name: "idletime".into(), value: "5".into(), mandatory: false };
-        assert_eq!(unapplicable(&sent, &[opt]), None);
-        assert_eq!(unapplicable(&sent, &[Attr::new("priv-lvl", "15")]).as_deref(), Some("priv-lvl=15"));
-        assert_eq!(unapplicable(&sent, &[Attr::new("cmd", "/usr/bin/rm")]).as_deref(), Some("cmd=/usr/bin/rm"));
-    }
 
     #[test]
     fn key_files_must_be_root_only() {

@@ -1,22 +1,21 @@
-//! TACACS+ accounting of the session and of every command it runs.
+//! TACACS+ accounting of the session and of every command it runs: which records to send, and
+//! when.
 //!
 //! A command's START goes out when its exec has been checked and let run; its STOP when the
 //! process ends, with its exit status, read from a pidfd (`PIDFD_INFO_EXIT`, Linux 6.15): the
 //! pidfds of running commands sit in an epoll set the loop polls, so nothing is polled per
 //! process. A process that execs another program ends the first command (a STOP without a
 //! status) and starts the next. The session itself has a START when it begins and a STOP when
-//! its last process is gone.
+//! its last process is gone. The records go to [`super::Client::account`].
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use session_wrapper_protocol::session_id_text;
 
-use super::{Pending, Supervisor};
-use crate::syslog::Severity;
-use crate::tacacs::attrs::Record;
+use super::attrs::Record;
+use crate::authz::Started;
 
 /// How long to wait for a process's parent to reap it (which makes its status readable).
 const REAP_WAIT: Duration = Duration::from_secs(2);
@@ -35,149 +34,124 @@ struct Task {
     port: String,
 }
 
-/// The commands being accounted.
+/// A record and the terminal it is about.
+pub type Outgoing = (String, Record);
+
+/// The commands being accounted, and the session's own START and STOP.
 #[derive(Debug)]
-pub(super) struct Tracker {
+pub struct Tracker {
     epoll: Option<Epoll>,
     running: HashMap<i32, Task>,
     exited: Vec<(Task, Instant)>,
     counter: u64,
+    session: String,
+    tty: String,
     session_start: u64,
 }
 
 impl Tracker {
-    pub(super) fn new() -> Self {
+    /// A tracker for the session whose id (as text) prefixes every task id, on terminal `tty`.
+    pub fn new(session: String, tty: String) -> Self {
         Tracker {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).ok(),
             running: HashMap::new(),
             exited: Vec::new(),
             counter: 0,
+            session,
+            tty,
             session_start: now_secs(),
         }
     }
 
     /// The fd the loop polls (readable when an accounted process ended).
-    pub(super) fn fd(&self) -> Option<BorrowedFd<'_>> {
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.epoll.as_ref().map(|e| e.0.as_fd())
     }
 
     /// Whether ended processes wait for their status (the loop then polls on a timer).
-    pub(super) fn waiting(&self) -> bool {
+    pub fn waiting(&self) -> bool {
         !self.exited.is_empty()
     }
-}
 
-impl Supervisor {
-    fn accounting_on(&self) -> bool {
-        self.tacacs.is_some() && self.config.tacacs.accounting
+    /// The session's START.
+    pub fn session_start(&self) -> Outgoing {
+        (self.tty.clone(), Record::SessionStart { task: format!("{}-0", self.session), start: self.session_start })
     }
 
-    fn task_id(&mut self) -> String {
-        self.acct.counter += 1;
-        format!("{}-{}", session_id_text(self.session.id), self.acct.counter)
-    }
-
-    /// Session START.
-    pub(super) fn session_started(&mut self) {
-        if let (Some(b), true) = (&self.tacacs, self.config.tacacs.session_accounting) {
-            let task = format!("{}-0", session_id_text(self.session.id));
-            b.account(self.session.tty.as_deref().unwrap_or(""), Record::SessionStart { task, start: self.acct.session_start });
-        }
-    }
-
-    /// Session STOP, and STOP for every command still accounted.
-    pub(super) fn session_ended(&mut self) {
-        let running: Vec<i32> = self.acct.running.keys().copied().collect();
-        for pid in running {
-            if let Some(t) = self.acct.running.remove(&pid) {
-                let status = crate::sys::pidfd_exit_status(t.pidfd.as_fd());
-                self.send_stop(t, status);
-            }
-        }
-        for (t, _) in std::mem::take(&mut self.acct.exited) {
-            let status = crate::sys::pidfd_exit_status(t.pidfd.as_fd());
-            self.send_stop(t, status);
-        }
-        if let (Some(b), true) = (&self.tacacs, self.config.tacacs.session_accounting) {
-            let task = format!("{}-0", session_id_text(self.session.id));
-            let record = Record::SessionStop { task, start: self.acct.session_start, stop: now_secs() };
-            b.account(self.session.tty.as_deref().unwrap_or(""), record);
-        }
-    }
-
-    fn send_stop(&self, t: Task, status: Option<i32>) {
-        if let Some(b) = &self.tacacs {
-            let record = Record::CommandStop { task: t.id, start: t.start, stop: now_secs(), cmd: t.cmd, args: t.args, status };
-            b.account(&t.port, record);
-        }
-    }
-
-    /// A pidfd for an exec that is about to be let go, when commands are accounted.
-    pub(super) fn accounting_pidfd(&self, pid: i32) -> Option<OwnedFd> {
-        if self.accounting_on() {
-            crate::sys::pidfd_open(pid, 0).ok()
-        } else {
-            None
-        }
-    }
-
-    /// A checked exec is running: START (and STOP for the command the process ran before).
-    pub(super) fn command_started(&mut self, pid: i32, pidfd: Option<OwnedFd>, p: &Pending) {
-        let Some(pidfd) = pidfd else { return };
-        if let Some(prev) = self.acct.running.remove(&pid) {
-            if let Some(ep) = &self.acct.epoll {
+    /// A checked exec is running: its START (after a STOP for the command the process ran
+    /// before). `false` in the second place when its end cannot be watched.
+    pub fn started(&mut self, s: Started) -> (Vec<Outgoing>, bool) {
+        let mut out = Vec::new();
+        if let Some(prev) = self.running.remove(&s.pid) {
+            if let Some(ep) = &self.epoll {
                 let _ = ep.delete(&prev.pidfd);
             }
-            self.send_stop(prev, None);
+            out.push(stop(prev, None));
         }
-        let id = self.task_id();
+        self.counter += 1;
         let task = Task {
-            id: id.clone(),
-            pidfd,
+            id: format!("{}-{}", self.session, self.counter),
+            pidfd: s.pidfd,
             start: now_secs(),
-            cmd: p.cmd.clone(),
-            args: p.args.clone(),
-            port: p.tty.clone().unwrap_or_default(),
+            cmd: s.cmd,
+            args: s.args,
+            port: s.tty.unwrap_or_default(),
         };
-        if let Some(ep) = &self.acct.epoll {
-            if ep.add(&task.pidfd, EpollEvent::new(EpollFlags::EPOLLIN, pid as u64)).is_err() {
-                self.event(Severity::LOG_WARNING, "event=tacacs-accounting-untracked reason=\"epoll\"");
-            }
-        }
-        if let Some(b) = &self.tacacs {
-            let record = Record::CommandStart { task: id, start: task.start, cmd: task.cmd.clone(), args: task.args.clone() };
-            b.account(&task.port, record);
-        }
-        self.acct.running.insert(pid, task);
+        let watched = self
+            .epoll
+            .as_ref()
+            .is_some_and(|ep| ep.add(&task.pidfd, EpollEvent::new(EpollFlags::EPOLLIN, s.pid as u64)).is_ok());
+        let record =
+            Record::CommandStart { task: task.id.clone(), start: task.start, cmd: task.cmd.clone(), args: task.args.clone() };
+        out.push((task.port.clone(), record));
+        self.running.insert(s.pid, task);
+        (out, watched)
     }
 
-    /// Accounted processes that ended: wait for their status, then STOP.
-    pub(super) fn on_commands_ended(&mut self) {
+    /// STOPs of accounted processes that ended and whose status is known, or that waited
+    /// long enough.
+    pub fn ended(&mut self) -> Vec<Outgoing> {
         let mut events = [EpollEvent::empty(); 64];
-        if let Some(ep) = &self.acct.epoll {
+        if let Some(ep) = &self.epoll {
             let n = ep.wait(&mut events, EpollTimeout::ZERO).unwrap_or(0);
             for e in &events[..n] {
-                let pid = e.data() as i32;
-                if let Some(t) = self.acct.running.remove(&pid) {
+                if let Some(t) = self.running.remove(&(e.data() as i32)) {
                     let _ = ep.delete(&t.pidfd);
-                    self.acct.exited.push((t, Instant::now() + REAP_WAIT));
+                    self.exited.push((t, Instant::now() + REAP_WAIT));
                 }
             }
         }
-        self.check_exited();
-    }
-
-    /// STOP for ended processes whose status is known, or that waited long enough.
-    pub(super) fn check_exited(&mut self) {
         let now = Instant::now();
+        let mut out = Vec::new();
         let mut keep = Vec::new();
-        for (t, until) in std::mem::take(&mut self.acct.exited) {
+        for (t, until) in std::mem::take(&mut self.exited) {
             match crate::sys::pidfd_exit_status(t.pidfd.as_fd()) {
-                Some(status) => self.send_stop(t, Some(status)),
-                None if now >= until => self.send_stop(t, None),
+                Some(status) => out.push(stop(t, Some(status))),
+                None if now >= until => out.push(stop(t, None)),
                 None => keep.push((t, until)),
             }
         }
-        self.acct.exited = keep;
+        self.exited = keep;
+        out
     }
+
+    /// The session ended: a STOP for every command still accounted, then the session's
+    /// (`None` in place of the session's STOP when session accounting is off).
+    pub fn session_ended(&mut self, session_stop: bool) -> Vec<Outgoing> {
+        let mut out: Vec<Outgoing> = Vec::new();
+        let tasks = self.running.drain().map(|(_, t)| t).chain(self.exited.drain(..).map(|(t, _)| t)).collect::<Vec<_>>();
+        for t in tasks {
+            let status = crate::sys::pidfd_exit_status(t.pidfd.as_fd());
+            out.push(stop(t, status));
+        }
+        if session_stop {
+            let record = Record::SessionStop { task: format!("{}-0", self.session), start: self.session_start, stop: now_secs() };
+            out.push((self.tty.clone(), record));
+        }
+        out
+    }
+}
+
+fn stop(t: Task, status: Option<i32>) -> Outgoing {
+    (t.port, Record::CommandStop { task: t.id, start: t.start, stop: now_secs(), cmd: t.cmd, args: t.args, status })
 }

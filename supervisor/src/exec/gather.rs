@@ -1,0 +1,262 @@
+//! Gathering the facts of one exec: the caller's ids, the path, `argv` and what the
+//! environment says to the loader, read from its memory ([`crate::sys::memory`]); the real file and
+//! its `#!` chain ([`crate::sys::resolve`]), the links its name comes through ([`crate::sys::trust`]); the
+//! working directory, the terminal, the caller's user namespace.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::unistd::Pid;
+use session_wrapper_config::{Config, ExeKind, GuardAction};
+
+use crate::sys::exefile::Loaders;
+use crate::sys::filter::{Notified, AUDIT_ARCH_I386};
+use crate::log::{Event, Kind, Severity};
+use crate::sys::memory::{self, Limits, PtrWidth, Remote};
+use crate::sys::notify::{Listener, Notification};
+use crate::sys::procfs;
+use crate::sys::resolve::{self, Asker, ExecPlan, HeadCache, Reference, RemoteFd};
+use crate::sys::trust::LinkFinder;
+use crate::sys::users::UidNames;
+
+/// The library search path variables the `library-path` guard checks.
+pub const LIBRARY_PATH_VARS: [&str; 2] = ["LD_LIBRARY_PATH", "GCONV_PATH"];
+
+/// What the pipeline sees the session's execs with: this system's loaders, the bounds of what
+/// is read, caches, the session's own root and user namespace.
+#[derive(Debug)]
+pub struct Sight {
+    /// The dynamic loaders, by identity.
+    pub loaders: Loaders,
+    /// Bounds on what is read from a process.
+    pub limits: Limits,
+    /// Names of uids.
+    pub names: UidNames,
+    /// Heads of files recently seen (`#!` lines).
+    pub heads: HeadCache,
+    /// The session's mount and user namespace.
+    pub reference: Reference,
+    /// Finds the links a program is invoked through under another name.
+    pub links: LinkFinder,
+    /// The library search path variables checked (none when the guard allows them).
+    pub library_vars: Vec<String>,
+}
+
+impl Sight {
+    /// What a session whose process `leader` opened it sees with, under `config`.
+    pub fn new(config: &Config, leader: i32) -> Self {
+        let reference = Reference::of(leader);
+        let links = LinkFinder::new(reference.root());
+        let library_vars = if config.policy.guards.library_path == GuardAction::Deny {
+            LIBRARY_PATH_VARS.iter().map(|v| (*v).to_owned()).collect()
+        } else {
+            Vec::new()
+        };
+        Sight {
+            loaders: Loaders::discover(),
+            limits: Limits::default(),
+            names: UidNames::default(),
+            heads: HeadCache::default(),
+            reference,
+            links,
+            library_vars,
+        }
+    }
+}
+
+/// Everything known about one exec before it is decided.
+#[derive(Debug)]
+pub struct ExecFacts {
+    /// The notification's id.
+    pub id: u64,
+    /// The thread that made the call.
+    pub tid: i32,
+    /// Its ids.
+    pub status: procfs::Status,
+    /// A pidfd of it, for the deny message.
+    pub pidfd: Option<OwnedFd>,
+    /// The path as asked.
+    pub path: Vec<u8>,
+    /// The argument vector (never empty: an empty one runs with `argv[0] = ""`).
+    pub argv: Vec<Vec<u8>>,
+    /// The first refused loader variable the environment sets.
+    pub loader_env: Option<String>,
+    /// Why a library search path of its environment is refused, if it is.
+    pub library_path: Option<String>,
+    /// Whether the caller is in a user namespace other than the session's.
+    pub foreign_user_namespace: bool,
+    /// The file, its `#!` chain and what will really start.
+    pub plan: ExecPlan,
+    /// The working directory.
+    pub cwd: Vec<u8>,
+    /// The terminal.
+    pub tty: Option<String>,
+    /// The effective user at the exec, by name.
+    pub target_user: String,
+    /// When the notification was received.
+    pub t0: Instant,
+}
+
+impl ExecFacts {
+    /// The path the program is invoked through, as the authorization backend and accounting
+    /// name it: its real path under its own name (`/usr/bin/systemctl`), the link its name
+    /// comes from otherwise (`/usr/sbin/reboot` for `systemctl` invoked as `reboot`); `None`
+    /// for a name no link gives it (`exec -a xreboot /usr/bin/systemctl`).
+    pub fn invoked_path(&self) -> Option<Vec<u8>> {
+        let named = &self.plan.named;
+        let name = session_wrapper_config::invoked_name(self.argv.first().map_or(&[][..], Vec::as_slice));
+        if named.real_path.rsplit(|&b| b == b'/').next() == Some(name) {
+            Some(named.real_path.clone())
+        } else {
+            named.links.first().cloned()
+        }
+    }
+}
+
+/// What gathering came to.
+#[derive(Debug)]
+pub enum Gathered {
+    /// The facts, to decide on.
+    Facts(Box<ExecFacts>),
+    /// The exec cannot run (its arguments cannot be read, its path names nothing that can
+    /// run): answer it with `errno`, log `event` if there is one, count it as failed or not.
+    Refused {
+        /// The errno to answer with.
+        errno: Errno,
+        /// What to log.
+        event: Option<Event>,
+        /// Whether it counts as a failure (a missing file does not: `execvp` tries them).
+        failed: bool,
+    },
+    /// The task is gone, or its call was already answered.
+    Gone,
+}
+
+/// The call's arguments: (dirfd, path, argv, envp, flags) pointers and values, and the
+/// pointer width of the calling ABI.
+fn arguments(n: &Notification, kind: Notified) -> ((Option<RemoteFd>, u64, u64, u64, u64), PtrWidth) {
+    let is32 = n.arch == AUDIT_ARCH_I386;
+    let a = |i: usize| if is32 { n.args[i] & 0xffff_ffff } else { n.args[i] };
+    let width = if is32 { PtrWidth::Bits32 } else { PtrWidth::Bits64 };
+    let args = match kind {
+        Notified::Execveat => (RemoteFd::of_dirfd(a(0) as i32), a(1), a(2), a(3), a(4)),
+        _ => (None, a(0), a(1), a(2), 0),
+    };
+    (args, width)
+}
+
+/// Reads and resolves everything about the exec.
+pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut Sight, config: &Config, debug: bool) -> Gathered {
+    let t0 = Instant::now();
+    let tid = n.tid;
+    let ((dirfd, path_ptr, argv_ptr, envp_ptr, flags), width) = arguments(n, kind);
+    let Ok((status, pidfd)) = procfs::task(tid) else {
+        return Gathered::Refused { errno: Errno::ESRCH, event: None, failed: false };
+    };
+    let mut mem = Remote::new(Pid::from_raw(tid));
+    let limits = sight.limits;
+    let refuse = &config.policy.guards.loader_env;
+    let read = memory::read_path(&mut mem, path_ptr, &limits).and_then(|path| {
+        let argv = memory::read_argv(&mut mem, argv_ptr, width, &limits)?;
+        let env = memory::scan_env(&mut mem, envp_ptr, width, refuse, &sight.library_vars, &limits)?;
+        let paths: Vec<(String, Vec<u8>)> = env.paths.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        Ok((path, argv, env.refused.map(str::to_owned), paths))
+    });
+    drop(mem);
+    let (path, mut argv, loader_env, library_vars) = match read {
+        Ok(r) => r,
+        Err(e) if listener.id_valid(n.id) => {
+            let event = Event::new(Severity::Notice, Kind::ExecRefused)
+                .bare("pid", status.tgid)
+                .bare("uid", status.euid)
+                .text("reason", format!("arguments unreadable: {e}"))
+                .bare("errno", e.errno());
+            return Gathered::Refused { errno: e.errno(), event: Some(event), failed: true };
+        }
+        Err(_) => return Gathered::Gone,
+    };
+    // Since Linux 5.18 an empty argv runs with argv[0] = "".
+    if argv.is_empty() {
+        argv.push(Vec::new());
+    }
+    let asker = Asker { tid };
+    let plan = resolve::resolve(asker, status.tgid, dirfd, &path, flags).and_then(|named| {
+        let filename = resolve::kernel_filename(dirfd, &path);
+        resolve::plan(asker, status.tgid, named, filename, &argv, &mut sight.heads)
+    });
+    let cwd = procfs::cwd(tid).unwrap_or_default();
+    let tty = procfs::tty(status.tgid).ok().flatten();
+    // Everything read so far was read from the right task only if it still waits.
+    if !listener.id_valid(n.id) {
+        return Gathered::Gone;
+    }
+    let mut plan = match plan {
+        Ok(p) => p,
+        Err(errno) => return unresolved(errno, &status, &path, debug),
+    };
+    mark_foreign(&sight.reference, &mut plan);
+    plan.find_links(&sight.links, &path, &argv);
+    let library_path = library_path_problem(tid, &library_vars);
+    let foreign_user_namespace = sight.reference.foreign_user_namespace(tid);
+    let target_user = sight.names.name(status.euid).to_owned();
+    Gathered::Facts(Box::new(ExecFacts {
+        id: n.id,
+        tid,
+        status,
+        pidfd,
+        path,
+        argv,
+        loader_env,
+        library_path,
+        foreign_user_namespace,
+        plan,
+        cwd,
+        tty,
+        target_user,
+        t0,
+    }))
+}
+
+/// Nothing runs. A missing file is what the kernel would say too (and `execvp` tries every
+/// PATH entry): logged only with `debug`. Any other refusal is logged and counted.
+fn unresolved(errno: Errno, status: &procfs::Status, path: &[u8], debug: bool) -> Gathered {
+    let missing = matches!(errno, Errno::ENOENT | Errno::ENOTDIR);
+    let event = (debug || !missing).then(|| {
+        Event::new(if missing { Severity::Debug } else { Severity::Notice }, Kind::ExecUnresolved)
+            .bare("pid", status.tgid)
+            .bare("uid", status.euid)
+            .quoted("path", path)
+            .bare("errno", errno)
+    });
+    Gathered::Refused { errno, event, failed: !missing }
+}
+
+/// Marks the files of an exec whose paths name other files (or none) in the session's mount
+/// namespace: reached through a namespace of their own, their names cannot be trusted
+/// (`guards.foreign-mount`).
+fn mark_foreign(reference: &Reference, plan: &mut ExecPlan) {
+    let files = std::iter::once(&mut plan.named).chain(plan.interpreters.iter_mut().map(|i| &mut i.file));
+    for file in files {
+        if file.kind == ExeKind::File && reference.foreign(&file.real_path, file.dev, file.ino) {
+            file.kind = ExeKind::Foreign;
+        }
+    }
+}
+
+/// Why the library search path variables of task `tid`'s exec are refused, if they are:
+/// each directory is looked up from the task's own root, as its loader will.
+pub fn library_path_problem(tid: i32, vars: &[(String, Vec<u8>)]) -> Option<String> {
+    if vars.is_empty() {
+        return None;
+    }
+    let root = CString::new(format!("/proc/{tid}/root")).ok().and_then(|c| {
+        nix::fcntl::openat(nix::fcntl::AT_FDCWD, c.as_c_str(), OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()
+    });
+    let Some(root) = root else { return Some("the process's root directory cannot be read".into()) };
+    vars.iter().find_map(|(name, value)| {
+        crate::sys::trust::library_path_problem(root.as_fd(), value).map(|p| format!("{name}={}: {p}", String::from_utf8_lossy(value)))
+    })
+}

@@ -1,0 +1,422 @@
+//! The exec pipeline: every `execve`/`execveat` of the session, from its notification to its
+//! outcome.
+//!
+//! 1. **gather** ([`gather`]): the caller's ids, path, `argv` and what its environment says to
+//!    the loader, from its memory; the real file, its `#!` chain and the links its name comes
+//!    through; working directory, terminal, user namespace;
+//! 2. **decide** ([`decide`]): the policy's decision on what will run;
+//! 3. **authorize**, when the policy says so: the answer cache ([`cache`]), else the
+//!    authorization backend ([`crate::authz`]; the exec waits in its notification while the
+//!    others go on);
+//! 4. **settle** ([`settle`], pure): the decision with the backend's answer, the fallback
+//!    rules or the fail policy, the mode, and `log-failure`;
+//! 5. **refuse** (errno, the user's message ([`message`]), a decision line), or **attach and
+//!    let it run**;
+//! 6. **verify** ([`verify`]) at the exec stop what really loaded, and log the outcome.
+//!
+//! Each exec in flight has one entry in one table, with its stage: waiting for the backend,
+//! waiting for another exec of its process, or running until its exec stop.
+
+pub mod cache;
+pub mod decide;
+pub mod gather;
+pub mod message;
+pub mod settle;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use session_wrapper_config::{Action, Config, DecidedBy, Decision, Guard, GuardAction, LogFailure, Mode};
+
+use crate::authz::{Answer, Backend, Request, Started};
+use crate::sys::filter::Notified;
+use crate::log::{Event, Kind, LogSink, Severity, Value};
+use crate::sys::notify::{Listener, Notification};
+use crate::login::Session;
+use crate::sys::tracer::{self, Stop};
+use decide::Subject;
+use gather::{ExecFacts, Gathered, Sight};
+use settle::{Authz, Fallback, Settled, Verdict};
+use verify::Verified;
+
+/// What the pipeline works with, lent by the supervisor for one call.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The seccomp listener.
+    pub listener: &'a Listener,
+    /// The session's policy.
+    pub config: &'a Config,
+    /// The session.
+    pub session: &'a Session,
+    /// Where lines go.
+    pub log: &'a mut dyn LogSink,
+    /// The authorization backend, when there is one.
+    pub backend: Option<&'a mut dyn Backend>,
+    /// Log unresolvable execs too.
+    pub debug: bool,
+}
+
+impl Ctx<'_> {
+    fn emit(&mut self, event: Event) {
+        self.log.emit(&event.in_session(self.session.id));
+    }
+}
+
+/// Decision counts, for the session list and the final log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Execs allowed (including audit-mode execs the policy denies).
+    pub allowed: u64,
+    /// Execs refused.
+    pub refused: u64,
+    /// Tasks killed at the exec stop because the loaded image was not authorized.
+    pub killed: u64,
+    /// Execs refused before a decision (unreadable arguments, unresolvable path).
+    pub failed: u64,
+}
+
+/// Where an exec in flight stands.
+#[derive(Debug)]
+enum Stage {
+    /// Waiting for the backend's answer.
+    Authorizing { decision: Decision },
+    /// Decided, waiting for another exec of its process to finish (see [`Pipeline::complete`]).
+    Deferred { decision: Decision, authz: Authz },
+    /// Let run and attached, waiting for its exec stop. `line`: its decision line, without
+    /// the outcome; `traced`: whether another process traced the caller (the guard allowed it).
+    Running { line: Event, traced: bool },
+}
+
+#[derive(Debug)]
+struct InFlight {
+    facts: Box<ExecFacts>,
+    stage: Stage,
+}
+
+/// The execs of one session.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// Every exec in flight, by notification id.
+    table: HashMap<u64, InFlight>,
+    sight: Sight,
+    cache: cache::Cache,
+    messenger: message::Messenger,
+    counts: Counts,
+}
+
+impl Pipeline {
+    /// The pipeline of a session opened by process `leader`, under `config`.
+    pub fn new(config: &Config, leader: i32) -> Self {
+        Pipeline {
+            table: HashMap::new(),
+            sight: Sight::new(config, leader),
+            cache: cache::Cache::default(),
+            messenger: message::Messenger::default(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Decision counts so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// An exec's notification.
+    pub fn on_exec(&mut self, ctx: &mut Ctx<'_>, n: &Notification, kind: Notified) {
+        let f = match gather::gather(ctx.listener, n, kind, &mut self.sight, ctx.config, ctx.debug) {
+            Gathered::Gone => return,
+            Gathered::Refused { errno, event, failed } => {
+                let _ = ctx.listener.refuse(n.id, errno);
+                self.counts.failed += u64::from(failed);
+                if let Some(e) = event {
+                    ctx.emit(e);
+                }
+                return;
+            }
+            Gathered::Facts(f) => f,
+        };
+        let decision = decide::decide_plan(ctx.config, &self.sight.loaders, &subject(ctx.session, &f, false), &f.plan, &f.argv).0;
+        if decision.action != Action::Authorize {
+            return self.complete(ctx, f, decision, Authz::Local);
+        }
+        let Some(backend) = ctx.backend.as_deref_mut() else {
+            return self.complete(ctx, f, decision, Authz::NoBackend);
+        };
+        let (name, label) = (backend.name(), backend.label());
+        if let Some(outcome) = self.cache.get(&cache::key(&f)) {
+            let authz = Authz::Asked { backend: name, label, outcome, elapsed: Duration::ZERO, cached: true };
+            return self.complete(ctx, f, decision, authz);
+        }
+        let Some(cmd) = f.invoked_path() else {
+            let argv0 = f.argv.first().map_or(&[][..], Vec::as_slice);
+            let name = session_wrapper_config::text::escape(session_wrapper_config::invoked_name(argv0));
+            return self.complete(ctx, f, decision, Authz::Unnamed { name });
+        };
+        let request = Request { tty: f.tty.as_deref().unwrap_or(""), cmd: &cmd, args: f.argv.get(1..).unwrap_or(&[]) };
+        backend.authorize(f.id, request);
+        self.table.insert(f.id, InFlight { facts: f, stage: Stage::Authorizing { decision } });
+    }
+
+    /// The backend's answer to an exec that waits for it.
+    pub fn on_answer(&mut self, ctx: &mut Ctx<'_>, answer: Answer) {
+        let Some(InFlight { facts, stage: Stage::Authorizing { decision } }) = self.table.remove(&answer.id) else {
+            return;
+        };
+        if !ctx.listener.id_valid(facts.id) {
+            // The process died while it waited.
+            return;
+        }
+        if let Some(ttl) = ctx.config.tacacs.cache_ttl {
+            self.cache.remember(cache::key(&facts), &answer.outcome, ttl);
+        }
+        let (backend, label) = ctx.backend.as_deref().map_or(("-", "-"), |b| (b.name(), b.label()));
+        let authz = Authz::Asked { backend, label, outcome: answer.outcome, elapsed: answer.elapsed, cached: false };
+        self.complete(ctx, facts, decision, authz);
+    }
+
+    /// A stop or an exit of a traced task (one of the execs let run, or not: then it is only
+    /// let go).
+    pub fn on_stop(&mut self, ctx: &mut Ctx<'_>, stop: Stop) {
+        match stop {
+            Stop::Exec { pid, former } => match self.take_running(&[former, pid]) {
+                Some((facts, line, traced)) => self.verify(ctx, pid, &facts, line, traced),
+                None => tracer::detach(pid, None),
+            },
+            Stop::Returned { tid, errno, signal, group_stop } => {
+                if let Some((_, mut line, _)) = self.take_running(&[tid]) {
+                    if tracer::is_restart(errno) {
+                        // The kernel restarts the exec and notifies again: no line yet.
+                        self.counts.allowed = self.counts.allowed.saturating_sub(1);
+                    } else {
+                        let result = if group_stop { "stopped".to_owned() } else { format!("failed errno={}", Errno::from_raw(errno)) };
+                        line.push_bare("result", result);
+                        ctx.emit(line);
+                    }
+                }
+                tracer::detach(tid, signal);
+            }
+            Stop::Gone { tid, code } => {
+                if let Some((_, mut line, _)) = self.take_running(&[tid]) {
+                    line.push_bare("result", format!("died code={code}"));
+                    ctx.emit(line);
+                }
+            }
+        }
+        self.retry_deferred(ctx);
+    }
+
+    /// Removes the running exec of the first of `tids` that has one.
+    fn take_running(&mut self, tids: &[i32]) -> Option<(Box<ExecFacts>, Event, bool)> {
+        let id = tids.iter().find_map(|tid| {
+            self.table.iter().find(|(_, e)| e.facts.tid == *tid && matches!(e.stage, Stage::Running { .. })).map(|(id, _)| *id)
+        })?;
+        match self.table.remove(&id)? {
+            InFlight { facts, stage: Stage::Running { line, traced } } => Some((facts, line, traced)),
+            _ => None,
+        }
+    }
+
+    /// Whether an exec of process `tgid` is running (allowed, attached, not yet loaded).
+    fn running(&self, tgid: i32) -> bool {
+        self.table.values().any(|e| e.facts.status.tgid == tgid && matches!(e.stage, Stage::Running { .. }))
+    }
+
+    /// Completes the execs that waited for another exec of their process: once it has loaded
+    /// (the others are gone with the old image) or failed.
+    fn retry_deferred(&mut self, ctx: &mut Ctx<'_>) {
+        let waiting: Vec<u64> =
+            self.table.iter().filter(|(_, e)| matches!(e.stage, Stage::Deferred { .. })).map(|(id, _)| *id).collect();
+        for id in waiting {
+            let Some(InFlight { facts, stage: Stage::Deferred { decision, authz } }) = self.table.remove(&id) else { continue };
+            if !ctx.listener.id_valid(facts.id) {
+                // Killed by the other exec, as every other thread of an exec'ing process is.
+                continue;
+            }
+            self.complete(ctx, facts, decision, authz);
+        }
+    }
+
+    /// Refuses the exec, or attaches to it and lets it run.
+    ///
+    /// An exec of a process that already has one running waits for it (stage `Deferred`):
+    /// attaching (`PTRACE_SEIZE`) to a thread of that process would block on the exec's lock
+    /// (`cred_guard_mutex`), while that exec waits for its other threads to be gone, one of
+    /// which may be traced by us and need reaping: the supervisor would hang, and every exec
+    /// of the session with it.
+    fn complete(&mut self, ctx: &mut Ctx<'_>, f: Box<ExecFacts>, decision: Decision, authz: Authz) {
+        if self.running(f.status.tgid) {
+            self.table.insert(f.id, InFlight { facts: f, stage: Stage::Deferred { decision, authz } });
+            return;
+        }
+        let (mut s, enforce) = self.settled(ctx, &f, decision, authz);
+        // An exec that runs does so only under our check: attach now. A task traced by someone
+        // else cannot be attached, which is how a tracer is noticed.
+        let mut traced = f.status.tracer != 0;
+        let mut attached = false;
+        if (s.verdict == Verdict::Allow || !enforce) && !traced {
+            match tracer::seize(f.tid) {
+                Ok(()) => attached = true,
+                Err(Errno::ESRCH) => return,
+                Err(_) => {
+                    traced = true;
+                    traced_guard(ctx.config, &mut s);
+                }
+            }
+        }
+        let mut line = decision_line(ctx, &f, &s);
+        if s.verdict == Verdict::Deny && enforce {
+            return self.refuse(ctx, &f, &s.decision, line);
+        }
+        self.counts.allowed += 1;
+        line.push_bare("latency_us", f.t0.elapsed().as_micros());
+        // An audit-mode "would deny" stays a notice when its outcome is logged.
+        line.severity = if s.verdict == Verdict::Deny { Severity::Notice } else { Severity::Info };
+        let _ = ctx.listener.allow(f.id);
+        if !attached {
+            // Traced by another process and the policy allows that: nothing can check this
+            // exec after the fact, which the log says.
+            line.severity = Severity::Warning;
+            line.push_bare("result", if traced { "unverified-traced" } else { "unverified" });
+            return ctx.emit(line);
+        }
+        tracer::interrupt(f.tid);
+        self.table.insert(f.id, InFlight { facts: f, stage: Stage::Running { line, traced } });
+    }
+
+    /// The decision settled, `log-failure` applied; and whether it is enforced.
+    fn settled(&self, ctx: &mut Ctx<'_>, f: &ExecFacts, decision: Decision, authz: Authz) -> (Settled, bool) {
+        let (config, loaders) = (ctx.config, &self.sight.loaders);
+        let fallback = || {
+            let req = decide::request(loaders, &subject(ctx.session, f, false), (&f.plan.named).into(), &f.argv);
+            config.policy.decide_fallback(&req).map(|(i, decision)| Fallback {
+                rule: config.policy.fallback.get(i).map_or("?", |r| r.name.as_str()).to_owned(),
+                decision,
+            })
+        };
+        let mut s = settle::settle(decision, authz, fallback, config.fail_policy);
+        // "No audit, no exec": while a line can be neither delivered nor kept on disk, execs
+        // are refused, in audit mode too.
+        let unlogged = config.log_failure == LogFailure::Refuse && !ctx.log.can_keep();
+        if unlogged {
+            s.verdict = Verdict::Deny;
+            s.decision = Decision {
+                action: Action::Deny,
+                by: s.decision.by,
+                message: Some("the audit log cannot be written; commands are refused until it can".into()),
+            };
+            s.reason = Some("log-failure=refuse: syslog takes no lines and the spool cannot keep them".into());
+        }
+        (s, config.mode == Mode::Enforce || unlogged)
+    }
+
+    /// Refuses the exec: errno, the user's message, the line.
+    fn refuse(&mut self, ctx: &mut Ctx<'_>, f: &ExecFacts, decision: &Decision, mut line: Event) {
+        let text = message::text(ctx.config, &f.path, decision);
+        let delivery = match &f.pidfd {
+            Some(p) => self.messenger.deliver_via(p.as_fd(), text.as_bytes()),
+            None => self.messenger.deliver(f.status.tgid, text.as_bytes()),
+        };
+        let _ = ctx.listener.refuse(f.id, Errno::from_raw(ctx.config.deny_errno.value));
+        self.counts.refused += 1;
+        line.push_bare("errno", ctx.config.deny_errno.name);
+        line.push_bare("message", delivery.as_str());
+        line.push_bare("latency_us", f.t0.elapsed().as_micros());
+        line.severity = Severity::Notice;
+        ctx.emit(line);
+    }
+
+    /// The exec of `facts` loaded, as `pid`: check what loaded before it runs.
+    fn verify(&mut self, ctx: &mut Ctx<'_>, pid: i32, facts: &ExecFacts, mut line: Event, traced: bool) {
+        let verified = verify::at_exec_stop(pid, facts, traced, &mut self.sight, ctx.config, ctx.session);
+        let runs = verified.runs() || ctx.config.mode != Mode::Enforce;
+        if let Verified::Mismatch { decision, fields } = verified {
+            line.severity = Severity::Warning;
+            line.fields.extend(fields);
+            if !runs {
+                let text = message::text(ctx.config, &facts.path, &decision);
+                let _ = self.messenger.deliver(pid, text.as_bytes());
+                tracer::kill(pid);
+                self.counts.allowed = self.counts.allowed.saturating_sub(1);
+                self.counts.killed += 1;
+                line.push_bare("result", "killed");
+                return ctx.emit(line);
+            }
+        }
+        // The pidfd is taken while the process is stopped: a short command could be gone (and
+        // its pid reused) by the time the loop looks again.
+        let pidfd = ctx.backend.as_deref().filter(|b| b.accounts()).and_then(|_| crate::sys::pidfd_open(pid, 0).ok());
+        tracer::detach(pid, None);
+        line.push_bare("result", "exec");
+        ctx.emit(line);
+        if let (Some(pidfd), Some(backend)) = (pidfd, ctx.backend.as_deref_mut()) {
+            let cmd = facts.invoked_path().unwrap_or_else(|| facts.plan.named.real_path.clone());
+            let started = Started { pid, pidfd, cmd, args: facts.argv.get(1..).unwrap_or(&[]).to_vec(), tty: facts.tty.clone() };
+            for e in backend.command_started(started) {
+                ctx.emit(e);
+            }
+        }
+    }
+}
+
+/// Who runs an exec, and under which circumstances.
+fn subject<'a>(session: &'a Session, f: &'a ExecFacts, traced: bool) -> Subject<'a> {
+    Subject {
+        user: &session.user,
+        service: &session.service,
+        target_user: &f.target_user,
+        loader_env: f.loader_env.as_deref(),
+        untrusted_library_path: f.library_path.as_deref(),
+        traced: traced || f.status.tracer != 0,
+        foreign_user_namespace: f.foreign_user_namespace,
+    }
+}
+
+/// The exec turned out to be traced (it could not be attached): the `traced` guard applies, as
+/// it would have had the tracer been known (it comes after the other guards, before the rules).
+fn traced_guard(config: &Config, s: &mut Settled) {
+    if config.policy.guards.traced == GuardAction::Deny && !matches!(s.decision.by, DecidedBy::Guard(_)) {
+        s.verdict = Verdict::Deny;
+        s.decision = Decision { action: Action::Deny, by: DecidedBy::Guard(Guard::Traced), message: None };
+        s.authz.clear();
+        s.reason = None;
+    }
+}
+
+/// The decision line of an exec, up to its outcome (`errno=`/`latency_us=`/`result=` follow).
+fn decision_line(ctx: &Ctx<'_>, f: &ExecFacts, s: &Settled) -> Event {
+    let (argv_text, cut) = session_wrapper_config::text::escape_argv(&f.argv, ctx.config.log.argv_max);
+    let mut e = Event::new(Severity::Info, Kind::Decision)
+        .in_session(ctx.session.id)
+        .escaped("user", ctx.session.user.name.as_bytes())
+        .bare("uid", f.status.euid)
+        .escaped("target", f.target_user.as_bytes())
+        .bare("pid", f.status.tgid);
+    if f.tid != f.status.tgid {
+        e.push_bare("tid", f.tid);
+    }
+    e = e
+        .bare("ppid", f.status.ppid)
+        .bare("tty", f.tty.as_deref().unwrap_or("-"))
+        .quoted("cwd", &f.cwd)
+        .quoted("path", &f.path)
+        .quoted("exe", &f.plan.named.real_path);
+    if !f.plan.interpreters.is_empty() {
+        e.push_quoted("interpreter", &f.plan.image().real_path);
+    }
+    e = e.bare("argc", f.argv.len()).field("argv", Value::Quoted(argv_text));
+    if cut {
+        e.push_bare("argv_truncated", 1);
+    }
+    e = e
+        .bare("decision", if s.verdict == Verdict::Allow { "allow" } else { "deny" })
+        .bare("rule", ctx.config.policy.decider_name(s.decision.by))
+        .bare("mode", ctx.config.mode.as_str())
+        .extend(s.authz.iter().cloned());
+    if let Some(r) = &s.reason {
+        e.fields.push(settle::reason_field(r));
+    }
+    e
+}

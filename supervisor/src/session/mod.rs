@@ -1,0 +1,227 @@
+//! One session under a supervisor, from its set-up to its end.
+//!
+//! Two entry points start one: [`from_pam`] (the PAM module execs
+//! `session-wrapper-supervisor`, which forks a supervisor and a watchdog) and [`command`]
+//! (`session-wrapper run`: one command under a supervisor, without PAM). Both bring the session
+//! up the same way, with the functions of this module:
+//! 1. [`prepare`]: the isolation plan ([`isolation`]) and the session filter for the user and
+//!    service, and a session id;
+//! 2. the entry point installs the filter on the session's first process and receives its
+//!    listener (through the module, or from its own child);
+//! 3. [`start`]: the log sink with its spool, the supervisor's own confinement ([`harden`]),
+//!    the authorization backend, and the [`Supervisor`], whose loop ([`Supervisor::serve`])
+//!    answers every exec until the session's last process is gone.
+
+pub mod cgroup;
+pub mod command;
+pub mod from_pam;
+pub mod harden;
+pub mod isolation;
+pub mod lingering;
+mod nested;
+pub mod runtime;
+mod supervisor;
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::SystemTime;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::{fork, ForkResult, Pid};
+use session_wrapper_config::{Config, LogFailure};
+use session_wrapper_protocol::{session_id_from, session_id_text, FilterProgram};
+
+use crate::log::spool::SpoolDir;
+use crate::log::syslog::Syslog;
+use crate::log::{Event, Kind, LogSink, Severity};
+use crate::sys::filter::{self, FilterError, FilterSpec};
+use crate::sys::notify::Listener;
+use crate::sys::users::LoginUser;
+use isolation::{Plan, PlanError};
+pub use crate::login::Session;
+pub use supervisor::{SetupError, Summary, Supervisor};
+
+/// What a PAM session adds to a supervisor: its session file, its watchdog, its close. A
+/// command run without PAM may have a cgroup and nothing else.
+#[derive(Debug, Default)]
+pub struct PamSession {
+    /// The runtime directory to keep the session file in.
+    pub runtime_dir: Option<runtime::RuntimeDir>,
+    /// The read end of a pipe whose writer is the watchdog: `POLLHUP` means it died.
+    pub watchdog: Option<OwnedFd>,
+    /// The watchdog's pid (never ended with the session).
+    pub watchdog_pid: Option<i32>,
+    /// End the session's processes when it closes.
+    pub kill_on_close: bool,
+    /// The session's own audit session id, if it has one.
+    pub audit_session: Option<u32>,
+    /// The session's cgroup, if there is one.
+    pub cgroup: Option<cgroup::SessionCgroup>,
+}
+
+/// A new session id: 48 random bits. Without `getrandom(2)` (it does not fail on Linux 3.17+
+/// once the pool is ready), the time and the pid stand in: unique on the host, not secret.
+pub fn new_id() -> u64 {
+    let fallback = || {
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ (u64::from(std::process::id()) << 32)
+    };
+    session_id_from(crate::sys::random_u64().unwrap_or_else(|_| fallback()))
+}
+
+/// What a session needs before its first process is confined.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Its id.
+    pub id: u64,
+    /// Its isolation.
+    pub plan: Plan,
+    /// The session filter.
+    pub program: FilterProgram,
+}
+
+/// Why a session cannot be prepared: the caller's fail policy decides.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// A configured isolation layer cannot be enforced.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The session filter cannot be built.
+    #[error("building the filter: {0}")]
+    Filter(#[from] FilterError),
+}
+
+/// Plans the isolation of `user`'s session of `service` led by `leader` (see
+/// [`isolation::plan`] for `pam`) and builds its filter.
+///
+/// # Errors
+/// [`PrepareError`] when a layer cannot be enforced or the filter cannot be built.
+pub fn prepare(config: &Config, user: &LoginUser, service: &str, leader: i32, pam: bool) -> Result<Prepared, PrepareError> {
+    let layers = config.layers_for(&user.name, &user.groups, service);
+    let plan = isolation::plan(layers, leader, pam)?;
+    let program = filter::build(&FilterSpec::new(config, &plan.layers))?;
+    Ok(Prepared { id: new_id(), plan, program })
+}
+
+/// What a supervisor starts from, once the session's listener is in hand.
+#[derive(Debug)]
+pub struct Start {
+    /// The session filter's listener.
+    pub listener: OwnedFd,
+    /// The policy.
+    pub config: Config,
+    /// The session.
+    pub session: Session,
+    /// Its isolation (for the session-start line and nested sessions).
+    pub plan: Plan,
+    /// What a PAM session adds.
+    pub pam: PamSession,
+    /// The process started by `session-wrapper run`, whose exit code the summary reports.
+    pub child: Option<i32>,
+    /// Log debug lines.
+    pub debug: bool,
+    /// Keep undelivered lines in the spool and confine the supervisor (as root).
+    pub confined: bool,
+    /// Write the lines nobody can take to standard error at the end (`session-wrapper run`).
+    pub stderr_fallback: bool,
+}
+
+/// Starts the supervisor: the log sink with its spool, the supervisor's own confinement
+/// (before any thread exists, so that every thread inherits it), the authorization backend.
+/// The plan's warnings, and whatever did not go as it should, are logged.
+///
+/// # Errors
+/// [`SetupError`] when the supervisor cannot serve the session.
+pub fn start(s: Start) -> Result<Supervisor, SetupError> {
+    let Start { listener, config, session, plan, mut pam, child, debug, confined, stderr_fallback } = s;
+    let mut log = Syslog::new(&config.log.socket);
+    let in_session = |e: Event| e.in_session(session.id);
+    let mut spool = None;
+    if confined {
+        match SpoolDir::open(Path::new(&config.log.spool_dir)) {
+            Ok(dir) => spool = Some(dir),
+            Err(e) => {
+                let event = Event::new(Severity::Warning, Kind::SpoolError)
+                    .quoted("dir", config.log.spool_dir.as_bytes())
+                    .quoted("error", e.to_string().as_bytes());
+                log.emit(&in_session(event));
+            }
+        }
+    }
+    let hardened = confined.then(|| harden::supervisor(harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut())));
+    let strict = config.log_failure == LogFailure::Refuse;
+    log.set_spool(spool, &session_id_text(session.id), strict);
+    if stderr_fallback {
+        log.set_stderr_fallback();
+    }
+    for w in &plan.warnings {
+        log.emit(&in_session(w.clone()));
+    }
+    if let Some(Err(e)) = &hardened {
+        log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e)));
+    }
+    let isolation = plan.describe(pam.cgroup.as_ref());
+    let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log: Box::new(log), child, debug };
+    Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers))
+}
+
+/// Blocks `SIGCHLD` in the calling thread (the supervisor reads it from a signalfd) and
+/// ignores `SIGPIPE` (a closed pipe must not kill the supervisor). Call before forking any
+/// child that should not inherit these: children reset them with [`reset_signals`].
+///
+/// # Errors
+/// The errno of `sigprocmask`.
+pub fn block_signals() -> Result<(), Errno> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block()?;
+    // SAFETY: setting SIGPIPE to SIG_IGN installs no handler code.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }?;
+    Ok(())
+}
+
+/// In a forked child before exec: every signal back to its default, none blocked, so that
+/// nothing of the supervisor's signal set-up reaches the user's command. Async-signal-safe.
+pub fn reset_signals() {
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: SIG_DFL installs no handler; sigaction is async-signal-safe.
+            let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+        }
+    }
+    let _ = SigSet::empty().thread_set_mask();
+}
+
+/// Ends a forked child if it ever leaves its code other than by `_exit` (a panic unwinding):
+/// it must never return into the parent's code.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        // SAFETY: _exit ends the forked child immediately, running nothing of the parent's.
+        unsafe { libc::_exit(127) }
+    }
+}
+
+/// Forks. The child runs `child` and ends with the code it returns (or 127 if it panics); it
+/// never returns into the caller's code. The parent gets the child's pid.
+///
+/// # Safety
+/// The calling process must be single-threaded (no other thread can hold a lock the child
+/// would need), and `child` must not rely on anything a fork does not copy.
+///
+/// # Errors
+/// The errno of `fork(2)`.
+pub unsafe fn fork_child(child: impl FnOnce() -> i32) -> Result<Pid, Errno> {
+    // SAFETY: the caller guarantees a single-threaded process; the child ends below.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let _guard = ExitGuard;
+            let code = child();
+            // SAFETY: ends the child without running the parent's code (or its destructors).
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => Ok(child),
+    }
+}
