@@ -12,6 +12,7 @@
 # Options:
 #   --no-build   package the binaries already in target/release (do not run cargo build)
 #   --lintian    run lintian on the result; fail if it reports an error
+# DEBFULLNAME and DEBEMAIL, when set, name the package's maintainer (as dch takes them).
 # Prints the path of the .deb as the last line of its output.
 set -euo pipefail
 umask 022
@@ -22,7 +23,7 @@ for a in "$@"; do
     case "$a" in
         --no-build) build=0 ;;
         --lintian) run_lintian=1 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-deb: unknown option $a (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -45,13 +46,14 @@ debver=$(dpkg-parsechangelog -l "$here/debian/changelog" -S Version)
     die "packaging/debian/changelog is at $debver but Cargo.toml says $upstream: add a changelog entry for $upstream-1"
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+if [ "$build" = 1 ]; then
+    # Without SOURCE_DATE_EPOCH: build scripts (the cc crate's) watch it, and a value the
+    # release tree was not built with would rebuild all of it.
+    env -u SOURCE_DATE_EPOCH cargo build --release --workspace --locked
+fi
 # Reproducible timestamps (dpkg-deb clamps file times to this) and gzip headers.
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$here/debian/changelog" -S Timestamp)
 export SOURCE_DATE_EPOCH
-
-if [ "$build" = 1 ]; then
-    cargo build --release --workspace --locked
-fi
 target=${CARGO_TARGET_DIR:-$root/target}
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 rel="$target/release"
@@ -126,7 +128,13 @@ cp "$here/debian/control" "$here/debian/changelog" "$work/debian/"
         "$pkg/lib/$multiarch/security/pam_session_wrapper.so" \
         "$pkg/usr/libexec/session-wrapper/session-wrapper-supervisor" \
         "$pkg/usr/bin/session-wrapper"
-    dpkg-gencontrol -ppam-session-wrapper -P"$pkg" -Tdebian/substvars -fdebian/files
+    # The maintainer of a package built here: DEBFULLNAME and DEBEMAIL, as dch takes them,
+    # when set; debian/control's otherwise.
+    maintainer=()
+    if [ -n "${DEBEMAIL:-}" ]; then
+        maintainer=(-DMaintainer="${DEBFULLNAME:-$DEBEMAIL} <$DEBEMAIL>")
+    fi
+    dpkg-gencontrol -ppam-session-wrapper -P"$pkg" -Tdebian/substvars -fdebian/files "${maintainer[@]}"
 )
 ( cd "$pkg" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z |
     xargs -0 md5sum > DEBIAN/md5sums )
