@@ -69,7 +69,7 @@ pub use policy::{
     Action, DecidedBy, Decision, ExeKind, Guard, GuardAction, Guards, Policy, Request, Rule,
 };
 use raw::RawFile;
-pub use settings::{DenyErrno, FailPolicy, LogFailure, LogSettings, Mode, Scope, ScopeVerdict};
+pub use settings::{AuditRecords, DenyErrno, FailPolicy, LogFailure, LogFormat, LogSettings, Mode, Scope, ScopeVerdict};
 pub use tacacs::{Server, Tacacs, Tls};
 
 /// The built-in default configuration: enforce mode, no rules, everything allowed by default

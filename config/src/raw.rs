@@ -116,6 +116,8 @@ pub(crate) struct RawGuards {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawLog {
     pub socket: Option<String>,
+    pub format: Option<Spanned<String>>,
+    pub audit: Option<Spanned<String>>,
     pub spool_dir: Option<String>,
     pub argv_max: Option<Spanned<i64>>,
 }

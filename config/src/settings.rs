@@ -173,19 +173,91 @@ impl DenyErrno {
     }
 }
 
+/// How lines are written and where they go (`[log] format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// journald's native protocol when journald runs and `socket` is `/dev/log` (its own
+    /// syslog socket then); RFC 3164 syslog to `socket` otherwise.
+    Auto,
+    /// RFC 3164 syslog lines to `socket`, as glibc's `syslog(3)` writes them.
+    Rfc3164,
+    /// RFC 5424 syslog lines to `socket`, every field also as structured data.
+    Rfc5424,
+    /// journald's native protocol: every field also a journal field (`SESSION_WRAPPER_*`), to
+    /// `socket` when it is set to something other than `/dev/log`, else journald's socket.
+    Journal,
+}
+
+impl LogFormat {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Auto => "auto",
+            LogFormat::Rfc3164 => "rfc3164",
+            LogFormat::Rfc5424 => "rfc5424",
+            LogFormat::Journal => "journal",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [LogFormat::Auto, LogFormat::Rfc3164, LogFormat::Rfc5424, LogFormat::Journal].into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// Whether every decision is also a Linux audit record (`[log] audit`), as sudo writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditRecords {
+    /// When the kernel's audit is enabled and an audit daemon receives its records.
+    Auto,
+    /// Always (the kernel logs them itself when no daemon runs).
+    On,
+    /// Never.
+    Off,
+}
+
+impl AuditRecords {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditRecords::Auto => "auto",
+            AuditRecords::On => "on",
+            AuditRecords::Off => "off",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [AuditRecords::Auto, AuditRecords::On, AuditRecords::Off].into_iter().find(|f| f.as_str() == s)
+    }
+}
+
 /// The `[log]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
     /// The syslog socket.
     pub socket: String,
+    /// The line format and destination.
+    pub format: LogFormat,
+    /// Linux audit records of decisions.
+    pub audit: AuditRecords,
     /// At most this many bytes of the escaped argv in one line.
     pub argv_max: usize,
     /// Where lines that syslog cannot take yet are kept (root only).
     pub spool_dir: String,
 }
 
+impl LogSettings {
+    /// The syslog socket when nothing else is configured: journald's, on a systemd host.
+    pub const DEFAULT_SOCKET: &'static str = "/dev/log";
+}
+
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { socket: "/dev/log".into(), argv_max: 1024, spool_dir: "/var/spool/session-wrapper".into() }
+        LogSettings {
+            socket: Self::DEFAULT_SOCKET.into(),
+            format: LogFormat::Auto,
+            audit: AuditRecords::Auto,
+            argv_max: 1024,
+            spool_dir: "/var/spool/session-wrapper".into(),
+        }
     }
 }

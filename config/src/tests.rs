@@ -415,6 +415,8 @@ fn settings_parse() {
         [log]
         argv-max = 200
         socket = "/run/log.sock"
+        format = "rfc5424"
+        audit = "off"
     "#);
     assert_eq!(c.mode, Mode::Audit);
     assert_eq!(c.fail_policy, FailPolicy::Open);
@@ -422,6 +424,8 @@ fn settings_parse() {
     assert_eq!(c.policy.default_action, Action::Authorize);
     assert_eq!(c.log.argv_max, 200);
     assert_eq!(c.log.socket, "/run/log.sock");
+    assert_eq!(c.log.format, crate::LogFormat::Rfc5424);
+    assert_eq!(c.log.audit, crate::AuditRecords::Off);
 }
 
 #[test]
@@ -571,6 +575,8 @@ fn every_problem_of_every_file_is_reported() {
 
 #[test]
 fn log_bounds_are_checked() {
+    let f = err("[log]\nformat = \"json\"\n");
+    assert!(only_problem(&f).message.contains("log.format must be one of"), "{}", only_problem(&f).message);
     let e = err("[log]\nargv-max = 10\n");
     assert!(only_problem(&e).message.contains("argv-max"));
     let e = err("[log]\nsocket = \"dev/log\"\n");

@@ -184,7 +184,7 @@ fn the_admin_guides_roles_hold_in_real_su_and_sudo_sessions() {
     expect(&lines, "reboot", "root", "deny", "root-systemctl-as-itself-only");
     expect(&lines, "/usr/sbin//reboot", "root", "deny", "root-systemctl-as-itself-only");
     expect(&lines, "-bash --login -c true", "root", "deny", "nothing-else-as-root");
-    expect(&lines, "bash -c exec\\x20-a\\x20xreboot\\x20/usr/bin/systemctl", "root", "deny", "nothing-else-as-root");
+    expect(&lines, "bash -c exec%20-a%20xreboot%20/usr/bin/systemctl", "root", "deny", "nothing-else-as-root");
     // bob, readonly: looks, touches nothing, gets no root.
     expect(&lines, "systemctl status ssh", b, "allow", "readonly-systemctl");
     expect(&lines, "systemctl restart ssh", b, "deny", "default");

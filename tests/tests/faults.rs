@@ -148,7 +148,7 @@ fn without_a_syslog_socket_run_waits_for_nothing_and_writes_its_lines_to_stderr(
     let spool = dir.path().join("spool");
     let run = || {
         let t0 = Instant::now();
-        let out = std::process::Command::new(session_wrapper_tests::bin("session-wrapper"))
+        let out = session_wrapper_tests::session_wrapper()
             .args(["--user", "nobody", "--log-socket"])
             .arg(dir.path().join("no-such-socket"))
             .arg("--spool-dir")

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use session_wrapper_tests::lines::{find, supervisor_pid};
+use session_wrapper_tests::lines::{find, supervisor_pid, word_after};
 use session_wrapper_tests::{bin, copy_true, require_root, stderr, stdout, wait_until, ConfigFile, Sandbox};
 
 const T: Duration = Duration::from_secs(60);
@@ -241,7 +241,16 @@ fn sessions_lists_the_live_session_from_the_runtime_directory() {
     let out = sb.run(&["sh", "-c", &script], T);
     let text = stdout(&out);
     let first = text.lines().find(|l| l.contains("swhank")).unwrap_or_else(|| panic!("{text}\n{}", stderr(&out)));
-    assert!(first.contains(" su-l ") && first.contains("allowed="), "{first}");
+    assert!(first.contains(" su-l ") && first.contains(" enforce ") && first.contains("config=/"), "{first}");
+    // Exact, not up to a second late: every exec of the session had happened (it sleeps), and
+    // the list says as many as the session's end line.
+    let end = sb.log.until_session_end(T);
+    let end = find(&end, "event=session-end");
+    let allowed = word_after(end, " allowed=").expect("allowed");
+    assert!(first.contains(&format!(" allowed={allowed} refused=0 ")), "{first}\nvs {end}");
+    // Its processes: at least the shell's sleep and su itself.
+    let procs: usize = first.split_whitespace().nth(8).and_then(|p| p.parse().ok()).unwrap_or(0);
+    assert!(procs >= 2, "{first}");
     assert!(text.trim_end().ends_with("no live sessions"), "{text}");
 }
 

@@ -22,7 +22,7 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 
 /// `session-wrapper self-test --comprehensive --json` with the configuration `cfg`.
 fn comprehensive_self_test(cfg: &ConfigFile) -> std::process::Output {
-    Command::new(bin("session-wrapper"))
+    session_wrapper_tests::session_wrapper()
         .args(["self-test", "--comprehensive", "--json", "--config"])
         .arg(cfg.path())
         .output()
@@ -69,7 +69,7 @@ fn self_test_proves_every_layer_of_a_full_configuration() {
         assert_eq!(status_of(&v, layer, check), "pass", "{layer}/{check}: {v}");
     }
     // The readable form names the same checks.
-    let out = Command::new(bin("session-wrapper")).args(["self-test", "--config"]).arg(cfg.path()).output().expect("self-test");
+    let out = session_wrapper_tests::session_wrapper().args(["self-test", "--config"]).arg(cfg.path()).output().expect("self-test");
     let text = stdout(&out);
     assert!(text.contains("isolation everything") && text.contains("result: ok"), "{text}");
 }
@@ -81,7 +81,7 @@ fn without_cgroups(args: &[&str]) -> std::process::Output {
         "mount --make-rprivate / && mount -t tmpfs none /sys/fs/cgroup && exec {} \"$@\"",
         bin("session-wrapper").display()
     );
-    Command::new("unshare").args(["-m", "sh", "-c", &script, "sh"]).args(args).output().expect("unshare")
+    Command::new("unshare").args(["-m", "sh", "-c", &script, "sh"]).args(args).env_remove("LD_LIBRARY_PATH").output().expect("unshare")
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn a_layer_broken_on_purpose_makes_self_test_and_check_config_fail_naming_it() {
     let v = json(&out);
     assert_eq!((v["valid"].as_bool(), v["ok"].as_bool()), (Some(true), Some(false)), "{v}");
     // On the machine itself, the same configuration is enforceable.
-    let out = Command::new(bin("session-wrapper")).args(["check-config", "--config", &path]).output().expect("check-config");
+    let out = session_wrapper_tests::session_wrapper().args(["check-config", "--config", &path]).output().expect("check-config");
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 

@@ -31,6 +31,11 @@ fn keygen(path: &Path) {
 }
 
 fn start_sshd(sb: &Sandbox, user: &TestUser) -> Sshd {
+    start_sshd_with(sb, user, "/usr/lib/openssh/sftp-server")
+}
+
+/// [`start_sshd`] with `sftp` as its sftp subsystem.
+fn start_sshd_with(sb: &Sandbox, user: &TestUser, sftp: &str) -> Sshd {
     let dir = sb.dir();
     keygen(&dir.join("hostkey"));
     keygen(&dir.join("userkey"));
@@ -49,7 +54,7 @@ fn start_sshd(sb: &Sandbox, user: &TestUser) -> Sshd {
         format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nUsePAM yes\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPermitRootLogin no\nPidFile none\nLogLevel VERBOSE\n\
-             Subsystem sftp /usr/lib/openssh/sftp-server\nPrintMotd no\nAcceptEnv none\n",
+             Subsystem sftp {sftp}\nPrintMotd no\nAcceptEnv none\n",
             dir.join("hostkey").display()
         ),
     )
@@ -184,6 +189,28 @@ fn sftp_is_refused_when_the_policy_denies_sftp_server() {
     let lines = sb.log.until_session_end(T);
     let l = find(&lines, "exe=\"/usr/lib/openssh/sftp-server\"");
     assert!(l.contains("decision=deny") && l.contains("rule=no-sftp"), "{l}");
+}
+
+#[test]
+fn internal_sftp_runs_no_program_and_sshd_logs_the_transfer_itself() {
+    require_root!();
+    let (sb, u, _cfg) = sandbox_with_sshd(POLICY, "swssh7", 4407);
+    let sshd = start_sshd_with(&sb, &u, "internal-sftp -f AUTHPRIV -l INFO");
+    let local = sb.dir().join("payload");
+    std::fs::write(&local, b"twelve bytes").expect("payload");
+    let out = sftp_batch(&sb, &sshd, &u.name, &format!("put {} sent\n", local.display()));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(std::fs::read(u.home.join("sent")).expect("transferred"), b"twelve bytes");
+    drop(sshd);
+    // The session was supervised, and no program ran in it: nothing to decide.
+    let lines = sb.log.until_session_end(T);
+    assert!(session_wrapper_tests::lines::decisions(&lines).is_empty(), "{}", lines.join("\n"));
+    // sshd's own record of the transfer, through syslog (AUTHPRIV).
+    let sent = u.home.join("sent").display().to_string();
+    let close = format!("close \"{sent}\" bytes read 0 written 12");
+    sb.log.wait_for(|l| l.contains(&close), T).unwrap_or_else(|| panic!("no {close:?} in:\n{}", sb.log.lines().join("\n")));
+    let open = find(&sb.log.lines(), &format!("open \"{sent}\" flags WRITE,CREATE,TRUNCATE")).clone();
+    assert!(open.starts_with("<86>") && open.contains("internal-sftp["), "{open}");
 }
 
 #[test]

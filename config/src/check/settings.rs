@@ -2,7 +2,7 @@
 //! the sources before it.
 
 use crate::raw::{RawFile, RawLog, RawScope};
-use crate::{Action, Config, DenyErrno, FailPolicy, LogFailure, LogSettings, Mode, Scope};
+use crate::{Action, AuditRecords, Config, DenyErrno, FailPolicy, LogFailure, LogFormat, LogSettings, Mode, Scope};
 
 use super::Checker;
 
@@ -76,6 +76,17 @@ pub(crate) fn apply_log(log: &mut LogSettings, raw: RawLog, ck: &mut Checker<'_>
             ck.problem(0, format!("log.spool-dir must be an absolute path, not {d:?}"));
         }
         log.spool_dir = d;
+    }
+    if let Some(v) = &raw.format {
+        let allowed = "\"auto\", \"rfc3164\", \"rfc5424\", \"journal\"";
+        if let Some(f) = ck.choice(v, "log.format", LogFormat::parse, allowed) {
+            log.format = f;
+        }
+    }
+    if let Some(v) = &raw.audit {
+        if let Some(a) = ck.choice(v, "log.audit", AuditRecords::parse, "\"auto\", \"on\", \"off\"") {
+            log.audit = a;
+        }
     }
     if let Some(n) = raw.argv_max {
         match usize::try_from(*n.get_ref()) {

@@ -236,13 +236,18 @@ fn cmd_sessions(json: bool) -> i32 {
         eprintln!("session-wrapper: cannot read {}: the session list is root's", dir.display());
         return 1;
     }
+    runtime::refresh(dir, std::time::Duration::from_millis(500));
     let sessions = runtime::list(dir);
     if json {
         for s in &sessions {
-            println!(
-                "{{\"id\":\"{}\",\"user\":\"{}\",\"service\":\"{}\",\"tty\":\"{}\",\"rhost\":\"{}\",\"started\":{},\"allowed\":{},\"refused\":{},\"killed\":{},\"leader\":{},\"supervisor\":{}}}",
-                s.id, s.user, s.service, s.tty, s.rhost, s.started, s.allowed, s.refused, s.killed, s.leader, s.supervisor
-            );
+            let (processes, tty) = runtime::processes(s);
+            let line = serde_json::json!({
+                "id": s.id, "user": s.user, "service": s.service, "tty": tty.as_deref().unwrap_or(&s.tty),
+                "pam_tty": s.tty, "rhost": s.rhost, "started": s.started, "mode": s.mode, "config": s.config,
+                "processes": processes, "allowed": s.allowed, "refused": s.refused, "killed": s.killed,
+                "leader": s.leader, "supervisor": s.supervisor,
+            });
+            println!("{line}");
         }
         return 0;
     }
@@ -250,20 +255,26 @@ fn cmd_sessions(json: bool) -> i32 {
         println!("no live sessions");
         return 0;
     }
-    println!("{:<12} {:<12} {:<8} {:<18} {:<20} COUNTS", "SESSION", "USER", "SERVICE", "TTY/FROM", "STARTED");
+    println!("{:<12} {:<12} {:<8} {:<12} {:<16} {:<20} {:<7} {:>5} COUNTS", "SESSION", "USER", "SERVICE", "TTY", "FROM", "STARTED", "MODE", "PROCS");
     for s in &sessions {
-        let from = if s.rhost != "-" { &s.rhost } else { &s.tty };
+        let (processes, tty) = runtime::processes(s);
+        let tty = tty.as_deref().map_or(s.tty.as_str(), |t| t.trim_start_matches("/dev/"));
+        let word = |v: &str| session_wrapper_config::text::escape_word(v.as_bytes());
         println!(
-            "{:<12} {:<12} {:<8} {:<18} {:<20} allowed={} refused={} killed={} supervisor={}",
+            "{:<12} {:<12} {:<8} {:<12} {:<16} {:<20} {:<7} {:>5} allowed={} refused={} killed={} supervisor={} config={}",
             s.id,
-            s.user,
-            s.service,
-            from,
+            word(&s.user),
+            word(&s.service),
+            word(tty),
+            word(&s.rhost),
             format_time(s.started),
+            s.mode,
+            processes,
             s.allowed,
             s.refused,
             s.killed,
-            s.supervisor
+            s.supervisor,
+            word(&s.config)
         );
     }
     0

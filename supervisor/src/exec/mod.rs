@@ -21,6 +21,7 @@ pub mod cache;
 pub mod decide;
 pub mod gather;
 pub mod message;
+pub mod repeat;
 pub mod settle;
 pub mod verify;
 
@@ -33,7 +34,7 @@ use session_wrapper_config::{Action, Config, DecidedBy, Decision, Guard, GuardAc
 
 use crate::authz::{Answer, Backend, Request, Started};
 use crate::sys::filter::Notified;
-use crate::log::{Event, Kind, LogSink, Severity, Value};
+use crate::log::{Event, Field, Kind, LogSink, Severity, Value};
 use crate::sys::notify::{Listener, Notification};
 use crate::login::Session;
 use crate::sys::tracer::{self, Stop};
@@ -104,6 +105,7 @@ pub struct Pipeline {
     sight: Sight,
     cache: cache::Cache,
     messenger: message::Messenger,
+    repeats: repeat::Repeats,
     counts: Counts,
 }
 
@@ -115,6 +117,7 @@ impl Pipeline {
             sight: Sight::new(config, leader),
             cache: cache::Cache::default(),
             messenger: message::Messenger::default(),
+            repeats: repeat::Repeats::default(),
             counts: Counts::default(),
         }
     }
@@ -271,6 +274,7 @@ impl Pipeline {
             return self.refuse(ctx, &f, &s.decision, line);
         }
         self.counts.allowed += 1;
+        self.repeats.ran(f.status.tgid);
         line.push_bare("latency_us", f.t0.elapsed().as_micros());
         // An audit-mode "would deny" stays a notice when its outcome is logged.
         line.severity = if s.verdict == Verdict::Deny { Severity::Notice } else { Severity::Info };
@@ -314,15 +318,26 @@ impl Pipeline {
 
     /// Refuses the exec: errno, the user's message, the line.
     fn refuse(&mut self, ctx: &mut Ctx<'_>, f: &ExecFacts, decision: &Decision, mut line: Event) {
-        let text = message::text(ctx.config, &f.path, decision);
-        let delivery = match &f.pidfd {
-            Some(p) => self.messenger.deliver_via(p.as_fd(), text.as_bytes()),
-            None => self.messenger.deliver(f.status.tgid, text.as_bytes()),
+        let named = &f.plan.named;
+        let repeat = self.repeats.refused(f.status.tgid, (named.dev, named.ino), &f.argv);
+        let delivery = if repeat {
+            "repeat"
+        } else {
+            let text = message::text(ctx.config, &f.path, decision);
+            let d = match &f.pidfd {
+                Some(p) => self.messenger.deliver_via(p.as_fd(), text.as_bytes()),
+                None => self.messenger.deliver(f.status.tgid, text.as_bytes()),
+            };
+            d.as_str()
         };
         let _ = ctx.listener.refuse(f.id, Errno::from_raw(ctx.config.deny_errno.value));
-        self.counts.refused += 1;
+        if repeat {
+            line.push_bare("repeat", 1);
+        } else {
+            self.counts.refused += 1;
+        }
         line.push_bare("errno", ctx.config.deny_errno.name);
-        line.push_bare("message", delivery.as_str());
+        line.push_bare("message", delivery);
         line.push_bare("latency_us", f.t0.elapsed().as_micros());
         line.severity = Severity::Notice;
         ctx.emit(line);
@@ -386,10 +401,20 @@ fn traced_guard(config: &Config, s: &mut Settled) {
 }
 
 /// The decision line of an exec, up to its outcome (`errno=`/`latency_us=`/`result=` follow).
+/// The decision comes first (what, by which rule, how it was authorized, why), then who ran
+/// what: a line cut to fit loses the end of its longest values, never the decision.
 fn decision_line(ctx: &Ctx<'_>, f: &ExecFacts, s: &Settled) -> Event {
-    let (argv_text, cut) = session_wrapper_config::text::escape_argv(&f.argv, ctx.config.log.argv_max);
+    let config = ctx.config;
     let mut e = Event::new(Severity::Info, Kind::Decision)
         .in_session(ctx.session.id)
+        .bare("decision", if s.verdict == Verdict::Allow { "allow" } else { "deny" })
+        .bare("rule", config.policy.decider_name(s.decision.by))
+        .bare("mode", config.mode.as_str())
+        .extend(s.authz.iter().cloned());
+    if let Some(r) = &s.reason {
+        e.fields.push(settle::reason_field(r));
+    }
+    e = e
         .escaped("user", ctx.session.user.name.as_bytes())
         .bare("uid", f.status.euid)
         .escaped("target", f.target_user.as_bytes())
@@ -399,24 +424,15 @@ fn decision_line(ctx: &Ctx<'_>, f: &ExecFacts, s: &Settled) -> Event {
     }
     e = e
         .bare("ppid", f.status.ppid)
-        .bare("tty", f.tty.as_deref().unwrap_or("-"))
+        .escaped("tty", f.tty.as_deref().unwrap_or("-").as_bytes())
         .quoted("cwd", &f.cwd)
         .quoted("path", &f.path)
         .quoted("exe", &f.plan.named.real_path);
     if !f.plan.interpreters.is_empty() {
         e.push_quoted("interpreter", &f.plan.image().real_path);
     }
-    e = e.bare("argc", f.argv.len()).field("argv", Value::Quoted(argv_text));
-    if cut {
-        e.push_bare("argv_truncated", 1);
-    }
-    e = e
-        .bare("decision", if s.verdict == Verdict::Allow { "allow" } else { "deny" })
-        .bare("rule", ctx.config.policy.decider_name(s.decision.by))
-        .bare("mode", ctx.config.mode.as_str())
-        .extend(s.authz.iter().cloned());
-    if let Some(r) = &s.reason {
-        e.fields.push(settle::reason_field(r));
-    }
+    let (argv_text, cut) = session_wrapper_config::text::escape_argv(&f.argv, config.log.argv_max);
+    e = e.bare("argc", f.argv.len());
+    e.fields.push(Field { key: "argv", value: Value::Quoted(argv_text), truncated: cut });
     e
 }

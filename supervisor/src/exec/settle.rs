@@ -70,7 +70,7 @@ pub struct Settled {
 }
 
 fn field(key: &'static str, value: impl ToString) -> Field {
-    Field { key, value: Value::Bare(value.to_string()) }
+    Field::new(key, Value::Bare(value.to_string()))
 }
 
 fn verdict_of(action: Action) -> Verdict {
@@ -170,7 +170,7 @@ fn no_answer(
 
 /// The `reason` field's value.
 pub fn reason_field(reason: &str) -> Field {
-    Field { key: "reason", value: Value::Quoted(text(reason)) }
+    Field::new("reason", Value::Quoted(text(reason)))
 }
 
 #[cfg(test)]

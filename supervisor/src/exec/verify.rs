@@ -76,14 +76,14 @@ pub fn at_exec_stop(pid: i32, facts: &ExecFacts, traced: bool, sight: &mut Sight
     };
     let file = File { path: &exe, id: (dev, ino), kind, links: &links };
     let decision = decide::decide_file(config, &sight.loaders, &who, file, &argv);
-    let (argv_text, _) = session_wrapper_config::text::escape_argv(&argv, config.log.argv_max);
+    let (argv_text, cut) = session_wrapper_config::text::escape_argv(&argv, config.log.argv_max);
     let allowed = decision.action == Action::Allow;
-    let fields = crate::log::Event::new(crate::log::Severity::Warning, crate::log::Kind::Decision)
+    let mut fields = crate::log::Event::new(crate::log::Severity::Warning, crate::log::Kind::Decision)
         .bare("verify", "mismatch")
         .quoted("loaded_exe", &exe)
-        .field("loaded_argv", crate::log::Value::Quoted(argv_text))
-        .bare("redecision", if allowed { "allow" } else { "deny" })
-        .bare("redecision_rule", config.policy.decider_name(decision.by))
         .fields;
+    fields.push(Field { key: "loaded_argv", value: crate::log::Value::Quoted(argv_text), truncated: cut });
+    fields.push(Field::new("redecision", crate::log::Value::Bare(if allowed { "allow" } else { "deny" }.into())));
+    fields.push(Field::new("redecision_rule", crate::log::Value::Bare(config.policy.decider_name(decision.by).into_owned())));
     Verified::Mismatch { decision, fields }
 }

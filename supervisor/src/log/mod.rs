@@ -1,12 +1,17 @@
 //! Logging: what the supervisor says and where it goes.
 //!
-//! Every line starts as an [`Event`] (a kind and typed fields, see [`event`]); a [`LogSink`]
-//! delivers it. Today's sink is syslog ([`syslog::Syslog`]: RFC 3164 datagrams to `/dev/log`,
-//! facility AUTHPRIV, with a bounded backlog and an on-disk [`spool`] for what it cannot send
-//! yet). Another sink (journald's native protocol, say) is one more file implementing
-//! [`LogSink`].
+//! Every line starts as an [`Event`] (a kind and typed fields, see [`event`]), rendered as
+//! one logfmt line of at most 8 KiB; a [`LogSink`] delivers it. The session's sink is
+//! [`syslog::Syslog`]: datagrams to a Unix socket, facility AUTHPRIV, with a bounded backlog
+//! and an on-disk [`spool`] for what it cannot send yet, in the [`format`] `[log] format` asks
+//! for (RFC 3164, RFC 5424 with structured data, or journald's native protocol with every
+//! field a journal field: [`journal`]). [`audit::Audited`] adds a Linux audit record of every
+//! decision. Another sink is one more file implementing [`LogSink`].
 
+pub mod audit;
 pub mod event;
+pub mod format;
+pub mod journal;
 pub mod spool;
 pub mod syslog;
 

@@ -29,49 +29,36 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use session_wrapper_config::{LogFormat, LogSettings};
+
+use super::format::{Format, Writer};
 use super::{Event, Kept, Kind, LogSink, Severity};
 
-/// `LOG_AUTHPRIV`: security messages that only root may read.
-const FACILITY_AUTHPRIV: u8 = 10 << 3;
+/// journald's socket for its native protocol.
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
-/// The RFC 3164 timestamp (`Nov 22 07:54:17`, local time), computed once per second.
-#[derive(Debug, Default)]
-struct Clock {
-    second: i64,
-    text: String,
-}
-
-impl Clock {
-    fn now(&mut self) -> &str {
-        // SAFETY: time(NULL) has no preconditions.
-        let t = unsafe { libc::time(std::ptr::null_mut()) };
-        if t != self.second || self.text.is_empty() {
-            self.second = t;
-            // SAFETY: localtime_r writes into `tm`, which outlives the call.
-            let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-            // SAFETY: `t` and `tm` are valid for the call.
-            if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
-                self.text = "Jan  1 00:00:00".into();
-            } else {
-                const MONTHS: [&str; 12] =
-                    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-                let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("Jan");
-                self.text = format!(
-                    "{month} {:>2} {:02}:{:02}:{:02}",
-                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
-                );
-            }
+/// The format and socket `[log]` asks for: `auto` is journald's native protocol when journald
+/// runs and the socket is the default `/dev/log` (journald's own syslog socket then), RFC 3164
+/// to the socket otherwise; `journal` goes to journald's socket unless another is set.
+pub fn destination(log: &LogSettings) -> (Format, PathBuf) {
+    let socket = PathBuf::from(&log.socket);
+    let default_socket = log.socket == LogSettings::DEFAULT_SOCKET;
+    match log.format {
+        LogFormat::Rfc3164 => (Format::Rfc3164, socket),
+        LogFormat::Rfc5424 => (Format::Rfc5424, socket),
+        LogFormat::Journal if default_socket => (Format::Journal, JOURNAL_SOCKET.into()),
+        LogFormat::Journal => (Format::Journal, socket),
+        LogFormat::Auto if default_socket && std::path::Path::new(JOURNAL_SOCKET).exists() => {
+            (Format::Journal, JOURNAL_SOCKET.into())
         }
-        &self.text
+        LogFormat::Auto => (Format::Rfc3164, socket),
     }
 }
 
-/// The ident of every line the supervisor logs.
-pub const IDENT: &str = "session-wrapper";
+/// The longest stored line: its header and the longest text.
+const MAX_LINE: usize = super::event::LINE_MAX + 64;
 /// Bytes of lines kept while the socket cannot take them.
 const BACKLOG_BYTES: usize = 256 * 1024;
-/// Longest line sent; longer ones are cut (syslog daemons cut at 8 KiB by default anyway).
-const MAX_LINE: usize = 16 * 1024;
 /// Wait between attempts to reconnect a missing socket.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
@@ -114,8 +101,7 @@ pub struct Syslog {
     backlog_bytes: usize,
     dropped: u64,
     sent: u64,
-    clock: Clock,
-    pid: u32,
+    writer: Writer,
     last_connect: Option<Instant>,
     /// The last connect found no socket at all (no syslog daemon).
     missing: bool,
@@ -141,8 +127,20 @@ fn is_missing(e: &io::Error) -> bool {
 }
 
 impl Syslog {
-    /// A sender to the socket at `path`; connects now if it can, later otherwise.
+    /// A sender of RFC 3164 lines to the socket at `path`; connects now if it can, later
+    /// otherwise.
     pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_format(path, Format::Rfc3164)
+    }
+
+    /// The sender `[log]` asks for (see [`destination`]).
+    pub fn for_config(log: &LogSettings) -> Self {
+        let (format, path) = destination(log);
+        Self::with_format(path, format)
+    }
+
+    /// A sender of `format` to the socket at `path`.
+    pub fn with_format(path: impl Into<PathBuf>, format: Format) -> Self {
         let path = path.into();
         let mut s = Syslog {
             sock: None,
@@ -150,8 +148,7 @@ impl Syslog {
             backlog_bytes: 0,
             dropped: 0,
             sent: 0,
-            clock: Clock::default(),
-            pid: std::process::id(),
+            writer: Writer::new(format),
             last_connect: None,
             missing: false,
             congested: false,
@@ -200,14 +197,9 @@ impl Syslog {
         !self.backlog.is_empty() || self.spool.as_ref().is_some_and(Spooler::own_waiting)
     }
 
-    /// The datagram of an event: `<PRI>Mmm dd hh:mm:ss session-wrapper[PID]: TEXT`.
+    /// The stored line of an event (see [`super::format`]).
     fn format(&mut self, event: &Event) -> Vec<u8> {
-        let pri = FACILITY_AUTHPRIV | event.severity as u8;
-        let pid = self.pid;
-        let line = format!("<{pri}>{} {IDENT}[{pid}]: {}", self.clock.now(), event.render());
-        let mut line = line.into_bytes();
-        line.truncate(MAX_LINE);
-        line
+        self.writer.line(event)
     }
 
     /// Keeps a line that cannot be sent now, behind those that wait: in memory, then in the
@@ -251,7 +243,7 @@ impl Syslog {
             self.reconnect();
         }
         let Some(sock) = &self.sock else { return false };
-        match sock.send(line) {
+        match sock.send(&self.writer.datagram(line)) {
             Ok(_) => {
                 self.sent += 1;
                 self.congested = false;

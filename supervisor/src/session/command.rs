@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
-use session_wrapper_config::{Config, FailPolicy};
+use session_wrapper_config::{Config, FailPolicy, LogSettings};
 use session_wrapper_protocol::{self as protocol, Message};
 
 use super::isolation::PlanError;
@@ -404,7 +404,7 @@ pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
     let id = prepared.id;
     let cgroup = prepared.plan.cgroup(&protocol::session_id_text(id), child.pid.as_raw(), false).inspect_err(|_| child.kill())?;
     let cleanup = match &cgroup {
-        Some(cg) if cg.owned() => Some(start_cleanup(cg, id, &opts.config.log.socket).map_err(|e| CommandError::Sys("starting the cgroup cleanup", e))?),
+        Some(cg) if cg.owned() => Some(start_cleanup(cg, id, &opts.config.log).map_err(|e| CommandError::Sys("starting the cgroup cleanup", e))?),
         _ => None,
     };
     let session = Session {
@@ -447,7 +447,7 @@ pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
 /// The filter was refused and the fail policy is open: the command runs unsupervised, loudly.
 fn unsupervised(opts: &CommandOptions, reason: &str) {
     eprintln!("session-wrapper: warning: {reason}; fail-policy open: running unsupervised");
-    let mut log = Syslog::new(&opts.config.log.socket);
+    let mut log = Syslog::for_config(&opts.config.log);
     let line = Event::new(Severity::Warning, Kind::Unsupervised)
         .text("reason", reason)
         .bare("fail_policy", "open")
@@ -459,7 +459,7 @@ fn unsupervised(opts: &CommandOptions, reason: &str) {
 /// Forks the process that removes the session's cgroups: it waits until the returned pipe's
 /// write end is closed everywhere (the supervisor has exited), then until the cgroups are
 /// empty, and removes them.
-fn start_cleanup(cg: &super::cgroup::SessionCgroup, id: u64, log_socket: &str) -> Result<OwnedFd, Errno> {
+fn start_cleanup(cg: &super::cgroup::SessionCgroup, id: u64, log_settings: &LogSettings) -> Result<OwnedFd, Errno> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let cleanup = cg.for_cleanup();
     let mut write_end = Some(w);
@@ -485,7 +485,7 @@ fn start_cleanup(cg: &super::cgroup::SessionCgroup, id: u64, log_socket: &str) -
         let mut b = [0u8; 1];
         while matches!(nix::unistd::read(&r, &mut b), Ok(n) if n > 0) {}
         if let Err(e) = cleanup.remove_when_empty() {
-            let mut log = Syslog::new(log_socket);
+            let mut log = Syslog::for_config(log_settings);
             log.emit(&Event::new(Severity::Warning, Kind::CgroupRemoveFailed).in_session(id).text("error", e));
             log.drain(Duration::from_secs(1));
         }

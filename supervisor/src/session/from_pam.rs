@@ -113,7 +113,7 @@ fn ask(sock: &OwnedFd, log: &mut Syslog) -> Result<Option<Asked>, Refusal> {
     };
     let path = hello.config.as_deref().map_or_else(|| PathBuf::from(DEFAULT_PATH), |c| PathBuf::from(text(c)));
     let config = configfile::load(&path).map_err(|e| Refusal::Config(path, e))?;
-    *log = Syslog::new(&config.log.socket);
+    *log = Syslog::for_config(&config.log);
     let name = text(&hello.user);
     let service = text(&hello.service);
     let user = match crate::sys::users::lookup(&name) {

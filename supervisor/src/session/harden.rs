@@ -4,8 +4,9 @@
 //! The supervisor keeps:
 //! - `CAP_SYS_PTRACE` (read the session's memory, attach at execs, dup a refused process's
 //!   stderr), `CAP_DAC_READ_SEARCH` (resolve paths and read `#!` lines in directories the
-//!   supervisor's uid could not read), `CAP_KILL` (kill an image that was not authorized);
-//!   every other capability is dropped, the bounding set included;
+//!   supervisor's uid could not read), `CAP_KILL` (kill an image that was not authorized),
+//!   and `CAP_AUDIT_WRITE` only when it sends audit records (`[log] audit`); every other
+//!   capability is dropped, the bounding set included;
 //! - reads everywhere, but opens no file for writing except under the runtime directory it
 //!   holds open, and changes no path (no rename, unlink, chmod, link elsewhere);
 //! - no way to write another process's memory or registers, to exec, to fork (threads only),
@@ -58,15 +59,19 @@ pub enum HardenError {
 }
 
 /// Applies the supervisor's confinement. `writes`: the directories it may still create and
-/// replace files in (the runtime directory, the spool), from [`writable_dirs`].
+/// replace files in (the runtime directory, the spool), from [`writable_dirs`]; `audit`: it
+/// keeps `CAP_AUDIT_WRITE` to send audit records of its decisions.
 ///
 /// # Errors
 /// The step that failed; the caller logs it and goes on (a supervisor that could not confine
 /// itself still serves the session correctly).
-pub fn supervisor(writes: Writes<'_>) -> Result<(), HardenError> {
+pub fn supervisor(writes: Writes<'_>, audit: bool) -> Result<(), HardenError> {
     use caps::Capability;
-    let keep: caps::CapsHashSet =
+    let mut keep: caps::CapsHashSet =
         [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
+    if audit {
+        keep.insert(Capability::CAP_AUDIT_WRITE);
+    }
     nix::unistd::setgroups(&[]).map_err(HardenError::Groups)?;
     confine(&keep, writes)
 }
@@ -157,7 +162,7 @@ mod tests {
         let d = dir.clone();
         let code = in_child(move || {
             let Ok(mut rt) = crate::session::runtime::RuntimeDir::open(&d) else { return 9 };
-            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None)) {
+            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None), false) {
                 eprintln!("hardening failed: {e}");
                 return 10;
             }
@@ -218,7 +223,7 @@ mod tests {
         // SAFETY: see in_child above.
         match unsafe { nix::unistd::fork() }.expect("fork") {
             nix::unistd::ForkResult::Child => {
-                let _ = supervisor(Writes::Nowhere);
+                let _ = supervisor(Writes::Nowhere, false);
                 // SAFETY: NULL-terminated argument vector of static strings.
                 unsafe { libc::execv(c"/bin/true".as_ptr(), [c"true".as_ptr(), std::ptr::null()].as_ptr()) };
                 // SAFETY: reached only if exec did not kill us.

@@ -207,7 +207,7 @@ impl Plan {
     /// enforce, or `isolation=-`.
     pub fn describe(&self, cgroup: Option<&SessionCgroup>) -> Vec<Field> {
         let l = &self.layers;
-        let field = |key, value: String| Field { key, value: Value::Bare(value) };
+        let field = |key, value: String| Field::new(key, Value::Bare(value));
         if l.is_empty() {
             return vec![field("isolation", "-".into())];
         }

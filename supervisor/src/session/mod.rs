@@ -32,6 +32,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 use session_wrapper_config::{Config, LogFailure};
 use session_wrapper_protocol::{session_id_from, session_id_text, FilterProgram};
 
+use crate::log::audit::{AuditLog, Audited};
 use crate::log::spool::SpoolDir;
 use crate::log::syslog::Syslog;
 use crate::log::{Event, Kind, LogSink, Severity};
@@ -135,7 +136,7 @@ pub struct Start {
 /// [`SetupError`] when the supervisor cannot serve the session.
 pub fn start(s: Start) -> Result<Supervisor, SetupError> {
     let Start { listener, config, session, plan, mut pam, child, debug, confined, stderr_fallback } = s;
-    let mut log = Syslog::new(&config.log.socket);
+    let mut log = Syslog::for_config(&config.log);
     let in_session = |e: Event| e.in_session(session.id);
     let mut spool = None;
     if confined {
@@ -149,7 +150,10 @@ pub fn start(s: Start) -> Result<Supervisor, SetupError> {
             }
         }
     }
-    let hardened = confined.then(|| harden::supervisor(harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut())));
+    // Asked while the supervisor still may (see `AuditLog::wanted`); only root can send.
+    let audit = crate::run_as_root() && AuditLog::wanted(config.log.audit);
+    let writes = harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut());
+    let hardened = confined.then(|| harden::supervisor(writes, audit));
     let strict = config.log_failure == LogFailure::Refuse;
     log.set_spool(spool, &session_id_text(session.id), strict);
     if stderr_fallback {
@@ -162,19 +166,36 @@ pub fn start(s: Start) -> Result<Supervisor, SetupError> {
         log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e)));
     }
     let isolation = plan.describe(pam.cgroup.as_ref());
-    let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log: Box::new(log), child, debug };
+    let log = session_sink(log, audit, session.id);
+    let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug };
     Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers))
 }
 
-/// Blocks `SIGCHLD` in the calling thread (the supervisor reads it from a signalfd) and
-/// ignores `SIGPIPE` (a closed pipe must not kill the supervisor). Call before forking any
-/// child that should not inherit these: children reset them with [`reset_signals`].
+/// The session's sink: `log`, with an audit record of every decision when `audit`.
+fn session_sink(mut log: Syslog, audit: bool, session: u64) -> Box<dyn LogSink> {
+    if !audit {
+        return Box::new(log);
+    }
+    match AuditLog::start() {
+        Ok(a) => Box::new(Audited::new(Box::new(log), a, session)),
+        Err(e) => {
+            log.emit(&Event::new(Severity::Warning, Kind::AuditUnavailable).in_session(session).text("error", e));
+            Box::new(log)
+        }
+    }
+}
+
+/// Blocks `SIGCHLD` and `SIGUSR1` in the calling thread (the supervisor reads them from a
+/// signalfd) and ignores `SIGPIPE` (a closed pipe must not kill the supervisor). Call before
+/// forking any child that should not inherit these: children reset them with
+/// [`reset_signals`].
 ///
 /// # Errors
 /// The errno of `sigprocmask`.
 pub fn block_signals() -> Result<(), Errno> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGUSR1);
     mask.thread_block()?;
     // SAFETY: setting SIGPIPE to SIG_IGN installs no handler code.
     unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }?;

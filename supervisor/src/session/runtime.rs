@@ -2,9 +2,10 @@
 //! `session-wrapper sessions` reads.
 //!
 //! The supervisor writes its file when the session starts and rewrites it (atomically, at
-//! most once a second) as its counts change; it removes it when the session ends, and its
-//! watchdog removes it if the supervisor dies. A file whose supervisor is not running (both
-//! killed at once) is recognised as stale by the reader, which removes it.
+//! most once a second) as its counts change, and at once when asked (`SIGUSR1`, which
+//! [`refresh`] sends before the list is read, so that it is exact); it removes it when the
+//! session ends, and its watchdog removes it if the supervisor dies. A file whose supervisor
+//! is not running (both killed at once) is recognised as stale by the reader, which removes it.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -38,47 +39,59 @@ pub struct SessionInfo {
     pub refused: u64,
     /// Tasks killed at the exec check.
     pub killed: u64,
+    /// `enforce` or `audit`.
+    pub mode: String,
+    /// The configuration files, comma-separated (escaped as a word).
+    pub config: String,
+    /// The supervisor rewrites the file when sent `SIGUSR1`.
+    pub refreshes: bool,
 }
 
 impl SessionInfo {
     /// The file text: `key=value` lines, values escaped (no spaces, no newlines).
     pub fn to_text(&self) -> String {
-        use session_wrapper_config::text::escape;
+        use session_wrapper_config::text::escape_word;
         format!(
-            "id={}\nuser={}\nservice={}\ntty={}\nrhost={}\nleader={}\nsupervisor={}\nstarted={}\nallowed={}\nrefused={}\nkilled={}\n",
+            "id={}\nuser={}\nservice={}\ntty={}\nrhost={}\nleader={}\nsupervisor={}\nstarted={}\nallowed={}\nrefused={}\nkilled={}\nmode={}\nconfig={}\nrefresh=usr1\n",
             self.id,
-            escape(self.user.as_bytes()),
-            escape(self.service.as_bytes()),
-            escape(self.tty.as_bytes()),
-            escape(self.rhost.as_bytes()),
+            escape_word(self.user.as_bytes()),
+            escape_word(self.service.as_bytes()),
+            escape_word(self.tty.as_bytes()),
+            escape_word(self.rhost.as_bytes()),
             self.leader,
             self.supervisor,
             self.started,
             self.allowed,
             self.refused,
-            self.killed
+            self.killed,
+            self.mode,
+            escape_word(self.config.as_bytes()),
         )
     }
 
     /// Parses a file written by [`SessionInfo::to_text`].
-    pub fn parse(text: &str) -> Option<Self> {
+    pub fn parse(file: &str) -> Option<Self> {
+        let text = |v: &str| String::from_utf8_lossy(&session_wrapper_config::text::unescape(v)).into_owned();
         let mut s = SessionInfo::default();
-        for line in text.lines() {
+        for line in file.lines() {
             let (k, v) = line.split_once('=')?;
             let int = || v.parse::<i32>().ok();
             let count = || v.parse::<u64>().ok();
             match k {
                 "id" => s.id = v.into(),
-                "user" => s.user = v.into(),
-                "service" => s.service = v.into(),
-                "tty" => s.tty = v.into(),
-                "rhost" => s.rhost = v.into(),
+                "user" => s.user = text(v),
+                "service" => s.service = text(v),
+                "tty" => s.tty = text(v),
+                "rhost" => s.rhost = text(v),
                 "leader" => s.leader = int()?,
                 "supervisor" => s.supervisor = int()?,
                 "started" => s.started = count()?,
                 "allowed" => s.allowed = count()?,
                 "refused" => s.refused = count()?,
                 "killed" => s.killed = count()?,
+                "mode" => s.mode = v.into(),
+                "config" => s.config = text(v),
+                "refresh" => s.refreshes = v == "usr1",
                 _ => {}
             }
         }
@@ -178,6 +191,41 @@ pub fn list(dir: &Path) -> Vec<SessionInfo> {
     out
 }
 
+/// Asks every live supervisor in `dir` that can (`refresh=usr1`) to rewrite its file now, and
+/// waits until they have, for at most `limit`: the counts read next are exact.
+pub fn refresh(dir: &Path, limit: std::time::Duration) {
+    use std::os::unix::fs::MetadataExt;
+    /// A file's version: inode (it is replaced by a rename) and modification time.
+    type Version = Option<(u64, i64, i64)>;
+    let stamp = |p: &Path| -> Version { std::fs::metadata(p).ok().map(|m| (m.ino(), m.mtime(), m.mtime_nsec())) };
+    let mut waiting: Vec<(PathBuf, Version)> = Vec::new();
+    for s in list(dir).into_iter().filter(|s| s.refreshes) {
+        let p = path_of(dir, &s.id);
+        let before = stamp(&p);
+        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.supervisor), nix::sys::signal::Signal::SIGUSR1).is_ok() {
+            waiting.push((p, before));
+        }
+    }
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        waiting.retain(|(p, before)| stamp(p).is_some() && stamp(p) == *before);
+        if waiting.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The processes of a session now, its supervisor and watchdog left out, and the first
+/// terminal one of them has (an `ssh -tt` session's pts, where PAM only said `ssh`).
+pub fn processes(info: &SessionInfo) -> (usize, Option<String>) {
+    let watchdog = crate::sys::procfs::status(info.supervisor).map(|s| s.ppid).unwrap_or(0);
+    let mut pids = super::lingering::members(info.leader, None, &[info.supervisor, watchdog]);
+    pids.push(info.leader);
+    let tty = pids.iter().find_map(|p| crate::sys::procfs::tty(*p).ok().flatten());
+    (pids.len(), tty)
+}
+
 /// Makes sure `dir` is a root-owned directory only root can enter.
 ///
 /// # Errors
@@ -209,13 +257,16 @@ mod tests {
             allowed: 3,
             refused: 1,
             killed: 0,
+            mode: "enforce".into(),
+            config: "/etc/session-wrapper/config.toml".into(),
+            refreshes: true,
         };
         let dir = RuntimeDir::open(&d).expect("open");
         dir.write(&live).expect("write");
         let text = std::fs::read_to_string(path_of(&d, &live.id)).expect("read");
         let parsed = SessionInfo::parse(&text).expect("parse");
-        assert_eq!(parsed.user, "alice\\x20smith");
-        assert_eq!(parsed.allowed, 3);
+        assert!(text.contains("user=alice%20smith\n"), "{text}");
+        assert_eq!(parsed, live, "every field comes back");
         // A file whose supervisor is not running (pid 999999) is stale.
         let stale = SessionInfo { id: "000000000001".into(), supervisor: 999_999, ..live.clone() };
         dir.write(&stale).expect("write");

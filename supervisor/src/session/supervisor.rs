@@ -72,7 +72,9 @@ pub struct Supervisor {
     log: Box<dyn LogSink>,
     backend: Option<Box<dyn Backend>>,
     execs: Pipeline,
-    sigchld: SignalFd,
+    /// `SIGCHLD` (ptrace stops and exits) and `SIGUSR1` (`session-wrapper sessions` asks for
+    /// the session file now).
+    signals: SignalFd,
     child: Option<i32>,
     child_code: Option<i32>,
     debug: bool,
@@ -103,7 +105,8 @@ impl Supervisor {
         let Parts { listener, config, session, log, child, debug } = parts;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
-        let sigchld = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+        mask.add(Signal::SIGUSR1);
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
         // Faster round trips on 6.6+; older kernels just do without.
         let _ = crate::sys::set_sync_wakeup(listener.as_fd());
         Ok(Supervisor {
@@ -112,7 +115,7 @@ impl Supervisor {
             execs: Pipeline::new(&config, session.leader),
             listener,
             log,
-            sigchld,
+            signals,
             child,
             child_code: None,
             debug,
@@ -120,7 +123,7 @@ impl Supervisor {
             session,
             pam: PamSession::default(),
             dirty_since: None,
-            isolation: vec![Field { key: "isolation", value: crate::log::Value::Bare("-".into()) }],
+            isolation: vec![Field::new("isolation", crate::log::Value::Bare("-".into()))],
             layers: Layers::default(),
         })
     }
@@ -200,7 +203,7 @@ impl Supervisor {
     fn wait(&self) -> Option<Ready> {
         let mut fds = vec![
             PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
         ];
         let watchdog_at = self.pam.watchdog.as_ref().map(|w| add(&mut fds, w.as_fd(), PollFlags::POLLIN));
         let log_at = self.log.waiting_fd().map(|fd| add(&mut fds, fd, PollFlags::POLLOUT));
@@ -245,9 +248,15 @@ impl Supervisor {
             self.write_session_file();
         }
         if r.signal {
-            // Standard signals do not queue: one read clears it; reap() takes every stop.
-            let _ = self.sigchld.read_signal();
-            self.reap();
+            // Standard signals do not queue: one read of each clears it; reap() takes every
+            // stop.
+            while let Ok(Some(info)) = self.signals.read_signal() {
+                if info.ssi_signo == Signal::SIGUSR1 as u32 {
+                    self.write_session_file();
+                } else {
+                    self.reap();
+                }
+            }
         }
         if r.listener {
             match self.listener.recv() {
@@ -407,6 +416,9 @@ impl Supervisor {
             allowed: c.allowed,
             refused: c.refused,
             killed: c.killed,
+            mode: self.config.mode.as_str().into(),
+            config: self.config.sources.join(","),
+            refreshes: true,
         }
     }
 
