@@ -41,28 +41,11 @@ pub fn supervisor_pid(line: &str) -> i32 {
         .unwrap_or_else(|| panic!("no supervisor pid in {line}"))
 }
 
-/// The `key=value` fields of a line (logfmt: a value in double quotes may hold spaces; the
-/// supervisor's values never hold a quote), values as written (still escaped: see
-/// `session_wrapper_config::text::unescape`). Words without `=` (a syslog header) are skipped.
+/// The `key=value` fields of a line (logfmt, as `session_wrapper_config::text::logfmt_pairs`
+/// takes it apart), values as written (still escaped). Words without `=` (a syslog header)
+/// are skipped.
 pub fn fields(line: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let mut rest = line;
-    while let Some(start) = rest.find(|c: char| c != ' ') {
-        rest = &rest[start..];
-        let word_end = rest.find([' ', '=']).unwrap_or(rest.len());
-        let (key, after) = rest.split_at(word_end);
-        let Some(value) = after.strip_prefix('=') else {
-            rest = after;
-            continue;
-        };
-        let (v, next) = match value.strip_prefix('"') {
-            Some(q) => q.split_once('"').unwrap_or((q, "")),
-            None => value.split_once(' ').unwrap_or((value, "")),
-        };
-        out.insert(key.to_string(), v.to_string());
-        rest = next;
-    }
-    out
+    session_wrapper_config::text::logfmt_pairs(line).into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// The number in field `k` of [`fields`]; panics when there is none.

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::format::{Stored, IDENT};
+use super::stored::{Stored, IDENT};
 
 /// The datagram of a stored line.
 pub fn datagram(s: &Stored<'_>) -> Vec<u8> {

@@ -13,6 +13,7 @@ pub mod event;
 pub mod format;
 pub mod journal;
 pub mod spool;
+pub mod stored;
 pub mod syslog;
 
 use std::os::fd::BorrowedFd;
