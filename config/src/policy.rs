@@ -79,6 +79,23 @@ pub enum Guard {
 }
 
 impl Guard {
+    /// Every guard that refuses an exec, in the order [`Policy::decide`] checks them.
+    pub const ALL: [Guard; 8] = [
+        Guard::Memfd,
+        Guard::Deleted,
+        Guard::ForeignMount,
+        Guard::DynamicLoader,
+        Guard::LoaderEnv,
+        Guard::UserNamespaces,
+        Guard::LibraryPath,
+        Guard::Traced,
+    ];
+
+    /// The guard whose key is `s` ([`Guard::as_str`]).
+    pub fn parse(s: &str) -> Option<Self> {
+        Guard::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+
     /// The guard's key in the `[guards]` table.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -252,6 +269,25 @@ impl Request<'_> {
     pub fn program(&self) -> Program<'_> {
         Program { exe: self.exe, name: self.name(), links: self.links }
     }
+
+    /// The guards whose facts hold for this exec, whether or not the policy's guards refuse
+    /// them: what a decision line records (`facts=`) so that `session-wrapper replay` can
+    /// decide the exec again under another policy.
+    pub fn facts(&self) -> Vec<Guard> {
+        Guard::ALL
+            .into_iter()
+            .filter(|g| match g {
+                Guard::Memfd => self.kind == ExeKind::Memfd,
+                Guard::Deleted => self.kind == ExeKind::Deleted,
+                Guard::ForeignMount => self.kind == ExeKind::Foreign,
+                Guard::DynamicLoader => self.dynamic_loader,
+                Guard::LoaderEnv => self.loader_env.is_some(),
+                Guard::UserNamespaces => self.foreign_user_namespace,
+                Guard::LibraryPath => self.untrusted_library_path.is_some(),
+                Guard::Traced => self.traced,
+            })
+            .collect()
+    }
 }
 
 /// The command lines a `cmdline` regex is matched against: those starting with a path the
@@ -380,6 +416,12 @@ impl Policy {
         } else {
             None
         }
+    }
+
+    /// Whether any rule (or fallback rule) has a `groups` condition: only then does a
+    /// decision depend on the login user's groups.
+    pub fn uses_groups(&self) -> bool {
+        self.rules.iter().chain(&self.fallback).any(|r| r.groups.is_some())
     }
 
     /// The name of whoever decided, as logged in `rule=`.

@@ -133,6 +133,23 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<OsString>,
     },
+    /// Decide recorded execs again under a candidate configuration and print what changes:
+    /// exit 0 when nothing that ran would be refused, 1 otherwise, 2 on a usage or
+    /// configuration error.
+    Replay {
+        /// The candidate configuration (its config.d/ is read too).
+        #[arg(long, required = true)]
+        config: PathBuf,
+        /// Decide on the login users' groups as they are now, not as recorded.
+        #[arg(long)]
+        groups_now: bool,
+        /// One JSON object, for tooling.
+        #[arg(long)]
+        json: bool,
+        /// Files of log lines (syslog files such as /var/log/auth.log, `journalctl -o cat`
+        /// output); standard input when none.
+        files: Vec<PathBuf>,
+    },
     /// List the live supervised sessions (root only).
     Sessions {
         /// One JSON object per line.
@@ -168,6 +185,7 @@ fn main() -> ExitCode {
         Some(Command::Explain { config, user, service, target_user, command }) => {
             cmd_explain(config.as_deref(), &user, &service, target_user.as_deref(), &command)
         }
+        Some(Command::Replay { config, groups_now, json, files }) => cmd_replay(&config, groups_now, json, &files),
         Some(Command::Sessions { json }) => cmd_sessions(json),
         Some(Command::DefaultConfig) => {
             print!("{}", session_wrapper_config::BUILTIN);
@@ -227,6 +245,56 @@ fn cmd_run(a: RunArgs) -> i32 {
             e.exit_code()
         }
     }
+}
+
+fn cmd_replay(path: &Path, groups_now: bool, json: bool, files: &[PathBuf]) -> i32 {
+    use std::io::BufRead;
+    use session_wrapper::replay::{self, Replay};
+    let config = match configfile::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("session-wrapper: {e}");
+            return 2;
+        }
+    };
+    let lookup = |user: &str| users::lookup(user).ok().flatten().map(|u| u.groups);
+    let mut replay = Replay::new(&config, groups_now.then_some(&lookup as replay::GroupsNow<'_>));
+    let mut read = |name: &str, input: &mut dyn BufRead| -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        let mut n = 0;
+        loop {
+            buf.clear();
+            if input.read_until(b'\n', &mut buf)? == 0 {
+                return Ok(());
+            }
+            n += 1;
+            // The supervisor writes only ASCII and UTF-8 (every other byte is %XX).
+            let text = String::from_utf8_lossy(&buf);
+            replay.line(name, n, text.trim_end_matches(['\n', '\r']));
+        }
+    };
+    let result = if files.is_empty() {
+        read("-", &mut std::io::stdin().lock())
+    } else {
+        files.iter().try_for_each(|f| {
+            let file = std::fs::File::open(f).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", f.display())))?;
+            read(&f.display().to_string(), &mut std::io::BufReader::new(file))
+        })
+    };
+    if let Err(e) = result {
+        eprintln!("session-wrapper: reading the log lines: {e}");
+        return 2;
+    }
+    let report = replay.finish();
+    if json {
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        v["candidate"] = serde_json::json!(config.sources);
+        v["ok"] = serde_json::json!(report.ok());
+        println!("{v}");
+    } else {
+        print!("{}", replay::render(&report, &config.sources.join(", ")));
+    }
+    i32::from(!report.ok())
 }
 
 fn cmd_sessions(json: bool) -> i32 {

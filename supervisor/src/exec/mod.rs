@@ -269,7 +269,8 @@ impl Pipeline {
                 }
             }
         }
-        let mut line = decision_line(ctx, &f, &s);
+        let facts = decide::request(&self.sight.loaders, &subject(ctx.session, &f, traced), (&f.plan.named).into(), &f.argv).facts();
+        let mut line = decision_line(ctx, &f, &s, &facts);
         if s.verdict == Verdict::Deny && enforce {
             return self.refuse(ctx, &f, &s.decision, line);
         }
@@ -402,8 +403,11 @@ fn traced_guard(config: &Config, s: &mut Settled) {
 
 /// The decision line of an exec, up to its outcome (`errno=`/`latency_us=`/`result=` follow).
 /// The decision comes first (what, by which rule, how it was authorized, why), then who ran
-/// what: a line cut to fit loses the end of its longest values, never the decision.
-fn decision_line(ctx: &Ctx<'_>, f: &ExecFacts, s: &Settled) -> Event {
+/// what: a line cut to fit loses the end of its longest values, never the decision. `links=`
+/// (the links the program is invoked through) and `facts=` (the guards whose facts hold) are
+/// there when not empty: with the session-start line's groups and service, they are what
+/// `session-wrapper replay` needs to decide the exec again.
+fn decision_line(ctx: &Ctx<'_>, f: &ExecFacts, s: &Settled, facts: &[Guard]) -> Event {
     let config = ctx.config;
     let mut e = Event::new(Severity::Info, Kind::Decision)
         .in_session(ctx.session.id)
@@ -428,8 +432,15 @@ fn decision_line(ctx: &Ctx<'_>, f: &ExecFacts, s: &Settled) -> Event {
         .quoted("cwd", &f.cwd)
         .quoted("path", &f.path)
         .quoted("exe", &f.plan.named.real_path);
+    if !f.plan.named.links.is_empty() {
+        let (links, _) = session_wrapper_config::text::escape_argv(&f.plan.named.links, usize::MAX);
+        e.fields.push(Field::new("links", Value::Quoted(links)));
+    }
     if !f.plan.interpreters.is_empty() {
         e.push_quoted("interpreter", &f.plan.image().real_path);
+    }
+    if !facts.is_empty() {
+        e.push_bare("facts", facts.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(","));
     }
     let (argv_text, cut) = session_wrapper_config::text::escape_argv(&f.argv, config.log.argv_max);
     e = e.bare("argc", f.argv.len());

@@ -16,6 +16,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
+use session_wrapper_config::text::escape_argv;
 use session_wrapper_config::{Config, Layers};
 use session_wrapper_protocol::session_id_text;
 
@@ -23,7 +24,7 @@ use super::nested::{self, Probe};
 use super::{PamSession, Session};
 use crate::authz::{self, Backend, Report};
 use crate::exec::{Counts, Ctx, Pipeline};
-use crate::log::{Event, Field, Kind, LogSink, Severity};
+use crate::log::{Event, Field, Kind, LogSink, Severity, Value};
 use crate::sys::filter::{Notified, SyscallTable};
 use crate::sys::notify::{Listener, Notification};
 use crate::sys::tracer::{self, Stop};
@@ -191,6 +192,7 @@ impl Supervisor {
             .escaped("user", s.user.name.as_bytes())
             .bare("uid", s.user.uid)
             .escaped("service", s.service.as_bytes())
+            .field("groups", Value::Quoted(escape_argv(&s.user.groups, usize::MAX).0))
             .escaped("rhost", s.rhost.as_deref().unwrap_or("-").as_bytes())
             .escaped("tty", s.tty.as_deref().unwrap_or("-").as_bytes())
             .bare("leader", s.leader)
