@@ -12,7 +12,8 @@
 //! - [`sys`]: the kernel as the supervisor sees it: the session filter and its listener,
 //!   other processes' memory and `/proc`, path resolution, ptrace, users;
 //! - [`selftest`] and [`configfile`]: the checks and the configuration loading of the
-//!   `session-wrapper` command; [`replay`]: recorded decisions decided again under a
+//!   `session-wrapper` command; [`policytest`]: a policy's test cases (`session-wrapper
+//!   test`); [`replay`]: recorded decisions decided again under a
 //!   candidate policy (`session-wrapper replay`).
 
 pub mod authz;
@@ -20,6 +21,7 @@ pub mod configfile;
 pub mod exec;
 pub mod log;
 pub mod login;
+pub mod policytest;
 pub mod replay;
 pub mod selftest;
 pub mod session;

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use session_wrapper_config::{Config, Source};
-use session_wrapper_tests::{require_root, stderr, stdout, workspace_root, ConfigFile, Sandbox};
+use session_wrapper_tests::{require_root, session_wrapper, stderr, stdout, workspace_root, ConfigFile, Sandbox};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -245,4 +245,61 @@ fn the_man_pages_roles_example_holds_in_real_su_and_sudo_sessions() {
     expect(&lines, "cp --version", e, "deny", "default");
     expect(&lines, "/usr/bin/git status", e, "allow", "git-read-only");
     expect(&lines, "/usr/bin/git push", e, "deny", "default");
+}
+
+/// Runs `session-wrapper test [--config CONFIG] CASES`: its exit status and output.
+fn policy_test(config: Option<&std::path::Path>, cases: &std::path::Path) -> (i32, String) {
+    let mut c = session_wrapper();
+    c.arg("test");
+    if let Some(p) = config {
+        c.arg("--config").arg(p);
+    }
+    let out = c.arg(cases).output().expect("session-wrapper test");
+    (out.status.code().unwrap_or(-1), stdout(&out) + &stderr(&out))
+}
+
+/// Every case of `cases` holds against `config`, and there are `n` of them.
+fn all_cases_hold(config: Option<&std::path::Path>, cases: &str, n: usize) {
+    let (code, text) = policy_test(config, &workspace_root().join(cases));
+    assert_eq!(code, 0, "{cases}:\n{text}");
+    assert!(text.contains(&format!("result: {n} cases, 0 failed\n")), "{cases}:\n{text}");
+    assert_eq!(text.matches("\nok ").count(), n, "{cases}:\n{text}");
+}
+
+#[test]
+fn the_documented_policies_pass_their_shipped_test_cases() {
+    // The package's example policy: the case file names it (config = "config.toml").
+    all_cases_hold(None, "packaging/config.test.toml", 6);
+    // README's denylist, as README writes it.
+    let readme = markdown_toml("README.md")
+        .into_iter()
+        .map(|(_, body)| body)
+        .find(|b| b.contains("systemctl-as-itself-only"))
+        .expect("README's systemctl denylist");
+    let cfg = ConfigFile::new(&readme);
+    all_cases_hold(Some(&cfg.path()), "docs/examples/readme-systemctl.test.toml", 6);
+    // The admin guide's roles, as the guide writes its drop-ins.
+    let roles = guide_roles();
+    all_cases_hold(Some(&roles.path()), "docs/examples/admin-guide-roles.test.toml", 18);
+}
+
+#[test]
+fn a_failing_policy_test_names_the_rule_that_decided_and_exits_1() {
+    let cfg = ConfigFile::new("default = \"allow\"\n\n[[rules]]\nname = \"no-id\"\nexe = \"/usr/bin/id\"\naction = \"deny\"\n");
+    let cases = ConfigFile::new(
+        "[[case]]\nname = \"id runs\"\nuser = \"alice\"\ncommand = [\"id\"]\nexpect = \"allow\"\n\n\
+         [[case]]\nuser = \"alice\"\ncommand = [\"ls\"]\nexpect = \"allow\"\nrule = \"default\"\n\n\
+         [[case]]\nuser = \"alice\"\ncommand = [\"ls\"]\nexpect = \"allow\"\nrule = \"ls-rule\"\n",
+    );
+    let (code, text) = policy_test(Some(&cfg.path()), &cases.path());
+    assert_eq!(code, 1, "{text}");
+    let config = cfg.path().display().to_string();
+    assert!(text.contains(&format!("FAIL    1. id runs: want allow, got deny by no-id (at {config}:3:1)\n")), "{text}");
+    assert!(text.contains("ok      2. ls: allow by default\n"), "{text}");
+    assert!(text.contains("FAIL    3. ls: want allow by ls-rule, got allow by default\n"), "{text}");
+    assert!(text.contains("result: 3 cases, 2 failed\n"), "{text}");
+    // A case file that is not one is a usage error.
+    let broken = ConfigFile::new("[[case]]\nuser = \"alice\"\ncommand = [\"ls\"]\nexpect = \"maybe\"\n");
+    let (code, text) = policy_test(Some(&cfg.path()), &broken.path());
+    assert_eq!(code, 2, "{text}");
 }

@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use session_wrapper::configfile::{self, LoadError, DEFAULT_PATH};
 use session_wrapper::exec::decide::{self, DecidedOn, Subject};
 use session_wrapper::sys::exefile::Loaders;
-use session_wrapper::sys::resolve::{self, Asker, ExecPlan};
+use session_wrapper::sys::resolve::ExecPlan;
 use session_wrapper::session::command::{supervise_command, CommandOptions};
-use session_wrapper::selftest;
+use session_wrapper::{policytest, selftest};
 use session_wrapper::sys::users;
 use session_wrapper_config::text::{escape, escape_argv};
 use session_wrapper_config::{Action, Config, DecidedBy, Decision, FailPolicy, Policy, Rule, ScopeVerdict};
@@ -150,6 +150,18 @@ enum Command {
         /// output); standard input when none.
         files: Vec<PathBuf>,
     },
+    /// Run a policy's test cases (FILE.toml: user, groups, service, target user, command ->
+    /// expected decision and rule): exit 0 when every case holds, 1 naming each that does
+    /// not and the rule that decided, 2 when a file or the configuration cannot be read.
+    Test {
+        /// Configuration file (default: the case file's `config`, else
+        /// /etc/session-wrapper/config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Case files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// List the live supervised sessions (root only).
     Sessions {
         /// One JSON object per line.
@@ -186,6 +198,7 @@ fn main() -> ExitCode {
             cmd_explain(config.as_deref(), &user, &service, target_user.as_deref(), &command)
         }
         Some(Command::Replay { config, groups_now, json, files }) => cmd_replay(&config, groups_now, json, &files),
+        Some(Command::Test { config, files }) => cmd_test(config.as_deref(), &files),
         Some(Command::Sessions { json }) => cmd_sessions(json),
         Some(Command::DefaultConfig) => {
             print!("{}", session_wrapper_config::BUILTIN);
@@ -295,6 +308,34 @@ fn cmd_replay(path: &Path, groups_now: bool, json: bool, files: &[PathBuf]) -> i
         print!("{}", replay::render(&report, &config.sources.join(", ")));
     }
     i32::from(!report.ok())
+}
+
+fn cmd_test(config: Option<&Path>, files: &[PathBuf]) -> i32 {
+    let mut failed = false;
+    for f in files {
+        let cases = match policytest::CaseFile::read(f) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("session-wrapper: {e}");
+                return 2;
+            }
+        };
+        let path = config.map(Path::to_path_buf).or_else(|| {
+            cases.config.as_ref().map(|c| f.parent().unwrap_or(Path::new(".")).join(c))
+        });
+        let config = match load_config(path.as_deref(), false) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("session-wrapper: {e}");
+                return 2;
+            }
+        };
+        println!("{} ({})", f.display(), config.sources.join(", "));
+        let outcomes = policytest::run(&config, &cases);
+        print!("{}", policytest::render(&outcomes));
+        failed |= outcomes.iter().any(|o| !o.ok);
+    }
+    i32::from(failed)
 }
 
 fn cmd_sessions(json: bool) -> i32 {
@@ -610,8 +651,8 @@ fn cmd_explain(
         other => println!("scope: NOT supervised ({other:?}): every command runs unchecked"),
     }
     let argv: Vec<Vec<u8>> = command.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let program = find_program(&command[0]);
-    let plan = match plan_exec(&program, &argv) {
+    let program = policytest::find_program(&command[0]);
+    let plan = match policytest::plan_command(&program, &argv) {
         Ok(p) => p,
         Err(e) => {
             println!("command: {} cannot be run: {e}", escape(program.as_bytes()));
@@ -641,34 +682,6 @@ fn cmd_explain(
         println!("mode: audit (the decision is logged, nothing is refused)");
     }
     0
-}
-
-/// The program `name` runs: `name` itself when it has a slash, else the first file of that
-/// name in `$PATH` (default `/usr/bin:/bin`), as a shell finds it; `name` when there is none.
-fn find_program(name: &OsString) -> OsString {
-    if name.as_bytes().contains(&b'/') {
-        return name.clone();
-    }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .map_or_else(|| name.clone(), PathBuf::into_os_string)
-}
-
-/// What an exec of `program` with `argv` by this process would run, as the supervisor works
-/// it out: the file, its `#!` interpreters, the links it was reached through.
-///
-/// # Errors
-/// The errno of a lookup, or of a `#!` line the kernel refuses.
-fn plan_exec(program: &OsString, argv: &[Vec<u8>]) -> Result<ExecPlan, nix::errno::Errno> {
-    let me = Asker { tid: nix::unistd::gettid().as_raw() };
-    let tgid = std::process::id() as i32;
-    let mut plan = resolve::resolve(me, tgid, None, program.as_bytes(), 0).and_then(|named| {
-        resolve::plan(me, tgid, named, program.as_bytes().to_vec(), argv, &mut resolve::HeadCache::default())
-    })?;
-    plan.find_links(&session_wrapper::sys::trust::LinkFinder::new(None), program.as_bytes(), argv);
-    Ok(plan)
 }
 
 /// The command lines of explain: the file that runs, the name it is invoked as when that
