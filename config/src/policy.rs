@@ -7,7 +7,7 @@ use std::cell::OnceCell;
 
 use regex::bytes::Regex;
 
-use crate::pattern::{invoked_name, AnyArg, ArgsPattern, Breadth, ExePattern, NamePattern, Program};
+use crate::pattern::{invoked_name, last_component, AnyArg, ArgsPattern, Breadth, ExePattern, NamePattern, Program};
 use crate::Location;
 
 /// What a rule, a guard or the default does with a command.
@@ -224,6 +224,64 @@ impl Rule {
     pub fn exe_patterns(&self) -> impl Iterator<Item = &ExePattern> {
         self.exe.iter().flatten()
     }
+
+    /// Whether every exec this rule matches is matched by `earlier` too: placed after it, this
+    /// rule never decides anything (`check-config` warns). Conservative: `false` whenever it
+    /// cannot be shown from the conditions as written (a list must be contained in the
+    /// earlier rule's; a glob, argument or name condition must be the same; a program must be
+    /// named by the same pattern, or be a file the earlier rule's pattern takes).
+    pub fn covered_by(&self, earlier: &Rule) -> bool {
+        fn list(later: &Option<Vec<String>>, earlier: &Option<Vec<String>>) -> bool {
+            match (later, earlier) {
+                (_, None) => true,
+                (None, Some(_)) => false,
+                (Some(l), Some(e)) => l.iter().all(|x| e.contains(x)),
+            }
+        }
+        fn same<T: std::fmt::Debug>(later: &Option<T>, earlier: &Option<T>) -> bool {
+            match (later, earlier) {
+                (_, None) => true,
+                (None, Some(_)) => false,
+                (Some(l), Some(e)) => format!("{l:?}") == format!("{e:?}"),
+            }
+        }
+        let regex = |r: &Option<Regex>| r.as_ref().map(|r| r.as_str().to_owned());
+        list(&self.users, &earlier.users)
+            && list(&self.groups, &earlier.groups)
+            && list(&self.target_users, &earlier.target_users)
+            && list(&self.services, &earlier.services)
+            && same(&self.names, &earlier.names)
+            && same(&self.args, &earlier.args)
+            && same(&self.any_arg, &earlier.any_arg)
+            && same(&regex(&self.cmdline), &regex(&earlier.cmdline))
+            && self.exe_covered_by(earlier)
+    }
+
+    fn exe_covered_by(&self, earlier: &Rule) -> bool {
+        let Some(theirs) = &earlier.exe else { return true };
+        let Some(ours) = &self.exe else { return false };
+        // A rule that takes programs under any name is wider than one that takes them only
+        // under their own.
+        if earlier.breadth() == Breadth::Narrow && self.breadth() == Breadth::Broad {
+            return false;
+        }
+        ours.iter().all(|p| {
+            theirs.iter().any(|t| t.written() == p.written())
+                || p.file().is_some_and(|(real, link)| {
+                    // A file under its own name (and, for a broad rule, under a made-up one):
+                    // exactly the programs such a pattern takes.
+                    let names: &[&[u8]] = match self.breadth() {
+                        Breadth::Narrow => &[last_component(real)],
+                        Breadth::Broad => &[last_component(real), b"\0made-up"],
+                    };
+                    !link
+                        && names.iter().all(|name| {
+                            let program = Program { exe: real, name, links: &[] };
+                            theirs.iter().any(|t| t.matches(&program, earlier.breadth()))
+                        })
+                })
+        })
+    }
 }
 
 /// The facts of one exec that the policy decides on.
@@ -416,6 +474,14 @@ impl Policy {
         } else {
             None
         }
+    }
+
+    /// The rules that can never match, each with the earlier rule that matches every exec it
+    /// does: `(rule, earlier)`, indexes in [`Policy::rules`].
+    pub fn shadowed(&self) -> Vec<(usize, usize)> {
+        (0..self.rules.len())
+            .filter_map(|i| (0..i).find(|&j| self.rules[i].covered_by(&self.rules[j])).map(|j| (i, j)))
+            .collect()
     }
 
     /// Whether any rule (or fallback rule) has a `groups` condition: only then does a

@@ -709,3 +709,49 @@ fn bad_isolation_values_are_located() {
     let e = err("[[isolation]]\nlandlock = { write = [\"home\"] }\n");
     assert_eq!(only_problem(&e).location.line, 2);
 }
+
+fn shadowed(text: &str) -> Vec<(String, String)> {
+    let c = ok(text);
+    let r = &c.policy.rules;
+    c.policy.shadowed().into_iter().map(|(i, j)| (r[i].name.clone(), r[j].name.clone())).collect()
+}
+
+#[test]
+fn a_rule_after_one_that_takes_everything_it_would_is_shadowed() {
+    let pair = |a: &str, b: &str| vec![(a.to_owned(), b.to_owned())];
+    // The same program, fewer users, an argument condition: never reached.
+    assert_eq!(
+        shadowed(
+            "[[rules]]\nname = \"ops\"\ngroups = [\"ops\", \"dev\"]\nexe = [\"/usr/bin/ls\", \"/usr/bin/cat\"]\naction = \"deny\"\n\
+             [[rules]]\nname = \"ops-ls\"\ngroups = [\"ops\"]\nexe = \"/usr/bin/ls\"\nargs = [\"-l\"]\naction = \"allow\"\n"
+        ),
+        pair("ops-ls", "ops")
+    );
+    // A directory takes the files in it; a rule without conditions takes everything.
+    assert_eq!(
+        shadowed("[[rules]]\nname = \"bin\"\nexe = \"/usr/bin/\"\naction = \"allow\"\n[[rules]]\nname = \"ls\"\nexe = \"/usr/bin/ls\"\naction = \"allow\"\n"),
+        pair("ls", "bin")
+    );
+    assert_eq!(
+        shadowed("[[rules]]\nname = \"all\"\naction = \"deny\"\n[[rules]]\nname = \"id\"\nusers = [\"a\"]\nexe = \"/usr/bin/id\"\naction = \"allow\"\n"),
+        pair("id", "all")
+    );
+}
+
+#[test]
+fn a_rule_that_still_decides_something_is_not_shadowed() {
+    for text in [
+        // The later rule is for users the earlier one does not name.
+        "[[rules]]\nname = \"a\"\nusers = [\"a\"]\nexe = \"/usr/bin/ls\"\naction = \"allow\"\n[[rules]]\nname = \"b\"\nexe = \"/usr/bin/ls\"\naction = \"deny\"\n",
+        // The earlier rule has an argument condition the later one lacks.
+        "[[rules]]\nname = \"a\"\nexe = \"/usr/bin/ls\"\nargs = [\"-l\"]\naction = \"allow\"\n[[rules]]\nname = \"b\"\nexe = \"/usr/bin/ls\"\naction = \"deny\"\n",
+        // An allowance takes a program under its own name only; a denial under any name.
+        "[[rules]]\nname = \"a\"\nexe = \"/usr/bin/id\"\naction = \"allow\"\n[[rules]]\nname = \"b\"\nexe = \"/usr/bin/id\"\naction = \"deny\"\n",
+        // A file outside the earlier directory.
+        "[[rules]]\nname = \"a\"\nexe = \"/usr/bin/\"\naction = \"allow\"\n[[rules]]\nname = \"b\"\nexe = \"/usr/sbin/ip\"\naction = \"allow\"\n",
+        // Different argument globs.
+        "[[rules]]\nname = \"a\"\nexe = \"/usr/bin/ls\"\nargs = [\"-l\"]\naction = \"allow\"\n[[rules]]\nname = \"b\"\nexe = \"/usr/bin/ls\"\nargs = [\"-a\"]\naction = \"allow\"\n",
+    ] {
+        assert_eq!(shadowed(text), Vec::<(String, String)>::new(), "{text}");
+    }
+}

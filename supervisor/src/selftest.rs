@@ -75,10 +75,47 @@ fn check(layer: &str, name: &str, status: Status, detail: impl Into<String>) -> 
     Check { layer: layer.into(), check: name.into(), status, detail: detail.into() }
 }
 
-/// What check-config says about the policy itself: every rule that allows (or asks the
-/// backend about) programs in a place someone other than root can change, naming who; and
-/// every pattern matched only as written because it leads through such a place.
+/// What check-config says about the policy itself (warnings, never a failure): every rule
+/// that allows (or asks the backend about) programs in a place someone other than root can
+/// change, naming who; every rule that can never match, because a rule checked before it
+/// matches every exec it would; and every pattern naming a file or directory that does not
+/// exist on this system.
 pub fn policy_lints(config: &Config) -> Vec<Check> {
+    let mut out = writable_lints(config);
+    let rules = &config.policy.rules;
+    for (i, j) in config.policy.shadowed() {
+        out.push(check(
+            "policy",
+            &format!("rule {}", rules[i].name),
+            Status::Warn,
+            format!(
+                "can never match: rule {} ({}), checked before it, matches every command it does",
+                rules[j].name, rules[j].origin
+            ),
+        ));
+    }
+    for rule in rules.iter().chain(&config.policy.fallback) {
+        for pattern in rule.exe_patterns() {
+            let places = match pattern.file() {
+                Some(_) => vec![pattern.written().to_owned()],
+                None => pattern.directories(),
+            };
+            for place in places.iter().filter(|p| !std::path::Path::new(p).exists()) {
+                out.push(check(
+                    "policy",
+                    &format!("rule {}", rule.name),
+                    Status::Warn,
+                    format!("{} names {place}, which does not exist on this system", pattern.written()),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Every rule that allows (or asks the backend about) programs in a place someone other than
+/// root can change, naming who.
+fn writable_lints(config: &Config) -> Vec<Check> {
     use session_wrapper_config::Action;
     let mut out = Vec::new();
     let rules = config.policy.rules.iter().chain(&config.policy.fallback);
