@@ -129,6 +129,9 @@ enum Command {
         /// The effective user at the exec (default: the login user), e.g. root under sudo.
         #[arg(long)]
         target_user: Option<String>,
+        /// One JSON object, for tooling.
+        #[arg(long)]
+        json: bool,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<OsString>,
@@ -194,8 +197,8 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { config, json }) => cmd_check_config(config.as_deref(), json),
         Some(Command::SelfTest { config, comprehensive, json }) => cmd_self_test(config.as_deref(), comprehensive, json),
         Some(Command::Probe { tasks }) => session_wrapper::selftest::probe::main(&tasks),
-        Some(Command::Explain { config, user, service, target_user, command }) => {
-            cmd_explain(config.as_deref(), &user, &service, target_user.as_deref(), &command)
+        Some(Command::Explain { config, user, service, target_user, json, command }) => {
+            cmd_explain(config.as_deref(), &user, &service, target_user.as_deref(), &command, json)
         }
         Some(Command::Replay { config, groups_now, json, files }) => cmd_replay(&config, groups_now, json, &files),
         Some(Command::Test { config, files }) => cmd_test(config.as_deref(), &files),
@@ -625,41 +628,29 @@ fn cmd_explain(
     service: &str,
     target: Option<&str>,
     command: &[OsString],
+    json: bool,
 ) -> i32 {
+    let fail = |why: String| {
+        if json {
+            println!("{}", serde_json::json!({ "error": why }));
+        } else {
+            eprintln!("session-wrapper: {why}");
+        }
+        1
+    };
     let config = match load_config(path, true) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("session-wrapper: {e}");
-            return 1;
-        }
+        Err(e) => return fail(e.to_string()),
     };
     let login = match users::lookup(user) {
         Ok(Some(u)) => u,
-        Ok(None) => {
-            eprintln!("session-wrapper: no such user {user:?}");
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("session-wrapper: looking up {user:?}: {e}");
-            return 1;
-        }
+        Ok(None) => return fail(format!("no such user {user:?}")),
+        Err(e) => return fail(format!("looking up {user:?}: {e}")),
     };
     let scope = config.scope.check(&login.name, &login.groups, service);
-    println!("user: {} (groups: {})  service: {service}", login.name, login.groups.join(","));
-    match scope {
-        ScopeVerdict::Supervised => println!("scope: supervised"),
-        other => println!("scope: NOT supervised ({other:?}): every command runs unchecked"),
-    }
     let argv: Vec<Vec<u8>> = command.iter().map(|a| a.as_bytes().to_vec()).collect();
     let program = policytest::find_program(&command[0]);
-    let plan = match policytest::plan_command(&program, &argv) {
-        Ok(p) => p,
-        Err(e) => {
-            println!("command: {} cannot be run: {e}", escape(program.as_bytes()));
-            return 1;
-        }
-    };
-    print_command(&program, &plan, &argv);
+    let plan = policytest::plan_command(&program, &argv);
     let target_user = target.unwrap_or(&login.name).to_owned();
     let who = Subject {
         user: &login,
@@ -670,8 +661,63 @@ fn cmd_explain(
         traced: false,
         foreign_user_namespace: false,
     };
-    let loaders = Loaders::discover();
-    let (d, on) = decide::decide_plan(&config, &loaders, &who, &plan, &argv);
+    let decided = plan.as_ref().ok().map(|plan| decide::decide_plan(&config, &Loaders::discover(), &who, plan, &argv));
+    if json {
+        let words = |v: &[Vec<u8>]| v.iter().map(|b| escape(b)).collect::<Vec<_>>();
+        let mut out = serde_json::json!({
+            "user": login.name,
+            "groups": login.groups,
+            "service": service,
+            "target_user": target_user,
+            "supervised": scope == ScopeVerdict::Supervised,
+            "scope": format!("{scope:?}"),
+            "mode": config.mode.as_str(),
+            "sources": config.sources,
+            "command": escape(program.as_bytes()),
+            "argv": words(&argv),
+            "invoked_as": escape(session_wrapper_config::invoked_name(&argv[0])),
+        });
+        match (&plan, &decided) {
+            (Ok(plan), Some((d, on))) => {
+                out["real_file"] = escape(&plan.named.real_path).into();
+                out["links"] = words(&plan.named.links).into();
+                out["interpreters"] = plan.interpreters.iter().map(|i| escape(&i.file.real_path)).collect::<Vec<_>>().into();
+                out["decision"] = d.action.as_str().into();
+                out["rule"] = config.policy.decider_name(d.by).into();
+                out["decided_by"] = match d.by {
+                    DecidedBy::Rule(_) => "rule",
+                    DecidedBy::Default => "default",
+                    DecidedBy::Guard(_) => "guard",
+                }
+                .into();
+                if let DecidedBy::Rule(i) = d.by {
+                    out["rule_origin"] = config.policy.rules[i].origin.to_string().into();
+                }
+                if let DecidedOn::Interpreter(i) = on {
+                    out["about_interpreter"] = escape(&plan.interpreters[*i].file.real_path).into();
+                }
+                out["message"] = d.message.clone().into();
+            }
+            (Err(e), _) => out["error"] = format!("cannot be run: {e}").into(),
+            _ => {}
+        }
+        println!("{out}");
+        return i32::from(plan.is_err());
+    }
+    println!("user: {} (groups: {})  service: {service}", login.name, login.groups.join(","));
+    match scope {
+        ScopeVerdict::Supervised => println!("scope: supervised"),
+        other => println!("scope: NOT supervised ({other:?}): every command runs unchecked"),
+    }
+    let (plan, (d, on)) = match (plan, decided) {
+        (Ok(plan), Some(decided)) => (plan, decided),
+        (Err(e), _) => {
+            println!("command: {} cannot be run: {e}", escape(program.as_bytes()));
+            return 1;
+        }
+        (Ok(_), None) => return 1,
+    };
+    print_command(&program, &plan, &argv);
     let (argv_text, _) = escape_argv(&argv, 512);
     println!("argv: {argv_text}  target user: {target_user}");
     println!("decision: {}", describe_decision(&config, &d, on, &plan));
