@@ -111,6 +111,11 @@ awk -v crates="$crates" '$0 == "@CRATES@" { print crates; next } { print }' \
 gzip -9n -c "$here/debian/changelog" > "$doc/changelog.Debian.gz"
 gzip -9n -c "$root/docs/admin-guide.md" > "$doc/admin-guide.md.gz"
 chmod 644 "$doc"/*
+# The package policy's test cases, naming the installed policy: `session-wrapper test FILE`.
+install -d -m 755 "$doc/examples"
+sed 's|^config = "config.toml"$|config = "/etc/session-wrapper/config.toml"|' "$here/config.test.toml" > "$doc/examples/config.test.toml"
+grep -q '^config = "/etc/session-wrapper/config.toml"$' "$doc/examples/config.test.toml" || die "config.test.toml does not name config.toml"
+chmod 644 "$doc/examples/config.test.toml"
 
 # Lintian overrides, each with its reason in the file.
 if [ -s "$here/debian/lintian-overrides" ]; then
