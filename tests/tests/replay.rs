@@ -26,10 +26,17 @@ exe = "/usr/bin/uname"
 action = "deny"
 "#;
 
-/// The edited policy: `uname` no longer refused, `date` refused to the ops group.
+/// The edited policy: `uname` no longer refused, `date` refused to the ops group, `id` as
+/// root refused to everyone.
 const EDITED: &str = r#"
 mode = "enforce"
 default = "allow"
+
+[[rules]]
+name = "no-root-id"
+target-users = ["root"]
+exe = "/usr/bin/id"
+action = "deny"
 
 [[rules]]
 name = "ops-no-date"
@@ -38,7 +45,8 @@ exe = "/usr/bin/date"
 action = "deny"
 "#;
 
-/// Records the day: alice (in swops) and bob, each in a real `su` session.
+/// Records the day: alice (in swops, who also runs `id` as root with `sudo`: a nested session)
+/// and bob, each in a real `su` session.
 fn record_a_day() -> Vec<String> {
     let cfg = ConfigFile::new(RECORDED);
     let mut sb = Sandbox::new();
@@ -46,8 +54,9 @@ fn record_a_day() -> Vec<String> {
     let bob = sb.add_user("swrbob", 4802);
     sb.add_group("swops", 4810, &[&alice.name]);
     sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    sb.add_sudo(&alice.name, &cfg);
     // One argument of 300 bytes (made by the shell: the script itself stays short).
-    let alice_day = "cd /; uname >/dev/null; uname -r >/dev/null; date >/dev/null; id >/dev/null; /bin/true $(printf %0300d 0); true";
+    let alice_day = "cd /; uname >/dev/null; uname -r >/dev/null; date >/dev/null; id >/dev/null; sudo -n id >/dev/null; /bin/true $(printf %0300d 0); true";
     let out_a = sb.run(&["su", &alice.name, "-c", alice_day], T);
     let out_b = sb.run(
         &[
@@ -133,6 +142,15 @@ fn a_recorded_day_replayed_against_an_edited_policy_reports_exactly_the_changed_
         (
             "allow",
             "deny",
+            "no-root-id",
+            "default",
+            "swralice",
+            "/usr/bin/id",
+            1,
+        ),
+        (
+            "allow",
+            "deny",
             "ops-no-date",
             "default",
             "swralice",
@@ -195,18 +213,19 @@ fn a_recorded_day_replayed_against_an_edited_policy_reports_exactly_the_changed_
             .contains("argv=\"/bin/true 0000"),
         "{text}"
     );
-    // Two sessions, every decision accounted for; date ran and would now be refused: exit 1.
+    // Two sessions (sudo's joined alice's), every decision accounted for; date and id as root
+    // ran and would now be refused: exit 1.
     let decisions = lines.iter().filter(|l| l.contains(" decision=")).count() as u64;
     assert_eq!(v["sessions"], 2, "{text}");
     assert_eq!(v["decisions"].as_u64(), Some(decisions), "{text}");
     assert_eq!(
-        v["unchanged"].as_u64().unwrap_or(0) + 4 + 1,
+        v["unchanged"].as_u64().unwrap_or(0) + 5 + 1,
         decisions,
         "{text}"
     );
     assert_eq!(
         (v["refused_that_ran"].as_u64(), v["ok"].as_bool()),
-        (Some(1), Some(false)),
+        (Some(2), Some(false)),
         "{text}"
     );
     assert_eq!(code, 1, "{text}");
