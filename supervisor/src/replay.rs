@@ -18,10 +18,14 @@
 //! This module is pure: it reads no file and asks nothing of the system (the groups of
 //! `--groups-now` come in through [`Replay::new`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use session_wrapper_config::text::{logfmt_pairs, unescape, unescape_argv};
 use session_wrapper_config::{Action, Config, ExeKind, Guard, Request};
+
+/// Where the structured data of an RFC 5424 line starts (`[log] format = "rfc5424"`).
+const SD_START: &str = "[session-wrapper@32473 ";
 
 /// Looks up the groups a user has now (`--groups-now`).
 pub type GroupsNow<'a> = &'a dyn Fn(&str) -> Option<Vec<String>>;
@@ -160,7 +164,14 @@ impl<'a> Replay<'a> {
     /// Reads one line. Lines that are not the supervisor's (other programs in auth.log) are
     /// skipped.
     pub fn line(&mut self, source: &str, number: usize, text: &str) {
-        let pairs = logfmt_pairs(text);
+        // An RFC 5424 line carries the fields as structured data, where `]` is written `\]`
+        // (the escaping of the values never writes a backslash of its own).
+        let fields = if text.contains(SD_START) {
+            Cow::Owned(text.replace("\\]", "]"))
+        } else {
+            Cow::Borrowed(text)
+        };
+        let pairs = logfmt_pairs(&fields);
         let field = |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
         let Some(session) = field("session") else {
             return;
@@ -429,6 +440,20 @@ mod tests {
         assert_eq!(r.refused_that_ran, 2);
         assert!(!r.ok());
         assert_eq!(r.changes.values().next().map(|c| c.example.line), Some(2));
+    }
+
+    #[test]
+    fn rfc_5424_lines_are_read_from_their_structured_data() {
+        let c = config("default = \"allow\"\n[[rules]]\nname = \"no-ls\"\nexe = \"/usr/bin/ls\"\nargs = [\"a]\"]\naction = \"deny\"\n");
+        let mut r = Replay::new(&c, None);
+        r.line("-", 1, "<86>1 2026-12-03T07:00:00+00:00 host session-wrapper 9 session-start [session-wrapper@32473 session=\"0a\" user=\"alice\" service=\"su\" groups=\"alice\"] event=session-start");
+        r.line("-", 2, "<86>1 2026-12-03T07:00:01+00:00 host session-wrapper 9 decision [session-wrapper@32473 session=\"0a\" decision=\"allow\" rule=\"default\" mode=\"audit\" user=\"alice\" target=\"alice\" exe=\"/usr/bin/ls\" argc=\"2\" argv=\"ls a\\]\"] decision=allow rule=default");
+        let r = r.finish();
+        assert_eq!((r.sessions, r.decisions, r.changed()), (1, 1, 1), "{r:?}");
+        assert_eq!(
+            r.changes.keys().next().map(|k| k.rule.as_str()),
+            Some("no-ls")
+        );
     }
 
     #[test]
