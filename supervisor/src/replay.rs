@@ -286,7 +286,12 @@ impl<'a> Replay<'a> {
             links: &links,
             kind,
             dynamic_loader: fact(Guard::DynamicLoader),
-            loader_env: fact(Guard::LoaderEnv).then_some("(recorded)"),
+            // The environment is not in the line: a variable the recording configuration's
+            // list named was set, and is taken as one the candidate's list names too (unless
+            // it names none).
+            loader_env: (fact(Guard::LoaderEnv)
+                && !self.candidate.policy.guards.loader_env.is_empty())
+            .then_some("(recorded)"),
             traced: fact(Guard::Traced),
             foreign_user_namespace: fact(Guard::UserNamespaces),
             untrusted_library_path: fact(Guard::LibraryPath).then_some("(recorded)"),
