@@ -353,9 +353,16 @@ fn deb_installs_disabled_audits_su_once_enabled_and_purges_without_a_trace() {
         "/usr/share/man/man5/session-wrapper.toml.5.gz",
         "/usr/share/doc/pam-session-wrapper/copyright",
         "/usr/share/doc/pam-session-wrapper/changelog.Debian.gz",
+        "/usr/share/doc/pam-session-wrapper/examples/config.test.toml",
     ] {
         assert!(files.iter().any(|l| l == f), "{f} is not in the package:\n{}", files.join("\n"));
     }
+    // The installed policy passes the test cases the package ships for it.
+    let cases = sys.ok(
+        "the package's test cases",
+        "session-wrapper test /usr/share/doc/pam-session-wrapper/examples/config.test.toml",
+    );
+    assert!(cases.contains("(/etc/session-wrapper/config.toml)") && cases.contains(", 0 failed"), "{cases}");
 
     // Enabled: in the interactive session stack, which su includes.
     sys.ok("pam-auth-update --enable", "pam-auth-update --enable session-wrapper");
