@@ -291,3 +291,40 @@ fn the_module_loads_with_rtld_now_and_exports_only_its_hooks() {
     // SAFETY: the handle from dlopen above.
     unsafe { libc::dlclose(h) };
 }
+
+#[test]
+fn an_ssh_session_recorded_in_audit_mode_replays_with_its_service() {
+    require_root!();
+    let (sb, u, _cfg) = sandbox_with_sshd("mode = \"audit\"\ndefault = \"allow\"\n", "swssh5", 4405);
+    let sshd = start_sshd(&sb, &u);
+    let out = ssh(&sshd, &u.name, &[], "/usr/bin/uname >/dev/null; /usr/bin/id -u >/dev/null; echo done").output().expect("ssh");
+    assert_eq!(stdout(&out), "done\n", "{}", stderr(&out));
+    drop(sshd);
+    let lines = sb.log.until_session_end(T);
+    // The candidate refuses uname over ssh, and id only to su sessions.
+    let candidate = ConfigFile::new(
+        "default = \"allow\"\n\
+         [[rules]]\nname = \"no-uname-over-ssh\"\nservices = [\"sshd\"]\nexe = \"/usr/bin/uname\"\naction = \"deny\"\n\
+         [[rules]]\nname = \"no-id-in-su\"\nservices = [\"su\"]\nexe = \"/usr/bin/id\"\naction = \"deny\"\n",
+    );
+    let mut child = session_wrapper_tests::session_wrapper()
+        .args(["replay", "--json", "--config"])
+        .arg(candidate.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("replay");
+    child.stdin.take().expect("stdin").write_all(lines.join("\n").as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("replay");
+    let text = stdout(&out);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let changes: Vec<(String, String, String, u64)> = v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| (c["from"].as_str().unwrap_or("?").to_owned() + "->" + c["to"].as_str().unwrap_or("?"), c["rule"].as_str().unwrap_or("?").to_owned(), c["program"].as_str().unwrap_or("?").to_owned(), c["count"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(changes, vec![("allow->deny".to_owned(), "no-uname-over-ssh".to_owned(), "/usr/bin/uname".to_owned(), 1)], "{text}\n{}", lines.join("\n"));
+    assert_eq!((v["sessions"].as_u64(), v["undecidable"].as_object().map(|o| o.len())), (Some(1), Some(0)), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
