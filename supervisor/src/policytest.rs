@@ -191,93 +191,74 @@ pub fn run(config: &Config, file: &CaseFile) -> Vec<Outcome> {
     file.case
         .iter()
         .enumerate()
-        .map(|(i, case)| {
-            let number = i + 1;
-            let label = case.name.clone().unwrap_or_else(|| case.command.join(" "));
-            let argv: Vec<Vec<u8>> = case.command.iter().map(|a| a.as_bytes().to_vec()).collect();
-            let plan = match &case.exe {
-                Some(_) => None,
-                None => {
-                    let program = find_program(&OsString::from(&case.command[0]));
-                    match plan_command(&program, &argv) {
-                        Ok(p) => Some(p),
-                        Err(e) => {
-                            let text = format!(
-                                "{label}: {} cannot be run here: {e}",
-                                program.to_string_lossy()
-                            );
-                            return Outcome {
-                                number,
-                                ok: false,
-                                text,
-                            };
-                        }
-                    }
-                }
-            };
-            let user = LoginUser {
-                name: case.user.clone(),
-                uid: 0,
-                gid: 0,
-                gids: Vec::new(),
-                groups: case.groups.clone(),
-            };
-            let target = case
-                .target_user
-                .clone()
-                .unwrap_or_else(|| case.user.clone());
-            let who = Subject {
-                user: &user,
-                service: &case.service,
-                target_user: &target,
-                loader_env: None,
-                untrusted_library_path: None,
-                traced: false,
-                foreign_user_namespace: false,
-            };
-            let (d, about) = match (&plan, &case.exe) {
-                (Some(plan), _) => match decide::decide_plan(config, &loaders, &who, plan, &argv) {
-                    (d, DecidedOn::Named) => (d, String::new()),
-                    (d, DecidedOn::Interpreter(i)) => {
-                        let interpreter =
-                            String::from_utf8_lossy(&plan.interpreters[i].file.real_path);
-                        (d, format!(" about its #! interpreter {interpreter}"))
-                    }
-                },
-                (None, exe) => {
-                    let exe = exe.as_deref().unwrap_or_default().as_bytes();
-                    let file = decide::File {
-                        path: exe,
-                        id: (0, 0),
-                        kind: ExeKind::File,
-                        links: &[],
-                    };
-                    (
-                        decide::decide_file(config, &loaders, &who, file, &argv),
-                        String::new(),
-                    )
-                }
-            };
-            let (rule, at) = decider(config, &d);
-            let got = format!("{} by {rule}{at}{about}", d.action.as_str());
-            let ok =
-                d.action == case.expect.action() && case.rule.as_ref().is_none_or(|r| *r == rule);
-            let text = if ok {
-                format!("{label}: {got}")
-            } else {
-                let want_rule = case
-                    .rule
-                    .as_ref()
-                    .map(|r| format!(" by {r}"))
-                    .unwrap_or_default();
-                format!(
-                    "{label}: want {}{want_rule}, got {got}",
-                    case.expect.action().as_str()
-                )
-            };
-            Outcome { number, ok, text }
-        })
+        .map(|(i, case)| run_case(config, &loaders, i + 1, case))
         .collect()
+}
+
+/// Decides case `number` and compares the decision with what it expects.
+fn run_case(config: &Config, loaders: &Loaders, number: usize, case: &Case) -> Outcome {
+    let label = case.name.clone().unwrap_or_else(|| case.command.join(" "));
+    let argv: Vec<Vec<u8>> = case.command.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let (d, about) = match decide_case(config, loaders, case, &argv) {
+        Ok(decided) => decided,
+        Err(why) => {
+            return Outcome {
+                number,
+                ok: false,
+                text: format!("{label}: {why}"),
+            }
+        }
+    };
+    let (rule, at) = decider(config, &d);
+    let got = format!("{} by {rule}{at}{about}", d.action.as_str());
+    let ok = d.action == case.expect.action() && case.rule.as_ref().is_none_or(|r| *r == rule);
+    let text = if ok {
+        format!("{label}: {got}")
+    } else {
+        let want_rule = case.rule.as_ref().map(|r| format!(" by {r}")).unwrap_or_default();
+        format!("{label}: want {}{want_rule}, got {got}", case.expect.action().as_str())
+    };
+    Outcome { number, ok, text }
+}
+
+/// The decision on a case, with what it was about when that is not the program itself (its
+/// `#!` interpreter); an error when the command cannot be run here.
+fn decide_case(config: &Config, loaders: &Loaders, case: &Case, argv: &[Vec<u8>]) -> Result<(Decision, String), String> {
+    let user = LoginUser {
+        name: case.user.clone(),
+        uid: 0,
+        gid: 0,
+        gids: Vec::new(),
+        groups: case.groups.clone(),
+    };
+    let target = case.target_user.clone().unwrap_or_else(|| case.user.clone());
+    let who = Subject {
+        user: &user,
+        service: &case.service,
+        target_user: &target,
+        loader_env: None,
+        untrusted_library_path: None,
+        traced: false,
+        foreign_user_namespace: false,
+    };
+    if let Some(exe) = &case.exe {
+        let file = decide::File {
+            path: exe.as_bytes(),
+            id: (0, 0),
+            kind: ExeKind::File,
+            links: &[],
+        };
+        return Ok((decide::decide_file(config, loaders, &who, file, argv), String::new()));
+    }
+    let program = find_program(&OsString::from(&case.command[0]));
+    let plan = plan_command(&program, argv).map_err(|e| format!("{} cannot be run here: {e}", program.to_string_lossy()))?;
+    Ok(match decide::decide_plan(config, loaders, &who, &plan, argv) {
+        (d, DecidedOn::Named) => (d, String::new()),
+        (d, DecidedOn::Interpreter(i)) => {
+            let interpreter = String::from_utf8_lossy(&plan.interpreters[i].file.real_path);
+            (d, format!(" about its #! interpreter {interpreter}"))
+        }
+    })
 }
 
 /// The outcomes as text, one line each, then a summary.
