@@ -320,6 +320,8 @@ pub(super) fn account_loop(
     let mut failed_at_end = false;
     let mut next = Instant::now();
     let mut claim_at = Instant::now();
+    // Records delivered so far from journals whose delivery gave way to this session's own.
+    let mut recovered: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     loop {
         let entry = {
             let mut g = q.lock();
@@ -358,8 +360,16 @@ pub(super) fn account_loop(
                 let own_waiting = || q.lock().len() > 0;
                 let except: Vec<&str> = own.into_iter().collect();
                 while let Some(j) = dir.claim(&except) {
-                    let c = deliver_journal(shared, &mut conns, dir, j, &own_waiting);
-                    if c.delivered > 0 || c.left > 0 && c.error.is_none() {
+                    let mut c = deliver_journal(shared, &mut conns, dir, j, &own_waiting);
+                    let so_far = recovered.entry(c.name.clone()).or_insert(0);
+                    *so_far += c.delivered;
+                    if c.left > 0 && c.error.is_none() {
+                        // This session's own records wait: they go first, then this again.
+                        claim_at = Instant::now();
+                        break;
+                    }
+                    c.delivered = recovered.remove(&c.name).unwrap_or(c.delivered);
+                    if c.delivered > 0 || c.left > 0 {
                         shared.notify(Event::Log(claimed_line(&c)));
                     }
                     if c.left > 0 {
