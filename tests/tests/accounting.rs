@@ -135,6 +135,9 @@ fn records_of_a_session_that_outlived_its_server_arrive_in_order_when_it_is_back
     );
     let before = read_events(&first.events, "accounting");
     drop(first);
+    // The session's own journal is held by its live supervisor: deliver-accounting leaves it.
+    let live = setup.deliver();
+    assert!(String::from_utf8_lossy(&live.stdout).contains("0 journals, 0 records delivered, 0 left; 1 journals held by live supervisors"), "{}", output_text(&live));
     let out = session.wait_with_output().expect("wait");
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("end\n"), "{}", output_text(&out));
     let lines = sb.log.until_session_end(T);
