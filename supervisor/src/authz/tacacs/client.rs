@@ -532,3 +532,38 @@ pub fn tls_config(ca_file: &str, client: Option<(&str, &str)>) -> Result<Arc<rus
     };
     Ok(Arc::new(cfg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(e: rustls::Error, requested: bool) -> String {
+        let name = ServerName::try_from("tacacs.example.net").expect("name");
+        tls_error(io::Error::new(io::ErrorKind::InvalidData, e), requested, &name).to_string()
+    }
+
+    #[test]
+    fn tls_failures_name_their_cause() {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+        let missing = "TLS: the server requires a client certificate and none is configured (tls.client-cert, tls.client-key)";
+        assert_eq!(named(E::AlertReceived(A::CertificateRequired), false), missing);
+        assert!(named(E::AlertReceived(A::HandshakeFailure), true).starts_with(missing));
+        let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+        let name = ServerName::try_from("h").expect("name");
+        assert!(tls_error(eof, true, &name).to_string().starts_with(missing), "a server that just closes");
+        assert_eq!(
+            named(E::InvalidCertificate(C::UnknownIssuer), false),
+            "TLS: the server's certificate failed verification: it is not issued by a CA in tls.ca-file"
+        );
+        assert!(named(E::InvalidCertificate(C::NotValidForName), false).contains("not valid for the name tacacs.example.net"));
+        assert!(named(E::InvalidCertificate(C::Expired), false).ends_with("it has expired"));
+        assert!(named(E::AlertReceived(A::ProtocolVersion), false).starts_with("TLS: version or cipher mismatch"));
+        assert!(named(E::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon), false)
+            .starts_with("TLS: version or cipher mismatch"));
+        assert!(named(E::AlertReceived(A::BadCertificate), false).contains("refused the client certificate"));
+        let plain = E::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        assert!(named(plain, false).contains("does not speak TLS"));
+        let slow = io::Error::from(io::ErrorKind::WouldBlock);
+        assert!(matches!(tls_error(slow, false, &name), ClientError::Timeout));
+    }
+}
