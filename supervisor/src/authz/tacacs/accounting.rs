@@ -48,6 +48,8 @@ pub(super) struct Backlog {
     pub(super) dropped: Vec<String>,
     /// The session ended: deliver what can be within the limit, then stop.
     pub(super) stopping: bool,
+    /// Records appended so far (the delivery thread syncs the journal when this moved).
+    appended: u64,
 }
 
 impl Backlog {
@@ -58,6 +60,7 @@ impl Backlog {
             seq: 0,
             capacity,
             dropped: Vec::new(),
+            appended: 0,
             stopping: false,
         }
     }
@@ -81,6 +84,7 @@ impl Backlog {
             self.dropped.push(e.task);
             return;
         }
+        self.appended += 1;
         if let Some(j) = &mut self.journal {
             match j.append(e.clone()) {
                 Ok(_) => return,
@@ -306,8 +310,11 @@ pub fn claimed_line(c: &Claimed) -> LogEvent {
 /// The delivery thread of a session: its own records first, in order; journals of sessions
 /// whose supervisor is gone when its own are all delivered.
 ///
-/// `sync`: another descriptor of the session's journal, `fdatasync`ed before each record is
-/// sent, outside the lock the supervisor's loop takes to append.
+/// `sync`: another descriptor of the session's journal, `fdatasync`ed before a record is sent
+/// when records were appended since the last time (one sync covers every record appended
+/// before it), outside the lock the supervisor's loop takes to append. The `D` lines that
+/// mark records delivered are not synced on their own: lost in a crash of the host, they
+/// make a record go twice, never get lost.
 pub(super) fn account_loop(
     q: &AcctQueue,
     shared: &Shared,
@@ -318,12 +325,13 @@ pub(super) fn account_loop(
     let mut conns: Vec<Option<Connection>> = (0..shared.endpoints.len()).map(|_| None).collect();
     let mut attempts = 0u32;
     let mut failed_at_end = false;
+    let mut synced = 0u64;
     let mut next = Instant::now();
     let mut claim_at = Instant::now();
     // Records delivered so far from journals whose delivery gave way to this session's own.
     let mut recovered: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     loop {
-        let entry = {
+        let (entry, appended) = {
             let mut g = q.lock();
             loop {
                 let now = Instant::now();
@@ -332,10 +340,10 @@ pub(super) fn account_loop(
                 }
                 if let Some(e) = g.front() {
                     if now >= next || g.stopping {
-                        break Some(e.clone());
+                        break (Some(e.clone()), g.appended);
                     }
                 } else if dir.is_some() && now >= claim_at && !g.stopping {
-                    break None;
+                    break (None, g.appended);
                 }
                 let until = if g.len() > 0 {
                     next
@@ -379,8 +387,9 @@ pub(super) fn account_loop(
             }
             continue;
         };
-        if let Some(f) = &sync {
+        if let Some(f) = sync.as_ref().filter(|_| appended != synced) {
             let _ = f.sync_data();
+            synced = appended;
         }
         match shared.send_record(&mut conns, &shared.who, &e) {
             Ok(()) => {
