@@ -45,7 +45,10 @@ impl Server {
 
     /// Starts it listening on `listen` (`HOST:PORT`).
     pub fn start_at(listen: &str, rules: &str, extra: &[&str]) -> Server {
-        let dir = tempfile::Builder::new().prefix("sw-tacacs-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("sw-tacacs-")
+            .tempdir()
+            .expect("tempdir");
         let events = dir.path().join("events.jsonl");
         let mut child = server_command(dir.path(), listen, rules)
             .args(extra)
@@ -53,9 +56,21 @@ impl Server {
             .spawn()
             .expect("start the TACACS+ test server");
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
-        Server { _child: KillOnDrop(child), port, events, _dir: dir }
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        Server {
+            _child: KillOnDrop(child),
+            port,
+            events,
+            _dir: dir,
+        }
     }
 
     /// Its events of `kind`.
@@ -77,7 +92,10 @@ pub fn read_events(path: &Path, kind: &str) -> Vec<Value> {
 /// A key file (`key` in it, with `mode`) in a temporary directory of its own: the directory
 /// (removed when dropped) and the file's path.
 pub fn key_file(key: &str, mode: u32) -> (TempDir, PathBuf) {
-    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
+    let keys = tempfile::Builder::new()
+        .prefix("sw-key-")
+        .tempdir()
+        .expect("tempdir");
     let p = keys.path().join("tacacs.key");
     std::fs::write(&p, format!("{key}\n")).expect("key");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
@@ -95,7 +113,10 @@ pub fn certificates(dir: &Path) {
          openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other.pem 2>/dev/null",
         d = dir.display()
     );
-    let st = Command::new("sh").arg("-c").arg(sh).status().expect("openssl");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(sh)
+        .status()
+        .expect("openssl");
     assert!(st.success(), "making certificates");
 }
-

@@ -457,7 +457,14 @@ mod tests {
     use super::*;
 
     fn entry(task: &str, start: bool) -> Entry {
-        Entry { seq: 0, start, port: String::new(), kind: "command-start".into(), task: task.into(), attrs: Vec::new() }
+        Entry {
+            seq: 0,
+            start,
+            port: String::new(),
+            kind: "command-start".into(),
+            task: task.into(),
+            attrs: Vec::new(),
+        }
     }
 
     #[test]
@@ -469,20 +476,38 @@ mod tests {
     #[test]
     fn the_backlog_keeps_order_and_drops_only_beyond_its_bound() {
         let mut b = Backlog::new(None, 3);
-        for (t, s) in [("s-1", true), ("s-1", false), ("s-2", true), ("s-2", false), ("s-0", false)] {
+        for (t, s) in [
+            ("s-1", true),
+            ("s-1", false),
+            ("s-2", true),
+            ("s-2", false),
+            ("s-0", false),
+        ] {
             b.push(entry(t, s));
         }
         assert_eq!(b.len(), 3);
         assert_eq!(b.dropped, ["s-2", "s-0"]);
-        assert_eq!(b.front().map(|e| (e.task.as_str(), e.start)), Some(("s-1", true)));
+        assert_eq!(
+            b.front().map(|e| (e.task.as_str(), e.start)),
+            Some(("s-1", true))
+        );
         b.delivered();
-        assert_eq!(b.front().map(|e| (e.task.as_str(), e.start)), Some(("s-1", false)));
+        assert_eq!(
+            b.front().map(|e| (e.task.as_str(), e.start)),
+            Some(("s-1", false))
+        );
         assert_eq!(b.tasks(), ["s-1", "s-2"]);
     }
 
     #[test]
     fn times_are_utc() {
-        assert_eq!(utc(SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_748_801)), "2025-12-03T08:00:01Z");
-        assert_eq!(task_list(&(0..25).map(|n| n.to_string()).collect::<Vec<_>>()), "0,1,2,3,4,5,6,7,8,9,...,15,16,17,18,19,20,21,22,23,24");
+        assert_eq!(
+            utc(SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_748_801)),
+            "2025-12-03T08:00:01Z"
+        );
+        assert_eq!(
+            task_list(&(0..25).map(|n| n.to_string()).collect::<Vec<_>>()),
+            "0,1,2,3,4,5,6,7,8,9,...,15,16,17,18,19,20,21,22,23,24"
+        );
     }
 }
