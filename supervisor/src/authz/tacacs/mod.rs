@@ -386,7 +386,13 @@ pub struct Client {
     acct_worker: Option<std::thread::JoinHandle<()>>,
     total_timeout: Duration,
     capacity: usize,
+    /// When the last line about dropped records was logged.
+    dropped_at: std::cell::Cell<Option<Instant>>,
 }
+
+/// Records the bound dropped are reported together, at most one line this often (and at the
+/// end of the session).
+pub const DROPPED_EVERY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -470,6 +476,7 @@ impl Client {
             acct_worker,
             total_timeout: t.timeout,
             capacity: t.accounting_queue,
+            dropped_at: std::cell::Cell::new(None),
         };
         if !lines.is_empty() {
             client.shared.wake.raise();
@@ -518,11 +525,17 @@ impl Client {
         self.shared.wake.as_fd()
     }
 
-    /// The events that have arrived (and a line for records the bound dropped).
+    /// The events that have arrived (and a line for records the bound dropped, at most one
+    /// every [`DROPPED_EVERY`]: a long outage does not flood the log).
     pub fn events(&self) -> Vec<Event> {
         self.shared.wake.clear();
         let mut out: Vec<Event> = self.events.try_iter().collect();
-        out.extend(self.dropped_line().map(Event::Log));
+        if self.dropped_at.get().is_none_or(|t| t.elapsed() >= DROPPED_EVERY) {
+            if let Some(line) = self.dropped_line() {
+                self.dropped_at.set(Some(Instant::now()));
+                out.push(Event::Log(line));
+            }
+        }
         out
     }
 
