@@ -11,10 +11,11 @@
 //! later execs do not wait for it; the total time one exec waits, all servers together, is
 //! bounded by `[tacacs] timeout-ms`. An `ERROR` reply tries the next server.
 //!
-//! Accounting records go to their own thread with a bounded queue: they never slow an exec,
-//! are retried with backoff while no server takes them, and what is finally dropped is logged.
-//! [`tracker`] follows which commands run and when they end; [`TacacsBackend`] puts the
-//! client and the tracker behind [`crate::authz::Backend`].
+//! Accounting never slows an exec: [`tracker`] follows which commands run and when they end;
+//! each record is appended to the session's [`journal`] on disk (the accounting spool) and
+//! sent, in order, by the thread of [`accounting`], which also delivers the journals of
+//! sessions whose supervisor is gone. Only the `accounting-queue` bound drops a record.
+//! [`TacacsBackend`] puts the client and the tracker behind [`crate::authz::Backend`].
 
 pub mod accounting;
 pub mod attrs;
