@@ -328,6 +328,21 @@ fn accounting_records_survive_a_server_that_is_briefly_down() {
     let acct = read_events(&dir.path().join("events.jsonl"), "accounting");
     let text = serde_json::to_string(&acct).expect("json");
     assert!(text.contains("cmd=/usr/bin/true"), "the START queued while the server was down arrived: {text}");
+    // In the order they happened, under backoff: the session's START first, then every
+    // task's START before its STOP.
+    let order: Vec<(String, bool)> = acct
+        .iter()
+        .filter_map(|e| {
+            let task = e["args"].as_array()?.iter().filter_map(Value::as_str).find_map(|a| a.strip_prefix("task_id="))?;
+            Some((task.to_owned(), e["flags"] == serde_json::json!(["start"])))
+        })
+        .collect();
+    assert!(order.first().is_some_and(|(t, start)| t.ends_with("-0") && *start), "{order:?}");
+    for (i, (task, start)) in order.iter().enumerate() {
+        if !start {
+            assert!(order[..i].iter().any(|(t, s)| t == task && *s), "STOP of {task} before its START: {order:?}");
+        }
+    }
     assert!(lines.iter().any(|l| l.contains("event=tacacs-server-down")));
     assert!(!lines.iter().any(|l| l.contains("tacacs-accounting-dropped")), "{}", lines.join("\n"));
 }
