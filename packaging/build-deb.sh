@@ -84,6 +84,12 @@ grep -q '^mode = "audit"$' "$pkg/etc/session-wrapper/config.toml" || die "config
     die "the packaged config.toml does not pass check-config"
 echo /etc/session-wrapper/config.toml > "$pkg/DEBIAN/conffiles"
 
+# The timer that delivers accounting records ended sessions left in the spool (enabled by
+# postinst, as dh_installsystemd would).
+for unit in session-wrapper-deliver-accounting.service session-wrapper-deliver-accounting.timer; do
+    install -D -m 644 "$here/systemd/$unit" "$pkg/lib/systemd/system/$unit"
+done
+
 # The pam-auth-update profile (Default: no).
 install -D -m 644 "$here/pam-configs/session-wrapper" "$pkg/usr/share/pam-configs/session-wrapper"
 

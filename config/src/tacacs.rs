@@ -91,7 +91,8 @@ pub struct Tacacs {
     pub accounting: bool,
     /// Session accounting (START/STOP for the login itself).
     pub session_accounting: bool,
-    /// Accounting records kept while no server takes them.
+    /// Accounting records one session keeps (in the accounting spool) while no server takes
+    /// them; beyond this they are dropped, and logged.
     pub accounting_queue: usize,
 }
 

@@ -75,6 +75,35 @@ fn check(layer: &str, name: &str, status: Status, detail: impl Into<String>) -> 
     Check { layer: layer.into(), check: name.into(), status, detail: detail.into() }
 }
 
+/// `check-config --connect`: a connection to each TACACS+ server (and, with TLS, the
+/// handshake, then a moment for the server to refuse it), each a check of layer `tacacs`
+/// saying what was found or naming why it failed.
+pub fn tacacs_connect(config: &Config) -> Vec<Check> {
+    use crate::authz::tacacs::{client, endpoints};
+    use std::time::{Duration, Instant};
+    let servers = match endpoints(&config.tacacs) {
+        Ok(s) => s,
+        Err(e) => return vec![check("tacacs", "servers", Status::Fail, e.to_string())],
+    };
+    let mut out = Vec::new();
+    for (ep, timeout) in servers {
+        let t0 = Instant::now();
+        let r = client::connect(&ep, t0 + timeout).and_then(|mut c| {
+            let ms = t0.elapsed().as_millis();
+            c.settle(&ep, Duration::from_millis(500))?;
+            Ok(match c.tls_summary() {
+                Some(tls) => format!("TLS handshake in {ms} ms ({tls}), server certificate verified"),
+                None => format!("TCP connection in {ms} ms (the shared key is checked by the first request)"),
+            })
+        });
+        out.push(match r {
+            Ok(found) => check("tacacs", &ep.name, Status::Pass, found),
+            Err(e) => check("tacacs", &ep.name, Status::Fail, e.to_string()),
+        });
+    }
+    out
+}
+
 /// What check-config says about the policy itself (warnings, never a failure): every rule
 /// that allows (or asks the backend about) programs in a place someone other than root can
 /// change, naming who; every rule that can never match, because a rule checked before it

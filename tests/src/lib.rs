@@ -7,6 +7,7 @@
 
 pub mod lines;
 pub mod raw;
+pub mod tacacs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Condvar, Mutex};

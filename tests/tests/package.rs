@@ -333,6 +333,9 @@ fn deb_installs_disabled_audits_su_once_enabled_and_purges_without_a_trace() {
     assert!(sys.pam_lines().is_empty(), "installed but not enabled, yet: {:?}", sys.pam_lines());
     let conffiles = sys.ok("conffiles", &format!("dpkg-query -W -f='${{Conffiles}}' {PACKAGE}"));
     assert!(conffiles.contains("/etc/session-wrapper/config.toml"), "not a conffile: {conffiles:?}");
+    // The accounting delivery timer is enabled, as dh_installsystemd would.
+    let wants = sys.path("/etc/systemd/system/timers.target.wants/session-wrapper-deliver-accounting.timer");
+    assert!(wants.symlink_metadata().is_ok(), "the accounting delivery timer is not enabled");
     let check = sys.ok("check-config", "session-wrapper check-config");
     assert!(check.contains("mode: audit") && check.trim_end().ends_with("OK"), "{check}");
     let files: Vec<String> = sys
@@ -348,6 +351,8 @@ fn deb_installs_disabled_audits_su_once_enabled_and_purges_without_a_trace() {
         "/etc/session-wrapper/config.toml",
         "/etc/session-wrapper/config.d",
         "/usr/share/pam-configs/session-wrapper",
+        "/lib/systemd/system/session-wrapper-deliver-accounting.service",
+        "/lib/systemd/system/session-wrapper-deliver-accounting.timer",
         "/usr/share/man/man8/pam_session_wrapper.8.gz",
         "/usr/share/man/man8/session-wrapper.8.gz",
         "/usr/share/man/man5/session-wrapper.toml.5.gz",

@@ -2,82 +2,17 @@
 //! `tests/tacacs/server.py` (proven against an independent client there), through
 //! `session-wrapper run` and through a real su session.
 
-use std::io::BufRead;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use session_wrapper_tests::lines::find;
+use session_wrapper_tests::tacacs::{certificates, key_file, read_events, server_command, Server, KEY};
 use session_wrapper_tests::{
     free_port, require_root, stderr, stdout, ConfigFile, KillOnDrop, Sandbox, Syslog, TempDir, Wrapped,
 };
 
 const T: Duration = Duration::from_secs(60);
-const KEY: &str = "tacacs-test-key";
-
-/// The test server, killed on drop.
-struct Server {
-    _child: KillOnDrop,
-    port: u16,
-    events: PathBuf,
-    _dir: TempDir,
-}
-
-/// The test server's command: listening on `listen`, with `rules` (written to `dir`), and its
-/// events in `dir/events.jsonl` (what [`read_events`] reads).
-fn server_command(dir: &Path, listen: &str, rules: &str) -> Command {
-    std::fs::write(dir.join("rules.toml"), rules).expect("rules");
-    let mut c = Command::new("python3");
-    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tacacs/server.py"))
-        .args(["--listen", listen, "--key", KEY, "--rules"])
-        .arg(dir.join("rules.toml"))
-        .arg("--events")
-        .arg(dir.join("events.jsonl"));
-    c
-}
-
-impl Server {
-    fn start(rules: &str, extra: &[&str]) -> Server {
-        let dir = tempfile::Builder::new().prefix("sw-tacacs-").tempdir().expect("tempdir");
-        let events = dir.path().join("events.jsonl");
-        let mut child = server_command(dir.path(), "127.0.0.1:0", rules)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the TACACS+ test server");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
-        Server { _child: KillOnDrop(child), port, events, _dir: dir }
-    }
-
-    fn events(&self, kind: &str) -> Vec<Value> {
-        read_events(&self.events, kind)
-    }
-}
-
-/// The events of `kind` that a test server wrote to `path`.
-fn read_events(path: &Path, kind: &str) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == kind)
-        .collect()
-}
-
-/// A key file (`key` in it, with `mode`) in a temporary directory of its own: the directory
-/// (removed when dropped) and the file's path.
-fn key_file(key: &str, mode: u32) -> (TempDir, PathBuf) {
-    let keys = tempfile::Builder::new().prefix("sw-key-").tempdir().expect("tempdir");
-    let p = keys.path().join("tacacs.key");
-    std::fs::write(&p, format!("{key}\n")).expect("key");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    (keys, p)
-}
-
 /// Policy: echo goes to TACACS+, everything else is allowed locally.
 fn config(servers: &str, extra: &str) -> (ConfigFile, TempDir) {
     let (keys, key) = key_file(KEY, 0o600);
@@ -335,21 +270,6 @@ fn a_key_file_others_can_read_is_refused_with_a_clear_error() {
     assert!(stderr(&out).contains("readable by no one else"), "{}", stderr(&out));
 }
 
-/// A throwaway CA and a server certificate for `localhost` and 127.0.0.1.
-fn certificates(dir: &Path) {
-    let sh = format!(
-        "set -e; cd {d}
-         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
-         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
-         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext
-         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out server.pem 2>/dev/null
-         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other.pem 2>/dev/null",
-        d = dir.display()
-    );
-    let st = Command::new("sh").arg("-c").arg(sh).status().expect("openssl");
-    assert!(st.success(), "making certificates");
-}
-
 #[test]
 fn authorization_over_tls_works_and_a_bad_certificate_is_refused() {
     require_root!();
@@ -408,6 +328,21 @@ fn accounting_records_survive_a_server_that_is_briefly_down() {
     let acct = read_events(&dir.path().join("events.jsonl"), "accounting");
     let text = serde_json::to_string(&acct).expect("json");
     assert!(text.contains("cmd=/usr/bin/true"), "the START queued while the server was down arrived: {text}");
+    // In the order they happened, under backoff: the session's START first, then every
+    // task's START before its STOP.
+    let order: Vec<(String, bool)> = acct
+        .iter()
+        .filter_map(|e| {
+            let task = e["args"].as_array()?.iter().filter_map(Value::as_str).find_map(|a| a.strip_prefix("task_id="))?;
+            Some((task.to_owned(), e["flags"] == serde_json::json!(["start"])))
+        })
+        .collect();
+    assert!(order.first().is_some_and(|(t, start)| t.ends_with("-0") && *start), "{order:?}");
+    for (i, (task, start)) in order.iter().enumerate() {
+        if !start {
+            assert!(order[..i].iter().any(|(t, s)| t == task && *s), "STOP of {task} before its START: {order:?}");
+        }
+    }
     assert!(lines.iter().any(|l| l.contains("event=tacacs-server-down")));
     assert!(!lines.iter().any(|l| l.contains("tacacs-accounting-dropped")), "{}", lines.join("\n"));
 }

@@ -134,13 +134,14 @@ pub enum SetupError {
     Tacacs(#[from] tacacs::SetupError),
 }
 
-/// The backend a configuration asks for, if any.
+/// The backend a configuration asks for, if any; `spool` is where it may keep what must
+/// outlive the supervisor (accounting records), opened before the supervisor confined itself.
 ///
 /// # Errors
 /// [`SetupError`] when it cannot start (a key or TLS file, threads).
-pub fn start(config: &Config, session: &Session) -> Result<Option<Box<dyn Backend>>, SetupError> {
+pub fn start(config: &Config, session: &Session, spool: Option<tacacs::journal::AcctDir>) -> Result<Option<Box<dyn Backend>>, SetupError> {
     if config.tacacs.servers.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Box::new(tacacs::TacacsBackend::start(&config.tacacs, session)?)))
+    Ok(Some(Box::new(tacacs::TacacsBackend::start(&config.tacacs, session, spool)?)))
 }

@@ -92,6 +92,10 @@ enum Command {
         /// One JSON object, for monitoring.
         #[arg(long)]
         json: bool,
+        /// Also connect to each TACACS+ server (and complete the TLS handshake) and say
+        /// what was found.
+        #[arg(long)]
+        connect: bool,
     },
     /// Prove, as root, in supervised child sessions, that every layer the configuration uses
     /// works here: exit 0 when all do, 1 naming the layer that does not.
@@ -173,6 +177,14 @@ enum Command {
     },
     /// Print the built-in default configuration.
     DefaultConfig,
+    /// Deliver the TACACS+ accounting records that sessions whose supervisor is gone left in
+    /// the accounting spool (as root; a shipped systemd timer runs it): exit 0 when none is
+    /// left, 1 when some still wait for a server.
+    DeliverAccounting {
+        /// Configuration file (its [tacacs] servers and [log] spool-dir).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Loads `--config`, else the default file, else (when `builtin_ok`) the built-in default.
@@ -194,7 +206,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         None => cmd_run(cli.run),
         Some(Command::Run(args)) => cmd_run(args),
-        Some(Command::CheckConfig { config, json }) => cmd_check_config(config.as_deref(), json),
+        Some(Command::CheckConfig { config, json, connect }) => cmd_check_config(config.as_deref(), json, connect),
+        Some(Command::DeliverAccounting { config }) => cmd_deliver_accounting(config.as_deref()),
         Some(Command::SelfTest { config, comprehensive, json }) => cmd_self_test(config.as_deref(), comprehensive, json),
         Some(Command::Probe { tasks }) => session_wrapper::selftest::probe::main(&tasks),
         Some(Command::Explain { config, user, service, target_user, json, command }) => {
@@ -341,6 +354,59 @@ fn cmd_test(config: Option<&Path>, files: &[PathBuf]) -> i32 {
     i32::from(failed)
 }
 
+fn cmd_deliver_accounting(path: Option<&Path>) -> i32 {
+    use session_wrapper::authz::tacacs::{accounting, journal};
+    use session_wrapper::log::LogSink;
+    let config = match load_config(path, false) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("session-wrapper: {e}");
+            return 1;
+        }
+    };
+    let path = Path::new(&config.log.spool_dir).join(journal::SUBDIR);
+    if !path.exists() {
+        println!("no accounting spool at {}: nothing to deliver", path.display());
+        return 0;
+    }
+    if config.tacacs.servers.is_empty() {
+        eprintln!("session-wrapper: no [[tacacs.servers]] configured: nothing to deliver to");
+        return 1;
+    }
+    let dir = match journal::AcctDir::open(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("session-wrapper: {}: {e}", path.display());
+            return 1;
+        }
+    };
+    let done = match accounting::deliver_orphans(&config.tacacs, &dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("session-wrapper: TACACS+: {e}");
+            return 1;
+        }
+    };
+    let mut log = session_wrapper::log::syslog::Syslog::for_config(&config.log);
+    for l in &done.lines {
+        log.emit(l);
+    }
+    log.drain(std::time::Duration::from_secs(2));
+    let (mut sent, mut left) = (0, 0);
+    for c in &done.journals {
+        sent += c.delivered;
+        left += c.left;
+        let err = c.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        println!("session {}: {} delivered, {} left{err}", c.session, c.delivered, c.left);
+    }
+    println!(
+        "{} journals, {sent} records delivered, {left} left; {} journals held by live supervisors (they deliver their own)",
+        done.journals.len(),
+        done.held
+    );
+    i32::from(left > 0)
+}
+
 fn cmd_sessions(json: bool) -> i32 {
     use session_wrapper::session::runtime;
     let dir = Path::new(runtime::DIR);
@@ -438,13 +504,16 @@ fn cmd_self_test(path: Option<&Path>, comprehensive: bool, json: bool) -> i32 {
     i32::from(!selftest::all_ok(&checks))
 }
 
-fn cmd_check_config(path: Option<&Path>, json: bool) -> i32 {
+fn cmd_check_config(path: Option<&Path>, json: bool, connect: bool) -> i32 {
     let config = match load_config(path, false) {
         Ok(c) => c,
         Err(e) => return report_invalid(&invalid_reason(path, e), json),
     };
     let mut system = selftest::system_checks(&config);
     system.extend(selftest::policy_lints(&config));
+    if connect {
+        system.extend(selftest::tacacs_connect(&config));
+    }
     if json {
         print_check_json(&config, &system);
         return i32::from(!selftest::all_ok(&system));

@@ -102,7 +102,7 @@ pub fn settle(
             )),
         },
         (Action::Authorize, Authz::Local | Authz::NoBackend) => {
-            no_answer(decision, "no TACACS+ server is configured".into(), fallback, fail_policy)
+            no_answer(decision, "no TACACS+ server is configured".into(), Some("TACACS+"), fallback, fail_policy)
         }
         (Action::Authorize, Authz::Asked { backend, label, outcome, elapsed, cached }) => {
             let asked = |status: &str, server: &str| {
@@ -129,30 +129,41 @@ pub fn settle(
                 }
                 Outcome::NoAnswer { tried } => {
                     let why = format!("no {label} decision: {}", tried.join("; "));
-                    let mut s = no_answer(decision, why, fallback, fail_policy);
+                    let mut s = no_answer(decision, why, Some(label), fallback, fail_policy);
                     s.authz.push(field("authz_ms", elapsed.as_millis()));
                     s
                 }
-                Outcome::Unencodable(why) => no_answer(decision, why, fallback, fail_policy),
+                Outcome::Unencodable(why) => no_answer(decision, why, None, fallback, fail_policy),
             }
         }
     }
 }
 
-/// The fallback rules, then the fail policy, for an `authorize` nobody answered.
+/// The fallback rules, then the fail policy, for an `authorize` nobody answered. `outage`:
+/// the backend (by its name for people) could not be reached, which is what a refused user is
+/// told, rather than that the policy refuses the command.
 fn no_answer(
     decision: Decision,
     why: String,
+    outage: Option<&str>,
     fallback: impl FnOnce() -> Option<Fallback>,
     fail_policy: FailPolicy,
 ) -> Settled {
+    let unavailable = |then: String, own: Option<String>| -> Option<String> {
+        let label = outage?;
+        Some(match own {
+            Some(m) => format!("central authorization ({label}) is unavailable; {then}: {m}"),
+            None => format!("central authorization ({label}) is unavailable; {then}"),
+        })
+    };
     if let Some(f) = fallback() {
         // The line names the rule that asked (`rule=`) and the fallback rule that decided.
-        let d = Decision {
-            action: f.decision.action,
-            by: decision.by,
-            message: f.decision.message.or(decision.message),
-        };
+        let mut message = f.decision.message.or(decision.message);
+        if f.decision.action != Action::Allow {
+            let then = format!("the offline rule {} refuses this command", f.rule);
+            message = unavailable(then, message.clone()).or(message);
+        }
+        let d = Decision { action: f.decision.action, by: decision.by, message };
         return Settled {
             verdict: verdict_of(d.action),
             decision: d,
@@ -165,6 +176,11 @@ fn no_answer(
         FailPolicy::Closed => Verdict::Deny,
     };
     let why = format!("{why}; fail-policy {}", fail_policy.as_str());
+    let mut decision = decision;
+    if verdict == Verdict::Deny {
+        let then = "commands that need it are refused until it is back".to_owned();
+        decision.message = unavailable(then, decision.message.clone()).or(decision.message);
+    }
     Settled { verdict, decision, authz: vec![field("authz", "fail-policy")], reason: Some(why) }
 }
 
@@ -237,6 +253,27 @@ mod tests {
         assert!(s.reason.as_deref().is_some_and(|r| r.ends_with("; fail-policy closed")));
         let s = settle(decision(Action::Authorize), Authz::NoBackend, || None, FailPolicy::Closed);
         assert_eq!(s.reason.as_deref(), Some("no TACACS+ server is configured; fail-policy closed"));
+    }
+
+    #[test]
+    fn a_user_refused_for_an_outage_is_told_so_not_that_the_policy_refuses() {
+        let none = Outcome::NoAnswer { tried: vec!["s:49: no answer in time".into()] };
+        let plain = Decision { action: Action::Authorize, by: DecidedBy::Rule(0), message: None };
+        let s = settle(plain.clone(), asked(none.clone()), || None, FailPolicy::Closed);
+        assert_eq!(
+            s.decision.message.as_deref(),
+            Some("central authorization (TACACS+) is unavailable; commands that need it are refused until it is back")
+        );
+        let deny = || Some(Fallback { rule: "offline".into(), decision: Decision { action: Action::Deny, by: DecidedBy::Rule(1), message: None } });
+        let s = settle(plain.clone(), asked(none.clone()), deny, FailPolicy::Open);
+        assert_eq!(s.verdict, Verdict::Deny);
+        assert_eq!(
+            s.decision.message.as_deref(),
+            Some("central authorization (TACACS+) is unavailable; the offline rule offline refuses this command")
+        );
+        // A command that cannot be described is not an outage.
+        let s = settle(plain, asked(Outcome::Unencodable("too long".into())), || None, FailPolicy::Closed);
+        assert_eq!(s.decision.message, None);
     }
 
     #[test]

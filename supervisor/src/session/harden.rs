@@ -26,6 +26,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 
+use crate::authz::tacacs::journal::AcctDir;
 use crate::log::spool::SpoolDir;
 use crate::session::runtime::RuntimeDir;
 use crate::sys::filter::{DirRange, FilterError, Writes};
@@ -94,13 +95,18 @@ fn confine(keep: &caps::CapsHashSet, writes: Writes<'_>) -> Result<(), HardenErr
     filter.install().map_err(HardenError::InstallFilter)
 }
 
-/// Places the runtime directory's and the spool's descriptors next to each other (one range
+/// Places the runtime directory's, the log spool's and the accounting spool's descriptors next to each other (one range
 /// in the filter) and returns them as where the supervisor may write; nowhere if they cannot
 /// be placed (which costs the session file and the spool, not the session).
-pub fn writable_dirs<'a>(runtime: Option<&'a mut RuntimeDir>, spool: Option<&'a mut SpoolDir>) -> Writes<'a> {
+pub fn writable_dirs<'a>(
+    runtime: Option<&'a mut RuntimeDir>,
+    spool: Option<&'a mut SpoolDir>,
+    accounting: Option<&'a mut AcctDir>,
+) -> Writes<'a> {
     let mut fds: Vec<&'a mut OwnedFd> = Vec::new();
     fds.extend(runtime.map(RuntimeDir::fd_mut));
     fds.extend(spool.map(SpoolDir::fd_mut));
+    fds.extend(accounting.map(AcctDir::fd_mut));
     if crate::sys::place_consecutive(&mut fds).is_err() {
         return Writes::Nowhere;
     }
@@ -162,7 +168,7 @@ mod tests {
         let d = dir.clone();
         let code = in_child(move || {
             let Ok(mut rt) = crate::session::runtime::RuntimeDir::open(&d) else { return 9 };
-            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None), false) {
+            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None, None), false) {
                 eprintln!("hardening failed: {e}");
                 return 10;
             }

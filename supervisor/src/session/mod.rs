@@ -33,6 +33,7 @@ use session_wrapper_config::{Config, LogFailure};
 use session_wrapper_protocol::{session_id_from, session_id_text, FilterProgram};
 
 use crate::log::audit::{AuditLog, Audited};
+use crate::authz::tacacs::journal::{self, AcctDir};
 use crate::log::spool::SpoolDir;
 use crate::log::syslog::Syslog;
 use crate::log::{Event, Kind, LogSink, Severity};
@@ -150,9 +151,24 @@ pub fn start(s: Start) -> Result<Supervisor, SetupError> {
             }
         }
     }
+    // Accounting records that no server has taken yet outlive the supervisor here.
+    let mut acct_dir = None;
+    let accounts = config.tacacs.accounting || config.tacacs.session_accounting;
+    if confined && !config.tacacs.servers.is_empty() && accounts {
+        let path = Path::new(&config.log.spool_dir).join(journal::SUBDIR);
+        match AcctDir::open(&path) {
+            Ok(dir) => acct_dir = Some(dir),
+            Err(e) => {
+                let event = Event::new(Severity::Warning, Kind::SpoolError)
+                    .quoted("dir", path.as_os_str().as_encoded_bytes())
+                    .quoted("error", e.to_string().as_bytes());
+                log.emit(&in_session(event));
+            }
+        }
+    }
     // Asked while the supervisor still may (see `AuditLog::wanted`); only root can send.
     let audit = crate::run_as_root() && AuditLog::wanted(config.log.audit);
-    let writes = harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut());
+    let writes = harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut(), acct_dir.as_mut());
     let hardened = confined.then(|| harden::supervisor(writes, audit));
     let strict = config.log_failure == LogFailure::Refuse;
     log.set_spool(spool, &session_id_text(session.id), strict);
@@ -167,7 +183,7 @@ pub fn start(s: Start) -> Result<Supervisor, SetupError> {
     }
     let isolation = plan.describe(pam.cgroup.as_ref());
     let log = session_sink(log, audit, session.id);
-    let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug };
+    let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir };
     Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers))
 }
 

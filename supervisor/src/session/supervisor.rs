@@ -61,6 +61,8 @@ pub(super) struct Parts {
     pub log: Box<dyn LogSink>,
     pub child: Option<i32>,
     pub debug: bool,
+    /// The accounting spool, opened before the supervisor confined itself.
+    pub acct_dir: Option<crate::authz::tacacs::journal::AcctDir>,
 }
 
 /// One session's supervisor.
@@ -103,7 +105,7 @@ impl Supervisor {
     /// A supervisor of `parts`. `SIGCHLD` must already be blocked in the calling thread (see
     /// [`super::block_signals`]).
     pub(super) fn new(parts: Parts) -> Result<Self, SetupError> {
-        let Parts { listener, config, session, log, child, debug } = parts;
+        let Parts { listener, config, session, log, child, debug, acct_dir } = parts;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         mask.add(Signal::SIGUSR1);
@@ -112,7 +114,7 @@ impl Supervisor {
         let _ = crate::sys::set_sync_wakeup(listener.as_fd());
         Ok(Supervisor {
             table: SyscallTable::new()?,
-            backend: authz::start(&config, &session)?,
+            backend: authz::start(&config, &session, acct_dir)?,
             execs: Pipeline::new(&config, session.leader),
             listener,
             log,

@@ -162,6 +162,16 @@ impl Record {
         matches!(self, Record::CommandStart { .. } | Record::SessionStart { .. })
     }
 
+    /// Its task id.
+    pub fn task(&self) -> &str {
+        match self {
+            Record::CommandStart { task, .. }
+            | Record::CommandStop { task, .. }
+            | Record::SessionStart { task, .. }
+            | Record::SessionStop { task, .. } => task,
+        }
+    }
+
     /// A short name for the log.
     pub fn kind(&self) -> &'static str {
         match self {

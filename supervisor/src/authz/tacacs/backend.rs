@@ -10,7 +10,8 @@ use session_wrapper_protocol::session_id_text;
 
 use super::tracker::{Outgoing, Tracker};
 use super::attrs::{self, Attr, Common};
-use super::{Client, Done, Event, Outcome as Reply, SetupError};
+use super::journal::AcctDir;
+use super::{Client, Done, Event, Outcome as Reply, SetupError, Spool};
 use crate::authz::{Answer, Backend, Outcome, Report, Request, Started};
 use crate::log::{Event as LogEvent, Kind, Severity};
 use crate::login::Session;
@@ -25,17 +26,23 @@ pub struct TacacsBackend {
     session_accounting: bool,
     /// What each authorization in flight sent, to check a permit's mandatory attributes.
     sent: HashMap<u64, Vec<Attr>>,
+    /// Lines from the start, logged on the first poll.
+    early: Vec<LogEvent>,
 }
 
 impl TacacsBackend {
-    /// Starts the client for `t`, authorizing as the session's user from its client address.
+    /// Starts the client for `t`, authorizing as the session's user from its client address,
+    /// keeping accounting records in a journal in `dir` until a server takes them.
     ///
     /// # Errors
     /// [`SetupError`] when keys or TLS files cannot be used or threads cannot start.
-    pub fn start(t: &Tacacs, session: &Session) -> Result<Self, SetupError> {
+    pub fn start(t: &Tacacs, session: &Session, dir: Option<AcctDir>) -> Result<Self, SetupError> {
         let rhost = session.rhost.as_deref().unwrap_or("");
+        let spool = Spool { dir, session: session_id_text(session.id) };
+        let (client, early) = Client::start(t, &session.user.name, rhost, spool)?;
         Ok(TacacsBackend {
-            client: Client::start(t, &session.user.name, rhost)?,
+            client,
+            early,
             tracker: Tracker::new(session_id_text(session.id), session.tty.clone().unwrap_or_default()),
             common: Common { service: t.service.clone(), protocol: t.protocol.clone() },
             accounting: t.accounting,
@@ -46,7 +53,7 @@ impl TacacsBackend {
 
     fn send(&self, records: Vec<Outgoing>) {
         for (port, record) in records {
-            self.client.account(&port, record);
+            self.client.account(&port, &record);
         }
     }
 
@@ -124,7 +131,7 @@ impl Backend for TacacsBackend {
     fn poll(&mut self) -> Vec<Report> {
         let ended = self.tracker.ended();
         self.send(ended);
-        let mut out = Vec::new();
+        let mut out: Vec<Report> = self.early.drain(..).map(Report::Log).collect();
         for e in self.client.events() {
             match e {
                 Event::Done(done) => {

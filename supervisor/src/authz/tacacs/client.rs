@@ -8,6 +8,7 @@
 //! session id and sequence number 2. With TLS (RFC 9887), TLS 1.3 only, packets carry
 //! `TAC_PLUS_UNENCRYPTED_FLAG` and are not obfuscated.
 
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -40,6 +41,9 @@ pub enum ClientError {
     /// The request could not be built (a field the protocol cannot carry).
     #[error("request cannot be encoded: {0}")]
     Encode(String),
+    /// TLS failed, for the reason given (see [`tls_error`]).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ClientError {
@@ -124,6 +128,8 @@ impl Write for Stream {
 /// An open connection.
 pub struct Connection {
     stream: Stream,
+    /// The server asked for a client certificate and none is configured.
+    cert_requested: bool,
     /// The server agreed to single-connect: more sessions may follow on it.
     pub single: bool,
     /// Sessions done on it.
@@ -151,21 +157,27 @@ pub fn connect(ep: &Endpoint, deadline: Instant) -> Result<Connection, ClientErr
         match TcpStream::connect_timeout(&addr, left) {
             Ok(tcp) => {
                 tcp.set_nodelay(true)?;
+                let mut cert_requested = false;
                 let stream = match &ep.tls {
                     None => Stream::Tcp(tcp),
                     Some((cfg, name)) => {
                         let conn = rustls::ClientConnection::new(Arc::clone(cfg), name.clone())
-                            .map_err(|e| ClientError::Io(io::Error::other(e)))?;
+                            .map_err(|e| ClientError::Tls(e.to_string()))?;
                         let mut s = Box::new(rustls::StreamOwned::new(conn, tcp));
                         let st = Stream::Tcp(s.sock.try_clone()?);
                         st.set_deadline(deadline)?;
+                        CERT_REQUESTED.with(|c| c.set(false));
                         while s.conn.is_handshaking() {
-                            s.conn.complete_io(&mut s.sock).map_err(ClientError::from_io)?;
+                            if let Err(e) = s.conn.complete_io(&mut s.sock) {
+                                let requested = CERT_REQUESTED.with(Cell::get);
+                                return Err(tls_error(e, requested, name));
+                            }
                         }
+                        cert_requested = CERT_REQUESTED.with(Cell::get);
                         Stream::Tls(s)
                     }
                 };
-                return Ok(Connection { stream, single: false, sessions: 0 });
+                return Ok(Connection { stream, cert_requested, single: false, sessions: 0 });
             }
             Err(e) => last = ClientError::from_io(e),
         }
@@ -240,6 +252,47 @@ pub struct AuthzReply {
 }
 
 impl Connection {
+    /// What a failed read or write on this connection means.
+    fn io_error(&self, e: io::Error, ep: &Endpoint) -> ClientError {
+        match &ep.tls {
+            Some((_, name)) if !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                tls_error(e, self.cert_requested, name)
+            }
+            _ => ClientError::from_io(e),
+        }
+    }
+
+    /// After a handshake, waits up to `wait` for the server to refuse it (a server that
+    /// demands a client certificate says so only after the client's last handshake message).
+    ///
+    /// # Errors
+    /// [`ClientError::Tls`] naming why the server refused the connection.
+    pub fn settle(&mut self, ep: &Endpoint, wait: std::time::Duration) -> Result<(), ClientError> {
+        if ep.tls.is_none() {
+            return Ok(());
+        }
+        self.stream.set_deadline(Instant::now() + wait)?;
+        let mut one = [0u8; 1];
+        match self.stream.read(&mut one) {
+            Ok(0) => Err(self.io_error(io::Error::from(io::ErrorKind::UnexpectedEof), ep)),
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(()),
+            Err(e) => Err(self.io_error(e, ep)),
+        }
+    }
+
+    /// The TLS version and cipher suite, with TLS.
+    pub fn tls_summary(&self) -> Option<String> {
+        match &self.stream {
+            Stream::Tls(s) => Some(format!(
+                "{:?}, {:?}",
+                s.conn.protocol_version()?,
+                s.conn.negotiated_cipher_suite()?.suite()
+            )),
+            Stream::Tcp(_) => None,
+        }
+    }
+
     /// Sends one request packet and reads its reply, within the deadline.
     fn exchange<B, R>(
         &mut self,
@@ -259,18 +312,21 @@ impl Connection {
             None => packet.serialize_unobfuscated(&mut buf),
         }
         .map_err(|e| ClientError::Encode(format!("{e:?}")))?;
-        self.stream.write_all(&buf[..n]).map_err(ClientError::from_io)?;
-        self.stream.flush().map_err(ClientError::from_io)?;
+        if let Err(e) = self.stream.write_all(&buf[..n]).and_then(|()| self.stream.flush()) {
+            return Err(self.io_error(e, ep));
+        }
         let mut reply = vec![0u8; HeaderInfo::HEADER_SIZE_BYTES];
-        self.stream.read_exact(&mut reply).map_err(ClientError::from_io)?;
+        if let Err(e) = self.stream.read_exact(&mut reply) {
+            return Err(self.io_error(e, ep));
+        }
         let len = u32::from_be_bytes([reply[8], reply[9], reply[10], reply[11]]);
         if len > MAX_BODY {
             return Err(ClientError::BadReply(format!("reply body of {len} bytes")));
         }
         reply.resize(HeaderInfo::HEADER_SIZE_BYTES + len as usize, 0);
-        self.stream
-            .read_exact(&mut reply[HeaderInfo::HEADER_SIZE_BYTES..])
-            .map_err(ClientError::from_io)?;
+        if let Err(e) = self.stream.read_exact(&mut reply[HeaderInfo::HEADER_SIZE_BYTES..]) {
+            return Err(self.io_error(e, ep));
+        }
         let got_session = u32::from_be_bytes([reply[4], reply[5], reply[6], reply[7]]);
         if got_session != session {
             return Err(ClientError::BadReply(format!("session id {got_session:#x} instead of {session:#x}")));
@@ -371,6 +427,76 @@ fn random_u32() -> u32 {
     (crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())) & 0xffff_ffff) as u32
 }
 
+thread_local! {
+    /// Set during a handshake on this thread when the server asked for a client certificate
+    /// and the configuration has none (see [`NoClientCert`]).
+    static CERT_REQUESTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The client certificate "resolver" of a configuration without one: it presents none, and
+/// notes that the server asked, so that the failure that follows can be named.
+#[derive(Debug)]
+struct NoClientCert;
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[rustls::SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        CERT_REQUESTED.with(|c| c.set(true));
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
+/// Names why a TLS connection failed, for the operator: a client certificate the server
+/// requires and the configuration lacks; the server's certificate and why it fails
+/// verification; a version or cipher mismatch; a server that does not speak TLS.
+pub fn tls_error(e: io::Error, cert_requested: bool, name: &ServerName<'_>) -> ClientError {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    let missing_cert = "the server requires a client certificate and none is configured (tls.client-cert, tls.client-key)";
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<E>());
+    let why = match inner {
+        Some(E::AlertReceived(A::CertificateRequired)) => missing_cert.to_owned(),
+        Some(E::AlertReceived(a)) if cert_requested => format!("{missing_cert} (alert {a:?})"),
+        Some(E::AlertReceived(a @ (A::BadCertificate | A::UnknownCA | A::CertificateUnknown | A::AccessDenied | A::CertificateExpired | A::CertificateRevoked | A::UnsupportedCertificate))) => {
+            format!("the server refused the client certificate (alert {a:?})")
+        }
+        Some(E::AlertReceived(a @ (A::ProtocolVersion | A::HandshakeFailure | A::InsufficientSecurity | A::IllegalParameter))) => {
+            format!("version or cipher mismatch: the server refused the handshake (alert {a:?}); this client speaks TLS 1.3 only (RFC 9887)")
+        }
+        Some(E::AlertReceived(a)) => format!("the server ended the handshake (alert {a:?})"),
+        Some(E::InvalidCertificate(c)) => {
+            let what = match c {
+                C::UnknownIssuer => "it is not issued by a CA in tls.ca-file".to_owned(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    format!("it is not valid for the name {} (tls.server-name)", name.to_str())
+                }
+                C::Expired | C::ExpiredContext { .. } => "it has expired".to_owned(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".to_owned(),
+                C::Revoked => "it is revoked".to_owned(),
+                C::BadSignature => "its signature is bad".to_owned(),
+                other => format!("{other:?}"),
+            };
+            format!("the server's certificate failed verification: {what}")
+        }
+        Some(E::PeerIncompatible(p)) => {
+            format!("version or cipher mismatch: {p:?}; this client speaks TLS 1.3 only (RFC 9887)")
+        }
+        Some(E::InvalidMessage(_) | E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. }) => {
+            "the server does not speak TLS (a plain TACACS+ port?)".to_owned()
+        }
+        Some(other) => other.to_string(),
+        None if cert_requested && matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => {
+            format!("{missing_cert} (the server closed the connection)")
+        }
+        None if e.kind() == io::ErrorKind::UnexpectedEof => "the server closed the connection during TLS".to_owned(),
+        None if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return ClientError::Timeout,
+        None => return ClientError::Io(e),
+    };
+    ClientError::Tls(why)
+}
+
 /// A TLS 1.3 client configuration (RFC 9887): the server must chain to `ca_file`; a client
 /// certificate is presented when given.
 ///
@@ -394,7 +520,7 @@ pub fn tls_config(ca_file: &str, client: Option<(&str, &str)>) -> Result<Arc<rus
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots);
     let cfg = match client {
-        None => builder.with_no_client_auth(),
+        None => builder.with_client_cert_resolver(Arc::new(NoClientCert)),
         Some((cert, key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
                 .map_err(|e| format!("{cert}: {e}"))?
@@ -405,4 +531,39 @@ pub fn tls_config(ca_file: &str, client: Option<(&str, &str)>) -> Result<Arc<rus
         }
     };
     Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(e: rustls::Error, requested: bool) -> String {
+        let name = ServerName::try_from("tacacs.example.net").expect("name");
+        tls_error(io::Error::new(io::ErrorKind::InvalidData, e), requested, &name).to_string()
+    }
+
+    #[test]
+    fn tls_failures_name_their_cause() {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+        let missing = "TLS: the server requires a client certificate and none is configured (tls.client-cert, tls.client-key)";
+        assert_eq!(named(E::AlertReceived(A::CertificateRequired), false), missing);
+        assert!(named(E::AlertReceived(A::HandshakeFailure), true).starts_with(missing));
+        let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+        let name = ServerName::try_from("h").expect("name");
+        assert!(tls_error(eof, true, &name).to_string().starts_with(missing), "a server that just closes");
+        assert_eq!(
+            named(E::InvalidCertificate(C::UnknownIssuer), false),
+            "TLS: the server's certificate failed verification: it is not issued by a CA in tls.ca-file"
+        );
+        assert!(named(E::InvalidCertificate(C::NotValidForName), false).contains("not valid for the name tacacs.example.net"));
+        assert!(named(E::InvalidCertificate(C::Expired), false).ends_with("it has expired"));
+        assert!(named(E::AlertReceived(A::ProtocolVersion), false).starts_with("TLS: version or cipher mismatch"));
+        assert!(named(E::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon), false)
+            .starts_with("TLS: version or cipher mismatch"));
+        assert!(named(E::AlertReceived(A::BadCertificate), false).contains("refused the client certificate"));
+        let plain = E::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        assert!(named(plain, false).contains("does not speak TLS"));
+        let slow = io::Error::from(io::ErrorKind::WouldBlock);
+        assert!(matches!(tls_error(slow, false, &name), ClientError::Timeout));
+    }
 }

@@ -11,14 +11,17 @@
 //! later execs do not wait for it; the total time one exec waits, all servers together, is
 //! bounded by `[tacacs] timeout-ms`. An `ERROR` reply tries the next server.
 //!
-//! Accounting records go to their own thread with a bounded queue: they never slow an exec,
-//! are retried with backoff while no server takes them, and what is finally dropped is logged.
-//! [`tracker`] follows which commands run and when they end; [`TacacsBackend`] puts the
-//! client and the tracker behind [`crate::authz::Backend`].
+//! Accounting never slows an exec: [`tracker`] follows which commands run and when they end;
+//! each record is appended to the session's [`journal`] on disk (the accounting spool) and
+//! sent, in order, by the thread of [`accounting`], which also delivers the journals of
+//! sessions whose supervisor is gone. Only the `accounting-queue` bound drops a record.
+//! [`TacacsBackend`] puts the client and the tracker behind [`crate::authz::Backend`].
 
+pub mod accounting;
 pub mod attrs;
 mod backend;
 pub mod client;
+pub mod journal;
 pub mod tracker;
 
 pub use backend::TacacsBackend;
@@ -27,14 +30,16 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use session_wrapper_config::Tacacs;
-use tacacs_plus_protocol::{accounting, authorization};
+use tacacs_plus_protocol::authorization;
 
 use crate::log::{Event as LogEvent, Kind, Severity};
 use crate::sys::EventFd;
+use accounting::{AcctQueue, Backlog};
 use attrs::{Attr, Common, Record};
+use journal::{AcctDir, Entry, Header};
 use client::{ClientError, Connection, Endpoint, Who};
 
 /// Worker threads for authorizations (and so connections per server).
@@ -204,6 +209,8 @@ struct Shared {
     single_connect: bool,
     dead_retry: Duration,
     dead_until: Mutex<Vec<Option<Instant>>>,
+    /// When each server marked down was first found down.
+    down_since: Mutex<Vec<Option<SystemTime>>>,
     events: mpsc::Sender<Event>,
     wake: EventFd,
 }
@@ -215,9 +222,45 @@ impl Shared {
         }
     }
 
+    /// The state shared by the workers of a client for `t`, authorizing as `user` from
+    /// `rem_addr`, and the receiving end of what they report.
+    fn new(t: &Tacacs, user: &str, rem_addr: &str) -> Result<(Self, mpsc::Receiver<Event>), SetupError> {
+        let endpoints = endpoints(t)?;
+        let wake = EventFd::new().map_err(|e| SetupError::Sys("eventfd", e))?;
+        let (tx, rx) = mpsc::channel();
+        let n = endpoints.len();
+        let shared = Shared {
+            endpoints,
+            common: Common { service: t.service.clone(), protocol: t.protocol.clone() },
+            who: Who {
+                user: attrs::ascii(user.as_bytes()),
+                port: String::new(),
+                rem_addr: attrs::ascii(rem_addr.as_bytes()),
+                priv_lvl: t.priv_lvl,
+            },
+            single_connect: t.single_connect,
+            dead_retry: t.dead_retry,
+            dead_until: Mutex::new(vec![None; n]),
+            down_since: Mutex::new(vec![None; n]),
+            events: tx,
+            wake,
+        };
+        Ok((shared, rx))
+    }
+
     fn is_dead(&self, i: usize, now: Instant) -> bool {
+        self.down_since(i, now).is_some()
+    }
+
+    /// Since when server `i` is down, if it is marked down (and not yet due for a retry).
+    fn down_since(&self, i: usize, now: Instant) -> Option<SystemTime> {
         let g = self.dead_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.get(i).copied().flatten().is_some_and(|t| t > now)
+        if g.get(i).copied().flatten().is_none_or(|t| t <= now) {
+            return None;
+        }
+        drop(g);
+        let since = self.down_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(since.get(i).copied().flatten().unwrap_or_else(SystemTime::now))
     }
 
     fn mark(&self, i: usize, dead: bool, why: &str) {
@@ -225,6 +268,14 @@ impl Shared {
         let was_dead = g[i].is_some();
         g[i] = dead.then(|| Instant::now() + self.dead_retry);
         drop(g);
+        {
+            let mut since = self.down_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !dead {
+                since[i] = None;
+            } else if since[i].is_none() {
+                since[i] = Some(SystemTime::now());
+            }
+        }
         let name = &self.endpoints[i].0.name;
         if dead && !was_dead {
             self.notify(Event::Log(
@@ -283,7 +334,8 @@ impl Shared {
         for (i, (ep, timeout)) in self.endpoints.iter().enumerate() {
             let now = Instant::now();
             if self.is_dead(i, now) {
-                tried.push(format!("{}: skipped (down)", ep.name));
+                let since = self.down_since(i, now).map_or_else(String::new, |t| format!(" since {}", accounting::utc(t)));
+                tried.push(format!("{}: skipped: server down{since}", ep.name));
                 continue;
             }
             let until = (now + *timeout).min(deadline);
@@ -324,35 +376,24 @@ impl Shared {
     }
 }
 
-struct AcctItem {
-    record: Record,
-    port: String,
-    attempts: u32,
-    next: Instant,
-    queued: Instant,
-}
-
-/// Accounting records waiting for a server.
-struct AcctQueue {
-    items: Mutex<(VecDeque<AcctItem>, bool)>,
-    ready: Condvar,
-    capacity: usize,
-}
-
-/// Give up on a record after this long.
-const ACCT_GIVE_UP: Duration = Duration::from_secs(600);
-
-/// The TACACS+ client of one session: its worker threads and accounting queue.
+/// The TACACS+ client of one session: its worker threads and its accounting.
 pub struct Client {
     jobs: Arc<Queue<Job>>,
     events: mpsc::Receiver<Event>,
     shared: Arc<Shared>,
     acct: Arc<AcctQueue>,
+    dir: Option<Arc<AcctDir>>,
     workers: Vec<std::thread::JoinHandle<()>>,
     acct_worker: Option<std::thread::JoinHandle<()>>,
     total_timeout: Duration,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
+    capacity: usize,
+    /// When the last line about dropped records was logged.
+    dropped_at: std::cell::Cell<Option<Instant>>,
 }
+
+/// Records the bound dropped are reported together, at most one line this often (and at the
+/// end of the session).
+pub const DROPPED_EVERY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -360,31 +401,25 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Where a session keeps its accounting records until a server takes them.
+#[derive(Debug)]
+pub struct Spool {
+    /// The accounting spool directory (`None`: records are kept in memory only).
+    pub dir: Option<AcctDir>,
+    /// The session id, as text (names the journal).
+    pub session: String,
+}
+
 impl Client {
-    /// Starts the workers for `t`, authorizing as `user` from `rem_addr`.
+    /// Starts the workers for `t`, authorizing as `user` from `rem_addr`, and the delivery
+    /// of accounting records through a journal in `spool`. Returns the client and lines to
+    /// log (a journal that could not be made).
     ///
     /// # Errors
     /// [`SetupError`] when keys or TLS files cannot be used or threads cannot start.
-    pub fn start(t: &Tacacs, user: &str, rem_addr: &str) -> Result<Self, SetupError> {
-        let endpoints = endpoints(t)?;
-        let wake = EventFd::new().map_err(|e| SetupError::Sys("eventfd", e))?;
-        let (tx, rx) = mpsc::channel();
-        let n = endpoints.len();
-        let shared = Arc::new(Shared {
-            endpoints,
-            common: Common { service: t.service.clone(), protocol: t.protocol.clone() },
-            who: Who {
-                user: attrs::ascii(user.as_bytes()),
-                port: String::new(),
-                rem_addr: attrs::ascii(rem_addr.as_bytes()),
-                priv_lvl: t.priv_lvl,
-            },
-            single_connect: t.single_connect,
-            dead_retry: t.dead_retry,
-            dead_until: Mutex::new(vec![None; n]),
-            events: tx,
-            wake,
-        });
+    pub fn start(t: &Tacacs, user: &str, rem_addr: &str, spool: Spool) -> Result<(Self, Vec<LogEvent>), SetupError> {
+        let (shared, rx) = Shared::new(t, user, rem_addr)?;
+        let shared = Arc::new(shared);
         let jobs = Arc::new(Queue::new());
         let mut workers = Vec::new();
         for k in 0..WORKERS {
@@ -407,29 +442,47 @@ impl Client {
                 .map_err(|e| SetupError::Sys("thread", e))?;
             workers.push(h);
         }
-        let acct = Arc::new(AcctQueue {
-            items: Mutex::new((VecDeque::new(), false)),
-            ready: Condvar::new(),
-            capacity: t.accounting_queue,
+        let mut lines = Vec::new();
+        let dir = spool.dir.map(Arc::new);
+        let journal = dir.as_deref().and_then(|d| {
+            if d.bytes() >= journal::DIR_MAX {
+                lines.push(spool_error(d, "the accounting spool is full: records are kept in memory only"));
+                return None;
+            }
+            let header =
+                Header { session: spool.session.clone(), user: shared.who.user.clone(), rem_addr: shared.who.rem_addr.clone(), priv_lvl: t.priv_lvl };
+            d.create(header).map_err(|e| lines.push(spool_error(d, &e.to_string()))).ok()
         });
-        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let acct_worker = {
-            let (acct, shared, dropped) = (Arc::clone(&acct), Arc::clone(&shared), Arc::clone(&dropped));
-            std::thread::Builder::new()
-                .name("sw-tacacs-acct".into())
-                .spawn(move || account_loop(&acct, &shared, &dropped))
-                .map_err(|e| SetupError::Sys("thread", e))?
+        let own = journal.as_ref().map(|j| j.name().to_owned());
+        let sync = journal.as_ref().and_then(|j| j.sync_handle().ok());
+        let acct = Arc::new(AcctQueue { backlog: Mutex::new(Backlog::new(journal, t.accounting_queue)), ready: Condvar::new() });
+        let acct_worker = if t.accounting || t.session_accounting {
+            let (acct, shared, dir) = (Arc::clone(&acct), Arc::clone(&shared), dir.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("sw-tacacs-acct".into())
+                    .spawn(move || accounting::account_loop(&acct, &shared, dir.as_deref(), own.as_deref(), sync))
+                    .map_err(|e| SetupError::Sys("thread", e))?,
+            )
+        } else {
+            None
         };
-        Ok(Client {
+        let client = Client {
             jobs,
             events: rx,
             shared,
             acct,
+            dir,
             workers,
-            acct_worker: Some(acct_worker),
+            acct_worker,
             total_timeout: t.timeout,
-            dropped,
-        })
+            capacity: t.accounting_queue,
+            dropped_at: std::cell::Cell::new(None),
+        };
+        if !lines.is_empty() {
+            client.shared.wake.raise();
+        }
+        Ok((client, lines))
     }
 
     /// Asks for a decision on `cmd args` from terminal `port`; the answer comes as
@@ -444,22 +497,28 @@ impl Client {
         });
     }
 
-    /// Queues an accounting record; drops (and counts) it when the queue is full.
-    pub fn account(&self, port: &str, record: Record) {
-        let mut g = self.acct.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if g.0.len() >= self.acct.capacity {
-            drop(g);
-            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.shared.notify(Event::Log(
-                LogEvent::new(Severity::Warning, Kind::TacacsAccountingDropped)
-                    .bare("record", record.kind())
-                    .text("reason", "queue full"),
-            ));
-            return;
-        }
-        let now = Instant::now();
-        g.0.push_back(AcctItem { record, port: port.to_owned(), attempts: 0, next: now, queued: now });
+    /// Keeps an accounting record (in the journal: the kernel has it when this returns) for
+    /// the delivery thread; drops it, and remembers its task, when `accounting-queue` records
+    /// are already pending.
+    pub fn account(&self, port: &str, record: &Record) {
+        let attrs = attrs::accounting(&self.shared.common, record);
+        let entry = Entry {
+            seq: 0,
+            start: record.is_start(),
+            port: port.to_owned(),
+            kind: record.kind().to_owned(),
+            task: record.task().to_owned(),
+            attrs,
+        };
+        let mut g = self.acct.lock();
+        g.push(entry);
+        let dropped = !g.dropped.is_empty();
+        drop(g);
         self.acct.ready.notify_one();
+        if dropped {
+            // Reported on the loop's next look.
+            self.shared.wake.raise();
+        }
     }
 
     /// The fd the loop polls: readable when events wait.
@@ -467,110 +526,94 @@ impl Client {
         self.shared.wake.as_fd()
     }
 
-    /// The events that have arrived.
+    /// The events that have arrived (and a line for records the bound dropped, at most one
+    /// every [`DROPPED_EVERY`]: a long outage does not flood the log).
     pub fn events(&self) -> Vec<Event> {
         self.shared.wake.clear();
-        self.events.try_iter().collect()
+        let mut out: Vec<Event> = self.events.try_iter().collect();
+        if self.dropped_at.get().is_none_or(|t| t.elapsed() >= DROPPED_EVERY) {
+            if let Some(line) = self.dropped_line() {
+                self.dropped_at.set(Some(Instant::now()));
+                out.push(Event::Log(line));
+            }
+        }
+        out
+    }
+
+    fn dropped_line(&self) -> Option<LogEvent> {
+        let tasks = std::mem::take(&mut self.acct.lock().dropped);
+        (!tasks.is_empty()).then(|| {
+            LogEvent::new(Severity::Warning, Kind::TacacsAccountingDropped)
+                .bare("records", tasks.len())
+                .text("tasks", accounting::task_list(&tasks))
+                .text("reason", format!("accounting-queue: {} records already wait for a server", self.capacity))
+        })
     }
 
     /// Ends the backend: authorizations in flight are abandoned; accounting records still
-    /// queued get until `limit` to go out. Returns the lines to log.
+    /// pending get until `limit` to go out (in order, without backoff, until one is not
+    /// taken); what is left stays in the journal for a later supervisor or
+    /// `session-wrapper deliver-accounting`. Returns the lines to log.
     pub fn finish(mut self, limit: Duration) -> Vec<Event> {
         for _ in &self.workers {
             self.jobs.push(Job::Stop);
         }
-        {
-            let mut g = self.acct.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            g.1 = true;
-            // Everything due now: no more backoff at the end.
-            let now = Instant::now();
-            for it in g.0.iter_mut() {
-                it.next = now;
-            }
-            self.acct.ready.notify_all();
-        }
+        self.acct.lock().stopping = true;
+        self.acct.ready.notify_all();
         let deadline = Instant::now() + limit;
         if let Some(h) = self.acct_worker.take() {
             while !h.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        let left = {
-            let g = self.acct.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            g.0.len()
-        };
         let mut out: Vec<Event> = self.events.try_iter().collect();
-        if left > 0 {
-            out.push(Event::Log(
-                LogEvent::new(Severity::Warning, Kind::TacacsAccountingDropped)
-                    .bare("records", left)
-                    .text("reason", "session ended before a server took them"),
-            ));
+        out.extend(self.dropped_line().map(Event::Log));
+        let mut g = self.acct.lock();
+        let tasks = g.tasks();
+        let on_disk = g.on_disk();
+        let journal = g.take_journal();
+        drop(g);
+        if tasks.is_empty() {
+            if let (Some(dir), Some(j)) = (&self.dir, journal) {
+                dir.remove(j);
+            }
+            return out;
         }
+        // Why the first record left did not go.
+        let now = Instant::now();
+        let why: Vec<String> = self
+            .shared
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, (ep, _))| match self.shared.down_since(i, now) {
+                Some(t) => format!("{}: skipped: server down since {}", ep.name, accounting::utc(t)),
+                None => format!("{}: did not take it in time", ep.name),
+            })
+            .collect();
+        let line = if on_disk {
+            let name = journal.as_ref().map(|j| j.name().to_owned()).unwrap_or_default();
+            let dir = self.dir.as_ref().map(|d| d.path().join(&name).display().to_string()).unwrap_or_default();
+            LogEvent::new(Severity::Warning, Kind::TacacsAccountingSpooled)
+                .bare("records", tasks.len())
+                .text("tasks", accounting::task_list(&tasks))
+                .quoted("journal", dir.as_bytes())
+                .text("error", why.join("; "))
+        } else {
+            LogEvent::new(Severity::Error, Kind::TacacsAccountingDropped)
+                .bare("records", tasks.len())
+                .text("tasks", accounting::task_list(&tasks))
+                .text("reason", format!("no accounting spool to keep them in; {}", why.join("; ")))
+        };
+        out.push(Event::Log(line));
+        // The journal stays, unlocked when this process ends.
+        drop(journal);
         out
     }
 }
 
-fn account_loop(q: &AcctQueue, shared: &Shared, dropped: &std::sync::atomic::AtomicU64) {
-    let mut conns: Vec<Option<Connection>> = (0..shared.endpoints.len()).map(|_| None).collect();
-    loop {
-        let mut item = {
-            let mut g = q.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            loop {
-                let now = Instant::now();
-                if let Some(item) = g.0.iter().position(|it| it.next <= now).and_then(|p| g.0.remove(p)) {
-                    break item;
-                }
-                if g.1 && g.0.is_empty() {
-                    return;
-                }
-                let wait = g.0.iter().map(|it| it.next).min().map_or(Duration::from_secs(3600), |t| t - now);
-                g = q.ready.wait_timeout(g, wait).unwrap_or_else(std::sync::PoisonError::into_inner).0;
-            }
-        };
-        let attrs = attrs::accounting(&shared.common, &item.record);
-        let who = Who { port: attrs::ascii(item.port.as_bytes()), ..shared.who.clone() };
-        let start = item.record.is_start();
-        let mut sent = false;
-        let mut last_err = String::new();
-        for (i, (ep, timeout)) in shared.endpoints.iter().enumerate() {
-            if shared.is_dead(i, Instant::now()) && item.attempts == 0 {
-                continue;
-            }
-            let until = Instant::now() + *timeout;
-            match shared.with_connection(&mut conns, i, until, &|c, ep, single| c.account(ep, single, &who, start, &attrs, until)) {
-                Ok(accounting::Status::Success) => {
-                    shared.mark(i, false, "");
-                    sent = true;
-                    break;
-                }
-                Ok(other) => last_err = format!("{}: {other:?}", ep.name),
-                Err(e) => {
-                    conns[i] = None;
-                    shared.mark(i, true, &e.to_string());
-                    last_err = format!("{}: {e}", ep.name);
-                }
-            }
-        }
-        if sent {
-            continue;
-        }
-        item.attempts += 1;
-        let stopping = q.items.lock().map(|g| g.1).unwrap_or(true);
-        if stopping || item.queued.elapsed() > ACCT_GIVE_UP {
-            dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            shared.notify(Event::Log(
-                LogEvent::new(Severity::Warning, Kind::TacacsAccountingDropped)
-                    .bare("record", item.record.kind())
-                    .bare("attempts", item.attempts)
-                    .text("error", last_err.replace('"', "'")),
-            ));
-            continue;
-        }
-        item.next = Instant::now() + Duration::from_secs((1u64 << item.attempts.min(6)).min(60));
-        let mut g = q.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.0.push_back(item);
-    }
+fn spool_error(d: &AcctDir, why: &str) -> LogEvent {
+    LogEvent::new(Severity::Warning, Kind::SpoolError).quoted("dir", d.path().as_os_str().as_encoded_bytes()).text("error", why)
 }
 
 #[cfg(test)]
