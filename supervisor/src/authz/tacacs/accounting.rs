@@ -13,7 +13,7 @@
 //! When its own records are all delivered, the thread looks (at start, then every
 //! [`CLAIM_EVERY`]) for journals of sessions whose supervisor is gone and delivers them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -329,60 +329,16 @@ pub(super) fn account_loop(
     let mut next = Instant::now();
     let mut claim_at = Instant::now();
     // Records delivered so far from journals whose delivery gave way to this session's own.
-    let mut recovered: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut recovered: HashMap<String, usize> = HashMap::new();
     loop {
-        let (entry, appended) = {
-            let mut g = q.lock();
-            loop {
-                let now = Instant::now();
-                if g.stopping && (g.len() == 0 || failed_at_end) {
-                    return;
-                }
-                if let Some(e) = g.front() {
-                    if now >= next || g.stopping {
-                        break (Some(e.clone()), g.appended);
-                    }
-                } else if dir.is_some() && now >= claim_at && !g.stopping {
-                    break (None, g.appended);
-                }
-                let until = if g.len() > 0 {
-                    next
-                } else if dir.is_some() {
-                    claim_at
-                } else {
-                    now + Duration::from_secs(3600)
-                };
-                let wait = until
-                    .saturating_duration_since(now)
-                    .max(Duration::from_millis(1));
-                g = q
-                    .ready
-                    .wait_timeout(g, wait)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
+        let Some((entry, appended)) = next_work(q, dir.is_some(), next, claim_at, failed_at_end) else {
+            return;
         };
         let Some(e) = entry else {
             claim_at = Instant::now() + CLAIM_EVERY;
             if let Some(dir) = dir {
-                let own_waiting = || q.lock().len() > 0;
-                let except: Vec<&str> = own.into_iter().collect();
-                while let Some(j) = dir.claim(&except) {
-                    let mut c = deliver_journal(shared, &mut conns, dir, j, &own_waiting);
-                    let so_far = recovered.entry(c.name.clone()).or_insert(0);
-                    *so_far += c.delivered;
-                    if c.left > 0 && c.error.is_none() {
-                        // This session's own records wait: they go first, then this again.
-                        claim_at = Instant::now();
-                        break;
-                    }
-                    c.delivered = recovered.remove(&c.name).unwrap_or(c.delivered);
-                    if c.delivered > 0 || c.left > 0 {
-                        shared.notify(Event::Log(claimed_line(&c)));
-                    }
-                    if c.left > 0 {
-                        break;
-                    }
+                if claim_orphans(q, shared, &mut conns, dir, own, &mut recovered) {
+                    claim_at = Instant::now();
                 }
             }
             continue;
@@ -405,6 +361,66 @@ pub(super) fn account_loop(
             }
         }
     }
+}
+
+/// Waits for the next thing to do: `Some((Some(record), appended))` to send the session's
+/// oldest record (its retry time `next` come, or the session stopping), `Some((None, _))` to
+/// look for orphaned journals (`claim_at` come, with a spool), `None` when the session has
+/// stopped and nothing is left (or its last try failed).
+fn next_work(q: &AcctQueue, spool: bool, next: Instant, claim_at: Instant, failed_at_end: bool) -> Option<(Option<Entry>, u64)> {
+    let mut g = q.lock();
+    loop {
+        let now = Instant::now();
+        if g.stopping && (g.len() == 0 || failed_at_end) {
+            return None;
+        }
+        if let Some(e) = g.front() {
+            if now >= next || g.stopping {
+                return Some((Some(e.clone()), g.appended));
+            }
+        } else if spool && now >= claim_at && !g.stopping {
+            return Some((None, g.appended));
+        }
+        let until = if g.len() > 0 {
+            next
+        } else if spool {
+            claim_at
+        } else {
+            now + Duration::from_secs(3600)
+        };
+        let wait = until.saturating_duration_since(now).max(Duration::from_millis(1));
+        g = q.ready.wait_timeout(g, wait).unwrap_or_else(PoisonError::into_inner).0;
+    }
+}
+
+/// Delivers the journals of sessions whose supervisor is gone, one after another, until none
+/// is left or one cannot be delivered now. Returns true when it gave way to this session's own
+/// records (which go first; the claim is then tried again at once).
+fn claim_orphans(
+    q: &AcctQueue,
+    shared: &Shared,
+    conns: &mut [Option<Connection>],
+    dir: &AcctDir,
+    own: Option<&str>,
+    recovered: &mut HashMap<String, usize>,
+) -> bool {
+    let own_waiting = || q.lock().len() > 0;
+    let except: Vec<&str> = own.into_iter().collect();
+    while let Some(j) = dir.claim(&except) {
+        let mut c = deliver_journal(shared, conns, dir, j, &own_waiting);
+        *recovered.entry(c.name.clone()).or_insert(0) += c.delivered;
+        if c.left > 0 && c.error.is_none() {
+            return true;
+        }
+        c.delivered = recovered.remove(&c.name).unwrap_or(c.delivered);
+        if c.delivered > 0 || c.left > 0 {
+            shared.notify(Event::Log(claimed_line(&c)));
+        }
+        if c.left > 0 {
+            break;
+        }
+    }
+    false
 }
 
 /// What `session-wrapper deliver-accounting` did.
