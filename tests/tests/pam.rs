@@ -148,7 +148,9 @@ fn supervisor_killed_mid_session_means_no_exec_succeeds_afterwards() {
         m = marker.display()
     );
     let mut child = sb
-        .command(&["timeout", "30", "su", "-", &u.name, "-c", &cmd])
+        // The timeout is a guard against a hang only: on a loaded machine su's start alone can
+        // take many seconds, and a guard that fires closes the pipe this test writes to.
+        .command(&["timeout", "300", "su", "-", &u.name, "-c", &cmd])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -161,8 +163,9 @@ fn supervisor_killed_mid_session_means_no_exec_succeeds_afterwards() {
     let died = sb.log.wait_for(|l| l.contains("event=supervisor-died"), T).expect("watchdog line");
     assert!(died.contains("SIGKILL"), "{died}");
     use std::io::Write;
-    child.stdin.take().expect("stdin").write_all(b"go\n").expect("write");
+    let wrote = child.stdin.take().expect("stdin").write_all(b"go\n");
     let out = child.wait_with_output().expect("wait");
+    assert!(wrote.is_ok(), "the session was gone before it was told to go on ({wrote:?}): {out:?}");
     let so = String::from_utf8_lossy(&out.stdout);
     assert!(so.contains("touch=126") || so.contains("touch=127"), "{so}");
     assert!(so.contains("builtin-still-works"), "{so}");
