@@ -48,8 +48,18 @@ arch=$(dpkg-architecture -qDEB_HOST_ARCH)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 if [ "$build" = 1 ]; then
     # Without SOURCE_DATE_EPOCH: build scripts (the cc crate's) watch it, and a value the
-    # release tree was not built with would rebuild all of it.
-    env -u SOURCE_DATE_EPOCH cargo build --release --workspace --locked
+    # release tree was not built with would rebuild all of it. Nor with the variables cargo
+    # sets for a test it runs (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...: the package tests call
+    # this script), which ring's build script watches: each call from a test, then each call
+    # from a shell, rebuilt the whole release tree.
+    unset_env=(-u SOURCE_DATE_EPOCH)
+    for v in $(compgen -e); do
+        case "$v" in
+            CARGO_MANIFEST_*|CARGO_PKG_*|CARGO_CRATE_*|CARGO_BIN_*|CARGO_PRIMARY_*|CARGO_TARGET_TMPDIR)
+                unset_env+=(-u "$v") ;;
+        esac
+    done
+    env "${unset_env[@]}" cargo build --release --workspace --locked
 fi
 # Reproducible timestamps (dpkg-deb clamps file times to this) and gzip headers.
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$here/debian/changelog" -S Timestamp)

@@ -7,6 +7,7 @@ need=(
   build-essential pkg-config libseccomp-dev libpam0g-dev
   pamtester openssh-server openssh-client sudo util-linux procps iproute2 python3 python3-venv openssl
   debootstrap dpkg-dev
+  qemu-system-x86 qemu-utils e2fsprogs
 )
 missing=()
 for p in "${need[@]}"; do

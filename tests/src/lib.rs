@@ -602,3 +602,35 @@ impl Default for Sandbox {
         Self::new()
     }
 }
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The Debian package: `SW_DEB` (a path, relative to the workspace or absolute), or what
+/// `packaging/build-deb.sh` builds.
+pub fn build_deb() -> PathBuf {
+    if let Some(p) = std::env::var_os("SW_DEB") {
+        // Relative to the workspace, not to tests/ where cargo runs the test.
+        let p = workspace_root().join(p);
+        assert!(p.is_file(), "SW_DEB={} is not a file", p.display());
+        return p;
+    }
+    let script = workspace_root().join("packaging/build-deb.sh");
+    let out = Command::new(&script)
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run packaging/build-deb.sh");
+    assert!(
+        out.status.success(),
+        "packaging/build-deb.sh failed ({}):\n{}",
+        out.status,
+        tail(&output_text(&out), 40)
+    );
+    let deb = PathBuf::from(stdout(&out).lines().last().unwrap_or_default().trim());
+    assert!(deb.is_file(), "build-deb.sh did not name a .deb:\n{}", output_text(&out));
+    deb
+}

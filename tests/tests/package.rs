@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use session_wrapper_tests::{output_text, require_root, stdout, workspace_root, Syslog, TempDir};
+use session_wrapper_tests::{build_deb, output_text, require_root, stdout, tail, Syslog, TempDir};
 
 /// Where the debootstrap result is kept between runs.
 const CACHE: &str = "/var/cache/sw-test-bookworm.tar";
@@ -32,38 +32,6 @@ const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 /// The user whose `su` session is supervised.
 const USER: &str = "swpkg";
 const PACKAGE: &str = "pam-session-wrapper";
-
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// The package: `SW_DEB` (a path, relative to the workspace or absolute), or what
-/// `packaging/build-deb.sh` builds.
-fn build_deb() -> PathBuf {
-    if let Some(p) = std::env::var_os("SW_DEB") {
-        // Relative to the workspace, not to tests/ where cargo runs the test.
-        let p = workspace_root().join(p);
-        assert!(p.is_file(), "SW_DEB={} is not a file", p.display());
-        return p;
-    }
-    let script = workspace_root().join("packaging/build-deb.sh");
-    let out = Command::new(&script)
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run packaging/build-deb.sh");
-    assert!(
-        out.status.success(),
-        "packaging/build-deb.sh failed ({}):\n{}",
-        out.status,
-        tail(&output_text(&out), 40)
-    );
-    let deb = PathBuf::from(stdout(&out).lines().last().unwrap_or_default().trim());
-    assert!(deb.is_file(), "build-deb.sh did not name a .deb:\n{}", output_text(&out));
-    deb
-}
 
 /// The Debian mirror for `SUITE`: `SW_DEBIAN_MIRROR`, else the first one this machine's apt
 /// sources use for it (deb822 `.sources` files or one-line `sources.list`), else deb.debian.org.

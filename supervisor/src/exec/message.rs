@@ -8,6 +8,8 @@
 //!
 //! The supervisor never blocks on it:
 //! - a pipe or FIFO is written with `RWF_NOWAIT` (a full pipe nobody reads: the line is lost);
+//!   on kernels whose pipes do not take `RWF_NOWAIT` (Debian 12's 6.1), by the helper below,
+//!   and only when the pipe has room for the whole line;
 //! - a socket gets nothing: whatever the supervisor sends on it carries the supervisor's
 //!   credentials (`SCM_CREDENTIALS` of uid 0 to a reader that asks for them, as journald and
 //!   rsyslog do), so a user whose stderr is a socket to a log daemon would get a root-attributed
@@ -172,9 +174,17 @@ impl Messenger {
         }
         let Ok(st) = fstat(&fd) else { return Delivery::Failed(Errno::EBADF) };
         match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
-            SFlag::S_IFIFO => {
-                outcome(sys::write_nowait(fd.as_fd(), text).map_err(errno_of), text.len())
-            }
+            SFlag::S_IFIFO => match sys::write_nowait(fd.as_fd(), text) {
+                // A kernel whose pipes do not take RWF_NOWAIT (Debian 12's 6.1): write through
+                // the helper when the pipe has room for the whole line (so the write does not
+                // wait), else drop it as a full pipe's.
+                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => match sys::pipe_room(fd.as_fd()) {
+                    Ok(room) if room >= text.len() => self.through_helper(fd, text),
+                    Ok(_) => Delivery::WouldBlock,
+                    Err(e) => Delivery::Failed(errno_of(e)),
+                },
+                r => outcome(r.map_err(errno_of), text.len()),
+            },
             SFlag::S_IFSOCK => Delivery::Socket,
             SFlag::S_IFCHR if is_tty(&fd) => self.through_helper(fd, text),
             SFlag::S_IFREG => {
@@ -260,6 +270,15 @@ mod tests {
         assert_eq!(write_without_blocking(&w, b"denied\n"), Delivery::WouldBlock);
         assert!(start.elapsed() < std::time::Duration::from_secs(1));
         drop(r);
+    }
+
+    #[test]
+    fn pipe_room_is_the_capacity_less_what_waits_in_the_pipe() {
+        let (_r, w) = nix::unistd::pipe().expect("pipe");
+        let empty = sys::pipe_room(w.as_fd()).expect("room of an empty pipe");
+        assert!(empty >= 4096, "{empty}");
+        nix::unistd::write(&w, b"0123456789").expect("write");
+        assert_eq!(sys::pipe_room(w.as_fd()).expect("room"), empty - 10);
     }
 
     #[test]

@@ -89,20 +89,52 @@ fn send(fd: &OwnedFd, m: &[u8]) -> io::Result<()> {
     }
 }
 
+/// `NLMSG_ERROR`: the kernel refused the request.
+const NLMSG_ERROR: u16 = 2;
+/// How long to wait for the kernel's answer to `AUDIT_GET`.
+const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Whether the kernel's audit is enabled and a daemon receives its records (needs
 /// `CAP_AUDIT_CONTROL`: asked before the supervisor gives it up).
+///
+/// The kernel sends the `AUDIT_GET` reply from a thread of its own (`audit_send_reply`), a
+/// moment after the request: on a slow machine (Debian 12 under qemu) it was not there yet
+/// when read at once, and `auto` wrote no record. So wait for it, a bounded time.
 fn daemon_listening() -> bool {
     let Ok(fd) = audit_socket() else { return false };
     if send(&fd, &message(AUDIT_GET, &[])).is_err() {
         return false;
     }
+    let deadline = std::time::Instant::now() + REPLY_WAIT;
     let mut buf = [0u8; 512];
-    // SAFETY: reads at most buf.len() bytes into `buf`.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-    let word = |i: usize| buf.get(i..i + 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-    // A reply: nlmsghdr (16 bytes), then audit_status { mask, enabled, failure, pid, ... }.
-    let kind = buf.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]]));
-    n >= 32 && kind == Some(AUDIT_GET) && word(20) == Some(1) && word(28).is_some_and(|pid| pid != 0)
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+        // SAFETY: one pollfd, valid for the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if r <= 0 {
+            return false;
+        }
+        // SAFETY: reads at most buf.len() bytes into `buf`.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n < 0 {
+            continue;
+        }
+        let word = |i: usize| buf.get(i..i + 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+        // A reply: nlmsghdr (16 bytes), then audit_status { mask, enabled, failure, pid, ... }.
+        match buf.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
+            Some(AUDIT_GET) => return n >= 32 && word(20) == Some(1) && word(28).is_some_and(|pid| pid != 0),
+            Some(NLMSG_ERROR) => return false,
+            _ => {}
+        }
+    }
 }
 
 impl AuditLog {

@@ -143,7 +143,8 @@ pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> io::Result<OwnedFd>
 }
 
 /// `pwritev2(fd, buf, -1, RWF_NOWAIT)`: a write at the current position that fails with
-/// `EAGAIN` instead of blocking (supported by pipes; ttys and most files answer `EOPNOTSUPP`).
+/// `EAGAIN` instead of blocking (supported by pipes on recent kernels, not by Debian 12's 6.1;
+/// ttys and most files answer `EOPNOTSUPP`).
 ///
 /// # Errors
 /// The errno of the write.
@@ -152,6 +153,20 @@ pub fn write_nowait(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: one iovec describing `buf`, valid for the call.
     let r = unsafe { libc::pwritev2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
     cvt(r as libc::c_long).map(|n| n as usize)
+}
+
+/// The free space of the pipe `fd` is an end of: its capacity (`F_GETPIPE_SZ`) less what is
+/// in it (`FIONREAD`).
+///
+/// # Errors
+/// The errno of `fcntl(2)` or `ioctl(2)` (`fd` is not a pipe).
+pub fn pipe_room(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // SAFETY: F_GETPIPE_SZ takes no argument.
+    let size = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) } as libc::c_long)?;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `queued`.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut queued) } as libc::c_long)?;
+    Ok((size as usize).saturating_sub(usize::try_from(queued).unwrap_or(0)))
 }
 
 /// Closes every fd from `first` up.
