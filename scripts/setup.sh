@@ -9,11 +9,18 @@ need=(
   debootstrap dpkg-dev
   qemu-system-x86 qemu-utils e2fsprogs
 )
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+missing_packages() {
+  missing=()
+  for p in "${need[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+}
+# Two passes: an install can remove a package of the list that conflicts with it (this image's
+# backported qemu-utils 10 gives way to bookworm's qemu-system-x86 7.2), and the second pass
+# installs the matching version.
+for pass in 1 2; do
+  missing_packages
+  ((${#missing[@]})) || break
   echo "setup: installing ${missing[*]}"
   created_policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -22,8 +29,13 @@ if ((${#missing[@]})); then
     created_policy=1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  if [ "$pass" = 1 ]; then apt-get update -qq; fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ -n "$created_policy" ] && rm -f /usr/sbin/policy-rc.d
+  if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+done
+missing_packages
+if ((${#missing[@]})); then
+  echo "setup: still missing after installing: ${missing[*]}" >&2
+  exit 1
 fi
 command -v cargo >/dev/null || { echo "setup: cargo is required (rustup)"; exit 1; }
