@@ -17,7 +17,8 @@
 //!   `pids.max` (cgroup v2);
 //! - the user's own systemd (`user@.service`, through `systemd-run --user`), `at` and cron
 //!   jobs: each is a supervised session of its own PAM service (`systemd-user`, `atd`,
-//!   `cron`) whose refused command does not run;
+//!   `cron`) whose refused command does not run; cron's session (no pam_systemd in its stack)
+//!   says that the limits handed to pam_systemd were not applied;
 //! - the decisions in journald, both as lines (`journalctl -t session-wrapper`) and as
 //!   structured fields (`journalctl SESSION_WRAPPER_DECISION=deny -o json`), in
 //!   `/var/log/auth.log` through rsyslog, and as `USER_CMD` records of the running auditd
@@ -621,6 +622,30 @@ fn debian_host_supervises_logins_user_managers_cron_and_at_and_logs_to_journald_
              refusals:\n{denies:#?}"
         );
     }
+
+    // Limits: cron's stack (common-session-noninteractive) has no pam_systemd, so the limits
+    // handed to it are not applied, and the session says so at its first exec; the ssh login,
+    // whose scope has them, says nothing of the kind.
+    let not_applied = journal_entries(&host.root(
+        "journalctl SESSION_WRAPPER_EVENT=limit-not-applied -o json",
+        "journalctl -q --no-pager SESSION_WRAPPER_EVENT=limit-not-applied -o json",
+    ));
+    let warned_in = |service: &str| {
+        not_applied.iter().any(|e| {
+            e.get("SESSION_WRAPPER_SESSION")
+                .and_then(|s| service_of.get(s))
+                .is_some_and(|s| s == service)
+                && e.get("SESSION_WRAPPER_LIMIT").is_some_and(|l| l == "memory-max,pids-max")
+        })
+    };
+    assert!(
+        warned_in("cron"),
+        "no limit-not-applied line for the cron session; sessions {service_of:?}; lines:\n{not_applied:#?}"
+    );
+    assert!(
+        !warned_in("sshd"),
+        "a limit-not-applied line for the ssh login, whose scope has the limits:\n{not_applied:#?}"
+    );
 
     // rsyslog: the same lines in /var/log/auth.log.
     host.wait_for(

@@ -94,7 +94,12 @@ fn of_v1(pid: i32, controller: &str) -> Option<String> {
 
 /// Whether the session is in a systemd-logind scope (`.../session-N.scope`).
 pub fn in_logind_scope(pid: i32) -> bool {
-    of(pid).is_some_and(|c| c.contains("/session-") && c.ends_with(".scope"))
+    of(pid).is_some_and(|c| is_session_scope(&c))
+}
+
+/// Whether a v2 cgroup is a logind session scope (`.../session-N.scope`).
+pub fn is_session_scope(cgroup: &str) -> bool {
+    cgroup.contains("/session-") && cgroup.ends_with(".scope")
 }
 
 /// Whether systemd-logind is running: systemd is the init system (`sd_booted`'s check) and

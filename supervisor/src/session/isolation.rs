@@ -176,6 +176,25 @@ pub fn plan(layers: Layers, leader: i32, pam: bool) -> Result<Plan, PlanError> {
     Ok(Plan { layers, isolate, limits, warnings })
 }
 
+/// Whether pam_systemd took the limits `handed` to it, looked at when task `tid` of the
+/// session makes its first exec (the session's PAM stack has run by then): a warning when the
+/// task is in no logind session scope, as in a stack without pam_systemd after this module
+/// (cron's and atd's `common-session-noninteractive`).
+pub fn limits_check(handed: &[&str], tid: i32) -> Option<Event> {
+    if handed.is_empty() {
+        return None;
+    }
+    // A task gone (or a cgroup unreadable) proves nothing either way.
+    let cgroup = cgroup::of(tid)?;
+    if cgroup::is_session_scope(&cgroup) {
+        return None;
+    }
+    Some(Event::new(Severity::Warning, Kind::LimitNotApplied).bare("limit", handed.join(",")).quoted("cgroup", cgroup.as_bytes()).text(
+        "reason",
+        "the limits were handed to pam_systemd, but the session is in no logind session scope: no pam_systemd runs after this module in its stack (as in cron's and atd's common-session-noninteractive)",
+    ))
+}
+
 impl Plan {
     /// Makes the session's cgroups (when the supervisor owns them) and moves `leader` in.
     /// Without limits, a failure only costs exact membership (`Ok(None)` and a warning).
@@ -236,6 +255,23 @@ impl Plan {
             fields.push(field("landlock_layers", l.landlock.len().to_string()));
         }
         fields
+    }
+
+    /// The limits handed to pam_systemd (`memory-max`, `pids-max`), when they were: whether
+    /// pam_systemd really took them is known only once the session's stack has run (see
+    /// [`limits_check`]).
+    pub fn handed_to_pam_systemd(&self, cgroup: Option<&SessionCgroup>) -> Vec<&'static str> {
+        if cgroup.is_some_and(|cg| !cg.limit_dirs().is_empty()) {
+            return Vec::new();
+        }
+        let mut handed = Vec::new();
+        if self.isolate.systemd_memory_max.is_some() {
+            handed.push("memory-max");
+        }
+        if self.isolate.systemd_tasks_max.is_some() {
+            handed.push("pids-max");
+        }
+        handed
     }
 
     /// What applies the limits: the cgroup controllers, pam_systemd, or none.

@@ -182,9 +182,10 @@ pub fn start(s: Start) -> Result<Supervisor, SetupError> {
         log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e)));
     }
     let isolation = plan.describe(pam.cgroup.as_ref());
+    let handed = plan.handed_to_pam_systemd(pam.cgroup.as_ref());
     let log = session_sink(log, audit, session.id);
     let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir };
-    Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers))
+    Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
 }
 
 /// The session's sink: `log`, with an audit record of every decision when `audit`.

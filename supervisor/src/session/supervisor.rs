@@ -88,6 +88,8 @@ pub struct Supervisor {
     isolation: Vec<Field>,
     /// The isolation layers the session has (a nested session adds only what they lack).
     layers: Layers,
+    /// The limits handed to pam_systemd, checked at the session's first exec and then cleared.
+    limits_handed: Vec<&'static str>,
 }
 
 /// What the loop found ready.
@@ -128,6 +130,7 @@ impl Supervisor {
             dirty_since: None,
             isolation: vec![Field::new("isolation", crate::log::Value::Bare("-".into()))],
             layers: Layers::default(),
+            limits_handed: Vec::new(),
         })
     }
 
@@ -143,6 +146,12 @@ impl Supervisor {
     pub(super) fn with_isolation(mut self, describe: Vec<Field>, layers: Layers) -> Self {
         self.isolation = describe;
         self.layers = layers;
+        self
+    }
+
+    /// Checks at the first exec that pam_systemd took the limits `handed` to it.
+    pub(super) fn with_limits_check(mut self, handed: Vec<&'static str>) -> Self {
+        self.limits_handed = handed;
         self
     }
 
@@ -336,6 +345,12 @@ impl Supervisor {
         }
         match self.table.classify(n.arch, n.nr) {
             Some(kind @ (Notified::Execve | Notified::Execveat)) => {
+                if !self.limits_handed.is_empty() {
+                    let handed = std::mem::take(&mut self.limits_handed);
+                    if let Some(e) = super::isolation::limits_check(&handed, n.tid) {
+                        self.event(e);
+                    }
+                }
                 let (execs, mut ctx) = self.split();
                 execs.on_exec(&mut ctx, n, kind);
             }
