@@ -445,7 +445,7 @@ fn cmd_sessions(json: bool) -> i32 {
             word(&s.service),
             word(tty),
             word(&s.rhost),
-            format_time(s.started),
+            session_wrapper::sys::calendar_time(s.started, false),
             s.mode,
             processes,
             s.allowed,
@@ -458,25 +458,6 @@ fn cmd_sessions(json: bool) -> i32 {
     0
 }
 
-/// Local time as `YYYY-MM-DD hh:mm:ss`.
-fn format_time(secs: u64) -> String {
-    let t = secs as libc::time_t;
-    // SAFETY: localtime_r writes into `tm`; both are valid for the call.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
-        return secs.to_string();
-    }
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
-}
 
 fn list(v: &[String]) -> String {
     if v.is_empty() {

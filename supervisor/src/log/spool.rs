@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{openat, Flock, FlockArg, OFlag};
@@ -47,24 +47,7 @@ impl SpoolDir {
     /// # Errors
     /// When it cannot be made or opened, or belongs to someone else.
     pub fn open(path: &Path) -> io::Result<Self> {
-        if !path.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
-        }
-        let fd = openat(
-            nix::fcntl::AT_FDCWD,
-            path,
-            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )?;
-        let meta = File::from(fd.try_clone()?).metadata()?;
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me || meta.mode() & 0o022 != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("{} is not owned by uid {me} or is writable by others", path.display()),
-            ));
-        }
+        let fd = crate::sys::open_own_dir(path, 0o022)?;
         Ok(SpoolDir { fd, path: path.to_owned() })
     }
 

@@ -230,6 +230,58 @@ impl std::os::fd::AsFd for EventFd {
     }
 }
 
+/// Opens directory `path`, creating it (mode 0700, parents too) if needed, for files only this
+/// user (root) may touch: it must be owned by this user and have none of the mode bits of
+/// `forbidden` (`0o022`: no one else writes it; `0o077`: no one else reads it either).
+///
+/// # Errors
+/// When it cannot be made or opened, or has another owner or a forbidden mode bit.
+pub fn open_own_dir(path: &std::path::Path, forbidden: u32) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if !path.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+    }
+    let flags = nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NOFOLLOW;
+    let fd = nix::fcntl::openat(nix::fcntl::AT_FDCWD, path, flags, nix::sys::stat::Mode::empty())?;
+    let meta = std::fs::File::from(fd.try_clone()?).metadata()?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.mode() & forbidden != 0 {
+        let want = if forbidden & 0o044 != 0 { "of mode 0700" } else { "writable by no one else" };
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} must be owned by uid {me} and {want} (it is {:o}, owned by uid {})",
+                path.display(),
+                meta.mode() & 0o7777,
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(fd)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD hh:mm:ss`, in UTC or local time.
+pub fn calendar_time(secs: u64, utc: bool) -> String {
+    let t = secs as libc::time_t;
+    // SAFETY: gmtime_r and localtime_r write into `tm`; both are valid for the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let filled = unsafe { if utc { libc::gmtime_r(&t, &mut tm) } else { libc::localtime_r(&t, &mut tm) } };
+    if filled.is_null() {
+        return secs.to_string();
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
 /// Moves descriptors to consecutive numbers, in order (for the supervisor's own filter, which
 /// allows file writes relative to one range of directory descriptors). Each is replaced by a
 /// close-on-exec duplicate at its new number.

@@ -154,24 +154,8 @@ pub fn task_list(tasks: &[String]) -> String {
 
 /// `t` as `YYYY-MM-DDThh:mm:ssZ`.
 pub fn utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as libc::time_t;
-    // SAFETY: gmtime_r writes into `tm`; both are valid for the call.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::gmtime_r(&secs, &mut tm) }.is_null() {
-        return secs.to_string();
-    }
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("{}Z", crate::sys::calendar_time(secs, true).replacen(' ', "T", 1))
 }
 
 impl Shared {

@@ -35,7 +35,7 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{openat, Flock, FlockArg, OFlag};
@@ -204,32 +204,7 @@ impl AcctDir {
     /// # Errors
     /// When it cannot be made or opened, or others could read or change it.
     pub fn open(path: &Path) -> io::Result<Self> {
-        if !path.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(path)?;
-        }
-        let fd = openat(
-            nix::fcntl::AT_FDCWD,
-            path,
-            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )?;
-        let meta = File::from(fd.try_clone()?).metadata()?;
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me || meta.mode() & 0o077 != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} must be owned by uid {me} and of mode 0700 (it is {:o}, owned by uid {})",
-                    path.display(),
-                    meta.mode() & 0o7777,
-                    meta.uid()
-                ),
-            ));
-        }
+        let fd = crate::sys::open_own_dir(path, 0o077)?;
         Ok(AcctDir {
             fd,
             path: path.to_owned(),
