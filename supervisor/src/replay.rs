@@ -24,8 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use session_wrapper_config::text::{logfmt_pairs, unescape, unescape_argv};
 use session_wrapper_config::{Action, Config, ExeKind, Guard, Request};
 
-/// Where the structured data of an RFC 5424 line starts (`[log] format = "rfc5424"`).
-const SD_START: &str = "[session-wrapper@32473 ";
+use crate::log::format::SD_ID;
 
 /// Looks up the groups a user has now (`--groups-now`).
 pub type GroupsNow<'a> = &'a dyn Fn(&str) -> Option<Vec<String>>;
@@ -166,7 +165,7 @@ impl<'a> Replay<'a> {
     pub fn line(&mut self, source: &str, number: usize, text: &str) {
         // An RFC 5424 line carries the fields as structured data, where `]` is written `\]`
         // (the escaping of the values never writes a backslash of its own).
-        let fields = if text.contains(SD_START) {
+        let fields = if text.contains(&format!("[{SD_ID} ")) {
             Cow::Owned(text.replace("\\]", "]"))
         } else {
             Cow::Borrowed(text)

@@ -21,7 +21,8 @@ use super::Event;
 /// `LOG_AUTHPRIV`: security messages that only root may read.
 pub const FACILITY_AUTHPRIV: u8 = 10;
 /// The structured-data id of RFC 5424 lines.
-const SD_ID: &str = "session-wrapper@32473";
+/// The SD-ID of an RFC 5424 line's structured data.
+pub const SD_ID: &str = "session-wrapper@32473";
 
 /// The wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
