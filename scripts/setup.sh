@@ -5,6 +5,7 @@ set -euo pipefail
 
 need=(
   build-essential pkg-config libseccomp-dev libpam0g-dev
+  clang libbpf-dev libelf-dev zlib1g-dev
   pamtester openssh-server openssh-client sudo util-linux procps iproute2 python3 python3-venv openssl
   debootstrap dpkg-dev
   qemu-system-x86 qemu-utils e2fsprogs
@@ -39,3 +40,8 @@ if ((${#missing[@]})); then
   exit 1
 fi
 command -v cargo >/dev/null || { echo "setup: cargo is required (rustup)"; exit 1; }
+# The kernel's exec check pins its programs in the BPF filesystem, which systemd mounts at
+# boot and this machine's init does not.
+if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
+  mount -t bpf bpf /sys/fs/bpf
+fi

@@ -30,6 +30,10 @@ export SW_BIN_DIR="$stage"
 # The seed's four smoke tests, verbatim, with their scripts under /tmp.
 tests/smoke/seed-smoke.sh
 cargo test --workspace --locked
+# The attacks on the check after the decision (classes 1, 2 and 7: races on the path, the
+# arguments, symlinks and the loader's environment) again with the ptrace exec stop; the run
+# above checked with the kernel's (verify = "bpf"), and each session's start line must say so.
+SW_VERIFY=ptrace cargo test --locked -p session-wrapper-tests --test attacks -- c1a_ c1b_ c1c_ c1d_ c1e_ c1f_ c1g_ c2_ c7_
 # The TACACS+ test server, proven against an independent client (tacacs_plus from PyPI).
 tests/tacacs/run_tests.sh
 skipped=$(grep -c . "$SW_SKIP_LOG" || true)

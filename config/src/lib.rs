@@ -69,7 +69,7 @@ pub use policy::{
     Action, DecidedBy, Decision, ExeKind, Guard, GuardAction, Guards, Policy, Request, Rule,
 };
 use raw::RawFile;
-pub use settings::{AuditRecords, DenyErrno, FailPolicy, LogFailure, LogFormat, LogSettings, Mode, Scope, ScopeVerdict};
+pub use settings::{AuditRecords, DenyErrno, FailPolicy, LogFailure, LogFormat, LogSettings, Mode, Scope, ScopeVerdict, Verify};
 pub use tacacs::{Server, Tacacs, Tls};
 
 /// The built-in default configuration: enforce mode, no rules, everything allowed by default
@@ -105,6 +105,8 @@ pub struct Config {
     pub fail_policy: FailPolicy,
     /// What happens while decision lines cannot be delivered to syslog.
     pub log_failure: LogFailure,
+    /// How what an allowed exec loaded is checked.
+    pub verify: Verify,
     /// The errno of a refused exec.
     pub deny_errno: DenyErrno,
     /// Which sessions are supervised.
@@ -174,6 +176,7 @@ impl Config {
             mode: Mode::Enforce,
             fail_policy: FailPolicy::Closed,
             log_failure: LogFailure::Keep,
+            verify: Verify::Auto,
             deny_errno: DenyErrno::DEFAULT,
             scope: Scope::default(),
             policy: Policy {

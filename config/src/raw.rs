@@ -12,6 +12,7 @@ pub(crate) struct RawFile {
     pub mode: Option<Spanned<String>>,
     pub fail_policy: Option<Spanned<String>>,
     pub log_failure: Option<Spanned<String>>,
+    pub verify: Option<Spanned<String>>,
     pub deny_errno: Option<Spanned<String>>,
     pub default: Option<Spanned<String>>,
     pub default_message: Option<String>,

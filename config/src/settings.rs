@@ -93,6 +93,42 @@ impl LogFailure {
     }
 }
 
+/// How the supervisor checks that what an allowed exec really loaded is what it authorized
+/// (another thread can rewrite the path or the arguments after the check, a symlink can be
+/// swapped): both check the image, the arguments and the environment before the new program
+/// runs one instruction, and kill it if they differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// The kernel's check where it can be had (BPF, BTF, a BPF filesystem, the supervisor in
+    /// the initial PID namespace), the ptrace stop otherwise.
+    Auto,
+    /// The kernel's check; where it cannot be had the ptrace stop, with a warning line.
+    Bpf,
+    /// The ptrace exec stop.
+    Ptrace,
+}
+
+impl Verify {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verify::Auto => "auto",
+            Verify::Bpf => "bpf",
+            Verify::Ptrace => "ptrace",
+        }
+    }
+
+    /// Parses `auto`, `bpf` or `ptrace`.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Verify::Auto),
+            "bpf" => Some(Verify::Bpf),
+            "ptrace" => Some(Verify::Ptrace),
+            _ => None,
+        }
+    }
+}
+
 /// Which sessions are supervised.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {

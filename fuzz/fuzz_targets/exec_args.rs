@@ -32,7 +32,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let names = vec!["LD_PRELOAD".to_string(), "LD_AUDIT".to_string()];
     let paths = vec!["LD_LIBRARY_PATH".to_string()];
-    if let Ok(scan) = scan_env(&mut mem, start, width, &names, &paths, &limits) {
+    if let Ok(scan) = scan_env(&mut mem, start, width, &names, &paths, &limits, 256) {
         assert!(scan.paths.iter().all(|(_, v)| v.len() < limits.arg));
+        // The whole strings kept for the kernel's check never pass what was asked for.
+        assert!(scan.strings.as_ref().map_or(true, |s| s.len() < 256 && s.last().map_or(true, |&b| b == 0)));
     }
 });

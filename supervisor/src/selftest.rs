@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use session_wrapper_config::isolation::{Blocked, Isolation, Landlock};
-use session_wrapper_config::{Config, Source};
+use session_wrapper_config::{Config, Source, Verify};
 
 use crate::session::cgroup::{self, Controller, Home};
 
@@ -230,7 +230,7 @@ const SYSTEM: &str = "system";
 /// What this system offers against what `config` asks for.
 pub fn system_checks(config: &Config) -> Vec<Check> {
     let logind = cgroup::logind_running();
-    let mut out = vec![seccomp_check(), kernel_check(), logind_check(logind), landlock_check(config)];
+    let mut out = vec![seccomp_check(), kernel_check(), verify_check(config), logind_check(logind), landlock_check(config)];
     out.extend(cgroup_checks(config, logind));
     out.extend(isolation_checks(config));
     out
@@ -273,6 +273,28 @@ fn kernel_check() -> Check {
             format!("Linux {maj}.{min}: the session filter needs 5.19 (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)"),
         ),
         None => check(SYSTEM, "kernel", Status::Skip, "version unreadable"),
+    }
+}
+
+/// How sessions will check what an allowed exec loaded: the kernel's check, proven here by
+/// letting an expected exec run and having two others killed before they run; or the ptrace
+/// stop.
+fn verify_check(config: &Config) -> Check {
+    const NAME: &str = "exec verification";
+    if config.verify == Verify::Ptrace {
+        return check(SYSTEM, NAME, Status::Pass, "ptrace exec stop (verify = \"ptrace\")");
+    }
+    let probed = crate::sys::bpf::ExecCheck::connect()
+        .map_err(|e| e.to_string())
+        .and_then(|mut c| crate::sys::bpf::probe(&mut c));
+    match probed {
+        Ok(()) => check(SYSTEM, NAME, Status::Pass, "bpf: the kernel let the expected exec run and killed a swapped image and swapped arguments before they ran"),
+        Err(e) => check(
+            SYSTEM,
+            NAME,
+            Status::Warn,
+            format!("ptrace exec stop: the kernel's check cannot be had ({e}); each exec costs a ptrace stop more"),
+        ),
     }
 }
 

@@ -53,6 +53,14 @@ struct Arena {
 
 const NOBODY: u32 = 65534;
 
+/// How the arena's sessions check what an allowed exec loaded (`verify` in the config):
+/// `SW_VERIFY`, `bpf` (the kernel's check) unless set. tests/run.sh runs the race and loader
+/// classes again with `ptrace`. Each arena session's start line must say this mode: a
+/// fallback would test the other mode twice.
+fn verify_mode() -> String {
+    std::env::var("SW_VERIFY").unwrap_or_else(|_| "bpf".into())
+}
+
 impl Arena {
     fn new() -> Self {
         Self::with_rules("")
@@ -83,8 +91,9 @@ impl Arena {
         nix::unistd::chown(&u, Some(nix::unistd::Uid::from_raw(NOBODY)), Some(nix::unistd::Gid::from_raw(NOBODY)))
             .expect("chown U");
         let rs = r.display();
+        let verify = verify_mode();
         let cfg = ConfigFile::new(&format!(
-            "default = \"allow\"\n{extra}\n\
+            "default = \"allow\"\nverify = \"{verify}\"\n{extra}\n\
              [[rules]]\nname = \"forbidden\"\nexe = ['{rs}/evil', '{rs}/evil-*', '{rs}/ed/**', '{rs}/evil.sh']\naction = \"deny\"\n\
              [[rules]]\nname = \"no-forbidden-echo\"\nexe = [\"/usr/bin/echo\"]\nany-arg = ['*FORBIDDEN*']\naction = \"deny\"\n"
         ));
@@ -129,6 +138,12 @@ impl Arena {
         }
         let out = w.run(argv);
         let lines = log.until_session_end(WAIT);
+        if cfg.is_none() {
+            let want = format!(" verify={} ", verify_mode());
+            if let Some(start) = lines.iter().find(|l| l.contains("event=session-start")) {
+                assert!(start.contains(&want), "the session does not check execs as asked ({want}): {start}");
+            }
+        }
         (out, lines)
     }
 

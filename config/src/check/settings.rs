@@ -2,7 +2,7 @@
 //! the sources before it.
 
 use crate::raw::{RawFile, RawLog, RawScope};
-use crate::{Action, AuditRecords, Config, DenyErrno, FailPolicy, LogFailure, LogFormat, LogSettings, Mode, Scope};
+use crate::{Action, AuditRecords, Config, DenyErrno, FailPolicy, LogFailure, LogFormat, LogSettings, Mode, Scope, Verify};
 
 use super::Checker;
 
@@ -21,6 +21,11 @@ pub(crate) fn apply_top_level(config: &mut Config, raw: &RawFile, ck: &mut Check
     if let Some(v) = &raw.log_failure {
         if let Some(f) = ck.choice(v, "log-failure", LogFailure::parse, "\"keep\", \"refuse\"") {
             config.log_failure = f;
+        }
+    }
+    if let Some(v) = &raw.verify {
+        if let Some(f) = ck.choice(v, "verify", Verify::parse, "\"auto\", \"bpf\", \"ptrace\"") {
+            config.verify = f;
         }
     }
     if let Some(v) = &raw.deny_errno {

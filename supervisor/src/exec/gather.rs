@@ -43,6 +43,9 @@ pub struct Sight {
     pub links: LinkFinder,
     /// The library search path variables checked (none when the guard allows them).
     pub library_vars: Vec<String>,
+    /// How many bytes of environment strings to keep whole for the kernel's exec check (0:
+    /// none, the check is at the ptrace stop).
+    pub strings_max: usize,
 }
 
 impl Sight {
@@ -63,6 +66,7 @@ impl Sight {
             reference,
             links,
             library_vars,
+            strings_max: 0,
         }
     }
 }
@@ -84,6 +88,9 @@ pub struct ExecFacts {
     pub argv: Vec<Vec<u8>>,
     /// The first refused loader variable the environment sets.
     pub loader_env: Option<String>,
+    /// The environment's strings whole, each with its NUL, when the kernel checks the exec
+    /// and they fit ([`Sight::strings_max`]).
+    pub env_strings: Option<Vec<u8>>,
     /// Why a library search path of its environment is refused, if it is.
     pub library_path: Option<String>,
     /// Whether the caller is in a user namespace other than the session's.
@@ -161,12 +168,12 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
     let refuse = &config.policy.guards.loader_env;
     let read = memory::read_path(&mut mem, path_ptr, &limits).and_then(|path| {
         let argv = memory::read_argv(&mut mem, argv_ptr, width, &limits)?;
-        let env = memory::scan_env(&mut mem, envp_ptr, width, refuse, &sight.library_vars, &limits)?;
+        let env = memory::scan_env(&mut mem, envp_ptr, width, refuse, &sight.library_vars, &limits, sight.strings_max)?;
         let paths: Vec<(String, Vec<u8>)> = env.paths.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        Ok((path, argv, env.refused.map(str::to_owned), paths))
+        Ok((path, argv, env.refused.map(str::to_owned), paths, env.strings))
     });
     drop(mem);
-    let (path, mut argv, loader_env, library_vars) = match read {
+    let (path, mut argv, loader_env, library_vars, env_strings) = match read {
         Ok(r) => r,
         Err(e) if listener.id_valid(n.id) => {
             let event = Event::new(Severity::Notice, Kind::ExecRefused)
@@ -210,6 +217,7 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
         path,
         argv,
         loader_env,
+        env_strings,
         library_path,
         foreign_user_namespace,
         plan,

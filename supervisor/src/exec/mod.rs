@@ -37,6 +37,7 @@ use crate::sys::filter::Notified;
 use crate::log::{Event, Field, Kind, LogSink, Severity, Value};
 use crate::sys::notify::{Listener, Notification};
 use crate::login::Session;
+use crate::sys::bpf::{ExecCheck, Outcome, Report};
 use crate::sys::tracer::{self, Stop};
 use decide::Subject;
 use gather::{ExecFacts, Gathered, Sight};
@@ -58,6 +59,8 @@ pub struct Ctx<'a> {
     pub backend: Option<&'a mut dyn Backend>,
     /// Log unresolvable execs too.
     pub debug: bool,
+    /// The kernel's exec check, when the session has it.
+    pub check: Option<&'a mut ExecCheck>,
 }
 
 impl Ctx<'_> {
@@ -89,6 +92,20 @@ enum Stage {
     /// Let run and attached, waiting for its exec stop. `line`: its decision line, without
     /// the outcome; `traced`: whether another process traced the caller (the guard allowed it).
     Running { line: Event, traced: bool },
+    /// Let run under the kernel's check, waiting for its report (or for the next exec of its
+    /// thread, which says this one failed).
+    Loading { line: Event },
+}
+
+/// How an exec that runs is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// By the kernel, which has its expectation.
+    Kernel,
+    /// At a ptrace stop: attached.
+    Ptrace,
+    /// Not at all (traced by another process, which the policy allows).
+    Unverified,
 }
 
 #[derive(Debug)]
@@ -110,11 +127,16 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// The pipeline of a session opened by process `leader`, under `config`.
-    pub fn new(config: &Config, leader: i32) -> Self {
+    /// The pipeline of a session opened by process `leader`, under `config`; `kernel`: the
+    /// kernel's exec check is there.
+    pub fn new(config: &Config, leader: i32, kernel: bool) -> Self {
+        let mut sight = Sight::new(config, leader);
+        if kernel {
+            sight.strings_max = crate::sys::bpf::BLOCK_MAX;
+        }
         Pipeline {
             table: HashMap::new(),
-            sight: Sight::new(config, leader),
+            sight,
             cache: cache::Cache::default(),
             messenger: message::Messenger::default(),
             repeats: repeat::Repeats::default(),
@@ -129,6 +151,7 @@ impl Pipeline {
 
     /// An exec's notification.
     pub fn on_exec(&mut self, ctx: &mut Ctx<'_>, n: &Notification, kind: Notified) {
+        self.failed_loading(ctx, n.tid);
         let f = match gather::gather(ctx.listener, n, kind, &mut self.sight, ctx.config, ctx.debug) {
             Gathered::Gone => return,
             Gathered::Refused { errno, event, failed } => {
@@ -255,17 +278,22 @@ impl Pipeline {
             return;
         }
         let (mut s, enforce) = self.settled(ctx, &f, decision, authz);
-        // An exec that runs does so only under our check: attach now. A task traced by someone
-        // else cannot be attached, which is how a tracer is noticed.
         let mut traced = f.status.tracer != 0;
-        let mut attached = false;
-        if (s.verdict == Verdict::Allow || !enforce) && !traced {
-            match tracer::seize(f.tid) {
-                Ok(()) => attached = true,
-                Err(Errno::ESRCH) => return,
-                Err(_) => {
-                    traced = true;
-                    traced_guard(ctx.config, &mut s);
+        let mut check = Check::Unverified;
+        if s.verdict == Verdict::Allow || !enforce {
+            // An exec that runs does so only under a check: the kernel's when it takes this
+            // exec, else a ptrace stop. A task traced by someone else cannot be attached,
+            // which is how a tracer is noticed.
+            if verify::expect_in_kernel(ctx.check.as_deref_mut(), &f, enforce) {
+                check = Check::Kernel;
+            } else if !traced {
+                match tracer::seize(f.tid) {
+                    Ok(()) => check = Check::Ptrace,
+                    Err(Errno::ESRCH) => return,
+                    Err(_) => {
+                        traced = true;
+                        traced_guard(ctx.config, &mut s);
+                    }
                 }
             }
         }
@@ -279,16 +307,89 @@ impl Pipeline {
         line.push_bare("latency_us", f.t0.elapsed().as_micros());
         // An audit-mode "would deny" stays a notice when its outcome is logged.
         line.severity = if s.verdict == Verdict::Deny { Severity::Notice } else { Severity::Info };
-        let _ = ctx.listener.allow(f.id);
-        if !attached {
-            // Traced by another process and the policy allows that: nothing can check this
-            // exec after the fact, which the log says.
-            line.severity = Severity::Warning;
-            line.push_bare("result", if traced { "unverified-traced" } else { "unverified" });
-            return ctx.emit(line);
+        let answered = ctx.listener.allow(f.id).is_ok();
+        match check {
+            Check::Kernel if !answered => {
+                // Gone before it could go on: its expectation must not outlive it.
+                if let Some(c) = ctx.check.as_deref_mut() {
+                    c.forget(f.tid);
+                }
+                line.push_bare("result", "died");
+                ctx.emit(line);
+            }
+            Check::Kernel => {
+                self.table.insert(f.id, InFlight { facts: f, stage: Stage::Loading { line } });
+            }
+            Check::Ptrace => {
+                tracer::interrupt(f.tid);
+                self.table.insert(f.id, InFlight { facts: f, stage: Stage::Running { line, traced } });
+            }
+            Check::Unverified => {
+                // Traced by another process and the policy allows that: nothing can check this
+                // exec after the fact, which the log says.
+                line.severity = Severity::Warning;
+                line.push_bare("result", if traced { "unverified-traced" } else { "unverified" });
+                ctx.emit(line);
+            }
         }
-        tracer::interrupt(f.tid);
-        self.table.insert(f.id, InFlight { facts: f, stage: Stage::Running { line, traced } });
+    }
+
+    /// The kernel's reports on execs it checked.
+    pub fn on_reports(&mut self, ctx: &mut Ctx<'_>, reports: Vec<Report>) {
+        for r in reports {
+            if !matches!(self.table.get(&r.notif), Some(InFlight { stage: Stage::Loading { .. }, .. })) {
+                continue;
+            }
+            let Some(InFlight { facts, stage: Stage::Loading { mut line } }) = self.table.remove(&r.notif) else { continue };
+            match r.outcome {
+                Outcome::Same => self.ran(ctx, r.pid, &facts, line, None),
+                Outcome::Gone => {
+                    line.push_bare("result", "died");
+                    ctx.emit(line);
+                }
+                other => {
+                    line.severity = Severity::Warning;
+                    line.fields.extend(verify::kernel_mismatch(&r, other));
+                    if ctx.config.mode == Mode::Enforce {
+                        self.counts.allowed = self.counts.allowed.saturating_sub(1);
+                        self.counts.killed += 1;
+                        line.push_bare("result", "killed");
+                        ctx.emit(line);
+                    } else {
+                        self.ran(ctx, r.pid, &facts, line, None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Another exec of thread `tid` arrives while its last one waits for the kernel's report:
+    /// that one failed (a report is written before the new image runs, and read before
+    /// notifications are).
+    fn failed_loading(&mut self, ctx: &mut Ctx<'_>, tid: i32) {
+        let ids: Vec<u64> = self
+            .table
+            .iter()
+            .filter(|(_, e)| e.facts.tid == tid && matches!(e.stage, Stage::Loading { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(InFlight { stage: Stage::Loading { mut line }, .. }) = self.table.remove(&id) {
+                line.push_bare("result", "failed");
+                ctx.emit(line);
+            }
+        }
+    }
+
+    /// The end of the session: execs still waiting for the kernel's report are logged as such.
+    pub fn finish(&mut self, ctx: &mut Ctx<'_>) {
+        let ids: Vec<u64> = self.table.iter().filter(|(_, e)| matches!(e.stage, Stage::Loading { .. })).map(|(id, _)| *id).collect();
+        for id in ids {
+            if let Some(InFlight { stage: Stage::Loading { mut line }, .. }) = self.table.remove(&id) {
+                line.push_bare("result", "unknown");
+                ctx.emit(line);
+            }
+        }
     }
 
     /// The decision settled, `log-failure` applied; and whether it is enforced.
@@ -365,14 +466,20 @@ impl Pipeline {
         // its pid reused) by the time the loop looks again.
         let pidfd = ctx.backend.as_deref().filter(|b| b.accounts()).and_then(|_| crate::sys::pidfd_open(pid, 0).ok());
         tracer::detach(pid, None);
+        self.ran(ctx, pid, facts, line, pidfd);
+    }
+
+    /// The exec of `facts` runs, as `pid`: its line, and its accounting (`pidfd`: taken while
+    /// it was stopped; otherwise now).
+    fn ran(&mut self, ctx: &mut Ctx<'_>, pid: i32, facts: &ExecFacts, mut line: Event, pidfd: Option<std::os::fd::OwnedFd>) {
         line.push_bare("result", "exec");
         ctx.emit(line);
-        if let (Some(pidfd), Some(backend)) = (pidfd, ctx.backend.as_deref_mut()) {
-            let cmd = facts.invoked_path().unwrap_or_else(|| facts.plan.named.real_path.clone());
-            let started = Started { pid, pidfd, cmd, args: facts.argv.get(1..).unwrap_or(&[]).to_vec(), tty: facts.tty.clone() };
-            for e in backend.command_started(started) {
-                ctx.emit(e);
-            }
+        let Some(backend) = ctx.backend.as_deref_mut().filter(|b| b.accounts()) else { return };
+        let Some(pidfd) = pidfd.or_else(|| crate::sys::pidfd_open(pid, 0).ok()) else { return };
+        let cmd = facts.invoked_path().unwrap_or_else(|| facts.plan.named.real_path.clone());
+        let started = Started { pid, pidfd, cmd, args: facts.argv.get(1..).unwrap_or(&[]).to_vec(), tty: facts.tty.clone() };
+        for e in backend.command_started(started) {
+            ctx.emit(e);
         }
     }
 }

@@ -14,6 +14,7 @@ use super::gather::{library_path_problem, ExecFacts, Sight};
 use crate::log::Field;
 use crate::sys::procfs;
 use crate::login::Session;
+use crate::sys::bpf::{ExecCheck, Expect, Outcome, Report};
 use crate::sys::tracer;
 
 /// What the check found.
@@ -86,4 +87,44 @@ pub fn at_exec_stop(pid: i32, facts: &ExecFacts, traced: bool, sight: &mut Sight
     fields.push(Field::new("redecision", crate::log::Value::Bare(if allowed { "allow" } else { "deny" }.into())));
     fields.push(Field::new("redecision_rule", crate::log::Value::Bare(config.policy.decider_name(decision.by).into_owned())));
     Verified::Mismatch { decision, fields }
+}
+
+/// Hands the exec of `f` to the kernel's check, if the session has it and the exec fits it
+/// (its argument and environment strings take at most [`crate::sys::bpf::BLOCK_MAX`] bytes):
+/// writes what it may load, before its notification is answered. `kill`: a difference kills it
+/// (enforce mode). `false`: check it at a ptrace stop instead.
+pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool) -> bool {
+    let (Some(check), Some(env)) = (check, f.env_strings.as_ref()) else { return false };
+    let argv = &f.plan.final_argv;
+    let len = argv.iter().map(|a| a.len() + 1).sum::<usize>() + env.len();
+    if len > crate::sys::bpf::BLOCK_MAX {
+        return false;
+    }
+    let mut strings = Vec::with_capacity(len);
+    for a in argv {
+        strings.extend_from_slice(a);
+        strings.push(0);
+    }
+    strings.extend_from_slice(env);
+    let image = f.plan.image();
+    let expect = Expect { notif: f.id, image: (image.mnt_id, image.ino), strings, kill };
+    check.expect(f.tid, &expect).is_ok()
+}
+
+/// The fields of a decision line when the kernel found that what loaded is not what was
+/// authorized: `verify=mismatch check=bpf differs=image|strings|unreadable` and the
+/// loaded image's mount id and inode.
+pub fn kernel_mismatch(r: &Report, outcome: Outcome) -> Vec<Field> {
+    let differs = match outcome {
+        Outcome::OtherImage => "image",
+        Outcome::OtherStrings => "strings",
+        _ => "unreadable",
+    };
+    crate::log::Event::new(crate::log::Severity::Warning, crate::log::Kind::Decision)
+        .bare("verify", "mismatch")
+        .bare("check", "bpf")
+        .bare("differs", differs)
+        .bare("loaded_mnt_id", r.loaded.0)
+        .bare("loaded_ino", r.loaded.1)
+        .fields
 }

@@ -53,6 +53,8 @@ pub enum Kind {
     RuntimeDirError,
     SpoolError,
     HardeningIncomplete,
+    /// The kernel's exec check was asked for and cannot be had: execs are checked at ptrace stops.
+    VerifyFallback,
     LimitNotApplied,
     NoCgroup,
     CgroupRemoveFailed,
@@ -92,6 +94,7 @@ impl Kind {
             Kind::RuntimeDirError => "runtime-dir-error",
             Kind::SpoolError => "spool-error",
             Kind::HardeningIncomplete => "hardening-incomplete",
+            Kind::VerifyFallback => "verify-fallback",
             Kind::LimitNotApplied => "limit-not-applied",
             Kind::NoCgroup => "no-cgroup",
             Kind::CgroupRemoveFailed => "cgroup-remove-failed",

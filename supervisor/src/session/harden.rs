@@ -66,15 +66,19 @@ pub enum HardenError {
 /// # Errors
 /// The step that failed; the caller logs it and goes on (a supervisor that could not confine
 /// itself still serves the session correctly).
-pub fn supervisor(writes: Writes<'_>, audit: bool) -> Result<(), HardenError> {
+pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<(), HardenError> {
     use caps::Capability;
     let mut keep: caps::CapsHashSet =
         [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
     if audit {
         keep.insert(Capability::CAP_AUDIT_WRITE);
     }
+    if bpf_maps {
+        // Before Linux 6.5 every bpf() call needs it, map updates included.
+        keep.insert(Capability::CAP_BPF);
+    }
     nix::unistd::setgroups(&[]).map_err(HardenError::Groups)?;
-    confine(&keep, writes)
+    confine(&keep, writes, bpf_maps)
 }
 
 /// The watchdog's confinement: it only waits, logs, and removes the session's files and
@@ -84,14 +88,14 @@ pub fn supervisor(writes: Writes<'_>, audit: bool) -> Result<(), HardenError> {
 /// The step that failed.
 pub fn watchdog() -> Result<(), HardenError> {
     let keep: caps::CapsHashSet = [caps::Capability::CAP_DAC_OVERRIDE].into_iter().collect();
-    confine(&keep, Writes::Anywhere)
+    confine(&keep, Writes::Anywhere, false)
 }
 
-fn confine(keep: &caps::CapsHashSet, writes: Writes<'_>) -> Result<(), HardenError> {
+fn confine(keep: &caps::CapsHashSet, writes: Writes<'_>, bpf_maps: bool) -> Result<(), HardenError> {
     drop_capabilities(keep)?;
     nix::sys::prctl::set_dumpable(false).map_err(HardenError::Dumpable)?;
     nix::sys::prctl::set_no_new_privs().map_err(HardenError::NoNewPrivs)?;
-    let filter = crate::sys::filter::build_self_filter(writes)?;
+    let filter = crate::sys::filter::build_self_filter(writes, bpf_maps)?;
     filter.install().map_err(HardenError::InstallFilter)
 }
 
@@ -168,7 +172,7 @@ mod tests {
         let d = dir.clone();
         let code = in_child(move || {
             let Ok(mut rt) = crate::session::runtime::RuntimeDir::open(&d) else { return 9 };
-            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None, None), false) {
+            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None, None), false, false) {
                 eprintln!("hardening failed: {e}");
                 return 10;
             }
@@ -229,7 +233,7 @@ mod tests {
         // SAFETY: see in_child above.
         match unsafe { nix::unistd::fork() }.expect("fork") {
             nix::unistd::ForkResult::Child => {
-                let _ = supervisor(Writes::Nowhere, false);
+                let _ = supervisor(Writes::Nowhere, false, false);
                 // SAFETY: NULL-terminated argument vector of static strings.
                 unsafe { libc::execv(c"/bin/true".as_ptr(), [c"true".as_ptr(), std::ptr::null()].as_ptr()) };
                 // SAFETY: reached only if exec did not kill us.

@@ -29,7 +29,7 @@ use std::time::SystemTime;
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{fork, ForkResult, Pid};
-use session_wrapper_config::{Config, LogFailure};
+use session_wrapper_config::{Config, LogFailure, Verify};
 use session_wrapper_protocol::{session_id_from, session_id_text, FilterProgram};
 
 use crate::log::audit::{AuditLog, Audited};
@@ -38,6 +38,7 @@ use crate::log::spool::SpoolDir;
 use crate::log::syslog::Syslog;
 use crate::log::{Event, Kind, LogSink, Severity};
 use crate::sys::filter::{self, FilterError, FilterSpec};
+use crate::sys::bpf::ExecCheck;
 use crate::sys::notify::Listener;
 use crate::sys::users::LoginUser;
 use isolation::{Plan, PlanError};
@@ -168,8 +169,9 @@ pub fn start(s: Start) -> Result<Supervisor, SetupError> {
     }
     // Asked while the supervisor still may (see `AuditLog::wanted`); only root can send.
     let audit = crate::run_as_root() && AuditLog::wanted(config.log.audit);
+    let check = connect_check(&config, &mut log, session.id);
     let writes = harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut(), acct_dir.as_mut());
-    let hardened = confined.then(|| harden::supervisor(writes, audit));
+    let hardened = confined.then(|| harden::supervisor(writes, audit, check.is_some()));
     let strict = config.log_failure == LogFailure::Refuse;
     log.set_spool(spool, &session_id_text(session.id), strict);
     if stderr_fallback {
@@ -184,8 +186,28 @@ pub fn start(s: Start) -> Result<Supervisor, SetupError> {
     let isolation = plan.describe(pam.cgroup.as_ref());
     let handed = plan.handed_to_pam_systemd(pam.cgroup.as_ref());
     let log = session_sink(log, audit, session.id);
-    let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir };
+    let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check };
     Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
+}
+
+/// The kernel's exec check, when the configuration wants it and the kernel gives it (done
+/// before the supervisor drops the rights to load it). `verify = "bpf"` without it is logged.
+fn connect_check(config: &Config, log: &mut Syslog, session: u64) -> Option<ExecCheck> {
+    if config.verify == Verify::Ptrace {
+        return None;
+    }
+    match ExecCheck::connect() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if config.verify == Verify::Bpf {
+                let event = Event::new(Severity::Warning, Kind::VerifyFallback)
+                    .text("error", e)
+                    .bare("verify", "ptrace");
+                log.emit(&event.in_session(session));
+            }
+            None
+        }
+    }
 }
 
 /// The session's sink: `log`, with an audit record of every decision when `audit`.

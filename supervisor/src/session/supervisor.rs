@@ -24,6 +24,7 @@ use super::nested::{self, Probe};
 use super::{PamSession, Session};
 use crate::authz::{self, Backend, Report};
 use crate::exec::{Counts, Ctx, Pipeline};
+use crate::sys::bpf::ExecCheck;
 use crate::log::{Event, Field, Kind, LogSink, Severity, Value};
 use crate::sys::filter::{Notified, SyscallTable};
 use crate::sys::notify::{Listener, Notification};
@@ -63,6 +64,8 @@ pub(super) struct Parts {
     pub debug: bool,
     /// The accounting spool, opened before the supervisor confined itself.
     pub acct_dir: Option<crate::authz::tacacs::journal::AcctDir>,
+    /// The kernel's exec check, connected before the supervisor confined itself.
+    pub check: Option<ExecCheck>,
 }
 
 /// One session's supervisor.
@@ -75,6 +78,8 @@ pub struct Supervisor {
     log: Box<dyn LogSink>,
     backend: Option<Box<dyn Backend>>,
     execs: Pipeline,
+    /// The kernel's exec check; without it, execs are checked at ptrace stops.
+    check: Option<ExecCheck>,
     /// `SIGCHLD` (ptrace stops and exits) and `SIGUSR1` (`session-wrapper sessions` asks for
     /// the session file now).
     signals: SignalFd,
@@ -101,13 +106,14 @@ struct Ready {
     log: bool,
     watchdog_gone: bool,
     backend: bool,
+    kernel: bool,
 }
 
 impl Supervisor {
     /// A supervisor of `parts`. `SIGCHLD` must already be blocked in the calling thread (see
     /// [`super::block_signals`]).
     pub(super) fn new(parts: Parts) -> Result<Self, SetupError> {
-        let Parts { listener, config, session, log, child, debug, acct_dir } = parts;
+        let Parts { listener, config, session, log, child, debug, acct_dir, check } = parts;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         mask.add(Signal::SIGUSR1);
@@ -117,7 +123,8 @@ impl Supervisor {
         Ok(Supervisor {
             table: SyscallTable::new()?,
             backend: authz::start(&config, &session, acct_dir)?,
-            execs: Pipeline::new(&config, session.leader),
+            execs: Pipeline::new(&config, session.leader, check.is_some()),
+            check,
             listener,
             log,
             signals,
@@ -178,6 +185,7 @@ impl Supervisor {
             log: self.log.as_mut(),
             backend,
             debug: self.debug,
+            check: self.check.as_mut(),
         };
         (&mut self.execs, ctx)
     }
@@ -209,6 +217,7 @@ impl Supervisor {
             .bare("leader", s.leader)
             .bare("mode", self.config.mode.as_str())
             .quoted("config", self.config.sources.join(",").as_bytes())
+            .bare("verify", if self.check.is_some() { "bpf" } else { "ptrace" })
             .extend(self.isolation.iter().cloned())
     }
 
@@ -222,6 +231,7 @@ impl Supervisor {
         let log_at = self.log.waiting_fd().map(|fd| add(&mut fds, fd, PollFlags::POLLOUT));
         let backend_fds = self.backend.as_ref().map(|b| b.fds()).unwrap_or_default();
         let backend_at: Vec<usize> = backend_fds.into_iter().map(|fd| add(&mut fds, fd, PollFlags::POLLIN)).collect();
+        let kernel_at = self.check.as_ref().map(|c| add(&mut fds, c.fd(), PollFlags::POLLIN));
         let backend_timeout = self.backend.as_ref().and_then(|b| b.timeout());
         let timeout = match backend_timeout {
             Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
@@ -242,6 +252,7 @@ impl Supervisor {
             watchdog_gone: !ev(watchdog_at).is_empty(),
             // Ended processes waiting for their status are looked at on the backend's timer.
             backend: backend_timeout.is_some() || backend_at.iter().any(|i| ev(Some(*i)).contains(PollFlags::POLLIN)),
+            kernel: ev(kernel_at).contains(PollFlags::POLLIN),
         })
     }
 
@@ -271,6 +282,10 @@ impl Supervisor {
                 }
             }
         }
+        // The kernel's reports first: one written before a notification is read before it.
+        if r.kernel || r.listener {
+            self.kernel_reports();
+        }
         if r.listener {
             match self.listener.recv() {
                 Ok(Some(n)) => self.on_notification(&n),
@@ -286,6 +301,15 @@ impl Supervisor {
         }
         // Hung up with nothing left to read: the last task is gone.
         !r.hangup || r.listener
+    }
+
+    fn kernel_reports(&mut self) {
+        let Some(check) = self.check.as_mut() else { return };
+        let reports = check.reports();
+        if !reports.is_empty() {
+            let (execs, mut ctx) = self.split();
+            execs.on_reports(&mut ctx, reports);
+        }
     }
 
     fn poll_backend(&mut self) {
@@ -306,6 +330,11 @@ impl Supervisor {
     fn finish(mut self) -> Summary {
         // Tasks may still be reported after the hangup (our child, in run mode).
         self.reap();
+        self.kernel_reports();
+        {
+            let (execs, mut ctx) = self.split();
+            execs.finish(&mut ctx);
+        }
         if let (Some(child), None) = (self.child, self.child_code) {
             if let Ok(status) = nix::sys::wait::waitpid(Pid::from_raw(child), None) {
                 self.child_code = exit_code(status).or(self.child_code);

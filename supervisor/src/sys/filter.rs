@@ -340,6 +340,9 @@ pub fn build_blocklist(block: &[Blocked]) -> Result<FilterProgram, FilterError> 
 /// threads), mounting, modules, BPF, perf, io_uring, keys, identity changes, namespace changes
 /// and clock changes fail with `EPERM`.
 ///
+/// `bpf_maps`: `bpf()` may look up, update and delete map elements (the kernel's exec check),
+/// and nothing else.
+///
 /// `writes` says where files may still be opened for writing (created, truncated), renamed and
 /// unlinked; every other path change (`chmod`, `chown`, `link`, `mkdir`, `truncate`, ...)
 /// fails unless it is [`Writes::Anywhere`]. Writing to descriptors already open (sockets, a
@@ -347,7 +350,7 @@ pub fn build_blocklist(block: &[Blocked]) -> Result<FilterProgram, FilterError> 
 ///
 /// # Errors
 /// [`FilterError`] when libseccomp fails.
-pub fn build_self_filter(writes: Writes<'_>) -> Result<FilterProgram, FilterError> {
+pub fn build_self_filter(writes: Writes<'_>, bpf_maps: bool) -> Result<FilterProgram, FilterError> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Allow)?;
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
     for name in ["execve", "execveat"] {
@@ -356,7 +359,7 @@ pub fn build_self_filter(writes: Writes<'_>) -> Result<FilterProgram, FilterErro
     let eperm = ScmpAction::Errno(libc::EPERM);
     for name in [
         "process_vm_writev", "fork", "vfork", "mount", "umount2", "pivot_root", "chroot", "unshare",
-        "setns", "bpf", "perf_event_open", "kexec_load", "kexec_file_load", "init_module",
+        "setns", "perf_event_open", "kexec_load", "kexec_file_load", "init_module",
         "finit_module", "delete_module", "reboot", "swapon", "swapoff", "acct", "settimeofday",
         "clock_settime", "clock_adjtime", "adjtimex", "sethostname", "setdomainname", "iopl",
         "ioperm", "keyctl", "add_key", "request_key", "userfaultfd", "open_by_handle_at",
@@ -365,6 +368,14 @@ pub fn build_self_filter(writes: Writes<'_>) -> Result<FilterProgram, FilterErro
         "fsopen", "fsmount", "move_mount", "open_tree", "mount_setattr", "quotactl",
     ] {
         ctx.add_rule(eperm, ScmpSyscall::from_name(name)?)?;
+    }
+    let bpf = ScmpSyscall::from_name("bpf")?;
+    if bpf_maps {
+        // BPF_MAP_LOOKUP_ELEM (1), BPF_MAP_UPDATE_ELEM (2), BPF_MAP_DELETE_ELEM (3) only.
+        ctx.add_rule_conditional(eperm, bpf, &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, 0)])?;
+        ctx.add_rule_conditional(eperm, bpf, &[ScmpArgCompare::new(0, ScmpCompareOp::Greater, 3)])?;
+    } else {
+        ctx.add_rule(eperm, bpf)?;
     }
     // Only threads: glibc falls back from clone3 (whose flags a filter cannot see) to clone.
     ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), ScmpSyscall::from_name("clone3")?)?;
@@ -531,9 +542,9 @@ mod tests {
         assert_eq!(range.bounds().1, range.bounds().0 + 1);
         assert!(DirRange::of(&[a.as_fd(), c.as_fd()]).is_none(), "not consecutive");
         assert!(DirRange::of(&[]).is_none());
-        let within = build_self_filter(Writes::Within(range)).expect("builds");
-        let nowhere = build_self_filter(Writes::Nowhere).expect("builds");
-        let anywhere = build_self_filter(Writes::Anywhere).expect("builds");
+        let within = build_self_filter(Writes::Within(range), false).expect("builds");
+        let nowhere = build_self_filter(Writes::Nowhere, true).expect("builds");
+        let anywhere = build_self_filter(Writes::Anywhere, false).expect("builds");
         assert!(anywhere.len() > 20, "{} instructions", anywhere.len());
         assert!(nowhere.len() > anywhere.len() && within.len() > nowhere.len());
     }

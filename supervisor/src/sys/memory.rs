@@ -289,11 +289,15 @@ pub struct EnvScan<'n> {
     pub refused: Option<&'n str>,
     /// `(name, value)` for every entry that sets one of the path names.
     pub paths: Vec<(&'n str, Vec<u8>)>,
+    /// Every entry whole, each with its NUL, as the kernel copies them to the new image;
+    /// `None` unless asked for, or when they take more than was asked for.
+    pub strings: Option<Vec<u8>>,
 }
 
 /// Scans a `char *const envp[]` for entries that set one of `refuse` (the first is reported)
 /// or one of `paths` (their values are read whole, up to `limits.arg`), reading only as much
-/// of every other entry as the longest name needs.
+/// of every other entry as the longest name needs; and, with `keep` > 0, every entry whole
+/// into [`EnvScan::strings`] while they take at most `keep` bytes.
 ///
 /// # Errors
 /// `E2BIG` past the entry limit or for a path value longer than an argument may be, `EFAULT`
@@ -305,14 +309,25 @@ pub fn scan_env<'n, S: PageSource>(
     refuse: &'n [String],
     paths: &'n [String],
     limits: &Limits,
+    keep: usize,
 ) -> Result<EnvScan<'n>, MemError> {
-    let mut out = EnvScan::default();
-    if addr == 0 || (refuse.is_empty() && paths.is_empty()) {
+    let mut out = EnvScan { strings: (keep > 0).then(Vec::new), ..EnvScan::default() };
+    if addr == 0 || (refuse.is_empty() && paths.is_empty() && keep == 0) {
         return Ok(out);
     }
     let longest = refuse.iter().chain(paths).map(String::len).max().unwrap_or(0) + 1;
     for i in 0.. {
         let Some(p) = nth_pointer(mem, addr, i, width, limits)? else { break };
+        if let Some(strings) = &mut out.strings {
+            // The whole entry, while the entries fit in `keep`.
+            match mem.read_cstr(p, keep - strings.len().min(keep))? {
+                Some(s) if strings.len() + s.len() < keep => {
+                    strings.extend_from_slice(&s);
+                    strings.push(0);
+                }
+                _ => out.strings = None,
+            }
+        }
         // A prefix is enough: a string longer than `longest` reads as "no NUL yet".
         let head = match mem.read_cstr(p, longest)? {
             Some(s) => s,
@@ -477,7 +492,7 @@ mod tests {
         let e5 = b"LD_LIBRARY_PATH=\0".to_vec();
         let v: [u64; 6] =
             [e1.as_ptr() as u64, e2.as_ptr() as u64, e3.as_ptr() as u64, e4.as_ptr() as u64, e5.as_ptr() as u64, 0];
-        let found = scan_env(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &names, &paths, &Limits::default())
+        let found = scan_env(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &names, &paths, &Limits::default(), 0)
             .expect("scan");
         assert_eq!(found.refused, Some("LD_AUDIT"));
         assert_eq!(
@@ -485,9 +500,14 @@ mod tests {
             vec![("LD_LIBRARY_PATH", b"/usr/lib:/home/a".to_vec()), ("LD_LIBRARY_PATH", Vec::new())]
         );
         let none: [u64; 2] = [e2.as_ptr() as u64, 0];
-        let found = scan_env(&mut me(), none.as_ptr() as u64, PtrWidth::Bits64, &names, &paths, &Limits::default());
+        let found = scan_env(&mut me(), none.as_ptr() as u64, PtrWidth::Bits64, &names, &paths, &Limits::default(), 0);
         assert_eq!(found, Ok(EnvScan::default()));
         assert_eq!(env_match(b"LD_PRELOAD=", &names), Some("LD_PRELOAD"));
         assert_eq!(env_match(b"LD_PRELOAD", &names), None);
+        // For the kernel's check: every entry whole, as the kernel lays them out, while they fit.
+        let kept = scan_env(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &[], &[], &Limits::default(), 128).expect("scan");
+        assert_eq!(kept.strings, Some([&e1[..], &e2, &e3, &e4, &e5].concat()));
+        let over = scan_env(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &names, &paths, &Limits::default(), 40).expect("scan");
+        assert_eq!((over.strings, over.refused), (None, Some("LD_AUDIT")));
     }
 }

@@ -4,6 +4,7 @@
 //! ([`tracer`]), users ([`users`]). This file holds the raw kernel interfaces that neither
 //! `nix` nor `libseccomp` wrap; everything above it is safe Rust with owned fds.
 
+pub mod bpf;
 pub mod exefile;
 pub mod filter;
 pub mod memory;

@@ -48,6 +48,8 @@ pub struct Resolved {
     pub dev: u64,
     /// Inode.
     pub ino: u64,
+    /// The id of the mount it was found through (what the kernel exec check compares).
+    pub mnt_id: u64,
     /// File, memfd or deleted file.
     pub kind: ExeKind,
     /// Size and modification and change times: a file whose stamp is unchanged has the head
@@ -224,8 +226,8 @@ pub fn classify(real_path: &[u8], nlink: u64) -> ExeKind {
 
 /// Identifies an open file: type check, identity, real path and kind.
 fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
-    let st = fstat(&file)?;
-    let ftype = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let st = statx(&file)?;
+    let ftype = SFlag::from_bits_truncate(u32::from(st.stx_mode)) & SFlag::S_IFMT;
     if ftype == SFlag::S_IFLNK {
         return Err(Errno::ELOOP);
     }
@@ -236,9 +238,30 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
         .map_err(errno)?
         .into_os_string()
         .into_vec();
-    let kind = classify(&real_path, st.st_nlink);
-    let stamp = [st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec];
-    Ok(Resolved { file, real_path, dev: st.st_dev, ino: st.st_ino, kind, stamp, links: Vec::new() })
+    let kind = classify(&real_path, u64::from(st.stx_nlink));
+    let stamp = [
+        st.stx_size as i64,
+        st.stx_mtime.tv_sec,
+        i64::from(st.stx_mtime.tv_nsec),
+        st.stx_ctime.tv_sec,
+        i64::from(st.stx_ctime.tv_nsec),
+    ];
+    let dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
+    let (ino, mnt_id) = (st.stx_ino, st.stx_mnt_id);
+    Ok(Resolved { file, real_path, dev, ino, mnt_id, kind, stamp, links: Vec::new() })
+}
+
+/// `statx` of an open file: the stat fields and its mount id, in one call.
+fn statx(file: &OwnedFd) -> Result<libc::statx, Errno> {
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID;
+    // SAFETY: the path is a NUL-terminated empty string, `st` is valid for writes.
+    let r = unsafe { libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH | libc::AT_STATX_SYNC_AS_STAT, mask, &mut st) };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(st)
 }
 
 /// The session's mount namespace, against which the paths of execs are checked: the one the

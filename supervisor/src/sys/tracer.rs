@@ -171,7 +171,7 @@ pub fn loaded_args(pid: i32, refuse: &[String], paths: &[String], limits: &Limit
         return Err(MemError::Fault);
     }
     let envp = sp + step * (argc + 2);
-    let env = memory::scan_env(&mut mem, envp, width, refuse, paths, limits)?;
+    let env = memory::scan_env(&mut mem, envp, width, refuse, paths, limits, 0)?;
     Ok(Loaded {
         argv,
         refused_env: env.refused.map(str::to_owned),

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+//
+// The in-kernel exec check of session-wrapper (docs/ARCHITECTURE.md, "verification").
+//
+// Before the supervisor lets an exec of a supervised task go on (its seccomp notification
+// answered CONTINUE), it writes into `expects`, under the task's id, what it authorized: the
+// image (mount id and inode of the file that must end up executing, after any #! chain) and
+// the exact bytes of the new argument and environment strings. When the exec has loaded
+// (sched_process_exec: the new image is mapped, its stack written, not one instruction of it
+// has run), `on_exec` compares what the kernel really loaded with that, sends SIGKILL when it
+// differs (the task dies before it runs), removes the entry, and tells the session's
+// supervisor through its ring buffer in `rings`. A task that exits with an entry (the exec
+// failed and it gave up, or another thread's exec killed it) has its entry removed by
+// `on_exit`, which tells the supervisor too.
+//
+// A task without an entry is not checked: a supervised task cannot reach the kernel's exec
+// without its supervisor's answer, and the supervisor writes the entry before it answers.
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+// Only the fields used, relocated at load time against the running kernel's BTF (CO-RE).
+struct inode { unsigned long i_ino; } __attribute__((preserve_access_index));
+struct vfsmount { int mnt_flags; } __attribute__((preserve_access_index));
+struct path { struct vfsmount *mnt; } __attribute__((preserve_access_index));
+struct file { struct path f_path; struct inode *f_inode; } __attribute__((preserve_access_index));
+struct mount { struct vfsmount mnt; int mnt_id; } __attribute__((preserve_access_index));
+struct mm_struct {
+	unsigned long arg_start, arg_end, env_start, env_end;
+} __attribute__((preserve_access_index));
+struct task_struct { int pid; struct mm_struct *mm; } __attribute__((preserve_access_index));
+struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
+
+#define BLOCK_MAX 8192
+#define SIGKILL 9
+
+// What the supervisor authorized for one exec (keep in step with supervisor/src/sys/bpf.rs).
+struct expect {
+	__u64 notif;   // the notification id, for the supervisor's table
+	__u64 session; // the key of the session's ring in `rings`
+	__u64 mnt_id;  // the image's mount id
+	__u64 ino;     // and inode
+	__u32 len;     // bytes used in block: argv strings then environment strings, NUL-ended
+	__u32 kill;    // kill on a difference (enforce mode); otherwise only report it
+	__u8 block[BLOCK_MAX];
+};
+
+enum verdict { SAME = 0, OTHER_IMAGE = 1, OTHER_ARGS = 2, UNREADABLE = 3, GONE = 4 };
+
+// What the supervisor is told (keep in step with supervisor/src/sys/bpf.rs).
+struct event {
+	__u64 notif;
+	__u32 former; // the thread that called exec
+	__u32 pid;    // the process id after it
+	__u32 verdict;
+	__u32 len;    // bytes the new image's strings take
+	__u64 mnt_id; // what loaded
+	__u64 ino;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct expect);
+} expects SEC(".maps");
+
+struct ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 32 * 1024);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__array(values, struct ring);
+} rings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8[BLOCK_MAX]);
+} scratch SEC(".maps");
+
+static void report(__u64 session, struct event *ev)
+{
+	void *ring = bpf_map_lookup_elem(&rings, &session);
+
+	if (ring)
+		bpf_ringbuf_output(ring, ev, sizeof(*ev), 0);
+}
+
+// Whether the new image's argument and environment strings are the authorized bytes.
+static enum verdict same_strings(struct task_struct *p, struct expect *e, struct event *ev)
+{
+	struct mm_struct *mm = p->mm;
+	unsigned long start, end;
+	__u32 zero = 0, i;
+	__u64 len, words, rest, *got, *want = (__u64 *)e->block;
+	__u8 *buf;
+
+	if (!mm)
+		return UNREADABLE;
+	start = mm->arg_start;
+	end = mm->env_end;
+	if (end < start)
+		return UNREADABLE;
+	len = end - start;
+	ev->len = len;
+	if (len != e->len || len > BLOCK_MAX)
+		return OTHER_ARGS;
+	buf = bpf_map_lookup_elem(&scratch, &zero);
+	if (!buf)
+		return UNREADABLE;
+	if (bpf_probe_read_user(buf, len, (void *)start))
+		return UNREADABLE;
+	got = (__u64 *)buf;
+	words = len / 8;
+	for (i = 0; i < BLOCK_MAX / 8; i++) {
+		if (i >= words)
+			break;
+		if (got[i] != want[i])
+			return OTHER_ARGS;
+	}
+	rest = len % 8;
+	if (rest) {
+		// len <= BLOCK_MAX with a partial word: words < BLOCK_MAX / 8 (masked for the verifier).
+		__u32 w = words & (BLOCK_MAX / 8 - 1);
+		__u64 mask = (1ULL << (rest * 8)) - 1;
+
+		if ((got[w] & mask) != (want[w] & mask))
+			return OTHER_ARGS;
+	}
+	return SAME;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	__u32 key = old_pid;
+	struct expect *e = bpf_map_lookup_elem(&expects, &key);
+	struct event ev = {};
+	struct vfsmount *mnt;
+	struct file *f;
+	__u64 session;
+	__u32 kill;
+
+	if (!e)
+		return 0;
+	session = e->session;
+	kill = e->kill;
+	ev.notif = e->notif;
+	ev.former = old_pid;
+	ev.pid = p->pid;
+	f = bprm->file;
+	ev.ino = BPF_CORE_READ(f, f_inode, i_ino);
+	mnt = BPF_CORE_READ(f, f_path.mnt);
+	ev.mnt_id = BPF_CORE_READ((struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt)), mnt_id);
+	if (ev.ino != e->ino || ev.mnt_id != e->mnt_id)
+		ev.verdict = OTHER_IMAGE;
+	else
+		ev.verdict = same_strings(p, e, &ev);
+	if (ev.verdict != SAME && kill)
+		bpf_send_signal(SIGKILL);
+	bpf_map_delete_elem(&expects, &key);
+	report(session, &ev);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u32 key = p->pid;
+	struct expect *e = bpf_map_lookup_elem(&expects, &key);
+	struct event ev = {};
+	__u64 session;
+
+	if (!e)
+		return 0;
+	session = e->session;
+	ev.notif = e->notif;
+	ev.former = key;
+	ev.pid = key;
+	ev.verdict = GONE;
+	bpf_map_delete_elem(&expects, &key);
+	report(session, &ev);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

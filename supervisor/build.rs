@@ -1,0 +1,31 @@
+//! Compiles the in-kernel exec check (`bpf/exec_check.bpf.c`) with clang, for `sys/bpf.rs` to
+//! embed. Needs clang and libbpf's headers (Debian: `clang`, `libbpf-dev`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let src = "bpf/exec_check.bpf.c";
+    println!("cargo:rerun-if-changed={src}");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("exec_check.bpf.o");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let (target_arch, multiarch) = match arch.as_str() {
+        "x86_64" => ("x86", "x86_64-linux-gnu"),
+        "aarch64" => ("arm64", "aarch64-linux-gnu"),
+        other => (other, ""),
+    };
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    let status = Command::new(&clang)
+        .args(["-g", "-O2", "-target", "bpf", "-Wall", "-Werror"])
+        .arg(format!("-D__TARGET_ARCH_{target_arch}"))
+        .arg("-idirafter")
+        .arg(format!("/usr/include/{multiarch}"))
+        .args(["-c", src, "-o"])
+        .arg(&out)
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("{clang} could not compile {src} ({s}); it needs libbpf's headers (Debian: libbpf-dev)"),
+        Err(e) => panic!("cannot run {clang} to compile {src}: {e} (Debian: apt-get install clang libbpf-dev)"),
+    }
+}
