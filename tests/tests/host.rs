@@ -597,6 +597,19 @@ fn debian_host_supervises_logins_user_managers_cron_and_at_and_logs_to_journald_
             ))
         })
         .collect();
+    // Debian's own kernel has the BPF LSM and BTF: every session checks what its execs load
+    // in the kernel, without a ptrace stop, and self-test proves the check by attacking it.
+    let ptrace: Vec<&HashMap<String, String>> =
+        starts.iter().filter(|e| e.get("SESSION_WRAPPER_VERIFY").is_none_or(|v| v != "bpf")).collect();
+    assert!(
+        !starts.is_empty() && ptrace.is_empty(),
+        "sessions not checked by the kernel on Debian's kernel: {ptrace:?}"
+    );
+    let selftest = host.root("self-test", "session-wrapper self-test 2>&1 || true");
+    assert!(
+        selftest.lines().any(|l| l.contains("exec verification") && l.contains("killed a swapped image")),
+        "self-test did not prove the kernel's exec check:\n{selftest}"
+    );
     let denies = journal_entries(&host.root(
         "journalctl SESSION_WRAPPER_DECISION=deny -o json",
         "journalctl -q --no-pager SESSION_WRAPPER_DECISION=deny -o json",
