@@ -50,6 +50,7 @@ echo "== machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo 
 
 cat > "$work/allow.toml" <<'TOML'
 default = "allow"
+verify = "bpf"
 [[rules]]
 name = "no-tmp"
 exe = "/tmp/**"
@@ -58,13 +59,14 @@ action = "deny"
 socket = "/run/sw-bench-log"
 TOML
 sed 's/^default = "allow"/mode = "audit"\ndefault = "allow"/' "$work/allow.toml" > "$work/audit.toml"
+sed 's/^verify = "bpf"/verify = "ptrace"/' "$work/allow.toml" > "$work/ptrace.toml"
 chmod 644 "$work"/*.toml
 
 # A syslog receiver (bench/sink.py: large receive buffer, reads in a thread and discards), so
 # that logging is part of what is measured.
 python3 bench/sink.py "$work/log" &
 pids+=($!)
-sed -i "s|/run/sw-bench-log|$work/log|" "$work/allow.toml" "$work/audit.toml"
+sed -i "s|/run/sw-bench-log|$work/log|" "$work/allow.toml" "$work/audit.toml" "$work/ptrace.toml"
 
 # snoopy from the Debian package, never in /etc/ld.so.preload: the benchmark preloads it into
 # its own row only. The package's question is answered "no" beforehand, and the file is
@@ -153,6 +155,7 @@ for r in \$(seq $rounds); do
   hyperfine -N -w 1 -r $runs --export-json $work/exec-\$r.json \\
     -n bare "sh $work/loop.sh" \\
     -n enforce "$sw $work/allow.toml -- sh $work/loop.sh" \\
+    -n enforce-ptrace "$sw $work/ptrace.toml -- sh $work/loop.sh" \\
     -n audit "$sw $work/audit.toml -- sh $work/loop.sh" \\
     -n tacacs-uncached "$sw $work/tacacs-0.toml -- sh $work/loop.sh" \\
     -n tacacs-cached "$sw $work/tacacs-60.toml -- sh $work/loop.sh" \\
@@ -164,12 +167,13 @@ for r in \$(seq $rounds); do
     -n bare-cpu0 "taskset -c 0 sh $work/loop.sh" \\
     -n floor-notify-cpu0 "taskset -c 0 $work/floor notify sh $work/loop.sh" \\
     -n floor-ptrace-cpu0 "taskset -c 0 $work/floor ptrace sh $work/loop.sh" \\
-    -n enforce-cpu0 "taskset -c 0 $sw $work/allow.toml -- sh $work/loop.sh" >/dev/null 2>>$work/hyperfine.err
+    -n enforce-cpu0 "taskset -c 0 $sw $work/allow.toml -- sh $work/loop.sh" \\
+    -n enforce-ptrace-cpu0 "taskset -c 0 $sw $work/ptrace.toml -- sh $work/loop.sh" >/dev/null 2>>$work/hyperfine.err
 done
 EOF
   unshare -m --propagation private bash "$work/exec-bench.sh" || { cat "$work/hyperfine.err" >&2; exit 1; }
   echo "  hyperfine warned of statistical outliers $(grep -c 'outliers' "$work/hyperfine.err" || true) times" \
-    "(in $((rounds * 14)) row-rounds; many: the machine was not quiet)"
+    "(in $((rounds * 16)) row-rounds; many: the machine was not quiet)"
   grep -q 'COMMAND=/bin/true' "$work/sudo.log" || { echo "bench: sudo intercept logged no subcommand" >&2; exit 1; }
   python3 - "$work"/exec-*.json <<'PY'
 import json, os, statistics, sys
@@ -180,14 +184,15 @@ for path in sys.argv[1:]:
 r = {k: statistics.median(v) for k, v in times.items()}
 def rec(k, v):
     with open(os.environ["SW_BENCH_FIGURES"], "a") as f: f.write(f"{k} {v}\n")
-notes = {"snoopy": "env + sh, libsnoopy preloaded", "sudo": "sudo sh, no intercept",
+notes = {"enforce": "verify = bpf", "enforce-ptrace": "verify = ptrace",
+         "snoopy": "env + sh, libsnoopy preloaded", "sudo": "sudo sh, no intercept",
          "floor-notify": "seccomp notification, CONTINUE", "floor-ptrace": "+ ptrace stop at exec",
          "sudo-intercept": "sudo, intercept (ptrace)", "tacacs-uncached": "127.0.0.1",
          "tacacs-cached": "cache-ttl-s = 60"}
 print(f"  {'row':16s} {'median':>10s} {'ratio':>7s} {'per exec':>10s}   (runs)")
-for k in ["bare", "enforce", "audit", "tacacs-uncached", "tacacs-cached", "snoopy", "sudo",
+for k in ["bare", "enforce", "enforce-ptrace", "audit", "tacacs-uncached", "tacacs-cached", "snoopy", "sudo",
           "sudo-intercept", "floor-notify", "floor-ptrace", "bare-cpu0", "floor-notify-cpu0",
-          "floor-ptrace-cpu0", "enforce-cpu0"]:
+          "floor-ptrace-cpu0", "enforce-cpu0", "enforce-ptrace-cpu0"]:
     base = r["bare-cpu0"] if k.endswith("cpu0") else r["bare"]
     ratio, per = r[k] / base, (r[k] - base) / 500 * 1e6
     print(f"  {k:16s} {r[k]*1000:7.1f} ms {ratio:6.3f}x {per:+8.1f} us   ({len(times[k])}) "
@@ -202,6 +207,8 @@ print(f"  TACACS+ uncached over the local policy: {(r['tacacs-uncached'] - r['en
 rec("exec.sudo-intercept.over_sudo_us", f"{(r['sudo-intercept'] - r['sudo']) / 500 * 1e6:.1f}")
 PY
   echo "  load average after: $(loadavg)"
+  echo "== the same loop as whole runs in alternating pairs (bench/pairs.py; load average $(loadavg))"
+  python3 bench/pairs.py "$rel/session-wrapper" "$work" "$work/loop.sh" "${SW_BENCH_PAIRS:-9}"
 fi
 
 if [ "$what" = all ] || [ "$what" = real ]; then

@@ -26,7 +26,7 @@ pub mod settle;
 pub mod verify;
 
 use std::collections::HashMap;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -93,8 +93,9 @@ enum Stage {
     /// the outcome; `traced`: whether another process traced the caller (the guard allowed it).
     Running { line: Event, traced: bool },
     /// Let run under the kernel's check, waiting for its report (or for the next exec of its
-    /// thread, which says this one failed).
-    Loading { line: Event },
+    /// thread, which says this one failed). `pidfd`: the process's, taken before it went on,
+    /// for its accounting (it may be gone, and its pid reused, when the report is read).
+    Loading { line: Event, pidfd: Option<OwnedFd> },
 }
 
 /// How an exec that runs is checked.
@@ -307,6 +308,10 @@ impl Pipeline {
         line.push_bare("latency_us", f.t0.elapsed().as_micros());
         // An audit-mode "would deny" stays a notice when its outcome is logged.
         line.severity = if s.verdict == Verdict::Deny { Severity::Notice } else { Severity::Info };
+        let pidfd = match check {
+            Check::Kernel => ctx.backend.as_deref().filter(|b| b.accounts()).and_then(|_| crate::sys::pidfd_open(f.status.tgid, 0).ok()),
+            _ => None,
+        };
         let answered = ctx.listener.allow(f.id).is_ok();
         match check {
             Check::Kernel if !answered => {
@@ -318,7 +323,7 @@ impl Pipeline {
                 ctx.emit(line);
             }
             Check::Kernel => {
-                self.table.insert(f.id, InFlight { facts: f, stage: Stage::Loading { line } });
+                self.table.insert(f.id, InFlight { facts: f, stage: Stage::Loading { line, pidfd } });
             }
             Check::Ptrace => {
                 tracer::interrupt(f.tid);
@@ -340,9 +345,9 @@ impl Pipeline {
             if !matches!(self.table.get(&r.notif), Some(InFlight { stage: Stage::Loading { .. }, .. })) {
                 continue;
             }
-            let Some(InFlight { facts, stage: Stage::Loading { mut line } }) = self.table.remove(&r.notif) else { continue };
+            let Some(InFlight { facts, stage: Stage::Loading { mut line, pidfd } }) = self.table.remove(&r.notif) else { continue };
             match r.outcome {
-                Outcome::Same => self.ran(ctx, r.pid, &facts, line, None),
+                Outcome::Same => self.ran(ctx, r.pid, &facts, line, pidfd),
                 Outcome::Gone => {
                     line.push_bare("result", "died");
                     ctx.emit(line);
@@ -356,7 +361,7 @@ impl Pipeline {
                         line.push_bare("result", "killed");
                         ctx.emit(line);
                     } else {
-                        self.ran(ctx, r.pid, &facts, line, None);
+                        self.ran(ctx, r.pid, &facts, line, pidfd);
                     }
                 }
             }
@@ -374,7 +379,7 @@ impl Pipeline {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            if let Some(InFlight { stage: Stage::Loading { mut line }, .. }) = self.table.remove(&id) {
+            if let Some(InFlight { stage: Stage::Loading { mut line, .. }, .. }) = self.table.remove(&id) {
                 line.push_bare("result", "failed");
                 ctx.emit(line);
             }
@@ -385,7 +390,7 @@ impl Pipeline {
     pub fn finish(&mut self, ctx: &mut Ctx<'_>) {
         let ids: Vec<u64> = self.table.iter().filter(|(_, e)| matches!(e.stage, Stage::Loading { .. })).map(|(id, _)| *id).collect();
         for id in ids {
-            if let Some(InFlight { stage: Stage::Loading { mut line }, .. }) = self.table.remove(&id) {
+            if let Some(InFlight { stage: Stage::Loading { mut line, .. }, .. }) = self.table.remove(&id) {
                 line.push_bare("result", "unknown");
                 ctx.emit(line);
             }
@@ -469,13 +474,12 @@ impl Pipeline {
         self.ran(ctx, pid, facts, line, pidfd);
     }
 
-    /// The exec of `facts` runs, as `pid`: its line, and its accounting (`pidfd`: taken while
-    /// it was stopped; otherwise now).
-    fn ran(&mut self, ctx: &mut Ctx<'_>, pid: i32, facts: &ExecFacts, mut line: Event, pidfd: Option<std::os::fd::OwnedFd>) {
+    /// The exec of `facts` runs, as `pid`: its line, and its accounting (`pidfd`: the
+    /// process's, taken while it could not go away).
+    fn ran(&mut self, ctx: &mut Ctx<'_>, pid: i32, facts: &ExecFacts, mut line: Event, pidfd: Option<OwnedFd>) {
         line.push_bare("result", "exec");
         ctx.emit(line);
-        let Some(backend) = ctx.backend.as_deref_mut().filter(|b| b.accounts()) else { return };
-        let Some(pidfd) = pidfd.or_else(|| crate::sys::pidfd_open(pid, 0).ok()) else { return };
+        let (Some(backend), Some(pidfd)) = (ctx.backend.as_deref_mut().filter(|b| b.accounts()), pidfd) else { return };
         let cmd = facts.invoked_path().unwrap_or_else(|| facts.plan.named.real_path.clone());
         let started = Started { pid, pidfd, cmd, args: facts.argv.get(1..).unwrap_or(&[]).to_vec(), tty: facts.tty.clone() };
         for e in backend.command_started(started) {
