@@ -31,7 +31,7 @@ struct mount { struct vfsmount mnt; int mnt_id; } __attribute__((preserve_access
 struct mm_struct {
 	unsigned long arg_start, arg_end, env_start, env_end;
 } __attribute__((preserve_access_index));
-struct task_struct { int pid; struct mm_struct *mm; } __attribute__((preserve_access_index));
+struct task_struct { unsigned int ptrace; int pid; struct mm_struct *mm; } __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
 
 #define BLOCK_MAX 8192
@@ -45,10 +45,12 @@ struct expect {
 	__u64 ino;     // and inode
 	__u32 len;     // bytes used in block: argv strings then environment strings, NUL-ended
 	__u32 kill;    // kill on a difference (enforce mode); otherwise only report it
+	__u32 untraced; // a task traced at its exec is a difference (the `traced` guard denies)
+	__u32 pad;
 	__u8 block[BLOCK_MAX];
 };
 
-enum verdict { SAME = 0, OTHER_IMAGE = 1, OTHER_ARGS = 2, UNREADABLE = 3, GONE = 4 };
+enum verdict { SAME = 0, OTHER_IMAGE = 1, OTHER_ARGS = 2, UNREADABLE = 3, GONE = 4, TRACED = 5 };
 
 // What the supervisor is told (keep in step with supervisor/src/sys/bpf.rs).
 struct event {
@@ -149,12 +151,13 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 	struct vfsmount *mnt;
 	struct file *f;
 	__u64 session;
-	__u32 kill;
+	__u32 kill, untraced;
 
 	if (!e)
 		return 0;
 	session = e->session;
 	kill = e->kill;
+	untraced = e->untraced;
 	ev.notif = e->notif;
 	ev.former = old_pid;
 	ev.pid = p->pid;
@@ -164,6 +167,8 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 	ev.mnt_id = BPF_CORE_READ((struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt)), mnt_id);
 	if (ev.ino != e->ino || ev.mnt_id != e->mnt_id)
 		ev.verdict = OTHER_IMAGE;
+	else if (untraced && p->ptrace)
+		ev.verdict = TRACED;
 	else
 		ev.verdict = same_strings(p, e, &ev);
 	if (ev.verdict != SAME && kill)

@@ -667,6 +667,51 @@ fn c7_loader_variable_flipped_by_a_thread_during_the_check() {
     race("envp-flip", Some("R:envok"));
 }
 
+/// A process traced at its exec: its tracer could change the new image once it runs, so the
+/// `traced` guard refuses it. With the ptrace check the supervisor cannot attach (`EACCES`,
+/// `rule=guard:traced`); with the kernel's check the program sees the tracer at the exec and
+/// kills the task before it runs (`differs=traced result=killed`). Either way `/bin/true`
+/// never runs under its tracer, and an untraced exec of it does.
+#[test]
+fn c7_a_traced_exec_never_runs_an_image_its_tracer_could_change() {
+    require_root!();
+    let a = Arena::new();
+    let script = "import ctypes, os\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        def run(traced):\n\
+        \x20   pid = os.fork()\n\
+        \x20   if pid == 0:\n\
+        \x20       if traced:\n\
+        \x20           libc.ptrace(0, 0, 0, 0)\n\
+        \x20       try:\n\
+        \x20           os.execv('/bin/true', ['true'])\n\
+        \x20       except OSError as e:\n\
+        \x20           os._exit(100 + e.errno)\n\
+        \x20   while True:\n\
+        \x20       _, st = os.waitpid(pid, 0)\n\
+        \x20       if os.WIFSTOPPED(st):\n\
+        \x20           libc.ptrace(7, pid, 0, 0)\n\
+        \x20           continue\n\
+        \x20       return os.WEXITSTATUS(st) if os.WIFEXITED(st) else -os.WTERMSIG(st)\n\
+        print(run(False), run(True))\n";
+    let (out, lines) = a.session(None, &["/usr/bin/python3", "-c", script]);
+    let got = stdout(&out);
+    let all = lines.join("\n");
+    let (untraced, traced) = got.trim().split_once(' ').unwrap_or_else(|| panic!("{got:?} {}\n{all}", stderr(&out)));
+    assert_eq!(untraced, "0", "the untraced exec must run: {all}");
+    match verify_mode().as_str() {
+        "ptrace" => {
+            assert_eq!(traced, (100 + libc::EACCES).to_string(), "{all}");
+            assert_eq!(count(&lines, "rule=guard:traced"), 1, "{all}");
+        }
+        _ => {
+            assert_eq!(traced, "-9", "{all}");
+            assert_eq!(count(&lines, "differs=traced"), 1, "{all}");
+            assert_eq!(count(&lines, "result=killed"), 1, "{all}");
+        }
+    }
+}
+
 #[test]
 fn c7_shebang_interpreters_are_decided_too() {
     require_root!();

@@ -285,7 +285,8 @@ impl Pipeline {
             // An exec that runs does so only under a check: the kernel's when it takes this
             // exec, else a ptrace stop. A task traced by someone else cannot be attached,
             // which is how a tracer is noticed.
-            if verify::expect_in_kernel(ctx.check.as_deref_mut(), &f, enforce) {
+            let untraced = ctx.config.policy.guards.traced == GuardAction::Deny;
+            if verify::expect_in_kernel(ctx.check.as_deref_mut(), &f, enforce, untraced) {
                 check = Check::Kernel;
             } else if !traced {
                 match tracer::seize(f.tid) {

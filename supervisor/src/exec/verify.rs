@@ -92,8 +92,9 @@ pub fn at_exec_stop(pid: i32, facts: &ExecFacts, traced: bool, sight: &mut Sight
 /// Hands the exec of `f` to the kernel's check, if the session has it and the exec fits it
 /// (its argument and environment strings take at most [`crate::sys::bpf::BLOCK_MAX`] bytes):
 /// writes what it may load, before its notification is answered. `kill`: a difference kills it
-/// (enforce mode). `false`: check it at a ptrace stop instead.
-pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool) -> bool {
+/// (enforce mode); `untraced`: being traced at the exec is a difference (the `traced` guard
+/// denies). `false`: check it at a ptrace stop instead.
+pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool, untraced: bool) -> bool {
     let (Some(check), Some(env)) = (check, f.env_strings.as_ref()) else { return false };
     let argv = &f.plan.final_argv;
     let len = argv.iter().map(|a| a.len() + 1).sum::<usize>() + env.len();
@@ -107,17 +108,18 @@ pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool
     }
     strings.extend_from_slice(env);
     let image = f.plan.image();
-    let expect = Expect { notif: f.id, image: (image.mnt_id, image.ino), strings, kill };
+    let expect = Expect { notif: f.id, image: (image.mnt_id, image.ino), strings, kill, untraced };
     check.expect(f.tid, &expect).is_ok()
 }
 
 /// The fields of a decision line when the kernel found that what loaded is not what was
-/// authorized: `verify=mismatch check=bpf differs=image|strings|unreadable` and the
+/// authorized: `verify=mismatch check=bpf differs=image|strings|traced|unreadable` and the
 /// loaded image's mount id and inode.
 pub fn kernel_mismatch(r: &Report, outcome: Outcome) -> Vec<Field> {
     let differs = match outcome {
         Outcome::OtherImage => "image",
         Outcome::OtherStrings => "strings",
+        Outcome::Traced => "traced",
         _ => "unreadable",
     };
     crate::log::Event::new(crate::log::Severity::Warning, crate::log::Kind::Decision)

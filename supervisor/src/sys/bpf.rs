@@ -33,6 +33,9 @@ const PIN_ROOT: &str = "/sys/fs/bpf/session-wrapper";
 /// `BLOCK_MAX`); an exec with more is checked at a ptrace stop instead.
 pub const BLOCK_MAX: usize = 8192;
 
+/// Bytes of the program's `struct expect` before its block.
+const HEADER: usize = 48;
+
 /// Size of each session's ring (the program's `struct ring`).
 const RING_BYTES: u32 = 32 * 1024;
 
@@ -82,6 +85,9 @@ pub struct Expect {
     pub strings: Vec<u8>,
     /// Kill the task when what loaded differs (enforce mode); otherwise only report it.
     pub kill: bool,
+    /// A task traced at its exec differs too (the `traced` guard denies: a tracer could change
+    /// the new image once it runs).
+    pub untraced: bool,
 }
 
 /// What the kernel found when an exec loaded, or that its task left.
@@ -98,6 +104,8 @@ pub enum Outcome {
     /// The task exited before its exec loaded (the exec failed, or another thread's exec
     /// ended it).
     Gone,
+    /// The task was traced at its exec, and the expectation refused that; it was killed.
+    Traced,
 }
 
 /// One report from the kernel.
@@ -127,6 +135,7 @@ impl Report {
             1 => Outcome::OtherImage,
             2 => Outcome::OtherStrings,
             3 => Outcome::Unreadable,
+            5 => Outcome::Traced,
             _ => Outcome::Gone,
         };
         Some(Report {
@@ -191,7 +200,7 @@ impl ExecCheck {
             })
             .map_err(kernel("read the session's ring"))?;
         let reader = builder.build().map_err(kernel("read the session's ring"))?;
-        let value = vec![0u8; 40 + BLOCK_MAX];
+        let value = vec![0u8; HEADER + BLOCK_MAX];
         Ok(ExecCheck { expects, rings, session, _ring: ring, reader, queue, value })
     }
 
@@ -210,8 +219,10 @@ impl ExecCheck {
         v[24..32].copy_from_slice(&e.image.1.to_ne_bytes());
         v[32..36].copy_from_slice(&(e.strings.len() as u32).to_ne_bytes());
         v[36..40].copy_from_slice(&u32::from(e.kill).to_ne_bytes());
-        v[40..40 + e.strings.len()].copy_from_slice(&e.strings);
-        v[40 + e.strings.len()..].fill(0);
+        v[40..44].copy_from_slice(&u32::from(e.untraced).to_ne_bytes());
+        v[44..48].fill(0);
+        v[HEADER..HEADER + e.strings.len()].copy_from_slice(&e.strings);
+        v[HEADER + e.strings.len()..].fill(0);
         self.expects.update(&(tid as u32).to_ne_bytes(), v, MapFlags::ANY).map_err(kernel("expect"))
     }
 
@@ -315,7 +326,7 @@ fn load_and_pin(dir: &Path) -> Result<(MapHandle, MapHandle), BpfError> {
 /// What went otherwise.
 pub fn probe(check: &mut ExecCheck) -> Result<(), String> {
     let image = true_image().map_err(|e| format!("/bin/true: {e}"))?;
-    let ok = Expect { notif: 1, image, strings: b"true\0".to_vec(), kill: true };
+    let ok = Expect { notif: 1, image, strings: b"true\0".to_vec(), kill: true, untraced: true };
     let cases = [
         (ok.clone(), true, Some(0), None, Outcome::Same),
         (Expect { notif: 2, image: (image.0, image.1 + 1), ..ok.clone() }, true, None, Some(9), Outcome::OtherImage),
