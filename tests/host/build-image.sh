@@ -6,7 +6,7 @@
 #   vmlinuz, initrd.img  Debian's own kernel (linux-image-cloud-amd64, 6.1) and its initramfs
 #   id_ed25519           the ssh key that logs in as root and as the test user swuser
 # The system: debootstrap (minbase) of bookworm with systemd as PID 1, logind, journald,
-# rsyslog, auditd, cron, at, sudo and openssh-server; the network is qemu's user network
+# rsyslog, auditd, cron, at, sudo, iproute2 and openssh-server; the network is qemu's user network
 # (10.0.2.15, static, through systemd-networkd).
 # Cache: /var/cache/session-wrapper-tests/host-<hash of this script>/ (SW_HOST_CACHE to put it
 # elsewhere); a change to this script builds a new image. Delete the directory to start afresh.
@@ -42,8 +42,11 @@ work=$(mktemp -d /var/tmp/sw-host-image.XXXXXX)
 trap 'umount -R "$work/root/proc" "$work/root/sys" "$work/root/dev" 2>/dev/null || true; rm -rf "$work"' EXIT
 root="$work/root"
 
+# iproute2 (priority important: on every Debian 12 server) brings libelf1 and libbpf1; the
+# package depends on libelf1 (libbpf, linked in, reads the kernel check's program with it),
+# and the guest has no archive to fetch it from.
 packages=(
-    systemd systemd-sysv dbus dbus-user-session libpam-systemd udev kmod procps
+    systemd systemd-sysv dbus dbus-user-session libpam-systemd udev kmod procps iproute2
     linux-image-cloud-amd64 initramfs-tools
     openssh-server rsyslog auditd cron at sudo
 )
