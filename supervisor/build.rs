@@ -15,8 +15,12 @@ fn main() {
         other => (other, ""),
     };
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
     let status = Command::new(&clang)
-        .args(["-g", "-O2", "-target", "bpf", "-Wall", "-Werror"])
+        .args(["-g", "-O2", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror"])
+        // The same object from any checkout: the pinned programs' directory is named by its
+        // hash, so that only a changed program is loaded again.
+        .arg(format!("-fdebug-prefix-map={dir}=."))
         .arg(format!("-D__TARGET_ARCH_{target_arch}"))
         .arg("-idirafter")
         .arg(format!("/usr/include/{multiarch}"))

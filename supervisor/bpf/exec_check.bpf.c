@@ -5,16 +5,18 @@
 // Before the supervisor lets an exec of a supervised task go on (its seccomp notification
 // answered CONTINUE), it writes into `expects`, under the task's id, what it authorized: the
 // image (mount id and inode of the file that must end up executing, after any #! chain) and
-// the exact bytes of the new argument and environment strings. When the exec has loaded
-// (sched_process_exec: the new image is mapped, its stack written, not one instruction of it
-// has run), `on_exec` compares what the kernel really loaded with that, sends SIGKILL when it
-// differs (the task dies before it runs), removes the entry, and tells the session's
-// supervisor through its ring buffer in `rings`. A task that exits with an entry (the exec
-// failed and it gave up, or another thread's exec killed it) has its entry removed by
-// `on_exit`, which tells the supervisor too.
+// the exact bytes of the new argument and environment strings, with state PENDING. When the
+// exec has loaded (sched_process_exec: the new image is mapped, its stack written, not one
+// instruction of it has run), `on_exec` compares what the kernel really loaded with that,
+// sends SIGKILL when it differs (the task dies before it runs), and writes the verdict into
+// the entry (state DONE). A task that exits with a PENDING entry (the exec failed and it gave
+// up, or another thread's exec ended it) has it marked GONE by `on_exit`. The supervisor
+// reads the entries of its execs (before each notification, and on a timer while some are
+// pending) and removes them; no wake-up per exec, and no map of maps (whose every update
+// waits for an RCU grace period, milliseconds at each session's start and end).
 //
-// A task without an entry is not checked: a supervised task cannot reach the kernel's exec
-// without its supervisor's answer, and the supervisor writes the entry before it answers.
+// A task without a PENDING entry is not checked: a supervised task cannot reach the kernel's
+// exec without its supervisor's answer, and the supervisor writes the entry before it answers.
 
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -37,30 +39,27 @@ struct linux_binprm { struct file *file; } __attribute__((preserve_access_index)
 #define BLOCK_MAX 8192
 #define SIGKILL 9
 
-// What the supervisor authorized for one exec (keep in step with supervisor/src/sys/bpf.rs).
+enum state { PENDING = 0, DONE = 1, GONE = 2 };
+enum verdict { SAME = 0, OTHER_IMAGE = 1, OTHER_ARGS = 2, UNREADABLE = 3, TRACED = 5 };
+
+// What the supervisor authorized for one exec, and what was found (keep in step with
+// supervisor/src/sys/bpf.rs).
 struct expect {
-	__u64 notif;   // the notification id, for the supervisor's table
-	__u64 session; // the key of the session's ring in `rings`
-	__u64 mnt_id;  // the image's mount id
-	__u64 ino;     // and inode
-	__u32 len;     // bytes used in block: argv strings then environment strings, NUL-ended
-	__u32 kill;    // kill on a difference (enforce mode); otherwise only report it
+	__u64 notif;    // the notification id, for the supervisor's table
+	__u64 mnt_id;   // the image's mount id
+	__u64 ino;      // and inode
+	__u32 len;      // bytes used in block: argv strings then environment strings, NUL-ended
+	__u32 kill;     // kill on a difference (enforce mode); otherwise only report it
 	__u32 untraced; // a task traced at its exec is a difference (the `traced` guard denies)
-	__u32 pad;
-	__u8 block[BLOCK_MAX];
-};
-
-enum verdict { SAME = 0, OTHER_IMAGE = 1, OTHER_ARGS = 2, UNREADABLE = 3, GONE = 4, TRACED = 5 };
-
-// What the supervisor is told (keep in step with supervisor/src/sys/bpf.rs).
-struct event {
-	__u64 notif;
-	__u32 former; // the thread that called exec
-	__u32 pid;    // the process id after it
+	__u32 state;    // PENDING, then DONE or GONE (written last)
+	// What was found:
 	__u32 verdict;
-	__u32 len;    // bytes the new image's strings take
-	__u64 mnt_id; // what loaded
-	__u64 ino;
+	__u32 pid;      // the process id after the exec
+	__u32 got_len;  // bytes the new image's strings take
+	__u32 pad;
+	__u64 got_mnt_id;
+	__u64 got_ino;
+	__u8 block[BLOCK_MAX];
 };
 
 struct {
@@ -71,18 +70,6 @@ struct {
 	__type(value, struct expect);
 } expects SEC(".maps");
 
-struct ring {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 32 * 1024);
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-	__uint(max_entries, 8192);
-	__type(key, __u64);
-	__array(values, struct ring);
-} rings SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -90,16 +77,8 @@ struct {
 	__type(value, __u8[BLOCK_MAX]);
 } scratch SEC(".maps");
 
-static void report(__u64 session, struct event *ev)
-{
-	void *ring = bpf_map_lookup_elem(&rings, &session);
-
-	if (ring)
-		bpf_ringbuf_output(ring, ev, sizeof(*ev), 0);
-}
-
 // Whether the new image's argument and environment strings are the authorized bytes.
-static enum verdict same_strings(struct task_struct *p, struct expect *e, struct event *ev)
+static enum verdict same_strings(struct task_struct *p, struct expect *e)
 {
 	struct mm_struct *mm = p->mm;
 	unsigned long start, end;
@@ -114,7 +93,7 @@ static enum verdict same_strings(struct task_struct *p, struct expect *e, struct
 	if (end < start)
 		return UNREADABLE;
 	len = end - start;
-	ev->len = len;
+	e->got_len = len;
 	if (len != e->len || len > BLOCK_MAX)
 		return OTHER_ARGS;
 	buf = bpf_map_lookup_elem(&scratch, &zero);
@@ -145,36 +124,28 @@ static enum verdict same_strings(struct task_struct *p, struct expect *e, struct
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
-	__u32 key = old_pid;
+	__u32 key = old_pid, verdict;
 	struct expect *e = bpf_map_lookup_elem(&expects, &key);
-	struct event ev = {};
 	struct vfsmount *mnt;
 	struct file *f;
-	__u64 session;
-	__u32 kill, untraced;
 
-	if (!e)
+	if (!e || e->state != PENDING)
 		return 0;
-	session = e->session;
-	kill = e->kill;
-	untraced = e->untraced;
-	ev.notif = e->notif;
-	ev.former = old_pid;
-	ev.pid = p->pid;
+	e->pid = p->pid;
 	f = bprm->file;
-	ev.ino = BPF_CORE_READ(f, f_inode, i_ino);
+	e->got_ino = BPF_CORE_READ(f, f_inode, i_ino);
 	mnt = BPF_CORE_READ(f, f_path.mnt);
-	ev.mnt_id = BPF_CORE_READ((struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt)), mnt_id);
-	if (ev.ino != e->ino || ev.mnt_id != e->mnt_id)
-		ev.verdict = OTHER_IMAGE;
-	else if (untraced && p->ptrace)
-		ev.verdict = TRACED;
+	e->got_mnt_id = BPF_CORE_READ((struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt)), mnt_id);
+	if (e->got_ino != e->ino || e->got_mnt_id != e->mnt_id)
+		verdict = OTHER_IMAGE;
+	else if (e->untraced && p->ptrace)
+		verdict = TRACED;
 	else
-		ev.verdict = same_strings(p, e, &ev);
-	if (ev.verdict != SAME && kill)
+		verdict = same_strings(p, e);
+	if (verdict != SAME && e->kill)
 		bpf_send_signal(SIGKILL);
-	bpf_map_delete_elem(&expects, &key);
-	report(session, &ev);
+	e->verdict = verdict;
+	__sync_lock_test_and_set(&e->state, DONE);
 	return 0;
 }
 
@@ -183,18 +154,9 @@ int BPF_PROG(on_exit, struct task_struct *p)
 {
 	__u32 key = p->pid;
 	struct expect *e = bpf_map_lookup_elem(&expects, &key);
-	struct event ev = {};
-	__u64 session;
 
-	if (!e)
-		return 0;
-	session = e->session;
-	ev.notif = e->notif;
-	ev.former = key;
-	ev.pid = key;
-	ev.verdict = GONE;
-	bpf_map_delete_elem(&expects, &key);
-	report(session, &ev);
+	if (e && e->state == PENDING)
+		__sync_lock_test_and_set(&e->state, GONE);
 	return 0;
 }
 

@@ -92,7 +92,7 @@ enum Stage {
     /// Let run and attached, waiting for its exec stop. `line`: its decision line, without
     /// the outcome; `traced`: whether another process traced the caller (the guard allowed it).
     Running { line: Event, traced: bool },
-    /// Let run under the kernel's check, waiting for its report (or for the next exec of its
+    /// Let run under the kernel's check, waiting for its finding (or for the next exec of its
     /// thread, which says this one failed). `pidfd`: the process's, taken before it went on,
     /// for its accounting (it may be gone, and its pid reused, when the report is read).
     Loading { line: Event, pidfd: Option<OwnedFd> },
@@ -340,7 +340,7 @@ impl Pipeline {
         }
     }
 
-    /// The kernel's reports on execs it checked.
+    /// What the kernel found for execs it checked.
     pub fn on_reports(&mut self, ctx: &mut Ctx<'_>, reports: Vec<Report>) {
         for r in reports {
             if !matches!(self.table.get(&r.notif), Some(InFlight { stage: Stage::Loading { .. }, .. })) {
@@ -369,8 +369,8 @@ impl Pipeline {
         }
     }
 
-    /// Another exec of thread `tid` arrives while its last one waits for the kernel's report:
-    /// that one failed (a report is written before the new image runs, and read before
+    /// Another exec of thread `tid` arrives while its last one waits for the kernel's finding:
+    /// that one failed (the finding is written before the new image runs, and read before
     /// notifications are).
     fn failed_loading(&mut self, ctx: &mut Ctx<'_>, tid: i32) {
         let ids: Vec<u64> = self
@@ -381,17 +381,29 @@ impl Pipeline {
             .collect();
         for id in ids {
             if let Some(InFlight { stage: Stage::Loading { mut line, .. }, .. }) = self.table.remove(&id) {
+                if let Some(c) = ctx.check.as_deref() {
+                    c.forget(tid);
+                }
                 line.push_bare("result", "failed");
                 ctx.emit(line);
             }
         }
     }
 
-    /// The end of the session: execs still waiting for the kernel's report are logged as such.
+    /// The execs the kernel checks that wait for its finding: (thread, notification id).
+    pub fn waiting_in_kernel(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
+        self.table.iter().filter(|(_, e)| matches!(e.stage, Stage::Loading { .. })).map(|(id, e)| (e.facts.tid, *id))
+    }
+
+    /// The end of the session: execs still waiting for the kernel's finding are logged as
+    /// such, and their entries removed.
     pub fn finish(&mut self, ctx: &mut Ctx<'_>) {
-        let ids: Vec<u64> = self.table.iter().filter(|(_, e)| matches!(e.stage, Stage::Loading { .. })).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = self.waiting_in_kernel().map(|(_, id)| id).collect();
         for id in ids {
-            if let Some(InFlight { stage: Stage::Loading { mut line, .. }, .. }) = self.table.remove(&id) {
+            if let Some(InFlight { facts, stage: Stage::Loading { mut line, .. } }) = self.table.remove(&id) {
+                if let Some(c) = ctx.check.as_deref() {
+                    c.forget(facts.tid);
+                }
                 line.push_bare("result", "unknown");
                 ctx.emit(line);
             }

@@ -97,6 +97,10 @@ pub struct Supervisor {
     limits_handed: Vec<&'static str>,
 }
 
+/// How often, in milliseconds, the kernel's findings are looked at while execs wait for them
+/// and no notification comes.
+const KERNEL_POLL_MS: u16 = 100;
+
 /// What the loop found ready.
 #[derive(Debug, Default)]
 struct Ready {
@@ -106,7 +110,6 @@ struct Ready {
     log: bool,
     watchdog_gone: bool,
     backend: bool,
-    kernel: bool,
 }
 
 impl Supervisor {
@@ -231,12 +234,19 @@ impl Supervisor {
         let log_at = self.log.waiting_fd().map(|fd| add(&mut fds, fd, PollFlags::POLLOUT));
         let backend_fds = self.backend.as_ref().map(|b| b.fds()).unwrap_or_default();
         let backend_at: Vec<usize> = backend_fds.into_iter().map(|fd| add(&mut fds, fd, PollFlags::POLLIN)).collect();
-        let kernel_at = self.check.as_ref().map(|c| add(&mut fds, c.fd(), PollFlags::POLLIN));
         let backend_timeout = self.backend.as_ref().and_then(|b| b.timeout());
         let timeout = match backend_timeout {
             Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
             None if self.log.needs_retry() || self.dirty_since.is_some() => PollTimeout::from(500u16),
             None => PollTimeout::NONE,
+        };
+        // Execs the kernel checks are looked at before each notification, and at this pace
+        // while some wait (their lines, a kill, accounting).
+        let timeout = if self.execs.waiting_in_kernel().next().is_some() {
+            let ms = PollTimeout::from(KERNEL_POLL_MS);
+            if timeout == PollTimeout::NONE || timeout > ms { ms } else { timeout }
+        } else {
+            timeout
         };
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -252,7 +262,6 @@ impl Supervisor {
             watchdog_gone: !ev(watchdog_at).is_empty(),
             // Ended processes waiting for their status are looked at on the backend's timer.
             backend: backend_timeout.is_some() || backend_at.iter().any(|i| ev(Some(*i)).contains(PollFlags::POLLIN)),
-            kernel: ev(kernel_at).contains(PollFlags::POLLIN),
         })
     }
 
@@ -282,10 +291,8 @@ impl Supervisor {
                 }
             }
         }
-        // The kernel's reports first: one written before a notification is read before it.
-        if r.kernel || r.listener {
-            self.kernel_reports();
-        }
+        // What the kernel found first: it is written before a notification is sent.
+        self.kernel_reports();
         if r.listener {
             match self.listener.recv() {
                 Ok(Some(n)) => self.on_notification(&n),
@@ -304,8 +311,11 @@ impl Supervisor {
     }
 
     fn kernel_reports(&mut self) {
-        let Some(check) = self.check.as_mut() else { return };
-        let reports = check.reports();
+        let Some(check) = self.check.as_ref() else { return };
+        if self.execs.waiting_in_kernel().next().is_none() {
+            return;
+        }
+        let reports = check.collect(self.execs.waiting_in_kernel());
         if !reports.is_empty() {
             let (execs, mut ctx) = self.split();
             execs.on_reports(&mut ctx, reports);

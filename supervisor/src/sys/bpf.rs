@@ -5,23 +5,21 @@
 //! It does what the ptrace exec stop does ([`crate::sys::tracer`]) without stopping the task:
 //! the supervisor writes its expectation (the image's mount id and inode, the exact bytes of
 //! the new argument and environment strings) under the task's id before it answers the
-//! notification, and learns the outcome (loaded as authorized, killed, or gone) from its own
-//! ring buffer, which it polls with its other descriptors.
+//! notification; the program writes what it found into the same entry; the supervisor reads
+//! it back ([`ExecCheck::collect`]) before its next notification, or on a timer while some
+//! wait, and removes it.
 //!
 //! The programs are loaded once per boot and stay attached through links pinned in
 //! `/sys/fs/bpf/session-wrapper/<tag>` (`<tag>`: a hash of the object, so that an upgraded
-//! package loads its own); every supervisor opens the pinned maps, makes its own ring and
-//! registers it under a random session key. Loading needs `CAP_BPF`, `CAP_PERFMON` and
-//! `CAP_SYS_ADMIN`-level rights once; a supervisor then needs only map updates.
+//! package loads its own); every supervisor opens the pinned map. Loading needs `CAP_BPF`,
+//! `CAP_PERFMON` and `CAP_SYS_ADMIN`-level rights once; a supervisor then needs only map
+//! lookups, updates and deletes.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, ObjectBuilder, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, ObjectBuilder};
 
 /// The compiled program (built by `build.rs` with clang).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_check.bpf.o"));
@@ -34,10 +32,11 @@ const PIN_ROOT: &str = "/sys/fs/bpf/session-wrapper";
 pub const BLOCK_MAX: usize = 8192;
 
 /// Bytes of the program's `struct expect` before its block.
-const HEADER: usize = 48;
+const HEADER: usize = 72;
 
-/// Size of each session's ring (the program's `struct ring`).
-const RING_BYTES: u32 = 32 * 1024;
+/// The program's entry states.
+const PENDING: u32 = 0;
+const GONE: u32 = 2;
 
 /// Why the kernel check is not available.
 #[derive(Debug, thiserror::Error)]
@@ -126,25 +125,26 @@ pub struct Report {
 }
 
 impl Report {
-    /// Decodes the program's `struct event`.
-    fn parse(b: &[u8]) -> Option<Report> {
+    /// Decodes a finished entry of thread `former`; `None` while it is pending.
+    fn parse(former: i32, b: &[u8]) -> Option<Report> {
         let u64_at = |i: usize| b.get(i..i + 8).map(|s| u64::from_ne_bytes(s.try_into().unwrap_or_default()));
         let u32_at = |i: usize| b.get(i..i + 4).map(|s| u32::from_ne_bytes(s.try_into().unwrap_or_default()));
-        let outcome = match u32_at(16)? {
-            0 => Outcome::Same,
-            1 => Outcome::OtherImage,
-            2 => Outcome::OtherStrings,
-            3 => Outcome::Unreadable,
-            5 => Outcome::Traced,
-            _ => Outcome::Gone,
+        let outcome = match (u32_at(36)?, u32_at(40)?) {
+            (PENDING, _) => return None,
+            (GONE, _) => Outcome::Gone,
+            (_, 0) => Outcome::Same,
+            (_, 1) => Outcome::OtherImage,
+            (_, 2) => Outcome::OtherStrings,
+            (_, 5) => Outcome::Traced,
+            _ => Outcome::Unreadable,
         };
         Some(Report {
             notif: u64_at(0)?,
-            former: u32_at(8)? as i32,
-            pid: u32_at(12)? as i32,
+            former,
+            pid: u32_at(44)? as i32,
             outcome,
-            len: u32_at(20)?,
-            loaded: (u64_at(24)?, u64_at(32)?),
+            len: u32_at(48)?,
+            loaded: (u64_at(56)?, u64_at(64)?),
         })
     }
 }
@@ -152,17 +152,12 @@ impl Report {
 /// One session's connection to the kernel check.
 pub struct ExecCheck {
     expects: MapHandle,
-    rings: MapHandle,
-    session: u64,
-    _ring: MapHandle,
-    reader: RingBuffer<'static>,
-    queue: Rc<RefCell<VecDeque<Report>>>,
     value: Vec<u8>,
 }
 
 impl std::fmt::Debug for ExecCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExecCheck").field("session", &self.session).finish_non_exhaustive()
+        f.debug_struct("ExecCheck").finish_non_exhaustive()
     }
 }
 
@@ -177,31 +172,11 @@ impl ExecCheck {
             return Err(BpfError::PidNamespace);
         }
         let dir = pin_dir()?;
-        let (expects, rings) = match open_pinned(&dir) {
-            Ok(maps) => maps,
+        let expects = match open_pinned(&dir) {
+            Ok(map) => map,
             Err(_) => load_and_pin(&dir)?,
         };
-        let ring = MapHandle::create(MapType::RingBuf, Some("sw_session"), 0, 0, RING_BYTES, &create_opts())
-            .map_err(kernel("create the session's ring"))?;
-        let mut session = [0u8; 8];
-        getrandom(&mut session);
-        let session = u64::from_ne_bytes(session);
-        let fd = ring.as_fd().as_raw_fd() as u32;
-        rings.update(&session.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY).map_err(kernel("register the session's ring"))?;
-        let queue: Rc<RefCell<VecDeque<Report>>> = Rc::default();
-        let sink = Rc::clone(&queue);
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&ring, move |b: &[u8]| {
-                if let Some(r) = Report::parse(b) {
-                    sink.borrow_mut().push_back(r);
-                }
-                0
-            })
-            .map_err(kernel("read the session's ring"))?;
-        let reader = builder.build().map_err(kernel("read the session's ring"))?;
-        let value = vec![0u8; HEADER + BLOCK_MAX];
-        Ok(ExecCheck { expects, rings, session, _ring: ring, reader, queue, value })
+        Ok(ExecCheck { expects, value: vec![0u8; HEADER + BLOCK_MAX] })
     }
 
     /// Writes what thread `tid` may load; done before its notification is answered.
@@ -213,50 +188,44 @@ impl ExecCheck {
             return Err(BpfError::Kernel { step: "expect", source: libbpf_rs::Error::from_raw_os_error(libc::E2BIG) });
         }
         let v = &mut self.value;
+        v[..HEADER].fill(0);
         v[0..8].copy_from_slice(&e.notif.to_ne_bytes());
-        v[8..16].copy_from_slice(&self.session.to_ne_bytes());
-        v[16..24].copy_from_slice(&e.image.0.to_ne_bytes());
-        v[24..32].copy_from_slice(&e.image.1.to_ne_bytes());
-        v[32..36].copy_from_slice(&(e.strings.len() as u32).to_ne_bytes());
-        v[36..40].copy_from_slice(&u32::from(e.kill).to_ne_bytes());
-        v[40..44].copy_from_slice(&u32::from(e.untraced).to_ne_bytes());
-        v[44..48].fill(0);
+        v[8..16].copy_from_slice(&e.image.0.to_ne_bytes());
+        v[16..24].copy_from_slice(&e.image.1.to_ne_bytes());
+        v[24..28].copy_from_slice(&(e.strings.len() as u32).to_ne_bytes());
+        v[28..32].copy_from_slice(&u32::from(e.kill).to_ne_bytes());
+        v[32..36].copy_from_slice(&u32::from(e.untraced).to_ne_bytes());
         v[HEADER..HEADER + e.strings.len()].copy_from_slice(&e.strings);
         v[HEADER + e.strings.len()..].fill(0);
         self.expects.update(&(tid as u32).to_ne_bytes(), v, MapFlags::ANY).map_err(kernel("expect"))
     }
 
-    /// Removes what thread `tid` may load (its notification could not be answered).
+    /// Removes what thread `tid` may load (its notification could not be answered, or the
+    /// session ends).
     pub fn forget(&self, tid: i32) {
         let _ = self.expects.delete(&(tid as u32).to_ne_bytes());
     }
 
-    /// The descriptor that becomes readable when reports wait.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the epoll descriptor lives as long as `self.reader`, which `self` owns.
-        unsafe { BorrowedFd::borrow_raw(self.reader.epoll_fd() as RawFd) }
+    /// What the kernel found for the execs of `waiting` (thread, notification id) that have
+    /// loaded or whose task has gone; their entries are removed. An entry that is not there
+    /// any more, or is another exec's, reads as gone.
+    pub fn collect(&self, waiting: impl Iterator<Item = (i32, u64)>) -> Vec<Report> {
+        let mut out = Vec::new();
+        for (tid, notif) in waiting {
+            let key = (tid as u32).to_ne_bytes();
+            match self.expects.lookup(&key, MapFlags::ANY) {
+                Ok(Some(v)) if v.get(0..8) == Some(&notif.to_ne_bytes()[..]) => {
+                    if let Some(r) = Report::parse(tid, &v) {
+                        let _ = self.expects.delete(&key);
+                        out.push(r);
+                    }
+                }
+                Ok(_) => out.push(Report { notif, former: tid, pid: tid, outcome: Outcome::Gone, loaded: (0, 0), len: 0 }),
+                Err(_) => {}
+            }
+        }
+        out
     }
-
-    /// The reports that wait, oldest first.
-    pub fn reports(&mut self) -> Vec<Report> {
-        let _ = self.reader.consume();
-        self.queue.borrow_mut().drain(..).collect()
-    }
-}
-
-impl Drop for ExecCheck {
-    fn drop(&mut self) {
-        let _ = self.rings.delete(&self.session.to_ne_bytes());
-    }
-}
-
-fn create_opts() -> libbpf_sys::bpf_map_create_opts {
-    libbpf_sys::bpf_map_create_opts { sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _, ..Default::default() }
-}
-
-fn getrandom(buf: &mut [u8]) {
-    // SAFETY: `buf` is valid for writes of its length.
-    let _ = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
 }
 
 /// Whether this process sees PIDs as the kernel's programs do (NSpid has one entry).
@@ -282,29 +251,27 @@ fn fnv64(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn open_pinned(dir: &Path) -> Result<(MapHandle, MapHandle), BpfError> {
+fn open_pinned(dir: &Path) -> Result<MapHandle, BpfError> {
     if !dir.join("on_exec").exists() || !dir.join("on_exit").exists() {
         return Err(BpfError::Io { step: "open the pinned links", source: std::io::ErrorKind::NotFound.into() });
     }
-    let expects = MapHandle::from_pinned_path(dir.join("expects")).map_err(kernel("open the pinned expectations"))?;
-    let rings = MapHandle::from_pinned_path(dir.join("rings")).map_err(kernel("open the pinned rings"))?;
-    Ok((expects, rings))
+    MapHandle::from_pinned_path(dir.join("expects")).map_err(kernel("open the pinned expectations"))
 }
 
 /// Loads the programs, attaches them and pins maps and links, under a lock so that two
 /// supervisors starting at once load them once.
-fn load_and_pin(dir: &Path) -> Result<(MapHandle, MapHandle), BpfError> {
+fn load_and_pin(dir: &Path) -> Result<MapHandle, BpfError> {
     let lock = std::fs::File::open(dir).map_err(io("open the pin directory"))?;
     nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| io("lock the pin directory")(e.into()))
         .and_then(|_held| {
-            if let Ok(maps) = open_pinned(dir) {
-                return Ok(maps);
+            if let Ok(map) = open_pinned(dir) {
+                return Ok(map);
             }
             let mut open = ObjectBuilder::default().open_memory(OBJECT).map_err(kernel("open the program"))?;
             for mut m in open.maps_mut() {
                 let name = m.name().to_string_lossy().into_owned();
-                if name == "expects" || name == "rings" {
+                if name == "expects" {
                     m.set_pin_path(dir.join(&name)).map_err(kernel("set a pin path"))?;
                 }
             }
@@ -388,11 +355,8 @@ fn probe_one(check: &mut ExecCheck, exec: bool, e: &Expect) -> Result<(std::proc
         nix::sys::wait::WaitStatus::Signaled(_, s, _) => s as i32,
         other => return Err(format!("{other:?}")),
     };
-    for _ in 0..200 {
-        if let Some(r) = check.reports().into_iter().find(|r| r.former == pid.as_raw()) {
-            return Ok((std::process::ExitStatus::from_raw(raw), r));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    if let Some(r) = check.collect(std::iter::once((pid.as_raw(), e.notif))).into_iter().next() {
+        return Ok((std::process::ExitStatus::from_raw(raw), r));
     }
     Err(format!("no report from the kernel for {pid}"))
 }
