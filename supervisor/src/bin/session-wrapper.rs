@@ -563,10 +563,11 @@ fn print_check_json(config: &Config, system: &[selftest::Check]) {
 fn print_settings(config: &Config) {
     let p = &config.policy;
     println!(
-        "mode: {}  fail-policy: {}  deny-errno: {}  default: {}",
+        "mode: {}  fail-policy: {}  deny-errno: {}  verify: {}  default: {}",
         config.mode.as_str(),
         config.fail_policy.as_str(),
         config.deny_errno.name,
+        config.verify.as_str(),
         p.default_action.as_str()
     );
     let s = &config.scope;
