@@ -55,8 +55,7 @@ struct expect {
 	// What was found:
 	__u32 verdict;
 	__u32 pid;      // the process id after the exec
-	__u32 got_len;  // bytes the new image's strings take
-	__u32 pad;
+	__u32 pad[2];
 	__u64 got_mnt_id;
 	__u64 got_ino;
 	__u8 block[BLOCK_MAX];
@@ -93,7 +92,6 @@ static enum verdict same_strings(struct task_struct *p, struct expect *e)
 	if (end < start)
 		return UNREADABLE;
 	len = end - start;
-	e->got_len = len;
 	if (len != e->len || len > BLOCK_MAX)
 		return OTHER_ARGS;
 	buf = bpf_map_lookup_elem(&scratch, &zero);

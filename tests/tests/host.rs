@@ -375,6 +375,21 @@ fn journal_entries(json_lines: &str) -> Vec<HashMap<String, String>> {
 }
 
 /// The position of the first line of `text` that contains `needle`.
+/// A job of the test user (`at`, `cron`) wrote `KIND-allowed.out` (`id -un`, allowed) and
+/// `KIND-denied.out` (a copy of id in /tmp, refused: rc=126): waits for it, then asserts both.
+fn job_ran_and_was_refused(host: &Host, kind: &str, timeout: Duration) {
+    host.wait_for(&format!("the {kind} job"), &format!("grep rc= /home/swuser/{kind}-denied.out"), timeout);
+    let out = host.root(
+        &format!("{kind} output"),
+        &format!("cat /home/swuser/{kind}-allowed.out /home/swuser/{kind}-denied.out"),
+    );
+    assert!(out.starts_with(&format!("{USER}\n")), "the {kind} job's allowed command did not run:\n{out}");
+    assert!(
+        out.contains("rc=126") && out.matches(USER).count() == 1,
+        "the {kind} job's /tmp/{kind}-id was not refused:\n{out}"
+    );
+}
+
 fn line_of(text: &str, needle: &str) -> usize {
     text.lines()
         .position(|l| l.contains(needle))
@@ -535,42 +550,10 @@ fn debian_host_supervises_logins_user_managers_cron_and_at_and_logs_to_journald_
         "echo '/usr/bin/id -un > at-allowed.out 2>&1; cp /usr/bin/id /tmp/at-id; /tmp/at-id -un > at-denied.out 2>&1; echo rc=$? >> at-denied.out' | at now 2>&1",
         STEP,
     );
-    host.wait_for(
-        "the at job",
-        "grep rc= /home/swuser/at-denied.out",
-        Duration::from_secs(120),
-    );
-    let at = host.root(
-        "at output",
-        "cat /home/swuser/at-allowed.out /home/swuser/at-denied.out",
-    );
-    assert!(
-        at.starts_with(&format!("{USER}\n")),
-        "the at job's allowed command did not run:\n{at}"
-    );
-    assert!(
-        at.contains("rc=126") && at.matches(USER).count() == 1,
-        "the at job's /tmp/at-id was not refused:\n{at}"
-    );
+    job_ran_and_was_refused(&host, "at", Duration::from_secs(120));
 
     // The cron job (installed a while ago; cron starts it on a minute's boundary).
-    host.wait_for(
-        "the cron job",
-        "grep rc= /home/swuser/cron-denied.out",
-        Duration::from_secs(150),
-    );
-    let cron = host.root(
-        "cron output",
-        "cat /home/swuser/cron-allowed.out /home/swuser/cron-denied.out",
-    );
-    assert!(
-        cron.starts_with(&format!("{USER}\n")),
-        "the cron job's allowed command did not run:\n{cron}"
-    );
-    assert!(
-        cron.contains("rc=126") && cron.matches(USER).count() == 1,
-        "the cron job's /tmp/cron-id was not refused:\n{cron}"
-    );
+    job_ran_and_was_refused(&host, "cron", Duration::from_secs(150));
 
     // journald: the lines, and the structured fields of each session and refusal.
     let lines = host.root(

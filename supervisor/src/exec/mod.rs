@@ -343,10 +343,7 @@ impl Pipeline {
     /// What the kernel found for execs it checked.
     pub fn on_reports(&mut self, ctx: &mut Ctx<'_>, reports: Vec<Report>) {
         for r in reports {
-            if !matches!(self.table.get(&r.notif), Some(InFlight { stage: Stage::Loading { .. }, .. })) {
-                continue;
-            }
-            let Some(InFlight { facts, stage: Stage::Loading { mut line, pidfd } }) = self.table.remove(&r.notif) else { continue };
+            let Some((facts, mut line, pidfd)) = self.take_loading(r.notif) else { continue };
             match r.outcome {
                 Outcome::Same => self.ran(ctx, r.pid, &facts, line, pidfd),
                 Outcome::Gone => {
@@ -373,21 +370,8 @@ impl Pipeline {
     /// that one failed (the finding is written before the new image runs, and read before
     /// notifications are).
     fn failed_loading(&mut self, ctx: &mut Ctx<'_>, tid: i32) {
-        let ids: Vec<u64> = self
-            .table
-            .iter()
-            .filter(|(_, e)| e.facts.tid == tid && matches!(e.stage, Stage::Loading { .. }))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            if let Some(InFlight { stage: Stage::Loading { mut line, .. }, .. }) = self.table.remove(&id) {
-                if let Some(c) = ctx.check.as_deref() {
-                    c.forget(tid);
-                }
-                line.push_bare("result", "failed");
-                ctx.emit(line);
-            }
-        }
+        let ids: Vec<u64> = self.waiting_in_kernel().filter(|(t, _)| *t == tid).map(|(_, id)| id).collect();
+        self.abandon_loading(ctx, ids, "failed");
     }
 
     /// The execs the kernel checks that wait for its finding: (thread, notification id).
@@ -399,14 +383,30 @@ impl Pipeline {
     /// such, and their entries removed.
     pub fn finish(&mut self, ctx: &mut Ctx<'_>) {
         let ids: Vec<u64> = self.waiting_in_kernel().map(|(_, id)| id).collect();
+        self.abandon_loading(ctx, ids, "unknown");
+    }
+
+    /// Removes exec `id` if it waits for the kernel's finding.
+    fn take_loading(&mut self, id: u64) -> Option<(Box<ExecFacts>, Event, Option<OwnedFd>)> {
+        if !matches!(self.table.get(&id), Some(InFlight { stage: Stage::Loading { .. }, .. })) {
+            return None;
+        }
+        match self.table.remove(&id)? {
+            InFlight { facts, stage: Stage::Loading { line, pidfd } } => Some((facts, line, pidfd)),
+            _ => None,
+        }
+    }
+
+    /// Ends the execs `ids` that wait for the kernel without its finding: their entries in
+    /// the kernel go, their lines say `result`.
+    fn abandon_loading(&mut self, ctx: &mut Ctx<'_>, ids: Vec<u64>, result: &str) {
         for id in ids {
-            if let Some(InFlight { facts, stage: Stage::Loading { mut line, .. } }) = self.table.remove(&id) {
-                if let Some(c) = ctx.check.as_deref() {
-                    c.forget(facts.tid);
-                }
-                line.push_bare("result", "unknown");
-                ctx.emit(line);
+            let Some((facts, mut line, _)) = self.take_loading(id) else { continue };
+            if let Some(c) = ctx.check.as_deref() {
+                c.forget(facts.tid);
             }
+            line.push_bare("result", result);
+            ctx.emit(line);
         }
     }
 

@@ -120,8 +120,6 @@ pub struct Report {
     pub outcome: Outcome,
     /// Mount id and inode of what loaded.
     pub loaded: (u64, u64),
-    /// Bytes of the loaded image's strings.
-    pub len: u32,
 }
 
 impl Report {
@@ -143,7 +141,6 @@ impl Report {
             former,
             pid: u32_at(44)? as i32,
             outcome,
-            len: u32_at(48)?,
             loaded: (u64_at(56)?, u64_at(64)?),
         })
     }
@@ -220,7 +217,7 @@ impl ExecCheck {
                         out.push(r);
                     }
                 }
-                Ok(_) => out.push(Report { notif, former: tid, pid: tid, outcome: Outcome::Gone, loaded: (0, 0), len: 0 }),
+                Ok(_) => out.push(Report { notif, former: tid, pid: tid, outcome: Outcome::Gone, loaded: (0, 0) }),
                 Err(_) => {}
             }
         }

@@ -318,31 +318,43 @@ pub fn scan_env<'n, S: PageSource>(
     let longest = refuse.iter().chain(paths).map(String::len).max().unwrap_or(0) + 1;
     for i in 0.. {
         let Some(p) = nth_pointer(mem, addr, i, width, limits)? else { break };
+        // The whole entry, while the entries fit in `keep`: then it is also what is matched.
+        let mut whole = None;
         if let Some(strings) = &mut out.strings {
-            // The whole entry, while the entries fit in `keep`.
             match mem.read_cstr(p, keep - strings.len().min(keep))? {
                 Some(s) if strings.len() + s.len() < keep => {
                     strings.extend_from_slice(&s);
                     strings.push(0);
+                    whole = Some(s);
                 }
                 _ => out.strings = None,
             }
         }
-        // A prefix is enough: a string longer than `longest` reads as "no NUL yet".
-        let head = match mem.read_cstr(p, longest)? {
+        // Otherwise a prefix is enough: a string longer than `longest` reads as "no NUL yet".
+        let prefix;
+        let head: &[u8] = match &whole {
             Some(s) => s,
             None => {
-                let mut b = vec![0u8; longest];
-                mem.read(p, &mut b)?;
-                b
+                prefix = match mem.read_cstr(p, longest)? {
+                    Some(s) => s,
+                    None => {
+                        let mut b = vec![0u8; longest];
+                        mem.read(p, &mut b)?;
+                        b
+                    }
+                };
+                &prefix
             }
         };
         if out.refused.is_none() {
-            out.refused = env_match(&head, refuse);
+            out.refused = env_match(head, refuse);
         }
-        if let Some(name) = env_match(&head, paths) {
-            let whole = mem.read_cstr(p, limits.arg)?.ok_or(MemError::TooLong(Errno::E2BIG))?;
-            out.paths.push((name, whole[name.len() + 1..].to_vec()));
+        if let Some(name) = env_match(head, paths) {
+            let value = match &whole {
+                Some(s) => s[name.len() + 1..].to_vec(),
+                None => mem.read_cstr(p, limits.arg)?.ok_or(MemError::TooLong(Errno::E2BIG))?[name.len() + 1..].to_vec(),
+            };
+            out.paths.push((name, value));
         }
     }
     Ok(out)
