@@ -676,25 +676,8 @@ fn c7_loader_variable_flipped_by_a_thread_during_the_check() {
 fn c7_a_traced_exec_never_runs_an_image_its_tracer_could_change() {
     require_root!();
     let a = Arena::new();
-    let script = "import ctypes, os\n\
-        libc = ctypes.CDLL(None, use_errno=True)\n\
-        def run(traced):\n\
-        \x20   pid = os.fork()\n\
-        \x20   if pid == 0:\n\
-        \x20       if traced:\n\
-        \x20           libc.ptrace(0, 0, 0, 0)\n\
-        \x20       try:\n\
-        \x20           os.execv('/bin/true', ['true'])\n\
-        \x20       except OSError as e:\n\
-        \x20           os._exit(100 + e.errno)\n\
-        \x20   while True:\n\
-        \x20       _, st = os.waitpid(pid, 0)\n\
-        \x20       if os.WIFSTOPPED(st):\n\
-        \x20           libc.ptrace(7, pid, 0, 0)\n\
-        \x20           continue\n\
-        \x20       return os.WEXITSTATUS(st) if os.WIFEXITED(st) else -os.WTERMSIG(st)\n\
-        print(run(False), run(True))\n";
-    let (out, lines) = a.session(None, &["/usr/bin/python3", "-c", script]);
+    let script = traced_exec_script(0);
+    let (out, lines) = a.session(None, &["/usr/bin/python3", "-c", &script]);
     let got = stdout(&out);
     let all = lines.join("\n");
     let (untraced, traced) = got.trim().split_once(' ').unwrap_or_else(|| panic!("{got:?} {}\n{all}", stderr(&out)));
@@ -710,6 +693,51 @@ fn c7_a_traced_exec_never_runs_an_image_its_tracer_could_change() {
             assert_eq!(count(&lines, "result=killed"), 1, "{all}");
         }
     }
+}
+
+/// A Python program that runs `/bin/true` from a forked child, untraced then traced by its
+/// parent (`PTRACE_TRACEME`), with an environment padded by `pad` bytes; prints both exit
+/// codes (100 + errno when the exec fails, minus the signal when killed).
+fn traced_exec_script(pad: usize) -> String {
+    format!(
+        "import ctypes, os\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        env = dict(os.environ)\n\
+        if {pad}:\n\
+        \x20   env['SW_PAD'] = 'x' * {pad}\n\
+        def run(traced):\n\
+        \x20   pid = os.fork()\n\
+        \x20   if pid == 0:\n\
+        \x20       if traced:\n\
+        \x20           libc.ptrace(0, 0, 0, 0)\n\
+        \x20       try:\n\
+        \x20           os.execve('/bin/true', ['true'], env)\n\
+        \x20       except OSError as e:\n\
+        \x20           os._exit(100 + e.errno)\n\
+        \x20   while True:\n\
+        \x20       _, st = os.waitpid(pid, 0)\n\
+        \x20       if os.WIFSTOPPED(st):\n\
+        \x20           libc.ptrace(7, pid, 0, 0)\n\
+        \x20           continue\n\
+        \x20       return os.WEXITSTATUS(st) if os.WIFEXITED(st) else -os.WTERMSIG(st)\n\
+        print(run(False), run(True))\n"
+    )
+}
+
+/// An exec whose argument and environment strings pass what the kernel's check compares
+/// (8 KiB) is checked at a ptrace stop instead, in either mode: the traced one is refused
+/// there (`EACCES`, `rule=guard:traced`, which only the ptrace check gives), the untraced one
+/// runs.
+#[test]
+fn c7_an_exec_too_large_for_the_kernel_check_is_checked_at_a_ptrace_stop() {
+    require_root!();
+    let a = Arena::new();
+    let (out, lines) = a.session(None, &["/usr/bin/python3", "-c", &traced_exec_script(9000)]);
+    let got = stdout(&out);
+    let all = lines.join("\n");
+    assert_eq!(got.trim(), format!("0 {}", 100 + libc::EACCES), "{}\n{all}", stderr(&out));
+    assert_eq!(count(&lines, "rule=guard:traced"), 1, "{all}");
+    assert_eq!(count(&lines, "differs=traced"), 0, "{all}");
 }
 
 #[test]

@@ -262,3 +262,27 @@ fn a_thousand_execs_from_four_processes_make_exactly_a_thousand_lines() {
     let end = find(&lines, "event=session-end");
     assert!(end.contains("allowed=1001") && end.contains("refused=0"), "{end}");
 }
+
+/// A supervisor outside the initial PID namespace (a container's, with its own /proc) cannot
+/// use the kernel's exec check, whose program sees the kernel's task ids: with `verify = "bpf"`
+/// it says so (`event=verify-fallback`) and checks at ptrace stops, and the command runs.
+#[test]
+fn a_supervisor_in_a_pid_namespace_of_its_own_falls_back_to_the_ptrace_check() {
+    require_root!();
+    let cfg = ConfigFile::new("default = \"allow\"\nverify = \"bpf\"\n");
+    let out = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount", "--mount-proc", "--"])
+        .arg(session_wrapper_tests::bin("session-wrapper"))
+        .args(["run", "--config"])
+        .arg(cfg.path())
+        .args(["--user", "nobody", "--log-socket", "/nonexistent/log", "--", "/bin/true"])
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("unshare");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("event=verify-fallback") && err.contains("not in the initial PID namespace"), "{err}");
+    let start = err.lines().find(|l| l.contains("event=session-start")).unwrap_or_default();
+    assert!(start.contains(" verify=ptrace "), "{err}");
+    assert!(err.lines().any(|l| l.contains("path=\"/bin/true\"") && l.contains("result=exec")), "{err}");
+}

@@ -225,12 +225,14 @@ impl ExecCheck {
     }
 }
 
-/// Whether this process sees PIDs as the kernel's programs do (NSpid has one entry).
+/// Whether this process is in the initial PID namespace, where the ids the notifications give
+/// are the ones the program sees. Its namespace's inode is the kernel's constant for the
+/// initial one (`PROC_PID_INIT_INO`), whatever `/proc` is mounted: a container's own `/proc`
+/// shows one `NSpid` entry, so that line cannot tell.
 fn in_initial_pid_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("NSpid:")).map(|l| l.split_whitespace().count() == 2))
-        .unwrap_or(false)
+    use std::os::unix::fs::MetadataExt;
+    const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
+    std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == PROC_PID_INIT_INO)
 }
 
 /// `/sys/fs/bpf/session-wrapper/<tag>`, made if needed.
