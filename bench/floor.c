@@ -8,10 +8,18 @@
  *                              as the supervisor does to check what really loaded:
  *                              PTRACE_SEIZE while the task waits, CONTINUE, PTRACE_INTERRUPT,
  *                              and detach at the stop that follows
+ *   floor read CMD ARGS...     notify, and before answering, the least any supervisor that
+ *                              decides on the real file and the arguments must read: the path
+ *                              and argv from the task's memory (two process_vm_readv), the file
+ *                              through the task's root (openat O_PATH, fstat) and its real
+ *                              path (readlink of the descriptor), then NOTIF_ID_VALID
+ *   floor log CMD ARGS...      read, and one syslog datagram per exec after the answer, to the
+ *                              Unix datagram socket named by FLOOR_LOG (the same receiver)
  *
  * Build: cc -O2 -o floor bench/floor.c   (as root: installs a filter without NO_NEW_PRIVS) */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
@@ -32,6 +40,9 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,12 +102,68 @@ static void on_stop(pid_t tid, int st) {
         ptrace(PTRACE_DETACH, tid, 0, (void *)(long)sig);
 }
 
+/* The least reading of one exec (mode read): its path and argv, the file its path names from
+ * the task's root and that file's real path. Errors are ignored: only the cost counts. */
+static void read_exec(const struct seccomp_notif *req) {
+    pid_t tid = req->pid;
+    int at = req->data.nr == SYS_execveat;
+    char path[256] = {0}, args[8 * 16] = {0}, strings[16][64];
+    struct iovec local[2] = {{path, sizeof path - 1}, {args, sizeof args}};
+    struct iovec remote[2] = {{(void *)req->data.args[at], sizeof path - 1}, {(void *)req->data.args[at + 1], sizeof args}};
+    process_vm_readv(tid, local, 2, remote, 2, 0);
+    struct iovec ls[16], rs[16];
+    int n = 0;
+    for (; n < 16 && ((unsigned long *)args)[n]; n++) {
+        ls[n] = (struct iovec){strings[n], sizeof strings[n]};
+        rs[n] = (struct iovec){(void *)((unsigned long *)args)[n], sizeof strings[n]};
+    }
+    if (n) process_vm_readv(tid, ls, n, rs, n, 0);
+    char through[512], real[512];
+    snprintf(through, sizeof through, "/proc/%d/%s/%s", (int)tid, path[0] == '/' ? "root" : "cwd", path);
+    int fd = open(through, O_PATH | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    fstat(fd, &st);
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    if (readlink(self, real, sizeof real) < 0) real[0] = 0;
+    close(fd);
+}
+
+/* One datagram like a decision line (mode log), to FLOOR_LOG; dropped when it would block. */
+static void log_exec(int sock, const struct seccomp_notif *req) {
+    char line[400];
+    int n = snprintf(line, sizeof line,
+                     "<86>Dec  3 12:49:03 floor[%d]: session=0123456789ab decision=allow rule=default mode=enforce "
+                     "user=root uid=0 target=root pid=%d ppid=1 tty=- cwd=\"/tmp\" path=\"/bin/true\" "
+                     "exe=\"/usr/bin/true\" argc=1 argv=\"/bin/true\" latency_us=1 result=exec",
+                     (int)getpid(), (int)req->pid);
+    send(sock, line, n, MSG_DONTWAIT);
+}
+
+static int log_socket(void) {
+    const char *path = getenv("FLOOR_LOG");
+    if (!path) {
+        fprintf(stderr, "floor log: set FLOOR_LOG to the receiver's socket\n");
+        exit(2);
+    }
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a)) die("FLOOR_LOG");
+    return s;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3 || (strcmp(argv[1], "notify") && strcmp(argv[1], "ptrace"))) {
-        fprintf(stderr, "usage: floor notify|ptrace CMD ARGS...\n");
+    const char *modes[] = {"notify", "ptrace", "read", "log"};
+    int mode = -1;
+    for (int i = 0; argc >= 3 && i < 4; i++)
+        if (!strcmp(argv[1], modes[i])) mode = i;
+    if (mode < 0) {
+        fprintf(stderr, "usage: floor notify|ptrace|read|log CMD ARGS...\n");
         return 2;
     }
-    int trace = !strcmp(argv[1], "ptrace");
+    int trace = mode == 1, reads = mode >= 2, logs = mode == 3 ? log_socket() : -1;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) die("socketpair");
     pid_t child = fork();
@@ -159,11 +226,16 @@ int main(int argc, char **argv) {
             }
             pid_t tid = req->pid;
             int seized = trace && ptrace(PTRACE_SEIZE, tid, 0, (void *)(PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL)) == 0;
+            if (reads) {
+                read_exec(req);
+                ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id);
+            }
             memset(resp, 0, sizes.seccomp_notif_resp);
             resp->id = req->id;
             resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
             if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp) && errno != ENOENT) die("notif send");
             if (seized) ptrace(PTRACE_INTERRUPT, tid, 0, 0);
+            if (logs >= 0) log_exec(logs, req);
         } else if (p[1].revents & (POLLHUP | POLLERR)) {
             open_listener = 0; /* no task left under the filter */
         }

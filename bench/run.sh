@@ -101,7 +101,8 @@ if [ "$what" = all ] || [ "$what" = exec ]; then
   # command (intercepted ones included) to a file.
   cp /usr/bin/dash "$work/ish"
   # The floor: the kernel mechanisms alone (seccomp notification answered CONTINUE; and with
-  # the ptrace stop at each exec), without any decision, reading or logging.
+  # the ptrace stop at each exec), without any decision, reading or logging; and the least a
+  # supervisor that decides on the real file and argv must do (read them; and send one line).
   cc -O2 -o "$work/floor" bench/floor.c
   cat > "$work/sudoers" <<EOF
 Defaults !use_pty, !lecture, !syslog, logfile=$work/sudo.log
@@ -164,6 +165,8 @@ for r in \$(seq $rounds); do
     -n sudo-intercept "sudo $work/ish $work/loop.sh" \\
     -n floor-notify "$work/floor notify sh $work/loop.sh" \\
     -n floor-ptrace "$work/floor ptrace sh $work/loop.sh" \\
+    -n floor-read "$work/floor read sh $work/loop.sh" \\
+    -n floor-log "env FLOOR_LOG=$work/log $work/floor log sh $work/loop.sh" \\
     -n bare-cpu0 "taskset -c 0 sh $work/loop.sh" \\
     -n floor-notify-cpu0 "taskset -c 0 $work/floor notify sh $work/loop.sh" \\
     -n floor-ptrace-cpu0 "taskset -c 0 $work/floor ptrace sh $work/loop.sh" \\
@@ -173,7 +176,7 @@ done
 EOF
   unshare -m --propagation private bash "$work/exec-bench.sh" || { cat "$work/hyperfine.err" >&2; exit 1; }
   echo "  hyperfine warned of statistical outliers $(grep -c 'outliers' "$work/hyperfine.err" || true) times" \
-    "(in $((rounds * 16)) row-rounds; many: the machine was not quiet)"
+    "(in $((rounds * 18)) row-rounds; many: the machine was not quiet)"
   grep -q 'COMMAND=/bin/true' "$work/sudo.log" || { echo "bench: sudo intercept logged no subcommand" >&2; exit 1; }
   python3 - "$work"/exec-*.json <<'PY'
 import json, os, statistics, sys
@@ -187,11 +190,12 @@ def rec(k, v):
 notes = {"enforce": "verify = bpf", "enforce-ptrace": "verify = ptrace",
          "snoopy": "env + sh, libsnoopy preloaded", "sudo": "sudo sh, no intercept",
          "floor-notify": "seccomp notification, CONTINUE", "floor-ptrace": "+ ptrace stop at exec",
+         "floor-read": "notification + path, argv, file, real path", "floor-log": "floor-read + one line",
          "sudo-intercept": "sudo, intercept (ptrace)", "tacacs-uncached": "127.0.0.1",
          "tacacs-cached": "cache-ttl-s = 60"}
 print(f"  {'row':16s} {'median':>10s} {'ratio':>7s} {'per exec':>10s}   (runs)")
 for k in ["bare", "enforce", "enforce-ptrace", "audit", "tacacs-uncached", "tacacs-cached", "snoopy", "sudo",
-          "sudo-intercept", "floor-notify", "floor-ptrace", "bare-cpu0", "floor-notify-cpu0",
+          "sudo-intercept", "floor-notify", "floor-ptrace", "floor-read", "floor-log", "bare-cpu0", "floor-notify-cpu0",
           "floor-ptrace-cpu0", "enforce-cpu0", "enforce-ptrace-cpu0"]:
     base = r["bare-cpu0"] if k.endswith("cpu0") else r["bare"]
     ratio, per = r[k] / base, (r[k] - base) / 500 * 1e6
@@ -207,6 +211,10 @@ print(f"  TACACS+ uncached over the local policy: {(r['tacacs-uncached'] - r['en
 rec("exec.sudo-intercept.over_sudo_us", f"{(r['sudo-intercept'] - r['sudo']) / 500 * 1e6:.1f}")
 PY
   echo "  load average after: $(loadavg)"
+  echo "== where the supervisor's time per exec goes, against the least a supervisor must do" \
+    "(bench/steps.py; load average $(loadavg))"
+  command -v perf >/dev/null || apt_install linux-perf
+  python3 bench/steps.py "$rel/session-wrapper" "$work/allow.toml" "$work/floor" "$work/log" "$work" 2000
   echo "== the same loop as whole runs in alternating pairs (bench/pairs.py; load average $(loadavg))"
   python3 bench/pairs.py "$rel/session-wrapper" "$work" "$work/loop.sh" "${SW_BENCH_PAIRS:-9}"
 fi

@@ -105,8 +105,11 @@ pub fn cwd(tid: i32) -> io::Result<Vec<u8>> {
 /// # Errors
 /// When the process is gone.
 pub fn tty(pid: i32) -> io::Result<Option<String>> {
-    let stat = read_bounded(&format!("/proc/{pid}/stat"), 4096)?;
-    let text = String::from_utf8_lossy(&stat);
+    // One read: the kernel renders the whole line into a buffer this size in one go.
+    let mut stat = [0u8; 2048];
+    let n = File::open(format!("/proc/{pid}/stat"))?.read(&mut stat)?;
+    let stat = &stat[..n];
+    let text = String::from_utf8_lossy(stat);
     // The command name may hold anything: fields resume after the last ')'.
     let rest = text.rfind(')').map_or("", |i| &text[i + 1..]);
     let nr: u64 = rest.split_whitespace().nth(4).and_then(|f| f.parse().ok()).unwrap_or(0);
