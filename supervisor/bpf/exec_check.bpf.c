@@ -5,7 +5,9 @@
 // Before the supervisor lets an exec of a supervised task go on (its seccomp notification
 // answered CONTINUE), it writes into `expects`, under the task's id, what it authorized: the
 // image (mount id and inode of the file that must end up executing, after any #! chain) and
-// the exact bytes of the new argument and environment strings, with state PENDING. When the
+// the exact bytes of the new argument and environment strings, and the user namespace the
+// task must be in (the session's, which its seccomp filter does not let it leave), with state
+// PENDING. When the
 // exec has loaded (sched_process_exec: the new image is mapped, its stack written, not one
 // instruction of it has run), `on_exec` compares what the kernel really loaded with that,
 // sends SIGKILL when it differs (the task dies before it runs), and writes the verdict into
@@ -33,14 +35,22 @@ struct mount { struct vfsmount mnt; int mnt_id; } __attribute__((preserve_access
 struct mm_struct {
 	unsigned long arg_start, arg_end, env_start, env_end;
 } __attribute__((preserve_access_index));
-struct task_struct { unsigned int ptrace; int pid; struct mm_struct *mm; } __attribute__((preserve_access_index));
+struct ns_common { unsigned int inum; } __attribute__((preserve_access_index));
+struct user_namespace { struct ns_common ns; } __attribute__((preserve_access_index));
+struct cred { struct user_namespace *user_ns; } __attribute__((preserve_access_index));
+struct task_struct {
+	unsigned int ptrace;
+	int pid;
+	struct mm_struct *mm;
+	const struct cred *real_cred;
+} __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
 
 #define BLOCK_MAX 8192
 #define SIGKILL 9
 
 enum state { PENDING = 0, DONE = 1, GONE = 2 };
-enum verdict { SAME = 0, OTHER_IMAGE = 1, OTHER_ARGS = 2, UNREADABLE = 3, TRACED = 5 };
+enum verdict { SAME = 0, OTHER_IMAGE = 1, OTHER_ARGS = 2, UNREADABLE = 3, TRACED = 5, OTHER_USERNS = 6 };
 
 // What the supervisor authorized for one exec, and what was found (keep in step with
 // supervisor/src/sys/bpf.rs).
@@ -55,7 +65,8 @@ struct expect {
 	// What was found:
 	__u32 verdict;
 	__u32 pid;      // the process id after the exec
-	__u32 pad[2];
+	__u32 userns;   // the user namespace's inode number the task must be in (0: any)
+	__u32 pad;
 	__u64 got_mnt_id;
 	__u64 got_ino;
 	__u8 block[BLOCK_MAX];
@@ -136,6 +147,8 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 	e->got_mnt_id = BPF_CORE_READ((struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt)), mnt_id);
 	if (e->got_ino != e->ino || e->got_mnt_id != e->mnt_id)
 		verdict = OTHER_IMAGE;
+	else if (e->userns && BPF_CORE_READ(p, real_cred, user_ns, ns.inum) != e->userns)
+		verdict = OTHER_USERNS;
 	else if (e->untraced && p->ptrace)
 		verdict = TRACED;
 	else

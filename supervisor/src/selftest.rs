@@ -288,7 +288,7 @@ fn verify_check(config: &Config) -> Check {
         .map_err(|e| e.to_string())
         .and_then(|mut c| crate::sys::bpf::probe(&mut c));
     match probed {
-        Ok(()) => check(SYSTEM, NAME, Status::Pass, "bpf: the kernel let the expected exec run and killed a swapped image and swapped arguments before they ran"),
+        Ok(()) => check(SYSTEM, NAME, Status::Pass, "bpf: the kernel let the expected exec run and killed a swapped image, swapped arguments and another user namespace before they ran"),
         Err(e) => check(
             SYSTEM,
             NAME,

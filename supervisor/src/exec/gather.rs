@@ -46,6 +46,10 @@ pub struct Sight {
     /// How many bytes of environment strings to keep whole for the kernel's exec check (0:
     /// none, the check is at the ptrace stop).
     pub strings_max: usize,
+    /// With the kernel's exec check and the `user-namespaces` guard denying: the session's
+    /// user namespace (inode number), which the kernel compares with the task's at the exec
+    /// instead of a `/proc/TID/ns/user` lookup here.
+    pub kernel_user_namespace: Option<u32>,
 }
 
 impl Sight {
@@ -67,6 +71,16 @@ impl Sight {
             links,
             library_vars,
             strings_max: 0,
+            kernel_user_namespace: None,
+        }
+    }
+
+    /// Hands the exec check to the kernel: environment strings are kept whole, and the user
+    /// namespace is compared there when the guard denies others.
+    pub fn check_in_kernel(&mut self, config: &Config) {
+        self.strings_max = crate::sys::bpf::BLOCK_MAX;
+        if config.policy.guards.user_namespaces == GuardAction::Deny {
+            self.kernel_user_namespace = self.reference.user_namespace_inode().and_then(|i| u32::try_from(i).ok());
         }
     }
 }
@@ -95,6 +109,9 @@ pub struct ExecFacts {
     pub library_path: Option<String>,
     /// Whether the caller is in a user namespace other than the session's.
     pub foreign_user_namespace: bool,
+    /// Not looked up: the kernel compares it if it takes this exec
+    /// ([`Sight::kernel_user_namespace`]); otherwise it is looked up before the exec goes on.
+    pub user_namespace_unchecked: bool,
     /// The file, its `#!` chain and what will really start.
     pub plan: ExecPlan,
     /// The working directory.
@@ -207,7 +224,8 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
     mark_foreign(&sight.reference, &mut plan);
     plan.find_links(&sight.links, &path, &argv);
     let library_path = library_path_problem(tid, &library_vars);
-    let foreign_user_namespace = sight.reference.foreign_user_namespace(tid);
+    let user_namespace_unchecked = sight.kernel_user_namespace.is_some() && env_strings.is_some();
+    let foreign_user_namespace = !user_namespace_unchecked && sight.reference.foreign_user_namespace(tid);
     let target_user = sight.names.name(status.euid).to_owned();
     Gathered::Facts(Box::new(ExecFacts {
         id: n.id,
@@ -220,6 +238,7 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
         env_strings,
         library_path,
         foreign_user_namespace,
+        user_namespace_unchecked,
         plan,
         cwd,
         tty,

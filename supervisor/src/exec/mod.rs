@@ -133,7 +133,7 @@ impl Pipeline {
     pub fn new(config: &Config, leader: i32, kernel: bool) -> Self {
         let mut sight = Sight::new(config, leader);
         if kernel {
-            sight.strings_max = crate::sys::bpf::BLOCK_MAX;
+            sight.check_in_kernel(config);
         }
         Pipeline {
             table: HashMap::new(),
@@ -286,15 +286,23 @@ impl Pipeline {
             // exec, else a ptrace stop. A task traced by someone else cannot be attached,
             // which is how a tracer is noticed.
             let untraced = ctx.config.policy.guards.traced == GuardAction::Deny;
-            if verify::expect_in_kernel(ctx.check.as_deref_mut(), &f, enforce, untraced) {
+            let userns = self.sight.kernel_user_namespace;
+            if verify::expect_in_kernel(ctx.check.as_deref_mut(), &f, enforce, untraced, userns) {
                 check = Check::Kernel;
-            } else if !traced {
-                match tracer::seize(f.tid) {
-                    Ok(()) => check = Check::Ptrace,
-                    Err(Errno::ESRCH) => return,
-                    Err(_) => {
-                        traced = true;
-                        traced_guard(ctx.config, &mut s);
+            } else {
+                if f.user_namespace_unchecked && self.sight.reference.foreign_user_namespace(f.tid) {
+                    // Not for the kernel after all, and from another user namespace: the guard
+                    // refuses it here, as it would have before the decision.
+                    guard_overrides(&mut s, Guard::UserNamespaces);
+                }
+                if !traced && (s.verdict == Verdict::Allow || !enforce) {
+                    match tracer::seize(f.tid) {
+                        Ok(()) => check = Check::Ptrace,
+                        Err(Errno::ESRCH) => return,
+                        Err(_) => {
+                            traced = true;
+                            traced_guard(ctx.config, &mut s);
+                        }
                     }
                 }
             }
@@ -517,9 +525,17 @@ fn subject<'a>(session: &'a Session, f: &'a ExecFacts, traced: bool) -> Subject<
 /// The exec turned out to be traced (it could not be attached): the `traced` guard applies, as
 /// it would have had the tracer been known (it comes after the other guards, before the rules).
 fn traced_guard(config: &Config, s: &mut Settled) {
-    if config.policy.guards.traced == GuardAction::Deny && !matches!(s.decision.by, DecidedBy::Guard(_)) {
+    if config.policy.guards.traced == GuardAction::Deny {
+        guard_overrides(s, Guard::Traced);
+    }
+}
+
+/// A guard found to deny after the decision refuses the exec, unless another guard already
+/// did.
+fn guard_overrides(s: &mut Settled, guard: Guard) {
+    if !matches!(s.decision.by, DecidedBy::Guard(_)) {
         s.verdict = Verdict::Deny;
-        s.decision = Decision { action: Action::Deny, by: DecidedBy::Guard(Guard::Traced), message: None };
+        s.decision = Decision { action: Action::Deny, by: DecidedBy::Guard(guard), message: None };
         s.authz.clear();
         s.reason = None;
     }

@@ -93,8 +93,9 @@ pub fn at_exec_stop(pid: i32, facts: &ExecFacts, traced: bool, sight: &mut Sight
 /// (its argument and environment strings take at most [`crate::sys::bpf::BLOCK_MAX`] bytes):
 /// writes what it may load, before its notification is answered. `kill`: a difference kills it
 /// (enforce mode); `untraced`: being traced at the exec is a difference (the `traced` guard
+/// denies); `user_namespace`: being in another user namespace is (the `user-namespaces` guard
 /// denies). `false`: check it at a ptrace stop instead.
-pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool, untraced: bool) -> bool {
+pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool, untraced: bool, user_namespace: Option<u32>) -> bool {
     let (Some(check), Some(env)) = (check, f.env_strings.as_ref()) else { return false };
     let argv = &f.plan.final_argv;
     let len = argv.iter().map(|a| a.len() + 1).sum::<usize>() + env.len();
@@ -108,18 +109,20 @@ pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool
     }
     strings.extend_from_slice(env);
     let image = f.plan.image();
-    let expect = Expect { notif: f.id, image: (image.mnt_id, image.ino), strings, kill, untraced };
+    let user_namespace = user_namespace.unwrap_or(0);
+    let expect = Expect { notif: f.id, image: (image.mnt_id, image.ino), strings, kill, untraced, user_namespace };
     check.expect(f.tid, &expect).is_ok()
 }
 
 /// The fields of a decision line when the kernel found that what loaded is not what was
-/// authorized: `verify=mismatch check=bpf differs=image|strings|traced|unreadable` and the
+/// authorized: `verify=mismatch check=bpf differs=image|strings|traced|userns|unreadable` and the
 /// loaded image's mount id and inode.
 pub fn kernel_mismatch(r: &Report, outcome: Outcome) -> Vec<Field> {
     let differs = match outcome {
         Outcome::OtherImage => "image",
         Outcome::OtherStrings => "strings",
         Outcome::Traced => "traced",
+        Outcome::OtherUserNamespace => "userns",
         _ => "unreadable",
     };
     crate::log::Event::new(crate::log::Severity::Warning, crate::log::Kind::Decision)

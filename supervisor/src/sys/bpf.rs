@@ -87,6 +87,8 @@ pub struct Expect {
     /// A task traced at its exec differs too (the `traced` guard denies: a tracer could change
     /// the new image once it runs).
     pub untraced: bool,
+    /// The inode number of the user namespace the task must be in (0: any).
+    pub user_namespace: u32,
 }
 
 /// What the kernel found when an exec loaded, or that its task left.
@@ -105,6 +107,9 @@ pub enum Outcome {
     Gone,
     /// The task was traced at its exec, and the expectation refused that; it was killed.
     Traced,
+    /// The task was in another user namespace than the expected one; it was killed
+    /// (likewise).
+    OtherUserNamespace,
 }
 
 /// One report from the kernel.
@@ -134,6 +139,7 @@ impl Report {
             (_, 1) => Outcome::OtherImage,
             (_, 2) => Outcome::OtherStrings,
             (_, 5) => Outcome::Traced,
+            (_, 6) => Outcome::OtherUserNamespace,
             _ => Outcome::Unreadable,
         };
         Some(Report {
@@ -192,6 +198,7 @@ impl ExecCheck {
         v[24..28].copy_from_slice(&(e.strings.len() as u32).to_ne_bytes());
         v[28..32].copy_from_slice(&u32::from(e.kill).to_ne_bytes());
         v[32..36].copy_from_slice(&u32::from(e.untraced).to_ne_bytes());
+        v[48..52].copy_from_slice(&e.user_namespace.to_ne_bytes());
         v[HEADER..HEADER + e.strings.len()].copy_from_slice(&e.strings);
         v[HEADER + e.strings.len()..].fill(0);
         self.expects.update(&(tid as u32).to_ne_bytes(), v, MapFlags::ANY).map_err(kernel("expect"))
@@ -285,20 +292,23 @@ fn load_and_pin(dir: &Path) -> Result<MapHandle, BpfError> {
 }
 
 /// Proves the check on this kernel: a child exec'ing `/bin/true` (argv `["true"]`, no
-/// environment) runs when the expectation names it, and is killed before it runs when the
-/// expectation names another inode or other arguments, or is only reported (no kill).
+/// environment, in this process's user namespace) runs when the expectation names it, and is
+/// killed before it runs when the expectation names another inode, other arguments or another
+/// user namespace, or is only reported (no kill).
 ///
 /// # Errors
 /// What went otherwise.
 pub fn probe(check: &mut ExecCheck) -> Result<(), String> {
     let image = true_image().map_err(|e| format!("/bin/true: {e}"))?;
-    let ok = Expect { notif: 1, image, strings: b"true\0".to_vec(), kill: true, untraced: true };
+    let userns = crate::sys::procfs::user_namespace(std::process::id() as i32).map_err(|e| format!("own user namespace: {e}"))?.1 as u32;
+    let ok = Expect { notif: 1, image, strings: b"true\0".to_vec(), kill: true, untraced: true, user_namespace: userns };
     let cases = [
         (ok.clone(), true, Some(0), None, Outcome::Same),
         (Expect { notif: 2, image: (image.0, image.1 + 1), ..ok.clone() }, true, None, Some(9), Outcome::OtherImage),
         (Expect { notif: 3, strings: b"trux\0".to_vec(), ..ok.clone() }, true, None, Some(9), Outcome::OtherStrings),
         (Expect { notif: 4, strings: b"trux\0".to_vec(), kill: false, ..ok.clone() }, true, Some(0), None, Outcome::OtherStrings),
         (Expect { notif: 5, ..ok.clone() }, false, Some(3), None, Outcome::Gone),
+        (Expect { notif: 6, user_namespace: userns.wrapping_add(1), ..ok.clone() }, true, None, Some(9), Outcome::OtherUserNamespace),
     ];
     for (e, exec, code, signal, outcome) in cases {
         let (status, r) = probe_one(check, exec, &e)?;

@@ -290,6 +290,11 @@ impl Reference {
         self.root.as_ref().map(AsFd::as_fd)
     }
 
+    /// The inode number of the session's user namespace, if it could be read.
+    pub fn user_namespace_inode(&self) -> Option<u64> {
+        self.user_namespace.map(|(_, ino)| ino)
+    }
+
     /// Whether task `tid` is in a user namespace other than the session's (or cannot be
     /// told): such a namespace is where a user owns mounts and can lay files of their own over
     /// the loader and libraries of the programs they run there.
