@@ -70,7 +70,8 @@ impl PtrWidth {
 /// Where pages come from: another process ([`Pid`], through `process_vm_readv`), or, for
 /// tests and fuzzing, a synthetic address space.
 pub trait PageSource {
-    /// Fills `buf` with the page at `base` (page-aligned).
+    /// Fills the whole of `buf` with the page at `base` (page-aligned): `buf` may hold another
+    /// page's bytes, and none of them may be left.
     ///
     /// # Errors
     /// [`MemError::Fault`] when the page is not mapped.
@@ -111,12 +112,36 @@ impl PageSource for FakeMemory {
     }
 }
 
+thread_local! {
+    /// The page buffers of readers that are done, for the next one: every exec is read
+    /// through two or three pages, which would otherwise be allocated, zeroed and freed each
+    /// time.
+    static SPARE: std::cell::RefCell<Vec<Box<[u8; PAGE as usize]>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn give_back(page: Box<[u8; PAGE as usize]>) {
+    SPARE.with(|s| {
+        let mut spare = s.borrow_mut();
+        if spare.len() < CACHED_PAGES {
+            spare.push(page);
+        }
+    });
+}
+
 /// The memory of one process, read through a small page cache.
 #[derive(Debug)]
 pub struct Remote<S: PageSource = Pid> {
     source: S,
     pages: Vec<(u64, Box<[u8; PAGE as usize]>)>,
     next_evict: usize,
+}
+
+impl<S: PageSource> Drop for Remote<S> {
+    fn drop(&mut self) {
+        for (_, page) in self.pages.drain(..) {
+            give_back(page);
+        }
+    }
 }
 
 impl Remote<Pid> {
@@ -136,8 +161,12 @@ impl<S: PageSource> Remote<S> {
         if let Some(i) = self.pages.iter().position(|(b, _)| *b == base) {
             return Ok(&self.pages[i].1);
         }
-        let mut buf = Box::new([0u8; PAGE as usize]);
-        self.source.read_page(base, &mut buf)?;
+        // A spare buffer holds another page's bytes: only a whole page read replaces them.
+        let mut buf = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_else(|| Box::new([0u8; PAGE as usize]));
+        if let Err(e) = self.source.read_page(base, &mut buf) {
+            give_back(buf);
+            return Err(e);
+        }
         let slot = if self.pages.len() < CACHED_PAGES {
             self.pages.push((base, buf));
             self.pages.len() - 1
@@ -392,6 +421,21 @@ mod tests {
                 .expect("mprotect");
         }
         p.as_ptr().cast()
+    }
+
+    #[test]
+    fn a_reader_reuses_the_pages_of_the_last_one_and_sees_only_its_own_bytes() {
+        let first = FakeMemory { pages: vec![(0x1000, b"an earlier process's secret\0".to_vec())] };
+        let mut r = Remote::with_source(first);
+        assert_eq!(r.read_cstr(0x1000, 100), Ok(Some(b"an earlier process's secret".to_vec())));
+        drop(r);
+        let second = FakeMemory { pages: vec![(0x2000, b"ls\0".to_vec())] };
+        let mut r = Remote::with_source(second);
+        let mut got = [0xffu8; 32];
+        r.read(0x2000, &mut got).expect("read");
+        assert_eq!(&got[..3], b"ls\0");
+        assert!(got[3..].iter().all(|&b| b == 0), "{got:?}");
+        assert_eq!(r.read(0x1000, &mut got), Err(MemError::Fault), "the earlier page is not this process's");
     }
 
     fn me() -> Remote {
