@@ -170,13 +170,14 @@ for r in \$(seq $rounds); do
     -n bare-cpu0 "taskset -c 0 sh $work/loop.sh" \\
     -n floor-notify-cpu0 "taskset -c 0 $work/floor notify sh $work/loop.sh" \\
     -n floor-ptrace-cpu0 "taskset -c 0 $work/floor ptrace sh $work/loop.sh" \\
+    -n floor-log-cpu0 "env FLOOR_LOG=$work/log taskset -c 0 $work/floor log sh $work/loop.sh" \\
     -n enforce-cpu0 "taskset -c 0 $sw $work/allow.toml -- sh $work/loop.sh" \\
     -n enforce-ptrace-cpu0 "taskset -c 0 $sw $work/ptrace.toml -- sh $work/loop.sh" >/dev/null 2>>$work/hyperfine.err
 done
 EOF
   unshare -m --propagation private bash "$work/exec-bench.sh" || { cat "$work/hyperfine.err" >&2; exit 1; }
   echo "  hyperfine warned of statistical outliers $(grep -c 'outliers' "$work/hyperfine.err" || true) times" \
-    "(in $((rounds * 18)) row-rounds; many: the machine was not quiet)"
+    "(in $((rounds * 19)) row-rounds; many: the machine was not quiet)"
   grep -q 'COMMAND=/bin/true' "$work/sudo.log" || { echo "bench: sudo intercept logged no subcommand" >&2; exit 1; }
   python3 - "$work"/exec-*.json <<'PY'
 import json, os, statistics, sys
@@ -196,7 +197,7 @@ notes = {"enforce": "verify = bpf", "enforce-ptrace": "verify = ptrace",
 print(f"  {'row':16s} {'median':>10s} {'ratio':>7s} {'per exec':>10s}   (runs)")
 for k in ["bare", "enforce", "enforce-ptrace", "audit", "tacacs-uncached", "tacacs-cached", "snoopy", "sudo",
           "sudo-intercept", "floor-notify", "floor-ptrace", "floor-read", "floor-log", "bare-cpu0", "floor-notify-cpu0",
-          "floor-ptrace-cpu0", "enforce-cpu0", "enforce-ptrace-cpu0"]:
+          "floor-ptrace-cpu0", "floor-log-cpu0", "enforce-cpu0", "enforce-ptrace-cpu0"]:
     base = r["bare-cpu0"] if k.endswith("cpu0") else r["bare"]
     ratio, per = r[k] / base, (r[k] - base) / 500 * 1e6
     print(f"  {k:16s} {r[k]*1000:7.1f} ms {ratio:6.3f}x {per:+8.1f} us   ({len(times[k])}) "

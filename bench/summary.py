@@ -58,6 +58,7 @@ info("system calls per exec, ours", "steps.ours.calls", lambda v: f"{v:.0f}")
 info("system calls per exec, the least (floor log)", "steps.floor.calls", lambda v: f"{v:.0f}")
 info("exec loop pinned, floor: notification only", "exec.floor-notify-cpu0.ratio_cpu0", x)
 info("exec loop pinned, floor: notification + ptrace", "exec.floor-ptrace-cpu0.ratio_cpu0", x)
+info("exec loop pinned, floor: the least reading + one line", "exec.floor-log-cpu0.ratio_cpu0", x)
 if "real.ratio" in f:
     check(f"real workload ({f.get('real.package', '?')} ./configure, {f.get('real.execs', '?')} execs)",
           "real.ratio", x, "<= 1.03x", lambda v: v <= 1.03)
