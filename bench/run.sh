@@ -117,6 +117,7 @@ EOF
   printf 'default = "permit"\n' > "$work/tacacs-rules.toml"
   python3 tests/tacacs/server.py --listen 127.0.0.1:0 --key benchkey --single-connect \
     --rules "$work/tacacs-rules.toml" --events /dev/null > "$work/tacacs.port" &
+  tacacs_pid=$!
   pids+=($!)
   while [ ! -s "$work/tacacs.port" ]; do sleep 0.05; done
   tport=$(sed 's/.*://' "$work/tacacs.port")
@@ -216,6 +217,17 @@ PY
     "(bench/steps.py; load average $(loadavg))"
   command -v perf >/dev/null || apt_install linux-perf
   python3 bench/steps.py "$rel/session-wrapper" "$work/allow.toml" "$work/floor" "$work/log" "$work" 2000
+  # What the uncached TACACS+ row pays the test server (Python): its own CPU per request.
+  echo "== TACACS+ uncached: the test server's own CPU per request (perf stat of its process)"
+  printf 'i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); done\n' > "$work/loop1000.sh"
+  perf stat -x, -e task-clock -p "$tacacs_pid" -o "$work/tacacs-cpu.txt" &
+  stat_pid=$!
+  sleep 0.2
+  $sw "$work/tacacs-0.toml" -- sh "$work/loop1000.sh" >/dev/null
+  kill -INT "$stat_pid"; wait "$stat_pid" || true
+  server_us=$(awk -F, '/task-clock/ {printf "%.1f", $1 * 1000 / 1000}' "$work/tacacs-cpu.txt")
+  echo "  server CPU per request: $server_us us (1,000 execs, each one authorization)"
+  echo "exec.tacacs-server.cpu_us $server_us" >> "$SW_BENCH_FIGURES"
   echo "== the same loop as whole runs in alternating pairs (bench/pairs.py; load average $(loadavg))"
   python3 bench/pairs.py "$rel/session-wrapper" "$work" "$work/loop.sh" "${SW_BENCH_PAIRS:-9}"
 fi
