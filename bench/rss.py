@@ -4,13 +4,20 @@ it starts. Its /proc/PID/status is read once the session is up and idle (its she
 stdin, one decision made), then after the shell has run /bin/true EXECS times (the shell is
 still there, so the supervisor is still serving the session).
 
-usage: rss.py SESSION_WRAPPER CONFIG LOG_SOCKET [EXECS]"""
-import selectors, subprocess, sys, time
+With PAM_CONFIG and PAM_SOCKET, the same is measured in a session opened by `su` through
+pam_session_wrapper.so (bench/run.sh bind-mounts a /etc/pam.d whose `su` stack has the module,
+in a private mount namespace): that session has two processes of ours, the supervisor, which
+answers the execs, and its watchdog, which only waits for it (session/from_pam.rs). This is
+what a login costs in production; `session-wrapper run` is one process doing both.
+
+usage: rss.py SESSION_WRAPPER CONFIG LOG_SOCKET [EXECS [PAM_CONFIG PAM_SOCKET]]"""
+import re, selectors, subprocess, sys, time
 
 import sink
 
 sw, config, sock = sys.argv[1:4]
 execs = int(sys.argv[4]) if len(sys.argv) > 4 else 100_000
+pam = sys.argv[5:7] if len(sys.argv) > 6 else None
 FIELDS = ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads")
 
 
@@ -32,45 +39,80 @@ def status(pid):
 
 
 def show(label, s):
-    print(f"  {label:28s} VmRSS {s['VmRSS']:6d} KiB ({s['VmRSS'] / 1024:.2f} MiB)  "
+    print(f"  {label:34s} VmRSS {s['VmRSS']:6d} KiB ({s['VmRSS'] / 1024:.2f} MiB)  "
           f"VmHWM {s['VmHWM']:6d} KiB ({s['VmHWM'] / 1024:.2f} MiB)  "
           f"anon {s['RssAnon']} KiB, file {s['RssFile']} KiB, Pss {s['Pss']} KiB, "
           f"threads {s['Threads']}")
 
 
-receiver = sink.Sink(sock)
-script = ('read go; i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done; echo done; read end'
-          % execs)
-p = subprocess.Popen([sw, "run", "--config", config, "--log-socket", sock, "--user", "root", "--",
-                      "sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-time.sleep(1.0)
-idle = status(p.pid)
-t0 = time.perf_counter()
-p.stdin.write("go\n")
-p.stdin.flush()
-peak = idle["VmRSS"]
-# Sample while the loop runs (VmHWM has the peak anyway; this shows the trend).
-sel = selectors.DefaultSelector()
-sel.register(p.stdout, selectors.EVENT_READ)
-while not sel.select(timeout=1.0):
-    peak = max(peak, status(p.pid)["VmRSS"])
-assert p.stdout.readline().strip() == "done"
-elapsed = time.perf_counter() - t0
-time.sleep(0.5)
-after = status(p.pid)
-p.stdin.write("\n")
-p.stdin.close()
-p.wait()
-receiver.settle()
-lines = receiver.take()
-receiver.close()
-n = len(sink.decisions(lines))
+def loop_script(n):
+    return 'read go; i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done; echo done; read end' % n
 
+
+def measure(argv, sock, find):
+    """Starts `argv` (a shell running loop_script), finds the processes to measure with
+    `find` once it is idle, and reads their status idle and after the loop. Returns
+    ({name: (idle, after)}, decisions, dropped lines, loop seconds)."""
+    receiver = sink.Sink(sock)
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    procs = find(p.pid, receiver.lines)
+    idle = {name: status(pid) for name, pid in procs.items()}
+    t0 = time.perf_counter()
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    while not sel.select(timeout=1.0):
+        pass
+    assert p.stdout.readline().strip() == "done"
+    elapsed = time.perf_counter() - t0
+    time.sleep(0.5)
+    after = {name: status(pid) for name, pid in procs.items()}
+    p.stdin.write("\n")
+    p.stdin.close()
+    p.wait()
+    receiver.settle()
+    lines = receiver.take()
+    receiver.close()
+    return {n: (idle[n], after[n]) for n in procs}, len(sink.decisions(lines)), sink.dropped(lines), elapsed
+
+
+def comm(pid):
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+def ppid(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def pam_processes(_su_pid, lines):
+    """The supervisor (`sw-supervisor`) of this session and its watchdog (its parent; not a
+    child of su: it detaches). Other sessions may be open on the machine: this one's
+    supervisor is the process whose pid its lines carry (`session-wrapper[PID]:`), on this
+    session's own log socket."""
+    pids = set()
+    for line in list(lines):
+        m = re.search(rb"session-wrapper\[(\d+)\]:", line)
+        if m:
+            pids.add(int(m.group(1)))
+    found = [p for p in pids if comm(p) == "sw-supervisor" and comm(ppid(p)) == "sw-watchdog"]
+    if len(found) != 1:
+        sys.exit(f"rss.py: expected one supervisor among the pids of this session's lines {sorted(pids)}")
+    return {"supervisor": found[0], "watchdog": ppid(found[0])}
+
+
+script = loop_script(execs)
+procs, n, dropped, elapsed = measure(
+    [sw, "run", "--config", config, "--log-socket", sock, "--user", "root", "--", "sh", "-c", script],
+    sock, lambda pid, _lines: {"run": pid})
+idle, after = procs["run"]
 print(f"supervisor memory (/proc/PID/status of `session-wrapper run`):")
 show("idle (1 decision)", idle)
 show(f"after {n} decisions", after)
-print(f"  sampled peak VmRSS during the loop: {peak} KiB; loop took {elapsed:.1f} s "
-      f"({execs / elapsed:.0f} execs/s); lines dropped: {sink.dropped(lines)}")
+print(f"  loop took {elapsed:.1f} s ({execs / elapsed:.0f} execs/s); lines dropped: {dropped}")
 print(f"  target: at most 4 MiB (4096 KiB) VmRSS; anon is the supervisor's own memory, file the "
       f"pages of its program and libraries (page cache, shared with every other process using them)")
 sink.record("rss.idle_kib", idle["VmRSS"])
@@ -82,3 +124,24 @@ sink.record("rss.after_file_kib", after["RssFile"])
 sink.record("rss.after_pss_kib", after["Pss"])
 sink.record("rss.idle_anon_kib", idle["RssAnon"])
 sink.record("rss.decisions", n)
+
+if pam:
+    pam_config, pam_sock = pam
+    procs, n, dropped, elapsed = measure(["su", "root", "-c", script], pam_sock, pam_processes)
+    print("a PAM session's processes (`su` through pam_session_wrapper.so, /proc/PID/status):")
+    for name in ("supervisor", "watchdog"):
+        idle, after = procs[name]
+        show(f"{name}, idle (1 decision)", idle)
+        show(f"{name}, after {n} decisions", after)
+    (s_idle, s_after), (w_idle, w_after) = procs["supervisor"], procs["watchdog"]
+    print(f"  loop took {elapsed:.1f} s ({execs / elapsed:.0f} execs/s); lines dropped: {dropped}")
+    print(f"  target: the supervisor at most 4 MiB (4096 KiB) VmRSS: {s_after['VmRSS']} KiB; "
+          f"the session's two processes together, Pss (each shared page counted once): "
+          f"{s_after['Pss'] + w_after['Pss']} KiB, anonymous {s_after['RssAnon'] + w_after['RssAnon']} KiB")
+    for name, (idle, after) in procs.items():
+        sink.record(f"rss.pam_{name}_idle_kib", idle["VmRSS"])
+        sink.record(f"rss.pam_{name}_after_kib", after["VmRSS"])
+        sink.record(f"rss.pam_{name}_after_anon_kib", after["RssAnon"])
+        sink.record(f"rss.pam_{name}_after_pss_kib", after["Pss"])
+    sink.record("rss.pam_session_pss_kib", s_after["Pss"] + w_after["Pss"])
+    sink.record("rss.pam_decisions", n)

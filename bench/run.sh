@@ -272,8 +272,16 @@ fi
 
 if [ "$what" = all ] || [ "$what" = rss ]; then
   echo "== supervisor memory (load average $(loadavg))"
-  python3 bench/rss.py "$rel/session-wrapper" "$work/allow.toml" "$work/rss.sock" \
-    "${SW_BENCH_RSS_EXECS:-100000}"
+  # The same in a PAM session (su through the module), in a private mount namespace whose
+  # /etc/pam.d has only that su stack; its log goes to rss.py's own receiver.
+  mkdir -p "$work/pam-rss.d"
+  sed "s|^socket = .*|socket = \"$work/rss-pam.sock\"|" "$work/allow.toml" > "$work/rss-pam.toml"
+  chmod 644 "$work/rss-pam.toml"
+  printf 'auth sufficient pam_rootok.so\naccount required pam_permit.so\nsession required pam_permit.so\nsession required %s config=%s supervisor=%s\n' \
+    "$rel/libpam_session_wrapper.so" "$work/rss-pam.toml" "$rel/session-wrapper-supervisor" > "$work/pam-rss.d/su"
+  unshare -m --propagation private sh -c "mount --bind $work/pam-rss.d /etc/pam.d && python3 bench/rss.py \
+    $rel/session-wrapper $work/allow.toml $work/rss.sock ${SW_BENCH_RSS_EXECS:-100000} \
+    $work/rss-pam.toml $work/rss-pam.sock"
 fi
 
 if [ "$what" = all ] || [ "$what" = concurrent ]; then

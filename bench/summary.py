@@ -72,14 +72,22 @@ check("PAM session open, added, kill_on_close (1 s apart)", "open.spaced_cgroup_
 check("session end without a syslog socket, added", "nolog.added_ms", lambda v: f"{v:+.2f} ms",
       "<= 50 ms", lambda v: v <= 50)
 mib = lambda v: f"{v / 1024:.2f} MiB"
-check("supervisor VmRSS, idle", "rss.idle_kib", mib, "<= 4 MiB", lambda v: v <= 4096)
+if "rss.pam_supervisor_after_kib" in f:
+    n = f.get("rss.pam_decisions", "?")
+    check("PAM supervisor VmRSS, idle", "rss.pam_supervisor_idle_kib", mib, "<= 4 MiB",
+          lambda v: v <= 4096)
+    check(f"PAM supervisor VmRSS, after {n} decisions", "rss.pam_supervisor_after_kib", mib,
+          "<= 4 MiB", lambda v: v <= 4096)
+    info(f"PAM watchdog VmRSS, after {n}", "rss.pam_watchdog_after_kib", mib)
+    info(f"PAM session Pss (supervisor + watchdog), after {n}", "rss.pam_session_pss_kib", mib)
+check("`run` supervisor VmRSS, idle", "rss.idle_kib", mib, "<= 4 MiB", lambda v: v <= 4096)
 n = f.get("rss.decisions", "?")
-check(f"supervisor VmRSS, after {n} decisions", "rss.after_kib", mib, "<= 4 MiB",
+check(f"`run` supervisor VmRSS, after {n} decisions", "rss.after_kib", mib, "<= 4 MiB",
       lambda v: v <= 4096)
-info(f"supervisor VmHWM, after {n} decisions", "rss.after_hwm_kib", mib)
-info(f"supervisor RssAnon (own memory), idle", "rss.idle_anon_kib", mib)
-info(f"supervisor RssAnon (own memory), after {n} decisions", "rss.after_anon_kib", mib)
-info(f"supervisor RssFile (program, libraries), after {n}", "rss.after_file_kib", mib)
+info(f"`run` supervisor VmHWM, after {n} decisions", "rss.after_hwm_kib", mib)
+info(f"`run` supervisor RssAnon, idle", "rss.idle_anon_kib", mib)
+info(f"`run` supervisor RssAnon, after {n} decisions", "rss.after_anon_kib", mib)
+info(f"`run` supervisor RssFile, after {n}", "rss.after_file_kib", mib)
 ns = f"{f.get('conc.sessions', '?')} sessions x {f.get('conc.execs_per_session', '?')}"
 info(f"{ns}: decisions/s", "conc.rate", lambda v: f"{v:.0f}/s")
 info(f"{ns}: p50 decision latency", "conc.p50_us", lambda v: f"{v:.0f} us")
