@@ -90,8 +90,10 @@ fn components(path: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
 /// following symlinks the way the kernel does, through root-only directories and links only.
 pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
     let Ok(root_fd) = nix::unistd::dup(root) else { return Lookup::Missing };
-    // The directories walked so far, from the root: (handle, path).
-    let mut chain: Vec<(OwnedFd, Vec<u8>)> = vec![(root_fd, Vec::new())];
+    let Ok(root_stat) = fstat(&root_fd) else { return Lookup::Missing };
+    // The directories walked so far, from the root: (handle, path, its stat, taken through
+    // the handle when it was opened: one `fstat` per component).
+    let mut chain: Vec<(OwnedFd, Vec<u8>, FileStat)> = vec![(root_fd, Vec::new(), root_stat)];
     let mut todo: VecDeque<Vec<u8>> = components(path).collect();
     let mut links = 0;
     while let Some(name) = todo.pop_front() {
@@ -101,9 +103,8 @@ pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
             }
             continue;
         }
-        let Some((dir, dir_path)) = chain.last() else { return Lookup::Missing };
-        let Ok(dir_stat) = fstat(dir) else { return Lookup::Missing };
-        if !root_only(&dir_stat) {
+        let Some((dir, dir_path, dir_stat)) = chain.last() else { return Lookup::Missing };
+        if !root_only(dir_stat) {
             let path = if dir_path.is_empty() { b"/".to_vec() } else { dir_path.clone() };
             return Lookup::Untrusted(Untrusted { path, uid: dir_stat.st_uid, mode: dir_stat.st_mode });
         }
@@ -130,17 +131,14 @@ pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
                     todo.push_front(c);
                 }
             }
-            SFlag::S_IFDIR => chain.push((fd, here)),
+            SFlag::S_IFDIR => chain.push((fd, here, stat)),
             _ if todo.is_empty() => return Lookup::Found(Found { path: here, fd, stat }),
             _ => return Lookup::Missing,
         }
     }
-    let Some((fd, path)) = chain.pop() else { return Lookup::Missing };
+    let Some((fd, path, stat)) = chain.pop() else { return Lookup::Missing };
     let path = if path.is_empty() { b"/".to_vec() } else { path };
-    match fstat(&fd) {
-        Ok(stat) => Lookup::Found(Found { path, fd, stat }),
-        Err(_) => Lookup::Missing,
-    }
+    Lookup::Found(Found { path, fd, stat })
 }
 
 /// This process's own root directory.
@@ -189,11 +187,14 @@ pub fn library_path_problem(root: BorrowedFd<'_>, value: &[u8]) -> Option<String
 /// Finds the links through which a program is invoked under another name than its own: for
 /// `systemctl` invoked as `reboot`, `/usr/sbin/reboot`. Searched: the directory of the path
 /// asked for, then [`STANDARD_DIRS`], each resolved once, when the finder is made, in the
-/// session's root.
+/// session's root, and searched through the handle kept then.
 #[derive(Debug)]
 pub struct LinkFinder {
     root: Option<OwnedFd>,
+    /// Each standard directory's handle and real path, once.
     dirs: Vec<(OwnedFd, Vec<u8>)>,
+    /// Each standard spelling (`/bin`) and its entry in `dirs`.
+    spelled: Vec<(&'static str, usize)>,
 }
 
 impl LinkFinder {
@@ -204,16 +205,22 @@ impl LinkFinder {
             None => own_root(),
         };
         let mut dirs: Vec<(OwnedFd, Vec<u8>)> = Vec::new();
+        let mut spelled = Vec::new();
         if let Some(r) = &root {
             for d in STANDARD_DIRS {
                 if let Lookup::Found(f) = resolve(r.as_fd(), d.as_bytes()) {
-                    if root_only(&f.stat) && !dirs.iter().any(|(_, p)| *p == f.path) {
-                        dirs.push((f.fd, f.path));
+                    if !root_only(&f.stat) {
+                        continue;
                     }
+                    let i = dirs.iter().position(|(_, p)| *p == f.path).unwrap_or_else(|| {
+                        dirs.push((f.fd, f.path));
+                        dirs.len() - 1
+                    });
+                    spelled.push((*d, i));
                 }
             }
         }
-        LinkFinder { root, dirs }
+        LinkFinder { root, dirs, spelled }
     }
 
     /// The paths, in root-only directories, named `name` that lead to the file `dev:ino`.
@@ -225,38 +232,65 @@ impl LinkFinder {
         if name.is_empty() || name.contains(&b'/') || name == b"." || name == b".." {
             return out;
         }
-        let mut candidates = Vec::new();
+        let leads_here = |f: &Found| f.stat.st_dev == dev && f.stat.st_ino == ino;
+        // A standard directory through the handle taken when the finder was made (its real
+        // path; only root can replace it), while it is still root-only: the name is opened in
+        // the directory itself, and only a symlink there is followed from the root.
+        let through_handle = |(dir, path): &(OwnedFd, Vec<u8>)| -> Option<Vec<u8>> {
+            if !matches!(fstat(dir), Ok(st) if root_only(&st)) {
+                return None;
+            }
+            let fd = open_at(dir.as_fd(), name).ok()?;
+            let st = fstat(&fd).ok()?;
+            let link = join(path, name);
+            let found = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+                matches!(resolve(root.as_fd(), &link), Lookup::Found(f) if leads_here(&f))
+            } else {
+                st.st_dev == dev && st.st_ino == ino
+            };
+            found.then_some(link)
+        };
+        // The directory of the path asked for first: a standard one by its handle, another
+        // resolved now (the link itself must sit in a root-only directory, and is named by
+        // that directory's real path).
+        let mut searched = None;
         if asked.starts_with(b"/") && split_last(asked).1 == name {
-            candidates.push(asked.to_vec());
+            let dir = split_last(asked).0;
+            if let Some(&(_, i)) = self.spelled.iter().find(|(d, _)| d.as_bytes() == dir) {
+                out.extend(through_handle(&self.dirs[i]));
+                searched = Some(i);
+            } else if let Lookup::Found(d) = resolve(root.as_fd(), dir) {
+                if root_only(&d.stat) {
+                    let link = join(&d.path, name);
+                    if matches!(resolve(root.as_fd(), &link), Lookup::Found(f) if leads_here(&f)) {
+                        out.push(link);
+                    }
+                    searched = self.dirs.iter().position(|(_, p)| *p == d.path);
+                }
+            }
         }
-        for (_, d) in &self.dirs {
-            let mut p = d.clone();
-            p.push(b'/');
-            p.extend_from_slice(name);
-            candidates.push(p);
-        }
-        for c in candidates {
-            // The link itself must sit in a root-only directory: resolve its directory, then it.
-            let Lookup::Found(d) = resolve(root.as_fd(), split_last(&c).0) else { continue };
-            if !root_only(&d.stat) {
+        for (i, entry) in self.dirs.iter().enumerate() {
+            if searched == Some(i) {
                 continue;
             }
-            let mut link = d.path;
-            if link != b"/" {
-                link.push(b'/');
-            }
-            link.extend_from_slice(name);
-            if out.contains(&link) {
-                continue;
-            }
-            if let Lookup::Found(f) = resolve(root.as_fd(), &link) {
-                if f.stat.st_dev == dev && f.stat.st_ino == ino {
+            if let Some(link) = through_handle(entry) {
+                if !out.contains(&link) {
                     out.push(link);
                 }
             }
         }
         out
     }
+}
+
+/// `dir/name` (`/name` in the root).
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if p != b"/" {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
 }
 
 /// Who other than root can change what `path` names: the owners, groups and "everyone" of
@@ -391,6 +425,56 @@ mod tests {
         assert!(library_path_problem(r.as_fd(), b"$ORIGIN/../lib").expect("token").contains("token"));
         assert!(library_path_problem(r.as_fd(), b"/tmp").expect("tmp").contains("/tmp"));
         assert!(library_path_problem(r.as_fd(), b"/usr/lib;/tmp/x").is_some());
+    }
+
+    #[test]
+    fn a_standard_directory_is_searched_through_its_handle_only_while_only_root_can_change_it() {
+        if !is_root() {
+            eprintln!("skipped: needs root to own the directories");
+            return;
+        }
+        // A session root of its own: /usr/bin holds `prog`, `alias` (a link to it) and `other`
+        // (a link that leaves through a directory a user owns); /bin is a link to usr/bin.
+        let d = scratch("links");
+        let bin = d.join("usr/bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        for p in [d.join("usr"), bin.clone()] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        std::fs::write(bin.join("prog"), b"").expect("write");
+        std::os::unix::fs::symlink("prog", bin.join("alias")).expect("symlink");
+        std::os::unix::fs::symlink("usr/bin", d.join("bin")).expect("symlink");
+        let home = d.join("home");
+        std::fs::create_dir(&home).expect("mkdir");
+        nix::unistd::chown(&home, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+        std::os::unix::fs::symlink("/usr/bin/prog", home.join("prog")).expect("symlink");
+        std::os::unix::fs::symlink("/home/prog", bin.join("other")).expect("symlink");
+        let session_root: OwnedFd = std::fs::File::open(&d).expect("open").into();
+        let finder = LinkFinder::new(Some(session_root.as_fd()));
+        let prog = std::fs::metadata(bin.join("prog")).expect("prog");
+        let links = |name: &[u8], asked: &[u8]| finder.links(name, prog.dev(), prog.ino(), asked);
+        // Found once, by its real directory, whichever spelling was asked for.
+        assert_eq!(links(b"alias", b""), vec![b"/usr/bin/alias".to_vec()]);
+        assert_eq!(links(b"alias", b"/bin/alias"), vec![b"/usr/bin/alias".to_vec()]);
+        // The file under its own name is a link too (no symlink to follow).
+        assert_eq!(links(b"prog", b""), vec![b"/usr/bin/prog".to_vec()]);
+        // A link whose way leads through a user's directory is not one.
+        assert!(links(b"other", b"").is_empty());
+        // The directory asked for, when it is not a standard one, is searched too, if only
+        // root can change it; a user's is not.
+        let opt = d.join("opt");
+        std::fs::create_dir(&opt).expect("mkdir");
+        std::fs::set_permissions(&opt, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::os::unix::fs::symlink("/usr/bin/prog", opt.join("tool")).expect("symlink");
+        assert_eq!(links(b"tool", b"/opt/tool"), vec![b"/opt/tool".to_vec()]);
+        assert!(links(b"tool", b"").is_empty(), "/opt is not a standard directory");
+        assert_eq!(links(b"prog", b"/home/prog"), vec![b"/usr/bin/prog".to_vec()]);
+        // Once others than root can change the directory, its handle gives nothing.
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert!(links(b"prog", b"").is_empty());
+        assert!(links(b"alias", b"").is_empty());
+        assert!(links(b"alias", b"/usr/bin/alias").is_empty());
+        let _ = std::fs::remove_dir_all(d);
     }
 
     #[test]
