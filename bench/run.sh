@@ -5,7 +5,9 @@
 #                             to one CPU), TACACS+ uncached and cached, snoopy, sudo intercept
 #   bench/run.sh real         a real workload: a Debian source package's ./configure
 #   bench/run.sh open         the session-open latency
-#   bench/run.sh rss          the supervisor's memory, idle and after 100,000 decisions
+#   bench/run.sh rss          the supervisor's memory, idle and after 100,000 decisions: of
+#                             `session-wrapper run`, and of a PAM session (su through the
+#                             module): its supervisor and its watchdog
 #   bench/run.sh concurrent   100 concurrent supervised sessions x 1,000 execs
 #   bench/run.sh nolog        a whole `session-wrapper run -- /bin/true` with and without a
 #                             syslog socket (a host without syslog must not wait at the end)
