@@ -232,11 +232,11 @@ impl LinkFinder {
         if name.is_empty() || name.contains(&b'/') || name == b"." || name == b".." {
             return out;
         }
-        let leads_here = |f: &Found| f.stat.st_dev == dev && f.stat.st_ino == ino;
-        // A standard directory through the handle taken when the finder was made (its real
-        // path; only root can replace it), while it is still root-only: the name is opened in
-        // the directory itself, and only a symlink there is followed from the root.
-        let through_handle = |(dir, path): &(OwnedFd, Vec<u8>)| -> Option<Vec<u8>> {
+        let is_file = |st: &FileStat| st.st_dev == dev && st.st_ino == ino;
+        // The link `name` in a directory (its handle and real path), while that directory is
+        // root-only: the name is opened in the directory itself, and only a symlink there is
+        // followed, from the root.
+        let in_dir = |dir: &OwnedFd, path: &[u8]| -> Option<Vec<u8>> {
             if !matches!(fstat(dir), Ok(st) if root_only(&st)) {
                 return None;
             }
@@ -244,39 +244,29 @@ impl LinkFinder {
             let st = fstat(&fd).ok()?;
             let link = join(path, name);
             let found = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
-                matches!(resolve(root.as_fd(), &link), Lookup::Found(f) if leads_here(&f))
+                matches!(resolve(root.as_fd(), &link), Lookup::Found(f) if is_file(&f.stat))
             } else {
-                st.st_dev == dev && st.st_ino == ino
+                is_file(&st)
             };
             found.then_some(link)
         };
-        // The directory of the path asked for first: a standard one by its handle, another
-        // resolved now (the link itself must sit in a root-only directory, and is named by
-        // that directory's real path).
+        // The directory of the path asked for first: a standard one through the handle taken
+        // when the finder was made (only root can replace it), another resolved now.
         let mut searched = None;
         if asked.starts_with(b"/") && split_last(asked).1 == name {
             let dir = split_last(asked).0;
             if let Some(&(_, i)) = self.spelled.iter().find(|(d, _)| d.as_bytes() == dir) {
-                out.extend(through_handle(&self.dirs[i]));
+                out.extend(in_dir(&self.dirs[i].0, &self.dirs[i].1));
                 searched = Some(i);
             } else if let Lookup::Found(d) = resolve(root.as_fd(), dir) {
-                if root_only(&d.stat) {
-                    let link = join(&d.path, name);
-                    if matches!(resolve(root.as_fd(), &link), Lookup::Found(f) if leads_here(&f)) {
-                        out.push(link);
-                    }
-                    searched = self.dirs.iter().position(|(_, p)| *p == d.path);
-                }
+                out.extend(in_dir(&d.fd, &d.path));
+                searched = self.dirs.iter().position(|(_, p)| *p == d.path);
             }
         }
-        for (i, entry) in self.dirs.iter().enumerate() {
-            if searched == Some(i) {
-                continue;
-            }
-            if let Some(link) = through_handle(entry) {
-                if !out.contains(&link) {
-                    out.push(link);
-                }
+        // Each standard directory once: their real paths differ, so their links do too.
+        for (i, (dir, path)) in self.dirs.iter().enumerate() {
+            if searched != Some(i) {
+                out.extend(in_dir(dir, path));
             }
         }
         out
@@ -370,6 +360,14 @@ mod tests {
         nix::unistd::geteuid().is_root()
     }
 
+    /// `parent/home`, a directory user 65534 owns.
+    fn users_home(parent: &std::path::Path) -> std::path::PathBuf {
+        let home = parent.join("home");
+        std::fs::create_dir(&home).expect("mkdir");
+        nix::unistd::chown(&home, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+        home
+    }
+
     #[test]
     fn system_paths_resolve_and_sticky_tmp_does_not() {
         let sh = std::fs::canonicalize("/bin/sh").expect("sh");
@@ -395,9 +393,7 @@ mod tests {
             return;
         }
         let d = scratch("user");
-        let home = d.join("home");
-        std::fs::create_dir(&home).expect("mkdir");
-        nix::unistd::chown(&home, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+        let home = users_home(&d);
         std::os::unix::fs::symlink("/usr/bin", home.join("bin")).expect("symlink");
         let through = home.join("bin/su");
         assert!(canonicalize(through.to_str().expect("utf-8")).is_none());
@@ -444,9 +440,7 @@ mod tests {
         std::fs::write(bin.join("prog"), b"").expect("write");
         std::os::unix::fs::symlink("prog", bin.join("alias")).expect("symlink");
         std::os::unix::fs::symlink("usr/bin", d.join("bin")).expect("symlink");
-        let home = d.join("home");
-        std::fs::create_dir(&home).expect("mkdir");
-        nix::unistd::chown(&home, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+        let home = users_home(&d);
         std::os::unix::fs::symlink("/usr/bin/prog", home.join("prog")).expect("symlink");
         std::os::unix::fs::symlink("/home/prog", bin.join("other")).expect("symlink");
         let session_root: OwnedFd = std::fs::File::open(&d).expect("open").into();
