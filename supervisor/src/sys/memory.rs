@@ -1,8 +1,11 @@
 //! Reading the arguments of an exec from the memory of the process that asked for it.
 //!
-//! Everything is read with `process_vm_readv(2)`, a page at a time: a string that ends just
+//! Everything is read with `process_vm_readv(2)`, in whole pages: a string that ends just
 //! before an unmapped page is read without touching that page, and a pointer into unmapped
-//! memory is an `EFAULT`, as the kernel itself would answer. Strings are bytes, never forced
+//! memory is an `EFAULT`, as the kernel itself would answer. The pages where the strings of a
+//! vector begin are read together, in one call for up to [`BATCH`] strings: a shell keeps
+//! every exported variable in its own allocation, so that an environment is spread over a
+//! dozen pages or more. Strings are bytes, never forced
 //! into UTF-8. Sizes are bounded; what exceeds a bound is refused (`ENAMETOOLONG`, `E2BIG`)
 //! rather than cut, so that nothing is ever decided on a partial command.
 //!
@@ -18,8 +21,11 @@ use nix::unistd::Pid;
 
 /// x86_64 and i386 page size.
 pub const PAGE: u64 = 4096;
-/// Pages kept per request: argv and its strings usually live in one or two.
-const CACHED_PAGES: usize = 8;
+/// Pages kept per request: argv and its strings usually live in one or two; a shell's
+/// environment in up to a few dozen.
+const CACHED_PAGES: usize = 32;
+/// Strings whose first pages are read in one call.
+pub const BATCH: usize = 24;
 
 /// Why memory could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -76,9 +82,26 @@ pub trait PageSource {
     /// # Errors
     /// [`MemError::Fault`] when the page is not mapped.
     fn read_page(&mut self, base: u64, buf: &mut [u8; PAGE as usize]) -> Result<(), MemError>;
+
+    /// Fills `bufs[i]` with the page at `bases[i]` for as many leading pages as can be read
+    /// whole, and says how many; what the rest hold is unspecified. An error is none read.
+    fn read_pages(&mut self, bases: &[u64], bufs: &mut [Box<[u8; PAGE as usize]>]) -> usize {
+        let mut n = 0;
+        while n < bases.len().min(bufs.len()) && self.read_page(bases[n], &mut bufs[n]).is_ok() {
+            n += 1;
+        }
+        n
+    }
 }
 
 impl PageSource for Pid {
+    fn read_pages(&mut self, bases: &[u64], bufs: &mut [Box<[u8; PAGE as usize]>]) -> usize {
+        let remote: Vec<RemoteIoVec> = bases.iter().map(|&base| RemoteIoVec { base: base as usize, len: PAGE as usize }).collect();
+        let mut local: Vec<IoSliceMut> = bufs.iter_mut().map(|b| IoSliceMut::new(&mut b[..])).collect();
+        // The kernel stops at the first page it cannot read; those before it are whole.
+        process_vm_readv(*self, &mut local, &remote).map_or(0, |n| n / PAGE as usize)
+    }
+
     fn read_page(&mut self, base: u64, buf: &mut [u8; PAGE as usize]) -> Result<(), MemError> {
         let remote = [RemoteIoVec { base: base as usize, len: PAGE as usize }];
         let mut local = [IoSliceMut::new(&mut buf[..])];
@@ -117,6 +140,11 @@ thread_local! {
     /// through two or three pages, which would otherwise be allocated, zeroed and freed each
     /// time.
     static SPARE: std::cell::RefCell<Vec<Box<[u8; PAGE as usize]>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A page buffer: a spare one (holding another page's bytes) or a new one.
+fn spare() -> Box<[u8; PAGE as usize]> {
+    SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_else(|| Box::new([0u8; PAGE as usize]))
 }
 
 fn give_back(page: Box<[u8; PAGE as usize]>) {
@@ -162,21 +190,48 @@ impl<S: PageSource> Remote<S> {
             return Ok(&self.pages[i].1);
         }
         // A spare buffer holds another page's bytes: only a whole page read replaces them.
-        let mut buf = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_else(|| Box::new([0u8; PAGE as usize]));
+        let mut buf = spare();
         if let Err(e) = self.source.read_page(base, &mut buf) {
             give_back(buf);
             return Err(e);
         }
-        let slot = if self.pages.len() < CACHED_PAGES {
+        let slot = self.keep(base, buf);
+        Ok(&self.pages[slot].1)
+    }
+
+    /// Caches a page read whole, in place of the one kept longest once the cache is full.
+    fn keep(&mut self, base: u64, buf: Box<[u8; PAGE as usize]>) -> usize {
+        if self.pages.len() < CACHED_PAGES {
             self.pages.push((base, buf));
             self.pages.len() - 1
         } else {
             let i = self.next_evict;
             self.next_evict = (i + 1) % CACHED_PAGES;
-            self.pages[i] = (base, buf);
+            give_back(std::mem::replace(&mut self.pages[i], (base, buf)).1);
             i
-        };
-        Ok(&self.pages[slot].1)
+        }
+    }
+
+    /// Reads, in one call, the pages that hold `addrs` and are not cached yet (at most
+    /// [`BATCH`]). Only a cache fill: a page it cannot read is left for the reads that need
+    /// it, which fail in their own order.
+    pub fn prefetch(&mut self, addrs: &[u64]) {
+        let mut bases: Vec<u64> = Vec::with_capacity(BATCH);
+        for base in addrs.iter().map(|a| a & !(PAGE - 1)) {
+            if bases.len() < BATCH && !bases.contains(&base) && !self.pages.iter().any(|(b, _)| *b == base) {
+                bases.push(base);
+            }
+        }
+        if bases.len() < 2 {
+            return;
+        }
+        let mut bufs: Vec<Box<[u8; PAGE as usize]>> = bases.iter().map(|_| spare()).collect();
+        let n = self.source.read_pages(&bases, &mut bufs);
+        let mut bufs = bufs.into_iter();
+        for (&base, buf) in bases.iter().zip(bufs.by_ref()).take(n) {
+            self.keep(base, buf);
+        }
+        bufs.for_each(give_back);
     }
 
     /// Reads `out.len()` bytes at `addr`.
@@ -278,16 +333,54 @@ pub fn read_argv<S: PageSource>(
         return Ok(argv);
     }
     let mut total = 0usize;
-    for i in 0.. {
-        let Some(p) = nth_pointer(mem, addr, i, width, limits)? else { break };
+    each_string(mem, addr, width, limits, |mem, p| {
         let s = mem.read_cstr(p, limits.arg)?.ok_or(MemError::TooLong(Errno::E2BIG))?;
         total += s.len() + 1;
         if total > limits.argv_total {
             return Err(MemError::TooLong(Errno::E2BIG));
         }
         argv.push(s);
-    }
+        Ok(())
+    })?;
     Ok(argv)
+}
+
+/// Calls `each` with every string pointer of the NULL-terminated vector at `addr` (not NULL),
+/// in order; the pointers are read [`BATCH`] at a time, and the pages where their strings
+/// begin are read together before `each` sees them.
+///
+/// # Errors
+/// The first of `each`'s, or of reading the vector.
+fn each_string<S: PageSource>(
+    mem: &mut Remote<S>,
+    addr: u64,
+    width: PtrWidth,
+    limits: &Limits,
+    mut each: impl FnMut(&mut Remote<S>, u64) -> Result<(), MemError>,
+) -> Result<(), MemError> {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut i = 0;
+    loop {
+        batch.clear();
+        let mut ended = false;
+        while batch.len() < BATCH {
+            match nth_pointer(mem, addr, i, width, limits)? {
+                Some(p) => batch.push(p),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+            i += 1;
+        }
+        mem.prefetch(&batch);
+        for &p in &batch {
+            each(mem, p)?;
+        }
+        if ended {
+            return Ok(());
+        }
+    }
 }
 
 /// The `i`th pointer of the NULL-terminated array at `addr`; `None` at its end.
@@ -345,8 +438,7 @@ pub fn scan_env<'n, S: PageSource>(
         return Ok(out);
     }
     let longest = refuse.iter().chain(paths).map(String::len).max().unwrap_or(0) + 1;
-    for i in 0.. {
-        let Some(p) = nth_pointer(mem, addr, i, width, limits)? else { break };
+    each_string(mem, addr, width, limits, |mem, p| {
         // The whole entry, while the entries fit in `keep`: then it is also what is matched.
         let mut whole = None;
         if let Some(strings) = &mut out.strings {
@@ -385,7 +477,8 @@ pub fn scan_env<'n, S: PageSource>(
             };
             out.paths.push((name, value));
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -520,6 +613,62 @@ mod tests {
         }
         let got = read_argv(&mut me(), low as u64, PtrWidth::Bits32, &Limits::default());
         assert_eq!(got, Ok(vec![b"x".to_vec()]));
+    }
+
+    /// Counts the calls made to the memory it reads.
+    struct Counted {
+        mem: FakeMemory,
+        calls: usize,
+    }
+
+    impl PageSource for Counted {
+        fn read_page(&mut self, base: u64, buf: &mut [u8; PAGE as usize]) -> Result<(), MemError> {
+            self.calls += 1;
+            self.mem.read_page(base, buf)
+        }
+
+        fn read_pages(&mut self, bases: &[u64], bufs: &mut [Box<[u8; PAGE as usize]>]) -> usize {
+            self.calls += 1;
+            let mut n = 0;
+            while n < bases.len() && self.mem.read_page(bases[n], &mut bufs[n]).is_ok() {
+                n += 1;
+            }
+            n
+        }
+    }
+
+    #[test]
+    fn strings_spread_over_many_pages_are_read_in_one_call_each_page_once() {
+        // A shell's environment: the vector at 0x1000, every entry on a page of its own.
+        let n = 20u64;
+        let mut ptrs: Vec<u8> = (0..n).flat_map(|i| (0x10_000 + i * PAGE + 8).to_le_bytes()).collect();
+        ptrs.extend_from_slice(&0u64.to_le_bytes());
+        let mut pages = vec![(0x1000, ptrs)];
+        for i in 0..n {
+            pages.push((0x10_000 + i * PAGE, [vec![b'x'; 8], format!("V{i}=value\0").into_bytes()].concat()));
+        }
+        let mut mem = Remote::with_source(Counted { mem: FakeMemory { pages }, calls: 0 });
+        let scan = scan_env(&mut mem, 0x1000, PtrWidth::Bits64, &[], &[], &Limits::default(), 1 << 16).expect("scan");
+        let want: Vec<u8> = (0..n).flat_map(|i| format!("V{i}=value\0").into_bytes()).collect();
+        assert_eq!(scan.strings, Some(want));
+        assert_eq!(mem.source.calls, 2, "the vector's page, then every string's page together");
+    }
+
+    #[test]
+    fn a_bad_pointer_among_good_ones_still_faults_and_its_batch_is_still_read() {
+        let good = b"ls\0".to_vec();
+        let bad = guarded_page().wrapping_add(PAGE as usize + 16);
+        let also = b"-l\0".to_vec();
+        // The unreadable page first: the batch reads nothing, each string is read alone.
+        let v: [u64; 4] = [bad as u64, good.as_ptr() as u64, also.as_ptr() as u64, 0];
+        let got = read_argv(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &Limits::default());
+        assert_eq!(got, Err(MemError::Fault));
+        let v: [u64; 4] = [good.as_ptr() as u64, also.as_ptr() as u64, bad as u64, 0];
+        let got = read_argv(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &Limits::default());
+        assert_eq!(got, Err(MemError::Fault));
+        let v: [u64; 3] = [good.as_ptr() as u64, also.as_ptr() as u64, 0];
+        let got = read_argv(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &Limits::default());
+        assert_eq!(got, Ok(vec![b"ls".to_vec(), b"-l".to_vec()]));
     }
 
     #[test]
