@@ -823,6 +823,7 @@ fn c8_hostile_inputs_fail_closed_and_the_session_keeps_working() {
         ("path-ending-exactly-at-page-end-good", &["ran:0"]),
         ("path-ending-exactly-at-page-end-evil", &["errno:EACCES"]),
         ("argv-array-unmapped", &["errno:EFAULT"]),
+        ("missing-file-vectors-unmapped", &["errno:ENOENT"]),
         ("argv-element-unmapped", &["errno:EFAULT"]),
         ("argv-array-running-into-a-hole", &["errno:EFAULT"]),
         ("envp-unmapped", &["errno:EFAULT"]),

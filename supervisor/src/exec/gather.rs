@@ -182,38 +182,54 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
     };
     let mut mem = Remote::new(Pid::from_raw(tid));
     let limits = sight.limits;
+    // What is read is the right task's only while its call still waits: checked before any
+    // of it is acted on.
+    let unreadable = |e: memory::MemError| {
+        if !listener.id_valid(n.id) {
+            return Gathered::Gone;
+        }
+        let event = Event::new(Severity::Notice, Kind::ExecRefused)
+            .bare("pid", status.tgid)
+            .bare("uid", status.euid)
+            .text("reason", format!("arguments unreadable: {e}"))
+            .bare("errno", e.errno());
+        Gathered::Refused { errno: e.errno(), event: Some(event), failed: true }
+    };
+    let path = match memory::read_path(&mut mem, path_ptr, &limits) {
+        Ok(path) => path,
+        Err(e) => return unreadable(e),
+    };
+    // The file before the arguments, in the kernel's order: a path that names nothing that
+    // can run (each PATH entry `execvp` tries before the one that has the program) is
+    // answered without reading argv and the environment, the working directory or the
+    // terminal.
+    let asker = Asker { tid };
+    let named = match resolve::resolve(asker, status.tgid, dirfd, &path, flags) {
+        Ok(named) => named,
+        Err(_) if !listener.id_valid(n.id) => return Gathered::Gone,
+        Err(errno) => return unresolved(errno, &status, &path, debug),
+    };
     let refuse = &config.policy.guards.loader_env;
-    let read = memory::read_path(&mut mem, path_ptr, &limits).and_then(|path| {
-        let argv = memory::read_argv(&mut mem, argv_ptr, width, &limits)?;
+    let read = memory::read_argv(&mut mem, argv_ptr, width, &limits).and_then(|argv| {
         let env = memory::scan_env(&mut mem, envp_ptr, width, refuse, &sight.library_vars, &limits, sight.strings_max)?;
         let paths: Vec<(String, Vec<u8>)> = env.paths.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        Ok((path, argv, env.refused.map(str::to_owned), paths, env.strings))
+        Ok((argv, env.refused.map(str::to_owned), paths, env.strings))
     });
     drop(mem);
-    let (path, mut argv, loader_env, library_vars, env_strings) = match read {
+    let (mut argv, loader_env, library_vars, env_strings) = match read {
         Ok(r) => r,
-        Err(e) if listener.id_valid(n.id) => {
-            let event = Event::new(Severity::Notice, Kind::ExecRefused)
-                .bare("pid", status.tgid)
-                .bare("uid", status.euid)
-                .text("reason", format!("arguments unreadable: {e}"))
-                .bare("errno", e.errno());
-            return Gathered::Refused { errno: e.errno(), event: Some(event), failed: true };
-        }
-        Err(_) => return Gathered::Gone,
+        Err(e) => return unreadable(e),
     };
     // Since Linux 5.18 an empty argv runs with argv[0] = "".
     if argv.is_empty() {
         argv.push(Vec::new());
     }
-    let asker = Asker { tid };
-    let plan = resolve::resolve(asker, status.tgid, dirfd, &path, flags).and_then(|named| {
-        let filename = resolve::kernel_filename(dirfd, &path);
-        resolve::plan(asker, status.tgid, named, filename, &argv, &mut sight.heads)
-    });
-    let cwd = procfs::cwd(tid).unwrap_or_default();
-    let tty = procfs::tty(status.tgid).ok().flatten();
-    // Everything read so far was read from the right task only if it still waits.
+    let filename = resolve::kernel_filename(dirfd, &path);
+    let plan = resolve::plan(asker, status.tgid, named, filename, &argv, &mut sight.heads);
+    let (cwd, tty) = match &plan {
+        Ok(_) => (procfs::cwd(tid).unwrap_or_default(), procfs::tty(status.tgid).ok().flatten()),
+        Err(_) => (Vec::new(), None),
+    };
     if !listener.id_valid(n.id) {
         return Gathered::Gone;
     }

@@ -18,7 +18,8 @@
 //!   a directory fd: GOOD_DIR/prog allowed, EVIL_DIR/prog forbidden);
 //! - `abi`: i386 `int 0x80` execve (11) and execveat (358) with 32-bit pointers below 4 GiB,
 //!   of EVIL and GOOD; x32 system calls (execve as 59|0x40000000 and 520|0x40000000, getpid);
-//! - `hostile GOOD_NONUTF8 EVIL_NONUTF8`: argc 0, NULL and unmapped pointers, an
+//! - `hostile GOOD_NONUTF8 EVIL_NONUTF8`: argc 0, NULL and unmapped pointers (also with a
+//!   missing file, which the kernel answers first), an
 //!   unterminated path running into an unmapped page, paths and arguments over the kernel's
 //!   limits, an argv near ARG_MAX, non-UTF-8 paths and arguments; after every case an
 //!   `after-CASE` exec of GOOD must still run;
@@ -360,6 +361,12 @@ fn suite_hostile(good: &[u8], evil: &[u8], extra: &[Vec<u8>]) {
         });
     }
     case("argv-array-unmapped", &|| execve(cg.as_ptr(), 0x1000 as *const *const libc::c_char, environ()));
+    // The kernel opens the file before it reads argv and the environment: nothing there is
+    // ENOENT, whatever the vectors hold.
+    case("missing-file-vectors-unmapped", &|| {
+        let bad = 0x1000 as *const *const libc::c_char;
+        execve(c"/nonexistent/sw-missing".as_ptr(), bad, bad)
+    });
     case("argv-element-unmapped", &|| {
         let v: [*const libc::c_char; 3] = [c"prog".as_ptr(), 0x1000 as *const libc::c_char, std::ptr::null()];
         execve(cg.as_ptr(), v.as_ptr(), environ())
