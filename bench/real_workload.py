@@ -1,59 +1,84 @@
 #!/usr/bin/env python3
 """A real exec-heavy workload nobody here wrote: the `configure` script of a Debian source
-package, run RUNS times without supervision and RUNS times under `session-wrapper run`,
-interleaved (bare, supervised, supervised, bare, ...) so that a change in the machine's load
-hits both alike. Each run starts from a fresh copy of the unpacked source. The supervised
-runs log to a counting receiver: the decision lines of one run are its number of execs.
+package, run RUNS times in each row, the rows interleaved (their order turned by one each
+round) so that a change in the machine's load hits all alike. Each run starts from a fresh
+copy of the unpacked source. Rows:
 
-usage: real_workload.py SRC_DIR BUILD_DIR RUNS SESSION_WRAPPER CONFIG LOG_SOCKET"""
+  bare         no supervision
+  supervised   under `session-wrapper run`, logging to a counting receiver: the decision
+               lines of one run are its number of execs
+  floor-log    under bench/floor.c's `log` mode: every exec stopped at a seccomp
+               notification, its path and argv read, its file opened and named, one line
+               sent, and answered CONTINUE; the least a supervisor that decides on the real
+               file and argv and logs it must do (given FLOOR)
+  snoopy       snoopy preloaded: logs every exec, can refuse none (given SNOOPY_LIB; its
+               /etc/snoopy.ini is the caller's to set)
+
+usage: real_workload.py SRC_DIR BUILD_DIR RUNS SESSION_WRAPPER CONFIG LOG_SOCKET [FLOOR [SNOOPY_LIB]]"""
 import os, shutil, statistics, subprocess, sys, time
 
 import sink
 
 src, build, runs, sw, config, sock = sys.argv[1:7]
+floor = sys.argv[7] if len(sys.argv) > 7 else None
+snoopy = sys.argv[8] if len(sys.argv) > 8 else None
 runs = int(runs)
 name = os.path.basename(src.rstrip("/"))
 receiver = sink.Sink(sock)
 
+rows = {"bare": ([], {}), "supervised": ([sw, "run", "--config", config, "--log-socket", sock, "--user", "root", "--"], {})}
+if floor:
+    rows["floor-log"] = ([floor, "log"], {"FLOOR_LOG": sock})
+if snoopy:
+    rows["snoopy"] = ([], {"LD_PRELOAD": snoopy})
 
-def once(supervised):
+
+def once(row):
+    prefix, env = rows[row]
     shutil.rmtree(build, ignore_errors=True)
     shutil.copytree(src, build, symlinks=True)
-    cmd = ["./configure"]
-    if supervised:
-        cmd = [sw, "run", "--config", config, "--log-socket", sock, "--user", "root", "--"] + cmd
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=build, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(prefix + ["./configure"], cwd=build, check=True, env={**os.environ, **env},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
-once(False)  # warm the page cache (compiler, headers, the tree)
-bare, sup, execs, dropped = [], [], [], 0
+once("bare")  # warm the page cache (compiler, headers, the tree)
+names = list(rows)
+times = {r: [] for r in names}
+execs, floor_lines, dropped = [], [], 0
 for i in range(runs):
-    for supervised in ((False, True) if i % 2 == 0 else (True, False)):
-        t = once(supervised)
-        if supervised:
-            receiver.settle(quiet=0.3)
-            lines = receiver.take()
+    for row in names[i % len(names):] + names[:i % len(names)]:
+        t = once(row)
+        times[row].append(t)
+        receiver.settle(quiet=0.3)
+        lines = receiver.take()
+        if row == "supervised":
             execs.append(len(sink.decisions(lines)))
             dropped += sink.dropped(lines)
-            sup.append(t)
-        else:
-            bare.append(t)
-        print(f"  run {i + 1}/{runs} {'supervised' if supervised else 'bare      '} {t:6.2f} s", flush=True)
+        elif row == "floor-log":
+            floor_lines.append(len(lines))
+        print(f"  run {i + 1}/{runs} {row:<10} {t:6.2f} s", flush=True)
 shutil.rmtree(build, ignore_errors=True)
 receiver.close()
 
-mb, ms = statistics.median(bare), statistics.median(sup)
+med = {r: statistics.median(times[r]) for r in names}
+mb = med["bare"]
 n = statistics.median(execs)
-print(f"{name} ./configure, {runs} runs each (median):")
-print(f"  bare        {mb:7.2f} s   (runs: {', '.join(f'{t:.2f}' for t in bare)})")
-print(f"  supervised  {ms:7.2f} s   (runs: {', '.join(f'{t:.2f}' for t in sup)})")
-print(f"  ratio       {ms / mb:7.3f}x  (target: at most 1.03x)")
-print(f"  execs per run (decision lines): {n:.0f} (runs: {', '.join(map(str, execs))}); "
-      f"added per exec {(ms - mb) / n * 1e6:.0f} us; lines dropped: {dropped}")
+print(f"{name} ./configure, {runs} runs per row (median):")
+for r in names:
+    ratio = "" if r == "bare" else f"  {med[r] / mb:6.3f}x  +{(med[r] - mb) / n * 1e6:4.0f} us per exec"
+    target = "  (target: at most 1.03x)" if r == "supervised" else ""
+    print(f"  {r:<10} {med[r]:7.2f} s{ratio}{target}   (runs: {', '.join(f'{t:.2f}' for t in times[r])})")
+print(f"  execs per run (decision lines): {n:.0f} (runs: {', '.join(map(str, execs))}); lines dropped: {dropped}")
+if floor_lines:
+    print(f"  floor-log lines per run: {', '.join(map(str, floor_lines))}")
 sink.record("real.bare_s", f"{mb:.3f}")
-sink.record("real.supervised_s", f"{ms:.3f}")
-sink.record("real.ratio", f"{ms / mb:.4f}")
+sink.record("real.supervised_s", f"{med['supervised']:.3f}")
+sink.record("real.ratio", f"{med['supervised'] / mb:.4f}")
+if floor:
+    sink.record("real.floor_log_ratio", f"{med['floor-log'] / mb:.4f}")
+if snoopy:
+    sink.record("real.snoopy_ratio", f"{med['snoopy'] / mb:.4f}")
 sink.record("real.execs", f"{n:.0f}")
 sink.record("real.package", name)

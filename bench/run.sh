@@ -93,19 +93,22 @@ ensure_snoopy() {
   fi
 }
 
-if [ "$what" = all ] || [ "$what" = exec ]; then
+if [ "$what" = all ] || [ "$what" = exec ] || [ "$what" = real ]; then
   ensure_snoopy
   snoopy_lib=$(dpkg -L snoopy | grep -m 1 '/libsnoopy\.so$')
   # snoopy logs each exec to the same receiver as the supervisor (it has no /dev/log here).
   printf '[snoopy]\noutput = socket:%s\n' "$work/log" > "$work/snoopy.ini"
-  # sudo: a copy of dash that sudoers runs with intercept (sudo's ptrace mode, which also
-  # stops each exec to verify it: intercept_verify), and plain `sh` without; sudo logs every
-  # command (intercepted ones included) to a file.
-  cp /usr/bin/dash "$work/ish"
   # The floor: the kernel mechanisms alone (seccomp notification answered CONTINUE; and with
   # the ptrace stop at each exec), without any decision, reading or logging; and the least a
   # supervisor that decides on the real file and argv must do (read them; and send one line).
   cc -O2 -o "$work/floor" bench/floor.c
+fi
+
+if [ "$what" = all ] || [ "$what" = exec ]; then
+  # sudo: a copy of dash that sudoers runs with intercept (sudo's ptrace mode, which also
+  # stops each exec to verify it: intercept_verify), and plain `sh` without; sudo logs every
+  # command (intercepted ones included) to a file.
+  cp /usr/bin/dash "$work/ish"
   cat > "$work/sudoers" <<EOF
 Defaults !use_pty, !lecture, !syslog, logfile=$work/sudo.log
 Defaults!$work/ish intercept
@@ -252,12 +255,13 @@ if [ "$what" = all ] || [ "$what" = real ]; then
     (cd "$cache/src" && apt-get "${apt_private[@]}" source -qq "$pkg" >/dev/null)
     src=$(ls -d "$cache/src/$pkg"-[0-9]*/ | head -n 1)
   fi
-  echo "== real workload: $(basename "$src")'s ./configure, bare and under session-wrapper run" \
-    "(load average $(loadavg))"
+  echo "== real workload: $(basename "$src")'s ./configure, bare, under session-wrapper run," \
+    "under the floor (log) and with snoopy (load average $(loadavg))"
   # Built outside /tmp: the policy refuses programs from /tmp, and configure runs the ones it
-  # compiles.
-  python3 bench/real_workload.py "$src" "$cache/build" "${SW_BENCH_REAL_RUNS:-5}" \
-    "$rel/session-wrapper" "$work/allow.toml" "$work/real.sock"
+  # compiles. In a private mount namespace whose /etc/snoopy.ini is the one above.
+  unshare -m --propagation private sh -c "mount --bind $work/snoopy.ini /etc/snoopy.ini &&
+    exec python3 bench/real_workload.py $src $cache/build ${SW_BENCH_REAL_RUNS:-5} \
+    $rel/session-wrapper $work/allow.toml $work/real.sock $work/floor $snoopy_lib"
   echo "  load average after: $(loadavg)"
 fi
 

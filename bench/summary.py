@@ -63,6 +63,8 @@ info("exec loop pinned, floor: the least reading + one line", "exec.floor-log-cp
 if "real.ratio" in f:
     check(f"real workload ({f.get('real.package', '?')} ./configure, {f.get('real.execs', '?')} execs)",
           "real.ratio", x, "<= 1.03x", lambda v: v <= 1.03)
+    info("real workload, floor: the least reading + one line", "real.floor_log_ratio", x)
+    info("real workload, snoopy (logs, refuses nothing)", "real.snoopy_ratio", x)
 check("PAM session open, added (back to back)", "open.added_ms", lambda v: f"+{v:.2f} ms",
       "<= 3 ms", lambda v: v <= 3)
 check("PAM session open, added (1 s apart)", "open.spaced_added_ms", lambda v: f"+{v:.2f} ms",
