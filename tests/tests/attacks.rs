@@ -1438,6 +1438,38 @@ fn c12_lines_a_stalled_reader_did_not_take_are_kept_and_the_next_session_deliver
 }
 
 #[test]
+fn c12_lines_kept_for_a_socket_that_is_gone_reach_the_next_sessions_socket() {
+    require_root!();
+    let a = Arena::new();
+    let cfg = ConfigFile::new("default = \"allow\"\n");
+    // The first session logs to a socket nobody reads: its lines go to the spool.
+    let old = Syslog::stalled();
+    let spool = old.spool_dir();
+    let script = "i=0; while [ $i -lt 300 ]; do /usr/bin/true; i=$((i+1)); done";
+    let out = a.wrapped(&old).config(cfg.path()).run(&["/bin/sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kept = || std::fs::read_dir(&spool).map(|d| d.flatten().filter(|e| e.metadata().is_ok_and(|m| m.len() > 0)).count()).unwrap_or(0);
+    assert_eq!(kept(), 1, "the first session's lines wait in the spool");
+    // Then that socket is gone (the configuration names another one now).
+    std::fs::remove_file(old.path()).expect("remove the old socket");
+    let new = Syslog::new();
+    let out = a.wrapped(&new).config(cfg.path()).spool(spool.clone()).run(&["/usr/bin/true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Both sessions' ends: the first one's comes from the spool.
+    let lines = new.until_sessions_end(2, WAIT);
+    let old_path = old.path().display().to_string();
+    let recovered = lines_with(&lines, "event=log-recovered");
+    assert!(
+        recovered.iter().any(|l| l.contains(&format!("socket=\"{old_path}\""))),
+        "the delivery names the socket the lines were for:\n{}",
+        lines.join("\n")
+    );
+    let first = lines.iter().filter(|l| l.contains("decision=allow") && l.contains("path=\"/usr/bin/true\"")).count();
+    assert!(first > 200, "the first session's decisions arrived at the new socket: {first}");
+    assert_eq!(kept(), 0, "nothing is left in the spool");
+}
+
+#[test]
 fn c12_log_failure_refuse_refuses_execs_while_a_line_can_be_neither_delivered_nor_kept() {
     require_root!();
     let a = Arena::new();

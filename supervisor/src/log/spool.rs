@@ -106,8 +106,11 @@ impl SpoolDir {
         Ok(own)
     }
 
-    /// Claims a file of lines for the syslog socket `socket` that no live supervisor holds
-    /// (not `except`).
+    /// Claims a file of lines that no live supervisor holds (not `except`), to be delivered
+    /// to the syslog socket `socket`: one written for `socket`, or one for a socket that is
+    /// no longer there (nothing, or no socket, at its path). The lines of a socket the
+    /// configuration stopped naming would otherwise wait for ever, and fill the directory;
+    /// [`SpoolFile::socket`] says which socket they were for.
     pub fn claim(&self, except: Option<&str>, socket: &str) -> Option<SpoolFile> {
         for name in self.names() {
             if !name.starts_with(LOG_PREFIX) || Some(name.as_str()) == except {
@@ -118,8 +121,9 @@ impl SpoolDir {
             let Ok(meta) = lock.metadata() else { continue };
             let file = SpoolFile { len: meta.len(), lock, name, read_at: 0 };
             match file.socket() {
-                Some(s) if s == socket.as_bytes() => {}
-                _ => continue,
+                Some(s) if s == socket.as_bytes() || !is_socket(&s) => {}
+                None => {}
+                Some(_) => continue,
             }
             if file.count() == 0 {
                 self.remove(file);
@@ -134,6 +138,13 @@ impl SpoolDir {
     pub fn remove(&self, file: SpoolFile) {
         let _ = nix::unistd::unlinkat(&self.fd, file.name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
+}
+
+/// Whether a socket is at `path` (its target, if a symlink).
+fn is_socket(path: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(std::ffi::OsStr::from_bytes(path)).is_ok_and(|m| m.file_type().is_socket())
 }
 
 /// One file of lines, locked by this process.
@@ -170,7 +181,7 @@ impl SpoolFile {
     }
 
     /// The socket its header names.
-    fn socket(&self) -> Option<Vec<u8>> {
+    pub fn socket(&self) -> Option<Vec<u8>> {
         let mut head = [0u8; 4096];
         let n = self.lock.read_at(&mut head, 0).ok()?;
         let line = head[..n].split(|&b| b == b'\n').next()?;
@@ -321,9 +332,15 @@ mod tests {
         // While its writer holds it, nobody claims it.
         assert!(spool.claim(None, "/dev/log").is_none());
         drop(own);
-        assert!(spool.claim(None, "/run/other.sock").is_none(), "lines for another socket are not taken");
+        // Another socket that is there takes only its own lines.
+        let other = d.join("other.sock");
+        let _listening = std::os::unix::net::UnixDatagram::bind(&other).expect("bind");
+        let mut other_own = spool.create_own("000000000003", other.to_str().expect("utf-8")).expect("create");
+        other_own.append(b"<86>for the other socket").expect("append");
+        drop(other_own);
         let mut claimed = spool.claim(None, "/dev/log").expect("claimable once the writer is gone");
-        assert!(spool.claim(None, "/dev/log").is_none(), "a claimed file is held");
+        assert_eq!(claimed.socket().as_deref(), Some(&b"/dev/log"[..]));
+        assert!(spool.claim(None, "/dev/log").is_none(), "a claimed file is held; the other socket's is not taken");
         let first = claimed.peek().expect("a line");
         assert_eq!(first, b"<86>one");
         claimed.consumed(&first);
@@ -333,6 +350,27 @@ mod tests {
         assert_eq!(again.drain_lines(), vec![b"<86>two still two".to_vec()]);
         spool.remove(again);
         assert!(spool.claim(None, "/dev/log").is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn lines_for_a_socket_that_is_no_longer_there_go_to_the_socket_that_works() {
+        let d = dir("orphan");
+        let spool = SpoolDir::open(&d).expect("open");
+        let gone = d.join("gone.sock");
+        let listening = std::os::unix::net::UnixDatagram::bind(&gone).expect("bind");
+        let mut own = spool.create_own("000000000004", gone.to_str().expect("utf-8")).expect("create");
+        own.append(b"<86>meant for gone.sock").expect("append");
+        drop(own);
+        assert!(spool.claim(None, "/run/now.sock").is_none(), "its socket is there: its lines wait for it");
+        drop(listening);
+        std::fs::remove_file(&gone).expect("remove the socket");
+        std::fs::write(&gone, b"").expect("a plain file where the socket was");
+        let mut claimed = spool.claim(None, "/run/now.sock").expect("no socket at its path any more");
+        assert_eq!(claimed.socket(), Some(gone.to_str().expect("utf-8").as_bytes().to_vec()));
+        assert_eq!(claimed.drain_lines(), vec![b"<86>meant for gone.sock".to_vec()]);
+        spool.remove(claimed);
+        assert!(spool.claim(None, "/run/now.sock").is_none());
         let _ = std::fs::remove_dir_all(d);
     }
 

@@ -285,10 +285,15 @@ impl Syslog {
                 let Some(sp) = self.spool.as_mut() else { return };
                 let own = sp.own.as_ref().map(|f| f.name().to_owned());
                 let Some(file) = sp.dir.claim(own.as_deref(), &sp.socket) else { return };
-                let event = Event::new(Severity::Notice, Kind::LogRecovered)
+                let mut event = Event::new(Severity::Notice, Kind::LogRecovered)
                     .quoted("file", sp.dir.path().join(file.name()).as_os_str().as_encoded_bytes())
-                    .bare("lines", file.count())
-                    .text("reason", "lines an earlier supervisor could not deliver");
+                    .bare("lines", file.count());
+                event = match file.socket() {
+                    Some(s) if s == sp.socket.as_bytes() => event.text("reason", "lines an earlier supervisor could not deliver"),
+                    other => event
+                        .quoted("socket", &other.unwrap_or_default())
+                        .text("reason", "lines an earlier supervisor kept for a socket that is no longer there"),
+                };
                 sp.recovered = Some(file);
                 let line = self.format(&event);
                 if !self.try_send(&line) {
