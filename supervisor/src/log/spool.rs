@@ -108,7 +108,7 @@ impl SpoolDir {
 
     /// Claims a file of lines that no live supervisor holds (not `except`), to be delivered
     /// to the syslog socket `socket`: one written for `socket`, or one for a socket that is
-    /// no longer there (nothing, or no socket, at its path). The lines of a socket the
+    /// no longer there (nothing, or no socket, at its path; or no header naming one). The lines of a socket the
     /// configuration stopped naming would otherwise wait for ever, and fill the directory;
     /// [`SpoolFile::socket`] says which socket they were for.
     pub fn claim(&self, except: Option<&str>, socket: &str) -> Option<SpoolFile> {
@@ -120,10 +120,9 @@ impl SpoolDir {
             let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else { continue };
             let Ok(meta) = lock.metadata() else { continue };
             let file = SpoolFile { len: meta.len(), lock, name, read_at: 0 };
-            match file.socket() {
-                Some(s) if s == socket.as_bytes() || !is_socket(&s) => {}
-                None => {}
-                Some(_) => continue,
+            // Another socket's lines, while that socket is there, wait for it.
+            if file.socket().is_some_and(|s| s != socket.as_bytes() && is_socket(&s)) {
+                continue;
             }
             if file.count() == 0 {
                 self.remove(file);

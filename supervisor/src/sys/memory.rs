@@ -215,7 +215,7 @@ impl<S: PageSource> Remote<S> {
     /// Reads, in one call, the pages that hold `addrs` and are not cached yet (at most
     /// [`BATCH`]). Only a cache fill: a page it cannot read is left for the reads that need
     /// it, which fail in their own order.
-    pub fn prefetch(&mut self, addrs: &[u64]) {
+    fn prefetch(&mut self, addrs: &[u64]) {
         let mut bases: Vec<u64> = Vec::with_capacity(BATCH);
         for base in addrs.iter().map(|a| a & !(PAGE - 1)) {
             if bases.len() < BATCH && !bases.contains(&base) && !self.pages.iter().any(|(b, _)| *b == base) {
@@ -629,11 +629,7 @@ mod tests {
 
         fn read_pages(&mut self, bases: &[u64], bufs: &mut [Box<[u8; PAGE as usize]>]) -> usize {
             self.calls += 1;
-            let mut n = 0;
-            while n < bases.len() && self.mem.read_page(bases[n], &mut bufs[n]).is_ok() {
-                n += 1;
-            }
-            n
+            self.mem.read_pages(bases, bufs)
         }
     }
 
