@@ -38,11 +38,15 @@ struct mm_struct {
 struct ns_common { unsigned int inum; } __attribute__((preserve_access_index));
 struct user_namespace { struct ns_common ns; } __attribute__((preserve_access_index));
 struct cred { struct user_namespace *user_ns; } __attribute__((preserve_access_index));
+struct tty_driver { int major; int minor_start; } __attribute__((preserve_access_index));
+struct tty_struct { struct tty_driver *driver; int index; } __attribute__((preserve_access_index));
+struct signal_struct { struct tty_struct *tty; } __attribute__((preserve_access_index));
 struct task_struct {
 	unsigned int ptrace;
 	int pid;
 	struct mm_struct *mm;
 	const struct cred *real_cred;
+	struct signal_struct *signal;
 } __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
 
@@ -66,7 +70,8 @@ struct expect {
 	__u32 verdict;
 	__u32 pid;      // the process id after the exec
 	__u32 userns;   // the user namespace's inode number the task must be in (0: any)
-	__u32 pad;
+	__u32 tty;      // the task's controlling terminal when found, as /proc/PID/stat's tty_nr
+	                // (0: none), so that the supervisor need not read it before it answers
 	__u64 got_mnt_id;
 	__u64 got_ino;
 	__u8 block[BLOCK_MAX];
@@ -130,6 +135,23 @@ static enum verdict same_strings(struct task_struct *p, struct expect *e)
 	return SAME;
 }
 
+// The controlling terminal of `p` in /proc/PID/stat's encoding (fs/proc/array.c: the
+// device number of tty_devnum(), new_encode_dev()), 0 for none.
+static __u32 tty_nr(struct task_struct *p)
+{
+	struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
+	__u32 major, minor;
+
+	if (!tty)
+		return 0;
+	major = BPF_CORE_READ(tty, driver, major);
+	minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+	// The kernel adds the index to the whole dev_t (12 bits of major over 20 of minor).
+	major += minor >> 20;
+	minor &= 0xfffff;
+	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
@@ -156,6 +178,7 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 	if (verdict != SAME && e->kill)
 		bpf_send_signal(SIGKILL);
 	e->verdict = verdict;
+	e->tty = tty_nr(p);
 	__sync_lock_test_and_set(&e->state, DONE);
 	return 0;
 }
@@ -166,8 +189,10 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	__u32 key = p->pid;
 	struct expect *e = bpf_map_lookup_elem(&expects, &key);
 
-	if (e && e->state == PENDING)
+	if (e && e->state == PENDING) {
+		e->tty = tty_nr(p);
 		__sync_lock_test_and_set(&e->state, GONE);
+	}
 	return 0;
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use session_wrapper_tests::lines::find;
+use session_wrapper_tests::lines::{find, lines_with};
 use session_wrapper_tests::{
     bin, copy_true, free_port, require_root, stderr, stdout, wait_until, ConfigFile, KillOnDrop, Sandbox, TestUser,
 };
@@ -132,7 +132,8 @@ fn ssh_interactive_pty_session_is_supervised() {
     let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ssh -tt");
     {
         let stdin = child.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "tty; /usr/bin/id -un; {ev}; echo status=$?; exit").expect("type");
+        // The second `tty` runs in a session of its own, without a controlling terminal.
+        writeln!(stdin, "tty; /usr/bin/id -un; setsid -w /usr/bin/tty; {ev}; echo status=$?; exit").expect("type");
     }
     let out = child.wait_with_output().expect("wait");
     let so = stdout(&out);
@@ -141,9 +142,18 @@ fn ssh_interactive_pty_session_is_supervised() {
     assert!(so.contains("not from /tmp"), "{so}");
     drop(sshd);
     let lines = sb.log.until_session_end(T);
-    assert!(find(&lines, &format!("path=\"{ev}\"")).contains("decision=deny"));
-    let tty = find(&lines, "path=\"/usr/bin/tty\"");
-    assert!(tty.contains("result=exec") && tty.contains(" tty=/dev/pts/"), "{tty}");
+    // Each line names the controlling terminal of its exec: the session's pty, as `tty`
+    // printed it, for the refused program (read while it waits) and the allowed one (found by
+    // the kernel check at its exec, or read at the ptrace stop's), none after `setsid`.
+    let pts = so.lines().map(|l| l.trim_end_matches('\r')).find(|l| l.starts_with("/dev/pts/")).expect("pts");
+    let deny = find(&lines, &format!("path=\"{ev}\""));
+    assert!(deny.contains("decision=deny") && deny.contains(&format!(" tty={pts} ")), "{deny}");
+    let ttys: Vec<&str> = lines_with(&lines, "path=\"/usr/bin/tty\"")
+        .iter()
+        .filter(|l| l.contains("result=exec"))
+        .filter_map(|l| l.split(' ').find_map(|w| w.strip_prefix("tty=")))
+        .collect();
+    assert_eq!(ttys, [pts, "-"], "{}", lines.join("\n"));
 }
 
 /// Runs `commands` as an sftp batch against `sshd` as `user`.

@@ -116,8 +116,11 @@ pub struct ExecFacts {
     pub plan: ExecPlan,
     /// The working directory.
     pub cwd: Vec<u8>,
-    /// The terminal.
-    pub tty: Option<String>,
+    /// The controlling terminal: `None` until it is known, then the terminal if there is one.
+    /// It is read from `/proc` while the caller waits in its notification, except for an exec
+    /// the kernel check takes, whose finding gives the terminal at the exec itself: one
+    /// reading fewer before the answer ([`ExecFacts::tty`], [`ExecFacts::found_tty`]).
+    pub tty: Option<Option<String>>,
     /// The effective user at the exec, by name.
     pub target_user: String,
     /// When the notification was received.
@@ -125,6 +128,29 @@ pub struct ExecFacts {
 }
 
 impl ExecFacts {
+    /// The controlling terminal, read from `/proc` if not known yet (`None`: none, or the
+    /// process is gone).
+    pub fn tty(&mut self) -> Option<&str> {
+        let tgid = self.status.tgid;
+        self.tty.get_or_insert_with(|| procfs::tty(tgid).ok().flatten()).as_deref()
+    }
+
+    /// The terminal the kernel check found (`/proc/PID/stat`'s `tty_nr`), unless it is known
+    /// already; read from `/proc` when the finding has none.
+    pub fn found_tty(&mut self, nr: Option<u64>) -> Option<&str> {
+        if self.tty.is_none() {
+            if let Some(nr) = nr {
+                self.tty = Some(procfs::tty_name(nr));
+            }
+        }
+        self.tty()
+    }
+
+    /// The terminal as known so far (`None`: none, or not known yet).
+    pub fn known_tty(&self) -> Option<&str> {
+        self.tty.as_ref().and_then(Option::as_deref)
+    }
+
     /// The path the program is invoked through, as the authorization backend and accounting
     /// name it: its real path under its own name (`/usr/bin/systemctl`), the link its name
     /// comes from otherwise (`/usr/sbin/reboot` for `systemctl` invoked as `reboot`); `None`
@@ -226,9 +252,9 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
     }
     let filename = resolve::kernel_filename(dirfd, &path);
     let plan = resolve::plan(asker, status.tgid, named, filename, &argv, &mut sight.heads);
-    let (cwd, tty) = match &plan {
-        Ok(_) => (procfs::cwd(tid).unwrap_or_default(), procfs::tty(status.tgid).ok().flatten()),
-        Err(_) => (Vec::new(), None),
+    let cwd = match &plan {
+        Ok(_) => procfs::cwd(tid).unwrap_or_default(),
+        Err(_) => Vec::new(),
     };
     if !listener.id_valid(n.id) {
         return Gathered::Gone;
@@ -257,7 +283,7 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
         user_namespace_unchecked,
         plan,
         cwd,
-        tty,
+        tty: None,
         target_user,
         t0,
     }))

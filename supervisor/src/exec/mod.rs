@@ -153,7 +153,7 @@ impl Pipeline {
     /// An exec's notification.
     pub fn on_exec(&mut self, ctx: &mut Ctx<'_>, n: &Notification, kind: Notified) {
         self.failed_loading(ctx, n.tid);
-        let f = match gather::gather(ctx.listener, n, kind, &mut self.sight, ctx.config, ctx.debug) {
+        let mut f = match gather::gather(ctx.listener, n, kind, &mut self.sight, ctx.config, ctx.debug) {
             Gathered::Gone => return,
             Gathered::Refused { errno, event, failed } => {
                 let _ = ctx.listener.refuse(n.id, errno);
@@ -182,7 +182,8 @@ impl Pipeline {
             let name = session_wrapper_config::text::escape(session_wrapper_config::invoked_name(argv0));
             return self.complete(ctx, f, decision, Authz::Unnamed { name });
         };
-        let request = Request { tty: f.tty.as_deref().unwrap_or(""), cmd: &cmd, args: f.argv.get(1..).unwrap_or(&[]) };
+        f.tty();
+        let request = Request { tty: f.known_tty().unwrap_or(""), cmd: &cmd, args: f.argv.get(1..).unwrap_or(&[]) };
         backend.authorize(f.id, request);
         self.table.insert(f.id, InFlight { facts: f, stage: Stage::Authorizing { decision } });
     }
@@ -273,7 +274,7 @@ impl Pipeline {
     /// (`cred_guard_mutex`), while that exec waits for its other threads to be gone, one of
     /// which may be traced by us and need reaping: the supervisor would hang, and every exec
     /// of the session with it.
-    fn complete(&mut self, ctx: &mut Ctx<'_>, f: Box<ExecFacts>, decision: Decision, authz: Authz) {
+    fn complete(&mut self, ctx: &mut Ctx<'_>, mut f: Box<ExecFacts>, decision: Decision, authz: Authz) {
         if self.running(f.status.tgid) {
             self.table.insert(f.id, InFlight { facts: f, stage: Stage::Deferred { decision, authz } });
             return;
@@ -307,6 +308,11 @@ impl Pipeline {
                 }
             }
         }
+        if check != Check::Kernel {
+            // The kernel's finding gives the terminal of an exec it checks; any other is read
+            // now, while the caller waits.
+            f.tty();
+        }
         let facts = decide::request(&self.sight.loaders, &subject(ctx.session, &f, traced), (&f.plan.named).into(), &f.argv).facts();
         let mut line = decision_line(ctx, &f, &s, &facts);
         if s.verdict == Verdict::Deny && enforce {
@@ -328,6 +334,7 @@ impl Pipeline {
                 if let Some(c) = ctx.check.as_deref_mut() {
                     c.forget(f.tid);
                 }
+                line.set_escaped("tty", f.tty().unwrap_or("-").as_bytes());
                 line.push_bare("result", "died");
                 ctx.emit(line);
             }
@@ -351,7 +358,8 @@ impl Pipeline {
     /// What the kernel found for execs it checked.
     pub fn on_reports(&mut self, ctx: &mut Ctx<'_>, reports: Vec<Report>) {
         for r in reports {
-            let Some((facts, mut line, pidfd)) = self.take_loading(r.notif) else { continue };
+            let Some((mut facts, mut line, pidfd)) = self.take_loading(r.notif) else { continue };
+            line.set_escaped("tty", facts.found_tty(r.tty).unwrap_or("-").as_bytes());
             match r.outcome {
                 Outcome::Same => self.ran(ctx, r.pid, &facts, line, pidfd),
                 Outcome::Gone => {
@@ -409,10 +417,11 @@ impl Pipeline {
     /// the kernel go, their lines say `result`.
     fn abandon_loading(&mut self, ctx: &mut Ctx<'_>, ids: Vec<u64>, result: &str) {
         for id in ids {
-            let Some((facts, mut line, _)) = self.take_loading(id) else { continue };
+            let Some((mut facts, mut line, _)) = self.take_loading(id) else { continue };
             if let Some(c) = ctx.check.as_deref() {
                 c.forget(facts.tid);
             }
+            line.set_escaped("tty", facts.tty().unwrap_or("-").as_bytes());
             line.push_bare("result", result);
             ctx.emit(line);
         }
@@ -502,7 +511,7 @@ impl Pipeline {
         ctx.emit(line);
         let (Some(backend), Some(pidfd)) = (ctx.backend.as_deref_mut().filter(|b| b.accounts()), pidfd) else { return };
         let cmd = facts.invoked_path().unwrap_or_else(|| facts.plan.named.real_path.clone());
-        let started = Started { pid, pidfd, cmd, args: facts.argv.get(1..).unwrap_or(&[]).to_vec(), tty: facts.tty.clone() };
+        let started = Started { pid, pidfd, cmd, args: facts.argv.get(1..).unwrap_or(&[]).to_vec(), tty: facts.known_tty().map(str::to_owned) };
         for e in backend.command_started(started) {
             ctx.emit(e);
         }
@@ -568,7 +577,7 @@ fn decision_line(ctx: &Ctx<'_>, f: &ExecFacts, s: &Settled, facts: &[Guard]) -> 
     }
     e = e
         .bare("ppid", f.status.ppid)
-        .escaped("tty", f.tty.as_deref().unwrap_or("-").as_bytes())
+        .escaped("tty", f.known_tty().unwrap_or("-").as_bytes())
         .quoted("cwd", &f.cwd)
         .quoted("path", &f.path)
         .quoted("exe", &f.plan.named.real_path);

@@ -248,6 +248,14 @@ impl Event {
         self.fields.push(Field::new(key, Value::Bare(escape_word(value))));
     }
 
+    /// Sets the value of field `key` as [`Event::escaped`] would have (a value known only
+    /// after the line was built); nothing when the line has no such field.
+    pub fn set_escaped(&mut self, key: &'static str, value: &[u8]) {
+        if let Some(f) = self.fields.iter_mut().find(|f| f.key == key) {
+            f.value = Value::Bare(escape_word(value));
+        }
+    }
+
     /// See [`Event::quoted`].
     pub fn push_quoted(&mut self, key: &'static str, value: &[u8]) {
         self.fields.push(Field::new(key, Value::Quoted(escape(value))));

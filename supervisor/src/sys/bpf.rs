@@ -125,6 +125,9 @@ pub struct Report {
     pub outcome: Outcome,
     /// Mount id and inode of what loaded.
     pub loaded: (u64, u64),
+    /// The task's controlling terminal when the kernel found the exec loaded or the task gone
+    /// (`/proc/PID/stat`'s `tty_nr`, 0 for none); `None` when the entry was not there.
+    pub tty: Option<u64>,
 }
 
 impl Report {
@@ -148,6 +151,7 @@ impl Report {
             pid: u32_at(44)? as i32,
             outcome,
             loaded: (u64_at(56)?, u64_at(64)?),
+            tty: Some(u64::from(u32_at(52)?)),
         })
     }
 }
@@ -224,7 +228,7 @@ impl ExecCheck {
                         out.push(r);
                     }
                 }
-                Ok(_) => out.push(Report { notif, former: tid, pid: tid, outcome: Outcome::Gone, loaded: (0, 0) }),
+                Ok(_) => out.push(Report { notif, former: tid, pid: tid, outcome: Outcome::Gone, loaded: (0, 0), tty: None }),
                 Err(_) => {}
             }
         }
@@ -311,7 +315,7 @@ pub fn probe(check: &mut ExecCheck) -> Result<(), String> {
         (Expect { notif: 6, user_namespace: userns.wrapping_add(1), ..ok.clone() }, true, None, Some(9), Outcome::OtherUserNamespace),
     ];
     for (e, exec, code, signal, outcome) in cases {
-        let (status, r) = probe_one(check, exec, &e)?;
+        let (status, r) = probe_one(check, exec, &e, None)?;
         let got = (status.code(), status.signal(), r.outcome, r.notif);
         if got != (code, signal, outcome, e.notif) {
             return Err(format!("expected exit {code:?}, signal {signal:?}, {outcome:?}; got {got:?} ({r:?})"));
@@ -332,8 +336,14 @@ fn true_image() -> std::io::Result<(u64, u64)> {
     Ok((st.stx_mnt_id, st.stx_ino))
 }
 
-/// Runs one case of [`probe`]: a child told to go once its expectation is written.
-fn probe_one(check: &mut ExecCheck, exec: bool, e: &Expect) -> Result<(std::process::ExitStatus, Report), String> {
+/// Runs one case of [`probe`]: a child told to go once its expectation is written; `ctty`:
+/// a terminal it makes its controlling one first, in a session of its own.
+fn probe_one(
+    check: &mut ExecCheck,
+    exec: bool,
+    e: &Expect,
+    ctty: Option<&std::ffi::CStr>,
+) -> Result<(std::process::ExitStatus, Report), String> {
     use std::io::{Read, Write};
     use std::os::unix::process::ExitStatusExt;
     let (r, w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
@@ -346,6 +356,14 @@ fn probe_one(check: &mut ExecCheck, exec: bool, e: &Expect) -> Result<(std::proc
             drop(w);
             let mut b = [0u8; 1];
             let _ = std::fs::File::from(r).read(&mut b);
+            if let Some(t) = ctty {
+                // A session leader without a terminal that opens one gets it as its own.
+                // SAFETY: plain system calls; the descriptor stays open until the exec.
+                if unsafe { libc::setsid() } < 0 || unsafe { libc::open(t.as_ptr(), libc::O_RDWR) } < 0 {
+                    // SAFETY: ends the child without returning into the caller.
+                    unsafe { libc::_exit(4) }
+                }
+            }
             if exec {
                 let _ = nix::unistd::execve(path, &argv, &envp);
             }
@@ -382,5 +400,40 @@ mod tests {
         }
         let mut check = ExecCheck::connect().expect("connect");
         probe(&mut check).expect("probe");
+    }
+
+    /// The finding carries the task's controlling terminal, in `/proc/PID/stat`'s encoding,
+    /// both when its exec loads and when it exits without one.
+    #[test]
+    fn the_finding_names_the_terminal_of_the_task() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: loading BPF programs needs root");
+            return;
+        }
+        let mut check = ExecCheck::connect().expect("connect");
+        let image = true_image().expect("/bin/true");
+        let userns = crate::sys::procfs::user_namespace(std::process::id() as i32).expect("user namespace").1 as u32;
+        let e = Expect { notif: 11, image, strings: b"true\0".to_vec(), kill: true, untraced: true, user_namespace: userns };
+        // SAFETY: plain calls on a new pseudo-terminal's master.
+        let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+        assert!(master >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        // SAFETY: as above; ptsname's buffer is copied at once.
+        let slave = unsafe {
+            assert_eq!((libc::grantpt(master), libc::unlockpt(master)), (0, 0));
+            std::ffi::CStr::from_ptr(libc::ptsname(master)).to_owned()
+        };
+        for (exec, notif, code) in [(true, 11, 0), (false, 12, 3)] {
+            let (status, r) = probe_one(&mut check, exec, &Expect { notif, ..e.clone() }, Some(&slave)).expect("probe");
+            assert_eq!(status.code(), Some(code), "{r:?}");
+            assert_eq!(r.outcome, if exec { Outcome::Same } else { Outcome::Gone });
+            let named = r.tty.and_then(crate::sys::procfs::tty_name);
+            assert_eq!(named.as_deref(), slave.to_str().ok(), "{r:?}");
+        }
+        // Without a terminal of its own: the one it inherits from us (none under CI).
+        let (_, r) = probe_one(&mut check, true, &Expect { notif: 13, ..e }, None).expect("probe");
+        let own = crate::sys::procfs::tty(std::process::id() as i32).expect("own tty");
+        assert_eq!(r.tty.and_then(crate::sys::procfs::tty_name), own, "{r:?}");
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(master) };
     }
 }
