@@ -11,13 +11,49 @@ an idle while waits for an RCU grace period (the kernel's cgroup_threadgroup_rws
 opens in quick succession find warm.
 
 usage: session_open.py [RUNS [SPACED]]"""
-import statistics, subprocess, sys, time
+import os, statistics, subprocess, sys, time
 
 import sink
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 spaced = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 GAP = 1.0
+
+
+def cgroup2():
+    """The cgroup2 mount (where the module makes a session's cgroup) and its options."""
+    for line in open("/proc/self/mounts"):
+        f = line.split()
+        if f[2] == "cgroup2":
+            return f[1], f[3]
+    return None, None
+
+
+def cgroup_move_floor(n, gap):
+    """The kernel's own cost of what kill_on_close adds: moving one process into a new cgroup
+    after `gap` s idle (a write of its pid to cgroup.procs, nothing else), n times; ms."""
+    mount, _ = cgroup2()
+    if mount is None:
+        return []
+    base = os.path.join(mount, f"session-wrapper-bench-{os.getpid()}")
+    os.mkdir(base)
+    times = []
+    try:
+        for i in range(n):
+            time.sleep(gap)
+            d = os.path.join(base, str(i))
+            os.mkdir(d)
+            child = subprocess.Popen(["sleep", "5"])
+            t0 = time.perf_counter()
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(str(child.pid))
+            times.append((time.perf_counter() - t0) * 1000)
+            child.kill()
+            child.wait()
+            os.rmdir(d)
+    finally:
+        os.rmdir(base)
+    return times
 
 
 def measure(service, n, gap=0.0):
@@ -63,3 +99,16 @@ if spaced:
     print(f"  with kill_on_close: {q50c:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in cg)}): "
           f"added {q50c - q50p:.2f} ms (a cgroup of its own, the opener moved into it)")
     sink.record("open.spaced_cgroup_added_ms", f"{q50c - q50p:.3f}")
+    # The floor of that row, in the same run: the move alone, by the kernel. It waits for an
+    # RCU grace period (cgroup_threadgroup_rwsem) unless the cgroup2 mount has
+    # `favordynmods`, which makes forks and exits pay instead. (On this project's 6.18 test
+    # host, moves stayed fast after favordynmods was set once and cleared again, until reboot:
+    # the line says the mount's option, not that history.)
+    floor = cgroup_move_floor(spaced, GAP)
+    if floor:
+        mount, opts = cgroup2()
+        fav = "favordynmods" in opts.split(",")
+        q50f = statistics.median(floor)
+        print(f"  floor, the move alone: {q50f:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in floor)}; "
+              f"{mount} {'with' if fav else 'without'} favordynmods)")
+        sink.record("open.cgroup_move_floor_ms", f"{q50f:.3f}")

@@ -71,6 +71,8 @@ check("PAM session open, added (1 s apart)", "open.spaced_added_ms", lambda v: f
       "<= 3 ms", lambda v: v <= 3)
 check("PAM session open, added, kill_on_close (1 s apart)", "open.spaced_cgroup_added_ms",
       lambda v: f"+{v:.2f} ms", "<= 3 ms", lambda v: v <= 3)
+info("PAM session open, kill_on_close, floor: one cgroup move (1 s apart)", "open.cgroup_move_floor_ms",
+     lambda v: f"+{v:.2f} ms")
 check("session end without a syslog socket, added", "nolog.added_ms", lambda v: f"{v:+.2f} ms",
       "<= 50 ms", lambda v: v <= 50)
 mib = lambda v: f"{v / 1024:.2f} MiB"
