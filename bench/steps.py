@@ -38,22 +38,20 @@ MEANING = {
     "statx#1": "resolve: mount id and inode",
     "readlink#1": "resolve: real path",
     "readlink#2": "gather: working directory",
-    "openat#2": "gather: /proc/PID/stat (terminal)",
-    "read#1": "gather: /proc/PID/stat (terminal)",
-    "close#1": "gather: /proc/PID/stat (terminal)",
     "ioctl(NOTIF_ID_VALID)#1": "gather: the notification still valid",
-    "openat#3": "foreign-mount check: open in the session's namespace",
+    # The terminal of an exec the kernel checks comes with its finding (no /proc/PID/stat).
+    "openat#2": "foreign-mount check: open in the session's namespace",
     "newfstatat#1": "foreign-mount check: same file",
     "readlink#3": "foreign-mount check: same name",
-    "close#2": "foreign-mount check: close",
+    "close#1": "foreign-mount check: close",
     "statx#2": "user-namespace check",
     "bpf#1": "kernel check: write the expectation",
     "ioctl(NOTIF_SEND)#1": "answer CONTINUE",
     "bpf#2": "kernel check: read the finding",
     "bpf#3": "kernel check: remove the entry",
     "write#1": "log: the decision line",
-    "close#3": "close the pidfd",
-    "close#4": "close the file",
+    "close#2": "close the pidfd",
+    "close#3": "close the file",
 }
 
 
