@@ -89,7 +89,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u8[BLOCK_MAX]);
+	__type(value, __u8[2 * BLOCK_MAX]);  // twice what is read: see same_strings
 } scratch SEC(".maps");
 
 // Whether the new image's argument and environment strings are the authorized bytes.
@@ -113,6 +113,13 @@ static enum verdict same_strings(struct task_struct *p, struct expect *e)
 	buf = bpf_map_lookup_elem(&scratch, &zero);
 	if (!buf)
 		return UNREADABLE;
+	// len <= BLOCK_MAX already, but Debian 12's kernel (6.1) loses that bound when the
+	// compiler spills len before the check and reloads it after (it did, and the program was
+	// refused). So the compiler is made to forget the bound (it would drop the mask) and the
+	// size is masked right here: provably within the buffer (2 * BLOCK_MAX), whatever the
+	// compiler does.
+	asm volatile("" : "+r"(len));
+	len &= 2 * BLOCK_MAX - 1;
 	if (bpf_probe_read_user(buf, len, (void *)start))
 		return UNREADABLE;
 	got = (__u64 *)buf;
@@ -137,7 +144,7 @@ static enum verdict same_strings(struct task_struct *p, struct expect *e)
 
 // The controlling terminal of `p` in /proc/PID/stat's encoding (fs/proc/array.c: the
 // device number of tty_devnum(), new_encode_dev()), 0 for none.
-static __u32 tty_nr(struct task_struct *p)
+static __always_inline __u32 tty_nr(struct task_struct *p)
 {
 	struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
 	__u32 major, minor;

@@ -519,6 +519,17 @@ fn debian_host_supervises_logins_user_managers_cron_and_at_and_logs_to_journald_
         "logind did not apply memory-max/pids-max to {scope}:\n{text}"
     );
 
+    // A terminal of its own: script(1) makes a pty the controlling terminal of the command it
+    // runs, and the kernel check's finding names it on the exec's line (checked below).
+    let out = host.ssh(USER, "script -qc /usr/bin/tty /dev/null", STEP);
+    let pts = stdout(&out)
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .find(|l| l.starts_with("/dev/pts/"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!pts.is_empty(), "script(1) gave /usr/bin/tty no terminal:\n{}", output_text(&out));
+
     // The user's systemd: the manager is a supervised session (service systemd-user).
     let out = host.ssh(
         USER,
@@ -567,6 +578,11 @@ fn debian_host_supervises_logins_user_managers_cron_and_at_and_logs_to_journald_
         "no deny line for /tmp/ssh-id in journalctl -t session-wrapper:\n{}",
         tail(&lines, 40)
     );
+    assert!(
+        lines.lines().any(|l| l.contains("path=\"/usr/bin/tty\"") && l.contains(&format!(" tty={pts} ")) && l.contains("result=exec")),
+        "no line for /usr/bin/tty on {pts} in journalctl -t session-wrapper:\n{}",
+        tail(&lines, 40)
+    );
     let starts = journal_entries(&host.root(
         "session starts",
         "journalctl -q --no-pager SESSION_WRAPPER_EVENT=session-start -o json",
@@ -582,13 +598,14 @@ fn debian_host_supervises_logins_user_managers_cron_and_at_and_logs_to_journald_
         .collect();
     // Debian's own kernel has the BPF LSM and BTF: every session checks what its execs load
     // in the kernel, without a ptrace stop, and self-test proves the check by attacking it.
+    // (self-test says why when the kernel refused the check's programs.)
+    let selftest = host.root("self-test", "session-wrapper self-test 2>&1 || true");
     let ptrace: Vec<&HashMap<String, String>> =
         starts.iter().filter(|e| e.get("SESSION_WRAPPER_VERIFY").is_none_or(|v| v != "bpf")).collect();
     assert!(
         !starts.is_empty() && ptrace.is_empty(),
-        "sessions not checked by the kernel on Debian's kernel: {ptrace:?}"
+        "sessions not checked by the kernel on Debian's kernel: {ptrace:?}\nself-test:\n{selftest}"
     );
-    let selftest = host.root("self-test", "session-wrapper self-test 2>&1 || true");
     assert!(
         selftest.lines().any(|l| l.contains("exec verification") && l.contains("killed a swapped image")),
         "self-test did not prove the kernel's exec check:\n{selftest}"
