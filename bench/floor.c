@@ -15,8 +15,19 @@
  *                              path (readlink of the descriptor), then NOTIF_ID_VALID
  *   floor log CMD ARGS...      read, and one syslog datagram per exec after the answer, to the
  *                              Unix datagram socket named by FLOOR_LOG (the same receiver)
+ *   floor serve LOG            the floor of a PAM session's supervisor (started by the module
+ *                              below, its socket on fd 3): takes the listener, sends one
+ *                              session-start-sized datagram to LOG, says ready, then answers
+ *                              CONTINUE until no task is left under the filter
  *
- * Build: cc -O2 -o floor bench/floor.c   (as root: installs a filter without NO_NEW_PRIVS) */
+ * Built with -DFLOOR_PAM -shared -fPIC, the same file is the floor of a PAM session module
+ * (`session required pam_floor.so FLOOR LOG`): the least a module that puts the session under
+ * an exec'd supervisor must do at open: a socket pair, fork and fork again (the supervisor is
+ * not the host's child), exec of FLOOR serve, the filter installed in the host, its listener
+ * handed over, and the supervisor's ready awaited.
+ *
+ * Build: cc -O2 -o floor bench/floor.c   (as root: installs a filter without NO_NEW_PRIVS)
+ *        cc -O2 -shared -fPIC -DFLOOR_PAM -o pam_floor.so bench/floor.c */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -154,7 +165,86 @@ static int log_socket(void) {
     return s;
 }
 
+#ifdef FLOOR_PAM
+/* PAM's entry points, declared here so that the floor needs no PAM headers. */
+int pam_sm_open_session(void *pamh, int flags, int argc, const char **argv);
+int pam_sm_close_session(void *pamh, int flags, int argc, const char **argv);
+
+int pam_sm_open_session(void *pamh, int flags, int argc, const char **argv) {
+    (void)pamh, (void)flags;
+    enum { PAM_SUCCESS = 0, PAM_SESSION_ERR = 14 };
+    if (argc < 2) return PAM_SESSION_ERR;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return PAM_SESSION_ERR;
+    pid_t child = fork();
+    if (child < 0) return PAM_SESSION_ERR;
+    if (child == 0) {
+        if (fork() == 0) {
+            if (dup2(sv[1], 3) == 3) execl(argv[0], argv[0], "serve", argv[1], (char *)NULL);
+            _exit(127);
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    waitpid(child, NULL, 0);
+    int l = install_filter();
+    send_fd(sv[0], l);
+    close(l);
+    char ready = 0;
+    int ok = read(sv[0], &ready, 1) == 1 && ready == 'r';
+    close(sv[0]);
+    return ok ? PAM_SUCCESS : PAM_SESSION_ERR;
+}
+
+int pam_sm_close_session(void *pamh, int flags, int argc, const char **argv) {
+    (void)pamh, (void)flags, (void)argc, (void)argv;
+    return 0;
+}
+#else
+/* Answers CONTINUE to every notification of `listener` until no task is left under it. */
+static void answer_all(int listener) {
+    struct seccomp_notif_sizes sizes;
+    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes)) die("notif sizes");
+    struct seccomp_notif *req = calloc(1, sizes.seccomp_notif);
+    struct seccomp_notif_resp *resp = calloc(1, sizes.seccomp_notif_resp);
+    for (;;) {
+        struct pollfd p = {.fd = listener, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR) die("poll");
+        if (p.revents & POLLIN) {
+            memset(req, 0, sizes.seccomp_notif);
+            if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req)) continue;
+            memset(resp, 0, sizes.seccomp_notif_resp);
+            resp->id = req->id;
+            resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+            ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
+        } else if (p.revents & (POLLHUP | POLLERR)) {
+            return;
+        }
+    }
+}
+
+/* The supervisor's side of the PAM floor. */
+static int serve(const char *log) {
+    int listener = recv_fd(3);
+    if (!getenv("FLOOR_NO_SYNC")) ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0);
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, log, sizeof a.sun_path - 1);
+    char line[300];
+    int n = snprintf(line, sizeof line,
+                     "<86>Dec  3 12:49:03 floor[%d]: session=0123456789ab event=session-start user=root uid=0 "
+                     "service=swbench-floor rhost=- tty=- leader=1 mode=enforce config=\"/etc/x.toml\"",
+                     (int)getpid());
+    if (s >= 0) sendto(s, line, n, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof a);
+    close(s);
+    if (write(3, "r", 1) != 1) return 1;
+    close(3);
+    answer_all(listener);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "serve")) return serve(argv[2]);
     const char *modes[] = {"notify", "ptrace", "read", "log"};
     int mode = -1;
     for (int i = 0; argc >= 3 && i < 4; i++)
@@ -243,3 +333,4 @@ int main(int argc, char **argv) {
     int st = child_status;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+#endif

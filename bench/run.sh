@@ -273,6 +273,13 @@ if [ "$what" = all ] || [ "$what" = open ]; then
   echo "session required $rel/libpam_session_wrapper.so config=$work/allow.toml supervisor=$rel/session-wrapper-supervisor" >> "$work/pam.d/swbench-wrapped"
   cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-cgroup"
   echo "session required $rel/libpam_session_wrapper.so config=$work/allow.toml supervisor=$rel/session-wrapper-supervisor kill_on_close" >> "$work/pam.d/swbench-cgroup"
+  # The floor of the open: a module and a supervisor in C that do the least of the same
+  # design (bench/floor.c: fork twice, exec, the filter installed, its listener handed over,
+  # one line, ready).
+  cc -O2 -o "$work/floor" bench/floor.c
+  cc -O2 -shared -fPIC -DFLOOR_PAM -o "$work/pam_floor.so" bench/floor.c
+  cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-floor"
+  echo "session required $work/pam_floor.so $work/floor $work/log" >> "$work/pam.d/swbench-floor"
   unshare -m --propagation private sh -c "mount --bind $work/pam.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/session_open.py 50 10"
 fi
 

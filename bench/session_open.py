@@ -70,20 +70,26 @@ def measure(service, n, gap=0.0):
 
 measure("swbench-plain", 5)  # warm caches
 measure("swbench-wrapped", 5)
+measure("swbench-floor", 5)
 plain = measure("swbench-plain", runs)
 sw = measure("swbench-wrapped", runs)
-p50p, p50s = statistics.median(plain), statistics.median(sw)
+fl = measure("swbench-floor", runs)
+p50p, p50s, p50f = statistics.median(plain), statistics.median(sw), statistics.median(fl)
 print(f"session open+close back to back, {runs} runs each (pamtester, median):")
 print(f"  without the module: {p50p:.2f} ms")
 print(f"  with the module:    {p50s:.2f} ms")
 print(f"  added latency:      {p50s - p50p:.2f} ms (target: at most 3 ms)")
+print(f"  floor (bench/floor.c: fork twice, exec, filter, listener, one line, ready): {p50f:.2f} ms, "
+      f"added {p50f - p50p:.2f} ms")
 sink.record("open.plain_ms", f"{p50p:.3f}")
 sink.record("open.wrapped_ms", f"{p50s:.3f}")
 sink.record("open.added_ms", f"{p50s - p50p:.3f}")
+sink.record("open.floor_added_ms", f"{p50f - p50p:.3f}")
 
 if spaced:
     plain = measure("swbench-plain", spaced, GAP)
     sw = measure("swbench-wrapped", spaced, GAP)
+    fl = measure("swbench-floor", spaced, GAP)
     # With `kill_on_close` the session gets a cgroup of its own (membership), and the opener
     # is moved into it: the cost of that first move after an idle while, shown apart.
     cg = measure("swbench-cgroup", spaced, GAP)
@@ -92,6 +98,9 @@ if spaced:
     print(f"  without the module: {q50p:.2f} ms")
     print(f"  with the module:    {q50s:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in sw)})")
     print(f"  added latency:      {q50s - q50p:.2f} ms (target: at most 3 ms)")
+    q50f = statistics.median(fl)
+    print(f"  floor:              {q50f:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in fl)}): added {q50f - q50p:.2f} ms")
+    sink.record("open.spaced_floor_added_ms", f"{q50f - q50p:.3f}")
     sink.record("open.spaced_plain_ms", f"{q50p:.3f}")
     sink.record("open.spaced_wrapped_ms", f"{q50s:.3f}")
     sink.record("open.spaced_added_ms", f"{q50s - q50p:.3f}")
