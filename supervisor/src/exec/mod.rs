@@ -334,7 +334,7 @@ impl Pipeline {
                 if let Some(c) = ctx.check.as_deref_mut() {
                     c.forget(f.tid);
                 }
-                line.set_escaped("tty", f.tty().unwrap_or("-").as_bytes());
+                fill_tty(&mut line, &mut f, None);
                 line.push_bare("result", "died");
                 ctx.emit(line);
             }
@@ -359,7 +359,7 @@ impl Pipeline {
     pub fn on_reports(&mut self, ctx: &mut Ctx<'_>, reports: Vec<Report>) {
         for r in reports {
             let Some((mut facts, mut line, pidfd)) = self.take_loading(r.notif) else { continue };
-            line.set_escaped("tty", facts.found_tty(r.tty).unwrap_or("-").as_bytes());
+            fill_tty(&mut line, &mut facts, r.tty);
             match r.outcome {
                 Outcome::Same => self.ran(ctx, r.pid, &facts, line, pidfd),
                 Outcome::Gone => {
@@ -421,7 +421,7 @@ impl Pipeline {
             if let Some(c) = ctx.check.as_deref() {
                 c.forget(facts.tid);
             }
-            line.set_escaped("tty", facts.tty().unwrap_or("-").as_bytes());
+            fill_tty(&mut line, &mut facts, None);
             line.push_bare("result", result);
             ctx.emit(line);
         }
@@ -516,6 +516,12 @@ impl Pipeline {
             ctx.emit(e);
         }
     }
+}
+
+/// The terminal of a line built before it was known (an exec the kernel checks): the one its
+/// finding names (`found`), else read from `/proc` now.
+fn fill_tty(line: &mut Event, f: &mut ExecFacts, found: Option<u64>) {
+    line.set_escaped("tty", f.found_tty(found).unwrap_or("-").as_bytes());
 }
 
 /// Who runs an exec, and under which circumstances.

@@ -108,9 +108,9 @@ impl SpoolDir {
 
     /// Claims a file of lines that no live supervisor holds (not `except`), to be delivered
     /// to the syslog socket `socket`: one written for `socket`, or one for a socket that is
-    /// no longer there (nothing, or no socket, at its path; or no header naming one). The lines of a socket the
-    /// configuration stopped naming would otherwise wait for ever, and fill the directory;
-    /// [`SpoolFile::socket`] says which socket they were for.
+    /// no longer there (nothing, or no socket, at its path; or no header naming one). The
+    /// lines of a socket the configuration stopped naming would otherwise wait for ever, and
+    /// fill the directory; [`SpoolFile::socket`] says which socket they were for.
     pub fn claim(&self, except: Option<&str>, socket: &str) -> Option<SpoolFile> {
         for name in self.names() {
             if !name.starts_with(LOG_PREFIX) || Some(name.as_str()) == except {

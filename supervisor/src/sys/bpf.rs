@@ -303,9 +303,8 @@ fn load_and_pin(dir: &Path) -> Result<MapHandle, BpfError> {
 /// # Errors
 /// What went otherwise.
 pub fn probe(check: &mut ExecCheck) -> Result<(), String> {
-    let image = true_image().map_err(|e| format!("/bin/true: {e}"))?;
-    let userns = crate::sys::procfs::user_namespace(std::process::id() as i32).map_err(|e| format!("own user namespace: {e}"))?.1 as u32;
-    let ok = Expect { notif: 1, image, strings: b"true\0".to_vec(), kill: true, untraced: true, user_namespace: userns };
+    let ok = true_expect(1)?;
+    let (image, userns) = (ok.image, ok.user_namespace);
     let cases = [
         (ok.clone(), true, Some(0), None, Outcome::Same),
         (Expect { notif: 2, image: (image.0, image.1 + 1), ..ok.clone() }, true, None, Some(9), Outcome::OtherImage),
@@ -322,6 +321,14 @@ pub fn probe(check: &mut ExecCheck) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Exec `notif` of `/bin/true` with `argv = ["true"]`, no environment, in this process's user
+/// namespace: what [`probe_one`]'s child runs, expected whole (killed on a difference).
+fn true_expect(notif: u64) -> Result<Expect, String> {
+    let image = true_image().map_err(|e| format!("/bin/true: {e}"))?;
+    let userns = crate::sys::procfs::user_namespace(std::process::id() as i32).map_err(|e| format!("own user namespace: {e}"))?.1 as u32;
+    Ok(Expect { notif, image, strings: b"true\0".to_vec(), kill: true, untraced: true, user_namespace: userns })
 }
 
 fn true_image() -> std::io::Result<(u64, u64)> {
@@ -392,13 +399,18 @@ fn probe_one(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_kernel_lets_run_what_was_expected_and_kills_anything_else_before_it_runs() {
+    /// The kernel check, as root; `None` (the test skipped, and says so) otherwise.
+    fn connect_as_root() -> Option<ExecCheck> {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: loading BPF programs needs root");
-            return;
+            return None;
         }
-        let mut check = ExecCheck::connect().expect("connect");
+        Some(ExecCheck::connect().expect("connect"))
+    }
+
+    #[test]
+    fn the_kernel_lets_run_what_was_expected_and_kills_anything_else_before_it_runs() {
+        let Some(mut check) = connect_as_root() else { return };
         probe(&mut check).expect("probe");
     }
 
@@ -406,14 +418,8 @@ mod tests {
     /// both when its exec loads and when it exits without one.
     #[test]
     fn the_finding_names_the_terminal_of_the_task() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: loading BPF programs needs root");
-            return;
-        }
-        let mut check = ExecCheck::connect().expect("connect");
-        let image = true_image().expect("/bin/true");
-        let userns = crate::sys::procfs::user_namespace(std::process::id() as i32).expect("user namespace").1 as u32;
-        let e = Expect { notif: 11, image, strings: b"true\0".to_vec(), kill: true, untraced: true, user_namespace: userns };
+        let Some(mut check) = connect_as_root() else { return };
+        let e = true_expect(11).expect("expectation");
         // SAFETY: plain calls on a new pseudo-terminal's master.
         let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
         assert!(master >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
