@@ -420,7 +420,6 @@ pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
     // supervisor as in a PAM session. Without a syslog socket at all, the lines are written to
     // standard error when the command has ended.
     let start = Start {
-        listener,
         config: opts.config,
         session,
         plan: prepared.plan,
@@ -430,7 +429,7 @@ pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
         confined: crate::run_as_root(),
         stderr_fallback: true,
     };
-    let supervisor = super::start(start)?;
+    let supervisor = super::confine(start).start(listener)?;
     if nix::unistd::write(&child.sock, &[1u8]).is_err() {
         let _ = nix::sys::signal::kill(child.pid, nix::sys::signal::Signal::SIGKILL);
     }

@@ -5,7 +5,7 @@
 //! up the user, decides the scope, prepares the session ([`super::prepare`]); then it splits
 //! in two:
 //! - the **supervisor** (child) sends the filter, receives the listener, starts
-//!   ([`super::start`]), says ready and answers execs until the session's last process is
+//!   ([`super::confine`] while the module installs the filter, then [`super::Confined::start`]), says ready and answers execs until the session's last process is
 //!   gone;
 //! - the **watchdog** (parent) only waits for it. If the supervisor dies of anything but a
 //!   normal end, the watchdog logs it (the session can no longer run programs: every exec now
@@ -238,8 +238,8 @@ fn serve(
         }
     }
     let Prepared { plan, program, .. } = prepared;
-    let msg =
-        Message::Supervise { session: session.id, pid: std::process::id(), filter: program.to_bytes(), isolate: plan.isolate.clone() };
+    let id = session.id;
+    let msg = Message::Supervise { session: id, pid: std::process::id(), filter: program.to_bytes(), isolate: plan.isolate.clone() };
     if send(sock.as_fd(), &msg, None).is_err() {
         return 1;
     }
@@ -247,18 +247,20 @@ fn serve(
         let _ = nix::unistd::write(&bye, b"b");
         1
     };
+    // While the module installs the filter: everything that needs no listener.
+    let start = Start { config, session, plan, pam, child: None, debug, confined: true, stderr_fallback: false };
+    let confined = super::confine(start);
     let listener = match recv(sock.as_fd(), EXCHANGE_TIMEOUT) {
         Ok((Message::Listener, Some(fd))) => fd,
         Ok((Message::Failed { reason }, _)) => {
             let line = Event::new(Severity::Error, Kind::SessionRefusedSetup).quoted("reason", reason.as_bytes());
-            log.emit(&line.in_session(session.id));
+            log.emit(&line.in_session(id));
             log.drain(Duration::from_secs(1));
             return said_bye();
         }
         Ok(_) | Err(_) => return said_bye(),
     };
-    let start = Start { listener, config, session, plan, pam, child: None, debug, confined: true, stderr_fallback: false };
-    let supervisor = match super::start(start) {
+    let supervisor = match confined.start(listener) {
         Ok(s) => s,
         Err(e) => {
             let _ = send(sock.as_fd(), &Message::Failed { reason: format!("supervisor setup: {e}") }, None);

@@ -8,9 +8,11 @@
 //!    service, and a session id;
 //! 2. the entry point installs the filter on the session's first process and receives its
 //!    listener (through the module, or from its own child);
-//! 3. [`start`]: the log sink with its spool, the supervisor's own confinement ([`harden`]),
-//!    the authorization backend, and the [`Supervisor`], whose loop ([`Supervisor::serve`])
-//!    answers every exec until the session's last process is gone.
+//! 3. [`confine`] (which needs no listener, and so runs while the filter is installed): the
+//!    log sink with its spool, the supervisor's own confinement ([`harden`]); then
+//!    [`Confined::start`] with the listener: the authorization backend, and the
+//!    [`Supervisor`], whose loop ([`Supervisor::serve`]) answers every exec until the
+//!    session's last process is gone.
 
 pub mod cgroup;
 pub mod command;
@@ -107,11 +109,9 @@ pub fn prepare(config: &Config, user: &LoginUser, service: &str, leader: i32, pa
     Ok(Prepared { id: new_id(), plan, program })
 }
 
-/// What a supervisor starts from, once the session's listener is in hand.
+/// What a supervisor starts from, before the session's listener is in hand.
 #[derive(Debug)]
 pub struct Start {
-    /// The session filter's listener.
-    pub listener: OwnedFd,
     /// The policy.
     pub config: Config,
     /// The session.
@@ -130,14 +130,29 @@ pub struct Start {
     pub stderr_fallback: bool,
 }
 
-/// Starts the supervisor: the log sink with its spool, the supervisor's own confinement
-/// (before any thread exists, so that every thread inherits it), the authorization backend.
+/// A supervisor with its log, its spool and its own confinement, waiting for the session's
+/// listener (see [`confine`]).
+#[derive(Debug)]
+pub struct Confined {
+    config: Config,
+    session: Session,
+    plan: Plan,
+    pam: PamSession,
+    child: Option<i32>,
+    debug: bool,
+    log: Syslog,
+    audit: bool,
+    check: Option<ExecCheck>,
+    acct_dir: Option<AcctDir>,
+}
+
+/// The first half of a supervisor's start, which needs no listener: the log sink with its
+/// spool, the kernel's exec check, the supervisor's own confinement (before any thread
+/// exists, so that every thread inherits it). A PAM session's supervisor does this while the
+/// module installs the filter, off the open's critical path (docs/BENCHMARKS.md, sixth pass).
 /// The plan's warnings, and whatever did not go as it should, are logged.
-///
-/// # Errors
-/// [`SetupError`] when the supervisor cannot serve the session.
-pub fn start(s: Start) -> Result<Supervisor, SetupError> {
-    let Start { listener, config, session, plan, mut pam, child, debug, confined, stderr_fallback } = s;
+pub fn confine(s: Start) -> Confined {
+    let Start { config, session, plan, mut pam, child, debug, confined, stderr_fallback } = s;
     let mut log = Syslog::for_config(&config.log);
     let in_session = |e: Event| e.in_session(session.id);
     let mut spool = None;
@@ -183,11 +198,23 @@ pub fn start(s: Start) -> Result<Supervisor, SetupError> {
     if let Some(Err(e)) = &hardened {
         log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e)));
     }
-    let isolation = plan.describe(pam.cgroup.as_ref());
-    let handed = plan.handed_to_pam_systemd(pam.cgroup.as_ref());
-    let log = session_sink(log, audit, session.id);
-    let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check };
-    Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
+    Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir }
+}
+
+impl Confined {
+    /// The second half: the supervisor of the session whose filter's listener is `listener`,
+    /// with its authorization backend and (in a PAM session) its session file.
+    ///
+    /// # Errors
+    /// [`SetupError`] when the supervisor cannot serve the session.
+    pub fn start(self, listener: OwnedFd) -> Result<Supervisor, SetupError> {
+        let Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir } = self;
+        let isolation = plan.describe(pam.cgroup.as_ref());
+        let handed = plan.handed_to_pam_systemd(pam.cgroup.as_ref());
+        let log = session_sink(log, audit, session.id);
+        let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check };
+        Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
+    }
 }
 
 /// The kernel's exec check, when the configuration wants it and the kernel gives it (done
