@@ -1,5 +1,5 @@
 //! The session filter: the seccomp program installed on the process that opens a session
-//! (and inherited by everything it starts), built with libseccomp.
+//! (and inherited by everything it starts), built with libseccomp (once: see [`super::recipe`]).
 //!
 //! - `execve` and `execveat` go to the supervisor (`SECCOMP_RET_USER_NOTIF`);
 //! - the probe ioctl ([`session_wrapper_protocol::kernel::PROBE_REQUEST`] on fd -1) too, so a
@@ -18,15 +18,16 @@
 //! setuid programs (sudo, su) keep working inside the session. The export also lets us pass
 //! `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, which Debian 12's libseccomp 2.5 does not know.
 
-use std::io::{Read, Seek};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpSyscall,
 };
 use session_wrapper_config::{Blocked, Layers, SyscallSet};
 use session_wrapper_protocol::kernel::{PROBE_FD, PROBE_REQUEST};
 use session_wrapper_protocol::FilterProgram;
+
+use super::recipe::Recipe;
 
 /// Why the filter could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +120,7 @@ pub fn check_blocked(block: &[Blocked]) -> Result<(), FilterError> {
 /// Adds the isolation blocklist: `EPERM` for each blocked call; sockets and namespace flags by
 /// argument. `clone3` passes its flags in memory, which a filter cannot read: when namespace
 /// creation is refused it fails with `ENOSYS`, and the C library falls back to `clone`.
-fn add_blocklist(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&str]) -> Result<(), FilterError> {
+fn add_blocklist(ctx: &mut Recipe, block: &[Blocked], taken: &[&str]) -> Result<(), FilterError> {
     let has = |set| block.contains(&Blocked::Set(set));
     let namespaces = has(SyscallSet::Namespaces);
     let user_ns = has(SyscallSet::UserNamespaces) && !namespaces;
@@ -144,7 +145,7 @@ fn int_is(n: u32, v: u64) -> ScmpArgCompare {
 /// for those in `taken` (the filter decides them otherwise) and for `clone3` when
 /// `clone3_enosys`. A call of a set this system's libseccomp does not know is skipped; one
 /// named alone is an error.
-fn add_blocked_calls(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&str], clone3_enosys: bool) -> Result<(), FilterError> {
+fn add_blocked_calls(ctx: &mut Recipe, block: &[Blocked], taken: &[&str], clone3_enosys: bool) -> Result<(), FilterError> {
     let mut plain: Vec<&str> = Vec::new();
     for b in block {
         match b {
@@ -171,7 +172,7 @@ fn add_blocked_calls(ctx: &mut ScmpFilterContext, block: &[Blocked], taken: &[&s
 
 /// `EPERM` for `socket()` of raw IP sockets (`raw`) and of packet sockets (`packet`), by its
 /// arguments.
-fn add_blocked_sockets(ctx: &mut ScmpFilterContext, raw: bool, packet: bool) -> Result<(), FilterError> {
+fn add_blocked_sockets(ctx: &mut Recipe, raw: bool, packet: bool) -> Result<(), FilterError> {
     let eperm = ScmpAction::Errno(libc::EPERM);
     let sock = ScmpSyscall::from_name("socket")?;
     for family in [libc::AF_INET, libc::AF_INET6] {
@@ -205,7 +206,7 @@ fn add_blocked_sockets(ctx: &mut ScmpFilterContext, raw: bool, packet: bool) -> 
 /// `EPERM` for `clone` that makes a namespace of any kind (`every_kind`: the `namespaces` set,
 /// whose `unshare` and `setns` already fail whole), or else a user namespace, then also through
 /// `unshare` and `setns`. `clone3` fails with `ENOSYS` unless it is in `taken`.
-fn add_blocked_namespaces(ctx: &mut ScmpFilterContext, every_kind: bool, taken: &[&str]) -> Result<(), FilterError> {
+fn add_blocked_namespaces(ctx: &mut Recipe, every_kind: bool, taken: &[&str]) -> Result<(), FilterError> {
     let eperm = ScmpAction::Errno(libc::EPERM);
     let flags: &[i32] = if every_kind { &CLONE_NEW_ALL } else { &[libc::CLONE_NEWUSER] };
     let clone = ScmpSyscall::from_name("clone")?;
@@ -282,7 +283,7 @@ const ENOSYS: i32 = libc::ENOSYS;
 /// # Errors
 /// [`FilterError`] when libseccomp fails.
 pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
-    let mut ctx = ScmpFilterContext::new(ScmpAction::Allow)?;
+    let mut ctx = Recipe::new(ScmpAction::Allow);
     ctx.set_ctl_nnp(false)?;
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
     ctx.add_arch(ScmpArch::X86)?;
@@ -318,7 +319,7 @@ pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
     }
     let taken: &[&str] = if spec.allow_io_uring { &[] } else { &io_uring };
     add_blocklist(&mut ctx, &spec.block, taken)?;
-    export(&ctx)
+    ctx.program()
 }
 
 /// The filter a nested session (su, sudo) adds on top of the session filter for the system
@@ -327,12 +328,12 @@ pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
 /// # Errors
 /// [`FilterError`] when libseccomp fails or a name is unknown.
 pub fn build_blocklist(block: &[Blocked]) -> Result<FilterProgram, FilterError> {
-    let mut ctx = ScmpFilterContext::new(ScmpAction::Allow)?;
+    let mut ctx = Recipe::new(ScmpAction::Allow);
     ctx.set_ctl_nnp(false)?;
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
     ctx.add_arch(ScmpArch::X86)?;
     add_blocklist(&mut ctx, block, &[])?;
-    export(&ctx)
+    ctx.program()
 }
 
 /// The supervisor's (and watchdog's) own filter: what they must never do, whatever happens
@@ -351,7 +352,7 @@ pub fn build_blocklist(block: &[Blocked]) -> Result<FilterProgram, FilterError> 
 /// # Errors
 /// [`FilterError`] when libseccomp fails.
 pub fn build_self_filter(writes: Writes<'_>, bpf_maps: bool) -> Result<FilterProgram, FilterError> {
-    let mut ctx = ScmpFilterContext::new(ScmpAction::Allow)?;
+    let mut ctx = Recipe::new(ScmpAction::Allow);
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
     for name in ["execve", "execveat"] {
         ctx.add_rule(ScmpAction::KillProcess, ScmpSyscall::from_name(name)?)?;
@@ -407,7 +408,7 @@ pub fn build_self_filter(writes: Writes<'_>, bpf_maps: bool) -> Result<FilterPro
         Writes::Nowhere => restrict_file_writes(&mut ctx, None)?,
         Writes::Within(dirs) => restrict_file_writes(&mut ctx, Some(dirs.bounds()))?,
     }
-    export(&ctx)
+    ctx.program()
 }
 
 /// Where a confined process may create, replace and remove files.
@@ -446,7 +447,7 @@ impl<'a> DirRange<'a> {
 
 /// See [`build_self_filter`]: write-opens only relative to a descriptor in `range`
 /// (inclusive); none at all without one.
-fn restrict_file_writes(ctx: &mut ScmpFilterContext, range: Option<(u64, u64)>) -> Result<(), FilterError> {
+fn restrict_file_writes(ctx: &mut Recipe, range: Option<(u64, u64)>) -> Result<(), FilterError> {
     let eperm = ScmpAction::Errno(libc::EPERM);
     let write_bits = [libc::O_WRONLY, libc::O_RDWR, libc::O_CREAT, libc::O_TRUNC];
     // One comparison per rule on an argument: below the range, or above it (AT_FDCWD, -100,
@@ -490,18 +491,6 @@ fn restrict_file_writes(ctx: &mut ScmpFilterContext, range: Option<(u64, u64)>) 
         ctx.add_rule_conditional(eperm, ScmpSyscall::from_name("unlinkat")?, &[side])?;
     }
     Ok(())
-}
-
-/// Exports a libseccomp context as a program, through a memfd.
-pub(crate) fn export(ctx: &ScmpFilterContext) -> Result<FilterProgram, FilterError> {
-    let fd = nix::sys::memfd::memfd_create(c"seccomp-export", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-        .map_err(std::io::Error::from)?;
-    let mut file = std::fs::File::from(fd);
-    ctx.export_bpf(&file)?;
-    file.rewind()?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(FilterProgram::from_bytes(&bytes)?)
 }
 
 #[cfg(test)]

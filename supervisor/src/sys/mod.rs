@@ -10,6 +10,7 @@ pub mod filter;
 pub mod memory;
 pub mod notify;
 pub mod procfs;
+pub mod recipe;
 pub mod resolve;
 pub mod tracer;
 pub mod trust;

@@ -1,0 +1,248 @@
+//! Seccomp programs built once, then taken from a cache: a filter is written as a [`Recipe`]
+//! (the libseccomp calls that make it, recorded), and the program libseccomp generates for a
+//! recipe is kept in a root-only directory, under the recipe's full text.
+//!
+//! libseccomp takes 0.2 to 0.5 ms to generate each of the three programs a PAM session needs
+//! (the session filter, the supervisor's own, the watchdog's), all on the session open's
+//! critical path (docs/BENCHMARKS.md, sixth pass). The same calls always make the same
+//! program, so a program is looked up by everything that decides it: the recipe's calls in
+//! order and libseccomp's version. A change to either misses and builds afresh: there is no
+//! cache to invalidate. A file is used only when it is a regular file of root's that nobody
+//! else may write, and when the recipe stored in it is exactly the one asked for; anything
+//! else (no cache, a damaged file, not root) builds the program as before.
+
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpFilterContext, ScmpSyscall};
+use session_wrapper_protocol::FilterProgram;
+
+use super::filter::FilterError;
+
+/// Where built programs are kept: under the runtime directory, which only root may enter
+/// (see [`crate::session::runtime`]); a tmpfs, emptied at boot.
+pub const CACHE_DIR: &str = "/run/session-wrapper/filters";
+
+/// The largest cache file read: a recipe and its program are a few KiB.
+const MAX_FILE: u64 = 256 * 1024;
+
+/// One libseccomp call.
+#[derive(Debug, Clone)]
+enum Call {
+    Nnp(bool),
+    BadArch(ScmpAction),
+    Arch(ScmpArch),
+    Rule(ScmpAction, ScmpSyscall),
+    Conditional(ScmpAction, ScmpSyscall, Vec<ScmpArgCompare>),
+}
+
+/// A filter as the libseccomp calls that build it, in order (the subset of
+/// [`ScmpFilterContext`] the filters here use). Nothing is built until [`Recipe::program`].
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    default: ScmpAction,
+    calls: Vec<Call>,
+}
+
+impl Recipe {
+    /// A filter whose action for everything no rule matches is `default`.
+    pub fn new(default: ScmpAction) -> Self {
+        Recipe { default, calls: Vec::new() }
+    }
+
+    /// Whether loading the filter sets `NO_NEW_PRIVS` (see [`ScmpFilterContext::set_ctl_nnp`]).
+    pub fn set_ctl_nnp(&mut self, on: bool) -> Result<(), FilterError> {
+        self.calls.push(Call::Nnp(on));
+        Ok(())
+    }
+
+    /// The action for a system call of an architecture the filter does not cover.
+    pub fn set_act_badarch(&mut self, action: ScmpAction) -> Result<(), FilterError> {
+        self.calls.push(Call::BadArch(action));
+        Ok(())
+    }
+
+    /// Adds an architecture (the native one is always there).
+    pub fn add_arch(&mut self, arch: ScmpArch) -> Result<(), FilterError> {
+        self.calls.push(Call::Arch(arch));
+        Ok(())
+    }
+
+    /// `action` for every call of `syscall`.
+    pub fn add_rule(&mut self, action: ScmpAction, syscall: ScmpSyscall) -> Result<(), FilterError> {
+        self.calls.push(Call::Rule(action, syscall));
+        Ok(())
+    }
+
+    /// `action` for the calls of `syscall` whose arguments match every one of `compare`.
+    pub fn add_rule_conditional(&mut self, action: ScmpAction, syscall: ScmpSyscall, compare: &[ScmpArgCompare]) -> Result<(), FilterError> {
+        self.calls.push(Call::Conditional(action, syscall, compare.to_vec()));
+        Ok(())
+    }
+
+    /// The text that decides the program: libseccomp's version and every call, in order.
+    fn key(&self) -> String {
+        let v = libseccomp::ScmpVersion::current().map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro)).unwrap_or_default();
+        format!("libseccomp {v}\ndefault {:?}\n{:?}\n", self.default, self.calls)
+    }
+
+    /// The program: from the cache in [`CACHE_DIR`] when it has this recipe's, else built by
+    /// libseccomp (and kept there, when this process may write it).
+    ///
+    /// # Errors
+    /// [`FilterError`] when libseccomp refuses a call or the export fails.
+    pub fn program(&self) -> Result<FilterProgram, FilterError> {
+        self.program_in(Path::new(CACHE_DIR))
+    }
+
+    fn program_in(&self, dir: &Path) -> Result<FilterProgram, FilterError> {
+        let key = self.key();
+        let path = dir.join(format!("{:016x}.bpf", digest(&key)));
+        if let Some(p) = read_cached(&path, &key) {
+            return Ok(p);
+        }
+        let program = self.build()?;
+        store(dir, &path, &key, &program.to_bytes());
+        Ok(program)
+    }
+
+    /// Replays the calls into libseccomp and exports the program.
+    fn build(&self) -> Result<FilterProgram, FilterError> {
+        let mut ctx = ScmpFilterContext::new(self.default)?;
+        for call in &self.calls {
+            match call {
+                Call::Nnp(on) => drop(ctx.set_ctl_nnp(*on)?),
+                Call::BadArch(a) => drop(ctx.set_act_badarch(*a)?),
+                Call::Arch(arch) => drop(ctx.add_arch(*arch)?),
+                Call::Rule(a, sc) => drop(ctx.add_rule(*a, *sc)?),
+                Call::Conditional(a, sc, cmp) => drop(ctx.add_rule_conditional(*a, *sc, cmp)?),
+            }
+        }
+        export(&ctx)
+    }
+}
+
+/// Exports a libseccomp context as a program, through a memfd.
+fn export(ctx: &ScmpFilterContext) -> Result<FilterProgram, FilterError> {
+    let fd = nix::sys::memfd::memfd_create(c"seccomp-export", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(std::io::Error::from)?;
+    let mut file = std::fs::File::from(fd);
+    ctx.export_bpf(file.as_fd())?;
+    file.rewind()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(FilterProgram::from_bytes(&bytes)?)
+}
+
+/// A file name for `key` (SipHash with fixed keys: the same on every run). Two recipes with
+/// the same digest only share a file name: the file holds its recipe, which must match.
+fn digest(key: &str) -> u64 {
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// The program cached at `path` for `key`: `None` unless the file is root's, writable by
+/// nobody else, and holds exactly `key`, a NUL, the program's checksum and the program.
+fn read_cached(path: &Path, key: &str) -> Option<FilterProgram> {
+    let mut file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 || meta.len() > MAX_FILE {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).ok()?;
+    let rest = bytes.strip_prefix(key.as_bytes())?.strip_prefix(b"\0")?;
+    let (sum, program) = rest.split_first_chunk::<8>()?;
+    if u64::from_le_bytes(*sum) != checksum(program) {
+        return None;
+    }
+    FilterProgram::from_bytes(program).ok()
+}
+
+/// The check a stored program carries: a file cut short or altered is never loaded.
+fn checksum(program: &[u8]) -> u64 {
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    program.hash(&mut h);
+    h.finish()
+}
+
+/// Keeps `program` for `key` at `path` (in `dir`, made root-only if missing): written aside,
+/// then renamed, so a reader sees a whole file or none. Only root keeps programs; a failure
+/// costs the next session a build, nothing else.
+fn store(dir: &Path, path: &Path, key: &str, program: &[u8]) {
+    if !crate::run_as_root() {
+        return;
+    }
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+    let tmp: PathBuf = dir.join(format!(".{}.{}", std::process::id(), path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(key.as_bytes())?;
+            f.write_all(b"\0")?;
+            f.write_all(&checksum(program).to_le_bytes())?;
+            f.write_all(program)
+        });
+    if written.and_then(|()| std::fs::rename(&tmp, path)).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe(errno: i32) -> Recipe {
+        let mut r = Recipe::new(ScmpAction::Allow);
+        r.set_act_badarch(ScmpAction::KillProcess).expect("call");
+        r.add_rule(ScmpAction::Errno(errno), ScmpSyscall::from_name("acct").expect("known")).expect("call");
+        r
+    }
+
+    #[test]
+    fn a_program_is_built_once_then_read_back_only_for_its_own_recipe() {
+        if !crate::run_as_root() {
+            eprintln!("skipped: only root keeps programs (the cache directory is root's)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("sw-recipe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let r = recipe(libc::EPERM);
+        let built = r.program_in(&dir).expect("builds");
+        assert_eq!(built.to_bytes(), r.build().expect("builds").to_bytes());
+        let files: Vec<_> = std::fs::read_dir(&dir).expect("cache dir").filter_map(Result::ok).collect();
+        assert_eq!(files.len(), 1, "one file, no leftovers");
+        let path = files[0].path();
+        assert_eq!(std::fs::metadata(&path).expect("stat").mode() & 0o777, 0o600);
+        // Read back: the same program.
+        assert_eq!(read_cached(&path, &r.key()).expect("cached").to_bytes(), built.to_bytes());
+        // Another recipe never takes this file, even under its name.
+        let other = recipe(libc::EACCES);
+        assert_ne!(other.key(), r.key());
+        assert!(read_cached(&path, &other.key()).is_none());
+        // A file others may write is not trusted; nor is a damaged one (the program is rebuilt
+        // and the file replaced).
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o622)).expect("chmod");
+        assert!(read_cached(&path, &r.key()).is_none());
+        std::fs::write(&path, b"garbage").expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        assert!(read_cached(&path, &r.key()).is_none());
+        assert_eq!(r.program_in(&dir).expect("rebuilt").to_bytes(), built.to_bytes());
+        assert_eq!(read_cached(&path, &r.key()).expect("replaced").to_bytes(), built.to_bytes());
+        let mut truncated = std::fs::read(&path).expect("read");
+        truncated.truncate(truncated.len() - 8);
+        std::fs::write(&path, &truncated).expect("write");
+        assert!(read_cached(&path, &r.key()).is_none(), "a program cut short by an instruction is refused");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
