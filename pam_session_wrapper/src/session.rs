@@ -20,8 +20,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use pam_sys::PamItemType;
 use session_wrapper_protocol::{
-    probe, recv, send, session_id_text, Closing, ExchangeError, FilterProgram, Hello, Isolate,
-    Message, Nested, Probe,
+    probe, recv, send, session_id_text, Account, Closing, ExchangeError, FilterProgram, Hello,
+    Isolate, Message, Nested, Probe,
 };
 
 use crate::args::{self, Args, FailPolicy};
@@ -146,6 +146,10 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
         Probe::NotSupervised => {}
     }
     let sock = spawn::start(&a.supervisor)?;
+    // Looked up here while the supervisor is still being loaded, where the host's NSS modules
+    // are loaded already (session_wrapper_protocol::account). Without it (a name that is not
+    // UTF-8, an NSS failure), the supervisor looks the user up itself and says what failed.
+    let account = std::str::from_utf8(&user).ok().and_then(|name| Account::lookup(name).ok().flatten());
     let hello = Message::Hello(Hello {
         user: user.clone(),
         service: service.clone(),
@@ -156,6 +160,7 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
         leader_pid: std::process::id(),
         debug: a.debug,
         kill_on_close: a.kill_on_close,
+        account,
     });
     send(sock.as_fd(), &hello, None).map_err(ExchangeError::Io)?;
     match recv(sock.as_fd(), a.timeout)?.0 {

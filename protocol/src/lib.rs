@@ -4,17 +4,20 @@
 //! supervisor, receives from it the seccomp filter to install, installs it on itself, and
 //! passes the listener back. This crate holds the messages of that exchange ([`wire`]), the
 //! few kernel operations both sides perform ([`kernel`]), and the isolation layers the
-//! supervisor decides and the module applies to itself ([`isolate`]): so that the module
-//! stays small and never links libseccomp into the host process.
+//! supervisor decides and the module applies to itself ([`isolate`]), and the login user's
+//! account, which the module looks up in the host ([`account`]): so that the module stays
+//! small and never links libseccomp into the host process.
 //!
 //! [`wire`] is pure code (bytes in, values out; fuzzed); [`isolate`] and [`kernel`] touch the
-//! kernel. Nothing in [`isolate`] knows the bytes on the wire: [`wire`] encodes and decodes
-//! an [`Isolate`] as it does every message.
+//! kernel, [`account`] NSS. Nothing in [`isolate`] or [`account`] knows the bytes on the wire:
+//! [`wire`] encodes and decodes them as it does every message.
 
+pub mod account;
 pub mod isolate;
 pub mod kernel;
 pub mod wire;
 
+pub use account::Account;
 pub use isolate::{Isolate, LandlockLayer};
 pub use kernel::{probe, recv, send, ExchangeError, FilterProgram, Probe};
 pub use wire::{

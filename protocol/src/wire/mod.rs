@@ -7,11 +7,13 @@
 //! isolation layers of a [`Message::Supervise`] travel in one field as a record of their own,
 //! framed the same way (`isolation`: [`Isolate::encode`], [`Isolate::decode`]).
 
+mod account;
 mod frame;
 mod isolation;
 
 use std::fmt;
 
+use crate::account::Account;
 use crate::isolate::Isolate;
 
 use self::frame::{Fields, Framing, Writer};
@@ -41,6 +43,9 @@ pub struct Hello {
     pub debug: bool,
     /// The `kill_on_close` module argument: end the session's processes when it closes.
     pub kill_on_close: bool,
+    /// The user as the module looked it up in the host (see [`crate::account`]); `None` makes
+    /// the supervisor look it up itself.
+    pub account: Option<Account>,
 }
 
 /// A nested PAM session (su or sudo inside a supervised session) reporting itself.
@@ -147,6 +152,7 @@ mod tag {
     pub const KILL_ON_CLOSE: u8 = 12;
     pub const PID: u8 = 13;
     pub const ISOLATE: u8 = 14;
+    pub const ACCOUNT: u8 = 15;
 }
 
 /// How a message's fields are framed, and what a bad frame is called.
@@ -167,6 +173,9 @@ impl Message {
                 w.field(tag::LEADER, &h.leader_pid.to_le_bytes());
                 w.field(tag::DEBUG, &[u8::from(h.debug)]);
                 w.field(tag::KILL_ON_CLOSE, &[u8::from(h.kill_on_close)]);
+                if let Some(a) = &h.account {
+                    w.field(tag::ACCOUNT, &account::encode(a));
+                }
                 w.into_bytes()
             }
             Message::Supervise { session, pid, filter, isolate } => {
@@ -243,6 +252,7 @@ fn allowed_tags(k: u8) -> Result<&'static [u8], WireError> {
             tag::LEADER,
             tag::DEBUG,
             tag::KILL_ON_CLOSE,
+            tag::ACCOUNT,
         ],
         kind::SUPERVISE => &[tag::SESSION, tag::PID, tag::FILTER, tag::ISOLATE],
         kind::SKIP | kind::FAILED => &[tag::REASON],
@@ -316,6 +326,7 @@ impl<'a> Received<'a> {
             leader_pid: self.u32_of(tag::LEADER, "leader")?,
             debug: self.flag(tag::DEBUG, "debug")?,
             kill_on_close: self.flag(tag::KILL_ON_CLOSE, "kill_on_close")?,
+            account: self.get(tag::ACCOUNT).map(|b| account::decode(&b)).transpose()?,
         })
     }
 
@@ -379,6 +390,14 @@ mod tests {
             leader_pid: 4242,
             debug: true,
             kill_on_close: false,
+            account: None,
+        }));
+        roundtrip(Message::Hello(Hello {
+            user: b"alice".to_vec(),
+            service: b"su".to_vec(),
+            leader_pid: 1,
+            account: Some(Account { name: "alice".into(), uid: 1000, gid: 100, gids: vec![100, 27], groups: vec!["users".into(), "sudo".into()] }),
+            ..Hello::default()
         }));
         roundtrip(Message::Supervise { session: 0xabc, pid: 77, filter: vec![1, 2, 3, 4, 5, 6, 7, 8], isolate: Isolate::default() });
         roundtrip(Message::Supervise {

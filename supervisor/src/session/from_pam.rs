@@ -1,12 +1,12 @@
 //! A session opened through PAM: the entry point of `session-wrapper-supervisor`, which the
 //! module execs with its socket on fd 3.
 //!
-//! The supervisor reads what the module knows of the session, loads the configuration, looks
-//! up the user, decides the scope, prepares the session ([`super::prepare`]); then it splits
-//! in two:
-//! - the **supervisor** (child) sends the filter, receives the listener, starts
-//!   ([`super::confine`] while the module installs the filter, then [`super::Confined::start`]), says ready and answers execs until the session's last process is
-//!   gone;
+//! The supervisor reads what the module knows of the session (with the user's account, which
+//! the module looks up in the host), loads the configuration, decides the scope, prepares
+//! the session ([`super::prepare`]); then it splits in two:
+//! - the **supervisor** (child) sends the filter, confines itself ([`super::confine`]) while
+//!   the module installs it, receives the listener, starts ([`super::Confined::start`]),
+//!   says ready and answers execs until the session's last process is gone;
 //! - the **watchdog** (parent) only waits for it. If the supervisor dies of anything but a
 //!   normal end, the watchdog logs it (the session can no longer run programs: every exec now
 //!   fails) and removes its session file.
@@ -106,7 +106,7 @@ pub fn serve_pam_session() -> i32 {
 /// supervised (the module is told to skip it). From the configuration on, `log` goes where it
 /// says.
 fn ask(sock: &OwnedFd, log: &mut Syslog) -> Result<Option<Asked>, Refusal> {
-    let hello = match recv(sock.as_fd(), EXCHANGE_TIMEOUT) {
+    let mut hello = match recv(sock.as_fd(), EXCHANGE_TIMEOUT) {
         Ok((Message::Hello(h), _)) => h,
         Ok((other, _)) => return Err(Refusal::Unexpected(Box::new(other))),
         Err(e) => return Err(Refusal::NoHello(e)),
@@ -116,7 +116,12 @@ fn ask(sock: &OwnedFd, log: &mut Syslog) -> Result<Option<Asked>, Refusal> {
     *log = Syslog::for_config(&config.log);
     let name = text(&hello.user);
     let service = text(&hello.service);
-    let user = match crate::sys::users::lookup(&name) {
+    // The module's lookup in the host, when it made one (session_wrapper_protocol::account).
+    let looked_up = match hello.account.take() {
+        Some(account) => Ok(Some(account)),
+        None => crate::sys::users::lookup(&name),
+    };
+    let user = match looked_up {
         Ok(Some(u)) => u,
         Ok(None) => return Err(Refusal::UnknownUser(name)),
         Err(e) => return Err(Refusal::Lookup(name, e)),
