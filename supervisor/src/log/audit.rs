@@ -97,14 +97,21 @@ const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Whether the kernel's audit is enabled and a daemon receives its records (needs
 /// `CAP_AUDIT_CONTROL`: asked before the supervisor gives it up).
 ///
+/// Asks the kernel for its audit status: the socket the reply comes to, `None` when the
+/// question cannot be asked.
+fn ask_status() -> Option<OwnedFd> {
+    let fd = audit_socket().ok()?;
+    send(&fd, &message(AUDIT_GET, &[])).ok()?;
+    Some(fd)
+}
+
+/// Whether the reply on `fd` (see [`ask_status`]) says that audit is enabled and a daemon
+/// receives the records.
+///
 /// The kernel sends the `AUDIT_GET` reply from a thread of its own (`audit_send_reply`), a
 /// moment after the request: on a slow machine (Debian 12 under qemu) it was not there yet
 /// when read at once, and `auto` wrote no record. So wait for it, a bounded time.
-fn daemon_listening() -> bool {
-    let Ok(fd) = audit_socket() else { return false };
-    if send(&fd, &message(AUDIT_GET, &[])).is_err() {
-        return false;
-    }
+fn daemon_listening(fd: &OwnedFd) -> bool {
     let deadline = std::time::Instant::now() + REPLY_WAIT;
     let mut buf = [0u8; 512];
     loop {
@@ -137,15 +144,37 @@ fn daemon_listening() -> bool {
     }
 }
 
+/// Whether a session sends audit records: known from the setting, or asked of the kernel
+/// (`auto`) and answered later, so that the kernel's reply thread runs while the supervisor
+/// does other work (see [`AuditLog::ask`]).
+#[derive(Debug)]
+pub enum Wanted {
+    /// The answer.
+    Known(bool),
+    /// The question, asked on this socket.
+    Asked(OwnedFd),
+}
+
+impl Wanted {
+    /// The answer, waiting (a bounded time) for the kernel's if it was asked.
+    pub fn answer(self) -> bool {
+        match self {
+            Wanted::Known(w) => w,
+            Wanted::Asked(fd) => daemon_listening(&fd),
+        }
+    }
+}
+
 impl AuditLog {
     /// Whether `setting` asks for audit records here: `auto` when the kernel's audit is
-    /// enabled and a daemon receives its records. Ask before the supervisor gives up its
-    /// capabilities (the question needs `CAP_AUDIT_CONTROL`; sending needs `CAP_AUDIT_WRITE`).
-    pub fn wanted(setting: AuditRecords) -> bool {
+    /// enabled and a daemon receives its records. Ask (and answer) before the supervisor gives
+    /// up its capabilities (the question needs `CAP_AUDIT_CONTROL`; sending needs
+    /// `CAP_AUDIT_WRITE`).
+    pub fn ask(setting: AuditRecords) -> Wanted {
         match setting {
-            AuditRecords::Off => false,
-            AuditRecords::On => true,
-            AuditRecords::Auto => daemon_listening(),
+            AuditRecords::Off => Wanted::Known(false),
+            AuditRecords::On => Wanted::Known(true),
+            AuditRecords::Auto => ask_status().map_or(Wanted::Known(false), Wanted::Asked),
         }
     }
 

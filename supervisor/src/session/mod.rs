@@ -34,7 +34,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 use session_wrapper_config::{Config, LogFailure, Verify};
 use session_wrapper_protocol::{session_id_from, session_id_text, FilterProgram};
 
-use crate::log::audit::{AuditLog, Audited};
+use crate::log::audit::{AuditLog, Audited, Wanted};
 use crate::authz::tacacs::journal::{self, AcctDir};
 use crate::log::spool::SpoolDir;
 use crate::log::syslog::Syslog;
@@ -153,6 +153,10 @@ pub struct Confined {
 /// The plan's warnings, and whatever did not go as it should, are logged.
 pub fn confine(s: Start) -> Confined {
     let Start { config, session, plan, mut pam, child, debug, confined, stderr_fallback } = s;
+    // Asked first, answered before the supervisor gives up the rights to ask (see
+    // `AuditLog::ask`); only root can send. The kernel answers from a thread it starts for
+    // the purpose, meanwhile.
+    let audit = if crate::run_as_root() { AuditLog::ask(config.log.audit) } else { Wanted::Known(false) };
     let mut log = Syslog::for_config(&config.log);
     let in_session = |e: Event| e.in_session(session.id);
     let mut spool = None;
@@ -182,9 +186,8 @@ pub fn confine(s: Start) -> Confined {
             }
         }
     }
-    // Asked while the supervisor still may (see `AuditLog::wanted`); only root can send.
-    let audit = crate::run_as_root() && AuditLog::wanted(config.log.audit);
     let check = connect_check(&config, &mut log, session.id);
+    let audit = audit.answer();
     let writes = harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut(), acct_dir.as_mut());
     let hardened = confined.then(|| harden::supervisor(writes, audit, check.is_some()));
     let strict = config.log_failure == LogFailure::Refuse;
