@@ -1,13 +1,18 @@
 //! Starting the supervisor from inside the host process (sshd, su, sudo, login).
 //!
-//! The host forks a child, which starts a new session (`setsid`, so the supervisor has no
-//! controlling terminal and gets no terminal signals), forks the supervisor and exits at once;
-//! the host reaps that child straight away, so the supervisor is never the host's child and
-//! never disturbs the host's own `waitpid` bookkeeping. The supervisor process sets its fds
-//! (its socket on fd 3, `/dev/null` on 0-2, nothing else), resets every signal, and execs the
-//! supervisor binary with an explicit environment: a clean address space with nothing of the
-//! host's heap. Between `fork` and `exec` only async-signal-safe calls are made and nothing is
-//! allocated; any way out of the children ends in `_exit`, never in a return into the host.
+//! The host starts a child, which starts a new session (`setsid`, so the supervisor has no
+//! controlling terminal and gets no terminal signals), starts the supervisor and exits at
+//! once; the host reaps that child straight away, so the supervisor is never the host's child
+//! and never disturbs the host's own `waitpid` bookkeeping. The supervisor process sets its
+//! fds (its socket on fd 3, `/dev/null` on 0-2, nothing else), resets every signal, and execs
+//! the supervisor binary with an explicit environment: a clean address space with nothing of
+//! the host's heap.
+//!
+//! Both children are started as `posix_spawn` starts one (`clone` with `CLONE_VM |
+//! CLONE_VFORK`, on stacks of their own): they run in the host's memory, without a copy of
+//! its page tables, while the host's calling thread waits, with every signal blocked. Until
+//! the exec only system calls are made and nothing is allocated or written but their own
+//! stacks; any way out of the children ends in `_exit`, never in a return into the host.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -35,16 +40,6 @@ pub enum SpawnError {
         /// Why.
         errno: nix::errno::Errno,
     },
-}
-
-/// Ends a forked child on any path out of it (a panic included).
-struct ExitGuard;
-
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        // SAFETY: ends the forked child without running any of the host's code.
-        unsafe { libc::_exit(127) }
-    }
 }
 
 /// Checks that the binary is a regular root-owned file nobody else can write.
@@ -99,31 +94,29 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
     // SAFETY: valid sigaction structs.
     unsafe { libc::sigaction(libc::SIGCHLD, &dfl, &mut old) };
 
-    // SAFETY: the child only makes async-signal-safe calls and never returns.
-    let first = unsafe { libc::fork() };
-    if first == 0 {
-        let _guard = ExitGuard;
-        // SAFETY: async-signal-safe calls only; every path ends in _exit.
-        unsafe {
-            libc::setsid();
-            if libc::fork() == 0 {
-                supervisor_child(theirs.as_raw_fd(), &cpath, &argv_p, &envp_p, &exec_failed);
+    let plan = Children { sock: theirs.as_raw_fd(), path: &cpath, argv: &argv_p, envp: &envp_p, exec_failed: &exec_failed, stack: std::ptr::null_mut() };
+    let result = match Stacks::map() {
+        Err(errno) => Err(SpawnError::Sys { what: "mmap", errno }),
+        Ok(stacks) => {
+            let plan = Children { stack: stacks.top(1), ..plan };
+            // SAFETY: see `spawn_children`; the stacks outlive both children (the host
+            // thread is suspended until the first has exited).
+            let first = unsafe { spawn_children(&plan, stacks.top(0)) };
+            drop(stacks);
+            if first < 0 {
+                Err(SpawnError::Sys { what: "clone", errno: nix::errno::Errno::last() })
+            } else {
+                loop {
+                    let mut status = 0;
+                    // SAFETY: waits for the child just started.
+                    let r = unsafe { libc::waitpid(first, &mut status, 0) };
+                    if r >= 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+                        break;
+                    }
+                }
+                Ok(ours)
             }
-            libc::_exit(0);
         }
-    }
-    let result = if first < 0 {
-        Err(SpawnError::Sys { what: "fork", errno: nix::errno::Errno::last() })
-    } else {
-        loop {
-            let mut status = 0;
-            // SAFETY: waits for the child just forked.
-            let r = unsafe { libc::waitpid(first, &mut status, 0) };
-            if r >= 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
-                break;
-            }
-        }
-        Ok(ours)
     };
     // SAFETY: restores the disposition saved above.
     unsafe { libc::sigaction(libc::SIGCHLD, &old, std::ptr::null_mut()) };
@@ -131,10 +124,115 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
     result
 }
 
+/// What the two children need, made before they exist: they share the host's memory until
+/// the supervisor execs, and may neither allocate nor change anything of the host's.
+struct Children<'a> {
+    sock: libc::c_int,
+    path: &'a CStr,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    exec_failed: &'a [u8],
+    /// The top of the supervisor's stack until its exec.
+    stack: *mut libc::c_void,
+}
+
+/// The children's stacks: two of [`STACK`] bytes in one private mapping, each with a guard
+/// page below it.
+struct Stacks(*mut libc::c_void);
+
+/// Bytes of each child's stack, its guard page included.
+const STACK: usize = 64 * 1024;
+
+impl Stacks {
+    fn map() -> Result<Stacks, nix::errno::Errno> {
+        // SAFETY: a new private anonymous mapping, unmapped on drop.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(nix::errno::Errno::last());
+        }
+        let stacks = Stacks(p);
+        for i in 0..2 {
+            // SAFETY: the lowest page of each stack, inside the mapping made above.
+            if unsafe { libc::mprotect(stacks.0.cast::<u8>().add(i * STACK).cast(), 4096, libc::PROT_NONE) } != 0 {
+                return Err(nix::errno::Errno::last());
+            }
+        }
+        Ok(stacks)
+    }
+
+    /// The top of stack `i` (stacks grow down).
+    fn top(&self, i: usize) -> *mut libc::c_void {
+        // SAFETY: the end of stack `i`, inside (or one past) the mapping.
+        unsafe { self.0.cast::<u8>().add((i + 1) * STACK).cast() }
+    }
+}
+
+impl Drop for Stacks {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, used by no one any more.
+        unsafe { libc::munmap(self.0, 2 * STACK) };
+    }
+}
+
+/// Starts the children as `posix_spawn` does, without copying the host's memory (a `fork`
+/// of sshd copies its page tables, twice): each is a `clone` with `CLONE_VM | CLONE_VFORK`,
+/// so the calling thread is suspended until the first child has exited, and the first until
+/// the supervisor has exec'd. Every signal is blocked in this thread meanwhile, so that no
+/// handler of the host's runs in a child; the supervisor resets them all before it unblocks
+/// them. Returns the first child's pid, or -1.
+///
+/// # Safety
+/// `first_stack` and `plan.stack` are the tops of two distinct stacks that outlive the call.
+unsafe fn spawn_children(plan: &Children<'_>, first_stack: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: sigset operations on local sets; the mask is restored below.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut saved: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
+        let arg = std::ptr::from_ref(plan).cast_mut().cast::<libc::c_void>();
+        let pid = libc::clone(first_child, first_stack, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut());
+        pid
+    }
+}
+
+/// The first child: a new session (`setsid`, so the supervisor has no controlling terminal
+/// and gets no terminal signals), the supervisor started, exit.
+extern "C" fn first_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the host's `Children`, alive while the host thread is suspended;
+    // only system calls follow, and every path ends in `_exit`.
+    unsafe {
+        let plan = &*arg.cast::<Children<'_>>();
+        libc::setsid();
+        libc::clone(supervisor, plan.stack, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg);
+        libc::_exit(0)
+    }
+}
+
+/// The supervisor's process until its exec.
+extern "C" fn supervisor(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: as in `first_child`; `supervisor_child` never returns.
+    unsafe {
+        let plan = &*arg.cast::<Children<'_>>();
+        supervisor_child(plan.sock, plan.path, plan.argv, plan.envp, plan.exec_failed)
+    }
+}
+
 /// In the supervisor process before exec: fds, signals, working directory, exec.
 ///
 /// # Safety
-/// Only to be called in a freshly forked child; it never returns.
+/// Only to be called in the supervisor's process before its exec (see [`spawn_children`]);
+/// it never returns.
 unsafe fn supervisor_child(
     sock: libc::c_int,
     path: &CStr,
@@ -144,14 +242,22 @@ unsafe fn supervisor_child(
 ) -> ! {
     // SAFETY: all calls below are async-signal-safe and act on this child only.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        // Every handler back to the default before any signal is unblocked: a handler of the
+        // host's must never run here.
         for sig in 1..libc::SIGRTMAX() {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }
+        // The C library keeps 32 and 33 to itself and refuses them above; a host may still
+        // have them ignored, which an exec keeps. The kernel's own call resets them.
+        let dfl = [0u64; 4];
+        for sig in [32, 33] {
+            libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), std::ptr::null_mut::<u64>(), 8usize);
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         // Move the socket out of the way, put /dev/null on 0-2, the socket on 3.
         let high = libc::fcntl(sock, libc::F_DUPFD_CLOEXEC, 10);
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);

@@ -293,3 +293,34 @@ fn the_supervisor_and_its_watchdog_run_with_least_privilege() {
     let _ = child.wait();
     sb.log.until_session_end(T);
 }
+
+/// The module starts the supervisor in the host's memory (`CLONE_VM | CLONE_VFORK`), with
+/// every signal blocked in the host's thread meanwhile: the supervisor must start with none of
+/// the host's ignored or blocked signals, and the host must get its own mask back (the session
+/// inherits it).
+#[test]
+fn the_supervisor_starts_clean_of_the_host_s_signals_and_the_host_gets_its_mask_back() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let (sb, u) = Sandbox::with_user("su", "swsig", 4311, &cfg, "");
+    // su, the host, inherits SIGHUP and SIGINT ignored.
+    let cmd = "grep -E '^Sig(Blk|Ign):' /proc/self/status; sleep 2";
+    let child = sb
+        .command(&["timeout", "30", "sh", "-c", "trap '' HUP INT; exec \"$0\" \"$@\"", "su", &u.name, "-c", cmd])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = sb.log.wait_for(|l| l.contains("event=session-start"), T).expect("session start");
+    let sup = supervisor_pid(&start);
+    let watchdog: i32 = status_field(sup, "PPid").parse().expect("ppid");
+    for pid in [sup, watchdog] {
+        // SIGPIPE (13) ignored, SIGUSR1 (10) and SIGCHLD (17) blocked: their own, nothing more.
+        assert_eq!(status_field(pid, "SigIgn"), "0000000000001000", "pid {pid}");
+        assert_eq!(status_field(pid, "SigBlk"), "0000000000010200", "pid {pid}");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The session's command, su's child: nothing blocked, as before su opened the session.
+    assert!(text.contains("SigBlk:\t0000000000000000\n"), "{text}");
+    sb.log.until_session_end(T);
+}
