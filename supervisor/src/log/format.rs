@@ -83,11 +83,17 @@ pub struct Writer {
     host: String,
 }
 
+/// The host name, read once per process (a PAM session's supervisor makes three writers
+/// while the session opens).
+fn host() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "-".into(), |h| h.trim().to_owned()))
+}
+
 impl Writer {
     /// A writer of `format` for this process.
     pub fn new(format: Format) -> Self {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "-".into(), |h| h.trim().to_owned());
-        Writer { format, clock: Clock::default(), pid: std::process::id(), host }
+        Writer { format, clock: Clock::default(), pid: std::process::id(), host: host().to_owned() }
     }
 
     /// Its format.

@@ -133,6 +133,12 @@ impl Syslog {
         Self::with_format(path, Format::Rfc3164)
     }
 
+    /// Like [`Syslog::new`], but connects only when it first sends: for a log that is
+    /// seldom used (a PAM session's supervisor before its configuration is read).
+    pub fn unconnected(path: impl Into<PathBuf>) -> Self {
+        Self::new_unconnected(path.into(), Format::Rfc3164)
+    }
+
     /// The sender `[log]` asks for (see [`destination`]).
     pub fn for_config(log: &LogSettings) -> Self {
         let (format, path) = destination(log);
@@ -141,8 +147,13 @@ impl Syslog {
 
     /// A sender of `format` to the socket at `path`.
     pub fn with_format(path: impl Into<PathBuf>, format: Format) -> Self {
-        let path = path.into();
-        let mut s = Syslog {
+        let mut s = Self::new_unconnected(path.into(), format);
+        s.reconnect();
+        s
+    }
+
+    fn new_unconnected(path: PathBuf, format: Format) -> Self {
+        Syslog {
             sock: None,
             backlog: VecDeque::new(),
             backlog_bytes: 0,
@@ -156,9 +167,7 @@ impl Syslog {
             strict: false,
             stderr_fallback: false,
             path,
-        };
-        s.reconnect();
-        s
+        }
     }
 
     /// Keeps what cannot be delivered in `dir` (this supervisor's file is named after

@@ -90,7 +90,7 @@ pub fn serve_pam_session() -> i32 {
         eprintln!("session-wrapper-supervisor: fd 3 is not the module's socket; this program is started by pam_session_wrapper.so");
         return 2;
     }
-    let mut log = Syslog::new("/dev/log");
+    let mut log = Syslog::unconnected("/dev/log");
     let asked = match ask(&sock, &mut log) {
         Ok(Some(a)) => a,
         Ok(None) => return 0,

@@ -178,10 +178,11 @@ impl ExecCheck {
         if !in_initial_pid_namespace() {
             return Err(BpfError::PidNamespace);
         }
-        let dir = pin_dir()?;
-        let expects = match open_pinned(&dir) {
+        // Once loaded (the first session since boot), the pins are there: open them before
+        // checking the file system and making the directory, which only a load needs.
+        let expects = match open_pinned(&pin_path()) {
             Ok(map) => map,
-            Err(_) => load_and_pin(&dir)?,
+            Err(_) => load_and_pin(&pin_dir()?)?,
         };
         Ok(ExecCheck { expects, value: vec![0u8; HEADER + BLOCK_MAX] })
     }
@@ -252,9 +253,14 @@ fn pin_dir() -> Result<PathBuf, BpfError> {
     if st.filesystem_type() != nix::sys::statfs::BPF_FS_MAGIC {
         return Err(BpfError::NoBpfFs);
     }
-    let dir = Path::new(PIN_ROOT).join(format!("{:016x}", fnv64(OBJECT)));
+    let dir = pin_path();
     std::fs::create_dir_all(&dir).map_err(io("make the pin directory"))?;
     Ok(dir)
+}
+
+/// `/sys/fs/bpf/session-wrapper/<tag>`: the programs of this build, by the hash of their object.
+fn pin_path() -> PathBuf {
+    Path::new(PIN_ROOT).join(format!("{:016x}", fnv64(OBJECT)))
 }
 
 fn fnv64(b: &[u8]) -> u64 {
