@@ -9,11 +9,14 @@
 //! closed socket must not kill the supervisor). Its standard descriptors are the module's
 //! `/dev/null`.
 
-#![no_main]
+// The test harness brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
+#[cfg(not(test))]
 use std::ffi::{c_char, c_int};
 
 /// The process's entry point (see the module documentation).
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     // SAFETY: SIG_IGN installs no handler code.
