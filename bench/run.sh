@@ -5,6 +5,9 @@
 #                             to one CPU), TACACS+ uncached and cached, snoopy, sudo intercept
 #   bench/run.sh real         a real workload: a Debian source package's ./configure
 #   bench/run.sh open         the session-open latency
+#   bench/run.sh openab DIR   the session open of another build (DIR holds its
+#                             libpam_session_wrapper.so and session-wrapper-supervisor) against
+#                             this tree's, shuffled rounds (SW_BENCH_AB_ROUNDS, default 100)
 #   bench/run.sh rss          the supervisor's memory, idle and after 100,000 decisions: of
 #                             `session-wrapper run`, and of a PAM session (su through the
 #                             module): its supervisor and its watchdog
@@ -23,7 +26,12 @@ cd "$(dirname "$0")/.."
 what=${1:-all}
 case $what in
   all | exec | real | open | rss | concurrent | nolog) ;;
-  *) echo "usage: bench/run.sh [all|exec|real|open|rss|concurrent|nolog]" >&2; exit 2 ;;
+  openab)
+    other=${2:-}
+    [ -f "$other/libpam_session_wrapper.so" ] && [ -x "$other/session-wrapper-supervisor" ] ||
+      { echo "usage: bench/run.sh openab DIR (DIR holds libpam_session_wrapper.so and session-wrapper-supervisor)" >&2; exit 2; }
+    other=$(cd "$other" && pwd) ;;
+  *) echo "usage: bench/run.sh [all|exec|real|open|rss|concurrent|nolog|openab DIR]" >&2; exit 2 ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root" >&2; exit 1; }
 scripts/setup.sh
@@ -281,6 +289,19 @@ if [ "$what" = all ] || [ "$what" = open ]; then
   cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-floor"
   echo "session required $work/pam_floor.so $work/floor $work/log" >> "$work/pam.d/swbench-floor"
   unshare -m --propagation private sh -c "mount --bind $work/pam.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/session_open.py 50 10"
+fi
+
+if [ "$what" = openab ]; then
+  echo "== session open, $other (a) against this tree (b) (load average $(loadavg))"
+  mkdir -p "$work/pam-ab.d"
+  printf 'auth required pam_permit.so\naccount required pam_permit.so\nsession required pam_permit.so\n' > "$work/pam-ab.d/swbench-plain"
+  for ab in a b; do
+    dir=$rel
+    [ "$ab" = a ] && dir=$other
+    cp "$work/pam-ab.d/swbench-plain" "$work/pam-ab.d/swbench-$ab"
+    echo "session required $dir/libpam_session_wrapper.so config=$work/allow.toml supervisor=$dir/session-wrapper-supervisor" >> "$work/pam-ab.d/swbench-$ab"
+  done
+  unshare -m --propagation private sh -c "mount --bind $work/pam-ab.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/open_ab.py ${SW_BENCH_AB_ROUNDS:-100}"
 fi
 
 if [ "$what" = all ] || [ "$what" = rss ]; then

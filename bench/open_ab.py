@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""The session open of two builds of the module and supervisor, side by side: pamtester
+open_session+close_session on `swbench-plain` (no module), `swbench-a` (the other build) and
+`swbench-b` (this tree's), run inside a private mount namespace whose /etc/pam.d holds the
+stanzas (see bench/run.sh openab).
+
+Each round runs the three services once, in an order shuffled for that round, 20 ms apart: a
+fixed order would always put one build right after the other's close (its supervisor's exit,
+its log lines), which biased an earlier version of this comparison by more than the change
+measured. Prints the medians, and the median of the per-round differences b - a, with how
+many rounds b was the faster.
+
+usage: open_ab.py [ROUNDS]"""
+import random, statistics, subprocess, sys, time
+
+rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+SERVICES = ("swbench-plain", "swbench-a", "swbench-b")
+
+
+def once(service):
+    t0 = time.perf_counter()
+    subprocess.run(["pamtester", service, "root", "open_session", "close_session"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (time.perf_counter() - t0) * 1000
+
+
+for s in SERVICES * 3:  # warm caches, and the kept seccomp programs of both builds
+    once(s)
+times = {s: [] for s in SERVICES}
+for _ in range(rounds):
+    order = list(SERVICES)
+    random.shuffle(order)
+    for s in order:
+        time.sleep(0.02)
+        times[s].append(once(s))
+med = {s: statistics.median(t) for s, t in times.items()}
+diff = [b - a for a, b in zip(times["swbench-a"], times["swbench-b"])]
+faster = sum(d < 0 for d in diff)
+print(f"session open+close, {rounds} rounds, order shuffled per round (pamtester, median):")
+print(f"  without the module: {med['swbench-plain']:.2f} ms")
+print(f"  a (the other build): {med['swbench-a']:.2f} ms   added {med['swbench-a'] - med['swbench-plain']:+.2f} ms")
+print(f"  b (this tree):       {med['swbench-b']:.2f} ms   added {med['swbench-b'] - med['swbench-plain']:+.2f} ms")
+print(f"  b - a, per round: median {statistics.median(diff):+.3f} ms; b faster in {faster} of {rounds} rounds")
