@@ -27,21 +27,8 @@ use session_wrapper_config::{Blocked, Layers, SyscallSet};
 use session_wrapper_protocol::kernel::{PROBE_FD, PROBE_REQUEST};
 use session_wrapper_protocol::FilterProgram;
 
+pub use super::recipe::FilterError;
 use super::recipe::Recipe;
-
-/// Why the filter could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum FilterError {
-    /// libseccomp refused something.
-    #[error("libseccomp: {0}")]
-    Seccomp(#[from] libseccomp::error::SeccompError),
-    /// Exporting the program failed.
-    #[error("exporting the filter: {0}")]
-    Export(#[from] std::io::Error),
-    /// `block-syscalls` names a system call this system's libseccomp does not know.
-    #[error("block-syscalls: unknown system call {0:?}")]
-    UnknownSyscall(String),
-}
 
 /// What the filter is built from: the parts of the policy that live in the kernel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -20,7 +20,19 @@ use std::path::{Path, PathBuf};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpFilterContext, ScmpSyscall};
 use session_wrapper_protocol::FilterProgram;
 
-use super::filter::FilterError;
+/// Why the filter could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// libseccomp refused something.
+    #[error("libseccomp: {0}")]
+    Seccomp(#[from] libseccomp::error::SeccompError),
+    /// Exporting the program failed.
+    #[error("exporting the filter: {0}")]
+    Export(#[from] std::io::Error),
+    /// `block-syscalls` names a system call this system's libseccomp does not know.
+    #[error("block-syscalls: unknown system call {0:?}")]
+    UnknownSyscall(String),
+}
 
 /// Where built programs are kept: under the runtime directory, which only root may enter
 /// (see [`crate::session::runtime`]); a tmpfs, emptied at boot.
