@@ -324,3 +324,128 @@ fn the_supervisor_starts_clean_of_the_host_s_signals_and_the_host_gets_its_mask_
     assert!(text.contains("SigBlk:\t0000000000000000\n"), "{text}");
     sb.log.until_session_end(T);
 }
+
+/// A PAM application that opens a session while other threads of its own allocate, write and
+/// check memory, then execs from a thread that was running before the open. The module starts
+/// the supervisor with `clone(CLONE_VM | CLONE_VFORK)`: its children run in this process's
+/// memory, while the other threads go on. Prints `open=`, `allowed=` and `refused=` (the exit
+/// statuses of `/bin/true` and of the refused program, started by that older thread), `bad=`
+/// (bytes the churning threads found changed under them) and `close=`.
+const THREADED_HOST: &str = r#"#include <security/pam_appl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static atomic_int stop;
+static atomic_long bad;
+static int go[2];
+static const char *paths[2];
+static int status[2] = {-1, -1};
+
+static int conv(int n, const struct pam_message **m, struct pam_response **r, void *d) {
+    (void)m; (void)d;
+    *r = calloc(n, sizeof **r);
+    return PAM_SUCCESS;
+}
+
+static void *churn(void *arg) {
+    unsigned seed = (unsigned)(long)arg;
+    while (!stop) {
+        size_t n = 64 + rand_r(&seed) % 65536;
+        unsigned char v = (unsigned char)rand_r(&seed);
+        unsigned char *p = malloc(n);
+        memset(p, v, n);
+        sched_yield();
+        for (size_t i = 0; i < n; i += 512)
+            if (p[i] != v) bad++;
+        if (p[n - 1] != v) bad++;
+        free(p);
+    }
+    return 0;
+}
+
+static void *execs(void *arg) {
+    (void)arg;
+    char c;
+    if (read(go[0], &c, 1) != 1) return 0;
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl(paths[i], paths[i], (char *)0);
+            _exit(126);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        status[i] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4 || pipe(go) != 0) return 2;
+    paths[0] = argv[2];
+    paths[1] = argv[3];
+    pthread_t t[5];
+    for (long i = 0; i < 4; i++) pthread_create(&t[i], 0, churn, (void *)(i + 1));
+    pthread_create(&t[4], 0, execs, 0);
+    struct pam_conv c = {conv, 0};
+    pam_handle_t *h;
+    int r = pam_start(argv[1], "root", &c, &h);
+    if (r == PAM_SUCCESS) r = pam_open_session(h, 0);
+    printf("open=%d\n", r);
+    if (write(go[1], "g", 1) != 1) return 2;
+    pthread_join(t[4], 0);
+    printf("allowed=%d refused=%d\n", status[0], status[1]);
+    stop = 1;
+    for (int i = 0; i < 4; i++) pthread_join(t[i], 0);
+    printf("bad=%ld\n", (long)bad);
+    r = pam_close_session(h, 0);
+    pam_end(h, r);
+    printf("close=%d\n", r);
+    return 0;
+}
+"#;
+
+/// The module's `CLONE_VM` start, in a host with other threads running: the host never
+/// crashes and none of its memory changes under its threads, and the filter covers the
+/// threads that were running before the open (a thread of the host execs a refused program).
+#[test]
+fn a_multithreaded_host_opens_sessions_unharmed_and_its_older_threads_are_supervised() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let sb = Sandbox::new();
+    sb.pam_service(
+        "swthreads",
+        &format!(
+            "auth required pam_permit.so\naccount required pam_permit.so\nsession required {} {}\n",
+            bin("libpam_session_wrapper.so").display(),
+            Sandbox::module_args(&cfg.path(), "")
+        ),
+    );
+    let src = sb.dir().join("threaded-host.c");
+    std::fs::write(&src, THREADED_HOST).expect("write source");
+    let host = sb.dir().join("threaded-host");
+    let cc = std::process::Command::new("cc")
+        .args(["-O2", "-pthread", "-o"])
+        .arg(&host)
+        .arg(&src)
+        .arg("-lpam")
+        .output()
+        .expect("cc (build-essential)");
+    assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
+    let ev = copy_true(sb.dir(), "evil");
+    let host = host.display().to_string();
+    for round in 0..5 {
+        let out = sb.run(&[&host, "swthreads", "/bin/true", &ev], T);
+        assert!(out.status.success(), "round {round}: {}{}", stdout(&out), stderr(&out));
+        assert_eq!(stdout(&out), "open=0\nallowed=0 refused=126\nbad=0\nclose=0\n", "round {round}: {}", stderr(&out));
+    }
+    let lines = sb.log.until_sessions_end(5, T);
+    let denied = lines.iter().filter(|l| l.contains(&format!("path=\"{ev}\"")) && l.contains("decision=deny")).count();
+    let allowed = lines.iter().filter(|l| l.contains("path=\"/bin/true\"") && l.contains("decision=allow")).count();
+    assert_eq!((denied, allowed), (5, 5), "{lines:#?}");
+}
