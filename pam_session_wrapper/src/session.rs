@@ -150,7 +150,7 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
     // are loaded already (session_wrapper_protocol::account). Without it (a name that is not
     // UTF-8, an NSS failure), the supervisor looks the user up itself and says what failed.
     let account = std::str::from_utf8(&user).ok().and_then(|name| Account::lookup(name).ok().flatten());
-    let hello = Message::Hello(Hello {
+    let mut hello = Message::Hello(Hello {
         user: user.clone(),
         service: service.clone(),
         rhost,
@@ -162,6 +162,13 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
         kill_on_close: a.kill_on_close,
         account,
     });
+    // An account of thousands of groups may not fit in one message: the supervisor then
+    // looks the user up itself, as without one.
+    if hello.encode().len() > session_wrapper_protocol::wire::MAX_MESSAGE {
+        if let Message::Hello(h) = &mut hello {
+            h.account = None;
+        }
+    }
     send(sock.as_fd(), &hello, None).map_err(ExchangeError::Io)?;
     match recv(sock.as_fd(), a.timeout)?.0 {
         Message::Skip { reason } => {

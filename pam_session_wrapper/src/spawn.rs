@@ -17,9 +17,10 @@
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use session_wrapper_protocol::{Message, SUPERVISOR_SOCKET_FD};
+use session_wrapper_protocol::SUPERVISOR_SOCKET_FD;
 
 /// Why the supervisor could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +62,9 @@ fn check_binary(path: &str) -> Result<(), SpawnError> {
 /// Starts the supervisor and returns the host's end of the socket to it.
 ///
 /// # Errors
-/// [`SpawnError`] when the binary is unusable or a system call fails. A failed `execve` is
-/// reported by the supervisor side as a `Failed` message on the socket.
+/// [`SpawnError`] when the binary is unusable, cannot be executed, or a system call fails.
+/// The children share this process's memory until the exec: the first failure of either is
+/// written into [`Children::failed`], and read here once both are done.
 pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
     check_binary(path)?;
     let sys = |what: &'static str| move |errno| SpawnError::Sys { what, errno };
@@ -76,10 +78,6 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
     let envp: [&CStr; 2] = [c"PATH=/usr/sbin:/usr/bin:/sbin:/bin", c"LANG=C"];
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
     envp_p.push(std::ptr::null());
-    let exec_failed =
-        Message::Failed { reason: format!("the supervisor binary {path} could not be executed") }
-            .encode();
-
     let (ours, theirs) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(sys("socketpair"))?;
@@ -94,11 +92,18 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
     // SAFETY: valid sigaction structs.
     unsafe { libc::sigaction(libc::SIGCHLD, &dfl, &mut old) };
 
-    let plan = Children { sock: theirs.as_raw_fd(), path: &cpath, argv: &argv_p, envp: &envp_p, exec_failed: &exec_failed, stack: std::ptr::null_mut() };
+    let plan = Children {
+        sock: theirs.as_raw_fd(),
+        path: &cpath,
+        argv: &argv_p,
+        envp: &envp_p,
+        stack: std::ptr::null_mut(),
+        failed: AtomicI64::new(0),
+    };
     let result = match Stacks::map() {
         Err(errno) => Err(SpawnError::Sys { what: "mmap", errno }),
         Ok(stacks) => {
-            let plan = Children { stack: stacks.top(1), ..plan };
+            let plan = Children { stack: stacks.top(1), failed: AtomicI64::new(0), ..plan };
             // SAFETY: see `spawn_children`; the stacks outlive both children (the host
             // thread is suspended until the first has exited).
             let first = unsafe { spawn_children(&plan, stacks.top(0)) };
@@ -114,7 +119,14 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
                         break;
                     }
                 }
-                Ok(ours)
+                match Failure::read(&plan.failed) {
+                    None => Ok(ours),
+                    Some(Failure { step: Step::Exec, errno }) => Err(SpawnError::Binary {
+                        path: path.into(),
+                        why: format!("could not be executed: {errno}"),
+                    }),
+                    Some(Failure { step, errno }) => Err(SpawnError::Sys { what: step.name(), errno }),
+                }
             }
         }
     };
@@ -131,17 +143,68 @@ struct Children<'a> {
     path: &'a CStr,
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
-    exec_failed: &'a [u8],
     /// The top of the supervisor's stack until its exec.
     stack: *mut libc::c_void,
+    /// The first failure in a child (see [`Failure`]); 0 when none.
+    failed: AtomicI64,
+}
+
+/// Where a child failed, and why: written by the child into the memory it shares with the
+/// host (as `posix_spawn` reports its child's errors), read by the host after both are done.
+struct Failure {
+    step: Step,
+    errno: nix::errno::Errno,
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    Clone = 1,
+    Fds = 2,
+    Exec = 3,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Clone => "clone (the supervisor's process)",
+            Step::Fds => "the supervisor's descriptors",
+            Step::Exec => "execve",
+        }
+    }
+}
+
+impl Failure {
+    /// Records `step` with the calling thread's errno, unless a failure is recorded already.
+    /// A system call and an atomic store only: safe in the children.
+    fn record(cell: &AtomicI64, step: Step) {
+        let errno = i64::from(nix::errno::Errno::last_raw());
+        let _ = cell.compare_exchange(0, (step as i64) << 32 | errno, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    fn read(cell: &AtomicI64) -> Option<Failure> {
+        let v = cell.load(Ordering::SeqCst);
+        let step = match v >> 32 {
+            1 => Step::Clone,
+            2 => Step::Fds,
+            3 => Step::Exec,
+            _ => return None,
+        };
+        Some(Failure { step, errno: nix::errno::Errno::from_raw((v & 0xffff_ffff) as i32) })
+    }
 }
 
 /// The children's stacks: two of [`STACK`] bytes in one private mapping, each with a guard
 /// page below it.
 struct Stacks(*mut libc::c_void);
 
-/// Bytes of each child's stack, its guard page included.
-const STACK: usize = 64 * 1024;
+/// Bytes of each child's stack, its guard page included: enough for a guard page of up to
+/// 64 KiB and 64 KiB of stack.
+const STACK: usize = 128 * 1024;
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
 
 impl Stacks {
     fn map() -> Result<Stacks, nix::errno::Errno> {
@@ -162,7 +225,7 @@ impl Stacks {
         let stacks = Stacks(p);
         for i in 0..2 {
             // SAFETY: the lowest page of each stack, inside the mapping made above.
-            if unsafe { libc::mprotect(stacks.0.cast::<u8>().add(i * STACK).cast(), 4096, libc::PROT_NONE) } != 0 {
+            if unsafe { libc::mprotect(stacks.0.cast::<u8>().add(i * STACK).cast(), page_size(), libc::PROT_NONE) } != 0 {
                 return Err(nix::errno::Errno::last());
             }
         }
@@ -193,17 +256,29 @@ impl Drop for Stacks {
 /// # Safety
 /// `first_stack` and `plan.stack` are the tops of two distinct stacks that outlive the call.
 unsafe fn spawn_children(plan: &Children<'_>, first_stack: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: sigset operations on local sets; the mask is restored below.
+    // SAFETY: the kernel's own mask call on local sets (the C library's leaves its reserved
+    // 32 and 33 out); the mask and the cancel state are restored below.
     unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut saved: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
+        let all: u64 = !0;
+        let mut saved: u64 = 0;
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &all, &mut saved, 8usize);
+        // The children share this thread's control block: a cancel pending on this thread
+        // would be acted on in them, at a cancellation point, on their small stacks.
+        let mut cancel = 0;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut cancel);
         let arg = std::ptr::from_ref(plan).cast_mut().cast::<libc::c_void>();
         let pid = libc::clone(first_child, first_stack, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut());
+        pthread_setcancelstate(cancel, std::ptr::null_mut());
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &saved, std::ptr::null_mut::<u64>(), 8usize);
         pid
     }
+}
+
+/// glibc's value (not in the libc crate).
+const PTHREAD_CANCEL_DISABLE: libc::c_int = 1;
+
+extern "C" {
+    fn pthread_setcancelstate(state: libc::c_int, old: *mut libc::c_int) -> libc::c_int;
 }
 
 /// The first child: a new session (`setsid`, so the supervisor has no controlling terminal
@@ -214,7 +289,9 @@ extern "C" fn first_child(arg: *mut libc::c_void) -> libc::c_int {
     unsafe {
         let plan = &*arg.cast::<Children<'_>>();
         libc::setsid();
-        libc::clone(supervisor, plan.stack, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg);
+        if libc::clone(supervisor, plan.stack, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg) < 0 {
+            Failure::record(&plan.failed, Step::Clone);
+        }
         libc::_exit(0)
     }
 }
@@ -224,7 +301,7 @@ extern "C" fn supervisor(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: as in `first_child`; `supervisor_child` never returns.
     unsafe {
         let plan = &*arg.cast::<Children<'_>>();
-        supervisor_child(plan.sock, plan.path, plan.argv, plan.envp, plan.exec_failed)
+        supervisor_child(plan.sock, plan.path, plan.argv, plan.envp, &plan.failed)
     }
 }
 
@@ -238,43 +315,41 @@ unsafe fn supervisor_child(
     path: &CStr,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
-    exec_failed: &[u8],
+    failed: &AtomicI64,
 ) -> ! {
     // SAFETY: all calls below are async-signal-safe and act on this child only.
     unsafe {
         // Every handler back to the default before any signal is unblocked: a handler of the
-        // host's must never run here.
-        for sig in 1..libc::SIGRTMAX() {
+        // host's must never run here. The kernel's own call, for all 64: the C library's
+        // refuses its reserved 32 and 33, which a host may still have ignored (an exec keeps
+        // that).
+        let dfl = [0u64; 4];
+        for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+                libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), std::ptr::null_mut::<u64>(), 8usize);
             }
         }
-        // The C library keeps 32 and 33 to itself and refuses them above; a host may still
-        // have them ignored, which an exec keeps. The kernel's own call resets them.
-        let dfl = [0u64; 4];
-        for sig in [32, 33] {
-            libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), std::ptr::null_mut::<u64>(), 8usize);
-        }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        let none: u64 = 0;
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &none, std::ptr::null_mut::<u64>(), 8usize);
         // Move the socket out of the way, put /dev/null on 0-2, the socket on 3.
         let high = libc::fcntl(sock, libc::F_DUPFD_CLOEXEC, 10);
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         if high < 0 || null < 0 {
+            Failure::record(failed, Step::Fds);
             libc::_exit(127);
         }
         for fd in 0..3 {
             libc::dup2(null, fd);
         }
         if libc::dup2(high, SUPERVISOR_SOCKET_FD) < 0 {
+            Failure::record(failed, Step::Fds);
             libc::_exit(127);
         }
         libc::close_range(4, libc::c_uint::MAX, 0);
         libc::chdir(c"/".as_ptr());
         libc::umask(0o022);
         libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-        libc::send(SUPERVISOR_SOCKET_FD, exec_failed.as_ptr().cast(), exec_failed.len(), libc::MSG_NOSIGNAL);
+        Failure::record(failed, Step::Exec);
         libc::_exit(127)
     }
 }

@@ -534,6 +534,11 @@ impl Sandbox {
         self.append("gshadow", &format!("{name}:!::{}\n", members.join(",")));
     }
 
+    /// Appends `text` (whole lines) to the sandbox's copy of `/etc/<file>`.
+    pub fn append_etc(&mut self, file: &str, text: &str) {
+        self.append(file, text);
+    }
+
     /// Appends `line` to the sandbox's copy of `/etc/<file>`.
     fn append(&self, file: &str, line: &str) {
         let p = self.dir.path().join(file);

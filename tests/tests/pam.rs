@@ -137,6 +137,49 @@ fn missing_supervisor_binary_follows_the_fail_policy_and_su_survives() {
     }
 }
 
+/// A supervisor binary that passes the module's checks (root's, mode 0755) but that the
+/// kernel cannot execute: the module says so, and the fail policy decides.
+#[test]
+fn a_supervisor_binary_the_kernel_cannot_execute_is_named_and_the_fail_policy_decides() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    for (policy, runs) in [("closed", false), ("open", true)] {
+        let mut sb = Sandbox::new();
+        let u = sb.add_user("swerin", 4312);
+        let bad = session_wrapper_tests::write_executable(&sb.dir().join("not-a-program"), "not a program\n");
+        sb.add_session_module("su", &format!("config={} supervisor={bad} fail_policy={policy}", cfg.path().display()));
+        let out = sb.run(&["su", "-", &u.name, "-c", "echo ran"], T);
+        assert_eq!(stdout(&out) == "ran\n", runs, "{policy}: {}", stderr(&out));
+        assert!(out.status.code().is_some(), "{policy}: {:?}", out.status);
+        let line = sb.log.wait_for(|l| l.contains("pam_session_wrapper") && l.contains(&bad), T).expect("a module line");
+        assert!(line.contains("could not be executed") && line.contains("ENOEXEC"), "{line}");
+    }
+}
+
+/// A user in thousands of groups: the account no longer fits in the module's hello, which
+/// then goes without it, and the supervisor looks the user up itself.
+#[test]
+fn a_user_in_thousands_of_groups_gets_a_supervised_session() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let (mut sb, u) = Sandbox::with_user("su", "swmany", 4313, &cfg, "");
+    let mut group = String::new();
+    let mut gshadow = String::new();
+    for i in 0..2500u32 {
+        group.push_str(&format!("sw-a-rather-long-group-name-{i:05}:x:{}:{}\n", 60000 + i, u.name));
+        gshadow.push_str(&format!("sw-a-rather-long-group-name-{i:05}:!::{}\n", u.name));
+    }
+    sb.append_etc("group", &group);
+    sb.append_etc("gshadow", &gshadow);
+    let out = sb.run(&["su", &u.name, "-c", "id -G | wc -w; /bin/true && echo ran"], T);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "2501\nran\n", "{}", stderr(&out));
+    let lines = sb.log.until_session_end(T);
+    let start = find(&lines, "event=session-start");
+    assert!(start.contains("user=swmany"), "{start}");
+    assert!(lines.iter().any(|l| l.contains("path=\"/bin/true\"") && l.contains("decision=allow")), "{lines:#?}");
+}
+
 #[test]
 fn supervisor_killed_mid_session_means_no_exec_succeeds_afterwards() {
     require_root!();
@@ -303,10 +346,10 @@ fn the_supervisor_starts_clean_of_the_host_s_signals_and_the_host_gets_its_mask_
     require_root!();
     let cfg = ConfigFile::new(POLICY);
     let (sb, u) = Sandbox::with_user("su", "swsig", 4311, &cfg, "");
-    // su, the host, inherits SIGHUP and SIGINT ignored.
+    // su, the host, inherits SIGHUP, SIGINT and the last real-time signal (64) ignored.
     let cmd = "grep -E '^Sig(Blk|Ign):' /proc/self/status; sleep 2";
     let child = sb
-        .command(&["timeout", "30", "sh", "-c", "trap '' HUP INT; exec \"$0\" \"$@\"", "su", &u.name, "-c", cmd])
+        .command(&["timeout", "30", "bash", "-c", "trap '' HUP INT 64; exec \"$0\" \"$@\"", "su", &u.name, "-c", cmd])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
