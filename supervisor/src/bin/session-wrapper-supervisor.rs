@@ -26,5 +26,8 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
         eprintln!("session-wrapper-supervisor: started by pam_session_wrapper.so (with --pam), not by hand; see `session-wrapper run`");
         return 2;
     }
-    session_wrapper::session::from_pam::serve_pam_session()
+    // A panic must not unwind into C (an abort, and a core dump of a root process holding the
+    // configuration, before it made itself undumpable): it ends the process with 101, as the
+    // Rust start-up did, after its message on stderr (the module's /dev/null).
+    std::panic::catch_unwind(session_wrapper::session::from_pam::serve_pam_session).unwrap_or(101)
 }

@@ -34,6 +34,11 @@ use crate::sys::users::LoginUser;
 /// How long the supervisor waits for the module's messages.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long it waits for the hello: the module looks the user up (NSS, perhaps a directory
+/// service) after it started the supervisor, and before it says hello. As long as the longest
+/// `timeout=` of the module; a host that goes away closes the socket at once.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Why a session is refused before its filter is installed: told to the module, whose fail
 /// policy decides, and logged.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +111,7 @@ pub fn serve_pam_session() -> i32 {
 /// supervised (the module is told to skip it). From the configuration on, `log` goes where it
 /// says.
 fn ask(sock: &OwnedFd, log: &mut Syslog) -> Result<Option<Asked>, Refusal> {
-    let mut hello = match recv(sock.as_fd(), EXCHANGE_TIMEOUT) {
+    let mut hello = match recv(sock.as_fd(), HELLO_TIMEOUT) {
         Ok((Message::Hello(h), _)) => h,
         Ok((other, _)) => return Err(Refusal::Unexpected(Box::new(other))),
         Err(e) => return Err(Refusal::NoHello(e)),
@@ -258,12 +263,16 @@ fn serve(
     let listener = match recv(sock.as_fd(), EXCHANGE_TIMEOUT) {
         Ok((Message::Listener, Some(fd))) => fd,
         Ok((Message::Failed { reason }, _)) => {
+            confined.abandon();
             let line = Event::new(Severity::Error, Kind::SessionRefusedSetup).quoted("reason", reason.as_bytes());
             log.emit(&line.in_session(id));
             log.drain(Duration::from_secs(1));
             return said_bye();
         }
-        Ok(_) | Err(_) => return said_bye(),
+        Ok(_) | Err(_) => {
+            confined.abandon();
+            return said_bye();
+        }
     };
     let supervisor = match confined.start(listener) {
         Ok(s) => s,

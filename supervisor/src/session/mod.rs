@@ -218,6 +218,12 @@ impl Confined {
         let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check };
         Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
     }
+
+    /// The session ends before it started (the module refused it, or went away): what
+    /// [`confine`] logged and syslog has not taken yet is sent, or counted as dropped.
+    pub fn abandon(mut self) {
+        self.log.drain(std::time::Duration::from_secs(1));
+    }
 }
 
 /// The kernel's exec check, when the configuration wants it and the kernel gives it (done

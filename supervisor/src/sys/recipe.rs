@@ -6,14 +6,15 @@
 //! (the session filter, the supervisor's own, the watchdog's), all on the session open's
 //! critical path (docs/BENCHMARKS.md, sixth pass). The same calls always make the same
 //! program, so a program is looked up by everything that decides it: the recipe's calls in
-//! order and libseccomp's version. A change to either misses and builds afresh: there is no
-//! cache to invalidate. A file is used only when it is a regular file of root's that nobody
+//! order, libseccomp's version and file, this program's file and the kernel ([`makers`]). A
+//! change to any misses and builds afresh: there is no cache to invalidate. A file is used only when it is a regular file of root's that nobody
 //! else may write, and when the recipe stored in it is exactly the one asked for; anything
 //! else (no cache, a damaged file, not root) builds the program as before.
 
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -95,10 +96,9 @@ impl Recipe {
         Ok(())
     }
 
-    /// The text that decides the program: libseccomp's version and every call, in order.
+    /// The text that decides the program: what made it ([`makers`]) and every call, in order.
     fn key(&self) -> String {
-        let v = libseccomp::ScmpVersion::current().map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro)).unwrap_or_default();
-        format!("libseccomp {v}\ndefault {:?}\n{:?}\n", self.default, self.calls)
+        format!("{}default {:?}\n{:?}\n", makers(), self.default, self.calls)
     }
 
     /// The program: from the cache in [`CACHE_DIR`] when it has this recipe's, else built by
@@ -107,6 +107,11 @@ impl Recipe {
     /// # Errors
     /// [`FilterError`] when libseccomp refuses a call or the export fails.
     pub fn program(&self) -> Result<FilterProgram, FilterError> {
+        // Unit tests build every program (and never write the machine's cache); the test of
+        // the cache below uses a directory of its own.
+        if cfg!(test) {
+            return self.build();
+        }
         self.program_in(Path::new(CACHE_DIR))
     }
 
@@ -137,6 +142,44 @@ impl Recipe {
     }
 }
 
+/// What else decides a program besides its calls, read once per process: libseccomp's version
+/// and the very file loaded (a distribution's update keeps the version and replaces the file),
+/// this program's file (which turns the calls into libseccomp's arguments), and the running
+/// kernel (whose features libseccomp checks). Any of them replaced, the key differs and the
+/// program is built afresh.
+fn makers() -> &'static str {
+    static MAKERS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MAKERS.get_or_init(|| {
+        let v = libseccomp::ScmpVersion::current().map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro)).unwrap_or_default();
+        let uts = nix::sys::utsname::uname().map(|u| format!("{} {}", u.release().to_string_lossy(), u.version().to_string_lossy())).unwrap_or_default();
+        format!("libseccomp {v} {}\nprogram {}\nkernel {uts}\n", file_identity(&libseccomp_file()), file_identity(Path::new("/proc/self/exe")))
+    })
+}
+
+extern "C" {
+    // libseccomp's, linked already through the libseccomp crate.
+    fn seccomp_version() -> *const libc::c_void;
+}
+
+/// The file libseccomp was loaded from (`dladdr` of one of its functions).
+fn libseccomp_file() -> PathBuf {
+    // SAFETY: dladdr only reads the loader's tables; `info` is written by it before use.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(seccomp_version as *const libc::c_void, &mut info) != 0 && !info.dli_fname.is_null() {
+            return PathBuf::from(std::ffi::OsStr::from_bytes(std::ffi::CStr::from_ptr(info.dli_fname).to_bytes()));
+        }
+    }
+    PathBuf::new()
+}
+
+/// A file's device, inode, size and modification time (followed through symlinks): a file
+/// replaced by a package update differs in them. Empty when it cannot be read, which only
+/// makes the key differ from a key made when it could.
+fn file_identity(path: &Path) -> String {
+    std::fs::metadata(path).map(|m| format!("{} {} {} {}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec())).unwrap_or_default()
+}
+
 /// Exports a libseccomp context as a program, through a memfd.
 fn export(ctx: &ScmpFilterContext) -> Result<FilterProgram, FilterError> {
     let fd = nix::sys::memfd::memfd_create(c"seccomp-export", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
@@ -161,7 +204,8 @@ fn digest(key: &str) -> u64 {
 /// The program cached at `path` for `key`: `None` unless the file is root's, writable by
 /// nobody else, and holds exactly `key`, a NUL, the program's checksum and the program.
 fn read_cached(path: &Path, key: &str) -> Option<FilterProgram> {
-    let mut file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+    // Not followed through a symlink; no wait on a FIFO.
+    let mut file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 || meta.len() > MAX_FILE {
         return None;
@@ -192,7 +236,9 @@ fn store(dir: &Path, path: &Path, key: &str, program: &[u8]) {
         return;
     }
     let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
-    let tmp: PathBuf = dir.join(format!(".{}.{}", std::process::id(), path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    // SAFETY: gettid has no preconditions. Unique among the writers running at once.
+    let tid = unsafe { libc::gettid() };
+    let tmp: PathBuf = dir.join(format!(".{}.{tid}.{}", std::process::id(), path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -219,6 +265,21 @@ mod tests {
         r.set_act_badarch(ScmpAction::KillProcess).expect("call");
         r.add_rule(ScmpAction::Errno(errno), ScmpSyscall::from_name("acct").expect("known")).expect("call");
         r
+    }
+
+    /// The key names the libseccomp file really loaded and this program's file, so that a
+    /// package update of either, which may keep libseccomp's version, builds afresh.
+    #[test]
+    fn the_key_names_the_files_that_make_the_program_and_the_kernel() {
+        let lib = libseccomp_file();
+        let name = lib.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        assert!(name.starts_with("libseccomp.so"), "{}", lib.display());
+        let key = recipe(libc::EPERM).key();
+        let first = key.lines().next().unwrap_or_default();
+        assert!(first.ends_with(&file_identity(&lib)) && !file_identity(&lib).is_empty(), "{key}");
+        assert!(key.contains(&format!("program {}\n", file_identity(Path::new("/proc/self/exe")))), "{key}");
+        let release = nix::sys::utsname::uname().expect("uname").release().to_string_lossy().into_owned();
+        assert!(key.contains(&format!("kernel {release} ")), "{key}");
     }
 
     #[test]
