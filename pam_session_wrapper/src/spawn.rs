@@ -193,13 +193,16 @@ impl Failure {
     }
 }
 
-/// The children's stacks: two of [`STACK`] bytes in one private mapping, each with a guard
-/// page below it.
+/// The children's stacks: two of [`stack_size`] bytes in one private mapping, each with a
+/// guard page below it.
 struct Stacks(*mut libc::c_void);
 
-/// Bytes of each child's stack, its guard page included: enough for a guard page of up to
-/// 64 KiB and 64 KiB of stack.
-const STACK: usize = 128 * 1024;
+/// Bytes of each child's stack: a guard page and 60 KiB, whole pages (64 KiB with 4 KiB
+/// pages; larger stacks made the open measurably slower, docs/BENCHMARKS.md, sixth pass).
+fn stack_size() -> usize {
+    let page = page_size();
+    page + (60 * 1024usize).div_ceil(page) * page
+}
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -212,7 +215,7 @@ impl Stacks {
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                2 * STACK,
+                2 * stack_size(),
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
                 -1,
@@ -225,7 +228,7 @@ impl Stacks {
         let stacks = Stacks(p);
         for i in 0..2 {
             // SAFETY: the lowest page of each stack, inside the mapping made above.
-            if unsafe { libc::mprotect(stacks.0.cast::<u8>().add(i * STACK).cast(), page_size(), libc::PROT_NONE) } != 0 {
+            if unsafe { libc::mprotect(stacks.0.cast::<u8>().add(i * stack_size()).cast(), page_size(), libc::PROT_NONE) } != 0 {
                 return Err(nix::errno::Errno::last());
             }
         }
@@ -235,14 +238,14 @@ impl Stacks {
     /// The top of stack `i` (stacks grow down).
     fn top(&self, i: usize) -> *mut libc::c_void {
         // SAFETY: the end of stack `i`, inside (or one past) the mapping.
-        unsafe { self.0.cast::<u8>().add((i + 1) * STACK).cast() }
+        unsafe { self.0.cast::<u8>().add((i + 1) * stack_size()).cast() }
     }
 }
 
 impl Drop for Stacks {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `map`, used by no one any more.
-        unsafe { libc::munmap(self.0, 2 * STACK) };
+        unsafe { libc::munmap(self.0, 2 * stack_size()) };
     }
 }
 
