@@ -198,7 +198,7 @@ impl Failure {
 struct Stacks(*mut libc::c_void);
 
 /// Bytes of each child's stack: a guard page and 60 KiB, whole pages (64 KiB with 4 KiB
-/// pages; larger stacks made the open measurably slower, docs/BENCHMARKS.md, sixth pass).
+/// pages).
 fn stack_size() -> usize {
     let page = page_size();
     page + (60 * 1024usize).div_ceil(page) * page
