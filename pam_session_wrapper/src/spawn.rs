@@ -92,18 +92,17 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
     // SAFETY: valid sigaction structs.
     unsafe { libc::sigaction(libc::SIGCHLD, &dfl, &mut old) };
 
-    let plan = Children {
-        sock: theirs.as_raw_fd(),
-        path: &cpath,
-        argv: &argv_p,
-        envp: &envp_p,
-        stack: std::ptr::null_mut(),
-        failed: AtomicI64::new(0),
-    };
     let result = match Stacks::map() {
         Err(errno) => Err(SpawnError::Sys { what: "mmap", errno }),
         Ok(stacks) => {
-            let plan = Children { stack: stacks.top(1), failed: AtomicI64::new(0), ..plan };
+            let plan = Children {
+                sock: theirs.as_raw_fd(),
+                path: &cpath,
+                argv: &argv_p,
+                envp: &envp_p,
+                stack: stacks.top(1),
+                failed: AtomicI64::new(0),
+            };
             // SAFETY: see `spawn_children`; the stacks outlive both children (the host
             // thread is suspended until the first has exited).
             let first = unsafe { spawn_children(&plan, stacks.top(0)) };

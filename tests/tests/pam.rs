@@ -12,6 +12,13 @@ const T: Duration = Duration::from_secs(60);
 /// Default-allow except `/tmp/**`, logging to `/dev/log` (the sandbox's socket).
 const POLICY: &str = "default = \"allow\"\n[[rules]]\nname = \"no-tmp\"\nexe = \"/tmp/**\"\naction = \"deny\"\nmessage = \"not from /tmp\"\n";
 
+/// A PAM service `service` of `pam_permit` for auth and account, and the module with `cfg`
+/// as its session.
+fn permit_with_module(sb: &Sandbox, service: &str, cfg: &ConfigFile) {
+    sb.pam_service(service, "auth required pam_permit.so\naccount required pam_permit.so\n");
+    sb.add_session_module(service, &Sandbox::module_args(&cfg.path(), ""));
+}
+
 fn pid_alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -21,14 +28,7 @@ fn pamtester_open_and_close_starts_and_stops_a_supervisor() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
     let sb = Sandbox::new();
-    sb.pam_service(
-        "swtest",
-        &format!(
-            "auth required pam_permit.so\naccount required pam_permit.so\nsession required {} {}\n",
-            bin("libpam_session_wrapper.so").display(),
-            Sandbox::module_args(&cfg.path(), "")
-        ),
-    );
+    permit_with_module(&sb, "swtest", &cfg);
     let out = sb.run(&["pamtester", "swtest", "root", "open_session", "close_session"], T);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let lines = sb.log.until_session_end(T);
@@ -461,14 +461,7 @@ fn a_multithreaded_host_opens_sessions_unharmed_and_its_older_threads_are_superv
     require_root!();
     let cfg = ConfigFile::new(POLICY);
     let sb = Sandbox::new();
-    sb.pam_service(
-        "swthreads",
-        &format!(
-            "auth required pam_permit.so\naccount required pam_permit.so\nsession required {} {}\n",
-            bin("libpam_session_wrapper.so").display(),
-            Sandbox::module_args(&cfg.path(), "")
-        ),
-    );
+    permit_with_module(&sb, "swthreads", &cfg);
     let src = sb.dir().join("threaded-host.c");
     std::fs::write(&src, THREADED_HOST).expect("write source");
     let host = sb.dir().join("threaded-host");

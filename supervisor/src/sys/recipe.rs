@@ -4,12 +4,13 @@
 //!
 //! libseccomp takes 0.2 to 0.5 ms to generate each of the three programs a PAM session needs
 //! (the session filter, the supervisor's own, the watchdog's), all on the session open's
-//! critical path (docs/BENCHMARKS.md, sixth pass). The same calls always make the same
-//! program, so a program is looked up by everything that decides it: the recipe's calls in
-//! order, libseccomp's version and file, this program's file and the kernel ([`makers`]). A
-//! change to any misses and builds afresh: there is no cache to invalidate. A file is used only when it is a regular file of root's that nobody
-//! else may write, and when the recipe stored in it is exactly the one asked for; anything
-//! else (no cache, a damaged file, not root) builds the program as before.
+//! critical path (docs/BENCHMARKS.md, sixth pass). The same calls always make the same program,
+//! so a program is looked up by everything that decides it: the recipe's calls in order,
+//! libseccomp's version and file, this program's file and the kernel ([`makers`]). A change to
+//! any misses and builds afresh: there is no cache to invalidate. A file is used only when it
+//! is a regular file of root's that nobody else may write, and when the recipe stored in it is
+//! exactly the one asked for; anything else (no cache, a damaged file, not root) builds the
+//! program as before.
 
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Seek, Write};
