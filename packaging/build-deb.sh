@@ -67,7 +67,7 @@ export SOURCE_DATE_EPOCH
 target=${CARGO_TARGET_DIR:-$root/target}
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 rel="$target/release"
-for f in libpam_session_wrapper.so session-wrapper-supervisor session-wrapper; do
+for f in libpam_session_wrapper.so session-wrapper-supervisor session-wrapper-bpf-loader session-wrapper; do
     [ -f "$rel/$f" ] || die "$rel/$f is not built (run without --no-build)"
 done
 
@@ -81,9 +81,11 @@ mkdir -p "$pkg/DEBIAN" "$work/debian"
 # Programs and the module, stripped as dh_strip does.
 install -D -m 644 "$rel/libpam_session_wrapper.so" "$pkg/lib/$multiarch/security/pam_session_wrapper.so"
 install -D -m 755 "$rel/session-wrapper-supervisor" "$pkg/usr/libexec/session-wrapper/session-wrapper-supervisor"
+install -D -m 755 "$rel/session-wrapper-bpf-loader" "$pkg/usr/libexec/session-wrapper/session-wrapper-bpf-loader"
 install -D -m 755 "$rel/session-wrapper" "$pkg/usr/bin/session-wrapper"
 strip --remove-section=.comment --remove-section=.note --strip-unneeded "$pkg/lib/$multiarch/security/pam_session_wrapper.so"
-strip --remove-section=.comment --remove-section=.note "$pkg/usr/libexec/session-wrapper/session-wrapper-supervisor" "$pkg/usr/bin/session-wrapper"
+strip --remove-section=.comment --remove-section=.note "$pkg/usr/libexec/session-wrapper/session-wrapper-supervisor" \
+    "$pkg/usr/libexec/session-wrapper/session-wrapper-bpf-loader" "$pkg/usr/bin/session-wrapper"
 
 # The configuration: the example policy of packaging/config.toml, in audit mode, with a header
 # that says how to go on. A conffile: dpkg keeps the administrator's changes across upgrades.
@@ -148,6 +150,7 @@ cp "$here/debian/control" "$here/debian/changelog" "$work/debian/"
     dpkg-shlibdeps -Tdebian/substvars \
         "$pkg/lib/$multiarch/security/pam_session_wrapper.so" \
         "$pkg/usr/libexec/session-wrapper/session-wrapper-supervisor" \
+        "$pkg/usr/libexec/session-wrapper/session-wrapper-bpf-loader" \
         "$pkg/usr/bin/session-wrapper"
     # The maintainer of a package built here: DEBFULLNAME and DEBEMAIL, as dch takes them,
     # when set; debian/control's otherwise.

@@ -32,4 +32,9 @@ fn main() {
         Ok(s) => panic!("{clang} could not compile {src} ({s}); it needs libbpf's headers (Debian: libbpf-dev)"),
         Err(e) => panic!("cannot run {clang} to compile {src}: {e} (Debian: apt-get install clang libbpf-dev)"),
     }
+    // The tag of this build's programs (FNV-1a of the object): the directory they are pinned
+    // in, which the supervisor opens without reading the object.
+    let object = std::fs::read(&out).expect("read the compiled program");
+    let tag = object.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3));
+    println!("cargo:rustc-env=SW_EXEC_CHECK_TAG={tag:016x}");
 }

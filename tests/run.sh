@@ -20,7 +20,7 @@ SW_SKIP_LOG=$(mktemp)
 export SW_SKIP_LOG
 trap 'rm -rf "$stage"; rm -f "$SW_SKIP_LOG"' EXIT
 chmod 755 "$stage"
-for f in target/debug/session-wrapper target/debug/session-wrapper-supervisor \
+for f in target/debug/session-wrapper target/debug/session-wrapper-supervisor target/debug/session-wrapper-bpf-loader \
          target/debug/libpam_session_wrapper.so target/debug/sw-attack-* target/debug/sw-probe; do
   case "$f" in *.d) continue ;; esac
   install -m 755 "$f" "$stage/"

@@ -315,6 +315,7 @@ fn deb_installs_disabled_audits_su_once_enabled_and_purges_without_a_trace() {
     for f in [
         "/lib/x86_64-linux-gnu/security/pam_session_wrapper.so",
         "/usr/libexec/session-wrapper/session-wrapper-supervisor",
+        "/usr/libexec/session-wrapper/session-wrapper-bpf-loader",
         "/usr/bin/session-wrapper",
         "/etc/session-wrapper/config.toml",
         "/etc/session-wrapper/config.d",

@@ -311,7 +311,7 @@ impl Supervisor {
     }
 
     fn kernel_reports(&mut self) {
-        let Some(check) = self.check.as_ref() else { return };
+        let Some(check) = self.check.as_mut() else { return };
         if self.execs.waiting_in_kernel().next().is_none() {
             return;
         }

@@ -11,18 +11,19 @@
 //!
 //! The programs are loaded once per boot and stay attached through links pinned in
 //! `/sys/fs/bpf/session-wrapper/<tag>` (`<tag>`: a hash of the object, so that an upgraded
-//! package loads its own); every supervisor opens the pinned map. Loading needs `CAP_BPF`,
-//! `CAP_PERFMON` and `CAP_SYS_ADMIN`-level rights once; a supervisor then needs only map
-//! lookups, updates and deletes.
+//! package loads its own); every supervisor opens the pinned map. Loading is done by another
+//! program, `session-wrapper-bpf-loader` ([`load`]), which the first supervisor since boot
+//! runs: a supervisor makes only map lookups, updates and deletes, four raw `bpf(2)` calls,
+//! and maps neither libbpf nor the libraries it needs to read an object (libelf, zlib).
+//! Loading needs `CAP_BPF`, `CAP_PERFMON` and `CAP_SYS_ADMIN`-level rights once.
 
-use std::os::fd::AsRawFd;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle, ObjectBuilder};
-
-/// The compiled program (built by `build.rs` with clang).
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_check.bpf.o"));
+pub mod load;
 
 /// Where the pinned maps and links live.
 const PIN_ROOT: &str = "/sys/fs/bpf/session-wrapper";
@@ -47,13 +48,21 @@ pub enum BpfError {
     /// The supervisor is not in the initial PID namespace, where the program's task ids are.
     #[error("not in the initial PID namespace")]
     PidNamespace,
-    /// The kernel or libbpf refused a step.
+    /// The kernel refused a step.
     #[error("{step}: {source}")]
     Kernel {
         /// What was being done.
         step: &'static str,
         /// What was said.
-        source: libbpf_rs::Error,
+        source: std::io::Error,
+    },
+    /// The loader could not be run, or did not load the programs.
+    #[error("{path}: {why}")]
+    Loader {
+        /// The loader's path.
+        path: String,
+        /// What went wrong, in its own words when it said any.
+        why: String,
     },
     /// A file operation on the pin directory.
     #[error("{step}: {source}")]
@@ -65,9 +74,6 @@ pub enum BpfError {
     },
 }
 
-fn kernel(step: &'static str) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
-    move |source| BpfError::Kernel { step, source }
-}
 
 fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> BpfError {
     move |source| BpfError::Io { step, source }
@@ -156,9 +162,85 @@ impl Report {
     }
 }
 
+/// A BPF map, by its descriptor: the calls a supervisor makes on it, as raw `bpf(2)`.
+struct Map {
+    fd: OwnedFd,
+}
+
+// `bpf(2)` commands and the parts of `union bpf_attr` they read (linux/bpf.h).
+const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
+const BPF_OBJ_GET: libc::c_int = 7;
+
+/// `BPF_OBJ_GET`'s attributes (without `path_fd`, which 6.1 does not know).
+#[repr(C)]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// The element commands' attributes.
+#[repr(C)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// `bpf(cmd, attr)`; its result, or the error.
+fn bpf<T>(cmd: libc::c_int, attr: &T) -> std::io::Result<libc::c_long> {
+    // SAFETY: `attr` is a valid `bpf_attr` prefix of its own size; the kernel reads no more.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_ref(attr), std::mem::size_of::<T>()) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+impl Map {
+    /// The map pinned at `path`.
+    fn pinned(path: &Path) -> std::io::Result<Map> {
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+        let attr = ObjAttr { pathname: c.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
+        // The kernel makes the descriptor close-on-exec.
+        let fd = bpf(BPF_OBJ_GET, &attr)?;
+        // SAFETY: a new descriptor of ours.
+        Ok(Map { fd: unsafe { OwnedFd::from_raw_fd(fd as i32) } })
+    }
+
+    fn elem(&self, key: &[u8; 4], value: u64) -> ElemAttr {
+        ElemAttr { map_fd: self.fd.as_raw_fd() as u32, _pad: 0, key: key.as_ptr() as u64, value, flags: 0 }
+    }
+
+    /// Writes `value` (the map's whole value size) under `key`, made or replaced.
+    fn update(&self, key: &[u8; 4], value: &[u8]) -> std::io::Result<()> {
+        bpf(BPF_MAP_UPDATE_ELEM, &self.elem(key, value.as_ptr() as u64)).map(drop)
+    }
+
+    /// Reads the value under `key` into `value` (the map's whole value size); `false` when
+    /// there is none.
+    fn lookup(&self, key: &[u8; 4], value: &mut [u8]) -> std::io::Result<bool> {
+        match bpf(BPF_MAP_LOOKUP_ELEM, &self.elem(key, value.as_mut_ptr() as u64)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn delete(&self, key: &[u8; 4]) {
+        let _ = bpf(BPF_MAP_DELETE_ELEM, &self.elem(key, 0));
+    }
+}
+
 /// One session's connection to the kernel check.
 pub struct ExecCheck {
-    expects: MapHandle,
+    expects: Map,
+    /// One value of the map, written and read in place.
     value: Vec<u8>,
 }
 
@@ -169,8 +251,8 @@ impl std::fmt::Debug for ExecCheck {
 }
 
 impl ExecCheck {
-    /// Connects to the loaded programs, loading and pinning them first if no supervisor has
-    /// since boot.
+    /// Connects to the loaded programs, having them loaded and pinned first (by the loader,
+    /// [`run_loader`]) if no supervisor has since boot.
     ///
     /// # Errors
     /// When the kernel check cannot be used: the caller checks at ptrace stops instead.
@@ -178,11 +260,15 @@ impl ExecCheck {
         if !in_initial_pid_namespace() {
             return Err(BpfError::PidNamespace);
         }
-        // Once loaded (the first session since boot), the pins are there: open them before
-        // checking the file system and making the directory, which only a load needs.
-        let expects = match open_pinned(&pin_path()) {
+        let dir = pin_path();
+        let expects = match open_pinned(&dir) {
             Ok(map) => map,
-            Err(_) => load_and_pin(&pin_dir()?)?,
+            // Only root can load; anyone else is told why the pins could not be opened.
+            Err(e) if !nix::unistd::geteuid().is_root() => return Err(e),
+            Err(_) => {
+                run_loader()?;
+                open_pinned(&dir)?
+            }
         };
         Ok(ExecCheck { expects, value: vec![0u8; HEADER + BLOCK_MAX] })
     }
@@ -193,7 +279,7 @@ impl ExecCheck {
     /// When the map refuses it (full, or `strings` too long): check this exec otherwise.
     pub fn expect(&mut self, tid: i32, e: &Expect) -> Result<(), BpfError> {
         if e.strings.len() > BLOCK_MAX {
-            return Err(BpfError::Kernel { step: "expect", source: libbpf_rs::Error::from_raw_os_error(libc::E2BIG) });
+            return Err(BpfError::Kernel { step: "expect", source: std::io::Error::from_raw_os_error(libc::E2BIG) });
         }
         let v = &mut self.value;
         v[..HEADER].fill(0);
@@ -206,26 +292,26 @@ impl ExecCheck {
         v[48..52].copy_from_slice(&e.user_namespace.to_ne_bytes());
         v[HEADER..HEADER + e.strings.len()].copy_from_slice(&e.strings);
         v[HEADER + e.strings.len()..].fill(0);
-        self.expects.update(&(tid as u32).to_ne_bytes(), v, MapFlags::ANY).map_err(kernel("expect"))
+        self.expects.update(&(tid as u32).to_ne_bytes(), v).map_err(|source| BpfError::Kernel { step: "expect", source })
     }
 
     /// Removes what thread `tid` may load (its notification could not be answered, or the
     /// session ends).
     pub fn forget(&self, tid: i32) {
-        let _ = self.expects.delete(&(tid as u32).to_ne_bytes());
+        self.expects.delete(&(tid as u32).to_ne_bytes());
     }
 
     /// What the kernel found for the execs of `waiting` (thread, notification id) that have
     /// loaded or whose task has gone; their entries are removed. An entry that is not there
     /// any more, or is another exec's, reads as gone.
-    pub fn collect(&self, waiting: impl Iterator<Item = (i32, u64)>) -> Vec<Report> {
+    pub fn collect(&mut self, waiting: impl Iterator<Item = (i32, u64)>) -> Vec<Report> {
         let mut out = Vec::new();
         for (tid, notif) in waiting {
             let key = (tid as u32).to_ne_bytes();
-            match self.expects.lookup(&key, MapFlags::ANY) {
-                Ok(Some(v)) if v.get(0..8) == Some(&notif.to_ne_bytes()[..]) => {
-                    if let Some(r) = Report::parse(tid, &v) {
-                        let _ = self.expects.delete(&key);
+            match self.expects.lookup(&key, &mut self.value) {
+                Ok(true) if self.value[0..8] == notif.to_ne_bytes() => {
+                    if let Some(r) = Report::parse(tid, &self.value) {
+                        self.expects.delete(&key);
                         out.push(r);
                     }
                 }
@@ -247,58 +333,91 @@ fn in_initial_pid_namespace() -> bool {
     std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == PROC_PID_INIT_INO)
 }
 
-/// `/sys/fs/bpf/session-wrapper/<tag>`, made if needed.
-fn pin_dir() -> Result<PathBuf, BpfError> {
-    let st = nix::sys::statfs::statfs("/sys/fs/bpf").map_err(|e| io("statfs /sys/fs/bpf")(e.into()))?;
-    if st.filesystem_type() != nix::sys::statfs::BPF_FS_MAGIC {
-        return Err(BpfError::NoBpfFs);
-    }
-    let dir = pin_path();
-    std::fs::create_dir_all(&dir).map_err(io("make the pin directory"))?;
-    Ok(dir)
-}
-
-/// `/sys/fs/bpf/session-wrapper/<tag>`: the programs of this build, by the hash of their object.
+/// `/sys/fs/bpf/session-wrapper/<tag>`: the programs of this build, by the hash of their
+/// object (`build.rs` computes it).
 fn pin_path() -> PathBuf {
-    Path::new(PIN_ROOT).join(format!("{:016x}", fnv64(OBJECT)))
+    Path::new(PIN_ROOT).join(env!("SW_EXEC_CHECK_TAG"))
 }
 
-fn fnv64(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3))
-}
-
-fn open_pinned(dir: &Path) -> Result<MapHandle, BpfError> {
+/// The pinned map, when the programs' links are pinned beside it (a loader that failed half
+/// way leaves no links: [`load::load_and_pin`] pins them last).
+fn open_pinned(dir: &Path) -> Result<Map, BpfError> {
     if !dir.join("on_exec").exists() || !dir.join("on_exit").exists() {
         return Err(BpfError::Io { step: "open the pinned links", source: std::io::ErrorKind::NotFound.into() });
     }
-    MapHandle::from_pinned_path(dir.join("expects")).map_err(kernel("open the pinned expectations"))
+    Map::pinned(&dir.join("expects")).map_err(|source| BpfError::Kernel { step: "open the pinned expectations", source })
 }
 
-/// Loads the programs, attaches them and pins maps and links, under a lock so that two
-/// supervisors starting at once load them once.
-fn load_and_pin(dir: &Path) -> Result<MapHandle, BpfError> {
-    let lock = std::fs::File::open(dir).map_err(io("open the pin directory"))?;
-    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| io("lock the pin directory")(e.into()))
-        .and_then(|_held| {
-            if let Ok(map) = open_pinned(dir) {
-                return Ok(map);
-            }
-            let mut open = ObjectBuilder::default().open_memory(OBJECT).map_err(kernel("open the program"))?;
-            for mut m in open.maps_mut() {
-                let name = m.name().to_string_lossy().into_owned();
-                if name == "expects" {
-                    m.set_pin_path(dir.join(&name)).map_err(kernel("set a pin path"))?;
+/// The loader's file name.
+pub const LOADER: &str = "session-wrapper-bpf-loader";
+
+/// Where the package installs the loader.
+pub const INSTALLED_LOADER: &str = "/usr/libexec/session-wrapper/session-wrapper-bpf-loader";
+
+/// The loader to run: the one beside this program (a build's directory, or the package's
+/// `/usr/libexec/session-wrapper/` for the supervisor), else the package's. Only a path that
+/// root alone can change is taken: a regular file, owned by root and written by nobody else,
+/// reached through root-only directories and links ([`crate::sys::trust`]); a loader beside
+/// this program that fails that is refused, not passed over.
+///
+/// # Errors
+/// [`BpfError::Loader`] naming what is missing or untrusted.
+pub fn find_loader() -> Result<PathBuf, BpfError> {
+    use crate::sys::trust::{self, Lookup};
+    let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join(LOADER)));
+    let root = std::fs::File::open("/").map_err(io("open /"))?;
+    let untrusted = |path: &Path, why: String| BpfError::Loader { path: path.display().to_string(), why };
+    for candidate in beside.iter().map(PathBuf::as_path).chain([Path::new(INSTALLED_LOADER)]) {
+        match trust::resolve(std::os::fd::AsFd::as_fd(&root), candidate.as_os_str().as_bytes()) {
+            Lookup::Missing => continue,
+            Lookup::Untrusted(u) => return Err(untrusted(candidate, format!("not used: {u} can be changed by others than root"))),
+            Lookup::Found(f) => {
+                let mode = f.stat.st_mode;
+                if mode & libc::S_IFMT != libc::S_IFREG || f.stat.st_uid != 0 || mode & 0o022 != 0 || mode & 0o100 == 0 {
+                    let why = format!("not used: not a root-owned executable file that only root can write (owner uid {}, mode {:o})", f.stat.st_uid, mode & 0o7777);
+                    return Err(untrusted(candidate, why));
                 }
+                return Ok(PathBuf::from(std::ffi::OsString::from_vec(f.path)));
             }
-            let obj = open.load().map_err(kernel("load the program"))?;
-            for prog in obj.progs_mut() {
-                let name = prog.name().to_string_lossy().into_owned();
-                let mut link = prog.attach().map_err(kernel("attach the program"))?;
-                link.pin(dir.join(&name)).map_err(kernel("pin the program's link"))?;
-            }
-            open_pinned(dir)
-        })
+        }
+    }
+    Err(BpfError::Loader { path: INSTALLED_LOADER.into(), why: format!("missing (and no {LOADER} beside this program)") })
+}
+
+/// Runs the loader ([`find_loader`]) and waits for it: it loads, attaches and pins the
+/// programs of this build (their tag is its argument), or says why not on its standard error, which this error carries.
+/// It gets an empty environment, `/dev/null` for input and output, and none of this
+/// process's other descriptors.
+///
+/// # Errors
+/// [`BpfError::Loader`] when it cannot be found, started, or did not succeed.
+pub fn run_loader() -> Result<(), BpfError> {
+    use std::os::unix::process::CommandExt;
+    let path = find_loader()?;
+    let failed = |why: String| BpfError::Loader { path: path.display().to_string(), why };
+    let mut cmd = std::process::Command::new(&path);
+    // The tag it must load: a loader of another build (a package upgraded meanwhile) refuses.
+    cmd.arg(env!("SW_EXEC_CHECK_TAG")).env_clear().stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    // SAFETY: one system call between fork and exec. Marks every descriptor above the three
+    // standard ones close-on-exec (the standard library's own error pipe already is).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            Ok(())
+        });
+    }
+    let out = cmd.output().map_err(|e| failed(format!("cannot run it: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    let said = said.trim();
+    let status = match (out.status.code(), out.status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (_, Some(s)) => format!("signal {s}"),
+        _ => "failed".into(),
+    };
+    Err(failed(if said.is_empty() { status } else { format!("{said} ({status})") }))
 }
 
 /// Proves the check on this kernel: a child exec'ing `/bin/true` (argv `["true"]`, no
@@ -410,6 +529,10 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: loading BPF programs needs root");
             return None;
+        }
+        // No loader beside the test binary: the test loads in process what the loader would.
+        if ExecCheck::connect().is_err() {
+            load::load_and_pin().expect("load");
         }
         Some(ExecCheck::connect().expect("connect"))
     }
