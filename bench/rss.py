@@ -35,6 +35,20 @@ def status(pid):
             k, _, v = line.partition(":")
             if k in ("Pss", "Private_Dirty"):
                 out[k] = int(v.split()[0])
+    out["mappings"] = by_mapping(pid)
+    return out
+
+
+def by_mapping(pid):
+    """Resident KiB of each file (or [heap], [stack], anonymous) the process maps."""
+    out, name = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if not parts[0].endswith(":"):
+                name = parts[5].rsplit("/", 1)[-1] if len(parts) > 5 else "anonymous"
+            elif parts[0] == "Rss:":
+                out[name] = out.get(name, 0) + int(parts[1])
     return out
 
 
@@ -134,6 +148,8 @@ if pam:
         show(f"{name}, idle (1 decision)", idle)
         show(f"{name}, after {n} decisions", after)
     (s_idle, s_after), (w_idle, w_after) = procs["supervisor"], procs["watchdog"]
+    held = sorted(s_after["mappings"].items(), key=lambda kv: -kv[1])
+    print("  the supervisor's resident KiB by mapping, after: " + ", ".join(f"{n} {k}" for n, k in held if k))
     print(f"  loop took {elapsed:.1f} s ({execs / elapsed:.0f} execs/s); lines dropped: {dropped}")
     print(f"  target: the supervisor at most 4 MiB (4096 KiB) VmRSS: {s_after['VmRSS']} KiB; "
           f"the session's two processes together, Pss (each shared page counted once): "

@@ -318,6 +318,9 @@ if [ "$what" = all ] || [ "$what" = rss ]; then
   chmod 644 "$work/rss-pam.toml"
   printf 'auth sufficient pam_rootok.so\naccount required pam_permit.so\nsession required pam_permit.so\nsession required %s config=%s supervisor=%s\n' \
     "$rel/libpam_session_wrapper.so" "$work/rss-pam.toml" "$rel/session-wrapper-supervisor" > "$work/pam-rss.d/su"
+  # Read afresh from the disk, as in openab: which pages of a file a process holds depends on
+  # how the file sits in the page cache (a file the linker has just written sits differently).
+  python3 bench/evict.py "$rel/session-wrapper" "$rel/libpam_session_wrapper.so" "$rel/session-wrapper-supervisor"
   unshare -m --propagation private sh -c "mount --bind $work/pam-rss.d /etc/pam.d && python3 bench/rss.py \
     $rel/session-wrapper $work/allow.toml $work/rss.sock ${SW_BENCH_RSS_EXECS:-100000} \
     $work/rss-pam.toml $work/rss-pam.sock"
