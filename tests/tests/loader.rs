@@ -83,6 +83,22 @@ fn the_kernel_check_is_loaded_by_the_loader_and_never_from_a_place_others_can_ch
     assert!(!planted.exists(), "the planted loader ran");
     assert!(!pins.exists(), "something loaded the programs");
 
+    // A loader in a root-only directory (/var/lib, not /tmp) that fails: its last line is the
+    // reason logged, the rest is passed on to standard error.
+    let closed = tempfile::Builder::new().prefix("sw-loader-").tempdir_in("/var/lib").expect("tempdir in /var/lib");
+    std::fs::set_permissions(closed.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let wrapper = closed.path().join("session-wrapper");
+    install(&bin("session-wrapper"), &wrapper);
+    write_executable(&closed.path().join("session-wrapper-bpf-loader"), "#!/bin/sh\necho 'libbpf: chatter' >&2\necho \"refused: $1\" >&2\nexit 3\n");
+    let out = run(&wrapper, &cfg);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let fallback = err.lines().find(|l| l.contains("event=verify-fallback")).unwrap_or_default();
+    assert!(fallback.contains(&format!("refused: {tag} (exit status 3)")) && !fallback.contains("chatter"), "{err}");
+    assert!(err.contains("libbpf: chatter"), "the loader's words are not passed on: {err}");
+    assert!(session_start(&err).contains(" verify=ptrace "), "{err}");
+    assert!(!pins.exists(), "something loaded the programs");
+
     // The built program, beside its loader in a root-only directory: the loader loads and
     // pins them, and the session is checked in the kernel.
     let out = run(&bin("session-wrapper"), &cfg);

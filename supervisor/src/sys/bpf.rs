@@ -385,7 +385,8 @@ pub fn find_loader() -> Result<PathBuf, BpfError> {
 }
 
 /// Runs the loader ([`find_loader`]) and waits for it: it loads, attaches and pins the
-/// programs of this build (their tag is its argument), or says why not on its standard error, which this error carries.
+/// programs of this build (their tag is its argument), or says why not in the last line of
+/// its standard error, which this error carries.
 /// It gets an empty environment, `/dev/null` for input and output, and none of this
 /// process's other descriptors.
 ///
@@ -407,11 +408,15 @@ pub fn run_loader() -> Result<(), BpfError> {
         });
     }
     let out = cmd.output().map_err(|e| failed(format!("cannot run it: {e}")))?;
+    // What libbpf said (a verifier's log, when the kernel refused the programs) goes where
+    // ours goes, as when this process loaded them itself (`/dev/null` for the PAM
+    // supervisor); the loader's own verdict is its last line.
+    let said = String::from_utf8_lossy(&out.stderr);
+    eprint!("{said}");
     if out.status.success() {
         return Ok(());
     }
-    let said = String::from_utf8_lossy(&out.stderr);
-    let said = said.trim();
+    let said = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().trim();
     let status = match (out.status.code(), out.status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
         (_, Some(s)) => format!("signal {s}"),
