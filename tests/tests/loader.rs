@@ -1,32 +1,48 @@
 //! The kernel's exec check is loaded by `session-wrapper-bpf-loader`, which the first
 //! supervisor since boot runs when it finds no pins of its build; supervisors themselves map
-//! no libbpf, libelf or zlib. The loader is run only from a place that root alone can change.
+//! no libbpf, libelf or zlib. The loader is run only from a place that root alone can change,
+//! as root, with nothing of the supervisor's, for at most 5 s; the pins are used only from
+//! directories that root alone can change.
 //!
-//! One test, in a binary of its own: it removes this build's pins, which no other session may
-//! be using meanwhile (cargo runs test binaries one after the other).
+//! Every session here runs in a private mount namespace with a BPF file system of its own
+//! (its programs detach when that namespace goes): the machine's pins, and the sessions that
+//! use them, are left alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use session_wrapper_tests::{bin, install, require_root, scratch, stderr, write_executable, ConfigFile};
+use session_wrapper_tests::{bin, install, require_root, scratch, stderr, stdout, write_executable, ConfigFile};
 
-const PIN_ROOT: &str = "/sys/fs/bpf/session-wrapper";
-
-/// `session-wrapper run` of `program` (a `session-wrapper` binary), as nobody, logging to its
-/// standard error, running `/bin/true` with `verify = "bpf"`.
-fn run(program: &Path, cfg: &ConfigFile) -> Output {
-    Command::new(program)
+/// `session-wrapper run` of `program` (a `session-wrapper` binary) as `user`, logging to its
+/// standard error, running `argv`, in a mount namespace of its own whose `/sys/fs/bpf` is a
+/// new BPF file system of mode `mode`, after `prepare` (shell) ran there. Standard output
+/// ends with what `/sys/fs/bpf/session-wrapper` then holds, after a `pins:` line.
+fn run(program: &Path, cfg: &ConfigFile, user: &str, mode: &str, prepare: &str, argv: &[&str]) -> Output {
+    let script = format!(
+        "mount -t bpf -o mode={mode} bpf /sys/fs/bpf && {prepare} \"$@\"; s=$?; echo pins:; \
+         ls -R /sys/fs/bpf/session-wrapper 2>/dev/null; exit $s"
+    );
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(program)
         .args(["run", "--config"])
         .arg(cfg.path())
-        .args(["--user", "nobody", "--log-socket", "/nonexistent/log", "--", "/bin/true"])
+        .args(["--user", user, "--log-socket", "/nonexistent/log", "--"])
+        .args(argv)
         .env_remove("LD_LIBRARY_PATH")
+        .env("SW_LOADER_TEST_SECRET", "leaked")
         .current_dir("/")
         .output()
         .expect("run session-wrapper")
 }
 
-fn session_start(err: &str) -> &str {
-    err.lines().find(|l| l.contains("event=session-start")).unwrap_or_default()
+fn line<'a>(err: &'a str, event: &str) -> &'a str {
+    err.lines().find(|l| l.contains(event)).unwrap_or_default()
+}
+
+/// What `/sys/fs/bpf/session-wrapper` held after the session (see [`run`]).
+fn pins(out: &Output) -> String {
+    stdout(out).rsplit("pins:").next().unwrap_or_default().to_string()
 }
 
 /// The tag of this build's programs, as the loader's usage names it.
@@ -39,75 +55,118 @@ fn tag(loader: &Path) -> String {
     tag.to_string()
 }
 
+/// A directory only root can change (in /var/lib: /tmp is everyone's), holding a copy of
+/// `session-wrapper` and, as its loader, the script `loader`.
+fn root_only_dir_with(loader: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new().prefix("sw-loader-").tempdir_in("/var/lib").expect("tempdir in /var/lib");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let wrapper = dir.path().join("session-wrapper");
+    install(&bin("session-wrapper"), &wrapper);
+    write_executable(&dir.path().join("session-wrapper-bpf-loader"), loader);
+    (dir, wrapper)
+}
+
 #[test]
 fn the_kernel_check_is_loaded_by_the_loader_and_never_from_a_place_others_can_change() {
     require_root!();
-    if !Path::new("/sys/fs/bpf").join(".").exists() || !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        session_wrapper_tests::skip(module_path!(), "no BPF file system or no kernel BTF: the kernel's check cannot load here");
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        session_wrapper_tests::skip(module_path!(), "no kernel BTF: the kernel's check cannot load here");
         return;
     }
     let loader = bin("session-wrapper-bpf-loader");
     let tag = tag(&loader);
-    let pins = PathBuf::from(PIN_ROOT).join(&tag);
+    let bpf = ConfigFile::new("default = \"allow\"\nverify = \"bpf\"\n");
+    let auto = ConfigFile::new("default = \"allow\"\n");
+    let ran_true = |err: &str| err.lines().any(|l| l.contains("path=\"/bin/true\"") && l.contains("result=exec"));
 
     // A loader of another build refuses, and says why.
     let out = Command::new(&loader).arg("0123456789abcdef").output().expect("run the loader");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains(&format!("this loader's programs are {tag}, not 0123456789abcdef")), "{}", stderr(&out));
 
-    let cfg = ConfigFile::new("default = \"allow\"\nverify = \"bpf\"\n");
-    if pins.exists() {
-        std::fs::remove_dir_all(&pins).expect("remove this build's pins");
+    // The real loader beside the program, in a root-only directory: it pins the programs,
+    // the session is checked in the kernel, and the supervisor maps none of libbpf's
+    // libraries (its maps, read by the session's shell, root's: the supervisor is its
+    // parent, and no one else may read them).
+    let out = run(&bin("session-wrapper"), &bpf, "root", "0700", "", &["/bin/sh", "-c", "cat /proc/$PPID/maps"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("event=verify-fallback") && line(&err, "event=session-start").contains(" verify=bpf "), "{err}");
+    let maps = stdout(&out);
+    assert!(maps.contains("libseccomp") && maps.contains("session-wrapper"), "not the supervisor's maps: {maps}");
+    assert!(!maps.contains("libelf") && !maps.contains("libz.") && !maps.contains("libbpf"), "{maps}");
+    let held = pins(&out);
+    for pin in ["expects", "on_exec", "on_exit"] {
+        assert!(held.contains(pin), "{pin} not pinned: {held}\n{err}");
     }
+    assert!(held.contains(&tag) && !held.contains("-tmp-"), "{held}");
 
     // The attack: a directory anyone may write (as a supervisor's directory might be by
     // mistake) holds our program and a "loader" planted by a user. With no pins, a supervisor
-    // that ran it would run the user's code as root. It is refused and named; the session is
-    // checked at ptrace stops.
+    // that ran it would run the user's code as root. It is refused and named, under the
+    // default `verify` too; the session is checked at ptrace stops.
     let open = scratch();
     let planted = open.path().join("ran-as-root");
     let wrapper = open.path().join("session-wrapper");
     install(&bin("session-wrapper"), &wrapper);
     write_executable(&open.path().join("session-wrapper-bpf-loader"), &format!("#!/bin/sh\ntouch {}\n", planted.display()));
-    let out = run(&wrapper, &cfg);
+    let out = run(&wrapper, &auto, "nobody", "0700", "", &["/bin/true"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    let fallback = err.lines().find(|l| l.contains("event=verify-fallback")).unwrap_or_default();
+    let fallback = line(&err, "event=verify-fallback");
     assert!(
         fallback.contains(&format!("{}/session-wrapper-bpf-loader", open.path().display()))
             && fallback.contains("can be changed by others than root"),
         "{err}"
     );
-    assert!(session_start(&err).contains(" verify=ptrace "), "{err}");
-    assert!(err.lines().any(|l| l.contains("path=\"/bin/true\"") && l.contains("result=exec")), "{err}");
+    assert!(line(&err, "event=session-start").contains(" verify=ptrace ") && ran_true(&err), "{err}");
     assert!(!planted.exists(), "the planted loader ran");
-    assert!(!pins.exists(), "something loaded the programs");
+    assert!(pins(&out).trim().is_empty(), "something loaded the programs: {}", pins(&out));
 
-    // A loader in a root-only directory (/var/lib, not /tmp) that fails: its last line is the
-    // reason logged, the rest is passed on to standard error.
-    let closed = tempfile::Builder::new().prefix("sw-loader-").tempdir_in("/var/lib").expect("tempdir in /var/lib");
-    std::fs::set_permissions(closed.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let wrapper = closed.path().join("session-wrapper");
-    install(&bin("session-wrapper"), &wrapper);
-    write_executable(&closed.path().join("session-wrapper-bpf-loader"), "#!/bin/sh\necho 'libbpf: chatter' >&2\necho \"refused: $1\" >&2\nexit 3\n");
-    let out = run(&wrapper, &cfg);
+    // In a root-only directory, a loader file someone else owns is refused too.
+    let (dir, wrapper) = root_only_dir_with("#!/bin/sh\nexit 0\n");
+    std::os::unix::fs::chown(dir.path().join("session-wrapper-bpf-loader"), Some(65534), None).expect("chown");
+    let out = run(&wrapper, &bpf, "nobody", "0700", "", &["/bin/true"]);
+    let err = stderr(&out);
+    assert!(line(&err, "event=verify-fallback").contains("not a root-owned executable file"), "{err}");
+    assert!(ran_true(&err), "{err}");
+    drop(dir);
+
+    // A loader that fails: its last line is the reason logged, the rest is passed on. It ran
+    // in /, with an empty environment and none of the supervisor's descriptors.
+    let (dir, wrapper) = root_only_dir_with(
+        "#!/bin/sh\necho \"cwd=$(pwd) ids=$(id -ru):$(id -u):$(id -rg)\" >&2\nenv >&2\nls -l /proc/$$/fd >&2\n\
+         echo \"refused: $1\" >&2\nexit 3\n",
+    );
+    let out = run(&wrapper, &bpf, "nobody", "0700", "", &["/bin/true"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    let fallback = err.lines().find(|l| l.contains("event=verify-fallback")).unwrap_or_default();
-    assert!(fallback.contains(&format!("refused: {tag} (exit status 3)")) && !fallback.contains("chatter"), "{err}");
-    assert!(err.contains("libbpf: chatter"), "the loader's words are not passed on: {err}");
-    assert!(session_start(&err).contains(" verify=ptrace "), "{err}");
-    assert!(!pins.exists(), "something loaded the programs");
+    let fallback = line(&err, "event=verify-fallback");
+    assert!(fallback.contains(&format!("refused: {tag} (exit status 3)")) && !fallback.contains("cwd="), "{err}");
+    assert!(err.contains("cwd=/ ids=0:0:0"), "the loader's words are not passed on, or it ran elsewhere: {err}");
+    assert!(!err.contains("SW_LOADER_TEST_SECRET"), "the loader got the supervisor's environment: {err}");
+    assert!(!err.contains("socket:[") && !err.contains("anon_inode:"), "the loader got the supervisor's descriptors: {err}");
+    assert!(line(&err, "event=session-start").contains(" verify=ptrace ") && ran_true(&err), "{err}");
+    drop(dir);
 
-    // The built program, beside its loader in a root-only directory: the loader loads and
-    // pins them, and the session is checked in the kernel.
-    let out = run(&bin("session-wrapper"), &cfg);
+    // A loader that does not end is killed after 5 s; the session goes on at ptrace stops.
+    let (dir, wrapper) = root_only_dir_with("#!/bin/sh\nexec sleep 60\n");
+    let started = std::time::Instant::now();
+    let out = run(&wrapper, &bpf, "nobody", "0700", "", &["/bin/true"]);
     let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert!(!err.contains("event=verify-fallback"), "{err}");
-    assert!(session_start(&err).contains(" verify=bpf "), "{err}");
-    for pin in ["expects", "on_exec", "on_exit"] {
-        assert!(pins.join(pin).exists(), "{pin} not pinned: {err}");
-    }
-    assert!(err.lines().any(|l| l.contains("path=\"/bin/true\"") && l.contains("result=exec")), "{err}");
+    assert!(line(&err, "event=verify-fallback").contains("no answer within 5 s; killed"), "{err}");
+    assert!(ran_true(&err) && started.elapsed() < std::time::Duration::from_secs(30), "{err}");
+    drop(dir);
+
+    // A BPF file system mounted by hand is everyone's (mode 1777): there, a directory a user
+    // made first is not used, and nothing is loaded into it.
+    let prepare = "mkdir /sys/fs/bpf/session-wrapper && chown 65534 /sys/fs/bpf/session-wrapper &&";
+    let out = run(&bin("session-wrapper"), &bpf, "nobody", "1777", prepare, &["/bin/true"]);
+    let err = stderr(&out);
+    assert!(line(&err, "event=verify-fallback").contains("/sys/fs/bpf/session-wrapper (owner uid 65534"), "{err}");
+    assert!(ran_true(&err) && !pins(&out).contains("expects"), "{err}");
+    // Made by root in it, the directory is root's alone (a sticky parent): used.
+    let out = run(&bin("session-wrapper"), &bpf, "nobody", "1777", "", &["/bin/true"]);
+    let err = stderr(&out);
+    assert!(line(&err, "event=session-start").contains(" verify=bpf ") && ran_true(&err), "{err}");
 }

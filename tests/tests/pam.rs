@@ -337,6 +337,47 @@ fn the_supervisor_and_its_watchdog_run_with_least_privilege() {
     sb.log.until_session_end(T);
 }
 
+/// `su` opens the session before it changes identity: the supervisor starts with su's
+/// caller's real ids. It makes itself root in all of them, so that caller cannot stop or kill
+/// the supervisor, its watchdog, or the loader of the kernel's check (the kernel lets a user
+/// signal the processes whose real uid is theirs). The attack: the caller, a user of its own,
+/// sends `SIGSTOP` and `SIGKILL` to both; both are refused, and the session goes on.
+#[test]
+fn a_su_caller_cannot_stop_or_kill_the_supervisor_of_the_session_it_opened() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let mut sb = Sandbox::new();
+    let caller = sb.add_user("swcaller", 4313);
+    let target = sb.add_user("swtarget", 4314);
+    // A stack that lets anyone su without a password: the caller is not root.
+    sb.pam_service("su", "auth sufficient pam_permit.so\naccount required pam_permit.so\nsession required pam_permit.so\n");
+    sb.add_session_module("su", &Sandbox::module_args(&cfg.path(), ""));
+    let ids = format!("--reuid={} --regid={} --clear-groups", caller.uid, caller.uid);
+    let session = format!("setpriv {ids} su {} -c '/usr/bin/true; sleep 3; /usr/bin/true'", target.name);
+    let child = sb.command(&["timeout", "30", "sh", "-c", &session]).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+    let start = sb.log.wait_for(|l| l.contains("event=session-start"), T).expect("session start");
+    let sup = supervisor_pid(&start);
+    let watchdog: i32 = status_field(sup, "PPid").parse().expect("ppid");
+    for pid in [sup, watchdog] {
+        assert_eq!(status_field(pid, "Uid"), "0\t0\t0\t0", "pid {pid}");
+        assert_eq!(status_field(pid, "Gid"), "0\t0\t0\t0", "pid {pid}");
+        for sig in ["STOP", "KILL"] {
+            let out = std::process::Command::new("setpriv")
+                .args(["--reuid", &caller.uid.to_string(), "--regid", &caller.uid.to_string(), "--clear-groups"])
+                .args(["kill", &format!("-{sig}"), &pid.to_string()])
+                .output()
+                .expect("kill as the caller");
+            assert!(!out.status.success(), "the caller could send SIG{sig} to {pid}");
+            assert!(stderr(&out).contains("Operation not permitted"), "{}", stderr(&out));
+        }
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{out:?}");
+    let lines = sb.log.until_session_end(T);
+    let ran = lines.iter().filter(|l| l.contains("path=\"/usr/bin/true\"") && l.contains("result=exec")).count();
+    assert_eq!(ran, 2, "{lines:#?}");
+}
+
 /// The module starts the supervisor in the host's memory (`CLONE_VM | CLONE_VFORK`), with
 /// every signal blocked in the host's thread meanwhile: the supervisor must start with none of
 /// the host's ignored or blocked signals, and the host must get its own mask back (the session

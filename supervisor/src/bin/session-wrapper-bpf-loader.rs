@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let status = session_wrapper::sys::bpf::load::main(&args);
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

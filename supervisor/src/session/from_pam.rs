@@ -95,6 +95,16 @@ pub fn serve_pam_session() -> i32 {
         eprintln!("session-wrapper-supervisor: fd 3 is not the module's socket; this program is started by pam_session_wrapper.so");
         return 2;
     }
+    // A host that opens the session before it changes identity (`su`) runs us with its
+    // caller's real ids: that user could signal the supervisor, the watchdog and the loader
+    // (the kernel lets a process signal those whose real uid is its own). Root in all of them.
+    if nix::unistd::geteuid().is_root() {
+        let root = (nix::unistd::Gid::from_raw(0), nix::unistd::Uid::from_raw(0));
+        if let Err(e) = nix::unistd::setresgid(root.0, root.0, root.0).and_then(|()| nix::unistd::setresuid(root.1, root.1, root.1)) {
+            eprintln!("session-wrapper-supervisor: setresuid(0): {e}");
+            return 2;
+        }
+    }
     let mut log = Syslog::unconnected("/dev/log");
     let asked = match ask(&sock, &mut log) {
         Ok(Some(a)) => a,

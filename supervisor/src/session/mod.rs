@@ -40,7 +40,7 @@ use crate::log::spool::SpoolDir;
 use crate::log::syslog::Syslog;
 use crate::log::{Event, Kind, LogSink, Severity};
 use crate::sys::filter::{self, FilterError, FilterSpec};
-use crate::sys::bpf::ExecCheck;
+use crate::sys::bpf::{BpfError, ExecCheck};
 use crate::sys::notify::Listener;
 use crate::sys::users::LoginUser;
 use isolation::{Plan, PlanError};
@@ -227,7 +227,8 @@ impl Confined {
 }
 
 /// The kernel's exec check, when the configuration wants it and the kernel gives it (done
-/// before the supervisor drops the rights to load it). `verify = "bpf"` without it is logged.
+/// before the supervisor drops the rights to load it). `verify = "bpf"` without it is logged,
+/// and so is a loader that failed or was refused, in any mode.
 fn connect_check(config: &Config, log: &mut Syslog, session: u64) -> Option<ExecCheck> {
     if config.verify == Verify::Ptrace {
         return None;
@@ -235,7 +236,9 @@ fn connect_check(config: &Config, log: &mut Syslog, session: u64) -> Option<Exec
     match ExecCheck::connect() {
         Ok(c) => Some(c),
         Err(e) => {
-            if config.verify == Verify::Bpf {
+            // A loader or pins that someone else could change are named whatever `verify`
+            // says; that the kernel has no check for us, only when it was asked for.
+            if config.verify == Verify::Bpf || matches!(e, BpfError::Loader { .. } | BpfError::Untrusted { .. }) {
                 let event = Event::new(Severity::Warning, Kind::VerifyFallback)
                     .text("error", e)
                     .bare("verify", "ptrace");

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 pub mod load;
 
 /// Where the pinned maps and links live.
-const PIN_ROOT: &str = "/sys/fs/bpf/session-wrapper";
+pub(crate) const PIN_ROOT: &str = "/sys/fs/bpf/session-wrapper";
 
 /// Most bytes of argument and environment strings the kernel can compare (the program's
 /// `BLOCK_MAX`); an exec with more is checked at a ptrace stop instead.
@@ -45,6 +45,17 @@ pub enum BpfError {
     /// `/sys/fs/bpf` is not a BPF filesystem.
     #[error("no BPF filesystem at /sys/fs/bpf")]
     NoBpfFs,
+    /// The kernel has no BTF (`/sys/kernel/btf/vmlinux`), which the program is relocated by.
+    #[error("no kernel BTF at /sys/kernel/btf/vmlinux")]
+    NoBtf,
+    /// The pins' directory can be changed by someone other than root.
+    #[error("{path}: not used: {why}")]
+    Untrusted {
+        /// The directory.
+        path: String,
+        /// Who else can change it.
+        why: String,
+    },
     /// The supervisor is not in the initial PID namespace, where the program's task ids are.
     #[error("not in the initial PID namespace")]
     PidNamespace,
@@ -162,16 +173,23 @@ impl Report {
     }
 }
 
-/// A BPF map, by its descriptor: the calls a supervisor makes on it, as raw `bpf(2)`.
+/// The map of expectations, by its descriptor, checked to be the program's (a hash map of
+/// 4-byte keys and [`VALUE_SIZE`]-byte values): the calls a supervisor makes on it, as raw
+/// `bpf(2)`.
 struct Map {
     fd: OwnedFd,
 }
+
+/// Bytes of the map's value: the program's `struct expect`.
+const VALUE_SIZE: usize = HEADER + BLOCK_MAX;
 
 // `bpf(2)` commands and the parts of `union bpf_attr` they read (linux/bpf.h).
 const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
 const BPF_OBJ_GET: libc::c_int = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+const BPF_MAP_TYPE_HASH: u32 = 1;
 
 /// `BPF_OBJ_GET`'s attributes (without `path_fd`, which 6.1 does not know).
 #[repr(C)]
@@ -191,9 +209,34 @@ struct ElemAttr {
     flags: u64,
 }
 
-/// `bpf(cmd, attr)`; its result, or the error.
-fn bpf<T>(cmd: libc::c_int, attr: &T) -> std::io::Result<libc::c_long> {
-    // SAFETY: `attr` is a valid `bpf_attr` prefix of its own size; the kernel reads no more.
+/// `BPF_OBJ_GET_INFO_BY_FD`'s attributes.
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The head of `struct bpf_map_info`.
+#[repr(C)]
+#[derive(Default)]
+struct MapInfo {
+    map_type: u32,
+    id: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+}
+
+/// `bpf(cmd, attr)`: its result, or the error.
+///
+/// # Safety
+/// `attr` must be the attributes `cmd` reads, and every address in it valid for what the
+/// kernel does there for `cmd` (a value of the map's size to read or write, a NUL-terminated
+/// path, an info buffer of `info_len` bytes).
+unsafe fn bpf<T>(cmd: libc::c_int, attr: &T) -> std::io::Result<libc::c_long> {
+    // SAFETY: the caller's promise; the kernel reads `size_of::<T>()` bytes of `attr`.
     let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_ref(attr), std::mem::size_of::<T>()) };
     if r < 0 {
         Err(std::io::Error::last_os_error())
@@ -202,30 +245,53 @@ fn bpf<T>(cmd: libc::c_int, attr: &T) -> std::io::Result<libc::c_long> {
     }
 }
 
+/// The object pinned at `path` (a map or a link), by a new descriptor (the kernel makes it
+/// close-on-exec).
+fn obj_get(path: &Path) -> std::io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let attr = ObjAttr { pathname: c.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
+    // SAFETY: `attr` is BPF_OBJ_GET's, its path NUL-terminated and alive for the call.
+    let fd = unsafe { bpf(BPF_OBJ_GET, &attr)? };
+    // SAFETY: a new descriptor of ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 impl Map {
-    /// The map pinned at `path`.
+    /// The map pinned at `path`, refused unless it is a hash map of the program's key and
+    /// value sizes: the supervisor reads and writes whole values of that size.
     fn pinned(path: &Path) -> std::io::Result<Map> {
-        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-        let attr = ObjAttr { pathname: c.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
-        // The kernel makes the descriptor close-on-exec.
-        let fd = bpf(BPF_OBJ_GET, &attr)?;
-        // SAFETY: a new descriptor of ours.
-        Ok(Map { fd: unsafe { OwnedFd::from_raw_fd(fd as i32) } })
+        let fd = obj_get(path)?;
+        let mut info = MapInfo::default();
+        let attr = InfoAttr {
+            bpf_fd: fd.as_raw_fd() as u32,
+            info_len: std::mem::size_of::<MapInfo>() as u32,
+            info: std::ptr::from_mut(&mut info) as u64,
+        };
+        // SAFETY: `info` is valid for `info_len` bytes; the kernel writes at most that many.
+        unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &attr)? };
+        if (info.map_type, info.key_size, info.value_size as usize) != (BPF_MAP_TYPE_HASH, 4, VALUE_SIZE) {
+            return Err(std::io::Error::other(format!(
+                "not the program's map (type {}, key {} bytes, value {} bytes)",
+                info.map_type, info.key_size, info.value_size
+            )));
+        }
+        Ok(Map { fd })
     }
 
     fn elem(&self, key: &[u8; 4], value: u64) -> ElemAttr {
         ElemAttr { map_fd: self.fd.as_raw_fd() as u32, _pad: 0, key: key.as_ptr() as u64, value, flags: 0 }
     }
 
-    /// Writes `value` (the map's whole value size) under `key`, made or replaced.
-    fn update(&self, key: &[u8; 4], value: &[u8]) -> std::io::Result<()> {
-        bpf(BPF_MAP_UPDATE_ELEM, &self.elem(key, value.as_ptr() as u64)).map(drop)
+    /// Writes `value` under `key`, made or replaced.
+    fn update(&self, key: &[u8; 4], value: &[u8; VALUE_SIZE]) -> std::io::Result<()> {
+        // SAFETY: the map's values are VALUE_SIZE bytes (checked when it was opened).
+        unsafe { bpf(BPF_MAP_UPDATE_ELEM, &self.elem(key, value.as_ptr() as u64)).map(drop) }
     }
 
-    /// Reads the value under `key` into `value` (the map's whole value size); `false` when
-    /// there is none.
-    fn lookup(&self, key: &[u8; 4], value: &mut [u8]) -> std::io::Result<bool> {
-        match bpf(BPF_MAP_LOOKUP_ELEM, &self.elem(key, value.as_mut_ptr() as u64)) {
+    /// Reads the value under `key` into `value`; `false` when there is none.
+    fn lookup(&self, key: &[u8; 4], value: &mut [u8; VALUE_SIZE]) -> std::io::Result<bool> {
+        // SAFETY: the map's values are VALUE_SIZE bytes (checked when it was opened).
+        match unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &self.elem(key, value.as_mut_ptr() as u64)) } {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(e),
@@ -233,7 +299,8 @@ impl Map {
     }
 
     fn delete(&self, key: &[u8; 4]) {
-        let _ = bpf(BPF_MAP_DELETE_ELEM, &self.elem(key, 0));
+        // SAFETY: the delete reads only the key.
+        let _ = unsafe { bpf(BPF_MAP_DELETE_ELEM, &self.elem(key, 0)) };
     }
 }
 
@@ -241,7 +308,10 @@ impl Map {
 pub struct ExecCheck {
     expects: Map,
     /// One value of the map, written and read in place.
-    value: Vec<u8>,
+    value: Box<[u8; VALUE_SIZE]>,
+    /// The programs' links: held, the programs stay attached while this session lives, even
+    /// if someone removes the pins.
+    _links: [OwnedFd; 2],
 }
 
 impl std::fmt::Debug for ExecCheck {
@@ -260,17 +330,17 @@ impl ExecCheck {
         if !in_initial_pid_namespace() {
             return Err(BpfError::PidNamespace);
         }
-        let dir = pin_path();
-        let expects = match open_pinned(&dir) {
-            Ok(map) => map,
+        let (expects, links) = match open_pinned() {
+            Ok(pinned) => pinned,
             // Only root can load; anyone else is told why the pins could not be opened.
             Err(e) if !nix::unistd::geteuid().is_root() => return Err(e),
             Err(_) => {
+                can_load()?;
                 run_loader()?;
-                open_pinned(&dir)?
+                open_pinned()?
             }
         };
-        Ok(ExecCheck { expects, value: vec![0u8; HEADER + BLOCK_MAX] })
+        Ok(ExecCheck { expects, value: Box::new([0u8; VALUE_SIZE]), _links: links })
     }
 
     /// Writes what thread `tid` may load; done before its notification is answered.
@@ -281,7 +351,7 @@ impl ExecCheck {
         if e.strings.len() > BLOCK_MAX {
             return Err(BpfError::Kernel { step: "expect", source: std::io::Error::from_raw_os_error(libc::E2BIG) });
         }
-        let v = &mut self.value;
+        let v = &mut *self.value;
         v[..HEADER].fill(0);
         v[0..8].copy_from_slice(&e.notif.to_ne_bytes());
         v[8..16].copy_from_slice(&e.image.0.to_ne_bytes());
@@ -292,7 +362,7 @@ impl ExecCheck {
         v[48..52].copy_from_slice(&e.user_namespace.to_ne_bytes());
         v[HEADER..HEADER + e.strings.len()].copy_from_slice(&e.strings);
         v[HEADER + e.strings.len()..].fill(0);
-        self.expects.update(&(tid as u32).to_ne_bytes(), v).map_err(|source| BpfError::Kernel { step: "expect", source })
+        self.expects.update(&(tid as u32).to_ne_bytes(), &self.value).map_err(|source| BpfError::Kernel { step: "expect", source })
     }
 
     /// Removes what thread `tid` may load (its notification could not be answered, or the
@@ -310,7 +380,7 @@ impl ExecCheck {
             let key = (tid as u32).to_ne_bytes();
             match self.expects.lookup(&key, &mut self.value) {
                 Ok(true) if self.value[0..8] == notif.to_ne_bytes() => {
-                    if let Some(r) = Report::parse(tid, &self.value) {
+                    if let Some(r) = Report::parse(tid, &self.value[..]) {
                         self.expects.delete(&key);
                         out.push(r);
                     }
@@ -339,13 +409,61 @@ fn pin_path() -> PathBuf {
     Path::new(PIN_ROOT).join(env!("SW_EXEC_CHECK_TAG"))
 }
 
-/// The pinned map, when the programs' links are pinned beside it (a loader that failed half
-/// way leaves no links: [`load::load_and_pin`] pins them last).
-fn open_pinned(dir: &Path) -> Result<Map, BpfError> {
-    if !dir.join("on_exec").exists() || !dir.join("on_exit").exists() {
-        return Err(BpfError::Io { step: "open the pinned links", source: std::io::ErrorKind::NotFound.into() });
+/// The pinned map and the two links beside it (a loader pins the three in a directory of its
+/// own and renames it into place: [`load::load_and_pin`]). The directory must be one that root
+/// alone can change ([`root_only_dir`]): the pins are opened through the handle checked.
+fn open_pinned() -> Result<(Map, [OwnedFd; 2]), BpfError> {
+    let dir = root_only_dir(&pin_path())?;
+    let inside = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let kernel = |step| move |source| BpfError::Kernel { step, source };
+    let on_exec = obj_get(&inside.join("on_exec")).map_err(kernel("open the pinned link on_exec"))?;
+    let on_exit = obj_get(&inside.join("on_exit")).map_err(kernel("open the pinned link on_exit"))?;
+    let map = Map::pinned(&inside.join("expects")).map_err(kernel("open the pinned expectations"))?;
+    Ok((map, [on_exec, on_exit]))
+}
+
+/// An `O_PATH` handle on the directory `path` (absolute), walked from `/` without following
+/// symlinks, refused unless only root can change what it holds: every directory on the way
+/// is root's, and not writable by others, or sticky (`/sys/fs/bpf` is 1777 where systemd does
+/// not mount it: in a sticky directory only root can rename or remove root's entries); the
+/// last one is root's and writable by no one else, sticky or not.
+///
+/// # Errors
+/// [`BpfError::Untrusted`] naming the first that fails, or [`BpfError::Io`] (missing).
+pub(crate) fn root_only_dir(path: &Path) -> Result<OwnedFd, BpfError> {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{fstat, Mode};
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let missing = |e: nix::errno::Errno| BpfError::Io { step: "open the pins", source: e.into() };
+    let mut fd = open("/", flags, Mode::empty()).map_err(missing)?;
+    let names: Vec<&std::ffi::OsStr> = path.iter().filter(|c| *c != "/").collect();
+    let mut walked = PathBuf::from("/");
+    for (i, name) in names.iter().enumerate() {
+        fd = openat(&fd, *name, flags, Mode::empty()).map_err(missing)?;
+        walked.push(name);
+        let st = fstat(&fd).map_err(missing)?;
+        let last = i + 1 == names.len();
+        let shared = st.st_mode & 0o022 != 0 && (last || st.st_mode & libc::S_ISVTX == 0);
+        if st.st_uid != 0 || shared {
+            let (uid, mode) = (st.st_uid, st.st_mode & 0o7777);
+            let why = format!("{} (owner uid {uid}, mode {mode:o}) can be changed by others than root", walked.display());
+            return Err(BpfError::Untrusted { path: path.display().to_string(), why });
+        }
     }
-    Map::pinned(&dir.join("expects")).map_err(|source| BpfError::Kernel { step: "open the pinned expectations", source })
+    Ok(fd)
+}
+
+/// Whether a load can work here at all (a BPF file system, the kernel's BTF), told without
+/// running the loader.
+fn can_load() -> Result<(), BpfError> {
+    let st = nix::sys::statfs::statfs("/sys/fs/bpf").map_err(|e| io("statfs /sys/fs/bpf")(e.into()))?;
+    if st.filesystem_type() != nix::sys::statfs::BPF_FS_MAGIC {
+        return Err(BpfError::NoBpfFs);
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(BpfError::NoBtf);
+    }
+    Ok(())
 }
 
 /// The loader's file name.
@@ -374,7 +492,8 @@ pub fn find_loader() -> Result<PathBuf, BpfError> {
             Lookup::Found(f) => {
                 let mode = f.stat.st_mode;
                 if mode & libc::S_IFMT != libc::S_IFREG || f.stat.st_uid != 0 || mode & 0o022 != 0 || mode & 0o100 == 0 {
-                    let why = format!("not used: not a root-owned executable file that only root can write (owner uid {}, mode {:o})", f.stat.st_uid, mode & 0o7777);
+                    let (uid, mode) = (f.stat.st_uid, mode & 0o7777);
+                    let why = format!("not used: not a root-owned executable file that only root can write (owner uid {uid}, mode {mode:o})");
                     return Err(untrusted(candidate, why));
                 }
                 return Ok(PathBuf::from(std::ffi::OsString::from_vec(f.path)));
@@ -384,45 +503,123 @@ pub fn find_loader() -> Result<PathBuf, BpfError> {
     Err(BpfError::Loader { path: INSTALLED_LOADER.into(), why: format!("missing (and no {LOADER} beside this program)") })
 }
 
-/// Runs the loader ([`find_loader`]) and waits for it: it loads, attaches and pins the
-/// programs of this build (their tag is its argument), or says why not in the last line of
-/// its standard error, which this error carries.
-/// It gets an empty environment, `/dev/null` for input and output, and none of this
-/// process's other descriptors.
+/// How long the loader may take: well within the module's shortest wait for the supervisor
+/// (its `timeout=`, 10 s by default). Loading takes 20 to 200 ms on the machines measured.
+const LOADER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// At most this much of what the loader says is kept (its end: the verdict is the last line).
+const LOADER_SAID_MAX: u64 = 64 * 1024;
+
+/// The reason logged: at most this many bytes of the loader's last line.
+const REASON_MAX: usize = 300;
+
+/// Runs the loader ([`find_loader`]) and waits for it, at most [`LOADER_DEADLINE`] (then it
+/// is killed): it loads, attaches and pins the programs of this build (their tag is its
+/// argument), or says why not in the last line of its standard error, which this error
+/// carries; the rest of what it said is passed on to this process's standard error. It runs
+/// as root in all its user and group ids (a `su` caller's real uid could signal it
+/// otherwise), in `/`, with an empty environment, `/dev/null` for input and output, and none
+/// of this process's other descriptors.
 ///
 /// # Errors
-/// [`BpfError::Loader`] when it cannot be found, started, or did not succeed.
+/// [`BpfError::Loader`] when it cannot be found, started, or did not succeed in time.
 pub fn run_loader() -> Result<(), BpfError> {
+    use std::io::{Read, Seek, Write};
     use std::os::unix::process::CommandExt;
     let path = find_loader()?;
     let failed = |why: String| BpfError::Loader { path: path.display().to_string(), why };
+    // What it says goes to a file in memory, not a pipe: it cannot block on us, and we read
+    // it once it has ended.
+    // SAFETY: a NUL-terminated name; a new descriptor of ours on success.
+    let said_fd = unsafe { libc::memfd_create(c"session-wrapper-bpf-loader".as_ptr(), libc::MFD_CLOEXEC) };
+    if said_fd < 0 {
+        return Err(failed(format!("memfd_create: {}", std::io::Error::last_os_error())));
+    }
+    // SAFETY: just made, ours.
+    let mut said = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(said_fd) });
+    let stderr = said.try_clone().map_err(|e| failed(format!("dup: {e}")))?;
     let mut cmd = std::process::Command::new(&path);
     // The tag it must load: a loader of another build (a package upgraded meanwhile) refuses.
-    cmd.arg(env!("SW_EXEC_CHECK_TAG")).env_clear().stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    cmd.arg(env!("SW_EXEC_CHECK_TAG"))
+        .env_clear()
+        .current_dir("/")
+        .uid(0)
+        .gid(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr);
     // SAFETY: one system call between fork and exec. Marks every descriptor above the three
-    // standard ones close-on-exec (the standard library's own error pipe already is).
+    // standard ones close-on-exec (the standard library's own error pipe already is); the
+    // exec does not happen if it cannot.
     unsafe {
         cmd.pre_exec(|| {
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
-    let out = cmd.output().map_err(|e| failed(format!("cannot run it: {e}")))?;
-    // What libbpf said (a verifier's log, when the kernel refused the programs) goes where
-    // ours goes, as when this process loaded them itself (`/dev/null` for the PAM
-    // supervisor); the loader's own verdict is its last line.
-    let said = String::from_utf8_lossy(&out.stderr);
-    eprint!("{said}");
-    if out.status.success() {
+    let mut child = cmd.spawn().map_err(|e| failed(format!("cannot run it: {e}")))?;
+    drop(cmd);
+    let status = match wait_until(&mut child, LOADER_DEADLINE) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(failed(format!("no answer within {} s; killed", LOADER_DEADLINE.as_secs())));
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(failed(format!("waiting for it: {e}")));
+        }
+    };
+    // Its last LOADER_SAID_MAX bytes, passed on as they are (a verifier's log, when the
+    // kernel refused the programs: `/dev/null` for the PAM supervisor).
+    let len = said.seek(std::io::SeekFrom::End(0)).unwrap_or(0);
+    let mut text = Vec::new();
+    if said.seek(std::io::SeekFrom::Start(len.saturating_sub(LOADER_SAID_MAX))).is_ok() {
+        let _ = said.take(LOADER_SAID_MAX).read_to_end(&mut text);
+    }
+    let _ = std::io::stderr().write_all(&text);
+    if status.success() {
         return Ok(());
     }
-    let said = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().trim();
-    let status = match (out.status.code(), out.status.signal()) {
+    let last = text.split(|&b| b == b'\n').rev().find(|l| !l.trim_ascii().is_empty()).unwrap_or_default().trim_ascii();
+    let last = String::from_utf8_lossy(&last[..last.len().min(REASON_MAX)]);
+    let status = match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
         (_, Some(s)) => format!("signal {s}"),
         _ => "failed".into(),
     };
-    Err(failed(if said.is_empty() { status } else { format!("{said} ({status})") }))
+    Err(failed(if last.is_empty() { status } else { format!("{last} ({status})") }))
+}
+
+/// Waits for `child` to end, at most `deadline`; `None` when it has not.
+fn wait_until(child: &mut std::process::Child, deadline: std::time::Duration) -> std::io::Result<Option<std::process::ExitStatus>> {
+    // SAFETY: plain system call; a new descriptor of ours on success.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) };
+    if pidfd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: just made, ours.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let mut p = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
 }
 
 /// Proves the check on this kernel: a child exec'ing `/bin/true` (argv `["true"]`, no

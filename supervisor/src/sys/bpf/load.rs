@@ -1,40 +1,114 @@
-//! Loading the kernel check: what `session-wrapper-bpf-loader` does, once per boot, when a
-//! supervisor finds no pins of its build ([`super::run_loader`]). The only code that reads
-//! the BPF object (libbpf, with libelf and zlib); no supervisor maps it.
+//! Loading the kernel check: what `session-wrapper-bpf-loader` does when a supervisor finds no
+//! pins of its build ([`super::run_loader`]): once per boot and build, where the load works.
+//! The only code that reads the BPF object (libbpf, with libelf and zlib); no supervisor maps
+//! it.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use libbpf_rs::ObjectBuilder;
 
-use super::{io, pin_path, BpfError};
+use super::{io, pin_path, BpfError, LOADER, PIN_ROOT};
 
 /// The compiled program (built by `build.rs` with clang).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_check.bpf.o"));
+
+/// How long a loader waits for another one's lock: less than the supervisor waits for it.
+const LOCK_DEADLINE: Duration = Duration::from_secs(4);
+
+/// What the loader's standard error starts its verdict with.
+const PREFIX: &str = "session-wrapper-bpf-loader: ";
 
 fn kernel(step: &'static str) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
     move |e| BpfError::Kernel { step, source: std::io::Error::other(e.to_string()) }
 }
 
 /// Loads the programs of this build, attaches them and pins the map and the links in
-/// `/sys/fs/bpf/session-wrapper/<tag>`, under a lock on that directory so that two
-/// loaders at once load them once. The links are pinned last: their pins say it is done.
+/// `/sys/fs/bpf/session-wrapper/<tag>`. `/sys/fs/bpf/session-wrapper` is made mode 0700 and
+/// must be root's and writable by no one else; everything happens under a lock on it, so that
+/// two loaders at once load once. The three pins are made in a directory of this process's
+/// own and renamed into place: `<tag>` is whole or absent, whenever the loader is stopped.
+/// What a loader killed half way left is removed first.
 ///
 /// # Errors
-/// When `/sys/fs/bpf` is not a BPF file system, or a step is refused.
+/// When `/sys/fs/bpf` is not a BPF file system, the directory is not root-only, the lock is
+/// not had in time, or a step is refused.
 pub fn load_and_pin() -> Result<(), BpfError> {
     let st = nix::sys::statfs::statfs("/sys/fs/bpf").map_err(|e| io("statfs /sys/fs/bpf")(e.into()))?;
     if st.filesystem_type() != nix::sys::statfs::BPF_FS_MAGIC {
         return Err(BpfError::NoBpfFs);
     }
+    match std::fs::DirBuilder::new().mode(0o700).create(PIN_ROOT) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io("make the pin directory")(e)),
+        _ => {}
+    }
+    // The supervisors open the pins only through directories that root alone can change
+    // (`super::open_pinned`): loading anywhere else would be for nothing.
+    super::root_only_dir(Path::new(PIN_ROOT))?;
+    let _held = lock(Path::new(PIN_ROOT))?;
     let dir = pin_path();
-    std::fs::create_dir_all(&dir).map_err(io("make the pin directory"))?;
-    let lock = std::fs::File::open(&dir).map_err(io("open the pin directory"))?;
-    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| io("lock the pin directory")(e.into()))?;
-    if super::open_pinned(&dir).is_ok() {
+    if super::open_pinned().is_ok() {
         return Ok(());
     }
-    pin(&dir)
+    remove_leftovers(&dir);
+    // No dot in it: bpffs refuses names with one.
+    let own = PathBuf::from(format!("{}-tmp-{}", dir.display(), std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&own).map_err(io("make the loader's directory"))?;
+    let pinned = pin(&own).and_then(|()| std::fs::rename(&own, &dir).map_err(io("rename the pins into place")));
+    if pinned.is_err() {
+        remove_pins(&own);
+    }
+    pinned
+}
+
+/// The exclusive lock on `dir`, waited for at most [`LOCK_DEADLINE`].
+fn lock(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, BpfError> {
+    let end = Instant::now() + LOCK_DEADLINE;
+    let mut file = std::fs::File::open(dir).map_err(io("open the pin directory"))?;
+    loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(held) => return Ok(held),
+            Err((f, nix::errno::Errno::EWOULDBLOCK | nix::errno::Errno::EINTR)) if Instant::now() < end => {
+                file = f;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err((_, e)) => {
+                let why = if e == nix::errno::Errno::EWOULDBLOCK {
+                    std::io::Error::other(format!("another loader holds it after {} s", LOCK_DEADLINE.as_secs()))
+                } else {
+                    e.into()
+                };
+                return Err(io("lock the pin directory")(why));
+            }
+        }
+    }
+}
+
+/// Removes what loaders of this build killed half way left: their own directories, and a
+/// `<tag>` without all three pins (pinned by an older loader in place).
+fn remove_leftovers(dir: &Path) {
+    let Some(name) = dir.file_name().map(|n| n.as_bytes().to_vec()) else { return };
+    let Ok(entries) = std::fs::read_dir(PIN_ROOT) else { return };
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let n = n.as_bytes();
+        if n.starts_with(&name) && (n.len() == name.len() || n[name.len()..].starts_with(b"-tmp-")) {
+            remove_pins(&e.path());
+        }
+    }
+}
+
+/// Unpins everything in `dir` (its links detach with their last reference) and removes it.
+fn remove_pins(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 fn pin(dir: &Path) -> Result<(), BpfError> {
@@ -55,24 +129,30 @@ fn pin(dir: &Path) -> Result<(), BpfError> {
 }
 
 /// The loader's whole work: `args` is the tag its caller's build expects. Returns the
-/// process's exit status, having said on standard error why when not 0.
-pub fn main(args: &[String]) -> i32 {
+/// process's exit status, having said why on standard error, as its last line, when not 0.
+pub fn main(args: &[OsString]) -> i32 {
+    std::panic::set_hook(Box::new(|info| eprintln!("{PREFIX}{info}")));
+    // SAFETY: plain system call. Nothing it makes is for anyone else.
+    unsafe { libc::umask(0o077) };
     let own = env!("SW_EXEC_CHECK_TAG");
     match args {
-        [tag] if tag == own => {}
+        [tag] if tag.as_bytes() == own.as_bytes() => {}
         [tag] => {
-            eprintln!("this loader's programs are {own}, not {tag}: the supervisor and the loader are of different builds");
+            eprintln!(
+                "{PREFIX}this loader's programs are {own}, not {}: the supervisor and the loader are of different builds",
+                tag.to_string_lossy()
+            );
             return 1;
         }
         _ => {
-            eprintln!("usage: {} TAG (run by the supervisor; TAG: {own})", super::LOADER);
+            eprintln!("usage: {LOADER} TAG (run by the supervisor; TAG: {own})");
             return 2;
         }
     }
     match load_and_pin() {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{PREFIX}{e}");
             1
         }
     }
