@@ -2,7 +2,7 @@
 //! supervisor since boot runs when it finds no pins of its build; supervisors themselves map
 //! no libbpf, libelf or zlib. The loader is run only from a place that root alone can change,
 //! as root, with nothing of the supervisor's, for at most 5 s; the pins are used only from
-//! directories that root alone can change.
+//! directories that root alone can change, and a directory a user made first is moved aside.
 //!
 //! Every session here runs in a private mount namespace with a BPF file system of its own
 //! (its programs detach when that namespace goes): the machine's pins, and the sessions that
@@ -73,6 +73,11 @@ fn the_kernel_check_is_loaded_by_the_loader_and_never_from_a_place_others_can_ch
         session_wrapper_tests::skip(module_path!(), "no kernel BTF: the kernel's check cannot load here");
         return;
     }
+    let probe = Command::new("unshare").args(["-m", "--propagation", "private", "mount", "-t", "bpf", "bpf", "/sys/fs/bpf"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        session_wrapper_tests::skip(module_path!(), "cannot mount a BPF file system in a mount namespace of its own here");
+        return;
+    }
     let loader = bin("session-wrapper-bpf-loader");
     let tag = tag(&loader);
     let bpf = ConfigFile::new("default = \"allow\"\nverify = \"bpf\"\n");
@@ -100,6 +105,12 @@ fn the_kernel_check_is_loaded_by_the_loader_and_never_from_a_place_others_can_ch
         assert!(held.contains(pin), "{pin} not pinned: {held}\n{err}");
     }
     assert!(held.contains(&tag) && !held.contains("-tmp-"), "{held}");
+    // Loaders take their lock on a file that only root can open: no user can hold it.
+    let lock = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", "exec 9</run/session-wrapper/bpf-loader.lock"])
+        .output()
+        .expect("setpriv");
+    assert!(!lock.status.success() && stderr(&lock).contains("Permission denied"), "{}", stderr(&lock));
 
     // The attack: a directory anyone may write (as a supervisor's directory might be by
     // mistake) holds our program and a "loader" planted by a user. With no pins, a supervisor
@@ -159,12 +170,14 @@ fn the_kernel_check_is_loaded_by_the_loader_and_never_from_a_place_others_can_ch
     drop(dir);
 
     // A BPF file system mounted by hand is everyone's (mode 1777): there, a directory a user
-    // made first is not used, and nothing is loaded into it.
+    // made first is moved aside by the loader (root may rename in a sticky directory), and
+    // the programs are pinned in one of root's.
     let prepare = "mkdir /sys/fs/bpf/session-wrapper && chown 65534 /sys/fs/bpf/session-wrapper &&";
     let out = run(&bin("session-wrapper"), &bpf, "nobody", "1777", prepare, &["/bin/true"]);
     let err = stderr(&out);
-    assert!(line(&err, "event=verify-fallback").contains("/sys/fs/bpf/session-wrapper (owner uid 65534"), "{err}");
-    assert!(ran_true(&err) && !pins(&out).contains("expects"), "{err}");
+    assert!(err.contains("/sys/fs/bpf/session-wrapper is not root's (owner uid 65534): moved to /sys/fs/bpf/session-wrapper-untrusted-"), "{err}");
+    assert!(line(&err, "event=session-start").contains(" verify=bpf ") && ran_true(&err), "{err}");
+    assert!(pins(&out).contains("expects"), "{}", pins(&out));
     // Made by root in it, the directory is root's alone (a sticky parent): used.
     let out = run(&bin("session-wrapper"), &bpf, "nobody", "1777", "", &["/bin/true"]);
     let err = stderr(&out);

@@ -228,7 +228,7 @@ impl Confined {
 
 /// The kernel's exec check, when the configuration wants it and the kernel gives it (done
 /// before the supervisor drops the rights to load it). `verify = "bpf"` without it is logged,
-/// and so is a loader that failed or was refused, in any mode.
+/// and so is a loader or pin directory refused as untrusted, in any mode.
 fn connect_check(config: &Config, log: &mut Syslog, session: u64) -> Option<ExecCheck> {
     if config.verify == Verify::Ptrace {
         return None;
@@ -237,8 +237,9 @@ fn connect_check(config: &Config, log: &mut Syslog, session: u64) -> Option<Exec
         Ok(c) => Some(c),
         Err(e) => {
             // A loader or pins that someone else could change are named whatever `verify`
-            // says; that the kernel has no check for us, only when it was asked for.
-            if config.verify == Verify::Bpf || matches!(e, BpfError::Loader { .. } | BpfError::Untrusted { .. }) {
+            // says; that the kernel has no check for us (or the loader failed), only when it
+            // was asked for.
+            if config.verify == Verify::Bpf || matches!(e, BpfError::Untrusted { .. }) {
                 let event = Event::new(Severity::Warning, Kind::VerifyFallback)
                     .text("error", e)
                     .bare("verify", "ptrace");

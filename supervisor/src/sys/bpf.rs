@@ -235,9 +235,10 @@ struct MapInfo {
 /// `attr` must be the attributes `cmd` reads, and every address in it valid for what the
 /// kernel does there for `cmd` (a value of the map's size to read or write, a NUL-terminated
 /// path, an info buffer of `info_len` bytes).
-unsafe fn bpf<T>(cmd: libc::c_int, attr: &T) -> std::io::Result<libc::c_long> {
-    // SAFETY: the caller's promise; the kernel reads `size_of::<T>()` bytes of `attr`.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_ref(attr), std::mem::size_of::<T>()) };
+unsafe fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<libc::c_long> {
+    // SAFETY: the caller's promise; the kernel reads `size_of::<T>()` bytes of `attr`, and may
+    // write into them (BPF_OBJ_GET_INFO_BY_FD writes `info_len` back).
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), std::mem::size_of::<T>()) };
     if r < 0 {
         Err(std::io::Error::last_os_error())
     } else {
@@ -249,9 +250,9 @@ unsafe fn bpf<T>(cmd: libc::c_int, attr: &T) -> std::io::Result<libc::c_long> {
 /// close-on-exec).
 fn obj_get(path: &Path) -> std::io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    let attr = ObjAttr { pathname: c.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
+    let mut attr = ObjAttr { pathname: c.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
     // SAFETY: `attr` is BPF_OBJ_GET's, its path NUL-terminated and alive for the call.
-    let fd = unsafe { bpf(BPF_OBJ_GET, &attr)? };
+    let fd = unsafe { bpf(BPF_OBJ_GET, &mut attr)? };
     // SAFETY: a new descriptor of ours.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -262,13 +263,13 @@ impl Map {
     fn pinned(path: &Path) -> std::io::Result<Map> {
         let fd = obj_get(path)?;
         let mut info = MapInfo::default();
-        let attr = InfoAttr {
+        let mut attr = InfoAttr {
             bpf_fd: fd.as_raw_fd() as u32,
             info_len: std::mem::size_of::<MapInfo>() as u32,
             info: std::ptr::from_mut(&mut info) as u64,
         };
         // SAFETY: `info` is valid for `info_len` bytes; the kernel writes at most that many.
-        unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &attr)? };
+        unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)? };
         if (info.map_type, info.key_size, info.value_size as usize) != (BPF_MAP_TYPE_HASH, 4, VALUE_SIZE) {
             return Err(std::io::Error::other(format!(
                 "not the program's map (type {}, key {} bytes, value {} bytes)",
@@ -285,13 +286,13 @@ impl Map {
     /// Writes `value` under `key`, made or replaced.
     fn update(&self, key: &[u8; 4], value: &[u8; VALUE_SIZE]) -> std::io::Result<()> {
         // SAFETY: the map's values are VALUE_SIZE bytes (checked when it was opened).
-        unsafe { bpf(BPF_MAP_UPDATE_ELEM, &self.elem(key, value.as_ptr() as u64)).map(drop) }
+        unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut self.elem(key, value.as_ptr() as u64)).map(drop) }
     }
 
     /// Reads the value under `key` into `value`; `false` when there is none.
     fn lookup(&self, key: &[u8; 4], value: &mut [u8; VALUE_SIZE]) -> std::io::Result<bool> {
         // SAFETY: the map's values are VALUE_SIZE bytes (checked when it was opened).
-        match unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &self.elem(key, value.as_mut_ptr() as u64)) } {
+        match unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut self.elem(key, value.as_mut_ptr() as u64)) } {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(e),
@@ -300,7 +301,7 @@ impl Map {
 
     fn delete(&self, key: &[u8; 4]) {
         // SAFETY: the delete reads only the key.
-        let _ = unsafe { bpf(BPF_MAP_DELETE_ELEM, &self.elem(key, 0)) };
+        let _ = unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut self.elem(key, 0)) };
     }
 }
 
@@ -479,21 +480,22 @@ pub const INSTALLED_LOADER: &str = "/usr/libexec/session-wrapper/session-wrapper
 /// this program that fails that is refused, not passed over.
 ///
 /// # Errors
-/// [`BpfError::Loader`] naming what is missing or untrusted.
+/// [`BpfError::Untrusted`] naming what someone else could change, [`BpfError::Loader`] when
+/// there is none.
 pub fn find_loader() -> Result<PathBuf, BpfError> {
     use crate::sys::trust::{self, Lookup};
     let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join(LOADER)));
     let root = std::fs::File::open("/").map_err(io("open /"))?;
-    let untrusted = |path: &Path, why: String| BpfError::Loader { path: path.display().to_string(), why };
+    let untrusted = |path: &Path, why: String| BpfError::Untrusted { path: path.display().to_string(), why };
     for candidate in beside.iter().map(PathBuf::as_path).chain([Path::new(INSTALLED_LOADER)]) {
         match trust::resolve(std::os::fd::AsFd::as_fd(&root), candidate.as_os_str().as_bytes()) {
             Lookup::Missing => continue,
-            Lookup::Untrusted(u) => return Err(untrusted(candidate, format!("not used: {u} can be changed by others than root"))),
+            Lookup::Untrusted(u) => return Err(untrusted(candidate, format!("{u} can be changed by others than root"))),
             Lookup::Found(f) => {
                 let mode = f.stat.st_mode;
                 if mode & libc::S_IFMT != libc::S_IFREG || f.stat.st_uid != 0 || mode & 0o022 != 0 || mode & 0o100 == 0 {
                     let (uid, mode) = (f.stat.st_uid, mode & 0o7777);
-                    let why = format!("not used: not a root-owned executable file that only root can write (owner uid {uid}, mode {mode:o})");
+                    let why = format!("not a root-owned executable file that only root can write (owner uid {uid}, mode {mode:o})");
                     return Err(untrusted(candidate, why));
                 }
                 return Ok(PathBuf::from(std::ffi::OsString::from_vec(f.path)));
@@ -503,8 +505,9 @@ pub fn find_loader() -> Result<PathBuf, BpfError> {
     Err(BpfError::Loader { path: INSTALLED_LOADER.into(), why: format!("missing (and no {LOADER} beside this program)") })
 }
 
-/// How long the loader may take: well within the module's shortest wait for the supervisor
-/// (its `timeout=`, 10 s by default). Loading takes 20 to 200 ms on the machines measured.
+/// How long the loader may take: half the module's default wait for the supervisor (its
+/// `timeout=`, 10 s); a `timeout=` of 5 s or less gives up first, and its fail policy decides.
+/// Loading takes 20 to 200 ms on the machines measured.
 const LOADER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// At most this much of what the loader says is kept (its end: the verdict is the last line).
@@ -548,12 +551,16 @@ pub fn run_loader() -> Result<(), BpfError> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(stderr);
-    // SAFETY: one system call between fork and exec. Marks every descriptor above the three
-    // standard ones close-on-exec (the standard library's own error pipe already is); the
-    // exec does not happen if it cannot.
+    // SAFETY: two system calls between fork and exec. The first marks every descriptor above
+    // the three standard ones close-on-exec (the standard library's own error pipe already
+    // is); the second makes the loader die with this process (kept across its exec: its ids
+    // do not change then), so that one outliving a killed supervisor holds no lock. The exec
+    // does not happen if either fails.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) < 0 {
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) < 0
+                || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -561,16 +568,20 @@ pub fn run_loader() -> Result<(), BpfError> {
     }
     let mut child = cmd.spawn().map_err(|e| failed(format!("cannot run it: {e}")))?;
     drop(cmd);
+    // Killed, it is reaped if it ends within half a second (a task stuck in the kernel may
+    // not): the supervisor does not wait for it longer.
+    let give_up = |child: &mut std::process::Child| {
+        let _ = child.kill();
+        let _ = wait_until(child, std::time::Duration::from_millis(500));
+    };
     let status = match wait_until(&mut child, LOADER_DEADLINE) {
         Ok(Some(status)) => status,
         Ok(None) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            give_up(&mut child);
             return Err(failed(format!("no answer within {} s; killed", LOADER_DEADLINE.as_secs())));
         }
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            give_up(&mut child);
             return Err(failed(format!("waiting for it: {e}")));
         }
     };

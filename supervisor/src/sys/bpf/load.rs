@@ -41,14 +41,11 @@ pub fn load_and_pin() -> Result<(), BpfError> {
     if st.filesystem_type() != nix::sys::statfs::BPF_FS_MAGIC {
         return Err(BpfError::NoBpfFs);
     }
-    match std::fs::DirBuilder::new().mode(0o700).create(PIN_ROOT) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io("make the pin directory")(e)),
-        _ => {}
-    }
+    let _held = lock()?;
+    claim_pin_root()?;
     // The supervisors open the pins only through directories that root alone can change
     // (`super::open_pinned`): loading anywhere else would be for nothing.
     super::root_only_dir(Path::new(PIN_ROOT))?;
-    let _held = lock(Path::new(PIN_ROOT))?;
     let dir = pin_path();
     if super::open_pinned().is_ok() {
         return Ok(());
@@ -60,14 +57,32 @@ pub fn load_and_pin() -> Result<(), BpfError> {
     let pinned = pin(&own).and_then(|()| std::fs::rename(&own, &dir).map_err(io("rename the pins into place")));
     if pinned.is_err() {
         remove_pins(&own);
+        // Another loader, under another lock (a private /run), may have been first.
+        if super::open_pinned().is_ok() {
+            return Ok(());
+        }
     }
     pinned
 }
 
-/// The exclusive lock on `dir`, waited for at most [`LOCK_DEADLINE`].
-fn lock(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, BpfError> {
+/// Where loaders take their lock: a file only root can open (a lock on a directory anyone
+/// may open could be held by anyone).
+const LOCK: &str = "/run/session-wrapper/bpf-loader.lock";
+
+/// The exclusive lock of [`LOCK`], waited for at most [`LOCK_DEADLINE`].
+fn lock() -> Result<nix::fcntl::Flock<std::fs::File>, BpfError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let end = Instant::now() + LOCK_DEADLINE;
-    let mut file = std::fs::File::open(dir).map_err(io("open the pin directory"))?;
+    std::fs::DirBuilder::new().mode(0o755).recursive(true).create(crate::session::runtime::DIR).map_err(io("make /run/session-wrapper"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(LOCK)
+        .map_err(io("open the loaders' lock"))?;
     loop {
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(held) => return Ok(held),
@@ -81,10 +96,34 @@ fn lock(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, BpfError> {
                 } else {
                     e.into()
                 };
-                return Err(io("lock the pin directory")(why));
+                return Err(io("lock the loaders' lock")(why));
             }
         }
     }
+}
+
+/// Makes `/sys/fs/bpf/session-wrapper` root's, mode 0700. One that someone else made first
+/// (a BPF file system mounted by hand is 1777, and sticky: root may rename in it) is moved
+/// aside, to `session-wrapper-untrusted-PID`, and made again.
+fn claim_pin_root() -> Result<(), BpfError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for _ in 0..3 {
+        match std::fs::DirBuilder::new().mode(0o700).create(PIN_ROOT) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io("make the pin directory")(e)),
+            _ => {}
+        }
+        let m = std::fs::symlink_metadata(PIN_ROOT).map_err(io("stat the pin directory"))?;
+        if m.is_dir() && m.uid() == 0 {
+            if m.mode() & 0o077 != 0 {
+                std::fs::set_permissions(PIN_ROOT, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod the pin directory"))?;
+            }
+            return Ok(());
+        }
+        let aside = format!("{PIN_ROOT}-untrusted-{}", std::process::id());
+        eprintln!("{PREFIX}{PIN_ROOT} is not root's (owner uid {}): moved to {aside}", m.uid());
+        std::fs::rename(PIN_ROOT, &aside).map_err(io("move the pin directory aside"))?;
+    }
+    Err(BpfError::Untrusted { path: PIN_ROOT.into(), why: "made again by someone else, three times".into() })
 }
 
 /// Removes what loaders of this build killed half way left: their own directories, and a
@@ -95,7 +134,11 @@ fn remove_leftovers(dir: &Path) {
     for e in entries.flatten() {
         let n = e.file_name();
         let n = n.as_bytes();
-        if n.starts_with(&name) && (n.len() == name.len() || n[name.len()..].starts_with(b"-tmp-")) {
+        let own_tmp = n.len() > name.len() && n[name.len()..].starts_with(b"-tmp-");
+        // A loader still running (under another lock: a private /run) keeps its own.
+        let running = own_tmp
+            && std::str::from_utf8(&n[name.len() + 5..]).ok().is_some_and(|pid| Path::new("/proc").join(pid).exists());
+        if n.starts_with(&name) && (n.len() == name.len() || own_tmp) && !running {
             remove_pins(&e.path());
         }
     }
@@ -131,7 +174,7 @@ fn pin(dir: &Path) -> Result<(), BpfError> {
 /// The loader's whole work: `args` is the tag its caller's build expects. Returns the
 /// process's exit status, having said why on standard error, as its last line, when not 0.
 pub fn main(args: &[OsString]) -> i32 {
-    std::panic::set_hook(Box::new(|info| eprintln!("{PREFIX}{info}")));
+    std::panic::set_hook(Box::new(|info| eprintln!("{PREFIX}{}", info.to_string().replace('\n', " "))));
     // SAFETY: plain system call. Nothing it makes is for anyone else.
     unsafe { libc::umask(0o077) };
     let own = env!("SW_EXEC_CHECK_TAG");
