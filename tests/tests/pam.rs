@@ -117,21 +117,30 @@ fn broken_config_refuses_the_session_when_closed_and_lets_it_through_when_open()
     assert!(why.contains("config.toml:4:") && why.contains("fail_policy=open"), "{why}");
 }
 
+/// `su` of a new user (`name`, `uid`) through a stack whose module starts the supervisor
+/// `supervisor(sandbox)` under each fail policy: the command runs under `open` only, and su
+/// itself ends normally (no crash: an exit status, not a signal). Returns each policy's
+/// sandbox, for its log.
+fn su_with_unusable_supervisor(name: &str, uid: u32, supervisor: impl Fn(&Sandbox) -> String) -> Vec<Sandbox> {
+    let cfg = ConfigFile::new(POLICY);
+    let mut done = Vec::new();
+    for (policy, runs) in [("closed", false), ("open", true)] {
+        let mut sb = Sandbox::new();
+        let u = sb.add_user(name, uid);
+        let bad = supervisor(&sb);
+        sb.add_session_module("su", &format!("config={} supervisor={bad} fail_policy={policy}", cfg.path().display()));
+        let out = sb.run(&["su", "-", &u.name, "-c", "echo ran"], T);
+        assert_eq!(stdout(&out) == "ran\n", runs, "{policy}: {}", stderr(&out));
+        assert!(out.status.code().is_some(), "{policy}: {:?}", out.status);
+        done.push(sb);
+    }
+    done
+}
+
 #[test]
 fn missing_supervisor_binary_follows_the_fail_policy_and_su_survives() {
     require_root!();
-    let cfg = ConfigFile::new(POLICY);
-    for (policy, runs) in [("closed", false), ("open", true)] {
-        let mut sb = Sandbox::new();
-        let u = sb.add_user("swdave", 4304);
-        sb.add_session_module(
-            "su",
-            &format!("config={} supervisor=/nonexistent/session-wrapper-supervisor fail_policy={policy}", cfg.path().display()),
-        );
-        let out = sb.run(&["su", "-", &u.name, "-c", "echo ran"], T);
-        assert_eq!(stdout(&out) == "ran\n", runs, "{policy}: {}", stderr(&out));
-        // su itself ended normally (no crash): an exit status, not a signal.
-        assert!(out.status.code().is_some(), "{policy}: {:?}", out.status);
+    for sb in su_with_unusable_supervisor("swdave", 4304, |_| "/nonexistent/session-wrapper-supervisor".into()) {
         let line = sb.log.wait_for(|l| l.contains("pam_session_wrapper"), T).expect("a module line");
         assert!(line.contains("/nonexistent/session-wrapper-supervisor"), "{line}");
     }
@@ -142,15 +151,12 @@ fn missing_supervisor_binary_follows_the_fail_policy_and_su_survives() {
 #[test]
 fn a_supervisor_binary_the_kernel_cannot_execute_is_named_and_the_fail_policy_decides() {
     require_root!();
-    let cfg = ConfigFile::new(POLICY);
-    for (policy, runs) in [("closed", false), ("open", true)] {
-        let mut sb = Sandbox::new();
-        let u = sb.add_user("swerin", 4312);
-        let bad = session_wrapper_tests::write_executable(&sb.dir().join("not-a-program"), "not a program\n");
-        sb.add_session_module("su", &format!("config={} supervisor={bad} fail_policy={policy}", cfg.path().display()));
-        let out = sb.run(&["su", "-", &u.name, "-c", "echo ran"], T);
-        assert_eq!(stdout(&out) == "ran\n", runs, "{policy}: {}", stderr(&out));
-        assert!(out.status.code().is_some(), "{policy}: {:?}", out.status);
+    let not_a_program = |sb: &Sandbox| sb.dir().join("not-a-program").display().to_string();
+    let sandboxes = su_with_unusable_supervisor("swerin", 4312, |sb| {
+        session_wrapper_tests::write_executable(Path::new(&not_a_program(sb)), "not a program\n")
+    });
+    for sb in sandboxes {
+        let bad = not_a_program(&sb);
         let line = sb.log.wait_for(|l| l.contains("pam_session_wrapper") && l.contains(&bad), T).expect("a module line");
         assert!(line.contains("could not be executed") && line.contains("ENOEXEC"), "{line}");
     }
@@ -347,7 +353,7 @@ fn a_su_caller_cannot_stop_or_kill_the_supervisor_of_the_session_it_opened() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
     let mut sb = Sandbox::new();
-    let caller = sb.add_user("swcaller", 4313);
+    let caller = sb.add_user("swcaller", 4315);
     let target = sb.add_user("swtarget", 4314);
     // A stack that lets anyone su without a password: the caller is not root.
     sb.pam_service("su", "auth sufficient pam_permit.so\naccount required pam_permit.so\nsession required pam_permit.so\n");

@@ -27,20 +27,17 @@ fn kernel(step: &'static str) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
 }
 
 /// Loads the programs of this build, attaches them and pins the map and the links in
-/// `/sys/fs/bpf/session-wrapper/<tag>`. `/sys/fs/bpf/session-wrapper` is made mode 0700 and
-/// must be root's and writable by no one else; everything happens under a lock on it, so that
-/// two loaders at once load once. The three pins are made in a directory of this process's
-/// own and renamed into place: `<tag>` is whole or absent, whenever the loader is stopped.
-/// What a loader killed half way left is removed first.
+/// `/sys/fs/bpf/session-wrapper/<tag>`. Everything happens under the loaders' lock ([`LOCK`]),
+/// so that two loaders at once load once; `/sys/fs/bpf/session-wrapper` is made root's, mode
+/// 0700 ([`claim_pin_root`]). The three pins are made in a directory of this process's own
+/// and renamed into place: `<tag>` is whole or absent, whenever the loader is stopped. What a
+/// loader killed half way left is removed first.
 ///
 /// # Errors
-/// When `/sys/fs/bpf` is not a BPF file system, the directory is not root-only, the lock is
-/// not had in time, or a step is refused.
+/// When there is no BPF file system or no kernel BTF, the directory is not root-only, the
+/// lock is not had in time, or a step is refused.
 pub fn load_and_pin() -> Result<(), BpfError> {
-    let st = nix::sys::statfs::statfs("/sys/fs/bpf").map_err(|e| io("statfs /sys/fs/bpf")(e.into()))?;
-    if st.filesystem_type() != nix::sys::statfs::BPF_FS_MAGIC {
-        return Err(BpfError::NoBpfFs);
-    }
+    super::can_load()?;
     let _held = lock()?;
     claim_pin_root()?;
     // The supervisors open the pins only through directories that root alone can change
@@ -73,7 +70,7 @@ const LOCK: &str = "/run/session-wrapper/bpf-loader.lock";
 fn lock() -> Result<nix::fcntl::Flock<std::fs::File>, BpfError> {
     use std::os::unix::fs::OpenOptionsExt;
     let end = Instant::now() + LOCK_DEADLINE;
-    std::fs::DirBuilder::new().mode(0o755).recursive(true).create(crate::session::runtime::DIR).map_err(io("make /run/session-wrapper"))?;
+    crate::session::runtime::ensure_private(Path::new(crate::session::runtime::DIR)).map_err(io("make /run/session-wrapper"))?;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
