@@ -105,6 +105,15 @@ fn the_kernel_check_is_loaded_by_the_loader_and_never_from_a_place_others_can_ch
         assert!(held.contains(pin), "{pin} not pinned: {held}\n{err}");
     }
     assert!(held.contains(&tag) && !held.contains("-tmp-"), "{held}");
+    // Removing the pins under a live session does not detach the programs it uses (it holds
+    // their links): an exec after it still gets the kernel's finding, `result=exec`, not the
+    // `result=unknown` of an exec whose finding never came.
+    let out = run(&bin("session-wrapper"), &bpf, "root", "0700", "", &["/bin/sh", "-c", "rm -r /sys/fs/bpf/session-wrapper && /bin/true"]);
+    let err = stderr(&out);
+    assert!(out.status.success() && line(&err, "event=session-start").contains(" verify=bpf "), "{err}");
+    assert!(err.lines().any(|l| l.contains("argv=\"rm -r") && l.contains("result=exec")), "{err}");
+    assert!(pins(&out).trim().is_empty(), "the pins were not removed: {}", pins(&out));
+    assert!(ran_true(&err), "{err}");
     // Loaders take their lock on a file that only root can open: no user can hold it.
     let lock = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", "exec 9</run/session-wrapper/bpf-loader.lock"])
