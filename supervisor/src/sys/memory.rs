@@ -268,25 +268,46 @@ impl<S: PageSource> Remote<S> {
     ///
     /// # Errors
     /// [`MemError::Fault`] when the string runs into unmapped memory.
-    pub fn read_cstr(&mut self, mut addr: u64, max: usize) -> Result<Option<Vec<u8>>, MemError> {
+    pub fn read_cstr(&mut self, addr: u64, max: usize) -> Result<Option<Vec<u8>>, MemError> {
         let mut out = Vec::new();
+        Ok(self.read_cstr_into(addr, max, &mut out)?.then_some(out))
+    }
+
+    /// [`Remote::read_cstr`] appending to `out`: `Ok(false)` (and `out` as it was) when there
+    /// is no NUL within `max` bytes.
+    ///
+    /// # Errors
+    /// [`MemError::Fault`] when the string runs into unmapped memory (`out` as it was).
+    pub fn read_cstr_into(&mut self, mut addr: u64, max: usize, out: &mut Vec<u8>) -> Result<bool, MemError> {
+        let start = out.len();
         loop {
             let base = addr & !(PAGE - 1);
             let off = (addr - base) as usize;
-            let page = self.page(base)?;
-            let chunk = &page[off..];
-            if let Some(nul) = chunk.iter().position(|&b| b == 0) {
-                if out.len() + nul > max {
-                    return Ok(None);
+            let page = match self.page(base) {
+                Ok(page) => page,
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
                 }
-                out.extend_from_slice(&chunk[..nul]);
-                return Ok(Some(out));
+            };
+            let chunk = &page[off..];
+            let (take, ended) = match chunk.iter().position(|&b| b == 0) {
+                Some(nul) => (&chunk[..nul], true),
+                None => (chunk, false),
+            };
+            if out.len() - start + take.len() > max {
+                out.truncate(start);
+                return Ok(false);
             }
-            if out.len() + chunk.len() > max {
-                return Ok(None);
+            out.extend_from_slice(take);
+            if ended {
+                return Ok(true);
             }
-            out.extend_from_slice(chunk);
-            addr = base.checked_add(PAGE).ok_or(MemError::Fault)?;
+            let Some(next) = base.checked_add(PAGE) else {
+                out.truncate(start);
+                return Err(MemError::Fault);
+            };
+            addr = next;
         }
     }
 }
@@ -433,7 +454,8 @@ pub fn scan_env<'n, S: PageSource>(
     limits: &Limits,
     keep: usize,
 ) -> Result<EnvScan<'n>, MemError> {
-    let mut out = EnvScan { strings: (keep > 0).then(Vec::new), ..EnvScan::default() };
+    // Room for a usual environment at once (a shell's is 1 to 3 KiB).
+    let mut out = EnvScan { strings: (keep > 0).then(|| Vec::with_capacity(keep.min(4096))), ..EnvScan::default() };
     if addr == 0 || (refuse.is_empty() && paths.is_empty() && keep == 0) {
         return Ok(out);
     }
@@ -442,20 +464,19 @@ pub fn scan_env<'n, S: PageSource>(
         // The whole entry, while the entries fit in `keep`: then it is also what is matched.
         let mut whole = None;
         if let Some(strings) = &mut out.strings {
-            match mem.read_cstr(p, keep - strings.len().min(keep))? {
-                Some(s) if strings.len() + s.len() < keep => {
-                    strings.extend_from_slice(&s);
-                    strings.push(0);
-                    whole = Some(s);
-                }
-                _ => out.strings = None,
+            let start = strings.len();
+            if mem.read_cstr_into(p, keep - start.min(keep), strings)? && strings.len() < keep {
+                whole = Some(start..strings.len());
+                strings.push(0);
+            } else {
+                out.strings = None;
             }
         }
         // Otherwise a prefix is enough: a string longer than `longest` reads as "no NUL yet".
         let prefix;
-        let head: &[u8] = match &whole {
-            Some(s) => s,
-            None => {
+        let head: &[u8] = match (&whole, &out.strings) {
+            (Some(r), Some(strings)) => &strings[r.clone()],
+            _ => {
                 prefix = match mem.read_cstr(p, longest)? {
                     Some(s) => s,
                     None => {
@@ -471,8 +492,8 @@ pub fn scan_env<'n, S: PageSource>(
             out.refused = env_match(head, refuse);
         }
         if let Some(name) = env_match(head, paths) {
-            let value = match &whole {
-                Some(s) => s[name.len() + 1..].to_vec(),
+            let value = match whole {
+                Some(_) => head[name.len() + 1..].to_vec(),
                 None => mem.read_cstr(p, limits.arg)?.ok_or(MemError::TooLong(Errno::E2BIG))?[name.len() + 1..].to_vec(),
             };
             out.paths.push((name, value));
