@@ -13,8 +13,8 @@
 // sends SIGKILL when it differs (the task dies before it runs), and writes the verdict into
 // the entry (state DONE). A task that exits with a PENDING entry (the exec failed and it gave
 // up, or another thread's exec ended it) has it marked GONE by `on_exit`. The supervisor
-// reads the entries of its execs (before each notification, and on a timer while some are
-// pending) and removes them; no wake-up per exec, and no map of maps (whose every update
+// reads the entries of its execs (once it has answered a notification, and on a timer while
+// some are pending) and removes them; no wake-up per exec, and no map of maps (whose every update
 // waits for an RCU grace period, milliseconds at each session's start and end).
 //
 // A task without a PENDING entry is not checked: a supervised task cannot reach the kernel's

@@ -135,6 +135,26 @@ fn refused_command_gets_eacces_a_message_and_a_deny_line() {
     assert!(end.contains("refused=1"), "{end}");
 }
 
+/// Lines come in the order of their execs: the line of an allowed exec, which waits for the
+/// kernel's finding (read after the next exec is answered), is written before the refusal of
+/// the exec that follows it, and before that one's own.
+#[test]
+fn lines_keep_the_order_of_their_execs_around_a_refusal() {
+    require_root!();
+    let dir = scratch();
+    let evil = copy_true(dir.path(), "evil");
+    let log = Syslog::new();
+    let cmd = format!("/usr/bin/id -u >/dev/null; {evil}; /usr/bin/true");
+    let cfg = shipped_config("enforce");
+    let out = Wrapped::new(&log).config(cfg.path()).as_nobody().run(&["/bin/sh", "-c", &cmd]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = log.until_session_end(WAIT);
+    let at = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle}: {lines:#?}"));
+    let (id, refused, after) = (at("path=\"/usr/bin/id\""), at(&format!("path=\"{evil}\"")), at("path=\"/usr/bin/true\""));
+    assert!(id < refused && refused < after, "out of order: id {id}, refused {refused}, true {after}: {lines:#?}");
+    assert!(lines[id].contains("result=exec") && lines[refused].contains("decision=deny"), "{lines:#?}");
+}
+
 #[test]
 fn audit_mode_logs_the_same_decision_and_runs_the_command() {
     require_root!();

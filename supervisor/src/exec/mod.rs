@@ -125,6 +125,9 @@ pub struct Pipeline {
     messenger: message::Messenger,
     repeats: repeat::Repeats,
     counts: Counts,
+    /// The exec last let run under the kernel's check, until the next [`Pipeline::collect`]:
+    /// answered a moment ago, its finding cannot be there yet, and is not looked for then.
+    fresh: Option<u64>,
 }
 
 impl Pipeline {
@@ -142,6 +145,7 @@ impl Pipeline {
             messenger: message::Messenger::default(),
             repeats: repeat::Repeats::default(),
             counts: Counts::default(),
+            fresh: None,
         }
     }
 
@@ -150,16 +154,44 @@ impl Pipeline {
         self.counts
     }
 
+    /// Reads what the kernel found for the execs that wait for it, and logs them.
+    ///
+    /// The supervisor calls it once a notification is answered, and the pipeline before it
+    /// logs a line of its own (lines keep the order of their execs) and before an exec of a
+    /// thread that has one waiting (its entry in the kernel is under the thread's id, and
+    /// the new exec's expectation takes its place).
+    pub fn collect(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(check) = ctx.check.as_deref_mut() else { return };
+        let fresh = self.fresh.take();
+        if self.waiting_in_kernel().all(|(_, id)| Some(id) == fresh) {
+            return;
+        }
+        let reports = check.collect(self.waiting_in_kernel().filter(|(_, id)| Some(*id) != fresh));
+        if !reports.is_empty() {
+            self.on_reports(ctx, reports);
+        }
+    }
+
+    /// Logs a line of the exec pipeline, after those of the execs the kernel has found for.
+    fn emit(&mut self, ctx: &mut Ctx<'_>, event: Event) {
+        self.collect(ctx);
+        ctx.emit(event);
+    }
+
     /// An exec's notification.
     pub fn on_exec(&mut self, ctx: &mut Ctx<'_>, n: &Notification, kind: Notified) {
-        self.failed_loading(ctx, n.tid);
+        if self.waiting_in_kernel().any(|(tid, _)| tid == n.tid) {
+            self.fresh = None;
+            self.collect(ctx);
+            self.failed_loading(ctx, n.tid);
+        }
         let mut f = match gather::gather(ctx.listener, n, kind, &mut self.sight, ctx.config, ctx.debug) {
             Gathered::Gone => return,
             Gathered::Refused { errno, event, failed } => {
                 let _ = ctx.listener.refuse(n.id, errno);
                 self.counts.failed += u64::from(failed);
                 if let Some(e) = event {
-                    ctx.emit(e);
+                    self.emit(ctx, e);
                 }
                 return;
             }
@@ -314,20 +346,26 @@ impl Pipeline {
             f.tty();
         }
         let facts = decide::request(&self.sight.loaders, &subject(ctx.session, &f, traced), (&f.plan.named).into(), &f.argv).facts();
-        let mut line = decision_line(ctx, &f, &s, &facts);
         if s.verdict == Verdict::Deny && enforce {
+            let line = decision_line(ctx, &f, &s, &facts);
             return self.refuse(ctx, &f, &s.decision, line);
         }
         self.counts.allowed += 1;
         self.repeats.ran(f.status.tgid);
-        line.push_bare("latency_us", f.t0.elapsed().as_micros());
-        // An audit-mode "would deny" stays a notice when its outcome is logged.
-        line.severity = if s.verdict == Verdict::Deny { Severity::Notice } else { Severity::Info };
+        let latency = f.t0.elapsed().as_micros();
         let pidfd = match check {
             Check::Kernel => ctx.backend.as_deref().filter(|b| b.accounts()).and_then(|_| crate::sys::pidfd_open(f.status.tgid, 0).ok()),
             _ => None,
         };
         let answered = ctx.listener.allow(f.id).is_ok();
+        if check == Check::Ptrace {
+            tracer::interrupt(f.tid);
+        }
+        // The line is written once the caller goes on: it waits for nothing of it.
+        let mut line = decision_line(ctx, &f, &s, &facts);
+        line.push_bare("latency_us", latency);
+        // An audit-mode "would deny" stays a notice when its outcome is logged.
+        line.severity = if s.verdict == Verdict::Deny { Severity::Notice } else { Severity::Info };
         match check {
             Check::Kernel if !answered => {
                 // Gone before it could go on: its expectation must not outlive it.
@@ -336,13 +374,13 @@ impl Pipeline {
                 }
                 fill_tty(&mut line, &mut f, None);
                 line.push_bare("result", "died");
-                ctx.emit(line);
+                self.emit(ctx, line);
             }
             Check::Kernel => {
+                self.fresh = Some(f.id);
                 self.table.insert(f.id, InFlight { facts: f, stage: Stage::Loading { line, pidfd } });
             }
             Check::Ptrace => {
-                tracer::interrupt(f.tid);
                 self.table.insert(f.id, InFlight { facts: f, stage: Stage::Running { line, traced } });
             }
             Check::Unverified => {
@@ -350,7 +388,7 @@ impl Pipeline {
                 // exec after the fact, which the log says.
                 line.severity = Severity::Warning;
                 line.push_bare("result", if traced { "unverified-traced" } else { "unverified" });
-                ctx.emit(line);
+                self.emit(ctx, line);
             }
         }
     }
@@ -383,8 +421,8 @@ impl Pipeline {
     }
 
     /// Another exec of thread `tid` arrives while its last one waits for the kernel's finding:
-    /// that one failed (the finding is written before the new image runs, and read before
-    /// notifications are).
+    /// that one failed (the finding is written before the new image runs, and was read just
+    /// before: [`Pipeline::on_exec`]).
     fn failed_loading(&mut self, ctx: &mut Ctx<'_>, tid: i32) {
         let ids: Vec<u64> = self.waiting_in_kernel().filter(|(t, _)| *t == tid).map(|(_, id)| id).collect();
         self.abandon_loading(ctx, ids, "failed");
@@ -398,6 +436,8 @@ impl Pipeline {
     /// The end of the session: execs still waiting for the kernel's finding are logged as
     /// such, and their entries removed.
     pub fn finish(&mut self, ctx: &mut Ctx<'_>) {
+        self.fresh = None;
+        self.collect(ctx);
         let ids: Vec<u64> = self.waiting_in_kernel().map(|(_, id)| id).collect();
         self.abandon_loading(ctx, ids, "unknown");
     }
@@ -477,7 +517,7 @@ impl Pipeline {
         line.push_bare("message", delivery);
         line.push_bare("latency_us", f.t0.elapsed().as_micros());
         line.severity = Severity::Notice;
-        ctx.emit(line);
+        self.emit(ctx, line);
     }
 
     /// The exec of `facts` loaded, as `pid`: check what loaded before it runs.

@@ -240,7 +240,7 @@ impl Supervisor {
             None if self.log.needs_retry() || self.dirty_since.is_some() => PollTimeout::from(500u16),
             None => PollTimeout::NONE,
         };
-        // Execs the kernel checks are looked at before each notification, and at this pace
+        // Execs the kernel checks are looked at after each notification, and at this pace
         // while some wait (their lines, a kill, accounting).
         let timeout = if self.execs.waiting_in_kernel().next().is_some() {
             let ms = PollTimeout::from(KERNEL_POLL_MS);
@@ -291,18 +291,22 @@ impl Supervisor {
                 }
             }
         }
-        // What the kernel found first: it is written before a notification is sent.
-        self.kernel_reports();
         if r.listener {
             match self.listener.recv() {
                 Ok(Some(n)) => self.on_notification(&n),
                 Ok(None) => {}
                 Err(e) => {
+                    self.kernel_reports();
                     self.event(Event::new(Severity::Error, Kind::ListenerError).text("error", e));
                     return false;
                 }
             }
         }
+        // What the kernel found for the execs let run, once the notification that woke us is
+        // answered: its caller waits for nothing of this. A line of that notification's own
+        // is logged after these (Pipeline::collect); the kernel writes a finding before the
+        // next notification of its thread can be sent, and that one reads it first.
+        self.kernel_reports();
         if r.log || self.log.needs_retry() {
             self.log.flush();
         }
@@ -311,15 +315,8 @@ impl Supervisor {
     }
 
     fn kernel_reports(&mut self) {
-        let Some(check) = self.check.as_mut() else { return };
-        if self.execs.waiting_in_kernel().next().is_none() {
-            return;
-        }
-        let reports = check.collect(self.execs.waiting_in_kernel());
-        if !reports.is_empty() {
-            let (execs, mut ctx) = self.split();
-            execs.on_reports(&mut ctx, reports);
-        }
+        let (execs, mut ctx) = self.split();
+        execs.collect(&mut ctx);
     }
 
     fn poll_backend(&mut self) {
@@ -387,14 +384,20 @@ impl Supervisor {
                 if !self.limits_handed.is_empty() {
                     let handed = std::mem::take(&mut self.limits_handed);
                     if let Some(e) = super::isolation::limits_check(&handed, n.tid) {
+                        self.kernel_reports();
                         self.event(e);
                     }
                 }
                 let (execs, mut ctx) = self.split();
                 execs.on_exec(&mut ctx, n, kind);
             }
-            Some(Notified::Probe) => self.on_probe(n),
+            Some(Notified::Probe) => {
+                // Its lines come after those of the execs before it.
+                self.kernel_reports();
+                self.on_probe(n);
+            }
             None => {
+                self.kernel_reports();
                 // The filter notifies nothing else; refuse rather than guess.
                 let _ = self.listener.refuse(n.id, Errno::ENOSYS);
                 let e = Event::new(Severity::Error, Kind::UnexpectedNotification)
