@@ -60,7 +60,7 @@ pub fn at_exec_stop(pid: i32, facts: &ExecFacts, traced: bool, sight: &mut Sight
     let argv = loaded.map(|l| l.argv).unwrap_or_default();
     let (dev, ino, nlink) = image.unwrap_or((0, 0, 0));
     let mut kind = crate::sys::resolve::classify(&exe, nlink);
-    if kind == ExeKind::File && sight.reference.foreign(&exe, dev, ino) {
+    if kind == ExeKind::File && sight.reference.foreign(&exe, dev, ino, None) {
         kind = ExeKind::Foreign;
     }
     let name = session_wrapper_config::invoked_name(argv.first().map_or(&[][..], Vec::as_slice));

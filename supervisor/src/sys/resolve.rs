@@ -24,6 +24,8 @@ use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use session_wrapper_config::ExeKind;
 
+use crate::sys::mounts::Mounts;
+
 use crate::sys::exefile::{parse_script_head, script_argv, ScriptHead, Shebang, BINPRM_BUF_SIZE};
 
 /// `AT_EMPTY_PATH`.
@@ -272,17 +274,46 @@ pub struct Reference {
     root: Option<OwnedFd>,
     /// Its user namespace (device, inode).
     user_namespace: Option<(u64, u64)>,
+    /// Its mount table, which tells most paths without a walk ([`Reference::foreign`]); `None`
+    /// when it cannot be used: the real paths of files are written from this process's root,
+    /// so the table is used only when that is the session's (checked at its first use).
+    mounts: Option<Mounts>,
+    /// Whether the roots were compared.
+    roots_compared: bool,
 }
 
 impl Reference {
     /// The root of `leader`; this process's own when that cannot be opened.
     pub fn of(leader: i32) -> Self {
+        // The table first, then the root: the table is written from the root `leader` has
+        // when it is opened, and the root is compared with ours before the table is used.
+        let mounts = Mounts::of(leader);
+        let root = proc_dir(leader, "root").ok();
         Reference {
-            root: proc_dir(leader, "root").or_else(|_| open_path(None, b"/", false)).ok(),
+            mounts: mounts.filter(|_| root.is_some()),
+            roots_compared: false,
+            root: root.or_else(|| open_path(None, b"/", false).ok()),
             user_namespace: crate::sys::procfs::user_namespace(leader)
                 .or_else(|_| crate::sys::procfs::user_namespace(std::process::id() as i32))
                 .ok(),
         }
+    }
+
+    /// The session's mount table, if it can be used: its root is this process's.
+    fn mounts(&mut self) -> Option<&mut Mounts> {
+        if !self.roots_compared {
+            self.roots_compared = true;
+            let ours = open_path(None, b"/", false).ok();
+            let same = match (&self.root, &ours) {
+                (Some(theirs), Some(ours)) => matches!((statx(theirs), statx(ours)), (Ok(a), Ok(b))
+                    if (a.stx_dev_major, a.stx_dev_minor, a.stx_ino, a.stx_mnt_id) == (b.stx_dev_major, b.stx_dev_minor, b.stx_ino, b.stx_mnt_id)),
+                _ => false,
+            };
+            if !same {
+                self.mounts = None;
+            }
+        }
+        self.mounts.as_mut()
     }
 
     /// The session's root directory.
@@ -310,7 +341,21 @@ impl Reference {
     /// reached through a mount namespace of its own (the process's, or another process's via
     /// `/proc/PID/root`), where something is mounted over the path. Checked for every exec:
     /// the caller's namespace alone says nothing, since a path can lead through another's.
-    pub fn foreign(&self, real_path: &[u8], dev: u64, ino: u64) -> bool {
+    ///
+    /// `mnt_id`: the mount the file was found on, when known. Then, when the session's mount
+    /// table says a lookup of `real_path` there ends in that mount, the path is the file's
+    /// name (the kernel wrote it from the file's own directories, [`crate::sys::mounts`]),
+    /// without a walk. Otherwise, or without it, the path is opened in the session's
+    /// namespace and must lead to `dev:ino` under the same name.
+    pub fn foreign(&mut self, real_path: &[u8], dev: u64, ino: u64, mnt_id: Option<u64>) -> bool {
+        if let Some(m) = mnt_id {
+            if real_path.first() == Some(&b'/')
+                && !real_path.ends_with(b" (deleted)")
+                && self.mounts().is_some_and(|t| t.lands_on(real_path) == Some(m))
+            {
+                return false;
+            }
+        }
         let Some(root) = &self.root else { return true };
         // Through the magic link of our own descriptor of the session's root: one walk, in
         // the session's namespace (openat2 is not available: the supervisor's own filter
@@ -533,18 +578,27 @@ mod tests {
 
     #[test]
     fn a_path_names_its_file_in_the_reference_namespace_only_when_it_leads_there_directly() {
-        let reference = Reference::of(std::process::id() as i32);
+        let mut reference = Reference::of(std::process::id() as i32);
         let d = tempdir("ref");
         std::fs::write(d.join("real"), b"x").expect("write");
         std::os::unix::fs::symlink(d.join("real"), d.join("link")).expect("symlink");
         let st = std::fs::metadata(d.join("real")).expect("stat");
         use std::os::unix::fs::MetadataExt;
         let real = d.join("real").into_os_string().into_vec();
-        assert!(!reference.foreign(&real, st.dev(), st.ino()));
-        assert!(reference.foreign(&real, st.dev(), st.ino() + 1), "another file at that path");
+        // Walked (no mount id given).
+        assert!(!reference.foreign(&real, st.dev(), st.ino(), None));
+        assert!(reference.foreign(&real, st.dev(), st.ino() + 1, None), "another file at that path");
         let link = d.join("link").into_os_string().into_vec();
-        assert!(reference.foreign(&link, st.dev(), st.ino()), "reached through a symlink: not its name");
-        assert!(reference.foreign(b"/nonexistent/sw", st.dev(), st.ino()), "no file at that path");
+        assert!(reference.foreign(&link, st.dev(), st.ino(), None), "reached through a symlink: not its name");
+        assert!(reference.foreign(b"/nonexistent/sw", st.dev(), st.ino(), None), "no file at that path");
+        // From the mount table, with the mount it was found on; a mount the table does not
+        // end in sends it to the walk, which still finds it.
+        let file = open_path(None, &real, true).expect("open");
+        let mnt_id = statx(&file).expect("statx").stx_mnt_id;
+        assert!(reference.mounts().is_some(), "this process's root is its own");
+        assert!(!reference.foreign(&real, st.dev(), st.ino(), Some(mnt_id)));
+        assert!(!reference.foreign(&real, st.dev(), st.ino(), Some(mnt_id + 100_000)));
+        assert!(reference.foreign(&real, st.dev(), st.ino() + 1, Some(mnt_id + 100_000)), "walked: another file");
         let _ = std::fs::remove_dir_all(d);
     }
 
