@@ -192,3 +192,57 @@ fn the_kernel_check_is_loaded_by_the_loader_and_never_from_a_place_others_can_ch
     let err = stderr(&out);
     assert!(line(&err, "event=session-start").contains(" verify=bpf ") && ran_true(&err), "{err}");
 }
+
+/// The loader dies with the supervisor that ran it (`PR_SET_PDEATHSIG`): a supervisor killed
+/// while its loader hangs leaves no loader holding the loaders' lock until its own deadline.
+#[test]
+fn a_loader_dies_with_the_supervisor_that_ran_it() {
+    require_root!();
+    let scratch = scratch();
+    let pidfile = scratch.path().join("loader.pid");
+    let (dir, wrapper) = root_only_dir_with(&format!("#!/bin/sh\necho $$ > {}\nexec sleep 60\n", pidfile.display()));
+    let cfg = ConfigFile::new("default = \"allow\"\nverify = \"bpf\"\n");
+    let script = "mount -t bpf -o mode=0700 bpf /sys/fs/bpf && exec \"$@\"";
+    let mut session = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&wrapper)
+        .args(["run", "--config"])
+        .arg(cfg.path())
+        .args(["--user", "nobody", "--log-socket", "/nonexistent/log", "--", "/bin/true"])
+        .env_remove("LD_LIBRARY_PATH")
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the session");
+    let status_of = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mut loader = String::new();
+    for _ in 0..200 {
+        loader = std::fs::read_to_string(&pidfile).unwrap_or_default().trim().to_owned();
+        if !loader.is_empty() && status_of(&loader).contains("sleep") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let status = status_of(&loader);
+    assert!(status.contains("sleep"), "the loader did not start: pid {loader:?}");
+    let parent = status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim).unwrap_or_default().to_owned();
+    assert_eq!(parent, session.id().to_string(), "the loader's parent is the supervisor: {status}");
+    assert!(Command::new("kill").args(["-KILL", &parent]).status().expect("kill").success());
+    let _ = session.wait();
+    // Gone, or a zombie waiting for init to reap it: not sleeping out its 60 s.
+    let mut gone = false;
+    for _ in 0..100 {
+        let s = status_of(&loader);
+        if s.is_empty() || s.lines().any(|l| l.starts_with("State:") && l.contains('Z')) || !s.contains("sleep") {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if !gone {
+        let _ = Command::new("kill").args(["-KILL", &loader]).status();
+    }
+    assert!(gone, "the loader {loader} outlived its supervisor: {}", status_of(&loader));
+    drop(dir);
+}
