@@ -40,8 +40,9 @@ MEANING = {
     "readlink#2": "gather: working directory",
     "ioctl(NOTIF_ID_VALID)#1": "gather: the notification still valid",
     # The terminal of an exec the kernel checks comes with its finding (no /proc/PID/stat).
-    # The foreign-mount check from the session's mount table (sys/mounts.rs): has it changed?
-    "poll#1": "foreign-mount check: mount table changed?",
+    # The foreign-mount check: the path in the session's namespace ends on the file's mount
+    # and inode (sys/resolve.rs Reference::foreign).
+    "statx#2": "foreign-mount check: the path in the session",
     "bpf#1": "kernel check: write the expectation",
     "ioctl(NOTIF_SEND)#1": "answer CONTINUE",
     # After the answer (exec/mod.rs Pipeline::collect): the last exec's finding and line.

@@ -409,8 +409,8 @@ fn c2_private_mount_namespace_disguises_a_forbidden_file_as_an_allowed_path() {
 /// In the session's own mount namespace, the user stands in a directory (or holds it open)
 /// that root then covers with another mount: `./prog` there is a file its real path no
 /// longer names in the session (the path leads into the mount on top). The path must not be
-/// believed: the foreign-mount guard refuses it, whether the supervisor walks the path or
-/// tells it from the mount table (which must know that a mount it did not look at covers it).
+/// believed: the foreign-mount guard refuses it, whether the supervisor asks where the path
+/// ends (one statx: another mount) or walks it (another file).
 #[test]
 fn c2_a_file_under_a_directory_covered_by_a_later_mount_is_not_named_by_its_path() {
     require_root!();
@@ -448,6 +448,48 @@ fn c2_a_file_under_a_directory_covered_by_a_later_mount_is_not_named_by_its_path
     let refused: Vec<&String> = lines.iter().filter(|l| l.contains("decision=deny")).collect();
     assert_eq!(refused.len(), 1, "{lines:#?}");
     assert!(refused[0].contains("rule=guard:foreign-mount") && refused[0].contains("/dir/prog\""), "{refused:?}");
+}
+
+/// The same, and then the user renames a directory of their own above the mount on top: the
+/// mount moves with it, the kernel tells no one (no mount event), and the covered file's real
+/// path is now its new name, which in the session leads into the mount on top. A supervisor
+/// that remembered where mounts are would believe that path (review of the eighth pass: it
+/// did); asking the kernel at each exec does not.
+#[test]
+fn c2_a_rename_above_the_covering_mount_does_not_make_the_covered_file_s_path_believed() {
+    require_root!();
+    let d = scratch();
+    let top = d.path().join("top");
+    let sync = d.path().join("sync");
+    std::fs::create_dir_all(&top).expect("top");
+    std::fs::create_dir_all(&sync).expect("sync");
+    std::fs::set_permissions(&sync, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let log = Syslog::new();
+    let cfg = ConfigFile::new("default = \"allow\"\n");
+    let (top_s, sync_s) = (top.display().to_string(), sync.display().to_string());
+    let inner = format!(
+        "cd {top_s}/p/dir && ./prog; echo before=$?; touch {sync_s}/in; \
+         while [ ! -e {sync_s}/covered ]; do sleep 0.05; done; /usr/bin/true; \
+         mv {top_s}/p {top_s}/q; ./prog; echo after=$?"
+    );
+    let session = Wrapped::new(&log).config(cfg.path()).as_nobody().command(&["/bin/sh", "-c", &inner]);
+    let script = format!(
+        "set -e; mount -t tmpfs sw-under {top_s}; mkdir -p {top_s}/p/dir; cp /usr/bin/true {top_s}/p/dir/prog; \
+         chmod -R a+rX {top_s}; chown nobody {top_s} {top_s}/p; \"$@\" & s=$!; i=0; while [ ! -e {sync_s}/in ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+         mount -t tmpfs sw-over {top_s}/p/dir; printf '#!/bin/sh\\nexit 0\\n' > {top_s}/p/dir/prog; chmod -R a+rX {top_s}/p/dir; \
+         touch {sync_s}/covered; wait $s"
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"]).arg(session.get_program()).args(session.get_args());
+    c.env_remove("LD_LIBRARY_PATH").current_dir("/").stdin(std::process::Stdio::null());
+    let out = c.output().expect("unshare");
+    let o = stdout(&out);
+    assert!(o.contains("before=0"), "the program runs where its path names it: {o}{}", stderr(&out));
+    assert!(o.contains("after=126"), "WIN: the covered program ran under its new path, which names the mount on top: {o}{}", stderr(&out));
+    let lines = log.until_session_end(WAIT);
+    let refused: Vec<&String> = lines.iter().filter(|l| l.contains("decision=deny")).collect();
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    assert!(refused[0].contains("rule=guard:foreign-mount") && refused[0].contains("/q/dir/prog\""), "{refused:?}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -155,6 +155,23 @@ fn lines_keep_the_order_of_their_execs_around_a_refusal() {
     assert!(lines[id].contains("result=exec") && lines[refused].contains("decision=deny"), "{lines:#?}");
 }
 
+/// A thread's next exec arrives before its last one's finding was read (`sh -c 'exec X'`: the
+/// shell execs X in its own process at once): the first is still reported as run, with its
+/// finding read before the second's expectation takes its place in the kernel (found by the
+/// review of the eighth pass: nothing else failed without that read).
+#[test]
+fn a_thread_s_second_exec_keeps_the_first_s_result() {
+    require_root!();
+    let cfg = ConfigFile::new("default = \"allow\"\n");
+    let log = Syslog::new();
+    let out = Wrapped::new(&log).config(cfg.path()).as_nobody().run(&["/bin/sh", "-c", "exec /usr/bin/true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = log.until_session_end(WAIT);
+    let sh = find(&lines, "path=\"/bin/sh\"");
+    assert!(sh.contains("result=exec"), "{sh}");
+    assert!(find(&lines, "path=\"/usr/bin/true\"").contains("result=exec"), "{lines:#?}");
+}
+
 #[test]
 fn audit_mode_logs_the_same_decision_and_runs_the_command() {
     require_root!();

@@ -8,7 +8,6 @@ pub mod bpf;
 pub mod exefile;
 pub mod filter;
 pub mod memory;
-pub mod mounts;
 pub mod notify;
 pub mod procfs;
 pub mod recipe;

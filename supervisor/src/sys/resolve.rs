@@ -24,8 +24,6 @@ use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use session_wrapper_config::ExeKind;
 
-use crate::sys::mounts::Mounts;
-
 use crate::sys::exefile::{parse_script_head, script_argv, ScriptHead, Shebang, BINPRM_BUF_SIZE};
 
 /// `AT_EMPTY_PATH`.
@@ -253,6 +251,20 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
     Ok(Resolved { file, real_path, dev, ino, mnt_id, kind, stamp, links: Vec::new() })
 }
 
+/// `statx` of a path, not following a last symlink: the stat fields and the mount id.
+fn statx_path(path: &[u8]) -> Result<libc::statx, Errno> {
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID;
+    let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT;
+    // SAFETY: the path is NUL-terminated, `st` is valid for writes.
+    if unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), flags, mask, &mut st) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(st)
+}
+
 /// `statx` of an open file: the stat fields and its mount id, in one call.
 fn statx(file: &OwnedFd) -> Result<libc::statx, Errno> {
     // SAFETY: an all-zero statx is a valid value of this plain C struct.
@@ -274,46 +286,17 @@ pub struct Reference {
     root: Option<OwnedFd>,
     /// Its user namespace (device, inode).
     user_namespace: Option<(u64, u64)>,
-    /// Its mount table, which tells most paths without a walk ([`Reference::foreign`]); `None`
-    /// when it cannot be used: the real paths of files are written from this process's root,
-    /// so the table is used only when that is the session's (checked at its first use).
-    mounts: Option<Mounts>,
-    /// Whether the roots were compared.
-    roots_compared: bool,
 }
 
 impl Reference {
     /// The root of `leader`; this process's own when that cannot be opened.
     pub fn of(leader: i32) -> Self {
-        // The table first, then the root: the table is written from the root `leader` has
-        // when it is opened, and the root is compared with ours before the table is used.
-        let mounts = Mounts::of(leader);
-        let root = proc_dir(leader, "root").ok();
         Reference {
-            mounts: mounts.filter(|_| root.is_some()),
-            roots_compared: false,
-            root: root.or_else(|| open_path(None, b"/", false).ok()),
+            root: proc_dir(leader, "root").or_else(|_| open_path(None, b"/", false)).ok(),
             user_namespace: crate::sys::procfs::user_namespace(leader)
                 .or_else(|_| crate::sys::procfs::user_namespace(std::process::id() as i32))
                 .ok(),
         }
-    }
-
-    /// The session's mount table, if it can be used: its root is this process's.
-    fn mounts(&mut self) -> Option<&mut Mounts> {
-        if !self.roots_compared {
-            self.roots_compared = true;
-            let ours = open_path(None, b"/", false).ok();
-            let same = match (&self.root, &ours) {
-                (Some(theirs), Some(ours)) => matches!((statx(theirs), statx(ours)), (Ok(a), Ok(b))
-                    if (a.stx_dev_major, a.stx_dev_minor, a.stx_ino, a.stx_mnt_id) == (b.stx_dev_major, b.stx_dev_minor, b.stx_ino, b.stx_mnt_id)),
-                _ => false,
-            };
-            if !same {
-                self.mounts = None;
-            }
-        }
-        self.mounts.as_mut()
     }
 
     /// The session's root directory.
@@ -342,20 +325,14 @@ impl Reference {
     /// `/proc/PID/root`), where something is mounted over the path. Checked for every exec:
     /// the caller's namespace alone says nothing, since a path can lead through another's.
     ///
-    /// `mnt_id`: the mount the file was found on, when known. Then, when the session's mount
-    /// table says a lookup of `real_path` there ends in that mount, the path is the file's
-    /// name (the kernel wrote it from the file's own directories, [`crate::sys::mounts`]),
-    /// without a walk. Otherwise, or without it, the path is opened in the session's
-    /// namespace and must lead to `dev:ino` under the same name.
-    pub fn foreign(&mut self, real_path: &[u8], dev: u64, ino: u64, mnt_id: Option<u64>) -> bool {
-        if let Some(m) = mnt_id {
-            if real_path.first() == Some(&b'/')
-                && !real_path.ends_with(b" (deleted)")
-                && self.mounts().is_some_and(|t| t.lands_on(real_path) == Some(m))
-            {
-                return false;
-            }
-        }
+    /// `mnt_id`: the mount the file was found on, when known (its path, mount and inode from
+    /// one descriptor). Then one `statx` of the path in the session's namespace that ends on
+    /// that very mount and inode settles it: that is what the kernel check will compare at
+    /// the exec. Otherwise, or without it, the path is opened there and must lead to
+    /// `dev:ino` under the same name. (Where mounts are cannot be remembered instead: a
+    /// rename of a directory above a mount point moves the mount without a word from the
+    /// kernel.)
+    pub fn foreign(&self, real_path: &[u8], dev: u64, ino: u64, mnt_id: Option<u64>) -> bool {
         let Some(root) = &self.root else { return true };
         // Through the magic link of our own descriptor of the session's root: one walk, in
         // the session's namespace (openat2 is not available: the supervisor's own filter
@@ -364,6 +341,16 @@ impl Reference {
         through.extend_from_slice(real_path);
         if through.len() >= 4096 {
             return true;
+        }
+        // A regular file is never named "/" (the kernel's name for a file whose directory
+        // left its bind mount), and a deleted one has no name there.
+        let named = real_path.len() > 1 && real_path.first() == Some(&b'/') && !real_path.ends_with(b" (deleted)");
+        if let (Some(m), true) = (mnt_id, named) {
+            if matches!(statx_path(&through), Ok(st) if st.stx_mask & libc::STATX_MNT_ID != 0
+                && (st.stx_mnt_id, libc::makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino) == (m, dev, ino))
+            {
+                return false;
+            }
         }
         let Ok(fd) = open_path(None, &through, false) else { return true };
         if !matches!(fstat(&fd), Ok(st) if st.st_dev == dev && st.st_ino == ino) {
@@ -578,7 +565,7 @@ mod tests {
 
     #[test]
     fn a_path_names_its_file_in_the_reference_namespace_only_when_it_leads_there_directly() {
-        let mut reference = Reference::of(std::process::id() as i32);
+        let reference = Reference::of(std::process::id() as i32);
         let d = tempdir("ref");
         std::fs::write(d.join("real"), b"x").expect("write");
         std::os::unix::fs::symlink(d.join("real"), d.join("link")).expect("symlink");
@@ -591,14 +578,15 @@ mod tests {
         let link = d.join("link").into_os_string().into_vec();
         assert!(reference.foreign(&link, st.dev(), st.ino(), None), "reached through a symlink: not its name");
         assert!(reference.foreign(b"/nonexistent/sw", st.dev(), st.ino(), None), "no file at that path");
-        // From the mount table, with the mount it was found on; a mount the table does not
-        // end in sends it to the walk, which still finds it.
+        // With the mount it was found on: one statx. A path that does not end on that mount
+        // and inode is walked, with the same answers.
         let file = open_path(None, &real, true).expect("open");
         let mnt_id = statx(&file).expect("statx").stx_mnt_id;
-        assert!(reference.mounts().is_some(), "this process's root is its own");
         assert!(!reference.foreign(&real, st.dev(), st.ino(), Some(mnt_id)));
-        assert!(!reference.foreign(&real, st.dev(), st.ino(), Some(mnt_id + 100_000)));
-        assert!(reference.foreign(&real, st.dev(), st.ino() + 1, Some(mnt_id + 100_000)), "walked: another file");
+        assert!(!reference.foreign(&real, st.dev(), st.ino(), Some(mnt_id + 100_000)), "walked: same file, same name");
+        assert!(reference.foreign(&real, st.dev(), st.ino() + 1, Some(mnt_id)), "another file at that path");
+        assert!(reference.foreign(&link, st.dev(), st.ino(), Some(mnt_id)), "a symlink at the end is not the file");
+        assert!(reference.foreign(b"/", st.dev(), st.ino(), Some(mnt_id)), "\"/\" names no regular file");
         let _ = std::fs::remove_dir_all(d);
     }
 
