@@ -492,6 +492,69 @@ fn c2_a_rename_above_the_covering_mount_does_not_make_the_covered_file_s_path_be
     assert!(refused[0].contains("rule=guard:foreign-mount") && refused[0].contains("/q/dir/prog\""), "{refused:?}");
 }
 
+/// Class 2 on btrfs: every subvolume sits on the one mount and numbers its inodes from the same
+/// start, so a file in a subvolume can have the mount id and inode number of an allowed
+/// program elsewhere on that mount; only the device (`st_dev`) tells them apart. The symlink
+/// race then swaps the forbidden one in: a check that identifies the loaded image by mount
+/// and inode alone (the kernel's, under `verify = "bpf"`) sees "the same" (review of the
+/// eighth pass). Here root makes the subvolume; any user who may write a directory on the
+/// mount can.
+#[test]
+fn c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_btrfs_subvolume() {
+    require_root!();
+    if std::process::Command::new("mkfs.btrfs").arg("--version").output().is_err() {
+        skip("c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_btrfs_subvolume", "mkfs.btrfs is not installed");
+        return;
+    }
+    let d = scratch();
+    let image = d.path().join("btrfs.img");
+    let m = d.path().join("m");
+    std::fs::create_dir_all(&m).expect("mountpoint");
+    std::fs::File::create(&image).and_then(|f| f.set_len(160 << 20)).expect("image");
+    let mk = std::process::Command::new("mkfs.btrfs").args(["-q", "-f"]).arg(&image).output().expect("mkfs.btrfs");
+    assert!(mk.status.success(), "mkfs.btrfs: {}", stderr(&mk));
+    let (m_s, mark, race) = (m.display().to_string(), bin("mark"), bin("race"));
+    let cfg = ConfigFile::new(&format!(
+        "default = \"allow\"\nverify = \"{}\"\n[[rules]]\nname = \"forbidden\"\nexe = \"{m_s}/s/evil\"\naction = \"deny\"\n",
+        verify_mode()
+    ));
+    let log = Syslog::new();
+    let session = Wrapped::new(&log)
+        .config(cfg.path())
+        .as_nobody()
+        .command(&[race, "symlink", &RACE_SECS.to_string(), &RACE_MAX.to_string(), &format!("{m_s}/a/good"), &format!("{m_s}/s/evil"), &format!("{m_s}/s/u")]);
+    // In a mount namespace of the test's own: the file system, an allowed program in the top
+    // subvolume, a subvolume whose second file is the forbidden one (same inode number).
+    let script = format!(
+        "set -e; mount -o loop {img} {m_s}; chmod 755 {m_s}; mkdir {m_s}/a; cp /usr/bin/true {m_s}/a/good; \
+         btrfs -q subvolume create {m_s}/s; touch {m_s}/s/pad; cp {mark} {m_s}/s/evil; \
+         mkdir -m 777 {m_s}/s/wins; mkdir {m_s}/s/u; chown nobody {m_s}/s/u; chmod -R a+rX {m_s}; \
+         echo same=$(stat -c %i {m_s}/a/good):$(stat -c %i {m_s}/s/evil) dev=$(stat -c %d {m_s}/a/good):$(stat -c %d {m_s}/s/evil); \
+         \"$@\"; ls {m_s}/s/wins",
+        img = image.display()
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"]).arg(session.get_program()).args(session.get_args());
+    c.env_remove("LD_LIBRARY_PATH").current_dir("/").stdin(std::process::Stdio::null());
+    let _heavy = heavy();
+    let out = c.output().expect("unshare");
+    let o = stdout(&out);
+    let same = o.lines().find(|l| l.starts_with("same=")).unwrap_or_else(|| panic!("no set-up: {o}{}", stderr(&out)));
+    let (inos, devs) = same.split_once(" dev=").expect("dev");
+    let inos: Vec<&str> = inos.trim_start_matches("same=").split(':').collect();
+    let devs: Vec<&str> = devs.split(':').collect();
+    assert!(inos[0] == inos[1] && devs[0] != devs[1], "the set-up must give both files one inode number on two devices: {same}");
+    let summary = o.lines().find(|l| l.starts_with("mode=")).unwrap_or_else(|| panic!("no summary: {o}{}", stderr(&out)));
+    let f = fields(summary);
+    let lines = log.until_session_end(WAIT);
+    let mode = format!(" verify={} ", verify_mode());
+    assert!(lines.iter().any(|l| l.contains("event=session-start") && l.contains(&mode)), "{lines:#?}");
+    assert!(!o.contains("win."), "WIN: the forbidden program left its mark: {o}");
+    assert_eq!(num(&f, "evil"), 0, "WIN: the forbidden program ran in place of the allowed one with its mount and inode: {summary}");
+    assert!(num(&f, "attempts") >= 50, "the race hardly ran: {summary}");
+    assert!(num(&f, "denied") + num(&f, "killed") > 0, "the flip was never seen by the supervisor: {summary}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Class 3: exec by descriptor.
 // ---------------------------------------------------------------------------------------

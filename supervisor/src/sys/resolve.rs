@@ -34,6 +34,9 @@ pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_FDCWD: i32 = -100;
 /// The kernel's `BINPRM_MAX_RECURSION`: interpreters of interpreters, at most this deep.
 const MAX_INTERPRETER_DEPTH: usize = 4;
+/// `BTRFS_SUPER_MAGIC` and `BCACHEFS_SUPER_MAGIC`: file systems whose subvolumes share a
+/// mount, each with inode numbers of its own.
+const SUBVOLUME_FILESYSTEMS: [i64; 2] = [0x9123_683E, 0xCA45_1A4E];
 /// `FUSE_SUPER_MAGIC`: reading a file there could block on a daemon the user runs.
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
@@ -50,6 +53,10 @@ pub struct Resolved {
     pub ino: u64,
     /// The id of the mount it was found through (what the kernel exec check compares).
     pub mnt_id: u64,
+    /// Whether its mount id and inode number name it alone, as the kernel exec check needs:
+    /// not on btrfs or bcachefs, whose subvolumes share one mount and each number their
+    /// inodes from the same start (only the device tells them apart).
+    pub mount_and_inode_name_it: bool,
     /// File, memfd or deleted file.
     pub kind: ExeKind,
     /// Size and modification and change times: a file whose stamp is unchanged has the head
@@ -248,7 +255,10 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
     ];
     let dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
     let (ino, mnt_id) = (st.stx_ino, st.stx_mnt_id);
-    Ok(Resolved { file, real_path, dev, ino, mnt_id, kind, stamp, links: Vec::new() })
+    // Those file systems give every subvolume an anonymous device: only then is it asked.
+    let mount_and_inode_name_it = st.stx_dev_major != 0
+        || nix::sys::statfs::fstatfs(&file).is_ok_and(|fs| !SUBVOLUME_FILESYSTEMS.contains(&fs.filesystem_type().0));
+    Ok(Resolved { file, real_path, dev, ino, mnt_id, mount_and_inode_name_it, kind, stamp, links: Vec::new() })
 }
 
 /// `statx` of a path, not following a last symlink: the stat fields and the mount id.
@@ -587,6 +597,12 @@ mod tests {
         assert!(reference.foreign(&real, st.dev(), st.ino() + 1, Some(mnt_id)), "another file at that path");
         assert!(reference.foreign(&link, st.dev(), st.ino(), Some(mnt_id)), "a symlink at the end is not the file");
         assert!(reference.foreign(b"/", st.dev(), st.ino(), Some(mnt_id)), "\"/\" names no regular file");
+        // Through a directory symlink the path leads to the same file, but its name there is
+        // another: the mount given is not the one the path ends on, so it is walked, and the
+        // walk's name check refuses it (the mount id is what keeps the fast path from it).
+        std::os::unix::fs::symlink(&d, d.join("alias")).expect("symlink");
+        let aliased = d.join("alias").join("real").into_os_string().into_vec();
+        assert!(reference.foreign(&aliased, st.dev(), st.ino(), Some(mnt_id + 100_000)), "another name, through a symlink");
         let _ = std::fs::remove_dir_all(d);
     }
 
