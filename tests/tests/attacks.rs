@@ -492,27 +492,21 @@ fn c2_a_rename_above_the_covering_mount_does_not_make_the_covered_file_s_path_be
     assert!(refused[0].contains("rule=guard:foreign-mount") && refused[0].contains("/q/dir/prog\""), "{refused:?}");
 }
 
-/// Class 2 on btrfs: every subvolume sits on the one mount and numbers its inodes from the same
-/// start, so a file in a subvolume can have the mount id and inode number of an allowed
-/// program elsewhere on that mount; only the device (`st_dev`) tells them apart. The symlink
-/// race then swaps the forbidden one in: a check that identifies the loaded image by mount
-/// and inode alone (the kernel's, under `verify = "bpf"`) sees "the same" (review of the
-/// eighth pass). Here root makes the subvolume; any user who may write a directory on the
-/// mount can.
-#[test]
-fn c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_btrfs_subvolume() {
-    require_root!();
-    if std::process::Command::new("mkfs.btrfs").arg("--version").output().is_err() {
-        skip("c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_btrfs_subvolume", "mkfs.btrfs is not installed");
+/// Class 2 where a mount id and an inode number do not name one file: a file can have the
+/// mount id and inode number of an allowed program elsewhere on the same mount, and only the
+/// device (`st_dev`) tells them apart. The symlink race then swaps the forbidden one in: a
+/// check that identifies the loaded image by mount and inode alone (the kernel's, under
+/// `verify = "bpf"`) sees "the same" (review of the eighth pass). `setup` (shell, run as root
+/// in a mount namespace of the test's own, `$M` the mount point) must make `$M/a/good` (a copy
+/// of /usr/bin/true) and `$M/s/evil` (of `$MARK`) with one inode number on two devices.
+fn same_mount_and_inode_race(test: &str, tool: &str, setup: &str) {
+    if std::process::Command::new(tool).arg("--version").output().is_err() {
+        skip(test, &format!("{tool} is not installed"));
         return;
     }
     let d = scratch();
-    let image = d.path().join("btrfs.img");
     let m = d.path().join("m");
     std::fs::create_dir_all(&m).expect("mountpoint");
-    std::fs::File::create(&image).and_then(|f| f.set_len(160 << 20)).expect("image");
-    let mk = std::process::Command::new("mkfs.btrfs").args(["-q", "-f"]).arg(&image).output().expect("mkfs.btrfs");
-    assert!(mk.status.success(), "mkfs.btrfs: {}", stderr(&mk));
     let (m_s, mark, race) = (m.display().to_string(), bin("mark"), bin("race"));
     let cfg = ConfigFile::new(&format!(
         "default = \"allow\"\nverify = \"{}\"\n[[rules]]\nname = \"forbidden\"\nexe = \"{m_s}/s/evil\"\naction = \"deny\"\n",
@@ -523,15 +517,12 @@ fn c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_btrfs_subv
         .config(cfg.path())
         .as_nobody()
         .command(&[race, "symlink", &RACE_SECS.to_string(), &RACE_MAX.to_string(), &format!("{m_s}/a/good"), &format!("{m_s}/s/evil"), &format!("{m_s}/s/u")]);
-    // In a mount namespace of the test's own: the file system, an allowed program in the top
-    // subvolume, a subvolume whose second file is the forbidden one (same inode number).
     let script = format!(
-        "set -e; mount -o loop {img} {m_s}; chmod 755 {m_s}; mkdir {m_s}/a; cp /usr/bin/true {m_s}/a/good; \
-         btrfs -q subvolume create {m_s}/s; touch {m_s}/s/pad; cp {mark} {m_s}/s/evil; \
-         mkdir -m 777 {m_s}/s/wins; mkdir {m_s}/s/u; chown nobody {m_s}/s/u; chmod -R a+rX {m_s}; \
-         echo same=$(stat -c %i {m_s}/a/good):$(stat -c %i {m_s}/s/evil) dev=$(stat -c %d {m_s}/a/good):$(stat -c %d {m_s}/s/evil); \
-         \"$@\"; ls {m_s}/s/wins",
-        img = image.display()
+        "set -e; M={m_s}; D={d}; MARK={mark}; {setup}; \
+         mkdir -m 777 $M/s/wins; mkdir $M/s/u; chown nobody $M/s/u; chmod -R a+rX $M; \
+         echo same=$(stat -c %i $M/a/good):$(stat -c %i $M/s/evil) dev=$(stat -c %d $M/a/good):$(stat -c %d $M/s/evil); \
+         \"$@\"; ls $M/s/wins",
+        d = d.path().display()
     );
     let mut c = std::process::Command::new("unshare");
     c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"]).arg(session.get_program()).args(session.get_args());
@@ -553,6 +544,36 @@ fn c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_btrfs_subv
     assert_eq!(num(&f, "evil"), 0, "WIN: the forbidden program ran in place of the allowed one with its mount and inode: {summary}");
     assert!(num(&f, "attempts") >= 50, "the race hardly ran: {summary}");
     assert!(num(&f, "denied") + num(&f, "killed") > 0, "the flip was never seen by the supervisor: {summary}");
+}
+
+/// On btrfs every subvolume sits on the one mount and numbers its inodes from the same start.
+/// Root makes the subvolume here; any user who may write a directory on the mount can.
+#[test]
+fn c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_btrfs_subvolume() {
+    require_root!();
+    same_mount_and_inode_race(
+        "c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_btrfs_subvolume",
+        "mkfs.btrfs",
+        "truncate -s 160M $D/img; mkfs.btrfs -q -f $D/img; mount -o loop $D/img $M; chmod 755 $M; mkdir $M/a; \
+         cp /usr/bin/true $M/a/good; btrfs -q subvolume create $M/s; touch $M/s/pad; cp $MARK $M/s/evil",
+    );
+}
+
+/// On overlayfs whose layers are on two file systems (without `xino`), a file keeps its layer's
+/// inode number: one in the upper layer (where a user writes) can repeat the number of an
+/// allowed program in the lower one, on the same overlay mount.
+#[test]
+fn c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_overlay_layer() {
+    require_root!();
+    same_mount_and_inode_race(
+        "c2_symlink_race_to_a_file_with_the_same_mount_and_inode_in_another_overlay_layer",
+        "mkfs.ext4",
+        "truncate -s 64M $D/img; mkfs.ext4 -q -F $D/img; mkdir $D/low $D/upt; mount -o loop $D/img $D/low; \
+         mkdir $D/low/a; cp /usr/bin/true $D/low/a/good; mount -t tmpfs tmpfs $D/upt; mkdir $D/upt/up $D/upt/work; \
+         mount -t overlay overlay -o lowerdir=$D/low,upperdir=$D/upt/up,workdir=$D/upt/work $M; chmod 755 $M; mkdir $M/s; \
+         t=$(stat -c %i $M/a/good); i=0; while [ $i -lt 500 ]; do cp $MARK $M/s/c; \
+         if [ $(stat -c %i $M/s/c) = $t ]; then mv $M/s/c $M/s/evil; break; fi; mv $M/s/c $M/s/p$i; i=$((i+1)); done",
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ pub fn at_exec_stop(pid: i32, facts: &ExecFacts, traced: bool, sight: &mut Sight
 
 /// Hands the exec of `f` to the kernel's check, if the session has it and the exec fits it
 /// (its argument and environment strings take at most [`crate::sys::bpf::BLOCK_MAX`] bytes,
-/// and its image is named by its mount and inode alone: not on btrfs):
+/// and its image is named by its mount and inode alone: not on btrfs or overlayfs):
 /// writes what it may load, before its notification is answered. `kill`: a difference kills it
 /// (enforce mode); `untraced`: being traced at the exec is a difference (the `traced` guard
 /// denies); `user_namespace`: being in another user namespace is (the `user-namespaces` guard
@@ -111,7 +111,7 @@ pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool
     strings.extend_from_slice(env);
     let image = f.plan.image();
     if !image.mount_and_inode_name_it {
-        // The kernel would take another file with its mount and inode for it (btrfs).
+        // The kernel would take another file with its mount and inode for it (btrfs, overlayfs).
         return false;
     }
     let user_namespace = user_namespace.unwrap_or(0);

@@ -34,9 +34,11 @@ pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_FDCWD: i32 = -100;
 /// The kernel's `BINPRM_MAX_RECURSION`: interpreters of interpreters, at most this deep.
 const MAX_INTERPRETER_DEPTH: usize = 4;
-/// `BTRFS_SUPER_MAGIC` and `BCACHEFS_SUPER_MAGIC`: file systems whose subvolumes share a
-/// mount, each with inode numbers of its own.
-const SUBVOLUME_FILESYSTEMS: [i64; 2] = [0x9123_683E, 0xCA45_1A4E];
+/// File systems where a mount id and an inode number need not name one file: btrfs and
+/// bcachefs (`*_SUPER_MAGIC`), whose subvolumes share a mount, each with inode numbers of its
+/// own; overlayfs, whose files keep their layer's inode numbers when the layers are on
+/// different file systems (without `xino`; only the device tells them apart).
+const SUBVOLUME_FILESYSTEMS: [i64; 3] = [0x9123_683E, 0xCA45_1A4E, 0x794C_7630];
 /// `FUSE_SUPER_MAGIC`: reading a file there could block on a daemon the user runs.
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
@@ -55,7 +57,8 @@ pub struct Resolved {
     pub mnt_id: u64,
     /// Whether its mount id and inode number name it alone, as the kernel exec check needs:
     /// not on btrfs or bcachefs, whose subvolumes share one mount and each number their
-    /// inodes from the same start (only the device tells them apart).
+    /// inodes from the same start, nor on overlayfs, whose layers can repeat each other's
+    /// numbers (only the device tells them apart).
     pub mount_and_inode_name_it: bool,
     /// File, memfd or deleted file.
     pub kind: ExeKind,
@@ -255,7 +258,7 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
     ];
     let dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
     let (ino, mnt_id) = (st.stx_ino, st.stx_mnt_id);
-    // Those file systems give every subvolume an anonymous device: only then is it asked.
+    // Those file systems give their files anonymous devices: only then is it asked.
     let mount_and_inode_name_it = st.stx_dev_major != 0
         || nix::sys::statfs::fstatfs(&file).is_ok_and(|fs| !SUBVOLUME_FILESYSTEMS.contains(&fs.filesystem_type().0));
     Ok(Resolved { file, real_path, dev, ino, mnt_id, mount_and_inode_name_it, kind, stamp, links: Vec::new() })
