@@ -406,14 +406,21 @@ fn c2_private_mount_namespace_disguises_a_forbidden_file_as_an_allowed_path() {
     a.assert_no_wins("mount namespace");
 }
 
-/// In the session's own mount namespace, the user stands in a directory (or holds it open)
-/// that root then covers with another mount: `./prog` there is a file its real path no
-/// longer names in the session (the path leads into the mount on top). The path must not be
-/// believed: the foreign-mount guard refuses it, whether the supervisor asks where the path
-/// ends (one statx: another mount) or walks it (another file).
-#[test]
-fn c2_a_file_under_a_directory_covered_by_a_later_mount_is_not_named_by_its_path() {
-    require_root!();
+/// Runs `session` (a [`Wrapped`] command line) as `"$@"` of the root shell `script`, in a mount
+/// namespace of the test's own: nothing is mounted in the machine's.
+fn in_own_mount_namespace(script: &str, session: &std::process::Command) -> Output {
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"]).arg(session.get_program()).args(session.get_args());
+    c.env_remove("LD_LIBRARY_PATH").current_dir("/").stdin(std::process::Stdio::null());
+    c.output().expect("unshare")
+}
+
+/// The covered-directory attack: on a tmpfs at `TOP`, `TOP/<dir>/prog` (a copy of /usr/bin/true)
+/// is run by a session standing in `TOP/<dir>`; root then mounts another tmpfs over
+/// `TOP/<cover>` with a script at `TOP/<dir>/prog` there, the session runs `then` (shell, `{top}`
+/// is TOP) and `./prog` again. `owned`: directories under TOP made the user's. The second
+/// `./prog` must be refused by the foreign-mount guard, its line naming `refused` (a path's end).
+fn covered_directory_attack(dir: &str, owned: &[&str], cover: &str, then: &str, refused: &str, win: &str) {
     let d = scratch();
     let top = d.path().join("top");
     let sync = d.path().join("sync");
@@ -423,31 +430,43 @@ fn c2_a_file_under_a_directory_covered_by_a_later_mount_is_not_named_by_its_path
     let log = Syslog::new();
     let cfg = ConfigFile::new("default = \"allow\"\n");
     let (top_s, sync_s) = (top.display().to_string(), sync.display().to_string());
+    let then = then.replace("{top}", &top_s);
     // The session: into the directory, once allowed there, then waits for the cover.
     let inner = format!(
-        "cd {top_s}/dir && ./prog; echo before=$?; touch {sync_s}/in; \
-         while [ ! -e {sync_s}/covered ]; do sleep 0.05; done; ./prog; echo after=$?"
+        "cd {top_s}/{dir} && ./prog; echo before=$?; touch {sync_s}/in; \
+         while [ ! -e {sync_s}/covered ]; do sleep 0.05; done; {then} ./prog; echo after=$?"
     );
     let session = Wrapped::new(&log).config(cfg.path()).as_nobody().command(&["/bin/sh", "-c", &inner]);
-    // Root, in a mount namespace of this test's own (nothing is mounted on the machine's):
-    // a tmpfs with the program, the session started there, then another tmpfs over it.
+    let owned: Vec<String> = owned.iter().map(|o| format!("{top_s}/{o}")).collect();
+    let chown = if owned.is_empty() { String::new() } else { format!("chown nobody {};", owned.join(" ")) };
     let script = format!(
-        "set -e; mount -t tmpfs sw-under {top_s}; mkdir {top_s}/dir; cp /usr/bin/true {top_s}/dir/prog; \
-         chmod -R a+rX {top_s}; \"$@\" & s=$!; i=0; while [ ! -e {sync_s}/in ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
-         mount -t tmpfs sw-over {top_s}; mkdir {top_s}/dir; printf '#!/bin/sh\\nexit 0\\n' > {top_s}/dir/prog; chmod -R a+rX {top_s}; \
-         touch {sync_s}/covered; wait $s"
+        "set -e; mount -t tmpfs sw-under {top_s}; mkdir -p {top_s}/{dir}; cp /usr/bin/true {top_s}/{dir}/prog; \
+         chmod -R a+rX {top_s}; {chown} \"$@\" & s=$!; i=0; while [ ! -e {sync_s}/in ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+         mount -t tmpfs sw-over {top_s}/{cover}; mkdir -p {top_s}/{dir}; printf '#!/bin/sh\\nexit 0\\n' > {top_s}/{dir}/prog; \
+         chmod -R a+rX {top_s}/{cover}; touch {sync_s}/covered; wait $s"
     );
-    let mut c = std::process::Command::new("unshare");
-    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"]).arg(session.get_program()).args(session.get_args());
-    c.env_remove("LD_LIBRARY_PATH").current_dir("/").stdin(std::process::Stdio::null());
-    let out = c.output().expect("unshare");
+    let out = in_own_mount_namespace(&script, &session);
     let o = stdout(&out);
     assert!(o.contains("before=0"), "the program runs where its path names it: {o}{}", stderr(&out));
-    assert!(o.contains("after=126"), "WIN: the covered program ran under the path of the mount over it: {o}{}", stderr(&out));
+    assert!(o.contains("after=126"), "WIN: {win}: {o}{}", stderr(&out));
     let lines = log.until_session_end(WAIT);
-    let refused: Vec<&String> = lines.iter().filter(|l| l.contains("decision=deny")).collect();
-    assert_eq!(refused.len(), 1, "{lines:#?}");
-    assert!(refused[0].contains("rule=guard:foreign-mount") && refused[0].contains("/dir/prog\""), "{refused:?}");
+    let refused_lines: Vec<&String> = lines.iter().filter(|l| l.contains("decision=deny")).collect();
+    assert_eq!(refused_lines.len(), 1, "{lines:#?}");
+    assert!(
+        refused_lines[0].contains("rule=guard:foreign-mount") && refused_lines[0].contains(&format!("{refused}\"")),
+        "{refused_lines:?}"
+    );
+}
+
+/// In the session's own mount namespace, the user stands in a directory (or holds it open)
+/// that root then covers with another mount: `./prog` there is a file its real path no
+/// longer names in the session (the path leads into the mount on top). The path must not be
+/// believed: the foreign-mount guard refuses it, whether the supervisor asks where the path
+/// ends (one statx: another mount) or walks it (another file).
+#[test]
+fn c2_a_file_under_a_directory_covered_by_a_later_mount_is_not_named_by_its_path() {
+    require_root!();
+    covered_directory_attack("dir", &[], "", "", "/dir/prog", "the covered program ran under the path of the mount over it");
 }
 
 /// The same, and then the user renames a directory of their own above the mount on top: the
@@ -458,38 +477,14 @@ fn c2_a_file_under_a_directory_covered_by_a_later_mount_is_not_named_by_its_path
 #[test]
 fn c2_a_rename_above_the_covering_mount_does_not_make_the_covered_file_s_path_believed() {
     require_root!();
-    let d = scratch();
-    let top = d.path().join("top");
-    let sync = d.path().join("sync");
-    std::fs::create_dir_all(&top).expect("top");
-    std::fs::create_dir_all(&sync).expect("sync");
-    std::fs::set_permissions(&sync, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-    let log = Syslog::new();
-    let cfg = ConfigFile::new("default = \"allow\"\n");
-    let (top_s, sync_s) = (top.display().to_string(), sync.display().to_string());
-    let inner = format!(
-        "cd {top_s}/p/dir && ./prog; echo before=$?; touch {sync_s}/in; \
-         while [ ! -e {sync_s}/covered ]; do sleep 0.05; done; /usr/bin/true; \
-         mv {top_s}/p {top_s}/q; ./prog; echo after=$?"
+    covered_directory_attack(
+        "p/dir",
+        &["", "p"],
+        "p/dir",
+        "/usr/bin/true; mv {top}/p {top}/q;",
+        "/q/dir/prog",
+        "the covered program ran under its new path, which names the mount on top",
     );
-    let session = Wrapped::new(&log).config(cfg.path()).as_nobody().command(&["/bin/sh", "-c", &inner]);
-    let script = format!(
-        "set -e; mount -t tmpfs sw-under {top_s}; mkdir -p {top_s}/p/dir; cp /usr/bin/true {top_s}/p/dir/prog; \
-         chmod -R a+rX {top_s}; chown nobody {top_s} {top_s}/p; \"$@\" & s=$!; i=0; while [ ! -e {sync_s}/in ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
-         mount -t tmpfs sw-over {top_s}/p/dir; printf '#!/bin/sh\\nexit 0\\n' > {top_s}/p/dir/prog; chmod -R a+rX {top_s}/p/dir; \
-         touch {sync_s}/covered; wait $s"
-    );
-    let mut c = std::process::Command::new("unshare");
-    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"]).arg(session.get_program()).args(session.get_args());
-    c.env_remove("LD_LIBRARY_PATH").current_dir("/").stdin(std::process::Stdio::null());
-    let out = c.output().expect("unshare");
-    let o = stdout(&out);
-    assert!(o.contains("before=0"), "the program runs where its path names it: {o}{}", stderr(&out));
-    assert!(o.contains("after=126"), "WIN: the covered program ran under its new path, which names the mount on top: {o}{}", stderr(&out));
-    let lines = log.until_session_end(WAIT);
-    let refused: Vec<&String> = lines.iter().filter(|l| l.contains("decision=deny")).collect();
-    assert_eq!(refused.len(), 1, "{lines:#?}");
-    assert!(refused[0].contains("rule=guard:foreign-mount") && refused[0].contains("/q/dir/prog\""), "{refused:?}");
 }
 
 /// Class 2 where a mount id and an inode number do not name one file: a file can have the
@@ -524,11 +519,8 @@ fn same_mount_and_inode_race(test: &str, tool: &str, setup: &str) {
          \"$@\"; ls $M/s/wins",
         d = d.path().display()
     );
-    let mut c = std::process::Command::new("unshare");
-    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"]).arg(session.get_program()).args(session.get_args());
-    c.env_remove("LD_LIBRARY_PATH").current_dir("/").stdin(std::process::Stdio::null());
     let _heavy = heavy();
-    let out = c.output().expect("unshare");
+    let out = in_own_mount_namespace(&script, &session);
     let o = stdout(&out);
     let same = o.lines().find(|l| l.starts_with("same=")).unwrap_or_else(|| panic!("no set-up: {o}{}", stderr(&out)));
     let (inos, devs) = same.split_once(" dev=").expect("dev");

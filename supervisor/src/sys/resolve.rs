@@ -264,28 +264,24 @@ fn describe(file: OwnedFd) -> Result<Resolved, Errno> {
     Ok(Resolved { file, real_path, dev, ino, mnt_id, mount_and_inode_name_it, kind, stamp, links: Vec::new() })
 }
 
-/// `statx` of a path, not following a last symlink: the stat fields and the mount id.
-fn statx_path(path: &[u8]) -> Result<libc::statx, Errno> {
-    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: an all-zero statx is a valid value of this plain C struct.
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    let mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID;
-    let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT;
-    // SAFETY: the path is NUL-terminated, `st` is valid for writes.
-    if unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), flags, mask, &mut st) } != 0 {
-        return Err(Errno::last());
-    }
-    Ok(st)
-}
-
 /// `statx` of an open file: the stat fields and its mount id, in one call.
 fn statx(file: &OwnedFd) -> Result<libc::statx, Errno> {
+    statx_at(file.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
+}
+
+/// `statx` of a path, not following a last symlink.
+fn statx_path(path: &[u8]) -> Result<libc::statx, Errno> {
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    statx_at(libc::AT_FDCWD, &c, libc::AT_SYMLINK_NOFOLLOW)
+}
+
+/// `statx(dirfd, path, flags)` asking for the stat fields and the mount id.
+fn statx_at(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> Result<libc::statx, Errno> {
     // SAFETY: an all-zero statx is a valid value of this plain C struct.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
     let mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID;
-    // SAFETY: the path is a NUL-terminated empty string, `st` is valid for writes.
-    let r = unsafe { libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH | libc::AT_STATX_SYNC_AS_STAT, mask, &mut st) };
-    if r != 0 {
+    // SAFETY: the path is NUL-terminated, `st` is valid for writes.
+    if unsafe { libc::statx(dirfd, path.as_ptr(), flags | libc::AT_STATX_SYNC_AS_STAT, mask, &mut st) } != 0 {
         return Err(Errno::last());
     }
     Ok(st)
@@ -357,8 +353,8 @@ impl Reference {
         }
         // A regular file is never named "/" (the kernel's name for a file whose directory
         // left its bind mount), and a deleted one has no name there.
-        let named = real_path.len() > 1 && real_path.first() == Some(&b'/') && !real_path.ends_with(b" (deleted)");
-        if let (Some(m), true) = (mnt_id, named) {
+        let nameable = real_path.len() > 1 && real_path.first() == Some(&b'/') && !real_path.ends_with(b" (deleted)");
+        if let (Some(m), true) = (mnt_id, nameable) {
             if matches!(statx_path(&through), Ok(st) if st.stx_mask & libc::STATX_MNT_ID != 0
                 && (st.stx_mnt_id, libc::makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino) == (m, dev, ino))
             {
