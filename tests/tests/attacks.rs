@@ -406,6 +406,99 @@ fn c2_private_mount_namespace_disguises_a_forbidden_file_as_an_allowed_path() {
     a.assert_no_wins("mount namespace");
 }
 
+/// A symlink of the user's own that leads into a mount namespace of their own through
+/// `/proc/PID/root`: there the user has laid a tmpfs over a directory of theirs and bound the
+/// forbidden file at `DIR/ok/prog`; in the session `DIR/ok` is the symlink. The file's real
+/// path is `DIR/ok/prog`, and in the session that path leads to the very same mount and inode
+/// (through the symlink), so asking where the path ends says "this file" (review of the eighth
+/// pass: the program ran). The file's mount must be one of the session's namespace's, or the
+/// foreign-mount guard refuses. Twice: with the namespace made in a session that allows user
+/// namespaces, and made outside any session (by a process of the same user) for a session
+/// that allows none: the session's own guard cannot stop what a user does elsewhere.
+#[test]
+fn c2_a_symlink_into_a_namespace_of_one_s_own_does_not_lend_that_namespace_s_mount_to_a_path() {
+    require_root!();
+    let a = Arena::with_rules("[guards]\nuser-namespaces = \"allow\"\n");
+    let log = Syslog::new();
+    let u = a.u().display().to_string();
+    let out = a.wrapped(&log).run(&[bin("ns"), "symlink", &a.evil(), &u]);
+    let got = outcomes(&out).get("symlink").cloned().unwrap_or_else(|| format!("<missing: {}>", stderr(&out)));
+    let lines = log.until_session_end(WAIT);
+    assert!(!got.starts_with("unavailable:"), "the attack must get its namespace: {got}");
+    assert_ne!(got, "ran:66", "WIN: the forbidden program ran through a symlink into the user's namespace: {}", stdout(&out));
+    let refused = lines_with(&lines, "rule=guard:foreign-mount");
+    assert!(refused.iter().any(|l| l.contains(&format!("{u}/ok/prog\""))), "{lines:#?}");
+    a.assert_no_wins("symlink into a namespace of one's own");
+
+    // Outside any session: the user's own process makes the namespace (unprivileged user
+    // namespaces are open on this host); the session, with user namespaces refused, follows
+    // the symlink into it.
+    let a = Arena::new();
+    let u = a.u().display().to_string();
+    let mut helper = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "-Urm", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs sw-cover {u} && mkdir {u}/ok && : > {u}/ok/prog && mount --bind {evil} {u}/ok/prog && echo ready && exec sleep 120",
+            evil = a.evil()
+        ))
+        .env_remove("LD_LIBRARY_PATH")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("setpriv");
+    let mut first = String::new();
+    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(helper.stdout.take().expect("stdout")), &mut first);
+    assert_eq!(first.trim(), "ready", "the user's namespace outside the session");
+    let link = format!("/proc/{}/root{u}/ok", helper.id());
+    let log = Syslog::new();
+    let out = a.wrapped(&log).run(&["/bin/sh", "-c", &format!("ln -s {link} {u}/ok && {u}/ok/prog; echo status=$?")]);
+    let _ = helper.kill();
+    let _ = helper.wait();
+    let lines = log.until_session_end(WAIT);
+    let o = stdout(&out);
+    assert!(o.contains("status=126"), "WIN: the forbidden program ran through a symlink into a namespace made outside the session: {o}{}", stderr(&out));
+    let refused = lines_with(&lines, "rule=guard:foreign-mount");
+    assert!(refused.iter().any(|l| l.contains(&format!("{u}/ok/prog\""))), "{lines:#?}");
+    a.assert_no_wins("symlink into a namespace made outside the session");
+}
+
+/// The other side of the membership test above: a mount root makes in the session's
+/// namespace while the session runs is one of its mounts. A program there runs (its mount
+/// was not in the namespace when the session began: the kernel's report of the change must
+/// be heeded), and once root has unmounted it and mounted another in its place, so does the
+/// program on that one.
+#[test]
+fn c2_a_program_on_a_mount_made_during_the_session_runs() {
+    require_root!();
+    let d = scratch();
+    let (top, sync) = (d.path().join("top"), d.path().join("sync"));
+    for dir in [&top, &sync] {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let (top, sync) = (top.display().to_string(), sync.display().to_string());
+    let log = Syslog::new();
+    let cfg = ConfigFile::new("default = \"allow\"\n");
+    let wait = |what: &str| format!("while [ ! -e {sync}/{what} ]; do sleep 0.05; done");
+    let inner = format!(
+        "touch {sync}/in; {}; {top}/prog; echo first=$?; touch {sync}/ran; {}; {top}/prog; echo second=$?",
+        wait("mounted"),
+        wait("again")
+    );
+    let session = Wrapped::new(&log).config(cfg.path()).as_nobody().command(&["/bin/sh", "-c", &inner]);
+    let mount = format!("mount -t tmpfs sw-new {top}; cp /usr/bin/true {top}/prog; chmod -R a+rX {top}");
+    let script = format!(
+        "set -e; \"$@\" & s=$!; {}; {mount}; touch {sync}/mounted; {}; umount {top}; {mount}; touch {sync}/again; wait $s",
+        wait("in"),
+        wait("ran")
+    );
+    let out = in_own_mount_namespace(&script, &session);
+    let o = stdout(&out);
+    let lines = log.until_session_end(WAIT);
+    assert!(o.contains("first=0") && o.contains("second=0"), "a program on a mount made during the session was refused: {o}{}\n{lines:#?}", stderr(&out));
+    assert_eq!(count(&lines, "rule=guard:foreign-mount"), 0, "{lines:#?}");
+}
+
 /// Runs `session` (a [`Wrapped`] command line) as `"$@"` of the root shell `script`, in a mount
 /// namespace of the test's own: nothing is mounted in the machine's.
 fn in_own_mount_namespace(script: &str, session: &std::process::Command) -> Output {

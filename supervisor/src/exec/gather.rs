@@ -263,7 +263,7 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
         Ok(p) => p,
         Err(errno) => return unresolved(errno, &status, &path, debug),
     };
-    mark_foreign(&sight.reference, &mut plan);
+    mark_foreign(&mut sight.reference, &mut plan);
     plan.find_links(&sight.links, &path, &argv);
     let library_path = library_path_problem(tid, &library_vars);
     let user_namespace_unchecked = sight.kernel_user_namespace.is_some() && env_strings.is_some();
@@ -306,7 +306,7 @@ fn unresolved(errno: Errno, status: &procfs::Status, path: &[u8], debug: bool) -
 /// Marks the files of an exec whose paths name other files (or none) in the session's mount
 /// namespace: reached through a namespace of their own, their names cannot be trusted
 /// (`guards.foreign-mount`).
-fn mark_foreign(reference: &Reference, plan: &mut ExecPlan) {
+fn mark_foreign(reference: &mut Reference, plan: &mut ExecPlan) {
     let files = std::iter::once(&mut plan.named).chain(plan.interpreters.iter_mut().map(|i| &mut i.file));
     for file in files {
         if file.kind == ExeKind::File && reference.foreign(&file.real_path, file.dev, file.ino, Some(file.mnt_id)) {

@@ -21,7 +21,7 @@ use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
-use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::sys::stat::{Mode, SFlag};
 use session_wrapper_config::ExeKind;
 
 use crate::sys::exefile::{parse_script_head, script_argv, ScriptHead, Shebang, BINPRM_BUF_SIZE};
@@ -295,6 +295,61 @@ pub struct Reference {
     root: Option<OwnedFd>,
     /// Its user namespace (device, inode).
     user_namespace: Option<(u64, u64)>,
+    /// Its mounts.
+    mounts: Option<Mounts>,
+}
+
+/// The ids of a mount namespace's mounts, read from a `mountinfo` file held open (which keeps
+/// naming that namespace), read again when the kernel reports a change on it (`POLLPRI`).
+///
+/// Only membership is asked of it, never where a mount is: a rename of a directory moves the
+/// mounts under it with no report, but no mount ever moves into another namespace. A stale id
+/// could be reused by a new mount elsewhere only after its own mount left the namespace,
+/// which the kernel reports before that: the report is looked for at every question.
+#[derive(Debug)]
+struct Mounts {
+    file: File,
+    /// Sorted.
+    ids: Vec<u64>,
+    /// Read buffer, kept between readings.
+    text: Vec<u8>,
+}
+
+impl Mounts {
+    fn open(leader: i32) -> Option<Self> {
+        let file = File::open(format!("/proc/{leader}/mountinfo")).or_else(|_| File::open("/proc/self/mountinfo")).ok()?;
+        let mut m = Mounts { file, ids: Vec::new(), text: Vec::new() };
+        m.read().ok()?;
+        Some(m)
+    }
+
+    fn read(&mut self) -> io::Result<()> {
+        use std::io::{Read, Seek};
+        self.text.clear();
+        self.file.seek(std::io::SeekFrom::Start(0))?;
+        self.file.read_to_end(&mut self.text)?;
+        self.ids.clear();
+        // Each line begins with the mount's id.
+        for line in self.text.split(|&b| b == b'\n') {
+            let id = line.split(|&b| b == b' ').next().and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| f.parse().ok());
+            if let Some(id) = id {
+                self.ids.push(id);
+            }
+        }
+        self.ids.sort_unstable();
+        Ok(())
+    }
+
+    /// Whether mount `id` is one of the namespace's now. Not knowing counts as no.
+    fn has(&mut self, id: u64) -> bool {
+        let mut p = libc::pollfd { fd: self.file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
+        // SAFETY: one pollfd, no wait.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if n < 0 || (n > 0 && p.revents & (libc::POLLPRI | libc::POLLERR) != 0 && self.read().is_err()) {
+            return false;
+        }
+        self.ids.binary_search(&id).is_ok()
+    }
 }
 
 impl Reference {
@@ -305,6 +360,7 @@ impl Reference {
             user_namespace: crate::sys::procfs::user_namespace(leader)
                 .or_else(|_| crate::sys::procfs::user_namespace(std::process::id() as i32))
                 .ok(),
+            mounts: Mounts::open(leader),
         }
     }
 
@@ -333,6 +389,9 @@ impl Reference {
     /// reached through a mount namespace of its own (the process's, or another process's via
     /// `/proc/PID/root`), where something is mounted over the path. Checked for every exec:
     /// the caller's namespace alone says nothing, since a path can lead through another's.
+    /// The file's mount must also be one of the session's namespace's: a user's symlink into
+    /// `/proc/PID/root` of a namespace of their own (made in a session that allows it, or
+    /// outside any) makes the path lead, in the session too, to a mount of that namespace.
     ///
     /// `mnt_id`: the mount the file was found on, when known (its path, mount and inode from
     /// one descriptor). Then one `statx` of the path in the session's namespace that ends on
@@ -341,8 +400,8 @@ impl Reference {
     /// `dev:ino` under the same name. (Where mounts are cannot be remembered instead: a
     /// rename of a directory above a mount point moves the mount without a word from the
     /// kernel.)
-    pub fn foreign(&self, real_path: &[u8], dev: u64, ino: u64, mnt_id: Option<u64>) -> bool {
-        let Some(root) = &self.root else { return true };
+    pub fn foreign(&mut self, real_path: &[u8], dev: u64, ino: u64, mnt_id: Option<u64>) -> bool {
+        let (Some(root), Some(mounts)) = (&self.root, &mut self.mounts) else { return true };
         // Through the magic link of our own descriptor of the session's root: one walk, in
         // the session's namespace (openat2 is not available: the supervisor's own filter
         // refuses it, since its flags cannot be inspected).
@@ -358,11 +417,14 @@ impl Reference {
             if matches!(statx_path(&through), Ok(st) if st.stx_mask & libc::STATX_MNT_ID != 0
                 && (st.stx_mnt_id, libc::makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino) == (m, dev, ino))
             {
-                return false;
+                return !mounts.has(m);
             }
         }
         let Ok(fd) = open_path(None, &through, false) else { return true };
-        if !matches!(fstat(&fd), Ok(st) if st.st_dev == dev && st.st_ino == ino) {
+        if !matches!(statx(&fd), Ok(st) if st.stx_mask & libc::STATX_MNT_ID != 0
+            && (libc::makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino) == (dev, ino)
+            && mounts.has(st.stx_mnt_id))
+        {
             return true;
         }
         // Reached through a symlink, the file's name there is another: the path is not its.
@@ -574,7 +636,7 @@ mod tests {
 
     #[test]
     fn a_path_names_its_file_in_the_reference_namespace_only_when_it_leads_there_directly() {
-        let reference = Reference::of(std::process::id() as i32);
+        let mut reference = Reference::of(std::process::id() as i32);
         let d = tempdir("ref");
         std::fs::write(d.join("real"), b"x").expect("write");
         std::os::unix::fs::symlink(d.join("real"), d.join("link")).expect("symlink");
@@ -603,6 +665,15 @@ mod tests {
         let aliased = d.join("alias").join("real").into_os_string().into_vec();
         assert!(reference.foreign(&aliased, st.dev(), st.ino(), Some(mnt_id + 100_000)), "another name, through a symlink");
         let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn the_namespace_s_mounts_are_known_by_id() {
+        let mut mounts = Mounts::open(std::process::id() as i32).expect("mountinfo");
+        let root = statx_path(b"/").expect("statx /").stx_mnt_id;
+        assert!(mounts.has(root), "the root's mount {root} among {:?}", mounts.ids);
+        assert!(!mounts.has(u64::MAX), "no such mount");
+        assert!(mounts.ids.windows(2).all(|w| w[0] < w[1]), "sorted, once each: {:?}", mounts.ids);
     }
 
     #[test]
