@@ -246,3 +246,34 @@ fn a_loader_dies_with_the_supervisor_that_ran_it() {
     assert!(gone, "the loader {loader} outlived its supervisor: {}", status_of(&loader));
     drop(dir);
 }
+
+/// Loaders take turns under one lock; one that cannot have it within 4 s gives up and says
+/// why, before the supervisor's own 5 s for the loader run out: the session goes on, checked
+/// at ptrace stops. Here a process holds the lock (in a private `/run`, as another loader
+/// that hung would) for longer than the session waits.
+#[test]
+fn a_loader_gives_up_on_a_lock_held_by_another_after_4_s_and_the_session_goes_on() {
+    require_root!();
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        session_wrapper_tests::skip(module_path!(), "no kernel BTF: the kernel's check cannot load here");
+        return;
+    }
+    let bpf = ConfigFile::new("default = \"allow\"\nverify = \"bpf\"\n");
+    let lock = "/run/session-wrapper/bpf-loader.lock";
+    let prepare = format!(
+        "mount -t tmpfs -o mode=755 sw-run /run && mkdir -m 700 /run/session-wrapper && install -m 600 /dev/null {lock} && \
+         {{ (exec 9>>{lock}; flock 9; exec sleep 60) >/dev/null 2>&1 & h=$!; trap \"kill $h\" EXIT; }} && \
+         i=0; until ! flock -n {lock} true || [ $i -ge 200 ]; do sleep 0.01; i=$((i+1)); done;"
+    );
+    let started = std::time::Instant::now();
+    let out = run(&bin("session-wrapper"), &bpf, "nobody", "0700", &prepare, &["/bin/true"]);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let fallback = line(&err, "event=verify-fallback");
+    assert!(fallback.contains("another loader holds it after 4 s"), "{err}");
+    assert!(line(&err, "event=session-start").contains(" verify=ptrace "), "{err}");
+    assert!(err.lines().any(|l| l.contains("path=\"/bin/true\"") && l.contains("result=exec")), "{err}");
+    assert!(took >= std::time::Duration::from_secs(4), "it did not wait for the lock: {took:?}\n{err}");
+    assert!(pins(&out).trim().is_empty(), "something loaded the programs: {}", pins(&out));
+}
