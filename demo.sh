@@ -15,7 +15,14 @@ rel="$root/target/release"
 
 work=$(mktemp -d /var/tmp/session-wrapper-demo.XXXXXX)
 chmod 755 "$work"
-trap 'kill "${receiver:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+# The programs, where only root can change them (the module runs its supervisor, as root,
+# from nowhere else; the checkout may be anyone's).
+bin=$(mktemp -d /var/lib/session-wrapper-demo.XXXXXX)
+chmod 755 "$bin"
+trap 'kill "${receiver:-0}" 2>/dev/null || true; rm -rf "$work" "$bin"' EXIT
+for f in session-wrapper session-wrapper-supervisor session-wrapper-bpf-loader libpam_session_wrapper.so; do
+  install -m 755 "$rel/$f" "$bin/"
+done
 
 # A syslog socket of our own, so the demo reads exactly its lines.
 python3 - "$work/log.sock" "$work/syslog.txt" <<'PY' &
@@ -40,7 +47,7 @@ tool=$(mktemp /tmp/downloaded-tool.XXXXXX)
 cp /bin/true "$tool"
 chmod 755 "$tool"
 mkdir -p "$work/mylibs"
-trap 'kill "${receiver:-0}" 2>/dev/null || true; rm -rf "$work" "$tool"' EXIT
+trap 'kill "${receiver:-0}" 2>/dev/null || true; rm -rf "$work" "$bin" "$tool"' EXIT
 
 show_log() {
   sleep 0.5
@@ -58,7 +65,7 @@ commands="id -un; ls -d /usr /etc; $tool; echo \"exit status \$?\"; LD_LIBRARY_P
 echo "== 1. session-wrapper run --user nobody --config <the example policy, enforce> -- /bin/sh -c '...'"
 echo
 set +e
-"$rel/session-wrapper" run --config "$work/etc/config.toml" --user nobody -- /bin/sh -c "set -x; $commands" 2>&1 | sed 's/^/   /'
+"$bin/session-wrapper" run --config "$work/etc/config.toml" --user nobody -- /bin/sh -c "set -x; $commands" 2>&1 | sed 's/^/   /'
 set -e
 show_log
 
@@ -66,7 +73,7 @@ echo "== 2. the PAM module: su -s /bin/sh nobody, with 'session required pam_ses
 echo
 cp -a /etc/pam.d "$work/pam.d"
 printf 'session required %s config=%s supervisor=%s\n' \
-  "$rel/libpam_session_wrapper.so" "$work/etc/config.toml" "$rel/session-wrapper-supervisor" >> "$work/pam.d/su"
+  "$bin/libpam_session_wrapper.so" "$work/etc/config.toml" "$bin/session-wrapper-supervisor" >> "$work/pam.d/su"
 echo "   /etc/pam.d/su, last line (inside a private mount namespace only):"
 tail -n 1 "$work/pam.d/su" | sed 's/^/     /'
 echo

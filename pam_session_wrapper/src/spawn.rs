@@ -14,9 +14,8 @@
 //! the exec only system calls are made and nothing is allocated or written but their own
 //! stacks; any way out of the children ends in `_exit`, never in a return into the host.
 
-use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -43,20 +42,33 @@ pub enum SpawnError {
     },
 }
 
-/// Checks that the binary is a regular root-owned file nobody else can write.
-fn check_binary(path: &str) -> Result<(), SpawnError> {
+/// The binary to run, as an `O_PATH` handle that the exec goes through: a regular,
+/// executable file owned by root and written by nobody else, reached from `/` through
+/// directories and links that only root can change (the loader's rule, and the supervisor's
+/// for its loader). A directory on the way that someone else may write would let them put
+/// another program there, between this check and the exec or for the next session, run as
+/// root in the host's place; the handle makes the check and the exec one file.
+fn check_binary(path: &str) -> Result<OwnedFd, SpawnError> {
+    use session_wrapper_protocol::trust::{resolve, Lookup};
     let bad = |why: String| SpawnError::Binary { path: path.into(), why };
-    let m = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
-    if !m.is_file() {
-        return Err(bad("not a regular file".into()));
+    let root = std::fs::File::open("/").map_err(|e| bad(format!("open /: {e}")))?;
+    match resolve(root.as_fd(), path.as_bytes()) {
+        Lookup::Missing => Err(bad(std::io::Error::from_raw_os_error(libc::ENOENT).to_string())),
+        Lookup::Untrusted(u) => Err(bad(format!("{u} can be changed by others than root"))),
+        Lookup::Found(f) => {
+            let mode = f.stat.st_mode;
+            if mode & libc::S_IFMT != libc::S_IFREG {
+                return Err(bad("not a regular file".into()));
+            }
+            if f.stat.st_uid != 0 || mode & 0o022 != 0 {
+                return Err(bad("not owned by root or writable by others".into()));
+            }
+            if mode & 0o100 == 0 {
+                return Err(bad("not executable".into()));
+            }
+            Ok(f.fd)
+        }
     }
-    if m.uid() != 0 || m.mode() & 0o022 != 0 {
-        return Err(bad("not owned by root or writable by others".into()));
-    }
-    if m.mode() & 0o100 == 0 {
-        return Err(bad("not executable".into()));
-    }
-    Ok(())
 }
 
 /// Starts the supervisor and returns the host's end of the socket to it.
@@ -66,12 +78,8 @@ fn check_binary(path: &str) -> Result<(), SpawnError> {
 /// The children share this process's memory until the exec: the first failure of either is
 /// written into [`Children::failed`], and read here once both are done.
 pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
-    check_binary(path)?;
+    let exe = check_binary(path)?;
     let sys = |what: &'static str| move |errno| SpawnError::Sys { what, errno };
-    let cpath = CString::new(path).map_err(|_| SpawnError::Binary {
-        path: path.into(),
-        why: "contains NUL".into(),
-    })?;
     let argv: [&CStr; 2] = [c"session-wrapper-supervisor", c"--pam"];
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
@@ -97,7 +105,7 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
         Ok(stacks) => {
             let plan = Children {
                 sock: theirs.as_raw_fd(),
-                path: &cpath,
+                exe: exe.as_raw_fd(),
                 argv: &argv_p,
                 envp: &envp_p,
                 stack: stacks.top(1),
@@ -139,7 +147,8 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
 /// the supervisor execs, and may neither allocate nor change anything of the host's.
 struct Children<'a> {
     sock: libc::c_int,
-    path: &'a CStr,
+    /// The binary (see [`check_binary`]).
+    exe: libc::c_int,
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
     /// The top of the supervisor's stack until its exec.
@@ -276,6 +285,9 @@ unsafe fn spawn_children(plan: &Children<'_>, first_stack: *mut libc::c_void) ->
     }
 }
 
+/// Where the binary's handle is in the supervisor's process until the exec goes through it.
+const EXE_FD: libc::c_int = SUPERVISOR_SOCKET_FD + 1;
+
 /// glibc's value (not in the libc crate).
 const PTHREAD_CANCEL_DISABLE: libc::c_int = 1;
 
@@ -303,7 +315,7 @@ extern "C" fn supervisor(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: as in `first_child`; `supervisor_child` never returns.
     unsafe {
         let plan = &*arg.cast::<Children<'_>>();
-        supervisor_child(plan.sock, plan.path, plan.argv, plan.envp, &plan.failed)
+        supervisor_child(plan.sock, plan.exe, plan.argv, plan.envp, &plan.failed)
     }
 }
 
@@ -314,7 +326,7 @@ extern "C" fn supervisor(arg: *mut libc::c_void) -> libc::c_int {
 /// it never returns.
 unsafe fn supervisor_child(
     sock: libc::c_int,
-    path: &CStr,
+    exe: libc::c_int,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
     failed: &AtomicI64,
@@ -333,24 +345,26 @@ unsafe fn supervisor_child(
         }
         let none: u64 = 0;
         libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &none, std::ptr::null_mut::<u64>(), 8usize);
-        // Move the socket out of the way, put /dev/null on 0-2, the socket on 3.
+        // Move the socket and the binary out of the way, put /dev/null on 0-2, the socket on
+        // 3, the binary on 4 (closed by the exec that goes through it).
         let high = libc::fcntl(sock, libc::F_DUPFD_CLOEXEC, 10);
+        let exe_high = libc::fcntl(exe, libc::F_DUPFD_CLOEXEC, 10);
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if high < 0 || null < 0 {
+        if high < 0 || exe_high < 0 || null < 0 {
             Failure::record(failed, Step::Fds);
             libc::_exit(127);
         }
         for fd in 0..3 {
             libc::dup2(null, fd);
         }
-        if libc::dup2(high, SUPERVISOR_SOCKET_FD) < 0 {
+        if libc::dup2(high, SUPERVISOR_SOCKET_FD) < 0 || libc::dup3(exe_high, EXE_FD, libc::O_CLOEXEC) < 0 {
             Failure::record(failed, Step::Fds);
             libc::_exit(127);
         }
-        libc::close_range(4, libc::c_uint::MAX, 0);
+        libc::close_range(EXE_FD as libc::c_uint + 1, libc::c_uint::MAX, 0);
         libc::chdir(c"/".as_ptr());
         libc::umask(0o022);
-        libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        libc::syscall(libc::SYS_execveat, EXE_FD, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
         Failure::record(failed, Step::Exec);
         libc::_exit(127)
     }

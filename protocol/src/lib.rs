@@ -5,8 +5,10 @@
 //! passes the listener back. This crate holds the messages of that exchange ([`wire`]), the
 //! few kernel operations both sides perform ([`kernel`]), and the isolation layers the
 //! supervisor decides and the module applies to itself ([`isolate`]), and the login user's
-//! account, which the module looks up in the host ([`account`]): so that the module stays
-//! small and never links libseccomp into the host process.
+//! account, which the module looks up in the host ([`account`]), and the walk that tells
+//! whether a path can be changed by root alone ([`trust`]: the module's `supervisor=`, the
+//! supervisor's loader, policy patterns): so that the module stays small and never links
+//! libseccomp into the host process.
 //!
 //! [`wire`] is pure code (bytes in, values out; fuzzed); [`isolate`] and [`kernel`] touch the
 //! kernel, [`account`] NSS. Nothing in [`isolate`] or [`account`] knows the bytes on the wire:
@@ -15,6 +17,7 @@
 pub mod account;
 pub mod isolate;
 pub mod kernel;
+pub mod trust;
 pub mod wire;
 
 pub use account::Account;

@@ -1,6 +1,7 @@
 //! The PAM module through real programs and real PAM stacks, as root, each in a private mount
 //! namespace whose `/etc/pam.d` is a copy of the machine's with the test's stanza added.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -151,14 +152,40 @@ fn missing_supervisor_binary_follows_the_fail_policy_and_su_survives() {
 #[test]
 fn a_supervisor_binary_the_kernel_cannot_execute_is_named_and_the_fail_policy_decides() {
     require_root!();
-    let not_a_program = |sb: &Sandbox| sb.dir().join("not-a-program").display().to_string();
-    let sandboxes = su_with_unusable_supervisor("swerin", 4312, |sb| {
-        session_wrapper_tests::write_executable(Path::new(&not_a_program(sb)), "not a program\n")
-    });
+    // In a directory only root can change (the module takes nothing else).
+    let dir = tempfile::Builder::new().prefix("sw-supervisor-").tempdir_in("/var/lib").expect("tempdir in /var/lib");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bad = dir.path().join("not-a-program").display().to_string();
+    session_wrapper_tests::write_executable(Path::new(&bad), "not a program\n");
+    let sandboxes = su_with_unusable_supervisor("swerin", 4312, |_| bad.clone());
     for sb in sandboxes {
-        let bad = not_a_program(&sb);
         let line = sb.log.wait_for(|l| l.contains("pam_session_wrapper") && l.contains(&bad), T).expect("a module line");
         assert!(line.contains("could not be executed") && line.contains("ENOEXEC"), "{line}");
+    }
+}
+
+/// The supervisor runs as root in the host's place: the module runs one only from a path that
+/// root alone can change. A real supervisor (root's, mode 0755) in a directory anyone may
+/// write is refused and the directory named (anyone could have put their own program there,
+/// or could swap it in between the check and the exec); the fail policy decides. So is one
+/// reached through a symlink in such a directory.
+#[test]
+fn a_supervisor_in_a_directory_others_can_write_is_refused_and_named() {
+    require_root!();
+    let dir = tempfile::Builder::new().prefix("sw-supervisor-").tempdir_in("/var/lib").expect("tempdir in /var/lib");
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod 777");
+    let copy = open.join("session-wrapper-supervisor");
+    session_wrapper_tests::install(&bin("session-wrapper-supervisor"), &copy);
+    let link = open.join("link");
+    std::os::unix::fs::symlink(bin("session-wrapper-supervisor"), &link).expect("symlink");
+    for (user, uid, path) in [("swfay", 4314, &copy), ("swgus", 4315, &link)] {
+        let path = path.display().to_string();
+        for sb in su_with_unusable_supervisor(user, uid, |_| path.clone()) {
+            let line = sb.log.wait_for(|l| l.contains("pam_session_wrapper") && l.contains(&path), T).expect("a module line");
+            assert!(line.contains(&format!("{} (owner uid 0, mode 777) can be changed by others than root", open.display())), "{line}");
+        }
     }
 }
 

@@ -1,0 +1,140 @@
+//! Paths that only root can change: the walk the module (for its `supervisor=`) and the
+//! supervisor (for policy patterns, invocation names, library search paths, its loader) share.
+//!
+//! A path is *trusted* when every directory on the way to it, and every symlink followed, is
+//! owned by root and writable by no one else: then what it names can be changed by root alone.
+//! The walk is done component by component from a root directory, with `O_PATH | O_NOFOLLOW`
+//! opens, as the kernel would walk it; `..` goes up the directories actually walked.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+
+/// Symlinks followed at most, as the kernel's `MAXSYMLINKS`.
+const MAX_LINKS: usize = 40;
+
+/// Whether a directory (or a link's directory) can be changed by root alone.
+pub fn root_only(st: &FileStat) -> bool {
+    st.st_uid == 0 && st.st_mode & 0o022 == 0
+}
+
+/// What a walk found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The path exists and was reached through root-only directories and links.
+    Found(Found),
+    /// It does not exist, and the last directory reached is root-only: nobody else can make it.
+    Missing,
+    /// Something on the way can be changed by someone other than root.
+    Untrusted(Untrusted),
+}
+
+/// A path reached through root-only directories.
+#[derive(Debug)]
+pub struct Found {
+    /// The real path, every link resolved.
+    pub path: Vec<u8>,
+    /// An `O_PATH` handle on it.
+    pub fd: OwnedFd,
+    /// Its status.
+    pub stat: FileStat,
+}
+
+/// The first thing on the way that someone other than root can change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untrusted {
+    /// The directory.
+    pub path: Vec<u8>,
+    /// Its owner.
+    pub uid: u32,
+    /// Its permission bits.
+    pub mode: u32,
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = String::from_utf8_lossy(&self.path);
+        write!(f, "{path} (owner uid {}, mode {:o})", self.uid, self.mode & 0o7777)
+    }
+}
+
+/// `openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)`, again on `EINTR`.
+///
+/// # Errors
+/// The `openat` error; `EINVAL` for a name with a NUL.
+pub fn open_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+    let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    loop {
+        match openat(dir, c.as_c_str(), OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+fn components(path: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").map(<[u8]>::to_vec)
+}
+
+/// Walks `path` from `root` (an absolute path; a relative one is taken from `root` too),
+/// following symlinks the way the kernel does, through root-only directories and links only.
+pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
+    // Close-on-exec from the start: the module walks inside a host that may exec meanwhile.
+    let Ok(root_fd) = nix::fcntl::fcntl(root, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)) else { return Lookup::Missing };
+    // SAFETY: a new descriptor, ours alone.
+    let root_fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root_fd) };
+    let Ok(root_stat) = fstat(&root_fd) else { return Lookup::Missing };
+    // The directories walked so far, from the root: (handle, path, its stat, taken through
+    // the handle when it was opened: one `fstat` per component).
+    let mut chain: Vec<(OwnedFd, Vec<u8>, FileStat)> = vec![(root_fd, Vec::new(), root_stat)];
+    let mut todo: VecDeque<Vec<u8>> = components(path).collect();
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == b".." {
+            if chain.len() > 1 {
+                chain.pop();
+            }
+            continue;
+        }
+        let Some((dir, dir_path, dir_stat)) = chain.last() else { return Lookup::Missing };
+        if !root_only(dir_stat) {
+            let path = if dir_path.is_empty() { b"/".to_vec() } else { dir_path.clone() };
+            return Lookup::Untrusted(Untrusted { path, uid: dir_stat.st_uid, mode: dir_stat.st_mode });
+        }
+        let mut here = dir_path.clone();
+        here.push(b'/');
+        here.extend_from_slice(&name);
+        let fd = match open_at(dir.as_fd(), &name) {
+            Ok(fd) => fd,
+            Err(_) => return Lookup::Missing,
+        };
+        let Ok(stat) = fstat(&fd) else { return Lookup::Missing };
+        match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFLNK => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Lookup::Missing;
+                }
+                let Ok(target) = readlinkat(&fd, c"") else { return Lookup::Missing };
+                let target = target.as_bytes();
+                if target.starts_with(b"/") {
+                    chain.truncate(1);
+                }
+                for c in components(target).collect::<Vec<_>>().into_iter().rev() {
+                    todo.push_front(c);
+                }
+            }
+            SFlag::S_IFDIR => chain.push((fd, here, stat)),
+            _ if todo.is_empty() => return Lookup::Found(Found { path: here, fd, stat }),
+            _ => return Lookup::Missing,
+        }
+    }
+    let Some((fd, path, stat)) = chain.pop() else { return Lookup::Missing };
+    let path = if path.is_empty() { b"/".to_vec() } else { path };
+    Lookup::Found(Found { path, fd, stat })
+}
