@@ -90,16 +90,6 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(sys("socketpair"))?;
 
-    // waitpid needs SIGCHLD not ignored; restore the host's disposition afterwards.
-    // SAFETY: sigaction with a zeroed struct reads the current disposition and installs the
-    // default; both are restored below before returning.
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
-    dfl.sa_sigaction = libc::SIG_DFL;
-    // SAFETY: valid sigaction structs.
-    unsafe { libc::sigaction(libc::SIGCHLD, &dfl, &mut old) };
-
     let result = match Stacks::map() {
         Err(errno) => Err(SpawnError::Sys { what: "mmap", errno }),
         Ok(stacks) => {
@@ -120,8 +110,10 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
             } else {
                 loop {
                     let mut status = 0;
-                    // SAFETY: waits for the child just started.
-                    let r = unsafe { libc::waitpid(first, &mut status, 0) };
+                    // SAFETY: waits for the child just started. It signals no one when it
+                    // ends (`__WALL` waits for such a child): neither a handler of the host's
+                    // for SIGCHLD runs, nor does the host's SIG_IGN reap it first.
+                    let r = unsafe { libc::waitpid(first, &mut status, libc::__WALL) };
                     if r >= 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
                         break;
                     }
@@ -137,8 +129,6 @@ pub fn start(path: &str) -> Result<OwnedFd, SpawnError> {
             }
         }
     };
-    // SAFETY: restores the disposition saved above.
-    unsafe { libc::sigaction(libc::SIGCHLD, &old, std::ptr::null_mut()) };
     drop(theirs);
     result
 }
@@ -262,7 +252,9 @@ impl Drop for Stacks {
 /// so the calling thread is suspended until the first child has exited, and the first until
 /// the supervisor has exec'd. Every signal is blocked in this thread meanwhile, so that no
 /// handler of the host's runs in a child; the supervisor resets them all before it unblocks
-/// them. Returns the first child's pid, or -1.
+/// them. The first child's exit signal is none: the host's own SIGCHLD disposition (a
+/// handler, or SIG_IGN, which would reap it before the host's wait) is never involved, and
+/// never changed. Returns the first child's pid, or -1.
 ///
 /// # Safety
 /// `first_stack` and `plan.stack` are the tops of two distinct stacks that outlive the call.
@@ -278,7 +270,7 @@ unsafe fn spawn_children(plan: &Children<'_>, first_stack: *mut libc::c_void) ->
         let mut cancel = 0;
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut cancel);
         let arg = std::ptr::from_ref(plan).cast_mut().cast::<libc::c_void>();
-        let pid = libc::clone(first_child, first_stack, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg);
+        let pid = libc::clone(first_child, first_stack, libc::CLONE_VM | libc::CLONE_VFORK, arg);
         pthread_setcancelstate(cancel, std::ptr::null_mut());
         libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &saved, std::ptr::null_mut::<u64>(), 8usize);
         pid

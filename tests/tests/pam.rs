@@ -442,6 +442,99 @@ fn the_supervisor_starts_clean_of_the_host_s_signals_and_the_host_gets_its_mask_
     sb.log.until_session_end(T);
 }
 
+/// A PAM application with a SIGCHLD disposition of its own (`handler`: a counting handler;
+/// `ignore`: SIG_IGN, under which the kernel reaps children itself), one thread of which
+/// reads that disposition in a loop while the main thread opens a session. Prints `open=`,
+/// `looks=` (readings), `changed=` (readings that were not the host's own) and `handled=`
+/// (SIGCHLDs its handler got), then `close=`.
+const SIGCHLD_HOST: &str = r#"#include <security/pam_appl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_int stop, handled;
+static atomic_long looks, changed;
+static void on_chld(int s) { (void)s; handled++; }
+
+static void *watch(void *arg) {
+    void (*mine)(int) = (void (*)(int))arg;
+    while (!stop) {
+        struct sigaction now;
+        sigaction(SIGCHLD, 0, &now);
+        looks++;
+        if (now.sa_handler != mine) changed++;
+    }
+    return 0;
+}
+
+static int conv(int n, const struct pam_message **m, struct pam_response **r, void *d) {
+    (void)m; (void)d;
+    *r = calloc(n, sizeof **r);
+    return PAM_SUCCESS;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 2;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = strcmp(argv[2], "ignore") == 0 ? SIG_IGN : on_chld;
+    if (sigaction(SIGCHLD, &sa, 0) != 0) return 2;
+    pthread_t t;
+    pthread_create(&t, 0, watch, (void *)sa.sa_handler);
+    while (looks < 1000) sched_yield();
+    struct pam_conv c = {conv, 0};
+    pam_handle_t *h;
+    int r = pam_start(argv[1], "root", &c, &h);
+    if (r == PAM_SUCCESS) r = pam_open_session(h, 0);
+    stop = 1;
+    pthread_join(t, 0);
+    printf("open=%d looks=%ld changed=%ld handled=%d\n", r, (long)looks, (long)changed, (int)handled);
+    r = pam_close_session(h, 0);
+    pam_end(h, r);
+    printf("close=%d\n", r);
+    return 0;
+}
+"#;
+
+/// The module never touches the host's signal dispositions: a host's SIGCHLD handler stays
+/// in place throughout the open (another thread of the host, reading it in a loop, never
+/// sees anything else), and gets no signal from the module's own children; a host that
+/// ignores SIGCHLD (the kernel then reaps its children unasked) gets its session too. (The
+/// module used to set SIGCHLD to its default for the time of the start, process-wide: a
+/// child of the host's ending then was never told to its handler.)
+#[test]
+fn the_host_s_sigchld_disposition_is_never_changed_and_a_host_that_ignores_it_gets_its_session() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let sb = Sandbox::new();
+    permit_with_module(&sb, "swsigchld", &cfg);
+    let src = sb.dir().join("sigchld-host.c");
+    std::fs::write(&src, SIGCHLD_HOST).expect("write source");
+    let host = sb.dir().join("sigchld-host");
+    let cc = std::process::Command::new("cc").args(["-O2", "-pthread", "-o"]).arg(&host).arg(&src).arg("-lpam").output().expect("cc");
+    assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
+    let host = host.display().to_string();
+    for mode in ["handler", "ignore", "handler", "ignore"] {
+        let out = sb.run(&[&host, "swsigchld", mode], T);
+        let o = stdout(&out);
+        assert!(out.status.success(), "{mode}: {o}{}", stderr(&out));
+        let f: std::collections::HashMap<&str, i64> = o
+            .split_whitespace()
+            .filter_map(|w| w.split_once('=').and_then(|(k, v)| Some((k, v.parse().ok()?))))
+            .collect();
+        assert_eq!((f.get("open"), f.get("close")), (Some(&0), Some(&0)), "{mode}: {o}{}", stderr(&out));
+        assert!(f.get("looks").is_some_and(|&n| n > 1000), "{mode}: the watcher hardly ran: {o}");
+        assert_eq!(f.get("changed"), Some(&0), "{mode}: the host's SIGCHLD disposition was changed during the open: {o}");
+        assert_eq!(f.get("handled"), Some(&0), "{mode}: the host's handler got a SIGCHLD of the module's: {o}");
+    }
+    let lines = sb.log.until_sessions_end(4, T);
+    assert_eq!(lines.iter().filter(|l| l.contains("event=session-start")).count(), 4, "{lines:#?}");
+}
+
 /// A PAM application that opens a session while other threads of its own allocate, write and
 /// check memory, then execs from a thread that was running before the open. The module starts
 /// the supervisor with `clone(CLONE_VM | CLONE_VFORK)`: its children run in this process's
