@@ -8,7 +8,7 @@ need=(
   clang libbpf-dev libelf-dev zlib1g-dev
   pamtester openssh-server openssh-client sudo util-linux procps iproute2 python3 python3-venv openssl
   debootstrap dpkg-dev
-  qemu-system-x86 qemu-utils e2fsprogs btrfs-progs
+  qemu-system-x86 qemu-utils e2fsprogs btrfs-progs fuse3 bindfs
 )
 missing_packages() {
   missing=()

@@ -5,6 +5,11 @@
 //! owned by root and writable by no one else: then what it names can be changed by root alone.
 //! The walk is done component by component from a root directory, with `O_PATH | O_NOFOLLOW`
 //! opens, as the kernel would walk it; `..` goes up the directories actually walked.
+//!
+//! What root cannot see is not taken for missing: a FUSE file system mounted by a user
+//! without `allow_other` refuses root (`EACCES`) while serving its owner whatever it likes,
+//! and on any FUSE file system the owner and mode of a file are what its daemon says. Both
+//! are untrusted, never "missing" or "root's".
 
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -45,7 +50,8 @@ pub struct Found {
     pub stat: FileStat,
 }
 
-/// The first thing on the way that someone other than root can change.
+/// The first thing on the way that someone other than root can change (or that root cannot
+/// tell).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Untrusted {
     /// The directory.
@@ -54,13 +60,45 @@ pub struct Untrusted {
     pub uid: u32,
     /// Its permission bits.
     pub mode: u32,
+    /// Why, when it is not its owner and mode.
+    pub unseen: Option<Unseen>,
+}
+
+/// Why a path's owner and mode say nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unseen {
+    /// It is on a FUSE file system: its daemon says who owns what.
+    Fuse,
+    /// Root could not look at it (the error): a FUSE file system of a user's, without
+    /// `allow_other`.
+    Refused(Errno),
+}
+
+impl Untrusted {
+    fn unseen(path: &[u8], why: Unseen) -> Self {
+        Untrusted { path: path.to_vec(), uid: u32::MAX, mode: 0, unseen: Some(why) }
+    }
 }
 
 impl std::fmt::Display for Untrusted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let path = String::from_utf8_lossy(&self.path);
-        write!(f, "{path} (owner uid {}, mode {:o})", self.uid, self.mode & 0o7777)
+        match self.unseen {
+            None => write!(f, "{path} (owner uid {}, mode {:o})", self.uid, self.mode & 0o7777),
+            Some(Unseen::Fuse) => write!(f, "{path} (on a FUSE file system, whose daemon says who owns what)"),
+            Some(Unseen::Refused(e)) => write!(f, "{path} (root cannot look at it: {e})"),
+        }
     }
+}
+
+/// `FUSE_SUPER_MAGIC`: a FUSE file system, whose daemon (maybe a user's) answers for it.
+pub const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+
+/// Whether the file of `fd` (whose status is `st`) is on a FUSE file system: asked only of
+/// the anonymous devices (major 0) that FUSE file systems get.
+fn on_fuse(fd: &OwnedFd, st: &FileStat) -> bool {
+    libc::major(st.st_dev) == 0
+        && nix::sys::statfs::fstatfs(fd).map_or(true, |s| s.filesystem_type().0 == FUSE_SUPER_MAGIC)
 }
 
 /// `openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)`, again on `EINTR`.
@@ -89,6 +127,9 @@ pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
     // SAFETY: a new descriptor, ours alone.
     let root_fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root_fd) };
     let Ok(root_stat) = fstat(&root_fd) else { return Lookup::Missing };
+    if on_fuse(&root_fd, &root_stat) {
+        return Lookup::Untrusted(Untrusted::unseen(b"/", Unseen::Fuse));
+    }
     // The directories walked so far, from the root: (handle, path, its stat, taken through
     // the handle when it was opened: one `fstat` per component).
     let mut chain: Vec<(OwnedFd, Vec<u8>, FileStat)> = vec![(root_fd, Vec::new(), root_stat)];
@@ -104,23 +145,34 @@ pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
         let Some((dir, dir_path, dir_stat)) = chain.last() else { return Lookup::Missing };
         if !root_only(dir_stat) {
             let path = if dir_path.is_empty() { b"/".to_vec() } else { dir_path.clone() };
-            return Lookup::Untrusted(Untrusted { path, uid: dir_stat.st_uid, mode: dir_stat.st_mode });
+            return Lookup::Untrusted(Untrusted { path, uid: dir_stat.st_uid, mode: dir_stat.st_mode, unseen: None });
         }
         let mut here = dir_path.clone();
         here.push(b'/');
         here.extend_from_slice(&name);
+        // Missing only when the kernel says so: anything else root cannot see.
         let fd = match open_at(dir.as_fd(), &name) {
             Ok(fd) => fd,
-            Err(_) => return Lookup::Missing,
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG) => return Lookup::Missing,
+            Err(e) => return Lookup::Untrusted(Untrusted::unseen(&here, Unseen::Refused(e))),
         };
-        let Ok(stat) = fstat(&fd) else { return Lookup::Missing };
+        let stat = match fstat(&fd) {
+            Ok(stat) => stat,
+            Err(e) => return Lookup::Untrusted(Untrusted::unseen(&here, Unseen::Refused(e))),
+        };
+        if on_fuse(&fd, &stat) {
+            return Lookup::Untrusted(Untrusted::unseen(&here, Unseen::Fuse));
+        }
         match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
             SFlag::S_IFLNK => {
                 links += 1;
                 if links > MAX_LINKS {
                     return Lookup::Missing;
                 }
-                let Ok(target) = readlinkat(&fd, c"") else { return Lookup::Missing };
+                let target = match readlinkat(&fd, c"") {
+                    Ok(target) => target,
+                    Err(e) => return Lookup::Untrusted(Untrusted::unseen(&here, Unseen::Refused(e))),
+                };
                 let target = target.as_bytes();
                 if target.starts_with(b"/") {
                     chain.truncate(1);

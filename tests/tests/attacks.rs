@@ -1483,6 +1483,68 @@ fn c12_library_search_paths_may_name_only_directories_that_only_root_can_change(
     a.assert_no_wins("library search paths");
 }
 
+/// Class 13 through a FUSE file system of the user's own, mounted (with the setuid
+/// `fusermount3`) over a directory they own whose parents are root's (here under /var/lib; on
+/// a host, their home or `/run/user/UID`), showing everything as root's, mode 0755
+/// (`bindfs -u 0 -g 0`). Without `allow_other` root cannot look into it (`EACCES`): the walk
+/// took that for "missing", which a library search path may name (review of the ninth
+/// pass: the library ran). With `allow_other` (where `/etc/fuse.conf` has
+/// `user_allow_other`) root sees what the daemon says: root's. Both must be refused.
+#[test]
+fn c13_a_library_directory_on_a_user_s_fuse_file_system_is_not_trusted() {
+    require_root!();
+    for tool in ["bindfs", "fusermount3"] {
+        if std::process::Command::new(tool).arg("--version").output().is_err() {
+            skip("c13_a_library_directory_on_a_user_s_fuse_file_system_is_not_trusted", &format!("{tool} is not installed"));
+            return;
+        }
+    }
+    if !Path::new("/dev/fuse").exists() {
+        skip("c13_a_library_directory_on_a_user_s_fuse_file_system_is_not_trusted", "no /dev/fuse on this machine");
+        return;
+    }
+    let a = Arena::new();
+    let evil = build_evil(&a.u().join("evil"), &a.r().join("wins"));
+    let base = tempfile::Builder::new().prefix("sw-fuse-").tempdir_in("/var/lib").expect("tempdir in /var/lib");
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let src = base.path().join("src");
+    std::fs::create_dir_all(src.join("lib")).expect("mkdir");
+    std::fs::copy(&evil.lib, src.join("lib/libselinux.so.1")).expect("copy the library");
+    let (closed, open) = (base.path().join("closed"), base.path().join("open"));
+    for d in [&closed, &open] {
+        std::fs::create_dir(d).expect("mkdir");
+    }
+    let owned = std::process::Command::new("chown").args(["-R", "nobody:nogroup"]).arg(&src).arg(&closed).arg(&open).status().expect("chown");
+    assert!(owned.success());
+    let (src, closed, open, b) = (src.display(), closed.display(), open.display(), base.path().display());
+    // As root, in the test's own mount namespace: /dev/fuse usable by users (as udev makes
+    // it on a host) and user_allow_other, then the user's two mounts, then the session.
+    let as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups bindfs -u 0 -g 0";
+    let script = format!(
+        "set -e; mkdir {b}/dev; mount -t tmpfs sw-dev {b}/dev; mknod -m 666 {b}/dev/fuse c 10 229; \
+         mount --bind {b}/dev/fuse /dev/fuse; echo user_allow_other > {b}/dev/fuse.conf; \
+         mount --bind {b}/dev/fuse.conf /etc/fuse.conf; {as_user} --no-allow-other {src} {closed}; \
+         {as_user} -o allow_other {src} {open}; stat -c 'seen=%U:%a' {open}/lib; set +e; \"$@\"; s=$?; \
+         umount {closed} {open}; exit $s"
+    );
+    let inner = format!(
+        "LD_LIBRARY_PATH={closed}/lib /usr/bin/id -u; echo case=no-allow-other rc=$?\n\
+         LD_LIBRARY_PATH={open}/lib /usr/bin/id -u; echo case=allow-other rc=$?\n"
+    );
+    let log = Syslog::new();
+    let session = a.wrapped(&log).command(&["/bin/sh", "-c", &inner]);
+    let out = in_own_mount_namespace(&script, &session);
+    let lines = log.until_session_end(WAIT);
+    assert!(stdout(&out).contains("seen=root:755"), "the set-up: the user's file system shows root's directories\n{}", show(&out, &lines));
+    let rc = rcs(&out);
+    for case in ["no-allow-other", "allow-other"] {
+        assert_eq!(rc.get(case).map(String::as_str), Some("126"), "{case} must be refused\n{}", show(&out, &lines));
+    }
+    let refused = lines_with(&lines, "rule=guard:library-path");
+    assert_eq!(refused.len(), 2, "{}", show(&out, &lines));
+    a.assert_no_wins("a library directory on a user's FUSE file system");
+}
+
 /// The denylist the walk-arounds were found against, written the way that holds: README.md's
 /// example (its first ```toml block after "smallest useful denylist"), and a denial of id.
 fn denylist() -> String {

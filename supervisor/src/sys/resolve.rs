@@ -23,6 +23,8 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 use session_wrapper_config::ExeKind;
+// FUSE: reading a file there could block on a daemon the user runs.
+use session_wrapper_protocol::trust::FUSE_SUPER_MAGIC;
 
 use crate::sys::exefile::{parse_script_head, script_argv, ScriptHead, Shebang, BINPRM_BUF_SIZE};
 
@@ -39,8 +41,6 @@ const MAX_INTERPRETER_DEPTH: usize = 4;
 /// own; overlayfs, whose files keep their layer's inode numbers when the layers are on
 /// different file systems (without `xino`; only the device tells them apart).
 const SUBVOLUME_FILESYSTEMS: [i64; 3] = [0x9123_683E, 0xCA45_1A4E, 0x794C_7630];
-/// `FUSE_SUPER_MAGIC`: reading a file there could block on a daemon the user runs.
-const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
 /// A file found for an exec.
 #[derive(Debug)]

@@ -55,7 +55,7 @@ pub fn library_path_problem(root: BorrowedFd<'_>, value: &[u8]) -> Option<String
             Lookup::Missing => {}
             Lookup::Untrusted(u) => return Some(format!("{shown}: {u} can be changed by others than root")),
             Lookup::Found(f) if !root_only(&f.stat) => {
-                let u = Untrusted { path: f.path, uid: f.stat.st_uid, mode: f.stat.st_mode };
+                let u = Untrusted { path: f.path, uid: f.stat.st_uid, mode: f.stat.st_mode, unseen: None };
                 return Some(format!("{shown}: {u} can be changed by others than root"));
             }
             Lookup::Found(_) => {}
