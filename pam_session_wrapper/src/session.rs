@@ -161,6 +161,7 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
         debug: a.debug,
         kill_on_close: a.kill_on_close,
         account,
+        waits_ms: u32::try_from(a.timeout.as_millis()).ok(),
     });
     // An account of thousands of groups may not fit in one message: the supervisor then
     // looks the user up itself, as without one.

@@ -284,7 +284,7 @@ fn verify_check(config: &Config) -> Check {
     if config.verify == Verify::Ptrace {
         return check(SYSTEM, NAME, Status::Pass, "ptrace exec stop (verify = \"ptrace\")");
     }
-    let probed = crate::sys::bpf::ExecCheck::connect()
+    let probed = crate::sys::bpf::ExecCheck::connect(crate::sys::bpf::LOADER_DEADLINE)
         .map_err(|e| e.to_string())
         .and_then(|mut c| crate::sys::bpf::probe(&mut c));
     match probed {

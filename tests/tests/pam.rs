@@ -189,6 +189,40 @@ fn a_supervisor_in_a_directory_others_can_write_is_refused_and_named() {
     }
 }
 
+/// The module waits `timeout=` seconds for each answer, the second one ("ready") after its
+/// filter is on, when a failure refuses the session whatever the fail policy. The kernel
+/// check's loader runs before that answer: with `timeout=2` and a loader that waits out
+/// another's lock (4 s; held here, in the sandbox's own `/run`, with a BPF file system of its
+/// own and so no pins), the supervisor gives the loader half the module's wait and goes on at
+/// ptrace stops. It gave it 5 s whatever the module's wait, and the session was refused.
+#[test]
+fn a_loader_held_up_does_not_outlast_a_short_module_timeout() {
+    require_root!();
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        session_wrapper_tests::skip(module_path!(), "no kernel BTF: no loader runs here");
+        return;
+    }
+    let cfg = ConfigFile::new(&format!("verify = \"bpf\"\n{POLICY}"));
+    let (sb, u) = Sandbox::with_user("su", "swhal", 4316, &cfg, "timeout=2");
+    let lock = "/run/session-wrapper/bpf-loader.lock";
+    let script = format!(
+        "mount -t bpf -o mode=0700 bpf /sys/fs/bpf && mkdir -m 700 /run/session-wrapper && install -m 600 /dev/null {lock} || exit 3; \
+         (exec 9>>{lock}; flock 9; exec sleep 60) >/dev/null 2>&1 & h=$!; \
+         i=0; until ! flock -n {lock} true || [ $i -ge 200 ]; do sleep 0.01; i=$((i+1)); done; \
+         su - {} -c 'echo ran'; s=$?; kill $h; exit $s",
+        u.name
+    );
+    let started = Instant::now();
+    let out = sb.run(&["sh", "-c", &script], T);
+    let took = started.elapsed();
+    assert_eq!(stdout(&out), "ran\n", "the session was refused: {}", stderr(&out));
+    let lines = sb.log.until_session_end(T);
+    let fallback = lines.iter().find(|l| l.contains("event=verify-fallback")).unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(fallback.contains("no answer within 1 s; killed"), "{fallback}");
+    assert!(lines.iter().any(|l| l.contains("event=session-start") && l.contains(" verify=ptrace ")), "{lines:#?}");
+    assert!(took < Duration::from_secs(4), "the open waited for the loader's own deadline: {took:?}");
+}
+
 /// A user in thousands of groups: the account no longer fits in the module's hello, which
 /// then goes without it, and the supervisor looks the user up itself.
 #[test]

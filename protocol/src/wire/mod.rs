@@ -46,6 +46,10 @@ pub struct Hello {
     /// The user as the module looked it up in the host (see [`crate::account`]); `None` makes
     /// the supervisor look it up itself.
     pub account: Option<Account>,
+    /// How long the module waits for the supervisor's answer (its `timeout=`), in
+    /// milliseconds: what the supervisor may spend before it answers, on the kernel check's
+    /// loader above all.
+    pub waits_ms: Option<u32>,
 }
 
 /// A nested PAM session (su or sudo inside a supervised session) reporting itself.
@@ -153,6 +157,7 @@ mod tag {
     pub const PID: u8 = 13;
     pub const ISOLATE: u8 = 14;
     pub const ACCOUNT: u8 = 15;
+    pub const WAITS: u8 = 16;
 }
 
 /// How a message's fields are framed, and what a bad frame is called.
@@ -175,6 +180,9 @@ impl Message {
                 w.field(tag::KILL_ON_CLOSE, &[u8::from(h.kill_on_close)]);
                 if let Some(a) = &h.account {
                     w.field(tag::ACCOUNT, &account::encode(a));
+                }
+                if let Some(ms) = h.waits_ms {
+                    w.field(tag::WAITS, &ms.to_le_bytes());
                 }
                 w.into_bytes()
             }
@@ -253,6 +261,7 @@ fn allowed_tags(k: u8) -> Result<&'static [u8], WireError> {
             tag::DEBUG,
             tag::KILL_ON_CLOSE,
             tag::ACCOUNT,
+            tag::WAITS,
         ],
         kind::SUPERVISE => &[tag::SESSION, tag::PID, tag::FILTER, tag::ISOLATE],
         kind::SKIP | kind::FAILED => &[tag::REASON],
@@ -327,6 +336,10 @@ impl<'a> Received<'a> {
             debug: self.flag(tag::DEBUG, "debug")?,
             kill_on_close: self.flag(tag::KILL_ON_CLOSE, "kill_on_close")?,
             account: self.get(tag::ACCOUNT).map(|b| account::decode(&b)).transpose()?,
+            waits_ms: match self.get(tag::WAITS) {
+                Some(_) => Some(self.u32_of(tag::WAITS, "waits")?),
+                None => None,
+            },
         })
     }
 
@@ -391,6 +404,7 @@ mod tests {
             debug: true,
             kill_on_close: false,
             account: None,
+            waits_ms: Some(10_000),
         }));
         roundtrip(Message::Hello(Hello {
             user: b"alice".to_vec(),

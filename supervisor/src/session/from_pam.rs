@@ -210,6 +210,7 @@ fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd,
         kill_on_close: hello.kill_on_close,
         audit_session,
         cgroup,
+        module_waits: hello.waits_ms.map(|ms| Duration::from_millis(u64::from(ms))),
     };
     // What only one side keeps: the module's socket (the supervisor's), the watchdog's ends
     // of the pipes. Each side takes its own; the other's copies close with the closure.

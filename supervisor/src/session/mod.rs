@@ -40,7 +40,7 @@ use crate::log::spool::SpoolDir;
 use crate::log::syslog::Syslog;
 use crate::log::{Event, Kind, LogSink, Severity};
 use crate::sys::filter::{self, FilterError, FilterSpec};
-use crate::sys::bpf::{BpfError, ExecCheck};
+use crate::sys::bpf::{BpfError, ExecCheck, LOADER_DEADLINE};
 use crate::sys::notify::Listener;
 use crate::sys::users::LoginUser;
 use isolation::{Plan, PlanError};
@@ -63,6 +63,9 @@ pub struct PamSession {
     pub audit_session: Option<u32>,
     /// The session's cgroup, if there is one.
     pub cgroup: Option<cgroup::SessionCgroup>,
+    /// How long the module waits for each answer (its `timeout=`): the kernel check's loader,
+    /// run before the second, gets half of it at most.
+    pub module_waits: Option<std::time::Duration>,
 }
 
 /// A new session id: 48 random bits. Without `getrandom(2)` (it does not fail on Linux 3.17+
@@ -186,7 +189,7 @@ pub fn confine(s: Start) -> Confined {
             }
         }
     }
-    let check = connect_check(&config, &mut log, session.id);
+    let check = connect_check(&config, &mut log, session.id, pam.module_waits);
     let audit = audit.answer();
     let writes = harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut(), acct_dir.as_mut());
     let hardened = confined.then(|| harden::supervisor(writes, audit, check.is_some()));
@@ -229,11 +232,14 @@ impl Confined {
 /// The kernel's exec check, when the configuration wants it and the kernel gives it (done
 /// before the supervisor drops the rights to load it). `verify = "bpf"` without it is logged,
 /// and so is a loader or pin directory refused as untrusted, in any mode.
-fn connect_check(config: &Config, log: &mut Syslog, session: u64) -> Option<ExecCheck> {
+fn connect_check(config: &Config, log: &mut Syslog, session: u64, module_waits: Option<std::time::Duration>) -> Option<ExecCheck> {
     if config.verify == Verify::Ptrace {
         return None;
     }
-    match ExecCheck::connect() {
+    // Within the module's wait for "ready", which a hung loader would outlast (the module
+    // then refuses the session whatever its fail policy: its filter is on).
+    let loader_deadline = module_waits.map_or(LOADER_DEADLINE, |w| (w / 2).min(LOADER_DEADLINE));
+    match ExecCheck::connect(loader_deadline) {
         Ok(c) => Some(c),
         Err(e) => {
             // A loader or pins that someone else could change are named whatever `verify`

@@ -323,11 +323,11 @@ impl std::fmt::Debug for ExecCheck {
 
 impl ExecCheck {
     /// Connects to the loaded programs, having them loaded and pinned first (by the loader,
-    /// [`run_loader`]) if no supervisor has since boot.
+    /// [`run_loader`], given at most `loader_deadline`) if no supervisor has since boot.
     ///
     /// # Errors
     /// When the kernel check cannot be used: the caller checks at ptrace stops instead.
-    pub fn connect() -> Result<ExecCheck, BpfError> {
+    pub fn connect(loader_deadline: std::time::Duration) -> Result<ExecCheck, BpfError> {
         if !in_initial_pid_namespace() {
             return Err(BpfError::PidNamespace);
         }
@@ -337,7 +337,7 @@ impl ExecCheck {
             Err(e) if !nix::unistd::geteuid().is_root() => return Err(e),
             Err(_) => {
                 can_load()?;
-                run_loader()?;
+                run_loader(loader_deadline)?;
                 open_pinned()?
             }
         };
@@ -505,10 +505,10 @@ pub fn find_loader() -> Result<PathBuf, BpfError> {
     Err(BpfError::Loader { path: INSTALLED_LOADER.into(), why: format!("missing (and no {LOADER} beside this program)") })
 }
 
-/// How long the loader may take: half the module's default wait for the supervisor (its
-/// `timeout=`, 10 s); a `timeout=` of 5 s or less gives up first, and its fail policy decides.
-/// Loading takes 20 to 200 ms on the machines measured.
-const LOADER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the loader may take at most: half the module's default wait for the supervisor
+/// (its `timeout=`, 10 s); a PAM session's supervisor gives it half of the module's own
+/// `timeout=` when that is shorter. Loading takes 20 to 200 ms on the machines measured.
+pub const LOADER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// At most this much of what the loader says is kept (its end: the verdict is the last line).
 const LOADER_SAID_MAX: u64 = 64 * 1024;
@@ -516,8 +516,7 @@ const LOADER_SAID_MAX: u64 = 64 * 1024;
 /// The reason logged: at most this many bytes of the loader's last line.
 const REASON_MAX: usize = 300;
 
-/// Runs the loader ([`find_loader`]) and waits for it, at most [`LOADER_DEADLINE`] (then it
-/// is killed): it loads, attaches and pins the programs of this build (their tag is its
+/// Runs the loader ([`find_loader`]) and waits for it, at most `deadline` (then it is killed): it loads, attaches and pins the programs of this build (their tag is its
 /// argument), or says why not in the last line of its standard error, which this error
 /// carries; the rest of what it said is passed on to this process's standard error. It runs
 /// as root in all its user and group ids (a `su` caller's real uid could signal it
@@ -526,7 +525,7 @@ const REASON_MAX: usize = 300;
 ///
 /// # Errors
 /// [`BpfError::Loader`] when it cannot be found, started, or did not succeed in time.
-pub fn run_loader() -> Result<(), BpfError> {
+pub fn run_loader(deadline: std::time::Duration) -> Result<(), BpfError> {
     use std::io::{Read, Seek, Write};
     use std::os::unix::process::CommandExt;
     let path = find_loader()?;
@@ -574,11 +573,11 @@ pub fn run_loader() -> Result<(), BpfError> {
         let _ = child.kill();
         let _ = wait_until(child, std::time::Duration::from_millis(500));
     };
-    let status = match wait_until(&mut child, LOADER_DEADLINE) {
+    let status = match wait_until(&mut child, deadline) {
         Ok(Some(status)) => status,
         Ok(None) => {
             give_up(&mut child);
-            return Err(failed(format!("no answer within {} s; killed", LOADER_DEADLINE.as_secs())));
+            return Err(failed(format!("no answer within {} s; killed", deadline.as_secs_f64())));
         }
         Err(e) => {
             give_up(&mut child);
@@ -744,10 +743,10 @@ mod tests {
             return None;
         }
         // No loader beside the test binary: the test loads in process what the loader would.
-        if ExecCheck::connect().is_err() {
+        if ExecCheck::connect(LOADER_DEADLINE).is_err() {
             load::load_and_pin().expect("load");
         }
-        Some(ExecCheck::connect().expect("connect"))
+        Some(ExecCheck::connect(LOADER_DEADLINE).expect("connect"))
     }
 
     #[test]
