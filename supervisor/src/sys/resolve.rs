@@ -306,19 +306,27 @@ pub struct Reference {
 /// mounts under it with no report, but no mount ever moves into another namespace. A stale id
 /// could be reused by a new mount elsewhere only after its own mount left the namespace,
 /// which the kernel reports before that: the report is looked for at every question.
+///
+/// `mountinfo` lists only the mounts whose mount point the reader's root reaches: where the
+/// session's root is a directory inside a mount (a `chroot`, sshd's `ChrootDirectory`), the
+/// mount that holds the root itself is not listed, and it is added (held by the root's
+/// handle, its id is not reused).
 #[derive(Debug)]
 struct Mounts {
     file: File,
     /// Sorted.
     ids: Vec<u64>,
+    /// The mount of the session's root directory.
+    root: Option<u64>,
     /// Read buffer, kept between readings.
     text: Vec<u8>,
 }
 
 impl Mounts {
-    fn open(leader: i32) -> Option<Self> {
+    fn open(leader: i32, root: Option<&OwnedFd>) -> Option<Self> {
         let file = File::open(format!("/proc/{leader}/mountinfo")).or_else(|_| File::open("/proc/self/mountinfo")).ok()?;
-        let mut m = Mounts { file, ids: Vec::new(), text: Vec::new() };
+        let root = root.and_then(|r| statx(r).ok()).filter(|st| st.stx_mask & libc::STATX_MNT_ID != 0).map(|st| st.stx_mnt_id);
+        let mut m = Mounts { file, ids: Vec::new(), root, text: Vec::new() };
         m.read().ok()?;
         Some(m)
     }
@@ -348,19 +356,20 @@ impl Mounts {
         if n < 0 || (n > 0 && p.revents & (libc::POLLPRI | libc::POLLERR) != 0 && self.read().is_err()) {
             return false;
         }
-        self.ids.binary_search(&id).is_ok()
+        self.root == Some(id) || self.ids.binary_search(&id).is_ok()
     }
 }
 
 impl Reference {
     /// The root of `leader`; this process's own when that cannot be opened.
     pub fn of(leader: i32) -> Self {
+        let root = proc_dir(leader, "root").or_else(|_| open_path(None, b"/", false)).ok();
         Reference {
-            root: proc_dir(leader, "root").or_else(|_| open_path(None, b"/", false)).ok(),
+            mounts: Mounts::open(leader, root.as_ref()),
+            root,
             user_namespace: crate::sys::procfs::user_namespace(leader)
                 .or_else(|_| crate::sys::procfs::user_namespace(std::process::id() as i32))
                 .ok(),
-            mounts: Mounts::open(leader),
         }
     }
 
@@ -669,11 +678,58 @@ mod tests {
 
     #[test]
     fn the_namespace_s_mounts_are_known_by_id() {
-        let mut mounts = Mounts::open(std::process::id() as i32).expect("mountinfo");
+        let mut mounts = Mounts::open(std::process::id() as i32, None).expect("mountinfo");
         let root = statx_path(b"/").expect("statx /").stx_mnt_id;
         assert!(mounts.has(root), "the root's mount {root} among {:?}", mounts.ids);
         assert!(!mounts.has(u64::MAX), "no such mount");
         assert!(mounts.ids.windows(2).all(|w| w[0] < w[1]), "sorted, once each: {:?}", mounts.ids);
+    }
+
+    /// A session whose root is a directory inside a mount (a `chroot`, sshd's
+    /// `ChrootDirectory`): its `mountinfo` does not list the mount that holds its root, and
+    /// the files there are its own all the same (the package test's chrooted Debian failed
+    /// on it: every exec was foreign).
+    #[test]
+    fn a_session_rooted_in_a_directory_inside_a_mount_knows_that_mount() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: chroot needs root");
+            return;
+        }
+        let d = tempdir("chroot");
+        std::fs::create_dir_all(d.join("bin")).expect("mkdir");
+        std::fs::write(d.join("bin/prog"), b"").expect("write");
+        let file = open_path(None, d.join("bin/prog").as_os_str().as_bytes(), false).expect("open");
+        let st = statx(&file).expect("statx");
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let root = std::ffi::CString::new(d.as_os_str().as_bytes()).expect("path");
+        // SAFETY: the child only makes system calls and is killed by the parent.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            // SAFETY: chroot, chdir, write and pause with valid arguments, in the child.
+            nix::unistd::ForkResult::Child => unsafe {
+                let ok = libc::chroot(root.as_ptr()) == 0 && libc::chdir(c"/".as_ptr()) == 0;
+                libc::write(w.as_raw_fd(), [u8::from(ok)].as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            },
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(w);
+                let mut b = [0u8; 1];
+                let _ = nix::unistd::read(&r, &mut b);
+                let mut reference = Reference::of(child.as_raw());
+                // One statx of the path in the session: on the very mount the file is on.
+                // (The walk's name check reads names from this process's root, which in a
+                // chrooted session is the session's too: the module's supervisor inherits
+                // the chroot; not so for this test's process.)
+                let dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
+                let foreign = reference.foreign(b"/bin/prog", dev, st.stx_ino, Some(st.stx_mnt_id));
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(child, None);
+                let _ = std::fs::remove_dir_all(&d);
+                assert_eq!(b[0], 1, "chroot failed");
+                assert!(!foreign, "a file of the session's root counted as foreign");
+            }
+        }
     }
 
     #[test]
