@@ -20,6 +20,25 @@ fn permit_with_module(sb: &Sandbox, service: &str, cfg: &ConfigFile) {
     sb.add_session_module(service, &Sandbox::module_args(&cfg.path(), ""));
 }
 
+/// A sandbox whose PAM service `service` is [`permit_with_module`] with `cfg`, and a PAM
+/// application built there from the C `source` (named `name`): its path.
+fn pam_host(service: &str, cfg: &ConfigFile, name: &str, source: &str) -> (Sandbox, String) {
+    let sb = Sandbox::new();
+    permit_with_module(&sb, service, cfg);
+    let src = sb.dir().join(format!("{name}.c"));
+    std::fs::write(&src, source).expect("write source");
+    let host = sb.dir().join(name);
+    let cc = std::process::Command::new("cc")
+        .args(["-O2", "-pthread", "-o"])
+        .arg(&host)
+        .arg(&src)
+        .arg("-lpam")
+        .output()
+        .expect("cc (build-essential)");
+    assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
+    (sb, host.display().to_string())
+}
+
 fn pid_alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -544,14 +563,7 @@ int main(int argc, char **argv) {
 fn the_host_s_sigchld_disposition_is_never_changed_and_a_host_that_ignores_it_gets_its_session() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let sb = Sandbox::new();
-    permit_with_module(&sb, "swsigchld", &cfg);
-    let src = sb.dir().join("sigchld-host.c");
-    std::fs::write(&src, SIGCHLD_HOST).expect("write source");
-    let host = sb.dir().join("sigchld-host");
-    let cc = std::process::Command::new("cc").args(["-O2", "-pthread", "-o"]).arg(&host).arg(&src).arg("-lpam").output().expect("cc");
-    assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
-    let host = host.display().to_string();
+    let (sb, host) = pam_host("swsigchld", &cfg, "sigchld-host", SIGCHLD_HOST);
     for mode in ["handler", "ignore", "handler", "ignore"] {
         let out = sb.run(&[&host, "swsigchld", mode], T);
         let o = stdout(&out);
@@ -661,21 +673,8 @@ int main(int argc, char **argv) {
 fn a_multithreaded_host_opens_sessions_unharmed_and_its_older_threads_are_supervised() {
     require_root!();
     let cfg = ConfigFile::new(POLICY);
-    let sb = Sandbox::new();
-    permit_with_module(&sb, "swthreads", &cfg);
-    let src = sb.dir().join("threaded-host.c");
-    std::fs::write(&src, THREADED_HOST).expect("write source");
-    let host = sb.dir().join("threaded-host");
-    let cc = std::process::Command::new("cc")
-        .args(["-O2", "-pthread", "-o"])
-        .arg(&host)
-        .arg(&src)
-        .arg("-lpam")
-        .output()
-        .expect("cc (build-essential)");
-    assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
+    let (sb, host) = pam_host("swthreads", &cfg, "threaded-host", THREADED_HOST);
     let ev = copy_true(sb.dir(), "evil");
-    let host = host.display().to_string();
     for round in 0..5 {
         let out = sb.run(&[&host, "swthreads", "/bin/true", &ev], T);
         assert!(out.status.success(), "round {round}: {}{}", stdout(&out), stderr(&out));

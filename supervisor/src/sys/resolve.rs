@@ -700,50 +700,34 @@ mod tests {
         std::fs::write(d.join("bin/prog"), b"").expect("write");
         let file = open_path(None, d.join("bin/prog").as_os_str().as_bytes(), false).expect("open");
         let st = statx(&file).expect("statx");
-        let (r, w) = nix::unistd::pipe().expect("pipe");
         let root = std::ffi::CString::new(d.as_os_str().as_bytes()).expect("path");
-        // SAFETY: the child only makes system calls and is killed by the parent.
-        match unsafe { nix::unistd::fork() }.expect("fork") {
-            // SAFETY: chroot, chdir, write and pause with valid arguments, in the child.
-            nix::unistd::ForkResult::Child => unsafe {
-                let ok = libc::chroot(root.as_ptr()) == 0 && libc::chdir(c"/".as_ptr()) == 0;
-                libc::write(w.as_raw_fd(), [u8::from(ok)].as_ptr().cast(), 1);
-                loop {
-                    libc::pause();
-                }
-            },
-            nix::unistd::ForkResult::Parent { child } => {
-                drop(w);
-                let mut b = [0u8; 1];
-                let _ = nix::unistd::read(&r, &mut b);
-                let mut reference = Reference::of(child.as_raw());
-                // One statx of the path in the session: on the very mount the file is on.
-                // (The walk's name check reads names from this process's root, which in a
-                // chrooted session is the session's too: the module's supervisor inherits
-                // the chroot; not so for this test's process.)
-                let dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
-                let foreign = reference.foreign(b"/bin/prog", dev, st.stx_ino, Some(st.stx_mnt_id));
-                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(child, None);
-                let _ = std::fs::remove_dir_all(&d);
-                assert_eq!(b[0], 1, "chroot failed");
-                assert!(!foreign, "a file of the session's root counted as foreign");
-            }
-        }
+        // SAFETY: chroot and chdir with valid arguments, in the child.
+        let chrooted = || unsafe { libc::chroot(root.as_ptr()) == 0 && libc::chdir(c"/".as_ptr()) == 0 };
+        let (ok, foreign) = with_child(chrooted, |child| {
+            let mut reference = Reference::of(child);
+            // One statx of the path in the session: on the very mount the file is on. (The
+            // walk's name check reads names from this process's root, which in a chrooted
+            // session is the session's too: the module's supervisor inherits the chroot; not
+            // so for this test's process.)
+            let dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
+            reference.foreign(b"/bin/prog", dev, st.stx_ino, Some(st.stx_mnt_id))
+        });
+        let _ = std::fs::remove_dir_all(&d);
+        assert!(ok, "chroot failed");
+        assert!(!foreign, "a file of the session's root counted as foreign");
     }
 
-    #[test]
-    fn a_task_in_a_user_namespace_of_its_own_is_foreign() {
-        let me = std::process::id() as i32;
-        let reference = Reference::of(me);
-        assert!(!reference.foreign_user_namespace(me));
+    /// Runs `setup` (system calls only) in a forked child that then waits, and `then` with the
+    /// child's pid; the child is killed and reaped afterwards. Whether `setup` succeeded, and
+    /// what `then` returned.
+    fn with_child<T>(setup: impl Fn() -> bool, then: impl FnOnce(i32) -> T) -> (bool, T) {
         let (r, w) = nix::unistd::pipe().expect("pipe");
-        // SAFETY: the child only makes system calls and exits.
+        // SAFETY: the child only makes system calls and is killed by the parent.
         match unsafe { nix::unistd::fork() }.expect("fork") {
             nix::unistd::ForkResult::Child => {
-                // SAFETY: unshare, write and pause in the child; it is killed by the parent.
+                let ok = setup();
+                // SAFETY: write and pause in the child.
                 unsafe {
-                    let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
                     libc::write(w.as_raw_fd(), [u8::from(ok)].as_ptr().cast(), 1);
                     loop {
                         libc::pause();
@@ -754,14 +738,25 @@ mod tests {
                 drop(w);
                 let mut b = [0u8; 1];
                 let _ = nix::unistd::read(&r, &mut b);
-                if b[0] == 1 {
-                    assert!(reference.foreign_user_namespace(child.as_raw()));
-                } else {
-                    eprintln!("skipped: user namespaces are not available to this test process");
-                }
+                let out = then(child.as_raw());
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = nix::sys::wait::waitpid(child, None);
+                (b[0] == 1, out)
             }
+        }
+    }
+
+    #[test]
+    fn a_task_in_a_user_namespace_of_its_own_is_foreign() {
+        let me = std::process::id() as i32;
+        let reference = Reference::of(me);
+        assert!(!reference.foreign_user_namespace(me));
+        // SAFETY: unshare in the child.
+        let (ok, foreign) = with_child(|| unsafe { libc::unshare(libc::CLONE_NEWUSER) == 0 }, |child| reference.foreign_user_namespace(child));
+        if ok {
+            assert!(foreign);
+        } else {
+            eprintln!("skipped: user namespaces are not available to this test process");
         }
         assert!(reference.foreign_user_namespace(i32::MAX), "a task that cannot be seen counts as foreign");
     }
