@@ -8,12 +8,12 @@
 //!
 //! What root cannot see is not taken for missing: a FUSE file system mounted by a user
 //! without `allow_other` refuses root (`EACCES`) while serving its owner whatever it likes,
-//! and on any FUSE file system the owner and mode of a file are what its daemon says. Both
-//! are untrusted, never "missing" or "root's".
+//! and on a FUSE file system the owner and mode of a file are what its daemon says. Both
+//! are untrusted, never "missing" or "root's", unless root mounted the file system.
 
 use std::collections::VecDeque;
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -67,7 +67,7 @@ pub struct Untrusted {
 /// Why a path's owner and mode say nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unseen {
-    /// It is on a FUSE file system: its daemon says who owns what.
+    /// It is on a FUSE file system a user mounted: its daemon says who owns what.
     Fuse,
     /// Root could not look at it (the error): a FUSE file system of a user's, without
     /// `allow_other`.
@@ -85,7 +85,7 @@ impl std::fmt::Display for Untrusted {
         let path = String::from_utf8_lossy(&self.path);
         match self.unseen {
             None => write!(f, "{path} (owner uid {}, mode {:o})", self.uid, self.mode & 0o7777),
-            Some(Unseen::Fuse) => write!(f, "{path} (on a FUSE file system, whose daemon says who owns what)"),
+            Some(Unseen::Fuse) => write!(f, "{path} (on a FUSE file system a user mounted, whose daemon says who owns what)"),
             Some(Unseen::Refused(e)) => write!(f, "{path} (root cannot look at it: {e})"),
         }
     }
@@ -94,11 +94,30 @@ impl std::fmt::Display for Untrusted {
 /// `FUSE_SUPER_MAGIC`: a FUSE file system, whose daemon (maybe a user's) answers for it.
 pub const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
-/// Whether the file of `fd` (whose status is `st`) is on a FUSE file system: asked only of
-/// the anonymous devices (major 0) that FUSE file systems get.
-fn on_fuse(fd: &OwnedFd, st: &FileStat) -> bool {
-    libc::major(st.st_dev) == 0
-        && nix::sys::statfs::fstatfs(fd).map_or(true, |s| s.filesystem_type().0 == FUSE_SUPER_MAGIC)
+/// Whether the file of `fd` (whose status is `st`) is on a FUSE file system that root did
+/// not mount (asked only of the anonymous devices, major 0, that FUSE file systems get). The
+/// mounter is the `user_id=` the kernel shows for the mount in `/proc/self/mountinfo` (what
+/// `fusermount3` passes is its caller's real uid, which a user cannot choose); a mount not
+/// found there (another namespace's) counts as a user's. A file system root mounted (CernVM-FS,
+/// lxcfs, an admin's sshfs) is root's choice, and its owners are taken as it says them, as
+/// NFS's are.
+fn users_fuse(fd: &OwnedFd, st: &FileStat) -> bool {
+    if libc::major(st.st_dev) != 0 || !nix::sys::statfs::fstatfs(fd).map_or(true, |s| s.filesystem_type().0 == FUSE_SUPER_MAGIC) {
+        return false;
+    }
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is ours, the empty path NUL-terminated, `sx` valid for writes.
+    let r = unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_MNT_ID, &mut sx) };
+    if r != 0 || sx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return true;
+    }
+    let Ok(table) = std::fs::read("/proc/self/mountinfo") else { return true };
+    let id = format!("{} ", sx.stx_mnt_id);
+    let Some(line) = table.split(|&b| b == b'\n').find(|l| l.starts_with(id.as_bytes())) else { return true };
+    // "... - fuse SOURCE rw,user_id=0,group_id=0,...": the super options are the last field.
+    let options = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    !options.split(|&b| b == b',').any(|o| o == b"user_id=0")
 }
 
 /// `openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)`, again on `EINTR`.
@@ -127,7 +146,7 @@ pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
     // SAFETY: a new descriptor, ours alone.
     let root_fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root_fd) };
     let Ok(root_stat) = fstat(&root_fd) else { return Lookup::Missing };
-    if on_fuse(&root_fd, &root_stat) {
+    if users_fuse(&root_fd, &root_stat) {
         return Lookup::Untrusted(Untrusted::unseen(b"/", Unseen::Fuse));
     }
     // The directories walked so far, from the root: (handle, path, its stat, taken through
@@ -160,7 +179,7 @@ pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
             Ok(stat) => stat,
             Err(e) => return Lookup::Untrusted(Untrusted::unseen(&here, Unseen::Refused(e))),
         };
-        if on_fuse(&fd, &stat) {
+        if users_fuse(&fd, &stat) {
             return Lookup::Untrusted(Untrusted::unseen(&here, Unseen::Fuse));
         }
         match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {

@@ -1489,7 +1489,8 @@ fn c12_library_search_paths_may_name_only_directories_that_only_root_can_change(
 /// (`bindfs -u 0 -g 0`). Without `allow_other` root cannot look into it (`EACCES`): the walk
 /// took that for "missing", which a library search path may name (review of the ninth
 /// pass: the library ran). With `allow_other` (where `/etc/fuse.conf` has
-/// `user_allow_other`) root sees what the daemon says: root's. Both must be refused.
+/// `user_allow_other`) root sees what the daemon says: root's. Both must be refused; a FUSE
+/// file system root mounted is taken as it says.
 #[test]
 fn c13_a_library_directory_on_a_user_s_fuse_file_system_is_not_trusted() {
     require_root!();
@@ -1510,13 +1511,13 @@ fn c13_a_library_directory_on_a_user_s_fuse_file_system_is_not_trusted() {
     let src = base.path().join("src");
     std::fs::create_dir_all(src.join("lib")).expect("mkdir");
     std::fs::copy(&evil.lib, src.join("lib/libselinux.so.1")).expect("copy the library");
-    let (closed, open) = (base.path().join("closed"), base.path().join("open"));
-    for d in [&closed, &open] {
+    let (closed, open, roots) = (base.path().join("closed"), base.path().join("open"), base.path().join("roots"));
+    for d in [&closed, &open, &roots] {
         std::fs::create_dir(d).expect("mkdir");
     }
     let owned = std::process::Command::new("chown").args(["-R", "nobody:nogroup"]).arg(&src).arg(&closed).arg(&open).status().expect("chown");
     assert!(owned.success());
-    let (src, closed, open, b) = (src.display(), closed.display(), open.display(), base.path().display());
+    let (src, closed, open, roots, b) = (src.display(), closed.display(), open.display(), roots.display(), base.path().display());
     // As root, in the test's own mount namespace: /dev/fuse usable by users (as udev makes
     // it on a host) and user_allow_other, then the user's two mounts, then the session.
     let as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups bindfs -u 0 -g 0";
@@ -1524,12 +1525,13 @@ fn c13_a_library_directory_on_a_user_s_fuse_file_system_is_not_trusted() {
         "set -e; mkdir {b}/dev; mount -t tmpfs sw-dev {b}/dev; mknod -m 666 {b}/dev/fuse c 10 229; \
          mount --bind {b}/dev/fuse /dev/fuse; echo user_allow_other > {b}/dev/fuse.conf; \
          mount --bind {b}/dev/fuse.conf /etc/fuse.conf; {as_user} --no-allow-other {src} {closed}; \
-         {as_user} -o allow_other {src} {open}; stat -c 'seen=%U:%a' {open}/lib; set +e; \"$@\"; s=$?; \
-         umount {closed} {open}; exit $s"
+         {as_user} -o allow_other {src} {open}; stat -c 'seen=%U:%a' {open}/lib; bindfs {LIBDIR} {roots}; \
+         set +e; \"$@\"; s=$?; umount {closed} {open} {roots}; exit $s"
     );
     let inner = format!(
         "LD_LIBRARY_PATH={closed}/lib /usr/bin/id -u; echo case=no-allow-other rc=$?\n\
-         LD_LIBRARY_PATH={open}/lib /usr/bin/id -u; echo case=allow-other rc=$?\n"
+         LD_LIBRARY_PATH={open}/lib /usr/bin/id -u; echo case=allow-other rc=$?\n\
+         LD_LIBRARY_PATH={roots} /usr/bin/id -u; echo case=root-mounted rc=$?\n"
     );
     let log = Syslog::new();
     let session = a.wrapped(&log).command(&["/bin/sh", "-c", &inner]);
@@ -1540,6 +1542,9 @@ fn c13_a_library_directory_on_a_user_s_fuse_file_system_is_not_trusted() {
     for case in ["no-allow-other", "allow-other"] {
         assert_eq!(rc.get(case).map(String::as_str), Some("126"), "{case} must be refused\n{}", show(&out, &lines));
     }
+    // A FUSE file system root mounted (here a view of the system's library directory) is
+    // root's choice: its owners are taken as it says them.
+    assert_eq!(rc.get("root-mounted").map(String::as_str), Some("0"), "root's FUSE mount must be usable\n{}", show(&out, &lines));
     let refused = lines_with(&lines, "rule=guard:library-path");
     assert_eq!(refused.len(), 2, "{}", show(&out, &lines));
     a.assert_no_wins("a library directory on a user's FUSE file system");
