@@ -462,6 +462,65 @@ fn c2_a_symlink_into_a_namespace_of_one_s_own_does_not_lend_that_namespace_s_mou
     a.assert_no_wins("symlink into a namespace made outside the session");
 }
 
+/// The membership test above against a reused mount id (review of the ninth pass): mount ids
+/// are handed out lowest-free-first from one pool for all namespaces, so once root unmounts a
+/// mount of the session's namespace, the user's next mount (in a namespace of their own)
+/// takes its id, still on the list the supervisor read at the session's start. The symlink
+/// attack then leads to a mount with a listed id. The kernel's report of the unmount must be
+/// looked for before the answer (a supervisor that re-read the list only when an id is
+/// missing, or never, ran the forbidden program). Tried up to three times until the user's
+/// mount really has the unmounted id (another test's mount may take it first).
+#[test]
+fn c2_a_mount_id_the_session_s_namespace_gave_up_is_not_believed_when_a_user_s_mount_takes_it() {
+    require_root!();
+    let a = Arena::with_rules("[guards]\nuser-namespaces = \"allow\"\n");
+    for round in 1..=3 {
+        let d = scratch();
+        let (top, sync, u) = (d.path().join("top"), d.path().join("sync"), a.u().join(format!("r{round}")));
+        for dir in [&top, &sync, &u] {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
+        std::fs::set_permissions(&sync, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        nix::unistd::chown(&u, Some(nix::unistd::Uid::from_raw(NOBODY)), Some(nix::unistd::Gid::from_raw(NOBODY))).expect("chown");
+        let (top, sync, u, evil) = (top.display().to_string(), sync.display().to_string(), u.display().to_string(), a.evil());
+        let wait = |what: &str| format!("i=0; while [ ! -e {sync}/{what} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done");
+        let inner = format!("touch {sync}/in; {}; {u}/ok/prog; echo status=$?", wait("go"));
+        let log = Syslog::new();
+        let session = a.wrapped(&log).command(&["/bin/sh", "-c", &inner]);
+        // The user's namespace and its tmpfs are made first (their mounts take ids then);
+        // only the bind of the forbidden file comes after root's unmount.
+        let attacker = format!(
+            "setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urm sh -c \
+             'mount -t tmpfs sw-c {u} && mkdir {u}/ok && : > {u}/ok/prog && touch {sync}/ready && {} && \
+             mount --bind {evil} {u}/ok/prog && awk -v p={u}/ok/prog \"\\$5==p {{print \\$1}}\" /proc/self/mountinfo > {sync}/id && \
+             echo $$ > {sync}/pid && exec sleep 60' &",
+            wait("unmounted")
+        );
+        let script = format!(
+            "set -e; mount -t tmpfs sw-x {top}; X=$(awk -v p={top} '$5==p {{print $1}}' /proc/self/mountinfo); \
+             {attacker} {}; \"$@\" & s=$!; {}; umount {top}; touch {sync}/unmounted; {}; \
+             setpriv --reuid=65534 --regid=65534 --clear-groups ln -s /proc/$(cat {sync}/pid)/root{u}/ok {u}/ok; \
+             touch {sync}/go; set +e; wait $s; echo X=$X taken=$(cat {sync}/id); kill $(cat {sync}/pid)",
+            wait("ready"),
+            wait("in"),
+            wait("pid")
+        );
+        let out = in_own_mount_namespace(&script, &session);
+        let o = stdout(&out);
+        let lines = log.until_session_end(WAIT);
+        assert!(o.contains("status=126"), "WIN: the forbidden program ran on a mount with an id the session gave up\n{}", show(&out, &lines));
+        assert!(lines_with(&lines, "rule=guard:foreign-mount").iter().any(|l| l.contains("/ok/prog\"")), "{}", show(&out, &lines));
+        a.assert_no_wins("a reused mount id");
+        let ids = o.lines().find(|l| l.starts_with("X=")).unwrap_or_default();
+        let (x, taken) = ids.trim_start_matches("X=").split_once(" taken=").unwrap_or_default();
+        if !x.is_empty() && x == taken {
+            return;
+        }
+        eprintln!("round {round}: the user's mount did not get the unmounted id ({ids}); again");
+    }
+    panic!("in three rounds the user's mount never took the id the session's namespace gave up: the attack was not tried");
+}
+
 /// The other side of the membership test above: a mount root makes in the session's
 /// namespace while the session runs is one of its mounts. A program there runs (its mount
 /// was not in the namespace when the session began: the kernel's report of the change must

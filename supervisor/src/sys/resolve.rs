@@ -303,9 +303,14 @@ pub struct Reference {
 /// naming that namespace), read again when the kernel reports a change on it (`POLLPRI`).
 ///
 /// Only membership is asked of it, never where a mount is: a rename of a directory moves the
-/// mounts under it with no report, but no mount ever moves into another namespace. A stale id
-/// could be reused by a new mount elsewhere only after its own mount left the namespace,
-/// which the kernel reports before that: the report is looked for at every question.
+/// mounts under it with no report, and no user can move a mount into another namespace. Ids
+/// are handed out lowest-free-first from one pool for every namespace, so a user's new mount
+/// takes the id of one that just left the session's namespace (review of the ninth pass: it
+/// did, every time): a stale id is dangerous. It is never believed, because the kernel
+/// reports the leaving before the id is free, and the report is looked for at every question;
+/// and the mount asked about cannot leave meanwhile, since the caller holds a descriptor of a
+/// file on it (until the kernel's check at the exec has compared it). A reading that fails
+/// leaves no list: the next question reads again.
 ///
 /// `mountinfo` lists only the mounts whose mount point the reader's root reaches: where the
 /// session's root is a directory inside a mount (a `chroot`, sshd's `ChrootDirectory`), the
@@ -318,33 +323,53 @@ struct Mounts {
     ids: Vec<u64>,
     /// The mount of the session's root directory.
     root: Option<u64>,
-    /// Read buffer, kept between readings.
-    text: Vec<u8>,
+    /// The last reading failed: read again at the next question, whatever the kernel says.
+    unread: bool,
 }
 
 impl Mounts {
-    fn open(leader: i32, root: Option<&OwnedFd>) -> Option<Self> {
-        let file = File::open(format!("/proc/{leader}/mountinfo")).or_else(|_| File::open("/proc/self/mountinfo")).ok()?;
+    fn open(file: File, root: Option<&OwnedFd>) -> Self {
         let root = root.and_then(|r| statx(r).ok()).filter(|st| st.stx_mask & libc::STATX_MNT_ID != 0).map(|st| st.stx_mnt_id);
-        let mut m = Mounts { file, ids: Vec::new(), root, text: Vec::new() };
-        m.read().ok()?;
-        Some(m)
+        let mut m = Mounts { file, ids: Vec::new(), root, unread: true };
+        let _ = m.read();
+        m
     }
 
+    /// Reads the ids (each line's first field) through a buffer of fixed size: a table of
+    /// thousands of mounts is parsed as it comes, never held.
     fn read(&mut self) -> io::Result<()> {
         use std::io::{Read, Seek};
-        self.text.clear();
-        self.file.seek(std::io::SeekFrom::Start(0))?;
-        self.file.read_to_end(&mut self.text)?;
         self.ids.clear();
-        // Each line begins with the mount's id.
-        for line in self.text.split(|&b| b == b'\n') {
-            let id = line.split(|&b| b == b' ').next().and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| f.parse().ok());
-            if let Some(id) = id {
-                self.ids.push(id);
+        self.unread = true;
+        self.file.seek(std::io::SeekFrom::Start(0))?;
+        let mut buf = [0u8; 16 * 1024];
+        // The id being read (`Some` while at the start of a line), None for the rest of one.
+        let mut id: Option<u64> = Some(0);
+        let mut digits = 0;
+        loop {
+            let n = match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            for &b in &buf[..n] {
+                match (b, id) {
+                    (b'\n', _) => (id, digits) = (Some(0), 0),
+                    (b'0'..=b'9', Some(v)) => {
+                        id = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0')));
+                        digits += 1;
+                    }
+                    (b' ', Some(v)) if digits > 0 => {
+                        self.ids.push(v);
+                        id = None;
+                    }
+                    _ => id = None,
+                }
             }
         }
         self.ids.sort_unstable();
+        self.unread = false;
         Ok(())
     }
 
@@ -353,7 +378,8 @@ impl Mounts {
         let mut p = libc::pollfd { fd: self.file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
         // SAFETY: one pollfd, no wait.
         let n = unsafe { libc::poll(&mut p, 1, 0) };
-        if n < 0 || (n > 0 && p.revents & (libc::POLLPRI | libc::POLLERR) != 0 && self.read().is_err()) {
+        let changed = n > 0 && p.revents & (libc::POLLPRI | libc::POLLERR) != 0;
+        if n < 0 || ((changed || self.unread) && self.read().is_err()) {
             return false;
         }
         self.root == Some(id) || self.ids.binary_search(&id).is_ok()
@@ -363,9 +389,16 @@ impl Mounts {
 impl Reference {
     /// The root of `leader`; this process's own when that cannot be opened.
     pub fn of(leader: i32) -> Self {
-        let root = proc_dir(leader, "root").or_else(|_| open_path(None, b"/", false)).ok();
+        // Its root and its mount table through one handle of its /proc directory (this
+        // process's own when the leader is gone): both of one process.
+        let dir = proc_dir(leader, "").or_else(|_| open_path(None, b"/proc/self", false)).ok();
+        let root = dir.as_ref().and_then(|d| open_path(Some(d), b"root", false).ok());
+        let table = dir.as_ref().and_then(|d| {
+            let fd = openat(d.as_fd(), c"mountinfo", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+            Some(File::from(fd))
+        });
         Reference {
-            mounts: Mounts::open(leader, root.as_ref()),
+            mounts: table.map(|t| Mounts::open(t, root.as_ref())),
             root,
             user_namespace: crate::sys::procfs::user_namespace(leader)
                 .or_else(|_| crate::sys::procfs::user_namespace(std::process::id() as i32))
@@ -677,8 +710,25 @@ mod tests {
     }
 
     #[test]
+    fn mount_ids_are_parsed_as_they_come_across_the_buffer_and_bad_lines_are_skipped() {
+        let d = tempdir("mountinfo");
+        let mut text = Vec::new();
+        text.extend_from_slice(b"27 1 8:1 / / rw - ext4 /dev/sda1 rw\n");
+        // A line longer than the read buffer, then one whose id straddles a buffer's end.
+        text.extend_from_slice(b"31 27 0:5 / /long ");
+        text.extend(std::iter::repeat_n(b'x', 16 * 1024 - text.len() - 2));
+        text.extend_from_slice(b"\n4099 27 0:6 / /next rw - tmpfs t rw\n");
+        text.extend_from_slice(b"x12 27 bad\n\n 13 leading space\n77\n8 27 0:7 / /last rw - proc p rw\n");
+        std::fs::write(d.join("mountinfo"), &text).expect("write");
+        let mut mounts = Mounts::open(File::open(d.join("mountinfo")).expect("open"), None);
+        assert_eq!(mounts.ids, vec![8, 27, 31, 4099]);
+        assert!(mounts.has(4099) && !mounts.has(12) && !mounts.has(13) && !mounts.has(77));
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
     fn the_namespace_s_mounts_are_known_by_id() {
-        let mut mounts = Mounts::open(std::process::id() as i32, None).expect("mountinfo");
+        let mut mounts = Mounts::open(File::open("/proc/self/mountinfo").expect("mountinfo"), None);
         let root = statx_path(b"/").expect("statx /").stx_mnt_id;
         assert!(mounts.has(root), "the root's mount {root} among {:?}", mounts.ids);
         assert!(!mounts.has(u64::MAX), "no such mount");
