@@ -52,7 +52,7 @@ fn guard_text(g: Guard) -> &'static str {
         Guard::DynamicLoader => "running the dynamic loader directly is not allowed",
         Guard::LoaderEnv => "LD_PRELOAD/LD_AUDIT-style loader variables are not allowed",
         Guard::Traced => "running programs under a debugger or tracer is not allowed",
-        Guard::ForeignMount => "this path names another program in the session; running programs from a private mount namespace is not allowed",
+        Guard::ForeignMount => "this path names another program in the session, or a file of another mount namespace; it was not run",
         Guard::UserNamespaces => "running programs in a user namespace of one's own is not allowed",
         Guard::LibraryPath => "a library search path (LD_LIBRARY_PATH, GCONV_PATH) may name only directories that only root can change",
     }
