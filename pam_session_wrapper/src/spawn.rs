@@ -54,7 +54,7 @@ fn check_binary(path: &str) -> Result<OwnedFd, SpawnError> {
     let root = std::fs::File::open("/").map_err(|e| bad(format!("open /: {e}")))?;
     match resolve(root.as_fd(), path.as_bytes()) {
         Lookup::Missing => Err(bad(std::io::Error::from_raw_os_error(libc::ENOENT).to_string())),
-        Lookup::Untrusted(u) => Err(bad(format!("{u} can be changed by others than root"))),
+        Lookup::Untrusted(u) => Err(bad(u.to_string())),
         Lookup::Found(f) => {
             let mode = f.stat.st_mode;
             if mode & libc::S_IFMT != libc::S_IFREG {

@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -80,13 +80,15 @@ impl Untrusted {
     }
 }
 
+/// The whole reason: "PATH (owner uid N, mode M) can be changed by others than root", or
+/// why root cannot tell.
 impl std::fmt::Display for Untrusted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let path = String::from_utf8_lossy(&self.path);
         match self.unseen {
-            None => write!(f, "{path} (owner uid {}, mode {:o})", self.uid, self.mode & 0o7777),
-            Some(Unseen::Fuse) => write!(f, "{path} (on a FUSE file system a user mounted, whose daemon says who owns what)"),
-            Some(Unseen::Refused(e)) => write!(f, "{path} (root cannot look at it: {e})"),
+            None => write!(f, "{path} (owner uid {}, mode {:o}) can be changed by others than root", self.uid, self.mode & 0o7777),
+            Some(Unseen::Fuse) => write!(f, "{path} is on a FUSE file system a user mounted, whose daemon says who owns what"),
+            Some(Unseen::Refused(e)) => write!(f, "root cannot look at {path} ({e}), so cannot tell who can change it"),
         }
     }
 }
@@ -96,26 +98,23 @@ pub const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
 /// Whether the file of `fd` (whose status is `st`) is on a FUSE file system that root did
 /// not mount (asked only of the anonymous devices, major 0, that FUSE file systems get). The
-/// mounter is the `user_id=` the kernel shows for the mount in `/proc/self/mountinfo` (what
-/// `fusermount3` passes is its caller's real uid, which a user cannot choose); a mount not
-/// found there (another namespace's) counts as a user's. A file system root mounted (CernVM-FS,
-/// lxcfs, an admin's sshfs) is root's choice, and its owners are taken as it says them, as
-/// NFS's are.
+/// mounter is the `user_id=` the kernel shows for the file system in `/proc/self/mountinfo`
+/// (what `fusermount3` passes is its caller's real uid, which a user cannot choose), found by
+/// its device: the same for every mount of it, in every namespace (a session with private
+/// directories walks copies of this process's mounts, with other ids). One not mounted in
+/// this process's namespace at all (a user's own namespace's) counts as a user's. A file
+/// system root mounted (CernVM-FS, lxcfs, an admin's sshfs) is root's choice, and its owners
+/// are taken as it says them, as NFS's are.
 fn users_fuse(fd: &OwnedFd, st: &FileStat) -> bool {
     if libc::major(st.st_dev) != 0 || !nix::sys::statfs::fstatfs(fd).map_or(true, |s| s.filesystem_type().0 == FUSE_SUPER_MAGIC) {
         return false;
     }
-    // SAFETY: an all-zero statx is a valid value of this plain C struct.
-    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: the descriptor is ours, the empty path NUL-terminated, `sx` valid for writes.
-    let r = unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_MNT_ID, &mut sx) };
-    if r != 0 || sx.stx_mask & libc::STATX_MNT_ID == 0 {
-        return true;
-    }
     let Ok(table) = std::fs::read("/proc/self/mountinfo") else { return true };
-    let id = format!("{} ", sx.stx_mnt_id);
-    let Some(line) = table.split(|&b| b == b'\n').find(|l| l.starts_with(id.as_bytes())) else { return true };
-    // "... - fuse SOURCE rw,user_id=0,group_id=0,...": the super options are the last field.
+    let device = format!("{}:{}", libc::major(st.st_dev), libc::minor(st.st_dev));
+    // "ID PARENT MAJOR:MINOR ROOT POINT ... - fuse SOURCE rw,user_id=0,group_id=0,...": the
+    // super options are the last field.
+    let mut lines = table.split(|&b| b == b'\n').filter(|l| l.split(|&b| b == b' ').nth(2) == Some(device.as_bytes()));
+    let Some(line) = lines.next() else { return true };
     let options = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     !options.split(|&b| b == b',').any(|o| o == b"user_id=0")
 }
@@ -142,10 +141,16 @@ fn components(path: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
 /// following symlinks the way the kernel does, through root-only directories and links only.
 pub fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Lookup {
     // Close-on-exec from the start: the module walks inside a host that may exec meanwhile.
-    let Ok(root_fd) = nix::fcntl::fcntl(root, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)) else { return Lookup::Missing };
-    // SAFETY: a new descriptor, ours alone.
-    let root_fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root_fd) };
-    let Ok(root_stat) = fstat(&root_fd) else { return Lookup::Missing };
+    let refused = |e| Lookup::Untrusted(Untrusted::unseen(b"/", Unseen::Refused(e)));
+    let root_fd = match nix::fcntl::fcntl(root, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)) {
+        // SAFETY: a new descriptor, ours alone.
+        Ok(fd) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+        Err(e) => return refused(e),
+    };
+    let root_stat = match fstat(&root_fd) {
+        Ok(st) => st,
+        Err(e) => return refused(e),
+    };
     if users_fuse(&root_fd, &root_stat) {
         return Lookup::Untrusted(Untrusted::unseen(b"/", Unseen::Fuse));
     }

@@ -468,13 +468,15 @@ fn c2_a_symlink_into_a_namespace_of_one_s_own_does_not_lend_that_namespace_s_mou
 /// takes its id, still on the list the supervisor read at the session's start. The symlink
 /// attack then leads to a mount with a listed id. The kernel's report of the unmount must be
 /// looked for before the answer (a supervisor that re-read the list only when an id is
-/// missing, or never, ran the forbidden program). Tried up to three times until the user's
+/// missing, or never, ran the forbidden program). Tried up to five times until the user's
 /// mount really has the unmounted id (another test's mount may take it first).
 #[test]
 fn c2_a_mount_id_the_session_s_namespace_gave_up_is_not_believed_when_a_user_s_mount_takes_it() {
     require_root!();
     let a = Arena::with_rules("[guards]\nuser-namespaces = \"allow\"\n");
-    for round in 1..=3 {
+    // Alone among the tests that mount (their mounts would take the freed id first).
+    let _heavy = heavy();
+    for round in 1..=5 {
         let d = scratch();
         let (top, sync, u) = (d.path().join("top"), d.path().join("sync"), a.u().join(format!("r{round}")));
         for dir in [&top, &sync, &u] {
@@ -518,7 +520,7 @@ fn c2_a_mount_id_the_session_s_namespace_gave_up_is_not_believed_when_a_user_s_m
         }
         eprintln!("round {round}: the user's mount did not get the unmounted id ({ids}); again");
     }
-    panic!("in three rounds the user's mount never took the id the session's namespace gave up: the attack was not tried");
+    panic!("in five rounds the user's mount never took the id the session's namespace gave up: the attack was not tried");
 }
 
 /// The other side of the membership test above: a mount root makes in the session's

@@ -237,8 +237,11 @@ fn connect_check(config: &Config, log: &mut Syslog, session: u64, module_waits: 
         return None;
     }
     // Within the module's wait for "ready", which a hung loader would outlast (the module
-    // then refuses the session whatever its fail policy: its filter is on).
-    let loader_deadline = module_waits.map_or(LOADER_DEADLINE, |w| (w / 2).min(LOADER_DEADLINE));
+    // then refuses the session whatever its fail policy: its filter is on): half of it, less
+    // the half second a killed loader may take to be reaped, at least 0.2 s.
+    let loader_deadline = module_waits.map_or(LOADER_DEADLINE, |w| {
+        (w / 2).saturating_sub(std::time::Duration::from_millis(500)).max(std::time::Duration::from_millis(200)).min(LOADER_DEADLINE)
+    });
     match ExecCheck::connect(loader_deadline) {
         Ok(c) => Some(c),
         Err(e) => {

@@ -490,7 +490,7 @@ pub fn find_loader() -> Result<PathBuf, BpfError> {
     for candidate in beside.iter().map(PathBuf::as_path).chain([Path::new(INSTALLED_LOADER)]) {
         match trust::resolve(std::os::fd::AsFd::as_fd(&root), candidate.as_os_str().as_bytes()) {
             Lookup::Missing => continue,
-            Lookup::Untrusted(u) => return Err(untrusted(candidate, format!("{u} can be changed by others than root"))),
+            Lookup::Untrusted(u) => return Err(untrusted(candidate, u.to_string())),
             Lookup::Found(f) => {
                 let mode = f.stat.st_mode;
                 if mode & libc::S_IFMT != libc::S_IFREG || f.stat.st_uid != 0 || mode & 0o022 != 0 || mode & 0o100 == 0 {

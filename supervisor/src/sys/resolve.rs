@@ -308,9 +308,9 @@ pub struct Reference {
 /// takes the id of one that just left the session's namespace (review of the ninth pass: it
 /// did, every time): a stale id is dangerous. It is never believed, because the kernel
 /// reports the leaving before the id is free, and the report is looked for at every question;
-/// and the mount asked about cannot leave meanwhile, since the caller holds a descriptor of a
-/// file on it (until the kernel's check at the exec has compared it). A reading that fails
-/// leaves no list: the next question reads again.
+/// and the id asked about cannot be freed and given to another mount meanwhile, since the
+/// caller holds a descriptor of a file on its mount (until the kernel's check at the exec has
+/// compared it). A reading that fails leaves no list: the next question reads again.
 ///
 /// `mountinfo` lists only the mounts whose mount point the reader's root reaches: where the
 /// session's root is a directory inside a mount (a `chroot`, sshd's `ChrootDirectory`), the
@@ -714,9 +714,9 @@ mod tests {
         let d = tempdir("mountinfo");
         let mut text = Vec::new();
         text.extend_from_slice(b"27 1 8:1 / / rw - ext4 /dev/sda1 rw\n");
-        // A line longer than the read buffer, then one whose id straddles a buffer's end.
+        // A line longer than the read buffer, then one whose id straddles the next buffer's end.
         text.extend_from_slice(b"31 27 0:5 / /long ");
-        text.extend(std::iter::repeat_n(b'x', 16 * 1024 - text.len() - 2));
+        text.extend(std::iter::repeat_n(b'x', 2 * 16 * 1024 - text.len() - 2));
         text.extend_from_slice(b"\n4099 27 0:6 / /next rw - tmpfs t rw\n");
         text.extend_from_slice(b"x12 27 bad\n\n 13 leading space\n77\n8 27 0:7 / /last rw - proc p rw\n");
         std::fs::write(d.join("mountinfo"), &text).expect("write");

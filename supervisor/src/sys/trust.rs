@@ -53,10 +53,10 @@ pub fn library_path_problem(root: BorrowedFd<'_>, value: &[u8]) -> Option<String
         }
         match resolve(root, entry) {
             Lookup::Missing => {}
-            Lookup::Untrusted(u) => return Some(format!("{shown}: {u} can be changed by others than root")),
+            Lookup::Untrusted(u) => return Some(format!("{shown}: {u}")),
             Lookup::Found(f) if !root_only(&f.stat) => {
                 let u = Untrusted { path: f.path, uid: f.stat.st_uid, mode: f.stat.st_mode, unseen: None };
-                return Some(format!("{shown}: {u} can be changed by others than root"));
+                return Some(format!("{shown}: {u}"));
             }
             Lookup::Found(_) => {}
         }
