@@ -264,3 +264,33 @@ fn under_logind_limits_are_handed_to_pam_systemd_and_no_cgroup_is_made() {
     assert!(start.contains("cgroups=pam_systemd"), "{start}");
     assert!(find(&lines, "event=limit-not-applied").contains("limit=cpu-max"));
 }
+
+/// A FUSE file system root mounted (a view of the system's library directory here, as
+/// CernVM-FS or lxcfs on a host) is root's choice, and a library search path into it is
+/// fine, also in a session with private directories: its mount namespace holds copies of the
+/// host's mounts, with other ids, and the file system is found by its device (review of the
+/// ninth pass: looked up by mount id, it was taken for a user's there and refused).
+#[test]
+fn a_library_path_into_a_fuse_file_system_root_mounted_is_fine_in_a_session_with_private_directories() {
+    require_root!();
+    if std::process::Command::new("bindfs").arg("--version").output().is_err() || !Path::new("/dev/fuse").exists() {
+        session_wrapper_tests::skip(module_path!(), "bindfs or /dev/fuse missing on this machine");
+        return;
+    }
+    let cfg = ConfigFile::new("default = \"allow\"\n[[isolation]]\nname = \"tmp\"\nprivate-dirs = [\"/var/tmp\"]\n");
+    let sb = sandbox_with("swiso6", 4506, &cfg, false);
+    let view = tempfile::Builder::new().prefix("sw-fuse-").tempdir_in("/var/lib").expect("tempdir in /var/lib");
+    std::fs::set_permissions(view.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let v = view.path().display();
+    let script = format!(
+        "bindfs /usr/lib/x86_64-linux-gnu {v} || exit 3; echo outer=$(readlink /proc/self/ns/mnt); \
+         su swiso6 -c 'echo inner=$(readlink /proc/self/ns/mnt); LD_LIBRARY_PATH={v} /usr/bin/id -u; echo rc=$?'; s=$?; umount {v}; exit $s"
+    );
+    let out = sb.run(&["sh", "-c", &script], T);
+    let o = stdout(&out);
+    let lines = sb.log.until_session_end(T);
+    assert!(o.contains("rc=0"), "a library path into root's FUSE mount was refused: {o}{}\n{lines:#?}", stderr(&out));
+    assert!(!lines.iter().any(|l| l.contains("rule=guard:library-path")), "{lines:#?}");
+    let ns = |k: &str| o.lines().find_map(|l| l.strip_prefix(k)).map(str::to_owned);
+    assert!(ns("inner=").is_some() && ns("inner=") != ns("outer="), "the session has a mount namespace of its own: {o}");
+}
