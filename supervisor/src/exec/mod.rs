@@ -428,6 +428,12 @@ impl Pipeline {
         self.abandon_loading(ctx, ids, "failed");
     }
 
+    /// Whether the session's mount table could be read at the start (see
+    /// [`crate::sys::resolve::Reference::mounts_known`]).
+    pub fn mounts_known(&self) -> bool {
+        self.sight.reference.mounts_known()
+    }
+
     /// The execs the kernel checks that wait for its finding: (thread, notification id).
     pub fn waiting_in_kernel(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
         self.table.iter().filter(|(_, e)| matches!(e.stage, Stage::Loading { .. })).map(|(id, e)| (e.facts.tid, *id))

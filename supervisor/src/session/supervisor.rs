@@ -222,6 +222,13 @@ impl Supervisor {
             .quoted("config", self.config.sources.join(",").as_bytes())
             .bare("verify", if self.check.is_some() { "bpf" } else { "ptrace" })
             .extend(self.isolation.iter().cloned())
+            .extend(self.mounts_unknown())
+    }
+
+    /// `mounts=unreadable` when the session's mount table could not be read: every exec is
+    /// then refused by the foreign-mount guard, and this says why.
+    fn mounts_unknown(&self) -> Option<Field> {
+        (!self.execs.mounts_known()).then(|| Field::new("mounts", Value::Bare("unreadable".into())))
     }
 
     /// Waits for something to do. `None` when polling itself fails.

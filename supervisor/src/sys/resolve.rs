@@ -411,6 +411,12 @@ impl Reference {
         self.root.as_ref().map(AsFd::as_fd)
     }
 
+    /// Whether the session's mount table could be read: without it every path counts as
+    /// foreign (a file's mount cannot be told to be the session's).
+    pub fn mounts_known(&self) -> bool {
+        self.mounts.as_ref().is_some_and(|m| !m.unread)
+    }
+
     /// The inode number of the session's user namespace, if it could be read.
     pub fn user_namespace_inode(&self) -> Option<u64> {
         self.user_namespace.map(|(_, ino)| ino)
@@ -724,6 +730,30 @@ mod tests {
         assert_eq!(mounts.ids, vec![8, 27, 31, 4099]);
         assert!(mounts.has(4099) && !mounts.has(12) && !mounts.has(13) && !mounts.has(77));
         let _ = std::fs::remove_dir_all(d);
+    }
+
+    /// A leader whose mount table cannot be read (here a zombie: no namespaces left) leaves
+    /// the session blind to mounts: known as such (the session-start line says
+    /// `mounts=unreadable`), and every path counts as foreign.
+    #[test]
+    fn without_the_session_s_mount_table_every_path_is_foreign_and_it_is_known() {
+        assert!(Reference::of(std::process::id() as i32).mounts_known());
+        // SAFETY: the child exits at once; it is reaped below.
+        let child = match unsafe { nix::unistd::fork() }.expect("fork") {
+            // SAFETY: _exit in the child.
+            nix::unistd::ForkResult::Child => unsafe { libc::_exit(0) },
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        let zombie = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|s| s.contains(") Z "))
+        });
+        let mut reference = Reference::of(child.as_raw());
+        let known = reference.mounts_known();
+        let foreign = reference.foreign(b"/usr/bin/true", 0, 0, None);
+        let _ = nix::sys::wait::waitpid(child, None);
+        assert!(zombie, "the child never became a zombie");
+        assert!(!known && foreign, "known {known}, foreign {foreign}");
     }
 
     #[test]
