@@ -144,14 +144,60 @@ fn commands_reuse_one_connection_with_single_connect() {
     log.until_session_end(T);
     let auth = srv.events("authorization");
     assert_eq!(auth.len(), 30);
-    // At most one connection per authorization worker (4), plus accounting's own.
+    // One after the other, they all go on one connection: the first worker's, which the
+    // supervisor's loop then uses itself (four workers would each make their own).
     let mut conns: Vec<i64> = auth.iter().filter_map(|e| e["conn"].as_i64()).collect();
     conns.sort_unstable();
     conns.dedup();
-    assert!(conns.len() <= 4, "30 authorizations used {} connections", conns.len());
+    assert_eq!(conns.len(), 1, "30 authorizations one after the other used {} connections", conns.len());
     let connects = srv.events("connect").len();
-    assert!(connects <= 5, "30 commands used {connects} connections in all");
+    assert!(connects <= 2, "30 commands used {connects} connections in all (with accounting's own)");
     assert!(srv.events("authorization").iter().all(|e| e["single_connect"] == true));
+}
+
+/// The loop's own exchange (on the connection a worker left it) fails as a worker's would:
+/// a connection the server closed while idle is replaced and the server stays up; a server
+/// that answers ERROR, or nothing in its time, is passed over for the next, with the reason.
+#[test]
+fn the_loop_s_own_exchange_recovers_from_a_closed_connection_an_error_and_a_silent_server() {
+    require_root!();
+    let rules = format!(
+        "{RULES}\n[[rule]]\nname = \"err\"\ncmd = \"^/usr/bin/echo$\"\nargs = \"^err\"\naction = \"error\"\ndata = \"backend busy\"\n\
+         [[rule]]\nname = \"silent\"\ncmd = \"^/usr/bin/echo$\"\nargs = \"^silent\"\naction = \"no-answer\"\n"
+    );
+    // The first closes connections idle for 0.4 s, and has 0.2 s to answer (its silence
+    // must not end in that close).
+    let first = Server::start(&rules, &["--single-connect", "--idle-timeout", "0.4"]);
+    let second = Server::start("default = \"permit\"\n", &["--single-connect"]);
+    let servers = format!("{}{}", server_entry(first.port, 200), server_entry(second.port, 1000));
+    let (cfg, _k) = config(&servers, "");
+    let log = Syslog::new();
+    let script = "/usr/bin/echo ok1; sleep 0.8; /usr/bin/echo ok2; /usr/bin/echo err; /usr/bin/echo silent; /usr/bin/echo ok3";
+    let out = run(&log, &cfg, &["/bin/sh", "-c", script]);
+    assert_eq!(stdout(&out), "ok1\nok2\nerr\nsilent\nok3\n", "{}", stderr(&out));
+    let lines = log.until_session_end(T);
+    let at = |port: u16| format!("server=127.0.0.1:{port}");
+    let (a, b) = (at(first.port), at(second.port));
+    // ok2 came after the server closed the idle connection: answered by it all the same.
+    let ok2 = find(&lines, "argv=\"/usr/bin/echo ok2\"");
+    assert!(ok2.contains(&a) && ok2.contains("status=PASS_ADD"), "{ok2}");
+    let closed: Vec<_> = first.events("close").into_iter().filter(|e| e["reason"] == "idle timeout").collect();
+    assert!(!closed.is_empty(), "the first server closed an idle connection");
+    // ERROR: the next server decides, and the first is not down for it.
+    let err = find(&lines, "argv=\"/usr/bin/echo err\"");
+    assert!(err.contains(&b) && err.contains("status=PASS_ADD"), "{err}");
+    let down: Vec<&String> = lines.iter().filter(|l| l.contains("event=tacacs-server-down")).collect();
+    assert_eq!(down.len(), 1, "only the silence marks the first server down: {down:?}");
+    assert!(down[0].contains(&format!("127.0.0.1:{}", first.port)) && down[0].contains("no answer in time"), "{}", down[0]);
+    // Silence: the first server's 200 ms, then the second.
+    let silent = find(&lines, "argv=\"/usr/bin/echo silent\"");
+    assert!(silent.contains(&b) && silent.contains("status=PASS_ADD"), "{silent}");
+    let ms = |l: &str| -> u64 { l.split("authz_ms=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    assert!((180..1000).contains(&ms(silent)), "waited for the silent server's time, then no longer: {silent}");
+    // Then the first is skipped as down.
+    let ok3 = find(&lines, "argv=\"/usr/bin/echo ok3\"");
+    assert!(ok3.contains(&b), "{ok3}");
+    assert_eq!(first.events("authorization").len(), 4, "ok1, ok2, err and silent went to the first server");
 }
 
 #[test]
@@ -276,7 +322,11 @@ fn authorization_over_tls_works_and_a_bad_certificate_is_refused() {
     let pki = tempfile::Builder::new().prefix("sw-pki-").tempdir().expect("tempdir");
     certificates(pki.path());
     let p = |f: &str| pki.path().join(f).display().to_string();
-    let srv = Server::start(RULES, &["--tls-cert", &p("server.pem"), "--tls-key", &p("server.key"), "--single-connect"]);
+    // It closes connections idle for 0.4 s (with no close_notify).
+    let srv = Server::start(
+        RULES,
+        &["--tls-cert", &p("server.pem"), "--tls-key", &p("server.key"), "--single-connect", "--idle-timeout", "0.4"],
+    );
     for (ca, works) in [("ca.pem", true), ("other.pem", false)] {
         let cfg = ConfigFile::new(&format!(
             "default = \"allow\"\n[[rules]]\nexe = \"/usr/bin/echo\"\naction = \"authorize\"\n[tacacs]\ntimeout-ms = 1500\n[[tacacs.servers]]\nhost = \"127.0.0.1\"\nport = {}\ntls = {{ ca-file = \"{}\", server-name = \"localhost\" }}\n",
@@ -284,20 +334,33 @@ fn authorization_over_tls_works_and_a_bad_certificate_is_refused() {
             p(ca)
         ));
         let log = Syslog::new();
-        let out = run(&log, &cfg, &["/usr/bin/echo", "ok"]);
+        // The second on the first's connection, the third after the server closed it. (The
+        // refused handshake's command comes first, before accounting's own refusal marks
+        // the server down.)
+        let script: &[&str] = if works {
+            &["/bin/sh", "-c", "/usr/bin/echo ok; /usr/bin/echo ok2; sleep 0.8; /usr/bin/echo ok3"]
+        } else {
+            &["/usr/bin/echo", "ok"]
+        };
+        let out = run(&log, &cfg, script);
         let lines = log.until_session_end(T);
         let l = find(&lines, "argv=\"/usr/bin/echo ok\"");
         if works {
-            assert_eq!(stdout(&out), "ok\n", "{}", stderr(&out));
-            assert!(l.contains("status=PASS_ADD"), "{l}");
+            assert_eq!(stdout(&out), "ok\nok2\nok3\n", "{}", stderr(&out));
+            for arg in ["ok", "ok2", "ok3"] {
+                let l = find(&lines, &format!("argv=\"/usr/bin/echo {arg}\""));
+                assert!(l.contains("status=PASS_ADD"), "{l}");
+            }
+            assert!(!lines.iter().any(|l| l.contains("event=tacacs-server-down")), "an idle close is not a server down: {lines:?}");
         } else {
             assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
             assert!(l.contains("authz=fail-policy") && l.to_lowercase().contains("certificate"), "{l}");
         }
     }
     let auth = srv.events("authorization");
-    assert_eq!(auth.len(), 1, "only the trusted connection got through");
-    assert_eq!(auth[0]["tls"], true);
+    assert_eq!(auth.len(), 3, "only the trusted connection got through, ok3 once");
+    assert!(auth.iter().all(|a| a["tls"] == true));
+    assert_eq!(auth[0]["conn"], auth[1]["conn"], "ok2 went on ok's connection");
     assert!(!srv.events("tls-error").is_empty(), "the server saw the refused handshake");
 }
 

@@ -120,12 +120,17 @@ impl Backend for TacacsBackend {
 
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
         let mut fds = vec![self.client.wake_fd()];
+        fds.extend(self.client.inline_fd());
         fds.extend(self.tracker.fd());
         fds
     }
 
     fn timeout(&self) -> Option<Duration> {
-        self.tracker.waiting().then_some(Duration::from_millis(100))
+        let tracker = self.tracker.waiting().then_some(Duration::from_millis(100));
+        match (tracker, self.client.inline_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn poll(&mut self) -> Vec<Report> {

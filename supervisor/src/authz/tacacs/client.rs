@@ -306,41 +306,89 @@ impl Connection {
         R: tacacs_plus_protocol::PacketBody + for<'a> tacacs_plus_protocol::Deserialize<'a>,
     {
         self.stream.set_deadline(deadline)?;
-        let mut buf = vec![0u8; packet.wire_size()];
-        let n = match &ep.key {
-            Some(k) => packet.serialize(k, &mut buf),
-            None => packet.serialize_unobfuscated(&mut buf),
-        }
-        .map_err(|e| ClientError::Encode(format!("{e:?}")))?;
-        if let Err(e) = self.stream.write_all(&buf[..n]).and_then(|()| self.stream.flush()) {
-            return Err(self.io_error(e, ep));
-        }
+        self.write_packet(ep, &encode(ep, packet)?)?;
+        self.read_reply(ep, session)
+    }
+
+    /// Reads and decodes the reply to `session` (blocking, under the deadline already set).
+    fn read_reply<R>(&mut self, ep: &Endpoint, session: u32) -> Result<(Packet<R>, bool), ClientError>
+    where
+        R: tacacs_plus_protocol::PacketBody + for<'a> tacacs_plus_protocol::Deserialize<'a>,
+    {
         let mut reply = vec![0u8; HeaderInfo::HEADER_SIZE_BYTES];
         if let Err(e) = self.stream.read_exact(&mut reply) {
             return Err(self.io_error(e, ep));
         }
-        let len = u32::from_be_bytes([reply[8], reply[9], reply[10], reply[11]]);
-        if len > MAX_BODY {
-            return Err(ClientError::BadReply(format!("reply body of {len} bytes")));
-        }
-        reply.resize(HeaderInfo::HEADER_SIZE_BYTES + len as usize, 0);
+        let len = body_length(&reply)?;
+        reply.resize(HeaderInfo::HEADER_SIZE_BYTES + len, 0);
         if let Err(e) = self.stream.read_exact(&mut reply[HeaderInfo::HEADER_SIZE_BYTES..]) {
             return Err(self.io_error(e, ep));
         }
-        let got_session = u32::from_be_bytes([reply[4], reply[5], reply[6], reply[7]]);
-        if got_session != session {
-            return Err(ClientError::BadReply(format!("session id {got_session:#x} instead of {session:#x}")));
+        decode(ep, &mut reply, session)
+    }
+
+    /// Writes a whole packet (and flushes TLS).
+    fn write_packet(&mut self, ep: &Endpoint, buf: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(buf).and_then(|()| self.stream.flush()).map_err(|e| self.io_error(e, ep))
+    }
+
+    /// Makes the connection non-blocking, for the supervisor's loop (see `inline`); it never
+    /// goes back to blocking use.
+    ///
+    /// # Errors
+    /// The `ioctl`'s.
+    pub fn into_nonblocking(self) -> io::Result<Self> {
+        self.stream.tcp().set_nonblocking(true)?;
+        Ok(self)
+    }
+
+    /// The socket, for `poll`.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.stream.tcp().as_fd()
+    }
+
+    /// On a non-blocking connection: sends an authorization request without waiting for
+    /// its reply, which [`Connection::read_authorization`] reads. Returns its session id.
+    ///
+    /// # Errors
+    /// [`ClientError`] when it cannot be encoded, or is not all written at once (a full
+    /// socket buffer included: the connection is then of no further use).
+    pub fn send_authorization(&mut self, ep: &Endpoint, ask_single: bool, who: &Who, attrs: &[Attr]) -> Result<u32, ClientError> {
+        let (buf, session) = self.authorization_request(ep, ask_single, who, attrs)?;
+        self.write_packet(ep, &buf)?;
+        Ok(session)
+    }
+
+    /// On a non-blocking connection: reads what has arrived of the reply to `session` into
+    /// `got`; the reply once it is whole, `None` before.
+    ///
+    /// # Errors
+    /// [`ClientError`] when the connection fails or closes, or the reply is bad (more than
+    /// one packet included: one request was sent).
+    pub fn read_authorization(&mut self, ep: &Endpoint, session: u32, got: &mut Vec<u8>) -> Result<Option<AuthzReply>, ClientError> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(self.io_error(io::ErrorKind::UnexpectedEof.into(), ep)),
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_error(e, ep)),
+            }
+            if got.len() < HeaderInfo::HEADER_SIZE_BYTES {
+                continue;
+            }
+            let whole = HeaderInfo::HEADER_SIZE_BYTES + body_length(got)?;
+            if got.len() > whole {
+                return Err(ClientError::BadReply(format!("{} bytes more than the one reply", got.len() - whole)));
+            }
+            if got.len() == whole {
+                let (p, single) = decode(ep, got, session)?;
+                self.after_session(single);
+                return Ok(Some(authz_reply(&p)));
+            }
         }
-        let p: Packet<R> = match &ep.key {
-            Some(k) => Packet::deserialize(k, &mut reply),
-            None => Packet::deserialize_unobfuscated(&reply),
-        }
-        .map_err(|e| ClientError::BadReply(format!("{e:?} (wrong key?)")))?;
-        if p.header().sequence_number() != 2 {
-            return Err(ClientError::BadReply(format!("sequence number {}", p.header().sequence_number())));
-        }
-        let single = p.header().flags().contains(PacketFlags::SINGLE_CONNECTION);
-        Ok((p, single))
     }
 
     fn after_session(&mut self, single_reply: bool) {
@@ -362,34 +410,23 @@ impl Connection {
         attrs: &[Attr],
         deadline: Instant,
     ) -> Result<AuthzReply, ClientError> {
+        let (buf, session) = self.authorization_request(ep, ask_single, who, attrs)?;
+        self.stream.set_deadline(deadline)?;
+        self.write_packet(ep, &buf)?;
+        let (p, single) = self.read_reply(ep, session)?;
+        self.after_session(single);
+        Ok(authz_reply(&p))
+    }
+
+    /// An authorization request, encoded, and its session id.
+    fn authorization_request(&self, ep: &Endpoint, ask_single: bool, who: &Who, attrs: &[Attr]) -> Result<(Vec<u8>, u32), ClientError> {
         let session = random_u32();
         let args = arguments(attrs)?;
         let args = Arguments::new(&args).ok_or_else(|| ClientError::Encode("too many arguments".into()))?;
         let user = user_information(who)?;
-        let body = authorization::Request::new(
-            AuthenticationMethod::TacacsPlus,
-            context(who),
-            user,
-            args,
-        );
+        let body = authorization::Request::new(AuthenticationMethod::TacacsPlus, context(who), user, args);
         let packet = Packet::new(header(ep, ask_single && self.sessions == 0, session), body);
-        let (p, single): (Packet<authorization::ReplyOwned>, bool) = self.exchange(ep, packet, session, deadline)?;
-        self.after_session(single);
-        let b = p.body();
-        Ok(AuthzReply {
-            status: b.status,
-            server_msg: b.server_message.clone(),
-            data: b.data.clone(),
-            args: b
-                .arguments
-                .iter()
-                .map(|a| Attr {
-                    name: a.name().to_string(),
-                    value: a.value().to_string(),
-                    mandatory: a.mandatory(),
-                })
-                .collect(),
-        })
+        Ok((encode(ep, packet)?, session))
     }
 
     /// Sends an accounting record.
@@ -420,6 +457,66 @@ impl Connection {
         let (p, single): (Packet<accounting::ReplyOwned>, bool) = self.exchange(ep, packet, session, deadline)?;
         self.after_session(single);
         Ok(p.body().status)
+    }
+}
+
+/// A packet on the wire: obfuscated with the key, or marked unencrypted (TLS).
+fn encode<B>(ep: &Endpoint, packet: Packet<B>) -> Result<Vec<u8>, ClientError>
+where
+    B: tacacs_plus_protocol::PacketBody + tacacs_plus_protocol::Serialize,
+{
+    let mut buf = vec![0u8; packet.wire_size()];
+    let n = match &ep.key {
+        Some(k) => packet.serialize(k, &mut buf),
+        None => packet.serialize_unobfuscated(&mut buf),
+    }
+    .map_err(|e| ClientError::Encode(format!("{e:?}")))?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// The body length a reply's header announces, refused over [`MAX_BODY`].
+fn body_length(header: &[u8]) -> Result<usize, ClientError> {
+    let len = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    if len > MAX_BODY {
+        return Err(ClientError::BadReply(format!("reply body of {len} bytes")));
+    }
+    Ok(len as usize)
+}
+
+/// A whole reply, decoded: it must belong to `session` and carry sequence number 2. Also
+/// whether the server agreed to single-connect.
+fn decode<R>(ep: &Endpoint, reply: &mut [u8], session: u32) -> Result<(Packet<R>, bool), ClientError>
+where
+    R: tacacs_plus_protocol::PacketBody + for<'a> tacacs_plus_protocol::Deserialize<'a>,
+{
+    let got_session = u32::from_be_bytes([reply[4], reply[5], reply[6], reply[7]]);
+    if got_session != session {
+        return Err(ClientError::BadReply(format!("session id {got_session:#x} instead of {session:#x}")));
+    }
+    let p: Packet<R> = match &ep.key {
+        Some(k) => Packet::deserialize(k, reply),
+        None => Packet::deserialize_unobfuscated(reply),
+    }
+    .map_err(|e| ClientError::BadReply(format!("{e:?} (wrong key?)")))?;
+    if p.header().sequence_number() != 2 {
+        return Err(ClientError::BadReply(format!("sequence number {}", p.header().sequence_number())));
+    }
+    let single = p.header().flags().contains(PacketFlags::SINGLE_CONNECTION);
+    Ok((p, single))
+}
+
+fn authz_reply(p: &Packet<authorization::ReplyOwned>) -> AuthzReply {
+    let b = p.body();
+    AuthzReply {
+        status: b.status,
+        server_msg: b.server_message.clone(),
+        data: b.data.clone(),
+        args: b
+            .arguments
+            .iter()
+            .map(|a| Attr { name: a.name().to_string(), value: a.value().to_string(), mandatory: a.mandatory() })
+            .collect(),
     }
 }
 

@@ -3,7 +3,10 @@
 //!
 //! The supervisor's loop never waits on the network. An `authorize` decision becomes a job for
 //! a small pool of worker threads; the exec waits in its seccomp notification while other execs
-//! are answered; the outcome comes back through a channel and an eventfd the loop polls.
+//! are answered; the outcome comes back through a channel and an eventfd the loop polls. Once a
+//! worker holds a connection on which the server agreed to single-connect, it leaves it to the
+//! loop, which then sends the next request itself without blocking ([`inline`]): no thread
+//! hand-off on the way there or back.
 //!
 //! Each worker keeps one connection per server and reuses it where the server agreed to
 //! single-connect. Servers are tried in order. A server that fails (no connection, no answer in
@@ -21,6 +24,7 @@ pub mod accounting;
 pub mod attrs;
 mod backend;
 pub mod client;
+mod inline;
 pub mod journal;
 pub mod tracker;
 
@@ -172,8 +176,23 @@ pub fn endpoints(t: &Tacacs) -> Result<Vec<(Endpoint, Duration)>, SetupError> {
     Ok(out)
 }
 
+/// One authorization to make.
+#[derive(Debug)]
+struct Authorize {
+    id: u64,
+    port: String,
+    cmd: Vec<u8>,
+    args: Vec<Vec<u8>>,
+    /// When it was asked for.
+    t0: Instant,
+    /// By when every server together must have answered.
+    deadline: Instant,
+    /// A server the loop already tried ([`inline`]), and what became of it.
+    already: Option<(usize, String)>,
+}
+
 enum Job {
-    Authorize { id: u64, port: String, cmd: Vec<u8>, args: Vec<Vec<u8>>, deadline: Instant },
+    Authorize(Authorize),
     Stop,
 }
 
@@ -213,6 +232,8 @@ struct Shared {
     down_since: Mutex<Vec<Option<SystemTime>>>,
     events: mpsc::Sender<Event>,
     wake: EventFd,
+    /// A worker's single-connect connection, left for the loop ([`inline`]).
+    parked: Mutex<Option<(usize, Connection)>>,
 }
 
 impl Shared {
@@ -244,12 +265,46 @@ impl Shared {
             down_since: Mutex::new(vec![None; n]),
             events: tx,
             wake,
+            parked: Mutex::new(None),
         };
         Ok((shared, rx))
     }
 
     fn is_dead(&self, i: usize, now: Instant) -> bool {
         self.down_since(i, now).is_some()
+    }
+
+    /// The server a request goes to first: the first one not marked down.
+    fn first_live(&self, now: Instant) -> Option<usize> {
+        (0..self.endpoints.len()).find(|&i| !self.is_dead(i, now))
+    }
+
+    /// The request fields for a command from terminal `port`.
+    fn who_at(&self, port: &str) -> Who {
+        Who { port: attrs::ascii(port.as_bytes()), ..self.who.clone() }
+    }
+
+    /// Leaves server `i`'s connection in `conns` for the loop, if it is single-connect and the
+    /// loop has none waiting.
+    fn park(&self, conns: &mut [Option<Connection>], i: usize) {
+        let mut slot = self.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            if let Some(c) = conns[i].take() {
+                *slot = Some((i, c));
+            }
+        }
+    }
+
+    /// The connection a worker left, if it is to server `i`.
+    fn unpark(&self, i: usize) -> Option<Connection> {
+        let mut slot = self.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.take() {
+            Some((k, c)) if k == i => Some(c),
+            other => {
+                *slot = other;
+                None
+            }
+        }
     }
 
     /// Since when server `i` is down, if it is marked down (and not yet due for a retry).
@@ -305,7 +360,8 @@ impl Shared {
             None => client::connect(ep, deadline)?,
         };
         let r = match f(&mut conn, ep, self.single_connect) {
-            Err(ClientError::Io(_) | ClientError::BadReply(_)) if reused && Instant::now() < deadline => {
+            // A TLS server's close of an idle connection is a TLS error (no close_notify).
+            Err(ClientError::Io(_) | ClientError::BadReply(_) | ClientError::Tls(_)) if reused && Instant::now() < deadline => {
                 conn = client::connect(ep, deadline)?;
                 f(&mut conn, ep, self.single_connect)
             }
@@ -317,21 +373,19 @@ impl Shared {
         r
     }
 
-    fn authorize(
-        &self,
-        conns: &mut [Option<Connection>],
-        port: &str,
-        cmd: &[u8],
-        args: &[Vec<u8>],
-        deadline: Instant,
-    ) -> Outcome {
-        let attrs = match attrs::authorization(&self.common, cmd, args) {
+    fn authorize(&self, conns: &mut [Option<Connection>], job: &Authorize) -> Outcome {
+        let attrs = match attrs::authorization(&self.common, &job.cmd, &job.args) {
             Ok(a) => a,
             Err(e) => return Outcome::Unencodable(e.to_string()),
         };
-        let who = Who { port: attrs::ascii(port.as_bytes()), ..self.who.clone() };
+        let who = self.who_at(&job.port);
+        let deadline = job.deadline;
         let mut tried = Vec::new();
         for (i, (ep, timeout)) in self.endpoints.iter().enumerate() {
+            if let Some((_, why)) = job.already.as_ref().filter(|(k, _)| *k == i) {
+                tried.push(why.clone());
+                continue;
+            }
             let now = Instant::now();
             if self.is_dead(i, now) {
                 let since = self.down_since(i, now).map_or_else(String::new, |t| format!(" since {}", accounting::utc(t)));
@@ -344,41 +398,55 @@ impl Shared {
                 break;
             }
             let r = self.with_connection(conns, i, until, &|c, ep, single| c.authorize(ep, single, &who, &attrs, until));
-            match r {
-                Ok(reply) => {
-                    self.mark(i, false, "");
-                    match reply.status {
-                        authorization::Status::PassAdd | authorization::Status::PassReplace => {
-                            return Outcome::Permit {
-                                server: ep.name.clone(),
-                                replace: reply.status == authorization::Status::PassReplace,
-                                args: reply.args,
-                            }
-                        }
-                        authorization::Status::Fail => {
-                            return Outcome::Deny { server: ep.name.clone(), message: reply.server_msg }
-                        }
-                        #[allow(deprecated)]
-                        authorization::Status::Follow => return Outcome::Follow { server: ep.name.clone() },
-                        authorization::Status::Error => {
-                            tried.push(format!("{}: ERROR {}", ep.name, reply.data.replace('"', "'")));
-                        }
-                    }
-                }
-                Err(e) => {
-                    conns[i] = None;
-                    self.mark(i, true, &e.to_string());
-                    tried.push(format!("{}: {e}", ep.name));
-                }
+            if r.is_ok() {
+                self.park(conns, i);
+            } else {
+                conns[i] = None;
+            }
+            if let Some(outcome) = self.answered(i, r, &mut tried) {
+                return outcome;
             }
         }
         Outcome::NoAnswer { tried }
+    }
+
+    /// What server `i`'s reply (or failure) decides: the outcome, or `None` with a line in
+    /// `tried` when the next server is to be asked (an `ERROR` reply; a failure, for which
+    /// the server is marked down).
+    fn answered(&self, i: usize, r: Result<client::AuthzReply, ClientError>, tried: &mut Vec<String>) -> Option<Outcome> {
+        let server = &self.endpoints[i].0.name;
+        let reply = match r {
+            Ok(reply) => reply,
+            Err(e) => {
+                self.mark(i, true, &e.to_string());
+                tried.push(format!("{server}: {e}"));
+                return None;
+            }
+        };
+        self.mark(i, false, "");
+        let server = server.clone();
+        match reply.status {
+            authorization::Status::PassAdd | authorization::Status::PassReplace => Some(Outcome::Permit {
+                server,
+                replace: reply.status == authorization::Status::PassReplace,
+                args: reply.args,
+            }),
+            authorization::Status::Fail => Some(Outcome::Deny { server, message: reply.server_msg }),
+            #[allow(deprecated)]
+            authorization::Status::Follow => Some(Outcome::Follow { server }),
+            authorization::Status::Error => {
+                tried.push(format!("{server}: ERROR {}", reply.data.replace('"', "'")));
+                None
+            }
+        }
     }
 }
 
 /// The TACACS+ client of one session: its worker threads and its accounting.
 pub struct Client {
     jobs: Arc<Queue<Job>>,
+    /// The exchange the loop makes itself.
+    inline: inline::Inline,
     events: mpsc::Receiver<Event>,
     shared: Arc<Shared>,
     acct: Arc<AcctQueue>,
@@ -431,10 +499,9 @@ impl Client {
                     loop {
                         match jobs.pop() {
                             Job::Stop => break,
-                            Job::Authorize { id, port, cmd, args, deadline } => {
-                                let t0 = Instant::now();
-                                let outcome = shared.authorize(&mut conns, &port, &cmd, &args, deadline);
-                                shared.notify(Event::Done(Done { id, outcome, elapsed: t0.elapsed() }));
+                            Job::Authorize(job) => {
+                                let outcome = shared.authorize(&mut conns, &job);
+                                shared.notify(Event::Done(Done { id: job.id, outcome, elapsed: job.t0.elapsed() }));
                             }
                         }
                     }
@@ -469,6 +536,7 @@ impl Client {
         };
         let client = Client {
             jobs,
+            inline: inline::Inline::default(),
             events: rx,
             shared,
             acct,
@@ -487,14 +555,34 @@ impl Client {
 
     /// Asks for a decision on `cmd args` from terminal `port`; the answer comes as
     /// [`Event::Done`] with `id`.
-    pub fn authorize(&self, id: u64, port: &str, cmd: &[u8], args: &[Vec<u8>]) {
-        self.jobs.push(Job::Authorize {
+    pub fn authorize(&mut self, id: u64, port: &str, cmd: &[u8], args: &[Vec<u8>]) {
+        let t0 = Instant::now();
+        let job = Authorize {
             id,
             port: port.to_owned(),
             cmd: cmd.to_vec(),
             args: args.to_vec(),
-            deadline: Instant::now() + self.total_timeout,
-        });
+            t0,
+            deadline: t0 + self.total_timeout,
+            already: None,
+        };
+        if let Some(job) = self.inline.start(&self.shared, job) {
+            self.jobs.push(Job::Authorize(job));
+        }
+    }
+
+    /// The socket of the loop's own exchange, while one is in flight: the loop polls it.
+    pub fn inline_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.inline.fd()
+    }
+
+    /// How soon the loop must look at its own exchange even when nothing arrives (its
+    /// server's time runs out), rounded up to a millisecond.
+    pub fn inline_due(&self) -> Option<Duration> {
+        self.inline.due().map(|t| {
+            let left = t.saturating_duration_since(Instant::now());
+            Duration::from_millis(u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX))
+        })
     }
 
     /// Keeps an accounting record (in the journal: the kernel has it when this returns) for
@@ -528,9 +616,19 @@ impl Client {
 
     /// The events that have arrived (and a line for records the bound dropped, at most one
     /// every [`DROPPED_EVERY`]: a long outage does not flood the log).
-    pub fn events(&self) -> Vec<Event> {
+    pub fn events(&mut self) -> Vec<Event> {
+        let own = match self.inline.poll(&self.shared, Instant::now()) {
+            Some(inline::Ended::Answered(done)) => Some(Event::Done(done)),
+            Some(inline::Ended::ToWorkers(job)) => {
+                self.jobs.push(Job::Authorize(job));
+                None
+            }
+            None => None,
+        };
         self.shared.wake.clear();
+        // Lines the exchange caused (a server marked down or up) come before its answer.
         let mut out: Vec<Event> = self.events.try_iter().collect();
+        out.extend(own);
         if self.dropped_at.get().is_none_or(|t| t.elapsed() >= DROPPED_EVERY) {
             if let Some(line) = self.dropped_line() {
                 self.dropped_at.set(Some(Instant::now()));
