@@ -198,6 +198,12 @@ fn the_loop_s_own_exchange_recovers_from_a_closed_connection_an_error_and_a_sile
     let ok3 = find(&lines, "argv=\"/usr/bin/echo ok3\"");
     assert!(ok3.contains(&b), "{ok3}");
     assert_eq!(first.events("authorization").len(), 4, "ok1, ok2, err and silent went to the first server");
+    // The lines keep the order of their execs, the local ones between those asked.
+    let order: Vec<usize> = ["echo ok1", "sleep 0.8", "echo ok2", "echo err", "echo silent", "echo ok3"]
+        .iter()
+        .map(|a| lines.iter().position(|l| l.contains(&format!("argv=\"{}", a.replace("echo", "/usr/bin/echo")))).expect(a))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "lines out of order: {order:?}");
 }
 
 #[test]

@@ -128,6 +128,8 @@ pub struct Pipeline {
     /// The exec last let run under the kernel's check, until the next [`Pipeline::collect`]:
     /// answered a moment ago, its finding cannot be there yet, and is not looked for then.
     fresh: Option<u64>,
+    /// An exec was sent to the backend by the last notification (see [`Pipeline::take_asked`]).
+    asked: bool,
 }
 
 impl Pipeline {
@@ -146,6 +148,7 @@ impl Pipeline {
             repeats: repeat::Repeats::default(),
             counts: Counts::default(),
             fresh: None,
+            asked: false,
         }
     }
 
@@ -217,7 +220,16 @@ impl Pipeline {
         f.tty();
         let request = Request { tty: f.known_tty().unwrap_or(""), cmd: &cmd, args: f.argv.get(1..).unwrap_or(&[]) };
         backend.authorize(f.id, request);
+        self.asked = true;
         self.table.insert(f.id, InFlight { facts: f, stage: Stage::Authorizing { decision } });
+    }
+
+    /// Whether the notification just handled was sent to the backend. The findings of the
+    /// execs before it are then read once it is answered, not while the server works: their
+    /// lines wake the log's receiver, which would take a CPU from the server (on a small
+    /// host, the server is often on the same one).
+    pub fn take_asked(&mut self) -> bool {
+        std::mem::take(&mut self.asked)
     }
 
     /// The backend's answer to an exec that waits for it.
