@@ -520,8 +520,27 @@ fn authz_reply(p: &Packet<authorization::ReplyOwned>) -> AuthzReply {
     }
 }
 
+/// A session id (RFC 8907: cryptographically strong random), from a pool of this thread's
+/// that one `getrandom` fills for 64 of them.
 fn random_u32() -> u32 {
-    (crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())) & 0xffff_ffff) as u32
+    thread_local! {
+        static POOL: std::cell::RefCell<(usize, [u8; 256])> = const { std::cell::RefCell::new((256, [0; 256])) };
+    }
+    POOL.with_borrow_mut(|(used, bytes)| {
+        if *used + 4 > bytes.len() {
+            // SAFETY: getrandom writes at most bytes.len() bytes into `bytes`.
+            let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+            if usize::try_from(n).ok() != Some(bytes.len()) {
+                return (crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())) & 0xffff_ffff) as u32;
+            }
+            *used = 0;
+        }
+        let id = u32::from_ne_bytes([bytes[*used], bytes[*used + 1], bytes[*used + 2], bytes[*used + 3]]);
+        // Each id used once, and not left in memory.
+        bytes[*used..*used + 4].fill(0);
+        *used += 4;
+        id
+    })
 }
 
 thread_local! {

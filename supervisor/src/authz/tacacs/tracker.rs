@@ -65,7 +65,12 @@ impl Tracker {
 
     /// The fd the loop polls (readable when an accounted process ended).
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
-        self.epoll.as_ref().map(|e| e.0.as_fd())
+        self.watched().map(|e| e.0.as_fd())
+    }
+
+    /// The epoll set, while it watches a command.
+    fn watched(&self) -> Option<&Epoll> {
+        self.epoll.as_ref().filter(|_| !self.running.is_empty())
     }
 
     /// Whether ended processes wait for their status (the loop then polls on a timer).
@@ -112,7 +117,7 @@ impl Tracker {
     /// long enough.
     pub fn ended(&mut self) -> Vec<Outgoing> {
         let mut events = [EpollEvent::empty(); 64];
-        if let Some(ep) = &self.epoll {
+        if let Some(ep) = self.epoll.as_ref().filter(|_| !self.running.is_empty()) {
             let n = ep.wait(&mut events, EpollTimeout::ZERO).unwrap_or(0);
             for e in &events[..n] {
                 if let Some(t) = self.running.remove(&(e.data() as i32)) {
