@@ -15,6 +15,11 @@
  *                              path (readlink of the descriptor), then NOTIF_ID_VALID
  *   floor log CMD ARGS...      read, and one syslog datagram per exec after the answer, to the
  *                              Unix datagram socket named by FLOOR_LOG (the same receiver)
+ *   floor tacacs CMD ARGS...   log, and before answering, one TACACS+ authorization exchange:
+ *                              the request in the file FLOOR_TACACS_PACKET (made by
+ *                              bench/tacacs_packet.py) sent on one TCP connection to
+ *                              FLOOR_TACACS (IPv4 HOST:PORT), its reply read whole (blocking;
+ *                              the server must agree to single-connect)
  *   floor serve LOG            the floor of a PAM session's supervisor (started by the module
  *                              below, its socket on fd 3): takes the listener, sends one
  *                              session-start-sized datagram to LOG, says ready, then answers
@@ -54,6 +59,9 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,6 +160,39 @@ static void log_exec(int sock, const struct seccomp_notif *req) {
     send(sock, line, n, MSG_DONTWAIT);
 }
 
+/* The connection of mode tacacs, and its request. */
+static int tacacs_fd = -1;
+static char tacacs_packet[4096];
+static ssize_t tacacs_len;
+
+static void tacacs_connect(void) {
+    const char *to = getenv("FLOOR_TACACS"), *file = getenv("FLOOR_TACACS_PACKET");
+    if (!to || !file || !strchr(to, ':')) {
+        fprintf(stderr, "floor tacacs: set FLOOR_TACACS=HOST:PORT and FLOOR_TACACS_PACKET\n");
+        exit(2);
+    }
+    int f = open(file, O_RDONLY | O_CLOEXEC);
+    if (f < 0 || (tacacs_len = read(f, tacacs_packet, sizeof tacacs_packet)) < 12) die("FLOOR_TACACS_PACKET");
+    close(f);
+    char host[64];
+    snprintf(host, sizeof host, "%.*s", (int)(strchr(to, ':') - to), to);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(strchr(to, ':') + 1))};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) die("FLOOR_TACACS host");
+    int one = 1;
+    tacacs_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (tacacs_fd < 0 || connect(tacacs_fd, (struct sockaddr *)&a, sizeof a)) die("FLOOR_TACACS");
+    setsockopt(tacacs_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* One authorization exchange (mode tacacs): the request, then the reply's header and body. */
+static void tacacs_exchange(void) {
+    unsigned char reply[12 + 4096];
+    if (send(tacacs_fd, tacacs_packet, tacacs_len, MSG_NOSIGNAL) != tacacs_len) die("tacacs send");
+    if (recv(tacacs_fd, reply, 12, MSG_WAITALL) != 12) die("tacacs reply");
+    size_t len = (size_t)reply[8] << 24 | reply[9] << 16 | reply[10] << 8 | reply[11];
+    if (len > 4096 || recv(tacacs_fd, reply + 12, len, MSG_WAITALL) != (ssize_t)len) die("tacacs reply body");
+}
+
 static int log_socket(void) {
     const char *path = getenv("FLOOR_LOG");
     if (!path) {
@@ -245,15 +286,16 @@ static int serve(const char *log) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "serve")) return serve(argv[2]);
-    const char *modes[] = {"notify", "ptrace", "read", "log"};
+    const char *modes[] = {"notify", "ptrace", "read", "log", "tacacs"};
     int mode = -1;
-    for (int i = 0; argc >= 3 && i < 4; i++)
+    for (int i = 0; argc >= 3 && i < 5; i++)
         if (!strcmp(argv[1], modes[i])) mode = i;
     if (mode < 0) {
-        fprintf(stderr, "usage: floor notify|ptrace|read|log CMD ARGS...\n");
+        fprintf(stderr, "usage: floor notify|ptrace|read|log|tacacs CMD ARGS...\n");
         return 2;
     }
-    int trace = mode == 1, reads = mode >= 2, logs = mode == 3 ? log_socket() : -1;
+    int trace = mode == 1, reads = mode >= 2, logs = mode >= 3 ? log_socket() : -1;
+    if (mode == 4) tacacs_connect();
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) die("socketpair");
     pid_t child = fork();
@@ -318,6 +360,7 @@ int main(int argc, char **argv) {
             int seized = trace && ptrace(PTRACE_SEIZE, tid, 0, (void *)(PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL)) == 0;
             if (reads) {
                 read_exec(req);
+                if (tacacs_fd >= 0) tacacs_exchange();
                 ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id);
             }
             memset(resp, 0, sizes.seccomp_notif_resp);

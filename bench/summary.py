@@ -42,6 +42,8 @@ for user in ["root", "nobody"]:
             info(f"exec loop as pairs ({user}, {recv} receiver, {verify})", f"pairs.{user}.{recv}.{verify}.ratio", x)
 check("exec loop, TACACS+ uncached, per exec", "exec.tacacs-uncached.per_exec_us", us,
       "<= +300 us", lambda v: v <= 300)
+info("exec loop, floor: the least + one TACACS+ exchange with the same server, per exec", "exec.floor-tacacs.per_exec_us", us)
+info("TACACS+ uncached over that floor, per exec (what ours adds to a TACACS+ exec)", "exec.tacacs-uncached.over_floor_us", us)
 info("TACACS+ test server's own CPU per request (Python)", "exec.tacacs-server.cpu_us", lambda v: f"{v:.0f} us")
 info("exec loop, TACACS+ cached", "exec.tacacs-cached.ratio", x)
 info("exec loop, TACACS+ uncached", "exec.tacacs-uncached.ratio", x)
