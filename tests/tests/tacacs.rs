@@ -206,6 +206,58 @@ fn the_loop_s_own_exchange_recovers_from_a_closed_connection_an_error_and_a_sile
     assert!(order.windows(2).all(|w| w[0] < w[1]), "lines out of order: {order:?}");
 }
 
+/// Several loops in one session, each running its commands one after the other, every one
+/// asked of the server: the lines of each loop keep its order, however the findings of the
+/// kernel check come to be read together.
+#[test]
+fn lines_of_loops_running_side_by_side_keep_each_loop_s_order() {
+    require_root!();
+    let srv = Server::start("default = \"permit\"\n", &["--single-connect"]);
+    let (cfg, _k) = config(&server_entry(srv.port, 1000), "");
+    let log = Syslog::new();
+    let script = "for k in 1 2 3 4 5 6; do ( i=0; while [ $i -lt 40 ]; do /usr/bin/echo $k-$i >/dev/null; i=$((i+1)); done ) & done; wait";
+    let out = run(&log, &cfg, &["/bin/sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = log.until_session_end(T);
+    let mut last: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    let (mut seen, mut inversions) = (0, Vec::new());
+    for l in &lines {
+        let Some(rest) = l.split("argv=\"/usr/bin/echo ").nth(1) else { continue };
+        let tag = rest.split('"').next().unwrap_or_default();
+        let Some((k, i)) = tag.split_once('-').and_then(|(k, i)| Some((k.parse::<u32>().ok()?, i.parse::<u32>().ok()?))) else { continue };
+        assert!(l.contains("status=PASS_ADD") && l.contains("result=exec"), "{l}");
+        seen += 1;
+        if last.get(&k).is_some_and(|&p| i < p) {
+            inversions.push(tag.to_owned());
+        }
+        last.insert(k, i);
+    }
+    assert_eq!(seen, 240, "every command has its line");
+    assert!(inversions.is_empty(), "{} lines before those of earlier commands of their loop: {inversions:?}", inversions.len());
+}
+
+/// A reused connection that fails late in its server's time gets a new connection only in
+/// what is left of that time, as before the loop made its own exchanges: the next server is
+/// still asked within the total.
+#[test]
+fn a_reused_connection_that_fails_late_leaves_time_for_the_next_server() {
+    require_root!();
+    // The first answers `junk` with garbage after 0.9 s of its 1 s.
+    let rules = "default = \"permit\"\n[[rule]]\nname = \"junk\"\nargs = \"^junk\"\naction = \"garbage\"\ngarbage = \"bad-version\"\ndelay_ms = 900\n";
+    let first = Server::start(rules, &["--single-connect"]);
+    let second = Server::start("default = \"permit\"\n", &["--single-connect"]);
+    let servers = format!("{}{}", server_entry(first.port, 1000), server_entry(second.port, 1000));
+    let (cfg, _k) = config(&servers, "");
+    let log = Syslog::new();
+    let out = run(&log, &cfg, &["/bin/sh", "-c", "/usr/bin/echo ok; /usr/bin/echo junk"]);
+    assert_eq!(stdout(&out), "ok\njunk\n", "{}", stderr(&out));
+    let lines = log.until_session_end(T);
+    let junk = find(&lines, "argv=\"/usr/bin/echo junk\"");
+    assert!(junk.contains(&format!("server=127.0.0.1:{}", second.port)) && junk.contains("status=PASS_ADD"), "{junk}");
+    let down = find(&lines, "event=tacacs-server-down");
+    assert!(down.contains(&format!("127.0.0.1:{}", first.port)), "{down}");
+}
+
 #[test]
 fn every_command_gets_a_start_and_a_stop_with_its_exit_status() {
     require_root!();

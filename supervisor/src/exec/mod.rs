@@ -27,7 +27,7 @@ pub mod verify;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use session_wrapper_config::{Action, Config, DecidedBy, Decision, Guard, GuardAction, LogFailure, Mode};
@@ -43,6 +43,10 @@ use decide::Subject;
 use gather::{ExecFacts, Gathered, Sight};
 use settle::{Authz, Fallback, Settled, Verdict};
 use verify::Verified;
+
+/// The longest the kernel's findings are left unread because the server is at work
+/// ([`Pipeline::defer_findings`]).
+const DEFER_MAX: Duration = Duration::from_millis(10);
 
 /// What the pipeline works with, lent by the supervisor for one call.
 #[derive(Debug)]
@@ -128,8 +132,11 @@ pub struct Pipeline {
     /// The exec last let run under the kernel's check, until the next [`Pipeline::collect`]:
     /// answered a moment ago, its finding cannot be there yet, and is not looked for then.
     fresh: Option<u64>,
-    /// An exec was sent to the backend by the last notification (see [`Pipeline::take_asked`]).
+    /// An exec was sent to the backend by the last notification (see
+    /// [`Pipeline::defer_findings`]).
     asked: bool,
+    /// When the kernel's findings were last read.
+    collected_at: Instant,
 }
 
 impl Pipeline {
@@ -149,6 +156,7 @@ impl Pipeline {
             counts: Counts::default(),
             fresh: None,
             asked: false,
+            collected_at: Instant::now(),
         }
     }
 
@@ -165,6 +173,7 @@ impl Pipeline {
     /// the new exec's expectation takes its place).
     pub fn collect(&mut self, ctx: &mut Ctx<'_>) {
         let Some(check) = ctx.check.as_deref_mut() else { return };
+        self.collected_at = Instant::now();
         let fresh = self.fresh.take();
         if self.waiting_in_kernel().all(|(_, id)| Some(id) == fresh) {
             return;
@@ -224,12 +233,13 @@ impl Pipeline {
         self.table.insert(f.id, InFlight { facts: f, stage: Stage::Authorizing { decision } });
     }
 
-    /// Whether the notification just handled was sent to the backend. The findings of the
-    /// execs before it are then read once it is answered, not while the server works: their
-    /// lines wake the log's receiver, which would take a CPU from the server (on a small
-    /// host, the server is often on the same one).
-    pub fn take_asked(&mut self) -> bool {
-        std::mem::take(&mut self.asked)
+    /// Whether to leave the kernel's findings for later: the notification just handled was
+    /// sent to the backend, and they were read less than [`DEFER_MAX`] ago. They are then read
+    /// once it is answered, not while the server works: their lines wake the log's receiver,
+    /// which would take a CPU from the server (on a small host, often the server's). The bound
+    /// keeps a session whose every turn asks the server from leaving them unread.
+    pub fn defer_findings(&mut self) -> bool {
+        std::mem::take(&mut self.asked) && self.collected_at.elapsed() < DEFER_MAX
     }
 
     /// The backend's answer to an exec that waits for it.
@@ -406,7 +416,10 @@ impl Pipeline {
     }
 
     /// What the kernel found for execs it checked.
-    pub fn on_reports(&mut self, ctx: &mut Ctx<'_>, reports: Vec<Report>) {
+    pub fn on_reports(&mut self, ctx: &mut Ctx<'_>, mut reports: Vec<Report>) {
+        // Read together, they come in the table's order: their lines go in their execs'
+        // (the kernel numbers a listener's notifications in the order it sends them).
+        reports.sort_by_key(|r| r.notif);
         for r in reports {
             let Some((mut facts, mut line, pidfd)) = self.take_loading(r.notif) else { continue };
             fill_tty(&mut line, &mut facts, r.tty);

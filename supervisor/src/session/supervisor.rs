@@ -313,7 +313,7 @@ impl Supervisor {
         // answered: its caller waits for nothing of this. A line of that notification's own
         // is logged after these (Pipeline::collect); the kernel writes a finding before the
         // next notification of its thread can be sent, and that one reads it first.
-        if !self.execs.take_asked() {
+        if !self.execs.defer_findings() {
             self.kernel_reports();
         }
         if r.log || self.log.needs_retry() {

@@ -11,15 +11,15 @@
 //! make the loop wait stays with the workers: a connection to make, a TLS handshake, an exec
 //! that comes while a request is in flight, the next server. When the loop's exchange fails,
 //! its job goes to the workers: a connection that broke or answered garbage (a server closes
-//! idle connections) is replaced there once, as a worker's reused one is; a server that gave
-//! no answer in its time, or answered `ERROR`, is passed over with that reason, as a worker
-//! would, and the workers ask the next.
+//! idle connections) is replaced there once, within what is left of the server's time, as a
+//! worker's reused one is; a server that gave no answer in its time, or answered `ERROR`, is
+//! passed over with that reason, as a worker would, and the workers ask the next.
 
 use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
 use super::client::{ClientError, Connection};
-use super::{attrs, Authorize, Done, Shared};
+use super::{attrs, Authorize, Done, Shared, Tried};
 
 /// The loop's connection and its request in flight.
 #[derive(Debug, Default)]
@@ -107,19 +107,21 @@ impl Inline {
             Ok(None) => Err(ClientError::Timeout),
             Err(e) => Err(e),
         };
-        let mut job = self.pending.take()?.job;
+        let Pending { mut job, until, .. } = self.pending.take()?;
         if r.is_err() || !conn.single {
             self.conn = None;
         }
-        if matches!(r, Err(ClientError::Io(_) | ClientError::BadReply(_) | ClientError::Tls(_))) {
-            // A reused connection that failed: the workers try the server again on a new one.
+        if let Err(e @ (ClientError::Io(_) | ClientError::BadReply(_) | ClientError::Tls(_))) = &r {
+            // A reused connection that failed: the workers try the server again on a new one,
+            // in what is left of its time.
+            job.already = Some(Tried::Retry { server: i, until, error: e.to_string() });
             return Some(Ended::ToWorkers(job));
         }
         let mut tried = Vec::new();
         match shared.answered(i, r, &mut tried) {
             Some(outcome) => Some(Ended::Answered(Done { id: job.id, outcome, elapsed: job.t0.elapsed() })),
             None => {
-                job.already = tried.pop().map(|why| (i, why));
+                job.already = tried.pop().map(|why| Tried::PassedOver(i, why));
                 Some(Ended::ToWorkers(job))
             }
         }

@@ -188,7 +188,17 @@ struct Authorize {
     /// By when every server together must have answered.
     deadline: Instant,
     /// A server the loop already tried ([`inline`]), and what became of it.
-    already: Option<(usize, String)>,
+    already: Option<Tried>,
+}
+
+/// What the loop's own exchange ([`inline`]) leaves the workers to know about its server.
+#[derive(Debug)]
+enum Tried {
+    /// It was asked and passed over (`ERROR`, silence); the line for the outcome's `tried`.
+    PassedOver(usize, String),
+    /// Its reused connection failed with `error`: it gets one new connection, within what
+    /// is left of its time, as a worker's own reused connection does.
+    Retry { server: usize, until: Instant, error: String },
 }
 
 enum Job {
@@ -295,16 +305,11 @@ impl Shared {
         }
     }
 
-    /// The connection a worker left, if it is to server `i`.
+    /// The connection a worker left, if it is to server `i`. One to another server is
+    /// dropped, so that the slot is free for the next worker's connection to `i`.
     fn unpark(&self, i: usize) -> Option<Connection> {
         let mut slot = self.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match slot.take() {
-            Some((k, c)) if k == i => Some(c),
-            other => {
-                *slot = other;
-                None
-            }
-        }
+        slot.take().filter(|(k, _)| *k == i).map(|(_, c)| c)
     }
 
     /// Since when server `i` is down, if it is marked down (and not yet due for a retry).
@@ -382,9 +387,22 @@ impl Shared {
         let deadline = job.deadline;
         let mut tried = Vec::new();
         for (i, (ep, timeout)) in self.endpoints.iter().enumerate() {
-            if let Some((_, why)) = job.already.as_ref().filter(|(k, _)| *k == i) {
-                tried.push(why.clone());
-                continue;
+            let mut left = None;
+            match &job.already {
+                Some(Tried::PassedOver(k, why)) if *k == i => {
+                    tried.push(why.clone());
+                    continue;
+                }
+                Some(Tried::Retry { server, until, error }) if *server == i => {
+                    if *until <= Instant::now() {
+                        // No time left for a new connection: the failure stands.
+                        self.mark(i, true, error);
+                        tried.push(format!("{}: {error}", ep.name));
+                        continue;
+                    }
+                    left = Some(*until);
+                }
+                _ => {}
             }
             let now = Instant::now();
             if self.is_dead(i, now) {
@@ -392,7 +410,7 @@ impl Shared {
                 tried.push(format!("{}: skipped: server down{since}", ep.name));
                 continue;
             }
-            let until = (now + *timeout).min(deadline);
+            let until = left.unwrap_or_else(|| (now + *timeout).min(deadline));
             if until <= now {
                 tried.push(format!("{}: no time left", ep.name));
                 break;
