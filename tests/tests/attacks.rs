@@ -1084,6 +1084,49 @@ fn c7_shebang_interpreters_are_decided_too() {
     assert!(via.iter().all(|l| l.contains(" decision=deny ") && l.contains("rule=forbidden")), "{via:?}");
 }
 
+/// A user who may make user namespaces (a host that opts in: `user-namespaces = "allow"`)
+/// mounts binfmt_misc in one (Linux 6.7 and later: the mount and its handlers are the
+/// namespace's own) and registers the forbidden program as the handler of files that start
+/// with `SWX`. The exec of such a file is decided by the file's own name, which the policy
+/// allows, and the kernel then loads the handler. The check of what really loaded refuses
+/// it: the kernel's check kills an image other than the file; at a ptrace stop the loaded
+/// program is decided again and killed. Both with the handler opened at registration (`F`)
+/// and looked up by its path at each exec. An allowed handler (`/usr/bin/id`, as qemu-user
+/// would be) is killed all the same by the kernel's check, and runs at a ptrace stop
+/// (SECURITY.md, "binfmt_misc").
+#[test]
+fn c7_a_binfmt_misc_handler_of_one_s_own_runs_no_forbidden_program() {
+    require_root!();
+    let a = Arena::with_rules("[guards]\nuser-namespaces = \"allow\"\n");
+    let u = a.u();
+    write_executable(&u.join("f.swx"), "SWX\n");
+    let mut script = format!("cd {}\n", u.display());
+    let evil = a.evil();
+    for (case, handler, flags) in [("fixed", evil.as_str(), "F"), ("by-path", evil.as_str(), ""), ("allowed", "/usr/bin/id", "F")] {
+        script.push_str(&format!(
+            "unshare -Urm sh -c 'mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 3; \
+             echo :swx:M::SWX::{handler}:{flags} > /proc/sys/fs/binfmt_misc/register || exit 4; ./f.swx'; echo case={case} rc=$?\n"
+        ));
+    }
+    let (out, lines) = sh_session(&a, None, &script);
+    let rc = rcs(&out);
+    if rc.values().all(|v| v == "3") {
+        eprintln!("skipped: this kernel cannot mount binfmt_misc in a user namespace (Linux 6.7 and later can)");
+        return;
+    }
+    for case in ["fixed", "by-path"] {
+        assert_eq!(rc.get(case).map(String::as_str), Some("137"), "{case}: the handler must be killed\n{}", show(&out, &lines));
+    }
+    a.assert_no_wins("a binfmt_misc handler of one's own");
+    let execs = lines_with(&lines, "path=\"./f.swx\"");
+    assert_eq!(execs.len(), 3, "{}", show(&out, &lines));
+    assert!(execs[..2].iter().all(|l| l.contains("verify=mismatch") && l.ends_with("result=killed")), "{execs:?}");
+    // id, given a user name it does not know, says so: status 1.
+    let (allowed_rc, allowed_line) = if verify_mode() == "bpf" { ("137", "result=killed") } else { ("1", "redecision=allow") };
+    assert_eq!(rc.get("allowed").map(String::as_str), Some(allowed_rc), "{}", show(&out, &lines));
+    assert!(execs[2].contains(allowed_line), "{}", execs[2]);
+}
+
 #[test]
 fn c7_launchers_are_transparent() {
     require_root!();
