@@ -165,14 +165,14 @@ fn the_loop_s_own_exchange_recovers_from_a_closed_connection_an_error_and_a_sile
         "{RULES}\n[[rule]]\nname = \"err\"\ncmd = \"^/usr/bin/echo$\"\nargs = \"^err\"\naction = \"error\"\ndata = \"backend busy\"\n\
          [[rule]]\nname = \"silent\"\ncmd = \"^/usr/bin/echo$\"\nargs = \"^silent\"\naction = \"no-answer\"\n"
     );
-    // The first closes connections idle for 0.4 s, and has 0.2 s to answer (its silence
+    // The first closes connections idle for 0.6 s, and has 0.4 s to answer (its silence
     // must not end in that close).
-    let first = Server::start(&rules, &["--single-connect", "--idle-timeout", "0.4"]);
+    let first = Server::start(&rules, &["--single-connect", "--idle-timeout", "0.6"]);
     let second = Server::start("default = \"permit\"\n", &["--single-connect"]);
-    let servers = format!("{}{}", server_entry(first.port, 200), server_entry(second.port, 1000));
+    let servers = format!("{}{}", server_entry(first.port, 400), server_entry(second.port, 1000));
     let (cfg, _k) = config(&servers, "");
     let log = Syslog::new();
-    let script = "/usr/bin/echo ok1; sleep 0.8; /usr/bin/echo ok2; /usr/bin/echo err; /usr/bin/echo silent; /usr/bin/echo ok3";
+    let script = "/usr/bin/echo ok1; sleep 1; /usr/bin/echo ok2; /usr/bin/echo err; /usr/bin/echo silent; /usr/bin/echo ok3";
     let out = run(&log, &cfg, &["/bin/sh", "-c", script]);
     assert_eq!(stdout(&out), "ok1\nok2\nerr\nsilent\nok3\n", "{}", stderr(&out));
     let lines = log.until_session_end(T);
@@ -189,17 +189,17 @@ fn the_loop_s_own_exchange_recovers_from_a_closed_connection_an_error_and_a_sile
     let down: Vec<&String> = lines.iter().filter(|l| l.contains("event=tacacs-server-down")).collect();
     assert_eq!(down.len(), 1, "only the silence marks the first server down: {down:?}");
     assert!(down[0].contains(&format!("127.0.0.1:{}", first.port)) && down[0].contains("no answer in time"), "{}", down[0]);
-    // Silence: the first server's 200 ms, then the second.
+    // Silence: the first server's 400 ms, then the second.
     let silent = find(&lines, "argv=\"/usr/bin/echo silent\"");
     assert!(silent.contains(&b) && silent.contains("status=PASS_ADD"), "{silent}");
     let ms = |l: &str| -> u64 { l.split("authz_ms=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0) };
-    assert!((180..1000).contains(&ms(silent)), "waited for the silent server's time, then no longer: {silent}");
+    assert!((380..1400).contains(&ms(silent)), "waited for the silent server's time, then no longer: {silent}");
     // Then the first is skipped as down.
     let ok3 = find(&lines, "argv=\"/usr/bin/echo ok3\"");
     assert!(ok3.contains(&b), "{ok3}");
     assert_eq!(first.events("authorization").len(), 4, "ok1, ok2, err and silent went to the first server");
     // The lines keep the order of their execs, the local ones between those asked.
-    let order: Vec<usize> = ["echo ok1", "sleep 0.8", "echo ok2", "echo err", "echo silent", "echo ok3"]
+    let order: Vec<usize> = ["echo ok1", "sleep 1", "echo ok2", "echo err", "echo silent", "echo ok3"]
         .iter()
         .map(|a| lines.iter().position(|l| l.contains(&format!("argv=\"{}", a.replace("echo", "/usr/bin/echo")))).expect(a))
         .collect();
@@ -380,10 +380,10 @@ fn authorization_over_tls_works_and_a_bad_certificate_is_refused() {
     let pki = tempfile::Builder::new().prefix("sw-pki-").tempdir().expect("tempdir");
     certificates(pki.path());
     let p = |f: &str| pki.path().join(f).display().to_string();
-    // It closes connections idle for 0.4 s (with no close_notify).
+    // It closes connections idle for 0.6 s (with no close_notify).
     let srv = Server::start(
         RULES,
-        &["--tls-cert", &p("server.pem"), "--tls-key", &p("server.key"), "--single-connect", "--idle-timeout", "0.4"],
+        &["--tls-cert", &p("server.pem"), "--tls-key", &p("server.key"), "--single-connect", "--idle-timeout", "0.6"],
     );
     for (ca, works) in [("ca.pem", true), ("other.pem", false)] {
         let cfg = ConfigFile::new(&format!(
@@ -396,7 +396,7 @@ fn authorization_over_tls_works_and_a_bad_certificate_is_refused() {
         // refused handshake's command comes first, before accounting's own refusal marks
         // the server down.)
         let script: &[&str] = if works {
-            &["/bin/sh", "-c", "/usr/bin/echo ok; /usr/bin/echo ok2; sleep 0.8; /usr/bin/echo ok3"]
+            &["/bin/sh", "-c", "/usr/bin/echo ok; /usr/bin/echo ok2; sleep 1; /usr/bin/echo ok3"]
         } else {
             &["/usr/bin/echo", "ok"]
         };

@@ -45,8 +45,8 @@ use settle::{Authz, Fallback, Settled, Verdict};
 use verify::Verified;
 
 /// The longest the kernel's findings are left unread because the server is at work
-/// ([`Pipeline::defer_findings`]).
-const DEFER_MAX: Duration = Duration::from_millis(10);
+/// ([`Pipeline::defer_findings`]): the loop then waits at most this long.
+pub const DEFER_MAX: Duration = Duration::from_millis(10);
 
 /// What the pipeline works with, lent by the supervisor for one call.
 #[derive(Debug)]
@@ -135,6 +135,8 @@ pub struct Pipeline {
     /// An exec was sent to the backend by the last notification (see
     /// [`Pipeline::defer_findings`]).
     asked: bool,
+    /// Findings were left unread ([`Pipeline::defer_findings`]) and not read since.
+    deferred: bool,
     /// When the kernel's findings were last read.
     collected_at: Instant,
 }
@@ -156,6 +158,7 @@ impl Pipeline {
             counts: Counts::default(),
             fresh: None,
             asked: false,
+            deferred: false,
             collected_at: Instant::now(),
         }
     }
@@ -174,6 +177,7 @@ impl Pipeline {
     pub fn collect(&mut self, ctx: &mut Ctx<'_>) {
         let Some(check) = ctx.check.as_deref_mut() else { return };
         self.collected_at = Instant::now();
+        self.deferred = false;
         let fresh = self.fresh.take();
         if self.waiting_in_kernel().all(|(_, id)| Some(id) == fresh) {
             return;
@@ -236,10 +240,18 @@ impl Pipeline {
     /// Whether to leave the kernel's findings for later: the notification just handled was
     /// sent to the backend, and they were read less than [`DEFER_MAX`] ago. They are then read
     /// once it is answered, not while the server works: their lines wake the log's receiver,
-    /// which would take a CPU from the server (on a small host, often the server's). The bound
-    /// keeps a session whose every turn asks the server from leaving them unread.
+    /// which would take a CPU from the server (on a small host, often the server's). They wait
+    /// at most [`DEFER_MAX`]: the loop's wait is no longer while they are left
+    /// ([`Pipeline::deferred`]), and a turn that finds them read longer ago reads them.
     pub fn defer_findings(&mut self) -> bool {
-        std::mem::take(&mut self.asked) && self.collected_at.elapsed() < DEFER_MAX
+        let defer = std::mem::take(&mut self.asked) && self.collected_at.elapsed() < DEFER_MAX;
+        self.deferred |= defer;
+        defer
+    }
+
+    /// Whether findings were left unread for the server and not read since.
+    pub fn deferred(&self) -> bool {
+        self.deferred
     }
 
     /// The backend's answer to an exec that waits for it.
@@ -469,7 +481,9 @@ impl Pipeline {
     pub fn finish(&mut self, ctx: &mut Ctx<'_>) {
         self.fresh = None;
         self.collect(ctx);
-        let ids: Vec<u64> = self.waiting_in_kernel().map(|(_, id)| id).collect();
+        let mut ids: Vec<u64> = self.waiting_in_kernel().map(|(_, id)| id).collect();
+        // In their execs' order, as the findings are.
+        ids.sort_unstable();
         self.abandon_loading(ctx, ids, "unknown");
     }
 

@@ -248,9 +248,14 @@ impl Supervisor {
             None => PollTimeout::NONE,
         };
         // Execs the kernel checks are looked at after each notification, and at this pace
-        // while some wait (their lines, a kill, accounting).
+        // while some wait (their lines, a kill, accounting); sooner when their findings were
+        // left unread while a server worked.
         let timeout = if self.execs.waiting_in_kernel().next().is_some() {
-            let ms = PollTimeout::from(KERNEL_POLL_MS);
+            let ms = if self.execs.deferred() {
+                PollTimeout::try_from(crate::exec::DEFER_MAX).unwrap_or(PollTimeout::ZERO)
+            } else {
+                PollTimeout::from(KERNEL_POLL_MS)
+            };
             if timeout == PollTimeout::NONE || timeout > ms { ms } else { timeout }
         } else {
             timeout
@@ -312,7 +317,8 @@ impl Supervisor {
         // What the kernel found for the execs let run, once the notification that woke us is
         // answered: its caller waits for nothing of this. A line of that notification's own
         // is logged after these (Pipeline::collect); the kernel writes a finding before the
-        // next notification of its thread can be sent, and that one reads it first.
+        // next notification of its thread can be sent, and that one reads it first. Left for
+        // at most DEFER_MAX when that notification went to the server (defer_findings).
         if !self.execs.defer_findings() {
             self.kernel_reports();
         }

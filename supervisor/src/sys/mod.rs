@@ -187,12 +187,23 @@ pub fn close_from(first: libc::c_uint) -> io::Result<()> {
 /// The errno of `getrandom(2)`.
 pub fn random_u64() -> io::Result<u64> {
     let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most 8 bytes into `b`.
-    let r = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if r != 8 {
-        return Err(io::Error::last_os_error());
-    }
+    random_fill(&mut b)?;
     Ok(u64::from_ne_bytes(b))
+}
+
+/// Fills `buf` (at most 256 bytes: one call, never short once the kernel's generator is
+/// ready) with random bytes from the kernel.
+///
+/// # Errors
+/// The errno of `getrandom(2)`, or `EIO` for a short read.
+pub fn random_fill(buf: &mut [u8]) -> io::Result<()> {
+    // SAFETY: getrandom writes at most buf.len() bytes into `buf`.
+    let r = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    match usize::try_from(r) {
+        Ok(n) if n == buf.len() => Ok(()),
+        Ok(_) => Err(io::Error::from_raw_os_error(libc::EIO)),
+        Err(_) => Err(io::Error::last_os_error()),
+    }
 }
 
 /// An eventfd: a counter other threads raise and the supervisor's loop polls (readable while

@@ -528,9 +528,7 @@ fn random_u32() -> u32 {
     }
     POOL.with_borrow_mut(|(used, bytes)| {
         if *used + 4 > bytes.len() {
-            // SAFETY: getrandom writes at most bytes.len() bytes into `bytes`.
-            let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-            if usize::try_from(n).ok() != Some(bytes.len()) {
+            if crate::sys::random_fill(bytes).is_err() {
                 return (crate::sys::random_u64().unwrap_or_else(|_| u64::from(std::process::id())) & 0xffff_ffff) as u32;
             }
             *used = 0;

@@ -54,7 +54,7 @@ impl Inline {
     /// when it cannot.
     pub(super) fn start(&mut self, shared: &Shared, job: Authorize) -> Option<Authorize> {
         let now = Instant::now();
-        if self.pending.is_some() || job.already.is_some() || job.deadline <= now {
+        if self.pending.is_some() {
             return Some(job);
         }
         let Some(first) = shared.first_live(now) else { return Some(job) };
