@@ -17,7 +17,9 @@
 # Knobs (environment): SW_BENCH_ROUNDS and SW_BENCH_RUNS (exec loop: hyperfine rounds x runs
 # per round, default 4 x 5), SW_BENCH_REAL_RUNS (default 5), SW_BENCH_PACKAGE (default gzip),
 # SW_BENCH_RSS_EXECS (default 100000), SW_BENCH_SESSIONS and SW_BENCH_SESSION_EXECS
-# (default 100 and 1000).
+# (default 100 and 1000); SW_BENCH_TACACS=IPV4:PORT puts the TACACS+ rows (ours and the
+# floor) on another server than the test server: it must permit root's shell commands with
+# the key `benchkey` and agree to single-connect; SW_BENCH_TACACS_PID, its process, for its CPU.
 # Changes nothing on the machine but installed packages (hyperfine, snoopy: never into
 # /etc/ld.so.preload) and /var/cache/sw-bench (the source package, so reruns are offline);
 # sudoers, snoopy.ini and pam.d are replaced only inside private mount namespaces.
@@ -125,15 +127,22 @@ EOF
   chmod 440 "$work/sudoers"
   visudo -cq -f "$work/sudoers"
 
-  # A TACACS+ server on 127.0.0.1 (the test server) permitting everything; every exec of the
-  # loop is authorized by it, without and with the decision cache.
-  printf 'default = "permit"\n' > "$work/tacacs-rules.toml"
-  python3 tests/tacacs/server.py --listen 127.0.0.1:0 --key benchkey --single-connect \
-    --rules "$work/tacacs-rules.toml" --events /dev/null > "$work/tacacs.port" &
-  tacacs_pid=$!
-  pids+=($!)
-  while [ ! -s "$work/tacacs.port" ]; do sleep 0.05; done
-  tport=$(sed 's/.*://' "$work/tacacs.port")
+  # A TACACS+ server on 127.0.0.1 (the test server, unless SW_BENCH_TACACS names another)
+  # permitting everything; every exec of the loop is authorized by it, without and with the
+  # decision cache.
+  if [ -n "${SW_BENCH_TACACS:-}" ]; then
+    thost=${SW_BENCH_TACACS%:*} tport=${SW_BENCH_TACACS##*:} tacacs_pid=${SW_BENCH_TACACS_PID:-}
+    echo "== the TACACS+ rows ask $SW_BENCH_TACACS (SW_BENCH_TACACS), not the test server"
+    echo "exec.tacacs-server.other 1" >> "$SW_BENCH_FIGURES"
+  else
+    printf 'default = "permit"\n' > "$work/tacacs-rules.toml"
+    python3 tests/tacacs/server.py --listen 127.0.0.1:0 --key benchkey --single-connect \
+      --rules "$work/tacacs-rules.toml" --events /dev/null > "$work/tacacs.port" &
+    tacacs_pid=$!
+    pids+=($!)
+    while [ ! -s "$work/tacacs.port" ]; do sleep 0.05; done
+    thost=127.0.0.1 tport=$(sed 's/.*://' "$work/tacacs.port")
+  fi
   printf 'benchkey\n' > "$work/tacacs.key"; chmod 600 "$work/tacacs.key"
   for cache in 0 60; do
     cat > "$work/tacacs-$cache.toml" <<TOML
@@ -146,7 +155,7 @@ accounting = false
 session-accounting = false
 cache-ttl-s = $cache
 [[tacacs.servers]]
-host = "127.0.0.1"
+host = "$thost"
 port = $tport
 TOML
     chmod 644 "$work/tacacs-$cache.toml"
@@ -184,7 +193,7 @@ for r in \$(seq $rounds); do
     -n floor-ptrace "$work/floor ptrace sh $work/loop.sh" \\
     -n floor-read "$work/floor read sh $work/loop.sh" \\
     -n floor-log "env FLOOR_LOG=$work/log $work/floor log sh $work/loop.sh" \\
-    -n floor-tacacs "env FLOOR_LOG=$work/log FLOOR_TACACS=127.0.0.1:$tport FLOOR_TACACS_PACKET=$work/tacacs-request.bin $work/floor tacacs sh $work/loop.sh" \\
+    -n floor-tacacs "env FLOOR_LOG=$work/log FLOOR_TACACS=$thost:$tport FLOOR_TACACS_PACKET=$work/tacacs-request.bin $work/floor tacacs sh $work/loop.sh" \\
     -n bare-cpu0 "taskset -c 0 sh $work/loop.sh" \\
     -n floor-notify-cpu0 "taskset -c 0 $work/floor notify sh $work/loop.sh" \\
     -n floor-ptrace-cpu0 "taskset -c 0 $work/floor ptrace sh $work/loop.sh" \\
@@ -240,17 +249,20 @@ PY
     "(bench/steps.py; load average $(loadavg))"
   command -v perf >/dev/null || apt_install linux-perf
   python3 bench/steps.py "$rel/session-wrapper" "$work/allow.toml" "$work/floor" "$work/log" "$work" 2000
-  # What the uncached TACACS+ row pays the test server (Python): its own CPU per request.
-  echo "== TACACS+ uncached: the test server's own CPU per request (perf stat of its process)"
-  printf 'i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); done\n' > "$work/loop1000.sh"
-  perf stat -x, -e task-clock -p "$tacacs_pid" -o "$work/tacacs-cpu.txt" &
-  stat_pid=$!
-  sleep 0.2
-  $sw "$work/tacacs-0.toml" -- sh "$work/loop1000.sh" >/dev/null
-  kill -INT "$stat_pid"; wait "$stat_pid" || true
-  server_us=$(awk -F, '/task-clock/ {printf "%.1f", $1 * 1000 / 1000}' "$work/tacacs-cpu.txt")
-  echo "  server CPU per request: $server_us us (1,000 execs, each one authorization)"
-  echo "exec.tacacs-server.cpu_us $server_us" >> "$SW_BENCH_FIGURES"
+  # What the uncached TACACS+ row pays the server (the test server is Python): its own CPU
+  # per request.
+  if [ -n "$tacacs_pid" ]; then
+    echo "== TACACS+ uncached: the server's own CPU per request (perf stat of its process)"
+    printf 'i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); done\n' > "$work/loop1000.sh"
+    perf stat -x, -e task-clock -p "$tacacs_pid" -o "$work/tacacs-cpu.txt" &
+    stat_pid=$!
+    sleep 0.2
+    $sw "$work/tacacs-0.toml" -- sh "$work/loop1000.sh" >/dev/null
+    kill -INT "$stat_pid"; wait "$stat_pid" || true
+    server_us=$(awk -F, '/task-clock/ {printf "%.1f", $1 * 1000 / 1000}' "$work/tacacs-cpu.txt")
+    echo "  server CPU per request: $server_us us (1,000 execs, each one authorization)"
+    echo "exec.tacacs-server.cpu_us $server_us" >> "$SW_BENCH_FIGURES"
+  fi
   echo "== the same loop as whole runs in alternating pairs (bench/pairs.py; load average $(loadavg))"
   python3 bench/pairs.py "$rel/session-wrapper" "$work" "$work/loop.sh" "${SW_BENCH_PAIRS:-9}"
 fi
