@@ -90,6 +90,18 @@ macro_rules! require_root {
     };
 }
 
+/// Skips the calling test (recorded with [`skip`]) where the kernel has no BTF: its exec
+/// check cannot be loaded there, so no loader runs.
+#[macro_export]
+macro_rules! require_btf {
+    () => {
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            $crate::skip(module_path!(), "no kernel BTF: the kernel's exec check cannot load here");
+            return;
+        }
+    };
+}
+
 /// A datagram socket bound where the supervisor is told to log. A thread reads it all the
 /// time, as a syslog daemon does, and keeps every line (or, [`Syslog::stalled`], only once
 /// [`Syslog::resume`] is called: a daemon that hangs).

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use session_wrapper_tests::{bin, install, require_root, scratch, stderr, stdout, write_executable, ConfigFile};
+use session_wrapper_tests::{bin, install, require_btf, require_root, scratch, stderr, stdout, write_executable, ConfigFile};
 
 /// `session-wrapper run` of `program` (a `session-wrapper` binary) as `user`, logging to its
 /// standard error, running `argv`, in a mount namespace of its own whose `/sys/fs/bpf` is a
@@ -69,10 +69,7 @@ fn root_only_dir_with(loader: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 #[test]
 fn the_kernel_check_is_loaded_by_the_loader_and_never_from_a_place_others_can_change() {
     require_root!();
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        session_wrapper_tests::skip(module_path!(), "no kernel BTF: the kernel's check cannot load here");
-        return;
-    }
+    require_btf!();
     let probe = Command::new("unshare").args(["-m", "--propagation", "private", "mount", "-t", "bpf", "bpf", "/sys/fs/bpf"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
         session_wrapper_tests::skip(module_path!(), "cannot mount a BPF file system in a mount namespace of its own here");
@@ -254,10 +251,7 @@ fn a_loader_dies_with_the_supervisor_that_ran_it() {
 #[test]
 fn a_loader_gives_up_on_a_lock_held_by_another_after_4_s_and_the_session_goes_on() {
     require_root!();
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        session_wrapper_tests::skip(module_path!(), "no kernel BTF: the kernel's check cannot load here");
-        return;
-    }
+    require_btf!();
     let bpf = ConfigFile::new("default = \"allow\"\nverify = \"bpf\"\n");
     let lock = "/run/session-wrapper/bpf-loader.lock";
     let prepare = format!(

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use session_wrapper_tests::lines::{find, supervisor_pid, word_after};
-use session_wrapper_tests::{bin, copy_true, require_root, stderr, stdout, wait_until, ConfigFile, Sandbox};
+use session_wrapper_tests::{bin, copy_true, require_btf, require_root, stderr, stdout, wait_until, ConfigFile, Sandbox};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -217,10 +217,7 @@ fn a_supervisor_in_a_directory_others_can_write_is_refused_and_named() {
 #[test]
 fn a_loader_held_up_does_not_outlast_a_short_module_timeout() {
     require_root!();
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        session_wrapper_tests::skip(module_path!(), "no kernel BTF: no loader runs here");
-        return;
-    }
+    require_btf!();
     let cfg = ConfigFile::new(&format!("verify = \"bpf\"\n{POLICY}"));
     let (sb, u) = Sandbox::with_user("su", "swhal", 4316, &cfg, "timeout=2");
     let lock = "/run/session-wrapper/bpf-loader.lock";

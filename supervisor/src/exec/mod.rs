@@ -45,8 +45,8 @@ use settle::{Authz, Fallback, Settled, Verdict};
 use verify::Verified;
 
 /// The longest the kernel's findings are left unread because the server is at work
-/// ([`Pipeline::defer_findings`]): the loop then waits at most this long.
-pub const DEFER_MAX: Duration = Duration::from_millis(10);
+/// ([`Pipeline::defer_findings`]).
+const DEFER_MAX: Duration = Duration::from_millis(10);
 
 /// What the pipeline works with, lent by the supervisor for one call.
 #[derive(Debug)]
@@ -135,10 +135,8 @@ pub struct Pipeline {
     /// An exec was sent to the backend by the last notification (see
     /// [`Pipeline::defer_findings`]).
     asked: bool,
-    /// Findings were left unread ([`Pipeline::defer_findings`]) and not read since.
-    deferred: bool,
-    /// When the kernel's findings were last read.
-    collected_at: Instant,
+    /// Since when the kernel's findings are left unread ([`Pipeline::defer_findings`]).
+    deferred_since: Option<Instant>,
 }
 
 impl Pipeline {
@@ -158,8 +156,7 @@ impl Pipeline {
             counts: Counts::default(),
             fresh: None,
             asked: false,
-            deferred: false,
-            collected_at: Instant::now(),
+            deferred_since: None,
         }
     }
 
@@ -176,8 +173,7 @@ impl Pipeline {
     /// the new exec's expectation takes its place).
     pub fn collect(&mut self, ctx: &mut Ctx<'_>) {
         let Some(check) = ctx.check.as_deref_mut() else { return };
-        self.collected_at = Instant::now();
-        self.deferred = false;
+        self.deferred_since = None;
         let fresh = self.fresh.take();
         if self.waiting_in_kernel().all(|(_, id)| Some(id) == fresh) {
             return;
@@ -238,20 +234,21 @@ impl Pipeline {
     }
 
     /// Whether to leave the kernel's findings for later: the notification just handled was
-    /// sent to the backend, and they were read less than [`DEFER_MAX`] ago. They are then read
-    /// once it is answered, not while the server works: their lines wake the log's receiver,
-    /// which would take a CPU from the server (on a small host, often the server's). They wait
-    /// at most [`DEFER_MAX`]: the loop's wait is no longer while they are left
-    /// ([`Pipeline::deferred`]), and a turn that finds them read longer ago reads them.
+    /// sent to the backend. They are then read once it is answered, not while the server
+    /// works: their lines wake the log's receiver, which would take a CPU from the server (on
+    /// a small host, often the server's). They are left at most [`DEFER_MAX`]: the loop's wait
+    /// ends by then ([`Pipeline::deferred_for`]), and a turn after it reads them.
     pub fn defer_findings(&mut self) -> bool {
-        let defer = std::mem::take(&mut self.asked) && self.collected_at.elapsed() < DEFER_MAX;
-        self.deferred |= defer;
-        defer
+        if !std::mem::take(&mut self.asked) {
+            return false;
+        }
+        let since = *self.deferred_since.get_or_insert_with(Instant::now);
+        since.elapsed() < DEFER_MAX
     }
 
-    /// Whether findings were left unread for the server and not read since.
-    pub fn deferred(&self) -> bool {
-        self.deferred
+    /// How much longer findings left unread for the server may stay so, if some are.
+    pub fn deferred_for(&self) -> Option<Duration> {
+        self.deferred_since.map(|t| DEFER_MAX.saturating_sub(t.elapsed()))
     }
 
     /// The backend's answer to an exec that waits for it.

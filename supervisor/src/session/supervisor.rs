@@ -251,10 +251,10 @@ impl Supervisor {
         // while some wait (their lines, a kill, accounting); sooner when their findings were
         // left unread while a server worked.
         let timeout = if self.execs.waiting_in_kernel().next().is_some() {
-            let ms = if self.execs.deferred() {
-                PollTimeout::try_from(crate::exec::DEFER_MAX).unwrap_or(PollTimeout::ZERO)
-            } else {
-                PollTimeout::from(KERNEL_POLL_MS)
+            let ms = match self.execs.deferred_for() {
+                // A turn that asks no server reads them.
+                Some(left) => PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO),
+                None => PollTimeout::from(KERNEL_POLL_MS),
             };
             if timeout == PollTimeout::NONE || timeout > ms { ms } else { timeout }
         } else {

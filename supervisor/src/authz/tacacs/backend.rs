@@ -1,7 +1,6 @@
 //! TACACS+ behind [`crate::authz::Backend`]: the [`Client`] (authorization and the accounting
 //! queue, in worker threads) and the [`Tracker`] of commands that run.
 
-use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
@@ -24,8 +23,6 @@ pub struct TacacsBackend {
     common: Common,
     accounting: bool,
     session_accounting: bool,
-    /// What each authorization in flight sent, to check a permit's mandatory attributes.
-    sent: HashMap<u64, Vec<Attr>>,
     /// Lines from the start, logged on the first poll.
     early: Vec<LogEvent>,
 }
@@ -47,7 +44,6 @@ impl TacacsBackend {
             common: Common { service: t.service.clone(), protocol: t.protocol.clone() },
             accounting: t.accounting,
             session_accounting: t.session_accounting,
-            sent: HashMap::new(),
         })
     }
 
@@ -58,12 +54,11 @@ impl TacacsBackend {
     }
 
     /// The backend's outcome for what the server replied.
-    fn outcome(&mut self, done: Done) -> Outcome {
-        let sent = self.sent.remove(&done.id).unwrap_or_default();
+    fn outcome(done: Done) -> Outcome {
         match done.outcome {
             Reply::Permit { server, replace, args } => {
                 let status = if replace { "PASS_REPL" } else { "PASS_ADD" };
-                match unapplicable(&sent, &args) {
+                match unapplicable(&done.sent, &args) {
                     None => Outcome::Permit { server, status },
                     Some(attr) => Outcome::Refused {
                         server,
@@ -94,8 +89,7 @@ impl Backend for TacacsBackend {
     }
 
     fn authorize(&mut self, id: u64, r: Request<'_>) {
-        self.sent.insert(id, attrs::authorization(&self.common, r.cmd, r.args).unwrap_or_default());
-        self.client.authorize(id, r.tty, r.cmd, r.args);
+        self.client.authorize(id, r.tty, attrs::authorization(&self.common, r.cmd, r.args));
     }
 
     fn accounts(&self) -> bool {
@@ -141,7 +135,7 @@ impl Backend for TacacsBackend {
             match e {
                 Event::Done(done) => {
                     let (id, elapsed) = (done.id, done.elapsed);
-                    let outcome = self.outcome(done);
+                    let outcome = Self::outcome(done);
                     out.push(Report::Answer(Answer { id, outcome, elapsed }));
                 }
                 Event::Log(line) => out.push(Report::Log(line)),

@@ -47,6 +47,12 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Whether the connection broke or answered garbage (a server may close one while idle):
+    /// a reused connection is then replaced once, where a timeout marks the server down.
+    pub fn broke(&self) -> bool {
+        matches!(self, ClientError::Io(_) | ClientError::BadReply(_) | ClientError::Tls(_))
+    }
+
     fn from_io(e: io::Error) -> Self {
         match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout,
@@ -293,28 +299,13 @@ impl Connection {
         }
     }
 
-    /// Sends one request packet and reads its reply, within the deadline.
-    fn exchange<B, R>(
-        &mut self,
-        ep: &Endpoint,
-        packet: Packet<B>,
-        session: u32,
-        deadline: Instant,
-    ) -> Result<(Packet<R>, bool), ClientError>
+    /// Sends one encoded request and reads the reply to its `session`, within the deadline.
+    fn exchange<R>(&mut self, ep: &Endpoint, request: &[u8], session: u32, deadline: Instant) -> Result<(Packet<R>, bool), ClientError>
     where
-        B: tacacs_plus_protocol::PacketBody + tacacs_plus_protocol::Serialize,
         R: tacacs_plus_protocol::PacketBody + for<'a> tacacs_plus_protocol::Deserialize<'a>,
     {
         self.stream.set_deadline(deadline)?;
-        self.write_packet(ep, &encode(ep, packet)?)?;
-        self.read_reply(ep, session)
-    }
-
-    /// Reads and decodes the reply to `session` (blocking, under the deadline already set).
-    fn read_reply<R>(&mut self, ep: &Endpoint, session: u32) -> Result<(Packet<R>, bool), ClientError>
-    where
-        R: tacacs_plus_protocol::PacketBody + for<'a> tacacs_plus_protocol::Deserialize<'a>,
-    {
+        self.write_packet(ep, request)?;
         let mut reply = vec![0u8; HeaderInfo::HEADER_SIZE_BYTES];
         if let Err(e) = self.stream.read_exact(&mut reply) {
             return Err(self.io_error(e, ep));
@@ -411,9 +402,7 @@ impl Connection {
         deadline: Instant,
     ) -> Result<AuthzReply, ClientError> {
         let (buf, session) = self.authorization_request(ep, ask_single, who, attrs)?;
-        self.stream.set_deadline(deadline)?;
-        self.write_packet(ep, &buf)?;
-        let (p, single) = self.read_reply(ep, session)?;
+        let (p, single) = self.exchange(ep, &buf, session, deadline)?;
         self.after_session(single);
         Ok(authz_reply(&p))
     }
@@ -454,7 +443,7 @@ impl Connection {
             args,
         );
         let packet = Packet::new(header(ep, ask_single && self.sessions == 0, session), body);
-        let (p, single): (Packet<accounting::ReplyOwned>, bool) = self.exchange(ep, packet, session, deadline)?;
+        let (p, single): (Packet<accounting::ReplyOwned>, bool) = self.exchange(ep, &encode(ep, packet)?, session, deadline)?;
         self.after_session(single);
         Ok(p.body().status)
     }

@@ -19,7 +19,7 @@ use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
 use super::client::{ClientError, Connection};
-use super::{attrs, Authorize, Done, Shared, Tried};
+use super::{Authorize, Done, Shared, Tried};
 
 /// The loop's connection and its request in flight.
 #[derive(Debug, Default)]
@@ -66,9 +66,9 @@ impl Inline {
         }
         let Some((i, conn)) = self.conn.as_mut() else { return Some(job) };
         // What cannot be encoded is the workers' to report.
-        let Ok(attrs) = attrs::authorization(&shared.common, &job.cmd, &job.args) else { return Some(job) };
+        let Ok(attrs) = &job.attrs else { return Some(job) };
         let (ep, timeout) = &shared.endpoints[*i];
-        match conn.send_authorization(ep, shared.single_connect, &shared.who_at(&job.port), &attrs) {
+        match conn.send_authorization(ep, shared.single_connect, &shared.who_at(&job.port), attrs) {
             Ok(session) => {
                 let until = (now + *timeout).min(job.deadline);
                 self.pending = Some(Pending { job, until, session, got: Vec::new() });
@@ -111,7 +111,7 @@ impl Inline {
         if r.is_err() || !conn.single {
             self.conn = None;
         }
-        if let Err(e @ (ClientError::Io(_) | ClientError::BadReply(_) | ClientError::Tls(_))) = &r {
+        if let Some(e) = r.as_ref().err().filter(|e| e.broke()) {
             // A reused connection that failed: the workers try the server again on a new one,
             // in what is left of its time.
             job.already = Some(Tried::Retry { server: i, until, error: e.to_string() });
@@ -119,7 +119,7 @@ impl Inline {
         }
         let mut tried = Vec::new();
         match shared.answered(i, r, &mut tried) {
-            Some(outcome) => Some(Ended::Answered(Done { id: job.id, outcome, elapsed: job.t0.elapsed() })),
+            Some(outcome) => Some(Ended::Answered(job.done(outcome))),
             None => {
                 job.already = tried.pop().map(|why| Tried::PassedOver(i, why));
                 Some(Ended::ToWorkers(job))

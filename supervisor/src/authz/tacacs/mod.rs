@@ -91,6 +91,8 @@ pub struct Done {
     pub outcome: Outcome,
     /// How long it took.
     pub elapsed: Duration,
+    /// The attributes the request carried (a permit's mandatory ones must be among them).
+    pub sent: Vec<Attr>,
 }
 
 /// What the client reports to the supervisor's loop.
@@ -181,14 +183,21 @@ pub fn endpoints(t: &Tacacs) -> Result<Vec<(Endpoint, Duration)>, SetupError> {
 struct Authorize {
     id: u64,
     port: String,
-    cmd: Vec<u8>,
-    args: Vec<Vec<u8>>,
+    /// The request's attributes, or why the command cannot be described to a server.
+    attrs: Result<Vec<Attr>, attrs::TooLong>,
     /// When it was asked for.
     t0: Instant,
     /// By when every server together must have answered.
     deadline: Instant,
     /// A server the loop already tried ([`inline`]), and what became of it.
     already: Option<Tried>,
+}
+
+impl Authorize {
+    /// Its answer, with `outcome`.
+    fn done(self, outcome: Outcome) -> Done {
+        Done { id: self.id, outcome, elapsed: self.t0.elapsed(), sent: self.attrs.unwrap_or_default() }
+    }
 }
 
 /// What the loop's own exchange ([`inline`]) leaves the workers to know about its server.
@@ -366,7 +375,7 @@ impl Shared {
         };
         let r = match f(&mut conn, ep, self.single_connect) {
             // A TLS server's close of an idle connection is a TLS error (no close_notify).
-            Err(ClientError::Io(_) | ClientError::BadReply(_) | ClientError::Tls(_)) if reused && Instant::now() < deadline => {
+            Err(e) if e.broke() && reused && Instant::now() < deadline => {
                 conn = client::connect(ep, deadline)?;
                 f(&mut conn, ep, self.single_connect)
             }
@@ -379,7 +388,7 @@ impl Shared {
     }
 
     fn authorize(&self, conns: &mut [Option<Connection>], job: &Authorize) -> Outcome {
-        let attrs = match attrs::authorization(&self.common, &job.cmd, &job.args) {
+        let attrs = match &job.attrs {
             Ok(a) => a,
             Err(e) => return Outcome::Unencodable(e.to_string()),
         };
@@ -415,7 +424,7 @@ impl Shared {
                 tried.push(format!("{}: no time left", ep.name));
                 break;
             }
-            let r = self.with_connection(conns, i, until, &|c, ep, single| c.authorize(ep, single, &who, &attrs, until));
+            let r = self.with_connection(conns, i, until, &|c, ep, single| c.authorize(ep, single, &who, attrs, until));
             if r.is_ok() {
                 self.park(conns, i);
             } else {
@@ -519,7 +528,7 @@ impl Client {
                             Job::Stop => break,
                             Job::Authorize(job) => {
                                 let outcome = shared.authorize(&mut conns, &job);
-                                shared.notify(Event::Done(Done { id: job.id, outcome, elapsed: job.t0.elapsed() }));
+                                shared.notify(Event::Done(job.done(outcome)));
                             }
                         }
                     }
@@ -571,15 +580,14 @@ impl Client {
         Ok((client, lines))
     }
 
-    /// Asks for a decision on `cmd args` from terminal `port`; the answer comes as
-    /// [`Event::Done`] with `id`.
-    pub fn authorize(&mut self, id: u64, port: &str, cmd: &[u8], args: &[Vec<u8>]) {
+    /// Asks for a decision on the command `attrs` describe ([`attrs::authorization`]) from
+    /// terminal `port`; the answer comes as [`Event::Done`] with `id`.
+    pub fn authorize(&mut self, id: u64, port: &str, attrs: Result<Vec<Attr>, attrs::TooLong>) {
         let t0 = Instant::now();
         let job = Authorize {
             id,
             port: port.to_owned(),
-            cmd: cmd.to_vec(),
-            args: args.to_vec(),
+            attrs,
             t0,
             deadline: t0 + self.total_timeout,
             already: None,
