@@ -1,5 +1,6 @@
 //! Compiles the in-kernel exec check (`bpf/exec_check.bpf.c`) with clang, for `sys/bpf.rs` to
-//! embed. Needs clang and libbpf's headers (Debian: `clang`, `libbpf-dev`).
+//! embed. Needs clang and libbpf's headers (Debian: `clang`, `libbpf-dev`). Links the
+//! programs with libgcc's static unwinder (`static-libgcc/libgcc_s.so` says why).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -7,6 +8,9 @@ use std::process::Command;
 fn main() {
     let src = "bpf/exec_check.bpf.c";
     println!("cargo:rerun-if-changed={src}");
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    println!("cargo:rerun-if-changed=../static-libgcc/libgcc_s.so");
+    println!("cargo:rustc-link-search=native={dir}/../static-libgcc");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("exec_check.bpf.o");
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let (target_arch, multiarch) = match arch.as_str() {
@@ -15,7 +19,6 @@ fn main() {
         other => (other, ""),
     };
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
-    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
     let status = Command::new(&clang)
         .args(["-g", "-O2", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror"])
         // The same object from any checkout: the pinned programs' directory is named by its
