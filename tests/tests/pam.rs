@@ -388,6 +388,13 @@ fn status_field(pid: i32, key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A process's scheduling policy (`/proc/PID/stat` field 41): 0 normal, 5 idle.
+fn sched_policy(pid: i32) -> u32 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = s.rsplit_once(") ").map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    fields.get(41 - 3).and_then(|p| p.parse().ok()).expect("policy")
+}
+
 #[test]
 fn the_supervisor_and_its_watchdog_run_with_least_privilege() {
     require_root!();
@@ -414,6 +421,10 @@ fn the_supervisor_and_its_watchdog_run_with_least_privilege() {
     // The watchdog keeps only CAP_DAC_OVERRIDE (1), to remove the session's cgroup.
     assert_eq!(status_field(watchdog, "CapEff"), "0000000000000002");
     assert_eq!(status_field(watchdog, "Seccomp"), "2");
+    // The watchdog only waits, in the idle class, so that the supervisor runs first when the
+    // session opens; the supervisor, whom every exec of the session waits for, never does.
+    assert_eq!(sched_policy(watchdog), 5, "the watchdog's scheduling policy");
+    assert_eq!(sched_policy(sup), 0, "the supervisor's scheduling policy");
     let _ = child.wait();
     sb.log.until_session_end(T);
 }
