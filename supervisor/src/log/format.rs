@@ -83,11 +83,15 @@ pub struct Writer {
     host: String,
 }
 
-/// The host name, read once per process (a PAM session's supervisor makes three writers
-/// while the session opens).
+/// The host name, asked once per process (a PAM session's supervisor makes three writers
+/// while the session opens): `uname`'s node name, what `/proc/sys/kernel/hostname` shows,
+/// without a path walk through `/proc` on the open's path.
 fn host() -> &'static str {
     static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "-".into(), |h| h.trim().to_owned()))
+    HOST.get_or_init(|| {
+        let name = nix::sys::utsname::uname().map(|u| u.nodename().to_string_lossy().trim().to_owned()).unwrap_or_default();
+        if name.is_empty() { "-".into() } else { name }
+    })
 }
 
 impl Writer {
