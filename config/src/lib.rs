@@ -49,6 +49,7 @@
 
 mod check;
 mod error;
+mod glob;
 pub mod isolation;
 mod pattern;
 mod policy;

@@ -31,7 +31,9 @@
 //! root can change** (see [`Canonicalize`]). Through anything a user can change, the pattern
 //! stays as written: a user's own symlink can never widen a rule.
 
-use globset::{Candidate, GlobBuilder, GlobMatcher};
+use globset::GlobBuilder;
+
+use crate::glob::Glob;
 
 /// Why a written pattern is refused. The configuration checker reports it at the position of
 /// the value in the file; the texts are what `session-wrapper check-config` prints after that
@@ -139,7 +141,7 @@ enum ExeMatcher {
     File { real: Vec<u8>, name: Vec<u8>, link: bool },
     /// A directory, with a trailing `/`.
     Dir(Vec<u8>),
-    Glob(GlobMatcher),
+    Glob(Glob),
 }
 
 impl ExeMatcher {
@@ -150,7 +152,7 @@ impl ExeMatcher {
             ExeMatcher::Dir(d) => {
                 path.len() > d.len() && path.starts_with(d) && !path[d.len()..].contains(&b'/')
             }
-            ExeMatcher::Glob(g) => g.is_match_candidate(&Candidate::from_bytes(path)),
+            ExeMatcher::Glob(g) => g.is_match(path),
         }
     }
 
@@ -186,12 +188,12 @@ fn is_glob(s: &str) -> bool {
     s.contains(GLOB_META)
 }
 
-fn exe_glob(pattern: &str) -> Result<GlobMatcher, PatternError> {
+fn exe_glob(pattern: &str) -> Result<Glob, PatternError> {
     GlobBuilder::new(pattern)
         .literal_separator(true)
         .backslash_escape(true)
         .build()
-        .map(|g| g.compile_matcher())
+        .map(Glob::new)
         .map_err(|source| PatternError::ExeGlob { pattern: pattern.to_owned(), source })
 }
 
@@ -315,17 +317,17 @@ impl ExePattern {
 /// arguments, including none; otherwise the count must be equal. `*` matches `/` here.
 #[derive(Debug, Clone)]
 pub struct ArgsPattern {
-    items: Vec<GlobMatcher>,
+    items: Vec<Glob>,
     rest: bool,
 }
 
-fn arg_glob(w: &str) -> Result<GlobMatcher, PatternError> {
+fn arg_glob(w: &str) -> Result<Glob, PatternError> {
     GlobBuilder::new(w)
         .literal_separator(false)
         .backslash_escape(true)
         .empty_alternates(true)
         .build()
-        .map(|g| g.compile_matcher())
+        .map(Glob::new)
         .map_err(|source| PatternError::ArgGlob { pattern: w.to_owned(), source })
 }
 
@@ -358,7 +360,7 @@ impl ArgsPattern {
         self.items
             .iter()
             .zip(args)
-            .all(|(g, a)| g.is_match_candidate(&Candidate::from_bytes(a.as_ref())))
+            .all(|(g, a)| g.is_match(a.as_ref()))
     }
 }
 
@@ -368,8 +370,8 @@ impl ArgsPattern {
 /// program to one personality.
 #[derive(Debug, Clone)]
 pub struct NamePattern {
-    include: Vec<GlobMatcher>,
-    exclude: Vec<GlobMatcher>,
+    include: Vec<Glob>,
+    exclude: Vec<Glob>,
 }
 
 impl NamePattern {
@@ -396,9 +398,8 @@ impl NamePattern {
 
     /// Whether `name` (see [`invoked_name`]) matches.
     pub fn matches(&self, name: &[u8]) -> bool {
-        let c = Candidate::from_bytes(name);
-        (self.include.is_empty() || self.include.iter().any(|g| g.is_match_candidate(&c)))
-            && !self.exclude.iter().any(|g| g.is_match_candidate(&c))
+        (self.include.is_empty() || self.include.iter().any(|g| g.is_match(name)))
+            && !self.exclude.iter().any(|g| g.is_match(name))
     }
 }
 
@@ -406,7 +407,7 @@ impl NamePattern {
 /// the others (`any-arg`): "systemctl, but never `reboot`", whatever options come first.
 #[derive(Debug, Clone)]
 pub struct AnyArg {
-    globs: Vec<GlobMatcher>,
+    globs: Vec<Glob>,
 }
 
 impl AnyArg {
@@ -420,10 +421,7 @@ impl AnyArg {
 
     /// Whether any argument (without `argv[0]`) matches any glob.
     pub fn matches<A: AsRef<[u8]>>(&self, args: &[A]) -> bool {
-        args.iter().any(|a| {
-            let c = Candidate::from_bytes(a.as_ref());
-            self.globs.iter().any(|g| g.is_match_candidate(&c))
-        })
+        args.iter().any(|a| self.globs.iter().any(|g| g.is_match(a.as_ref())))
     }
 }
 

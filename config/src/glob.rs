@@ -1,0 +1,313 @@
+//! A glob, matched without a regular expression where its shape allows.
+//!
+//! globset turns a glob into a regular expression and compiles it: 10 to 30 us a glob, and
+//! about 0.2 ms for the first one a process compiles (the regex engine's code and tables, cold).
+//! A session's supervisor compiles its whole policy while the session opens (docs/BENCHMARKS.md,
+//! eleventh pass: the admin guide's example roles added 1.2 ms to the open). Most globs in a
+//! policy are one of a few shapes: a word, a set of words (`{status,show}`), everything under a
+//! directory (`/tmp/**`), a prefix or a suffix (`*.target`, `*reboot*`), one path component
+//! (`/opt/*/bin/tool`). Those are matched here directly; anything else by globset's regex, as
+//! before.
+//!
+//! The shape is read from the regular expression globset makes of the glob, not from the glob:
+//! that expression is what decides a match, so the direct matcher decides exactly as it does
+//! (the test below compares the two on generated globs and inputs). Anything in it that is not
+//! understood here (a class, a single `?`, a `**/` alternative, a case-insensitive flag) leaves
+//! the glob to the regex.
+
+use globset::{Candidate, GlobMatcher};
+
+/// A compiled glob (see the module documentation).
+#[derive(Debug, Clone)]
+pub(crate) struct Glob {
+    glob: globset::Glob,
+    matcher: Matcher,
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// Exactly one of these.
+    Words(Vec<Vec<u8>>),
+    /// These literals in order, anything (any bytes, `/` and newlines included) between them:
+    /// the first at the start, the last at the end. At least two.
+    Stars(Vec<Vec<u8>>),
+    /// A prefix and a suffix with no `/` between them.
+    Segment(Vec<u8>, Vec<u8>),
+    /// Anything else: globset's regular expression.
+    Regex(GlobMatcher),
+}
+
+impl Glob {
+    /// The matcher of a parsed glob.
+    pub(crate) fn new(glob: globset::Glob) -> Self {
+        let matcher = shape(glob.regex()).unwrap_or_else(|| Matcher::Regex(glob.compile_matcher()));
+        Glob { glob, matcher }
+    }
+
+    /// The glob as globset parsed it.
+    pub(crate) fn glob(&self) -> &globset::Glob {
+        &self.glob
+    }
+
+    /// Whether `s` matches, as globset's matcher of the same glob decides.
+    pub(crate) fn is_match(&self, s: &[u8]) -> bool {
+        match &self.matcher {
+            Matcher::Words(words) => words.iter().any(|w| w == s),
+            Matcher::Stars(parts) => stars_match(parts, s),
+            Matcher::Segment(prefix, suffix) => {
+                s.len() >= prefix.len() + suffix.len()
+                    && s.starts_with(prefix)
+                    && s.ends_with(suffix)
+                    && !s[prefix.len()..s.len() - suffix.len()].contains(&b'/')
+            }
+            Matcher::Regex(m) => m.is_match_candidate(&Candidate::from_bytes(s)),
+        }
+    }
+
+    #[cfg(test)]
+    fn is_direct(&self) -> bool {
+        !matches!(self.matcher, Matcher::Regex(_))
+    }
+}
+
+/// `^P0.*P1 ... .*Pn$` with `.` matching any byte: each middle literal at its leftmost place
+/// after the one before (a later place never leaves more room for the rest).
+fn stars_match(parts: &[Vec<u8>], s: &[u8]) -> bool {
+    let (Some(first), Some(last)) = (parts.first(), parts.last()) else { return false };
+    if s.len() < first.len() + last.len() || !s.starts_with(first) || !s.ends_with(last) {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        if part.is_empty() {
+            continue;
+        }
+        match rest.windows(part.len()).position(|w| w == part.as_slice()) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The direct matcher of globset's expression `re`, when it has one of the shapes above.
+fn shape(re: &str) -> Option<Matcher> {
+    let body = re.strip_prefix("(?-u)^")?.strip_suffix('$')?.as_bytes();
+    if let Some(alternatives) = body.strip_prefix(b"(?:").and_then(|b| b.strip_suffix(b")")) {
+        let mut words = Vec::new();
+        for branch in split_alternatives(alternatives)? {
+            match tokens(branch)?.as_slice() {
+                [Token::Literal(w)] => words.push(w.clone()),
+                [] => words.push(Vec::new()),
+                _ => return None,
+            }
+        }
+        return Some(Matcher::Words(words));
+    }
+    let mut parts = vec![Vec::new()];
+    let mut segment_stars = 0;
+    for token in tokens(body)? {
+        match token {
+            Token::Literal(l) => parts.last_mut()?.extend_from_slice(&l),
+            Token::AnyStar => parts.push(Vec::new()),
+            Token::SegmentStar => {
+                segment_stars += 1;
+                parts.push(Vec::new());
+            }
+        }
+    }
+    match (parts.len(), segment_stars) {
+        (1, _) => Some(Matcher::Words(parts)),
+        (2, 1) => {
+            let suffix = parts.pop()?;
+            Some(Matcher::Segment(parts.pop()?, suffix))
+        }
+        (_, 0) => Some(Matcher::Stars(parts)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Token {
+    /// Literal bytes.
+    Literal(Vec<u8>),
+    /// `.*`: any bytes (globset's expressions match `.` to newlines too).
+    AnyStar,
+    /// `[^/]*`: any bytes but `/`.
+    SegmentStar,
+}
+
+/// The tokens of a part of globset's expression; `None` at anything else.
+fn tokens(mut re: &[u8]) -> Option<Vec<Token>> {
+    let mut out: Vec<Token> = Vec::new();
+    let literal = |out: &mut Vec<Token>, b: u8| match out.last_mut() {
+        Some(Token::Literal(l)) => l.push(b),
+        _ => out.push(Token::Literal(vec![b])),
+    };
+    while let Some((&c, rest)) = re.split_first() {
+        re = rest;
+        match c {
+            // A non-ASCII byte, as globset writes it; or an escaped ASCII punctuation mark.
+            b'\\' => match re {
+                [b'x', h, l, rest @ ..] => {
+                    let hex = std::str::from_utf8(&[*h, *l]).ok().and_then(|t| u8::from_str_radix(t, 16).ok())?;
+                    literal(&mut out, hex);
+                    re = rest;
+                }
+                [p, rest @ ..] if p.is_ascii_punctuation() => {
+                    literal(&mut out, *p);
+                    re = rest;
+                }
+                _ => return None,
+            },
+            b'.' => {
+                re = re.strip_prefix(b"*")?;
+                out.push(Token::AnyStar);
+            }
+            b'[' => {
+                re = re.strip_prefix(b"^/]*")?;
+                out.push(Token::SegmentStar);
+            }
+            b'(' | b')' | b'|' | b'*' | b'+' | b'?' | b'{' | b'}' | b'^' | b'$' | b']' => return None,
+            c if c.is_ascii() => literal(&mut out, c),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The branches of `a|b|c` (without the group around it), split at the unescaped `|`.
+fn split_alternatives(re: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut branches = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < re.len() {
+        match re[i] {
+            b'\\' => i += 2,
+            b'|' => {
+                branches.push(&re[start..i]);
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    branches.push(re.get(start..)?);
+    Some(branches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use globset::GlobBuilder;
+
+    /// The option sets this crate builds globs with (executables, arguments and names).
+    fn builders(p: &str) -> [Result<globset::Glob, globset::Error>; 2] {
+        [
+            GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build(),
+            GlobBuilder::new(p).literal_separator(false).backslash_escape(true).empty_alternates(true).build(),
+        ]
+    }
+
+    fn direct(p: &str, i: usize) -> Glob {
+        Glob::new(builders(p)[i].clone().expect("a glob"))
+    }
+
+    #[test]
+    fn the_usual_shapes_are_matched_directly() {
+        for (p, i) in [
+            ("/tmp/**", 0),
+            ("/usr/bin/*", 0),
+            ("/opt/*/bin/tool", 0),
+            ("{status,list-units,is-active}", 1),
+            ("{,-q}", 1),
+            ("*reboot*", 1),
+            ("*.target", 1),
+            ("**", 1),
+            ("plain-word", 1),
+            ("caf\u{e9}", 1),
+        ] {
+            assert!(direct(p, i).is_direct(), "{p}: {}", direct(p, i).glob().regex());
+        }
+        for (p, i) in [("*[*?[]*", 1), ("?", 1), ("**/x", 0), ("/a/*/b/*", 0), ("{a*,b}", 1)] {
+            assert!(!direct(p, i).is_direct(), "{p} is left to the regex");
+        }
+        let dir = direct("/tmp/**", 0);
+        assert!(dir.is_match(b"/tmp/x") && dir.is_match(b"/tmp/x/y") && dir.is_match(b"/tmp/"));
+        assert!(!dir.is_match(b"/tmp") && !dir.is_match(b"/tmpx/y"));
+        let segment = direct("/opt/*/bin/tool", 0);
+        assert!(segment.is_match(b"/opt/a/bin/tool") && !segment.is_match(b"/opt/a/b/bin/tool"));
+        let two = direct("*a*b*", 1);
+        assert!(two.is_match(b"aba") && two.is_match(b"xaxbx") && !two.is_match(b"ba"));
+        let word = direct("*reboot*", 1);
+        assert!(word.is_match(b"reboot") && word.is_match(b"--x\nreboot\n") && !word.is_match(b"rebo"));
+        let words = direct("{,-q}", 1);
+        assert!(words.is_match(b"") && words.is_match(b"-q") && !words.is_match(b"q"));
+    }
+
+    /// A small deterministic generator (xorshift64*).
+    struct Gen(u64);
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
+            &from[(self.next() % from.len() as u64) as usize]
+        }
+        fn string(&mut self, alphabet: &[&str], max: u64) -> String {
+            let n = self.next() % (max + 1);
+            (0..n).map(|_| *self.pick(alphabet)).collect()
+        }
+    }
+
+    /// The direct matcher decides as globset's regex on every glob and input generated: globs
+    /// made of the pieces with a meaning in globs (stars, `**`, alternatives with an empty
+    /// branch, classes, escapes, `/`, non-ASCII), inputs of the bytes that matter to them (`/`,
+    /// a newline, a non-ASCII character, the globs' literals).
+    #[test]
+    fn direct_matching_decides_as_globset_s_regex() {
+        let pieces = [
+            "a", "b", "ab", "/", "*", "*", "**", "?", "{a,b}", "{,a}", "{ab,b,}", "{a*,b}", "[ab]", "[!a]", "\\*",
+            "\\{", ".", "-", "\u{e9}", "}", ",", "{", "[",
+        ];
+        let input_chars = ["a", "b", "/", ".", "\n", "-", "\u{e9}", "ab", "*", "{"];
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let mut compared = 0u64;
+        let mut shapes = [0u32; 4];
+        // Some with literals that recur between stars (where only the leftmost place works),
+        // then generated ones.
+        let fixed = ["*a*b*", "*a*a*", "a*b*a", "*ab*b*", "*/*", "/*/a/*", "{a,ab}*b"];
+        let generated: Vec<String> = (0..8000).map(|_| g.string(&pieces, 6)).collect();
+        for p in fixed.iter().map(|p| (*p).to_owned()).chain(generated) {
+            for built in builders(&p) {
+                let Ok(built) = built else { continue };
+                let ours = Glob::new(built.clone());
+                let shape = match &ours.matcher {
+                    Matcher::Words(w) => usize::from(w.len() > 1),
+                    Matcher::Stars(_) => 2,
+                    Matcher::Segment(..) => 3,
+                    Matcher::Regex(_) => continue,
+                };
+                shapes[shape] += 1;
+                let theirs = built.compile_matcher();
+                let mut inputs: Vec<String> = (0..40).map(|_| g.string(&input_chars, 8)).collect();
+                inputs.push(p.replace(['*', '?', '{', '}', ',', '\\', '[', ']'], ""));
+                inputs.push(String::new());
+                for s in inputs {
+                    assert_eq!(
+                        ours.is_match(s.as_bytes()),
+                        theirs.is_match_candidate(&Candidate::from_bytes(s.as_bytes())),
+                        "glob {p:?} (regex {}) on {s:?}",
+                        built.regex()
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        // The generator reaches every shape: a change that sent everything to the regex would
+        // pass the comparison without testing anything.
+        assert!(shapes.iter().all(|&n| n > 200) && compared > 100_000, "{shapes:?} by shape, {compared} comparisons");
+    }
+}
