@@ -96,7 +96,7 @@ pub fn sources(main: &Path) -> Result<Vec<Source>, LoadError> {
 /// [`LoadError`].
 pub fn load(main: &Path) -> Result<Config, LoadError> {
     let sources = sources(main)?;
-    Ok(Config::parse(&sources, &canonicalize)?)
+    Ok(Config::parse(&sources, &crate::sys::trust::canonicalizer())?)
 }
 
 /// The built-in default configuration, with patterns resolved on this system.

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::sys::stat::{fstat, FileStat, SFlag};
 use session_wrapper_protocol::trust::open_at;
-pub use session_wrapper_protocol::trust::{resolve, root_only, Found, Lookup, Untrusted};
+pub use session_wrapper_protocol::trust::{resolve, root_only, Found, Lookup, Untrusted, Walker};
 
 /// The directories searched for the names programs are invoked as, besides the directory of
 /// the path asked for: a login's `PATH`.
@@ -31,6 +31,16 @@ fn own_root() -> Option<OwnedFd> {
 pub fn canonicalize(path: &str) -> Option<String> {
     let root = own_root()?;
     match resolve(root.as_fd(), path.as_bytes()) {
+        Lookup::Found(f) => String::from_utf8(f.path).ok(),
+        Lookup::Missing | Lookup::Untrusted(_) => None,
+    }
+}
+
+/// [`canonicalize`] for the many paths of one configuration, compiled at once: each directory
+/// is walked once ([`Walker`]).
+pub fn canonicalizer() -> impl Fn(&str) -> Option<String> {
+    let walker = own_root().map(Walker::new);
+    move |path| match walker.as_ref()?.resolve(path.as_bytes()) {
         Lookup::Found(f) => String::from_utf8(f.path).ok(),
         Lookup::Missing | Lookup::Untrusted(_) => None,
     }
@@ -289,6 +299,67 @@ mod tests {
         std::os::unix::fs::symlink("/usr/bin", d.join("rootbin")).expect("symlink");
         let su = std::fs::canonicalize("/usr/bin/su").expect("su");
         assert_eq!(canonicalize(d.join("rootbin/su").to_str().expect("utf-8")).as_deref(), su.to_str());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    fn summary(l: Lookup) -> String {
+        match l {
+            Lookup::Found(f) => format!("found {} ino {}", String::from_utf8_lossy(&f.path), f.stat.st_ino),
+            Lookup::Missing => "missing".into(),
+            Lookup::Untrusted(u) => format!("untrusted {u}"),
+        }
+    }
+
+    /// One walker over many paths finds what a walk from the root finds for each: through
+    /// links (root's, relative and absolute, and a user's), `..`, a file taken for a
+    /// directory, missing names, a user's directory, the root; asked in two orders, so that
+    /// each path comes both before and after its directory is kept.
+    #[test]
+    fn a_walker_finds_what_a_walk_from_the_root_finds() {
+        if !is_root() {
+            eprintln!("skipped: needs root to own the directories");
+            return;
+        }
+        let d = scratch("walker");
+        let home = users_home(&d);
+        std::fs::create_dir(d.join("sub")).expect("mkdir");
+        std::fs::write(d.join("sub/file"), b"x").expect("write");
+        std::fs::write(home.join("mine"), b"x").expect("write");
+        std::os::unix::fs::symlink("/usr/bin", d.join("abs")).expect("symlink");
+        std::os::unix::fs::symlink("sub", d.join("rel")).expect("symlink");
+        std::os::unix::fs::symlink("file", d.join("sub/link")).expect("symlink");
+        std::os::unix::fs::symlink("/usr/bin", home.join("bin")).expect("symlink");
+        let base = d.to_str().expect("utf-8");
+        let h = home.to_str().expect("utf-8");
+        let mut paths: Vec<String> = [
+            "/bin/sh", "/usr/bin/env", "/usr/bin/", "/usr/bin/no-such-sw", "/usr/sbin/reboot", "/", "/usr", "/tmp/x",
+            "/usr/bin/../bin/id", "/usr/bin/id/x", "/nonexistent-sw/x", "usr/bin/id",
+        ]
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+        for rest in ["sub/file", "sub/link", "sub/missing", "abs/su", "rel/file", "rel/link", "sub/file/x", "sub/..", "sub/.", "sub"] {
+            paths.push(format!("{base}/{rest}"));
+        }
+        for rest in ["mine", "bin/su", "missing"] {
+            paths.push(format!("{h}/{rest}"));
+        }
+        let expected: Vec<String> = paths.iter().map(|p| summary(resolve(root().as_fd(), p.as_bytes()))).collect();
+        assert!(expected.iter().any(|e| e.starts_with("untrusted")) && expected.iter().any(|e| e == "missing"), "{expected:#?}");
+        for order in [false, true] {
+            let walker = Walker::new(root());
+            let mut asked: Vec<usize> = (0..paths.len()).collect();
+            if order {
+                asked.reverse();
+            }
+            for i in asked.into_iter().chain(0..paths.len()) {
+                assert_eq!(summary(walker.resolve(paths[i].as_bytes())), expected[i], "{}", paths[i]);
+            }
+        }
+        let canon = canonicalizer();
+        for p in &paths {
+            assert_eq!(canon(p), canonicalize(p), "{p}");
+        }
         let _ = std::fs::remove_dir_all(d);
     }
 
