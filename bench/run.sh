@@ -301,6 +301,11 @@ if [ "$what" = all ] || [ "$what" = open ]; then
   printf 'auth required pam_permit.so\naccount required pam_permit.so\nsession required pam_permit.so\n' > "$work/pam.d/swbench-plain"
   cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-wrapped"
   echo "session required $rel/libpam_session_wrapper.so config=$work/allow.toml supervisor=$rel/session-wrapper-supervisor" >> "$work/pam.d/swbench-wrapped"
+  # The same open with a policy as an operator writes one: the admin guide's example roles
+  # (bench/roles.py: 14 rules in 4 files, naming 35 programs), against the one rule above.
+  python3 bench/roles.py "$work/roles" /run/sw-bench-log >/dev/null
+  cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-roles"
+  echo "session required $rel/libpam_session_wrapper.so config=$work/roles/config.toml supervisor=$rel/session-wrapper-supervisor" >> "$work/pam.d/swbench-roles"
   cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-cgroup"
   echo "session required $rel/libpam_session_wrapper.so config=$work/allow.toml supervisor=$rel/session-wrapper-supervisor kill_on_close" >> "$work/pam.d/swbench-cgroup"
   # The floor of the open: a module and a supervisor in C that do the least of the same

@@ -8,7 +8,9 @@ real host (caches are cold after an idle second). A third service, `swbench-cgro
 `kill_on_close`, whose session (without an audit session of its own, as under pamtester) gets
 a cgroup and its opener is moved into it: the first move of a process between cgroups after
 an idle while waits for an RCU grace period (the kernel's cgroup_threadgroup_rwsem), which
-opens in quick succession find warm.
+opens in quick succession find warm. A fourth, `swbench-roles`, has the admin guide's example
+roles (bench/roles.py) instead of the one-rule policy: what a policy as operators write one
+adds to the open, 1 s apart.
 
 usage: session_open.py [RUNS [SPACED]]"""
 import os, statistics, subprocess, sys, time
@@ -71,6 +73,7 @@ def measure(service, n, gap=0.0):
 measure("swbench-plain", 5)  # warm caches
 measure("swbench-wrapped", 5)
 measure("swbench-floor", 5)
+measure("swbench-roles", 2)
 plain = measure("swbench-plain", runs)
 sw = measure("swbench-wrapped", runs)
 fl = measure("swbench-floor", runs)
@@ -104,6 +107,12 @@ if spaced:
     sink.record("open.spaced_plain_ms", f"{q50p:.3f}")
     sink.record("open.spaced_wrapped_ms", f"{q50s:.3f}")
     sink.record("open.spaced_added_ms", f"{q50s - q50p:.3f}")
+    # A policy as an operator writes one (bench/roles.py): what compiling it adds.
+    roles = measure("swbench-roles", spaced, GAP)
+    q50r = statistics.median(roles)
+    print(f"  with the admin guide's example roles (14 rules): {q50r:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in roles)}): "
+          f"added {q50r - q50p:.2f} ms")
+    sink.record("open.spaced_roles_added_ms", f"{q50r - q50p:.3f}")
     q50c = statistics.median(cg)
     print(f"  with kill_on_close: {q50c:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in cg)}): "
           f"added {q50c - q50p:.2f} ms (a cgroup of its own, the opener moved into it)")

@@ -75,6 +75,8 @@ info("PAM session open, floor: the least of the same design (back to back)", "op
 check("PAM session open, added (1 s apart)", "open.spaced_added_ms", lambda v: f"+{v:.2f} ms",
       "<= 3 ms", lambda v: v <= 3)
 info("PAM session open, floor (1 s apart)", "open.spaced_floor_added_ms", lambda v: f"+{v:.2f} ms")
+check("PAM session open, added, admin guide's example roles (1 s apart)", "open.spaced_roles_added_ms",
+      lambda v: f"+{v:.2f} ms", "<= 3 ms", lambda v: v <= 3)
 check("PAM session open, added, kill_on_close (1 s apart)", "open.spaced_cgroup_added_ms",
       lambda v: f"+{v:.2f} ms", "<= 3 ms", lambda v: v <= 3)
 info("PAM session open, kill_on_close, floor: one cgroup move (1 s apart)", "open.cgroup_move_floor_ms",
