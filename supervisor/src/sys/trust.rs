@@ -251,6 +251,15 @@ mod tests {
         nix::unistd::geteuid().is_root()
     }
 
+    /// A scratch directory of root's (see [`scratch`]); `None`, said, when not root.
+    fn root_scratch(tag: &str) -> Option<std::path::PathBuf> {
+        if !is_root() {
+            eprintln!("skipped: needs root to own the directories");
+            return None;
+        }
+        Some(scratch(tag))
+    }
+
     /// `parent/home`, a directory user 65534 owns.
     fn users_home(parent: &std::path::Path) -> std::path::PathBuf {
         let home = parent.join("home");
@@ -279,11 +288,7 @@ mod tests {
 
     #[test]
     fn a_user_s_symlink_is_never_followed() {
-        if !is_root() {
-            eprintln!("skipped: needs root to own the directories");
-            return;
-        }
-        let d = scratch("user");
+        let Some(d) = root_scratch("user") else { return };
         let home = users_home(&d);
         std::os::unix::fs::symlink("/usr/bin", home.join("bin")).expect("symlink");
         let through = home.join("bin/su");
@@ -316,11 +321,7 @@ mod tests {
     /// each path comes both before and after its directory is kept.
     #[test]
     fn a_walker_finds_what_a_walk_from_the_root_finds() {
-        if !is_root() {
-            eprintln!("skipped: needs root to own the directories");
-            return;
-        }
-        let d = scratch("walker");
+        let Some(d) = root_scratch("walker") else { return };
         let home = users_home(&d);
         std::fs::create_dir(d.join("sub")).expect("mkdir");
         std::fs::write(d.join("sub/file"), b"x").expect("write");
@@ -377,13 +378,9 @@ mod tests {
 
     #[test]
     fn a_standard_directory_is_searched_through_its_handle_only_while_only_root_can_change_it() {
-        if !is_root() {
-            eprintln!("skipped: needs root to own the directories");
-            return;
-        }
         // A session root of its own: /usr/bin holds `prog`, `alias` (a link to it) and `other`
         // (a link that leaves through a directory a user owns); /bin is a link to usr/bin.
-        let d = scratch("links");
+        let Some(d) = root_scratch("links") else { return };
         let bin = d.join("usr/bin");
         std::fs::create_dir_all(&bin).expect("mkdir");
         for p in [d.join("usr"), bin.clone()] {
