@@ -6,14 +6,14 @@
 //! eleventh pass: the admin guide's example roles added 1.2 ms to the open). Most globs in a
 //! policy are one of a few shapes: a word, a set of words (`{status,show}`), everything under a
 //! directory (`/tmp/**`), a prefix or a suffix (`*.target`, `*reboot*`), one path component
-//! (`/opt/*/bin/tool`). Those are matched here directly; anything else by globset's regex, as
-//! before.
+//! (`/opt/*/bin/tool`), with `?` and classes (`[*?[]`) among their literals. Those are matched
+//! here directly; anything else by globset's regex, as before.
 //!
 //! The shape is read from the regular expression globset makes of the glob, not from the glob:
 //! that expression is what decides a match, so the direct matcher decides exactly as it does
 //! (the test below compares the two on generated globs and inputs). Anything in it that is not
-//! understood here (a class, a single `?`, a `**/` alternative, a case-insensitive flag) leaves
-//! the glob to the regex.
+//! understood here (a `**/` alternative, a class or `?` among alternatives, more than one `*`
+//! where one of them stops at `/`, a case-insensitive flag) leaves the glob to the regex.
 
 use globset::{Candidate, GlobMatcher};
 
@@ -28,13 +28,36 @@ pub(crate) struct Glob {
 enum Matcher {
     /// Exactly one of these.
     Words(Vec<Vec<u8>>),
-    /// These literals in order, anything (any bytes, `/` and newlines included) between them:
+    /// Exactly this piece (with a class or `?` in it).
+    Piece(Vec<Unit>),
+    /// These pieces in order, anything (any bytes, `/` and newlines included) between them:
     /// the first at the start, the last at the end. At least two.
-    Stars(Vec<Vec<u8>>),
+    Stars(Vec<Vec<Unit>>),
     /// A prefix and a suffix with no `/` between them.
-    Segment(Vec<u8>, Vec<u8>),
+    Segment(Vec<Unit>, Vec<Unit>),
     /// Anything else: globset's regular expression.
     Regex(GlobMatcher),
+}
+
+/// One byte of a piece: this byte, or any of a set (a class, or `?`).
+#[derive(Debug, Clone, PartialEq)]
+enum Unit {
+    Byte(u8),
+    Set(Box<[bool; 256]>),
+}
+
+impl Unit {
+    fn matches(&self, b: u8) -> bool {
+        match self {
+            Unit::Byte(x) => *x == b,
+            Unit::Set(set) => set[usize::from(b)],
+        }
+    }
+}
+
+/// Whether `s` is `piece`, byte for byte.
+fn is_piece(piece: &[Unit], s: &[u8]) -> bool {
+    piece.len() == s.len() && piece.iter().zip(s).all(|(u, &b)| u.matches(b))
 }
 
 impl Glob {
@@ -53,11 +76,12 @@ impl Glob {
     pub(crate) fn is_match(&self, s: &[u8]) -> bool {
         match &self.matcher {
             Matcher::Words(words) => words.iter().any(|w| w == s),
-            Matcher::Stars(parts) => stars_match(parts, s),
+            Matcher::Piece(piece) => is_piece(piece, s),
+            Matcher::Stars(pieces) => stars_match(pieces, s),
             Matcher::Segment(prefix, suffix) => {
                 s.len() >= prefix.len() + suffix.len()
-                    && s.starts_with(prefix)
-                    && s.ends_with(suffix)
+                    && is_piece(prefix, &s[..prefix.len()])
+                    && is_piece(suffix, &s[s.len() - suffix.len()..])
                     && !s[prefix.len()..s.len() - suffix.len()].contains(&b'/')
             }
             Matcher::Regex(m) => m.is_match_candidate(&Candidate::from_bytes(s)),
@@ -70,20 +94,20 @@ impl Glob {
     }
 }
 
-/// `^P0.*P1 ... .*Pn$` with `.` matching any byte: each middle literal at its leftmost place
+/// `^P0.*P1 ... .*Pn$` with `.` matching any byte: each middle piece at its leftmost place
 /// after the one before (a later place never leaves more room for the rest).
-fn stars_match(parts: &[Vec<u8>], s: &[u8]) -> bool {
-    let (Some(first), Some(last)) = (parts.first(), parts.last()) else { return false };
-    if s.len() < first.len() + last.len() || !s.starts_with(first) || !s.ends_with(last) {
+fn stars_match(pieces: &[Vec<Unit>], s: &[u8]) -> bool {
+    let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else { return false };
+    if s.len() < first.len() + last.len() || !is_piece(first, &s[..first.len()]) || !is_piece(last, &s[s.len() - last.len()..]) {
         return false;
     }
     let mut rest = &s[first.len()..s.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        if part.is_empty() {
+    for piece in &pieces[1..pieces.len() - 1] {
+        if piece.is_empty() {
             continue;
         }
-        match rest.windows(part.len()).position(|w| w == part.as_slice()) {
-            Some(at) => rest = &rest[at + part.len()..],
+        match rest.windows(piece.len()).position(|w| is_piece(piece, w)) {
+            Some(at) => rest = &rest[at + piece.len()..],
             None => return false,
         }
     }
@@ -96,81 +120,138 @@ fn shape(re: &str) -> Option<Matcher> {
     if let Some(alternatives) = body.strip_prefix(b"(?:").and_then(|b| b.strip_suffix(b")")) {
         let mut words = Vec::new();
         for branch in split_alternatives(alternatives)? {
-            match tokens(branch)?.as_slice() {
-                [Token::Literal(w)] => words.push(w.clone()),
-                [] => words.push(Vec::new()),
-                _ => return None,
+            let mut word = Vec::new();
+            for token in tokens(branch)? {
+                match token {
+                    Token::Unit(Unit::Byte(b)) => word.push(b),
+                    _ => return None,
+                }
             }
+            words.push(word);
         }
         return Some(Matcher::Words(words));
     }
-    let mut parts = vec![Vec::new()];
+    let mut pieces = vec![Vec::new()];
     let mut segment_stars = 0;
     for token in tokens(body)? {
         match token {
-            Token::Literal(l) => parts.last_mut()?.extend_from_slice(&l),
-            Token::AnyStar => parts.push(Vec::new()),
+            Token::Unit(u) => pieces.last_mut()?.push(u),
+            Token::AnyStar => pieces.push(Vec::new()),
             Token::SegmentStar => {
                 segment_stars += 1;
-                parts.push(Vec::new());
+                pieces.push(Vec::new());
             }
         }
     }
-    match (parts.len(), segment_stars) {
-        (1, _) => Some(Matcher::Words(parts)),
-        (2, 1) => {
-            let suffix = parts.pop()?;
-            Some(Matcher::Segment(parts.pop()?, suffix))
+    match (pieces.len(), segment_stars) {
+        (1, _) => {
+            let piece = pieces.pop()?;
+            let word: Option<Vec<u8>> = piece.iter().map(|u| if let Unit::Byte(b) = u { Some(*b) } else { None }).collect();
+            Some(word.map_or(Matcher::Piece(piece), |w| Matcher::Words(vec![w])))
         }
-        (_, 0) => Some(Matcher::Stars(parts)),
+        (2, 1) => {
+            let suffix = pieces.pop()?;
+            Some(Matcher::Segment(pieces.pop()?, suffix))
+        }
+        (_, 0) => Some(Matcher::Stars(pieces)),
         _ => None,
     }
 }
 
 #[derive(Debug, PartialEq)]
 enum Token {
-    /// Literal bytes.
-    Literal(Vec<u8>),
+    /// One byte.
+    Unit(Unit),
     /// `.*`: any bytes (globset's expressions match `.` to newlines too).
     AnyStar,
     /// `[^/]*`: any bytes but `/`.
     SegmentStar,
 }
 
+/// One literal of globset's expression at the start of `re`: an ASCII character it does not
+/// escape, an escaped ASCII punctuation mark, or a byte written `\xNN`; with what follows.
+fn literal(re: &[u8]) -> Option<(u8, &[u8])> {
+    match re {
+        [b'\\', b'x', h, l, rest @ ..] => {
+            let hex = std::str::from_utf8(&[*h, *l]).ok().and_then(|t| u8::from_str_radix(t, 16).ok())?;
+            Some((hex, rest))
+        }
+        [b'\\', p, rest @ ..] if p.is_ascii_punctuation() => Some((*p, rest)),
+        [c, rest @ ..] if c.is_ascii() && !b"\\.[]()|*+?{}^$-".contains(c) => Some((*c, rest)),
+        _ => None,
+    }
+}
+
+/// A class of globset's expression, after its `[`: the set of bytes it matches, and what
+/// follows its `]`.
+fn class(mut re: &[u8]) -> Option<(Box<[bool; 256]>, &[u8])> {
+    let negated = match re.strip_prefix(b"^") {
+        Some(rest) => {
+            re = rest;
+            true
+        }
+        None => false,
+    };
+    let mut set = Box::new([negated; 256]);
+    loop {
+        if let Some(rest) = re.strip_prefix(b"]") {
+            return Some((set, rest));
+        }
+        let (from, rest) = literal(re)?;
+        re = rest;
+        let to = match re.strip_prefix(b"-") {
+            Some(rest) => {
+                let (to, rest) = literal(rest)?;
+                re = rest;
+                to
+            }
+            None => from,
+        };
+        for b in from..=to {
+            set[usize::from(b)] = !negated;
+        }
+    }
+}
+
 /// The tokens of a part of globset's expression; `None` at anything else.
 fn tokens(mut re: &[u8]) -> Option<Vec<Token>> {
-    let mut out: Vec<Token> = Vec::new();
-    let literal = |out: &mut Vec<Token>, b: u8| match out.last_mut() {
-        Some(Token::Literal(l)) => l.push(b),
-        _ => out.push(Token::Literal(vec![b])),
-    };
-    while let Some((&c, rest)) = re.split_first() {
-        re = rest;
+    let mut out = Vec::new();
+    while let Some(&c) = re.first() {
         match c {
-            // A non-ASCII byte, as globset writes it; or an escaped ASCII punctuation mark.
-            b'\\' => match re {
-                [b'x', h, l, rest @ ..] => {
-                    let hex = std::str::from_utf8(&[*h, *l]).ok().and_then(|t| u8::from_str_radix(t, 16).ok())?;
-                    literal(&mut out, hex);
+            b'.' => match re.strip_prefix(b".*") {
+                Some(rest) => {
+                    out.push(Token::AnyStar);
                     re = rest;
                 }
-                [p, rest @ ..] if p.is_ascii_punctuation() => {
-                    literal(&mut out, *p);
-                    re = rest;
+                None => {
+                    out.push(Token::Unit(Unit::Set(Box::new([true; 256]))));
+                    re = &re[1..];
                 }
-                _ => return None,
             },
-            b'.' => {
-                re = re.strip_prefix(b"*")?;
-                out.push(Token::AnyStar);
-            }
             b'[' => {
-                re = re.strip_prefix(b"^/]*")?;
-                out.push(Token::SegmentStar);
+                let (set, rest) = class(&re[1..])?;
+                match rest.strip_prefix(b"*") {
+                    // Only globset's `[^/]*` has a star after a class.
+                    Some(rest) => {
+                        let mut segment = [true; 256];
+                        segment[usize::from(b'/')] = false;
+                        if *set != segment {
+                            return None;
+                        }
+                        out.push(Token::SegmentStar);
+                        re = rest;
+                    }
+                    None => {
+                        out.push(Token::Unit(Unit::Set(set)));
+                        re = rest;
+                    }
+                }
             }
-            b'(' | b')' | b'|' | b'*' | b'+' | b'?' | b'{' | b'}' | b'^' | b'$' | b']' => return None,
-            c if c.is_ascii() => literal(&mut out, c),
-            _ => return None,
+            _ => {
+                let (b, rest) = literal(re)?;
+                out.push(Token::Unit(Unit::Byte(b)));
+                re = rest;
+            }
         }
     }
     Some(out)
@@ -188,6 +269,7 @@ fn split_alternatives(re: &[u8]) -> Option<Vec<&[u8]>> {
                 i += 1;
                 start = i;
             }
+            b'[' | b'(' => return None,
             _ => i += 1,
         }
     }
@@ -228,7 +310,10 @@ mod tests {
         ] {
             assert!(direct(p, i).is_direct(), "{p}: {}", direct(p, i).glob().regex());
         }
-        for (p, i) in [("*[*?[]*", 1), ("?", 1), ("**/x", 0), ("/a/*/b/*", 0), ("{a*,b}", 1)] {
+        for (p, i) in [("*[*?[]*", 1), ("?", 1), ("file.[ch]", 0), ("/usr/bin/?", 0)] {
+            assert!(direct(p, i).is_direct(), "{p}: {}", direct(p, i).glob().regex());
+        }
+        for (p, i) in [("**/x", 0), ("/a/*/b/*", 0), ("{a*,b}", 1), ("{a?,b}", 1), ("{[ab],c}", 1)] {
             assert!(!direct(p, i).is_direct(), "{p} is left to the regex");
         }
         let dir = direct("/tmp/**", 0);
@@ -236,6 +321,10 @@ mod tests {
         assert!(!dir.is_match(b"/tmp") && !dir.is_match(b"/tmpx/y"));
         let segment = direct("/opt/*/bin/tool", 0);
         assert!(segment.is_match(b"/opt/a/bin/tool") && !segment.is_match(b"/opt/a/b/bin/tool"));
+        let special = direct("*[*?[]*", 1);
+        assert!(special.is_match(b"a*b") && special.is_match(b"x?") && special.is_match(b"[") && !special.is_match(b"abc"));
+        let one = direct("/usr/bin/?", 0);
+        assert!(one.is_match(b"/usr/bin/w") && !one.is_match(b"/usr/bin//") && !one.is_match(b"/usr/bin/ww"));
         let two = direct("*a*b*", 1);
         assert!(two.is_match(b"aba") && two.is_match(b"xaxbx") && !two.is_match(b"ba"));
         let word = direct("*reboot*", 1);
@@ -275,7 +364,9 @@ mod tests {
         let input_chars = ["a", "b", "/", ".", "\n", "-", "\u{e9}", "ab", "*", "{"];
         let mut g = Gen(0x9e37_79b9_7f4a_7c15);
         let mut compared = 0u64;
-        let mut shapes = [0u32; 4];
+        // Words, sets of words, stars, one segment, a piece with a class, and stars or a
+        // segment with a class.
+        let mut shapes = [0u32; 6];
         // Some with literals that recur between stars (where only the leftmost place works),
         // then generated ones.
         let fixed = ["*a*b*", "*a*a*", "a*b*a", "*ab*b*", "*/*", "/*/a/*", "{a,ab}*b"];
@@ -288,8 +379,17 @@ mod tests {
                     Matcher::Words(w) => usize::from(w.len() > 1),
                     Matcher::Stars(_) => 2,
                     Matcher::Segment(..) => 3,
+                    Matcher::Piece(_) => 4,
                     Matcher::Regex(_) => continue,
                 };
+                let classes = |p: &[Unit]| p.iter().any(|u| matches!(u, Unit::Set(_)));
+                if match &ours.matcher {
+                    Matcher::Stars(pieces) => pieces.iter().any(|p| classes(p)),
+                    Matcher::Segment(a, b) => classes(a) || classes(b),
+                    _ => false,
+                } {
+                    shapes[5] += 1;
+                }
                 shapes[shape] += 1;
                 let theirs = built.compile_matcher();
                 let mut inputs: Vec<String> = (0..40).map(|_| g.string(&input_chars, 8)).collect();
