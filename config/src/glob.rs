@@ -117,18 +117,7 @@ fn stars_match(pieces: &[Vec<Unit>], s: &[u8]) -> bool {
 /// The direct matcher of globset's expression `re`, when it has one of the shapes above.
 fn shape(re: &str) -> Option<Matcher> {
     let body = re.strip_prefix("(?-u)^")?.strip_suffix('$')?.as_bytes();
-    if let Some(alternatives) = body.strip_prefix(b"(?:").and_then(|b| b.strip_suffix(b")")) {
-        let mut words = Vec::new();
-        for branch in split_alternatives(alternatives)? {
-            let mut word = Vec::new();
-            for token in tokens(branch)? {
-                match token {
-                    Token::Unit(Unit::Byte(b)) => word.push(b),
-                    _ => return None,
-                }
-            }
-            words.push(word);
-        }
+    if let Some(words) = words(body) {
         return Some(Matcher::Words(words));
     }
     let mut pieces = vec![Vec::new()];
@@ -144,11 +133,8 @@ fn shape(re: &str) -> Option<Matcher> {
         }
     }
     match (pieces.len(), segment_stars) {
-        (1, _) => {
-            let piece = pieces.pop()?;
-            let word: Option<Vec<u8>> = piece.iter().map(|u| if let Unit::Byte(b) = u { Some(*b) } else { None }).collect();
-            Some(word.map_or(Matcher::Piece(piece), |w| Matcher::Words(vec![w])))
-        }
+        // Literals only were words above: this piece has a class or `?`.
+        (1, _) => Some(Matcher::Piece(pieces.pop()?)),
         (2, 1) => {
             let suffix = pieces.pop()?;
             Some(Matcher::Segment(pieces.pop()?, suffix))
@@ -257,6 +243,56 @@ fn tokens(mut re: &[u8]) -> Option<Vec<Token>> {
     Some(out)
 }
 
+/// At most this many words are made of a glob's alternatives (`{a,b}{c,d}` is four).
+const MAX_WORDS: usize = 256;
+
+/// The words globset's expression `re` matches, when it is literals and groups of literal
+/// alternatives only (`{nginx,frr}{,.service}`: four words).
+fn words(mut re: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut words = vec![Vec::new()];
+    while !re.is_empty() {
+        if let Some(group) = re.strip_prefix(b"(?:") {
+            let end = group_end(group)?;
+            let mut alternatives = Vec::new();
+            for branch in split_alternatives(&group[..end])? {
+                let mut word = Vec::new();
+                let mut rest = branch;
+                while !rest.is_empty() {
+                    let (b, after) = literal(rest)?;
+                    word.push(b);
+                    rest = after;
+                }
+                alternatives.push(word);
+            }
+            if words.len() * alternatives.len() > MAX_WORDS {
+                return None;
+            }
+            words = words.iter().flat_map(|w| alternatives.iter().map(move |a| [w.as_slice(), a].concat())).collect();
+            re = &group[end + 1..];
+        } else {
+            let (b, rest) = literal(re)?;
+            words.iter_mut().for_each(|w| w.push(b));
+            re = rest;
+        }
+    }
+    Some(words)
+}
+
+/// Where the group that `re` is the inside of ends (its unescaped `)`); `None` when it holds
+/// another group or a class.
+fn group_end(re: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < re.len() {
+        match re[i] {
+            b'\\' => i += 2,
+            b')' => return Some(i),
+            b'(' | b'[' => return None,
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// The branches of `a|b|c` (without the group around it), split at the unescaped `|`.
 fn split_alternatives(re: &[u8]) -> Option<Vec<&[u8]>> {
     let mut branches = Vec::new();
@@ -302,6 +338,7 @@ mod tests {
             ("/opt/*/bin/tool", 0),
             ("{status,list-units,is-active}", 1),
             ("{,-q}", 1),
+            ("{nginx,frr,lldpd}{,.service}", 1),
             ("*reboot*", 1),
             ("*.target", 1),
             ("**", 1),
@@ -329,6 +366,8 @@ mod tests {
         assert!(two.is_match(b"aba") && two.is_match(b"xaxbx") && !two.is_match(b"ba"));
         let word = direct("*reboot*", 1);
         assert!(word.is_match(b"reboot") && word.is_match(b"--x\nreboot\n") && !word.is_match(b"rebo"));
+        let services = direct("{nginx,frr}{,.service}", 1);
+        assert!(services.is_match(b"frr") && services.is_match(b"nginx.service") && !services.is_match(b".service"));
         let words = direct("{,-q}", 1);
         assert!(words.is_match(b"") && words.is_match(b"-q") && !words.is_match(b"q"));
     }
