@@ -303,7 +303,7 @@ if [ "$what" = all ] || [ "$what" = open ]; then
   echo "session required $rel/libpam_session_wrapper.so config=$work/allow.toml supervisor=$rel/session-wrapper-supervisor" >> "$work/pam.d/swbench-wrapped"
   # The same open with a policy as an operator writes one: the admin guide's example roles
   # (bench/roles.py: 14 rules in 4 files, naming 35 programs), against the one rule above.
-  python3 bench/roles.py "$work/roles" /run/sw-bench-log >/dev/null
+  python3 bench/roles.py "$work/roles" "$work/log" >/dev/null
   cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-roles"
   echo "session required $rel/libpam_session_wrapper.so config=$work/roles/config.toml supervisor=$rel/session-wrapper-supervisor" >> "$work/pam.d/swbench-roles"
   cp "$work/pam.d/swbench-plain" "$work/pam.d/swbench-cgroup"

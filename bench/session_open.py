@@ -92,6 +92,8 @@ sink.record("open.floor_added_ms", f"{p50f - p50p:.3f}")
 if spaced:
     plain = measure("swbench-plain", spaced, GAP)
     sw = measure("swbench-wrapped", spaced, GAP)
+    # A policy as an operator writes one (bench/roles.py), right after the one-rule series.
+    roles = measure("swbench-roles", spaced, GAP)
     fl = measure("swbench-floor", spaced, GAP)
     # With `kill_on_close` the session gets a cgroup of its own (membership), and the opener
     # is moved into it: the cost of that first move after an idle while, shown apart.
@@ -107,8 +109,6 @@ if spaced:
     sink.record("open.spaced_plain_ms", f"{q50p:.3f}")
     sink.record("open.spaced_wrapped_ms", f"{q50s:.3f}")
     sink.record("open.spaced_added_ms", f"{q50s - q50p:.3f}")
-    # A policy as an operator writes one (bench/roles.py): what compiling it adds.
-    roles = measure("swbench-roles", spaced, GAP)
     q50r = statistics.median(roles)
     print(f"  with the admin guide's example roles (14 rules): {q50r:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in roles)}): "
           f"added {q50r - q50p:.2f} ms")

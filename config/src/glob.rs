@@ -163,7 +163,8 @@ fn literal(re: &[u8]) -> Option<(u8, &[u8])> {
             Some((hex, rest))
         }
         [b'\\', p, rest @ ..] if p.is_ascii_punctuation() => Some((*p, rest)),
-        [c, rest @ ..] if c.is_ascii() && !b"\\.[]()|*+?{}^$-".contains(c) => Some((*c, rest)),
+        // (`&`, `~` and `#` are never unescaped in globset's output; refused all the same.)
+        [c, rest @ ..] if c.is_ascii() && !b"\\.[]()|*+?{}^$-&~#".contains(c) => Some((*c, rest)),
         _ => None,
     }
 }

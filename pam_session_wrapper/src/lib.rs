@@ -101,3 +101,18 @@ pub unsafe extern "C" fn pam_sm_close_session(
     // SAFETY: the arguments come straight from libpam.
     unsafe { shim(pamh, argc, argv, PAM_SUCCESS, session::close) }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The module is linked with libgcc's static unwinder (`static-libgcc/libgcc_s.so`), not
+    /// libgcc_s.so.1: a panic in a hook must still unwind to the hook's `catch_unwind` (else
+    /// it aborts the host), and no libgcc_s.so.1 is loaded for it.
+    #[test]
+    fn a_panic_unwinds_to_catch_unwind_without_libgcc_s() {
+        super::quiet_panics();
+        let caught = std::panic::catch_unwind(|| -> i32 { panic!("a test panic") });
+        assert_eq!(super::panic_text(caught.expect_err("unwound").as_ref()), "a test panic");
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        assert!(!maps.contains("libgcc_s"), "libgcc_s.so.1 is loaded:\n{maps}");
+    }
+}

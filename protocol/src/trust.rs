@@ -156,6 +156,11 @@ pub struct Walker {
 /// directory.
 type WalkedDir = (Vec<Vec<u8>>, Option<Found>);
 
+/// At most this many directories are kept open by a [`Walker`]; paths in others are walked
+/// from the root, as [`resolve`] does (a walk that ran out of descriptors would leave a
+/// pattern as written, and a rule that denies a link would miss its program).
+const KEPT_DIRS: usize = 64;
+
 impl Walker {
     /// A walker from `root`.
     pub fn new(root: OwnedFd) -> Self {
@@ -172,6 +177,10 @@ impl Walker {
         let mut dirs = self.dirs.borrow_mut();
         let at = match dirs.iter().position(|(d, _)| *d == dir) {
             Some(at) => at,
+            None if dirs.len() >= KEPT_DIRS => {
+                drop(dirs);
+                return resolve(self.root.as_fd(), path);
+            }
             None => {
                 let mut walked = b"/".to_vec();
                 walked.extend(dir.join(&b'/'));

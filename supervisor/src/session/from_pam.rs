@@ -306,20 +306,26 @@ fn serve(
     0
 }
 
+/// This process's scheduling policy (static priority 0); a failure leaves it as it was.
+fn set_scheduler(policy: libc::c_int) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a system call on this process; `param` lives through it.
+    let _ = unsafe { libc::sched_setscheduler(0, policy, &param) };
+}
+
 /// The watchdog: waits for the supervisor; logs and cleans up if it dies abnormally.
 fn watchdog(child: i32, bye: &OwnedFd, _alive: OwnedFd, id: u64, cgroup: Option<SessionCgroup>, log: &mut Syslog) -> i32 {
     let _ = nix::sys::prctl::set_name(c"sw-watchdog");
-    // The watchdog only waits: it runs when a CPU has nothing else to do, and the supervisor,
-    // which the module is waiting for, runs first. The kernel put the new child behind this
-    // process on its CPU; the watchdog's own confinement below made it wait 0.2 ms there
-    // (docs/BENCHMARKS.md, eleventh pass). Its few lines come a little later under load.
-    // SAFETY: plain system calls on this process; `param` lives through the call.
-    unsafe {
-        let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 {
-            libc::sched_yield();
-        }
-    }
+    // The supervisor, which the module is waiting for, runs first: the kernel put the new
+    // child behind this process on its CPU, and the watchdog's confinement below made it wait
+    // 0.2 ms there (docs/BENCHMARKS.md, eleventh pass). In the idle class, the watchdog gets a
+    // CPU back only when one has nothing else to do; then it returns to the normal class
+    // (before its confinement drops CAP_SYS_NICE, which leaving the idle class takes), so that
+    // its lines and clean-up after the supervisor's death never wait behind the session.
+    set_scheduler(libc::SCHED_IDLE);
+    // SAFETY: no arguments, no effect but on scheduling.
+    unsafe { libc::sched_yield() };
+    set_scheduler(libc::SCHED_OTHER);
     let mut event = |e: Event| log.emit(&e.in_session(id));
     if let Err(e) = super::harden::watchdog() {
         event(Event::new(Severity::Warning, Kind::HardeningIncomplete).bare("process", "watchdog").text("error", e));
