@@ -40,7 +40,7 @@ enum Matcher {
 }
 
 /// One byte of a piece: this byte, or any of a set (a class, or `?`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Unit {
     Byte(u8),
     Set(Box<[bool; 256]>),
@@ -58,6 +58,13 @@ impl Unit {
 /// Whether `s` is `piece`, byte for byte.
 fn is_piece(piece: &[Unit], s: &[u8]) -> bool {
     piece.len() == s.len() && piece.iter().zip(s).all(|(u, &b)| u.matches(b))
+}
+
+/// What lies between `first` at the start of `s` and `last` at its end (the two not
+/// overlapping), when they are there.
+fn between<'s>(first: &[Unit], last: &[Unit], s: &'s [u8]) -> Option<&'s [u8]> {
+    let end = s.len().checked_sub(last.len())?;
+    (end >= first.len() && is_piece(first, &s[..first.len()]) && is_piece(last, &s[end..])).then(|| &s[first.len()..end])
 }
 
 impl Glob {
@@ -78,12 +85,7 @@ impl Glob {
             Matcher::Words(words) => words.iter().any(|w| w == s),
             Matcher::Piece(piece) => is_piece(piece, s),
             Matcher::Stars(pieces) => stars_match(pieces, s),
-            Matcher::Segment(prefix, suffix) => {
-                s.len() >= prefix.len() + suffix.len()
-                    && is_piece(prefix, &s[..prefix.len()])
-                    && is_piece(suffix, &s[s.len() - suffix.len()..])
-                    && !s[prefix.len()..s.len() - suffix.len()].contains(&b'/')
-            }
+            Matcher::Segment(prefix, suffix) => between(prefix, suffix, s).is_some_and(|m| !m.contains(&b'/')),
             Matcher::Regex(m) => m.is_match_candidate(&Candidate::from_bytes(s)),
         }
     }
@@ -98,10 +100,7 @@ impl Glob {
 /// after the one before (a later place never leaves more room for the rest).
 fn stars_match(pieces: &[Vec<Unit>], s: &[u8]) -> bool {
     let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else { return false };
-    if s.len() < first.len() + last.len() || !is_piece(first, &s[..first.len()]) || !is_piece(last, &s[s.len() - last.len()..]) {
-        return false;
-    }
-    let mut rest = &s[first.len()..s.len() - last.len()];
+    let Some(mut rest) = between(first, last, s) else { return false };
     for piece in &pieces[1..pieces.len() - 1] {
         if piece.is_empty() {
             continue;
@@ -144,7 +143,7 @@ fn shape(re: &str) -> Option<Matcher> {
     }
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 enum Token {
     /// One byte.
     Unit(Unit),

@@ -29,8 +29,12 @@ fn own_root() -> Option<OwnedFd> {
 /// The real path `path` leads to, when it is reached through root-only directories and links:
 /// what executable patterns are compiled with ([`session_wrapper_config::Canonicalize`]).
 pub fn canonicalize(path: &str) -> Option<String> {
-    let root = own_root()?;
-    match resolve(root.as_fd(), path.as_bytes()) {
+    found_path(resolve(own_root()?.as_fd(), path.as_bytes()))
+}
+
+/// The real path a walk found, when it found one through root-only directories and links.
+fn found_path(lookup: Lookup) -> Option<String> {
+    match lookup {
         Lookup::Found(f) => String::from_utf8(f.path).ok(),
         Lookup::Missing | Lookup::Untrusted(_) => None,
     }
@@ -40,10 +44,7 @@ pub fn canonicalize(path: &str) -> Option<String> {
 /// is walked once ([`Walker`]).
 pub fn canonicalizer() -> impl Fn(&str) -> Option<String> {
     let walker = own_root().map(Walker::new);
-    move |path| match walker.as_ref()?.resolve(path.as_bytes()) {
-        Lookup::Found(f) => String::from_utf8(f.path).ok(),
-        Lookup::Missing | Lookup::Untrusted(_) => None,
-    }
+    move |path| found_path(walker.as_ref()?.resolve(path.as_bytes()))
 }
 
 /// Why a library search path entry is refused, if it is: it must be an absolute path to a
