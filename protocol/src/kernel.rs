@@ -259,7 +259,6 @@ pub fn recv(
     timeout: Duration,
 ) -> Result<(Message, Option<OwnedFd>), ExchangeError> {
     let deadline = Instant::now() + timeout;
-    let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
@@ -270,6 +269,16 @@ pub fn recv(
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(ExchangeError::Io(e.into())),
         }
+        // The message's length first: a buffer of MAX_MESSAGE zeroed for each message
+        // touched 16 pages, each a fault (copy on write in a forked supervisor) on the
+        // session open's path (docs/BENCHMARKS.md, twelfth pass). A longer one is cut to
+        // MAX_MESSAGE and fails to decode, as before.
+        let len = match nix::sys::socket::recv(sock.as_raw_fd(), &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+            Ok(n) => n.clamp(1, MAX_MESSAGE),
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
+            Err(e) => return Err(ExchangeError::Io(e.into())),
+        };
+        let mut buf = vec![0u8; len];
         let mut iov = [io::IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
         let (n, fd) = match recvmsg::<()>(
@@ -335,6 +344,25 @@ mod tests {
         drop(a);
         let e = recv(b.as_fd(), Duration::from_millis(200)).expect_err("closed");
         assert!(matches!(e, ExchangeError::Closed));
+    }
+
+    #[test]
+    fn messages_are_read_whole_at_their_own_length_and_an_overlong_one_is_refused() {
+        let (a, b) = pair();
+        // A filter of 4,000 instructions (32,000 bytes): larger than a page, below the limit.
+        let insns: Vec<u8> = (0..4000u32).flat_map(|i| [0x06, 0, 0, 0, i as u8, 0, 0, 0]).collect();
+        let filter = FilterProgram::from_bytes(&insns).expect("program");
+        let m = Message::Supervise { session: 7, pid: 42, filter: filter.to_bytes(), isolate: Default::default() };
+        send(a.as_fd(), &m, None).expect("send");
+        send(a.as_fd(), &Message::Ready, None).expect("send");
+        assert_eq!(recv(b.as_fd(), Duration::from_secs(1)).expect("recv").0, m);
+        assert_eq!(recv(b.as_fd(), Duration::from_secs(1)).expect("recv").0, Message::Ready);
+        // A datagram above the limit (by another writer than `send`) is an error, and the
+        // next message still arrives.
+        nix::sys::socket::send(a.as_raw_fd(), &vec![0u8; MAX_MESSAGE + 100], MsgFlags::empty()).expect("raw send");
+        send(a.as_fd(), &Message::Ready, None).expect("send");
+        assert!(recv(b.as_fd(), Duration::from_secs(1)).is_err());
+        assert_eq!(recv(b.as_fd(), Duration::from_secs(1)).expect("recv").0, Message::Ready);
     }
 
     #[test]
