@@ -31,6 +31,10 @@ use crate::spawn::{self, SpawnError};
 /// The name the module's data is stored under.
 const DATA_NAME: &std::ffi::CStr = c"pam_session_wrapper";
 
+/// How long the module waits for the kernel's audit status (normally there within a tenth of
+/// a millisecond); without it the supervisor asks again, with its own wait.
+const AUDIT_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What the module keeps between open and close.
 #[derive(Debug)]
 struct SessionData {
@@ -146,10 +150,15 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
         Probe::NotSupervised => {}
     }
     let sock = spawn::start(&a.supervisor)?;
+    // Asked here while the supervisor is still being loaded, and answered by a thread the
+    // kernel starts meanwhile: the supervisor would otherwise ask on its own start's path
+    // (docs/BENCHMARKS.md, twelfth pass). Without an answer it asks itself.
+    let audit = session_wrapper_protocol::audit::Question::ask();
     // Looked up here while the supervisor is still being loaded, where the host's NSS modules
     // are loaded already (session_wrapper_protocol::account). Without it (a name that is not
     // UTF-8, an NSS failure), the supervisor looks the user up itself and says what failed.
     let account = std::str::from_utf8(&user).ok().and_then(|name| Account::lookup(name).ok().flatten());
+    let audit = audit.and_then(|q| q.answer(AUDIT_WAIT));
     let mut hello = Message::Hello(Hello {
         user: user.clone(),
         service: service.clone(),
@@ -162,6 +171,7 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
         kill_on_close: a.kill_on_close,
         account,
         waits_ms: u32::try_from(a.timeout.as_millis()).ok(),
+        audit,
     });
     // An account of thousands of groups may not fit in one message: the supervisor then
     // looks the user up itself, as without one.

@@ -15,6 +15,7 @@
 //! [`wire`] encodes and decodes them as it does every message.
 
 pub mod account;
+pub mod audit;
 pub mod isolate;
 pub mod kernel;
 pub mod trust;

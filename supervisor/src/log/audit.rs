@@ -15,23 +15,19 @@
 //! What the queue cannot take is counted and reported (`event=audit-dropped`).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use session_wrapper_config::text::{unescape, unescape_argv};
 use session_wrapper_config::AuditRecords;
+use session_wrapper_protocol::audit::{self, Question};
 
 use std::os::fd::BorrowedFd;
 
 use super::event::{Event, Kind, Severity, Value};
 use super::{Kept, LogSink};
 
-/// `NETLINK_AUDIT`.
-const NETLINK_AUDIT: i32 = 9;
-/// `AUDIT_GET`: the audit status.
-const AUDIT_GET: u16 = 1000;
 /// `AUDIT_USER_CMD`: a command run on a user's behalf.
 const AUDIT_USER_CMD: u16 = 1123;
 /// Records waiting for the sending thread at most.
@@ -44,105 +40,8 @@ pub struct AuditLog {
     dropped: Arc<AtomicU64>,
 }
 
-/// Opens the kernel's audit socket.
-fn audit_socket() -> io::Result<OwnedFd> {
-    // SAFETY: socket() takes integers and returns a new descriptor or -1.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_AUDIT) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// A netlink message of `kind` with `payload`.
-fn message(kind: u16, payload: &[u8]) -> Vec<u8> {
-    let len = 16 + payload.len();
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&(len as u32).to_ne_bytes());
-    m.extend_from_slice(&kind.to_ne_bytes());
-    m.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
-    m.extend_from_slice(&1u32.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(payload);
-    m
-}
-
-fn send(fd: &OwnedFd, m: &[u8]) -> io::Result<()> {
-    // SAFETY: `m` is valid for its length; the kernel is the destination (a zeroed address).
-    let r = unsafe {
-        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-        addr.nl_family = libc::AF_NETLINK as u16;
-        libc::sendto(
-            fd.as_raw_fd(),
-            m.as_ptr().cast(),
-            m.len(),
-            0,
-            (&raw const addr).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// `NLMSG_ERROR`: the kernel refused the request.
-const NLMSG_ERROR: u16 = 2;
 /// How long to wait for the kernel's answer to `AUDIT_GET`.
 const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Whether the kernel's audit is enabled and a daemon receives its records (needs
-/// `CAP_AUDIT_CONTROL`: asked before the supervisor gives it up).
-///
-/// Asks the kernel for its audit status: the socket the reply comes to, `None` when the
-/// question cannot be asked.
-fn ask_status() -> Option<OwnedFd> {
-    let fd = audit_socket().ok()?;
-    send(&fd, &message(AUDIT_GET, &[])).ok()?;
-    Some(fd)
-}
-
-/// Whether the reply on `fd` (see [`ask_status`]) says that audit is enabled and a daemon
-/// receives the records.
-///
-/// The kernel sends the `AUDIT_GET` reply from a thread of its own (`audit_send_reply`), a
-/// moment after the request: on a slow machine (Debian 12 under qemu) it was not there yet
-/// when read at once, and `auto` wrote no record. So wait for it, a bounded time.
-fn daemon_listening(fd: &OwnedFd) -> bool {
-    let deadline = std::time::Instant::now() + REPLY_WAIT;
-    let mut buf = [0u8; 512];
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
-        // SAFETY: one pollfd, valid for the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        if r <= 0 {
-            return false;
-        }
-        // SAFETY: reads at most buf.len() bytes into `buf`.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n < 0 {
-            continue;
-        }
-        let word = |i: usize| buf.get(i..i + 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-        // A reply: nlmsghdr (16 bytes), then audit_status { mask, enabled, failure, pid, ... }.
-        match buf.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
-            Some(AUDIT_GET) => return n >= 32 && word(20) == Some(1) && word(28).is_some_and(|pid| pid != 0),
-            Some(NLMSG_ERROR) => return false,
-            _ => {}
-        }
-    }
-}
 
 /// Whether a session sends audit records: known from the setting, or asked of the kernel
 /// (`auto`) and answered later, so that the kernel's reply thread runs while the supervisor
@@ -151,8 +50,8 @@ fn daemon_listening(fd: &OwnedFd) -> bool {
 pub enum Wanted {
     /// The answer.
     Known(bool),
-    /// The question, asked on this socket.
-    Asked(OwnedFd),
+    /// The question, asked.
+    Asked(Question),
 }
 
 impl Wanted {
@@ -160,7 +59,7 @@ impl Wanted {
     pub fn answer(self) -> bool {
         match self {
             Wanted::Known(w) => w,
-            Wanted::Asked(fd) => daemon_listening(&fd),
+            Wanted::Asked(q) => q.answer(REPLY_WAIT).unwrap_or(false),
         }
     }
 }
@@ -174,7 +73,7 @@ impl AuditLog {
         match setting {
             AuditRecords::Off => Wanted::Known(false),
             AuditRecords::On => Wanted::Known(true),
-            AuditRecords::Auto => ask_status().map_or(Wanted::Known(false), Wanted::Asked),
+            AuditRecords::Auto => Question::ask().map_or(Wanted::Known(false), Wanted::Asked),
         }
     }
 
@@ -184,11 +83,11 @@ impl AuditLog {
     /// # Errors
     /// When the audit socket or the thread cannot be made.
     pub fn start() -> io::Result<Self> {
-        let fd = audit_socket()?;
+        let fd = audit::socket()?;
         let (queue, records) = sync_channel::<Vec<u8>>(QUEUE);
         std::thread::Builder::new().name("sw-audit".into()).spawn(move || {
             for r in records {
-                let _ = send(&fd, &r);
+                let _ = audit::send(&fd, &r);
             }
         })?;
         Ok(AuditLog { queue, dropped: Arc::new(AtomicU64::new(0)) })
@@ -197,7 +96,7 @@ impl AuditLog {
     /// Records a decision line (other events are not audit records).
     pub fn record(&self, event: &Event) {
         let Some(text) = user_cmd(event) else { return };
-        match self.queue.try_send(message(AUDIT_USER_CMD, text.as_bytes())) {
+        match self.queue.try_send(audit::message(AUDIT_USER_CMD, text.as_bytes())) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);

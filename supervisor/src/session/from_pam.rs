@@ -223,7 +223,7 @@ fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd,
             drop(watchdog_ends.take());
             let Some(sock) = module.take() else { return 1 };
             let _ = nix::sys::prctl::set_name(c"sw-supervisor");
-            serve(sock, hello.debug, config, session, prepared, pam, bye_w, log)
+            serve(sock, hello.debug, hello.audit, config, session, prepared, pam, bye_w, log)
         })
     };
     let (Some(sock), Some((bye_r, alive_w))) = (module, watchdog_ends) else { return Ok(1) };
@@ -241,6 +241,7 @@ fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd,
 fn serve(
     sock: OwnedFd,
     debug: bool,
+    audit: Option<bool>,
     config: Config,
     session: Session,
     prepared: Prepared,
@@ -248,6 +249,9 @@ fn serve(
     bye: OwnedFd,
     log: &mut Syslog,
 ) -> i32 {
+    // First, while the module waits for the filter and its CPU is idle: a second thread
+    // starts on it, which the supervisor's own start then overlaps with (`super::ahead`).
+    let ahead = super::Ahead::start(&config, session.leader, audit);
     let runtime_dir = Path::new(super::runtime::DIR);
     match super::runtime::RuntimeDir::open(runtime_dir) {
         Ok(dir) => pam.runtime_dir = Some(dir),
@@ -269,7 +273,7 @@ fn serve(
         1
     };
     // While the module installs the filter: everything that needs no listener.
-    let start = Start { config, session, plan, pam, child: None, debug, confined: true, stderr_fallback: false };
+    let start = Start { config, session, plan, pam, child: None, debug, confined: true, stderr_fallback: false, ahead };
     let confined = super::confine(start);
     let listener = match recv(sock.as_fd(), EXCHANGE_TIMEOUT) {
         Ok((Message::Listener, Some(fd))) => fd,

@@ -1,0 +1,120 @@
+//! The kernel's audit interface (`NETLINK_AUDIT`): its socket, its messages, and the one
+//! question both sides ask: whether audit is enabled and a daemon receives its records. The
+//! PAM module asks it while the supervisor it started is still loading, and says the answer in
+//! its hello (`Hello::audit`); a supervisor without one asks itself.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// `NETLINK_AUDIT`.
+const NETLINK_AUDIT: i32 = 9;
+/// `AUDIT_GET`: the audit status.
+pub const AUDIT_GET: u16 = 1000;
+/// `NLMSG_ERROR`: the kernel refused the request.
+const NLMSG_ERROR: u16 = 2;
+
+/// Opens the kernel's audit socket.
+///
+/// # Errors
+/// The errno of `socket(2)`.
+pub fn socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket() takes integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_AUDIT) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A netlink message of `kind` with `payload`.
+pub fn message(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let len = 16 + payload.len();
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&kind.to_ne_bytes());
+    m.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    m.extend_from_slice(&1u32.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(payload);
+    m
+}
+
+/// Sends `m` to the kernel on `fd`.
+///
+/// # Errors
+/// The errno of `sendto(2)`.
+pub fn send(fd: &OwnedFd, m: &[u8]) -> io::Result<()> {
+    // SAFETY: `m` is valid for its length; the kernel is the destination (a zeroed address).
+    let r = unsafe {
+        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+        addr.nl_family = libc::AF_NETLINK as u16;
+        libc::sendto(
+            fd.as_raw_fd(),
+            m.as_ptr().cast(),
+            m.len(),
+            0,
+            (&raw const addr).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The audit status question, asked: the socket its reply comes to.
+#[derive(Debug)]
+pub struct Question(OwnedFd);
+
+impl Question {
+    /// Asks the kernel for its audit status (needs `CAP_AUDIT_CONTROL`); `None` when the
+    /// question cannot be sent.
+    pub fn ask() -> Option<Self> {
+        let fd = socket().ok()?;
+        send(&fd, &message(AUDIT_GET, &[])).ok()?;
+        Some(Question(fd))
+    }
+
+    /// Whether audit is enabled and a daemon receives its records; `None` when the kernel
+    /// refused the question (no `CAP_AUDIT_CONTROL`) or did not answer within `wait`.
+    ///
+    /// The kernel sends the reply from a thread of its own (`audit_send_reply`), a moment
+    /// after the request: on a slow machine (Debian 12 under qemu) it was not there yet when
+    /// read at once. So it is waited for, a bounded time.
+    pub fn answer(self, wait: Duration) -> Option<bool> {
+        let deadline = Instant::now() + wait;
+        let mut buf = [0u8; 512];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut pfd = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+            // SAFETY: one pollfd, valid for the call.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if r <= 0 {
+                return None;
+            }
+            // SAFETY: reads at most buf.len() bytes into `buf`.
+            let n = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if n < 0 {
+                continue;
+            }
+            let word = |i: usize| buf.get(i..i + 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            // A reply: nlmsghdr (16 bytes), then audit_status { mask, enabled, failure, pid, ... }.
+            match buf.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
+                Some(AUDIT_GET) => return Some(n >= 32 && word(20) == Some(1) && word(28).is_some_and(|pid| pid != 0)),
+                Some(NLMSG_ERROR) => return None,
+                _ => {}
+            }
+        }
+    }
+}
