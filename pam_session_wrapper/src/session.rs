@@ -31,10 +31,6 @@ use crate::spawn::{self, SpawnError};
 /// The name the module's data is stored under.
 const DATA_NAME: &std::ffi::CStr = c"pam_session_wrapper";
 
-/// How long the module waits for the kernel's audit status (normally there within a tenth of
-/// a millisecond); without it the supervisor asks again, with its own wait.
-const AUDIT_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
-
 /// What the module keeps between open and close.
 #[derive(Debug)]
 struct SessionData {
@@ -150,15 +146,15 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
         Probe::NotSupervised => {}
     }
     let sock = spawn::start(&a.supervisor)?;
-    // Asked here while the supervisor is still being loaded, and answered by a thread the
-    // kernel starts meanwhile: the supervisor would otherwise ask on its own start's path
-    // (docs/BENCHMARKS.md, twelfth pass). Without an answer it asks itself.
+    // The kernel's audit status, asked here while the supervisor is still being loaded; the
+    // socket its reply comes to goes with the hello (and is closed here), and the supervisor
+    // reads the reply when its configuration wants it (`audit = "auto"`). Asked by the
+    // supervisor, it was on the open's path (docs/BENCHMARKS.md, twelfth pass).
     let audit = session_wrapper_protocol::audit::Question::ask();
     // Looked up here while the supervisor is still being loaded, where the host's NSS modules
     // are loaded already (session_wrapper_protocol::account). Without it (a name that is not
     // UTF-8, an NSS failure), the supervisor looks the user up itself and says what failed.
     let account = std::str::from_utf8(&user).ok().and_then(|name| Account::lookup(name).ok().flatten());
-    let audit = audit.and_then(|q| q.answer(AUDIT_WAIT));
     let mut hello = Message::Hello(Hello {
         user: user.clone(),
         service: service.clone(),
@@ -171,7 +167,6 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
         kill_on_close: a.kill_on_close,
         account,
         waits_ms: u32::try_from(a.timeout.as_millis()).ok(),
-        audit,
     });
     // An account of thousands of groups may not fit in one message: the supervisor then
     // looks the user up itself, as without one.
@@ -180,7 +175,8 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
             h.account = None;
         }
     }
-    send(sock.as_fd(), &hello, None).map_err(ExchangeError::Io)?;
+    send(sock.as_fd(), &hello, audit.as_ref().map(|q| q.as_fd())).map_err(ExchangeError::Io)?;
+    drop(audit);
     match recv(sock.as_fd(), a.timeout)?.0 {
         Message::Skip { reason } => {
             if a.debug {

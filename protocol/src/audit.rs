@@ -1,10 +1,10 @@
 //! The kernel's audit interface (`NETLINK_AUDIT`): its socket, its messages, and the one
 //! question both sides ask: whether audit is enabled and a daemon receives its records. The
-//! PAM module asks it while the supervisor it started is still loading, and says the answer in
-//! its hello (`Hello::audit`); a supervisor without one asks itself.
+//! PAM module asks it while the supervisor it started is still loading, and passes the socket
+//! the reply comes to with its hello; a supervisor without one asks itself.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// `NETLINK_AUDIT`.
@@ -79,6 +79,24 @@ impl Question {
         Some(Question(fd))
     }
 
+    /// The question another process asked (the PAM module), on the socket it passed: `None`
+    /// unless `fd` is a netlink socket of the audit protocol.
+    pub fn from_fd(fd: OwnedFd) -> Option<Self> {
+        let int = |opt| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: `v` and `len` are valid for the call and sized as the option is.
+            let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&raw mut v).cast(), &mut len) };
+            (r == 0).then_some(v)
+        };
+        (int(libc::SO_DOMAIN) == Some(libc::AF_NETLINK) && int(libc::SO_PROTOCOL) == Some(NETLINK_AUDIT)).then_some(Question(fd))
+    }
+
+    /// The socket the reply comes to, to pass on.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
     /// Whether audit is enabled and a daemon receives its records; `None` when the kernel
     /// refused the question (no `CAP_AUDIT_CONTROL`) or did not answer within `wait`.
     ///
@@ -108,13 +126,45 @@ impl Question {
             if n < 0 {
                 continue;
             }
-            let word = |i: usize| buf.get(i..i + 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-            // A reply: nlmsghdr (16 bytes), then audit_status { mask, enabled, failure, pid, ... }.
-            match buf.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
-                Some(AUDIT_GET) => return Some(n >= 32 && word(20) == Some(1) && word(28).is_some_and(|pid| pid != 0)),
-                Some(NLMSG_ERROR) => return None,
-                _ => {}
+            if let Some(said) = status(&buf[..n as usize]) {
+                return said;
             }
         }
+    }
+}
+
+/// What a message from the kernel says to the audit status question: `Some(answer)` for the
+/// reply (`None` in it: the question was refused), `None` for another message.
+fn status(m: &[u8]) -> Option<Option<bool>> {
+    let word = |i: usize| m.get(i..i + 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    // nlmsghdr (16 bytes), then audit_status { mask, enabled, failure, pid, ... }; enabled is
+    // 1, or 2 when locked on (`auditctl -e 2`).
+    match m.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
+        Some(AUDIT_GET) => Some(Some(matches!(word(20), Some(1 | 2)) && word(28).is_some_and(|pid| pid != 0))),
+        Some(NLMSG_ERROR) => Some(None),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(kind: u16, enabled: u32, pid: u32) -> Vec<u8> {
+        let mut m = message(kind, &[0u8; 16]);
+        m[20..24].copy_from_slice(&enabled.to_ne_bytes());
+        m[28..32].copy_from_slice(&pid.to_ne_bytes());
+        m
+    }
+
+    #[test]
+    fn the_status_reply_says_enabled_with_a_daemon_locked_or_not() {
+        assert_eq!(status(&reply(AUDIT_GET, 1, 812)), Some(Some(true)));
+        assert_eq!(status(&reply(AUDIT_GET, 2, 812)), Some(Some(true)), "locked on (auditctl -e 2)");
+        assert_eq!(status(&reply(AUDIT_GET, 1, 0)), Some(Some(false)), "no daemon");
+        assert_eq!(status(&reply(AUDIT_GET, 0, 812)), Some(Some(false)), "disabled");
+        assert_eq!(status(&reply(AUDIT_GET, 1, 812)[..24]), Some(Some(false)), "too short to say");
+        assert_eq!(status(&reply(NLMSG_ERROR, 0, 0)), Some(None), "refused");
+        assert_eq!(status(&reply(1123, 1, 812)), None, "another message");
     }
 }

@@ -271,14 +271,14 @@ pub fn recv(
         }
         // The message's length first: a buffer of MAX_MESSAGE zeroed for each message
         // touched 16 pages, each a fault (copy on write in a forked supervisor) on the
-        // session open's path (docs/BENCHMARKS.md, twelfth pass). A longer one is cut to
-        // MAX_MESSAGE and fails to decode, as before.
-        let len = match nix::sys::socket::recv(sock.as_raw_fd(), &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
-            Ok(n) => n.clamp(1, MAX_MESSAGE),
+        // session open's path (docs/BENCHMARKS.md, twelfth pass). A longer one is read (cut)
+        // and refused: its first MAX_MESSAGE bytes may decode as a shorter message.
+        let whole = match nix::sys::socket::recv(sock.as_raw_fd(), &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+            Ok(n) => n,
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
             Err(e) => return Err(ExchangeError::Io(e.into())),
         };
-        let mut buf = vec![0u8; len];
+        let mut buf = vec![0u8; whole.clamp(1, MAX_MESSAGE)];
         let mut iov = [io::IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
         let (n, fd) = match recvmsg::<()>(
@@ -308,6 +308,9 @@ pub fn recv(
         };
         if n == 0 {
             return Err(ExchangeError::Closed);
+        }
+        if whole > MAX_MESSAGE {
+            return Err(WireError::Malformed("message longer than the limit").into());
         }
         return Ok((Message::decode(&buf[..n])?, fd));
     }
@@ -358,8 +361,15 @@ mod tests {
         assert_eq!(recv(b.as_fd(), Duration::from_secs(1)).expect("recv").0, m);
         assert_eq!(recv(b.as_fd(), Duration::from_secs(1)).expect("recv").0, Message::Ready);
         // A datagram above the limit (by another writer than `send`) is an error, and the
-        // next message still arrives.
-        nix::sys::socket::send(a.as_raw_fd(), &vec![0u8; MAX_MESSAGE + 100], MsgFlags::empty()).expect("raw send");
+        // next message still arrives: even one whose first MAX_MESSAGE bytes are a whole
+        // message (a hello filling them exactly, then more).
+        let fill = |n: usize| Message::Hello(crate::wire::Hello { user: vec![b'u'; n], service: b"s".to_vec(), ..crate::wire::Hello::default() }).encode();
+        let base = fill(0).len();
+        let mut overlong = fill(MAX_MESSAGE - base);
+        assert_eq!(overlong.len(), MAX_MESSAGE, "the hello fills the limit");
+        assert!(Message::decode(&overlong).is_ok());
+        overlong.extend_from_slice(&[0u8; 100]);
+        nix::sys::socket::send(a.as_raw_fd(), &overlong, MsgFlags::empty()).expect("raw send");
         send(a.as_fd(), &Message::Ready, None).expect("send");
         assert!(recv(b.as_fd(), Duration::from_secs(1)).is_err());
         assert_eq!(recv(b.as_fd(), Duration::from_secs(1)).expect("recv").0, Message::Ready);

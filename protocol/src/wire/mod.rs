@@ -50,10 +50,6 @@ pub struct Hello {
     /// milliseconds: what the supervisor may spend before it answers, on the kernel check's
     /// loader above all.
     pub waits_ms: Option<u32>,
-    /// Whether the kernel's audit is enabled and a daemon receives its records, as the module
-    /// found out while the supervisor started ([`crate::audit::Question`]); `None` makes the
-    /// supervisor ask when its configuration says `audit = "auto"`.
-    pub audit: Option<bool>,
 }
 
 /// A nested PAM session (su or sudo inside a supervised session) reporting itself.
@@ -162,7 +158,6 @@ mod tag {
     pub const ISOLATE: u8 = 14;
     pub const ACCOUNT: u8 = 15;
     pub const WAITS: u8 = 16;
-    pub const AUDIT: u8 = 17;
 }
 
 /// How a message's fields are framed, and what a bad frame is called.
@@ -188,9 +183,6 @@ impl Message {
                 }
                 if let Some(ms) = h.waits_ms {
                     w.field(tag::WAITS, &ms.to_le_bytes());
-                }
-                if let Some(a) = h.audit {
-                    w.field(tag::AUDIT, &[u8::from(a)]);
                 }
                 w.into_bytes()
             }
@@ -270,7 +262,6 @@ fn allowed_tags(k: u8) -> Result<&'static [u8], WireError> {
             tag::KILL_ON_CLOSE,
             tag::ACCOUNT,
             tag::WAITS,
-            tag::AUDIT,
         ],
         kind::SUPERVISE => &[tag::SESSION, tag::PID, tag::FILTER, tag::ISOLATE],
         kind::SKIP | kind::FAILED => &[tag::REASON],
@@ -349,10 +340,6 @@ impl<'a> Received<'a> {
                 Some(_) => Some(self.u32_of(tag::WAITS, "waits")?),
                 None => None,
             },
-            audit: match self.get(tag::AUDIT) {
-                Some(_) => Some(self.flag(tag::AUDIT, "audit")?),
-                None => None,
-            },
         })
     }
 
@@ -418,7 +405,6 @@ mod tests {
             kill_on_close: false,
             account: None,
             waits_ms: Some(10_000),
-            audit: Some(false),
         }));
         roundtrip(Message::Hello(Hello {
             user: b"alice".to_vec(),

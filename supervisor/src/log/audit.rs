@@ -66,14 +66,15 @@ impl Wanted {
 
 impl AuditLog {
     /// Whether `setting` asks for audit records here: `auto` when the kernel's audit is
-    /// enabled and a daemon receives its records. Ask (and answer) before the supervisor gives
-    /// up its capabilities (the question needs `CAP_AUDIT_CONTROL`; sending needs
-    /// `CAP_AUDIT_WRITE`).
-    pub fn ask(setting: AuditRecords) -> Wanted {
+    /// enabled and a daemon receives its records, which `asked` (the PAM module's question,
+    /// if it passed one) or a question asked now will say. Ask (and answer) before the
+    /// supervisor gives up its capabilities (the question needs `CAP_AUDIT_CONTROL`; sending
+    /// needs `CAP_AUDIT_WRITE`).
+    pub fn ask(setting: AuditRecords, asked: Option<Question>) -> Wanted {
         match setting {
             AuditRecords::Off => Wanted::Known(false),
             AuditRecords::On => Wanted::Known(true),
-            AuditRecords::Auto => Question::ask().map_or(Wanted::Known(false), Wanted::Asked),
+            AuditRecords::Auto => asked.or_else(Question::ask).map_or(Wanted::Known(false), Wanted::Asked),
         }
     }
 

@@ -417,7 +417,8 @@ pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
         started: SystemTime::now(),
     };
     // After the last fork of this process (the cleanup's): a second thread from here on.
-    let ahead = super::Ahead::start(&opts.config, child.pid.as_raw(), None);
+    // The child has applied its isolation: its namespace is the session's.
+    let ahead = super::Ahead::start(&opts.config, child.pid.as_raw(), None, true);
     // As root, keep what a slow syslog cannot take yet in the spool, and confine the
     // supervisor as in a PAM session. Without a syslog socket at all, the lines are written to
     // standard error when the command has ended.

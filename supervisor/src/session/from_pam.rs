@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 use session_wrapper_config::{Config, ScopeVerdict};
+use session_wrapper_protocol::audit::Question;
 use session_wrapper_protocol::{recv, send, session_id_text, ExchangeError, Hello, Message, SUPERVISOR_SOCKET_FD};
 
 use super::{PamSession, Prepared, PrepareError, Session, Start};
@@ -81,6 +82,8 @@ fn refuse(sock: &OwnedFd, log: &mut Syslog, reason: &Refusal) -> i32 {
 /// What the module asked for, once it is known to be supervised.
 struct Asked {
     hello: Hello,
+    /// The module's audit status question.
+    question: Option<Question>,
     config: Config,
     user: LoginUser,
     service: String,
@@ -121,8 +124,9 @@ pub fn serve_pam_session() -> i32 {
 /// supervised (the module is told to skip it). From the configuration on, `log` goes where it
 /// says.
 fn ask(sock: &OwnedFd, log: &mut Syslog) -> Result<Option<Asked>, Refusal> {
-    let mut hello = match recv(sock.as_fd(), HELLO_TIMEOUT) {
-        Ok((Message::Hello(h), _)) => h,
+    let (mut hello, question) = match recv(sock.as_fd(), HELLO_TIMEOUT) {
+        // The module's audit status question comes with it, when it could ask.
+        Ok((Message::Hello(h), fd)) => (h, fd.and_then(Question::from_fd)),
         Ok((other, _)) => return Err(Refusal::Unexpected(Box::new(other))),
         Err(e) => return Err(Refusal::NoHello(e)),
     };
@@ -142,7 +146,7 @@ fn ask(sock: &OwnedFd, log: &mut Syslog) -> Result<Option<Asked>, Refusal> {
         Err(e) => return Err(Refusal::Lookup(name, e)),
     };
     let reason = match config.scope.check(&user.name, &user.groups, &service) {
-        ScopeVerdict::Supervised => return Ok(Some(Asked { hello, config, user, service })),
+        ScopeVerdict::Supervised => return Ok(Some(Asked { hello, question, config, user, service })),
         ScopeVerdict::ExemptUser => "exempt user".to_owned(),
         ScopeVerdict::ExemptGroup(g) => format!("member of exempt group {g}"),
         ScopeVerdict::UserNotInScope => "user not in scope".to_owned(),
@@ -162,7 +166,7 @@ fn ask(sock: &OwnedFd, log: &mut Syslog) -> Result<Option<Asked>, Refusal> {
 /// process). Returns the watchdog's exit code, or the socket back with why the session is
 /// refused.
 fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd, Refusal)> {
-    let Asked { hello, config, user, service } = asked;
+    let Asked { hello, question, config, user, service } = asked;
     let leader = hello.leader_pid as i32;
     let mut prepared = match super::prepare(&config, &user, &service, leader, true) {
         Ok(p) => p,
@@ -212,10 +216,12 @@ fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd,
         cgroup,
         module_waits: hello.waits_ms.map(|ms| Duration::from_millis(u64::from(ms))),
     };
-    // What only one side keeps: the module's socket (the supervisor's), the watchdog's ends
-    // of the pipes. Each side takes its own; the other's copies close with the closure.
+    // What only one side keeps: the module's socket and audit question (the supervisor's),
+    // the watchdog's ends of the pipes. Each side takes its own; the other's copies close
+    // with the closure.
     let mut module = Some(sock);
     let mut watchdog_ends = Some((bye_r, alive_w));
+    let mut question = question;
     let id = prepared.id;
     // SAFETY: single-threaded here; the child serves the session and exits.
     let forked = unsafe {
@@ -223,9 +229,11 @@ fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd,
             drop(watchdog_ends.take());
             let Some(sock) = module.take() else { return 1 };
             let _ = nix::sys::prctl::set_name(c"sw-supervisor");
-            serve(sock, hello.debug, hello.audit, config, session, prepared, pam, bye_w, log)
+            serve(sock, hello.debug, question.take(), config, session, prepared, pam, bye_w, log)
         })
     };
+    // The watchdog keeps neither the module's audit question nor its socket.
+    drop(question);
     let (Some(sock), Some((bye_r, alive_w))) = (module, watchdog_ends) else { return Ok(1) };
     match forked {
         Ok(child) => {
@@ -241,7 +249,7 @@ fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd,
 fn serve(
     sock: OwnedFd,
     debug: bool,
-    audit: Option<bool>,
+    question: Option<Question>,
     config: Config,
     session: Session,
     prepared: Prepared,
@@ -251,7 +259,10 @@ fn serve(
 ) -> i32 {
     // First, while the module waits for the filter and its CPU is idle: a second thread
     // starts on it, which the supervisor's own start then overlaps with (`super::ahead`).
-    let ahead = super::Ahead::start(&config, session.leader, audit);
+    // Private directories put the leader in a new mount namespace when the module applies
+    // them: the session's sight is read after that.
+    let settled = prepared.plan.isolate.private_dirs.is_empty();
+    let ahead = super::Ahead::start(&config, session.leader, question, settled);
     let runtime_dir = Path::new(super::runtime::DIR);
     match super::runtime::RuntimeDir::open(runtime_dir) {
         Ok(dir) => pam.runtime_dir = Some(dir),

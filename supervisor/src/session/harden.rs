@@ -20,7 +20,9 @@
 //!   user even if it shared a uid.
 //!
 //! All of this applies to the calling thread and to threads started afterwards: call it before
-//! any thread exists.
+//! the session's threads are started. The one thread that may run meanwhile, the start's
+//! helper ([`super::ahead`]), lowers its own capabilities first ([`helper_thread`]), receives
+//! the filter (installed on every thread) and is joined before the first exec is read.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -79,7 +81,8 @@ pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<(),
     // The system call, on this thread only: glibc's setgroups() sets every thread's and
     // aborts the process if one of them refuses, as the start's helper thread does once it
     // has lowered its capabilities ([`helper_thread`]). Threads started later inherit this
-    // thread's groups; the helper ends with root's, before the first exec is read.
+    // thread's groups; the helper ends with the ones the process started with, before the
+    // first exec is read.
     // SAFETY: an empty list; no pointer is read.
     if unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) } != 0 {
         return Err(HardenError::Groups(Errno::last()));
@@ -102,12 +105,7 @@ fn supervisor_keeps() -> caps::CapsHashSet {
 /// # Errors
 /// The set that could not be lowered.
 pub fn helper_thread() -> Result<(), HardenError> {
-    use caps::CapSet;
-    let keep = supervisor_keeps();
-    let failed = |set| move |source| HardenError::Capabilities { set, source };
-    caps::clear(None, CapSet::Inheritable).map_err(failed("inheritable"))?;
-    caps::set(None, CapSet::Effective, &keep).map_err(failed("effective"))?;
-    caps::set(None, CapSet::Permitted, &keep).map_err(failed("permitted"))
+    lower(&supervisor_keeps())
 }
 
 /// The watchdog's confinement: it only waits, logs, and removes the session's files and
@@ -161,11 +159,17 @@ fn drop_capabilities(keep: &caps::CapsHashSet) -> Result<(), HardenError> {
             caps::drop(None, CapSet::Bounding, cap).map_err(failed("bounding set"))?;
         }
     }
+    lower(keep)
+}
+
+/// The calling thread's inheritable, ambient, effective and permitted sets lowered to `keep`.
+fn lower(keep: &caps::CapsHashSet) -> Result<(), HardenError> {
+    use caps::CapSet;
+    let failed = |set| move |source| HardenError::Capabilities { set, source };
     caps::clear(None, CapSet::Inheritable).map_err(failed("inheritable"))?;
     caps::clear(None, CapSet::Ambient).map_err(failed("ambient"))?;
     caps::set(None, CapSet::Effective, keep).map_err(failed("effective"))?;
-    caps::set(None, CapSet::Permitted, keep).map_err(failed("permitted"))?;
-    Ok(())
+    caps::set(None, CapSet::Permitted, keep).map_err(failed("permitted"))
 }
 
 #[cfg(test)]

@@ -194,7 +194,10 @@ pub fn confine(s: Start) -> Confined {
         }
     }
     let check = connect_check(&config, &mut log, session.id, pam.module_waits);
-    let audit = ahead.audit();
+    let (audit, unlowered) = ahead.audit();
+    if let Some(e) = unlowered {
+        log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).bare("process", "start-helper").text("error", e)));
+    }
     let writes = harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut(), acct_dir.as_mut());
     let hardened = confined.then(|| harden::supervisor(writes, audit, check.is_some()));
     let strict = config.log_failure == LogFailure::Refuse;
