@@ -158,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn only_an_audit_netlink_socket_is_taken_for_a_question() {
+        assert!(Question::from_fd(socket().expect("audit socket")).is_some());
+        let (a, _b) = std::os::unix::net::UnixDatagram::pair().expect("pair");
+        assert!(Question::from_fd(a.into()).is_none());
+        // SAFETY: socket() takes integers and returns a new descriptor or -1.
+        let route = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+        assert!(route >= 0);
+        // SAFETY: the kernel just returned this descriptor.
+        assert!(Question::from_fd(unsafe { OwnedFd::from_raw_fd(route) }).is_none(), "netlink, another protocol");
+    }
+
+    #[test]
     fn the_status_reply_says_enabled_with_a_daemon_locked_or_not() {
         assert_eq!(status(&reply(AUDIT_GET, 1, 812)), Some(Some(true)));
         assert_eq!(status(&reply(AUDIT_GET, 2, 812)), Some(Some(true)), "locked on (auditctl -e 2)");

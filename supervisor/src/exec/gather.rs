@@ -53,12 +53,11 @@ pub struct Sight {
 }
 
 impl Sight {
-    /// What a session whose process `leader` opened it sees with, where the `library-path`
-    /// guard says `library_path`.
-    pub fn new(library_path: GuardAction, leader: i32) -> Self {
+    /// What a session whose process `leader` opened it sees with, under `config`.
+    pub fn new(config: &Config, leader: i32) -> Self {
         let reference = Reference::of(leader);
         let links = LinkFinder::new(reference.root());
-        let library_vars = if library_path == GuardAction::Deny {
+        let library_vars = if config.policy.guards.library_path == GuardAction::Deny {
             LIBRARY_PATH_VARS.iter().map(|v| (*v).to_owned()).collect()
         } else {
             Vec::new()

@@ -140,9 +140,10 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// The pipeline of a session under `config` that sees its execs with `sight`; `kernel`:
-    /// the kernel's exec check is there.
-    pub fn new(config: &Config, mut sight: Sight, kernel: bool) -> Self {
+    /// The pipeline of a session opened by process `leader`, under `config`; `kernel`: the
+    /// kernel's exec check is there.
+    pub fn new(config: &Config, leader: i32, kernel: bool) -> Self {
+        let mut sight = Sight::new(config, leader);
         if kernel {
             sight.check_in_kernel(config);
         }

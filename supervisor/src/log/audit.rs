@@ -206,6 +206,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_setting_decides_and_auto_reads_the_module_s_question_or_asks() {
+        assert!(AuditLog::ask(AuditRecords::On, None).answer());
+        assert!(!AuditLog::ask(AuditRecords::Off, Question::ask()).answer());
+        if !crate::run_as_root() {
+            eprintln!("skipped: only root may ask the kernel's audit status");
+            return;
+        }
+        let kernel = Question::ask().and_then(|q| q.answer(REPLY_WAIT));
+        assert!(kernel.is_some(), "root's question is answered");
+        // The question another process asked (the module: here, asked beforehand) is read,
+        // and gives the kernel's answer; without one the supervisor asks.
+        let asked = Question::ask().expect("asked");
+        assert!(matches!(AuditLog::ask(AuditRecords::Auto, Some(asked)), Wanted::Asked(_)));
+        assert_eq!(AuditLog::ask(AuditRecords::Auto, Question::ask()).answer(), kernel.unwrap_or(false));
+        assert_eq!(AuditLog::ask(AuditRecords::Auto, None).answer(), kernel.unwrap_or(false));
+    }
+
+    #[test]
     fn values_are_quoted_or_hex_as_auditd_expects() {
         assert_eq!(encode(b"/usr/bin/id"), "\"/usr/bin/id\"");
         assert_eq!(encode(b"id -u"), "6964202D75");

@@ -416,9 +416,6 @@ pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
         leader: child.pid.as_raw(),
         started: SystemTime::now(),
     };
-    // After the last fork of this process (the cleanup's): a second thread from here on.
-    // The child has applied its isolation: its namespace is the session's.
-    let ahead = super::Ahead::start(&opts.config, child.pid.as_raw(), None, true);
     // As root, keep what a slow syslog cannot take yet in the spool, and confine the
     // supervisor as in a PAM session. Without a syslog socket at all, the lines are written to
     // standard error when the command has ended.
@@ -431,7 +428,7 @@ pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
         debug: opts.debug,
         confined: crate::run_as_root(),
         stderr_fallback: true,
-        ahead,
+        asked: None,
     };
     let supervisor = super::confine(start).start(listener)?;
     if nix::unistd::write(&child.sock, &[1u8]).is_err() {

@@ -257,12 +257,6 @@ fn serve(
     bye: OwnedFd,
     log: &mut Syslog,
 ) -> i32 {
-    // First, while the module waits for the filter and its CPU is idle: a second thread
-    // starts on it, which the supervisor's own start then overlaps with (`super::ahead`).
-    // Private directories put the leader in a new mount namespace when the module applies
-    // them: the session's sight is read after that.
-    let settled = prepared.plan.isolate.private_dirs.is_empty();
-    let ahead = super::Ahead::start(&config, session.leader, question, settled);
     let runtime_dir = Path::new(super::runtime::DIR);
     match super::runtime::RuntimeDir::open(runtime_dir) {
         Ok(dir) => pam.runtime_dir = Some(dir),
@@ -284,7 +278,7 @@ fn serve(
         1
     };
     // While the module installs the filter: everything that needs no listener.
-    let start = Start { config, session, plan, pam, child: None, debug, confined: true, stderr_fallback: false, ahead };
+    let start = Start { config, session, plan, pam, child: None, debug, confined: true, stderr_fallback: false, asked: question };
     let confined = super::confine(start);
     let listener = match recv(sock.as_fd(), EXCHANGE_TIMEOUT) {
         Ok((Message::Listener, Some(fd))) => fd,

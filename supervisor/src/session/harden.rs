@@ -20,9 +20,7 @@
 //!   user even if it shared a uid.
 //!
 //! All of this applies to the calling thread and to threads started afterwards: call it before
-//! the session's threads are started. The one thread that may run meanwhile, the start's
-//! helper ([`super::ahead`]), lowers its own capabilities first ([`helper_thread`]), receives
-//! the filter (installed on every thread) and is joined before the first exec is read.
+//! any thread exists.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -70,7 +68,8 @@ pub enum HardenError {
 /// itself still serves the session correctly).
 pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<(), HardenError> {
     use caps::Capability;
-    let mut keep = supervisor_keeps();
+    let mut keep: caps::CapsHashSet =
+        [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
     if audit {
         keep.insert(Capability::CAP_AUDIT_WRITE);
     }
@@ -78,34 +77,8 @@ pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<(),
         // Before Linux 6.5 every bpf() call needs it, map updates included.
         keep.insert(Capability::CAP_BPF);
     }
-    // The system call, on this thread only: glibc's setgroups() sets every thread's and
-    // aborts the process if one of them refuses, as the start's helper thread does once it
-    // has lowered its capabilities ([`helper_thread`]). Threads started later inherit this
-    // thread's groups; the helper ends with the ones the process started with, before the
-    // first exec is read.
-    // SAFETY: an empty list; no pointer is read.
-    if unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) } != 0 {
-        return Err(HardenError::Groups(Errno::last()));
-    }
+    nix::unistd::setgroups(&[]).map_err(HardenError::Groups)?;
     confine(&keep, writes, bpf_maps)
-}
-
-/// The capabilities a confined supervisor keeps whatever its configuration: to read its
-/// session's processes and their files, and to end them.
-fn supervisor_keeps() -> caps::CapsHashSet {
-    use caps::Capability;
-    [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect()
-}
-
-/// A helper thread of the supervisor's start ([`super::ahead`]), which runs while the first
-/// thread confines itself: capabilities are per thread, so it lowers its own to what the
-/// supervisor keeps (it execs nothing, and the supervisor's filter, installed on every thread,
-/// kills it if it tries: its bounding set does not matter).
-///
-/// # Errors
-/// The set that could not be lowered.
-pub fn helper_thread() -> Result<(), HardenError> {
-    lower(&supervisor_keeps())
 }
 
 /// The watchdog's confinement: it only waits, logs, and removes the session's files and
@@ -159,17 +132,11 @@ fn drop_capabilities(keep: &caps::CapsHashSet) -> Result<(), HardenError> {
             caps::drop(None, CapSet::Bounding, cap).map_err(failed("bounding set"))?;
         }
     }
-    lower(keep)
-}
-
-/// The calling thread's inheritable, ambient, effective and permitted sets lowered to `keep`.
-fn lower(keep: &caps::CapsHashSet) -> Result<(), HardenError> {
-    use caps::CapSet;
-    let failed = |set| move |source| HardenError::Capabilities { set, source };
     caps::clear(None, CapSet::Inheritable).map_err(failed("inheritable"))?;
     caps::clear(None, CapSet::Ambient).map_err(failed("ambient"))?;
     caps::set(None, CapSet::Effective, keep).map_err(failed("effective"))?;
-    caps::set(None, CapSet::Permitted, keep).map_err(failed("permitted"))
+    caps::set(None, CapSet::Permitted, keep).map_err(failed("permitted"))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -254,44 +221,6 @@ mod tests {
             0
         });
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(code, 0, "see the return codes in the test body");
-    }
-
-    /// The start's helper thread ([`super::super::ahead`]) may still run, its capabilities
-    /// lowered, while the first thread confines itself. glibc's setgroups() sets every
-    /// thread's groups and aborts the process when one refuses: the confinement must set the
-    /// first thread's alone.
-    #[test]
-    fn a_supervisor_confines_itself_beside_a_helper_thread_that_lowered_its_capabilities() {
-        if !crate::run_as_root() {
-            eprintln!("skipped: capabilities can only be tested as root");
-            return;
-        }
-        let code = in_child(|| {
-            let (lowered_tx, lowered) = std::sync::mpsc::channel();
-            let (done, done_rx) = std::sync::mpsc::channel::<()>();
-            let helper = std::thread::spawn(move || {
-                let ok = helper_thread().is_ok();
-                let eff = caps::read(None, caps::CapSet::Effective).unwrap_or_default();
-                let _ = lowered_tx.send(ok && eff == supervisor_keeps());
-                let _ = done_rx.recv();
-            });
-            if lowered.recv() != Ok(true) {
-                return 20;
-            }
-            if let Err(e) = supervisor(Writes::Nowhere, false, false) {
-                eprintln!("hardening failed: {e}");
-                return 21;
-            }
-            let _ = done.send(());
-            if helper.join().is_err() {
-                return 22;
-            }
-            if caps::read(None, caps::CapSet::Effective).unwrap_or_default() != supervisor_keeps() {
-                return 23;
-            }
-            0
-        });
         assert_eq!(code, 0, "see the return codes in the test body");
     }
 

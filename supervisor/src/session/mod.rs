@@ -9,13 +9,11 @@
 //! 2. the entry point installs the filter on the session's first process and receives its
 //!    listener (through the module, or from its own child);
 //! 3. [`confine`] (which needs no listener, and so runs while the filter is installed): the
-//!    log sink with its spool, the supervisor's own confinement ([`harden`]), beside a second
-//!    thread that asks the audit status and reads the session's mount table ([`ahead`]); then
+//!    log sink with its spool, the supervisor's own confinement ([`harden`]); then
 //!    [`Confined::start`] with the listener: the authorization backend, and the
 //!    [`Supervisor`], whose loop ([`Supervisor::serve`]) answers every exec until the
 //!    session's last process is gone.
 
-pub mod ahead;
 pub mod cgroup;
 pub mod command;
 pub mod from_pam;
@@ -34,9 +32,10 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{fork, ForkResult, Pid};
 use session_wrapper_config::{Config, LogFailure, Verify};
+use session_wrapper_protocol::audit::Question;
 use session_wrapper_protocol::{session_id_from, session_id_text, FilterProgram};
 
-use crate::log::audit::{AuditLog, Audited};
+use crate::log::audit::{AuditLog, Audited, Wanted};
 use crate::authz::tacacs::journal::{self, AcctDir};
 use crate::log::spool::SpoolDir;
 use crate::log::syslog::Syslog;
@@ -45,7 +44,6 @@ use crate::sys::filter::{self, FilterError, FilterSpec};
 use crate::sys::bpf::{BpfError, ExecCheck, LOADER_DEADLINE};
 use crate::sys::notify::Listener;
 use crate::sys::users::LoginUser;
-pub use ahead::Ahead;
 use isolation::{Plan, PlanError};
 pub use crate::login::Session;
 pub use supervisor::{SetupError, Summary, Supervisor};
@@ -134,8 +132,9 @@ pub struct Start {
     pub confined: bool,
     /// Write the lines nobody can take to standard error at the end (`session-wrapper run`).
     pub stderr_fallback: bool,
-    /// The start's second thread, started as early as the entry point can ([`Ahead::start`]).
-    pub ahead: Ahead,
+    /// The kernel's audit status question, asked by the PAM module while the supervisor was
+    /// loading (its socket came with the hello); without it the supervisor asks.
+    pub asked: Option<Question>,
 }
 
 /// A supervisor with its log, its spool and its own confinement, waiting for the session's
@@ -152,18 +151,19 @@ pub struct Confined {
     audit: bool,
     check: Option<ExecCheck>,
     acct_dir: Option<AcctDir>,
-    ahead: Ahead,
 }
 
 /// The first half of a supervisor's start, which needs no listener: the log sink with its
-/// spool, the kernel's exec check, the supervisor's own confinement (before any thread of the
-/// session's is started, so that every one inherits it; the start's own helper, [`Ahead`],
-/// lowers its capabilities itself and is joined in [`Confined::start`]). A PAM session's
-/// supervisor does this while the module installs the filter, off the open's critical path
-/// (docs/BENCHMARKS.md, sixth pass). The plan's warnings, and whatever did not go as it
-/// should, are logged.
+/// spool, the kernel's exec check, the supervisor's own confinement (before any thread
+/// exists, so that every thread inherits it). A PAM session's supervisor does this while the
+/// module installs the filter, off the open's critical path (docs/BENCHMARKS.md, sixth pass).
+/// The plan's warnings, and whatever did not go as it should, are logged.
 pub fn confine(s: Start) -> Confined {
-    let Start { config, session, plan, mut pam, child, debug, confined, stderr_fallback, mut ahead } = s;
+    let Start { config, session, plan, mut pam, child, debug, confined, stderr_fallback, asked } = s;
+    // Asked first (by the module, or here), answered before the supervisor gives up the
+    // rights to ask (see `AuditLog::ask`); only root can send. The kernel answers from a
+    // thread it starts for the purpose, meanwhile.
+    let audit = if crate::run_as_root() { AuditLog::ask(config.log.audit, asked) } else { Wanted::Known(false) };
     let mut log = Syslog::for_config(&config.log);
     let in_session = |e: Event| e.in_session(session.id);
     let mut spool = None;
@@ -194,10 +194,7 @@ pub fn confine(s: Start) -> Confined {
         }
     }
     let check = connect_check(&config, &mut log, session.id, pam.module_waits);
-    let (audit, unlowered) = ahead.audit();
-    if let Some(e) = unlowered {
-        log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).bare("process", "start-helper").text("error", e)));
-    }
+    let audit = audit.answer();
     let writes = harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut(), acct_dir.as_mut());
     let hardened = confined.then(|| harden::supervisor(writes, audit, check.is_some()));
     let strict = config.log_failure == LogFailure::Refuse;
@@ -211,7 +208,7 @@ pub fn confine(s: Start) -> Confined {
     if let Some(Err(e)) = &hardened {
         log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e)));
     }
-    Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir, ahead }
+    Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir }
 }
 
 impl Confined {
@@ -221,12 +218,11 @@ impl Confined {
     /// # Errors
     /// [`SetupError`] when the supervisor cannot serve the session.
     pub fn start(self, listener: OwnedFd) -> Result<Supervisor, SetupError> {
-        let Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir, ahead } = self;
-        let sight = ahead.sight();
+        let Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir } = self;
         let isolation = plan.describe(pam.cgroup.as_ref());
         let handed = plan.handed_to_pam_systemd(pam.cgroup.as_ref());
         let log = session_sink(log, audit, session.id);
-        let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check, sight };
+        let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check };
         Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
     }
 

@@ -23,7 +23,6 @@ use session_wrapper_protocol::session_id_text;
 use super::nested::{self, Probe};
 use super::{PamSession, Session};
 use crate::authz::{self, Backend, Report};
-use crate::exec::gather::Sight;
 use crate::exec::{Counts, Ctx, Pipeline};
 use crate::sys::bpf::ExecCheck;
 use crate::log::{Event, Field, Kind, LogSink, Severity, Value};
@@ -67,8 +66,6 @@ pub(super) struct Parts {
     pub acct_dir: Option<crate::authz::tacacs::journal::AcctDir>,
     /// The kernel's exec check, connected before the supervisor confined itself.
     pub check: Option<ExecCheck>,
-    /// What the session's execs are seen with ([`super::ahead`]).
-    pub sight: Sight,
 }
 
 /// One session's supervisor.
@@ -119,7 +116,7 @@ impl Supervisor {
     /// A supervisor of `parts`. `SIGCHLD` must already be blocked in the calling thread (see
     /// [`super::block_signals`]).
     pub(super) fn new(parts: Parts) -> Result<Self, SetupError> {
-        let Parts { listener, config, session, log, child, debug, acct_dir, check, sight } = parts;
+        let Parts { listener, config, session, log, child, debug, acct_dir, check } = parts;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         mask.add(Signal::SIGUSR1);
@@ -129,7 +126,7 @@ impl Supervisor {
         Ok(Supervisor {
             table: SyscallTable::new()?,
             backend: authz::start(&config, &session, acct_dir)?,
-            execs: Pipeline::new(&config, sight, check.is_some()),
+            execs: Pipeline::new(&config, session.leader, check.is_some()),
             check,
             listener,
             log,

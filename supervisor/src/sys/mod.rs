@@ -324,33 +324,10 @@ pub fn place_consecutive(fds: &mut [&mut OwnedFd]) -> io::Result<()> {
     }
 }
 
-/// Grows this process's descriptor table to hold at least `n` descriptors, now. The kernel
-/// grows it when a descriptor above its size is made, and growing a table that threads share
-/// waits for an RCU grace period first (4 ms measured here, docs/BENCHMARKS.md twelfth
-/// pass): call this while the process has one thread. Best effort.
-pub fn grow_descriptor_table(n: i32) {
-    let Ok(fd) = nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()) else {
-        return;
-    };
-    if let Ok(high) = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(n - 1)) {
-        let _ = nix::unistd::close(high);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
-
-    #[test]
-    fn the_descriptor_table_is_grown_ahead() {
-        let size = || {
-            let status = std::fs::read_to_string("/proc/self/status").expect("status");
-            status.lines().find_map(|l| l.strip_prefix("FDSize:")).and_then(|v| v.trim().parse::<i32>().ok()).expect("FDSize")
-        };
-        grow_descriptor_table(512);
-        assert!(size() >= 512, "FDSize {}", size());
-    }
 
     #[test]
     fn exit_status_of_a_process_we_did_not_start_is_read_from_its_pidfd() {
