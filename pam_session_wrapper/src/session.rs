@@ -150,7 +150,8 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
     // socket its reply comes to goes with the hello (and is closed here), and the supervisor
     // reads the reply when its configuration wants it (`audit = "auto"`). Asked by the
     // supervisor, it was on the open's path (docs/BENCHMARKS.md, twelfth pass).
-    let audit = session_wrapper_protocol::audit::Question::ask();
+    // Only root may ask (a user's host would only be refused; its supervisor cannot ask).
+    let audit = nix::unistd::geteuid().is_root().then(session_wrapper_protocol::audit::Question::ask).flatten();
     // Looked up here while the supervisor is still being loaded, where the host's NSS modules
     // are loaded already (session_wrapper_protocol::account). Without it (a name that is not
     // UTF-8, an NSS failure), the supervisor looks the user up itself and says what failed.

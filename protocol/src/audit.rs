@@ -71,8 +71,9 @@ pub fn send(fd: &OwnedFd, m: &[u8]) -> io::Result<()> {
 pub struct Question(OwnedFd);
 
 impl Question {
-    /// Asks the kernel for its audit status (needs `CAP_AUDIT_CONTROL`); `None` when the
-    /// question cannot be sent.
+    /// Asks the kernel for its audit status; `None` when the socket cannot be made or the
+    /// question not sent. Without `CAP_AUDIT_CONTROL` the question is sent all the same, and
+    /// refused in the reply ([`Question::answer`] says `None`).
     pub fn ask() -> Option<Self> {
         let fd = socket().ok()?;
         send(&fd, &message(AUDIT_GET, &[])).ok()?;
@@ -121,9 +122,22 @@ impl Question {
             if r <= 0 {
                 return None;
             }
-            // SAFETY: reads at most buf.len() bytes into `buf`.
-            let n = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            if n < 0 {
+            // SAFETY: reads at most buf.len() bytes into `buf`, the sender's address into `from`.
+            let (n, from) = unsafe {
+                let mut from: libc::sockaddr_nl = std::mem::zeroed();
+                let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+                let n = libc::recvfrom(
+                    self.0.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                    (&raw mut from).cast(),
+                    &mut len,
+                );
+                (n, from)
+            };
+            // Only the kernel's (port 0) counts.
+            if n < 0 || from.nl_pid != 0 {
                 continue;
             }
             if let Some(said) = status(&buf[..n as usize]) {

@@ -5,7 +5,8 @@
 //! passes the listener back. This crate holds the messages of that exchange ([`wire`]), the
 //! few kernel operations both sides perform ([`kernel`]), and the isolation layers the
 //! supervisor decides and the module applies to itself ([`isolate`]), and the login user's
-//! account, which the module looks up in the host ([`account`]), and the walk that tells
+//! account, which the module looks up in the host ([`account`]), the kernel's audit status
+//! question, which the module asks while the supervisor loads ([`audit`]), and the walk that tells
 //! whether a path can be changed by root alone ([`trust`]: the module's `supervisor=`, the
 //! supervisor's loader, policy patterns): so that the module stays small and never links
 //! libseccomp into the host process.

@@ -389,6 +389,24 @@ fn status_field(pid: i32, key: &str) -> String {
 }
 
 /// A process's scheduling policy (`/proc/PID/stat` field 41): 0 normal, 5 idle.
+/// How many `NETLINK_AUDIT` sockets process `pid` holds (`/proc/net/netlink`: protocol 9).
+fn audit_sockets(pid: i32) -> usize {
+    let table = std::fs::read_to_string("/proc/net/netlink").expect("netlink table");
+    let audit: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&"9")).then(|| format!("socket:[{}]", f.get(9).unwrap_or(&"")))
+        })
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| audit.iter().any(|a| l.as_os_str() == a.as_str()))
+        .count()
+}
+
 fn sched_policy(pid: i32) -> u32 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     let fields: Vec<&str> = s.rsplit_once(") ").map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
@@ -427,6 +445,13 @@ fn the_supervisor_and_its_watchdog_run_with_least_privilege() {
     // exec of the session waits for, is never idle.
     assert_eq!(sched_policy(watchdog), 0, "the watchdog's scheduling policy while it waits");
     assert_eq!(sched_policy(sup), 0, "the supervisor's scheduling policy");
+    // The module's audit status question came with the hello: the watchdog closed its copy,
+    // and the supervisor read and closed its own (it holds one only to write records, when
+    // an audit daemon listens: this machine has none).
+    assert_eq!(audit_sockets(watchdog), 0, "the watchdog holds an audit socket");
+    if !std::path::Path::new("/run/auditd.pid").exists() {
+        assert_eq!(audit_sockets(sup), 0, "the supervisor holds an audit socket");
+    }
     let _ = child.wait();
     sb.log.until_session_end(T);
 }

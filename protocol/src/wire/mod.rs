@@ -19,7 +19,7 @@ use crate::isolate::Isolate;
 use self::frame::{Fields, Framing, Writer};
 pub use self::frame::WireError;
 
-/// The largest datagram either side sends or accepts.
+/// The largest datagram either side accepts ([`crate::kernel::recv`] refuses a longer one).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// What the module tells the supervisor about the session it opens.
@@ -75,7 +75,9 @@ pub struct Closing {
 /// One datagram.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Message {
-    /// Module to supervisor: the session to supervise.
+    /// Module to supervisor: the session to supervise; with it, when the module could ask,
+    /// the socket of the kernel's answer to its audit status question
+    /// ([`crate::audit::Question`]).
     Hello(Hello),
     /// Supervisor to module: install this filter (classic BPF, `struct sock_filter` array)
     /// and send its listener.

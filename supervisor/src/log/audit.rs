@@ -50,18 +50,29 @@ const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 pub enum Wanted {
     /// The answer.
     Known(bool),
-    /// The question, asked.
+    /// The question, asked here.
     Asked(Question),
+    /// The question the PAM module asked, with the host's rights.
+    Passed(Question),
 }
 
 impl Wanted {
-    /// The answer, waiting (a bounded time) for the kernel's if it was asked.
+    /// The answer, waiting (a bounded time) for the kernel's if it was asked. A question of
+    /// the module's that the kernel refused (a host without `CAP_AUDIT_CONTROL` in effect) is
+    /// asked again, with the supervisor's own rights.
     pub fn answer(self) -> bool {
         match self {
             Wanted::Known(w) => w,
             Wanted::Asked(q) => q.answer(REPLY_WAIT).unwrap_or(false),
+            Wanted::Passed(q) => answer_passed(q).unwrap_or(false),
         }
     }
+}
+
+/// The answer to the module's question, or to the supervisor's own when the kernel refused
+/// the module's; `None` when neither is answered.
+fn answer_passed(q: Question) -> Option<bool> {
+    q.answer(REPLY_WAIT).or_else(|| Question::ask()?.answer(REPLY_WAIT))
 }
 
 impl AuditLog {
@@ -74,7 +85,10 @@ impl AuditLog {
         match setting {
             AuditRecords::Off => Wanted::Known(false),
             AuditRecords::On => Wanted::Known(true),
-            AuditRecords::Auto => asked.or_else(Question::ask).map_or(Wanted::Known(false), Wanted::Asked),
+            AuditRecords::Auto => match asked {
+                Some(q) => Wanted::Passed(q),
+                None => Question::ask().map_or(Wanted::Known(false), Wanted::Asked),
+            },
         }
     }
 
@@ -207,20 +221,51 @@ mod tests {
 
     #[test]
     fn the_setting_decides_and_auto_reads_the_module_s_question_or_asks() {
+        use std::os::fd::AsRawFd;
         assert!(AuditLog::ask(AuditRecords::On, None).answer());
         assert!(!AuditLog::ask(AuditRecords::Off, Question::ask()).answer());
+        // `auto` with the module's question keeps that question (its socket), and asks only
+        // without one.
+        if let Some(asked) = Question::ask() {
+            let fd = asked.as_fd().as_raw_fd();
+            assert!(matches!(AuditLog::ask(AuditRecords::Auto, Some(asked)), Wanted::Passed(q) if q.as_fd().as_raw_fd() == fd));
+        }
         if !crate::run_as_root() {
             eprintln!("skipped: only root may ask the kernel's audit status");
             return;
         }
-        let kernel = Question::ask().and_then(|q| q.answer(REPLY_WAIT));
-        assert!(kernel.is_some(), "root's question is answered");
-        // The question another process asked (the module: here, asked beforehand) is read,
-        // and gives the kernel's answer; without one the supervisor asks.
-        let asked = Question::ask().expect("asked");
-        assert!(matches!(AuditLog::ask(AuditRecords::Auto, Some(asked)), Wanted::Asked(_)));
-        assert_eq!(AuditLog::ask(AuditRecords::Auto, Question::ask()).answer(), kernel.unwrap_or(false));
-        assert_eq!(AuditLog::ask(AuditRecords::Auto, None).answer(), kernel.unwrap_or(false));
+        let Some(kernel) = Question::ask().and_then(|q| q.answer(REPLY_WAIT)) else {
+            eprintln!("skipped: the kernel refuses this root its audit status (no CAP_AUDIT_CONTROL)");
+            return;
+        };
+        assert_eq!(AuditLog::ask(AuditRecords::Auto, Question::ask()).answer(), kernel);
+        assert_eq!(AuditLog::ask(AuditRecords::Auto, None).answer(), kernel);
+    }
+
+    /// A host that may not ask (`CAP_AUDIT_CONTROL` dropped from its effective set, as some
+    /// daemons do) passes a question the kernel refuses: the supervisor asks again.
+    #[test]
+    fn a_question_the_kernel_refused_to_the_host_is_asked_again() {
+        if !crate::run_as_root() {
+            eprintln!("skipped: only root may ask the kernel's audit status");
+            return;
+        }
+        let Some(kernel) = Question::ask().and_then(|q| q.answer(REPLY_WAIT)) else {
+            eprintln!("skipped: the kernel refuses this root its audit status (no CAP_AUDIT_CONTROL)");
+            return;
+        };
+        // Asked from a thread without the capability in effect (capabilities are per thread).
+        let refused = || {
+            std::thread::spawn(|| {
+                caps::drop(None, caps::CapSet::Effective, caps::Capability::CAP_AUDIT_CONTROL).expect("drop");
+                Question::ask()
+            })
+            .join()
+            .expect("thread")
+            .expect("asked")
+        };
+        assert_eq!(refused().answer(REPLY_WAIT), None, "the kernel refused the host's question");
+        assert_eq!(answer_passed(refused()), Some(kernel), "asked again with the supervisor's rights");
     }
 
     #[test]
