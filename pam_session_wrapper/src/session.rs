@@ -206,7 +206,11 @@ fn open_with(h: Handle, a: &Args) -> Result<(), ModuleError> {
 /// reply (a sealed memory file it installed in this process) holds them. It can add, never
 /// remove: everything the session has is the kernel's to keep.
 fn join_nested(h: Handle, service: &[u8], user: &[u8], fd: &OwnedFd) -> Result<(), ModuleError> {
-    let mut buf = vec![0u8; session_wrapper_protocol::wire::MAX_MESSAGE + 1];
+    // As long as the reply (a file), one byte over the limit at most (which decoding
+    // refuses): not 64 KiB zeroed in the host for every nested open.
+    let limit = session_wrapper_protocol::wire::MAX_MESSAGE + 1;
+    let size = nix::sys::stat::fstat(fd).ok().and_then(|st| usize::try_from(st.st_size).ok()).unwrap_or(limit);
+    let mut buf = vec![0u8; size.clamp(1, limit)];
     // SAFETY: pread into a buffer of its length, at offset 0.
     let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
     let n = usize::try_from(n).map_err(|_| ModuleError::Supervisor(format!("reading the nested reply: {}", std::io::Error::last_os_error())))?;
