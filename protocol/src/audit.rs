@@ -183,6 +183,37 @@ mod tests {
         assert!(Question::from_fd(unsafe { OwnedFd::from_raw_fd(route) }).is_none(), "netlink, another protocol");
     }
 
+    /// Only the kernel answers: a reply another socket sends to the question's (which root
+    /// may do) is not read.
+    #[test]
+    fn a_reply_from_another_socket_than_the_kernel_is_not_read() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: only root may send to another netlink socket");
+            return;
+        }
+        // A question's socket that asked nothing: the kernel sends it nothing.
+        let fd = socket().expect("audit socket");
+        // SAFETY: `me` and `len` are valid for the call.
+        let me = unsafe {
+            let mut me: libc::sockaddr_nl = std::mem::zeroed();
+            me.nl_family = libc::AF_NETLINK as u16;
+            assert_eq!(libc::bind(fd.as_raw_fd(), (&raw const me).cast(), std::mem::size_of::<libc::sockaddr_nl>() as u32), 0);
+            let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+            assert_eq!(libc::getsockname(fd.as_raw_fd(), (&raw mut me).cast(), &mut len), 0);
+            me
+        };
+        let forger = socket().expect("audit socket");
+        let forged = reply(AUDIT_GET, 1, 812);
+        // SAFETY: `forged` is valid for its length, `me` is the destination.
+        let sent = unsafe {
+            libc::sendto(forger.as_raw_fd(), forged.as_ptr().cast(), forged.len(), 0, (&raw const me).cast(), std::mem::size_of::<libc::sockaddr_nl>() as u32)
+        };
+        assert_eq!(sent, forged.len() as isize, "the forged reply was sent: {}", io::Error::last_os_error());
+        let question = Question::from_fd(fd).expect("an audit socket");
+        assert_eq!(question.answer(Duration::from_millis(200)), None, "the forged reply was read");
+    }
+
     #[test]
     fn the_status_reply_says_enabled_with_a_daemon_locked_or_not() {
         assert_eq!(status(&reply(AUDIT_GET, 1, 812)), Some(Some(true)));

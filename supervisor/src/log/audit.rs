@@ -219,6 +219,20 @@ pub fn user_cmd(event: &Event) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The kernel's answer to this process's question; `None` (and why, on standard error)
+    /// where it cannot be had, and the test is skipped.
+    fn kernel_answer() -> Option<bool> {
+        if !crate::run_as_root() {
+            eprintln!("skipped: only root may ask the kernel's audit status");
+            return None;
+        }
+        let kernel = Question::ask().and_then(|q| q.answer(REPLY_WAIT));
+        if kernel.is_none() {
+            eprintln!("skipped: the kernel refuses this root its audit status (no CAP_AUDIT_CONTROL)");
+        }
+        kernel
+    }
+
     #[test]
     fn the_setting_decides_and_auto_reads_the_module_s_question_or_asks() {
         use std::os::fd::AsRawFd;
@@ -230,14 +244,7 @@ mod tests {
             let fd = asked.as_fd().as_raw_fd();
             assert!(matches!(AuditLog::ask(AuditRecords::Auto, Some(asked)), Wanted::Passed(q) if q.as_fd().as_raw_fd() == fd));
         }
-        if !crate::run_as_root() {
-            eprintln!("skipped: only root may ask the kernel's audit status");
-            return;
-        }
-        let Some(kernel) = Question::ask().and_then(|q| q.answer(REPLY_WAIT)) else {
-            eprintln!("skipped: the kernel refuses this root its audit status (no CAP_AUDIT_CONTROL)");
-            return;
-        };
+        let Some(kernel) = kernel_answer() else { return };
         assert_eq!(AuditLog::ask(AuditRecords::Auto, Question::ask()).answer(), kernel);
         assert_eq!(AuditLog::ask(AuditRecords::Auto, None).answer(), kernel);
     }
@@ -246,14 +253,7 @@ mod tests {
     /// daemons do) passes a question the kernel refuses: the supervisor asks again.
     #[test]
     fn a_question_the_kernel_refused_to_the_host_is_asked_again() {
-        if !crate::run_as_root() {
-            eprintln!("skipped: only root may ask the kernel's audit status");
-            return;
-        }
-        let Some(kernel) = Question::ask().and_then(|q| q.answer(REPLY_WAIT)) else {
-            eprintln!("skipped: the kernel refuses this root its audit status (no CAP_AUDIT_CONTROL)");
-            return;
-        };
+        let Some(kernel) = kernel_answer() else { return };
         // Asked from a thread without the capability in effect (capabilities are per thread).
         let refused = || {
             std::thread::spawn(|| {

@@ -166,7 +166,7 @@ fn ask(sock: &OwnedFd, log: &mut Syslog) -> Result<Option<Asked>, Refusal> {
 /// process). Returns the watchdog's exit code, or the socket back with why the session is
 /// refused.
 fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd, Refusal)> {
-    let Asked { hello, question, config, user, service } = asked;
+    let Asked { hello, mut question, config, user, service } = asked;
     let leader = hello.leader_pid as i32;
     let mut prepared = match super::prepare(&config, &user, &service, leader, true) {
         Ok(p) => p,
@@ -221,7 +221,6 @@ fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd,
     // with the closure.
     let mut module = Some(sock);
     let mut watchdog_ends = Some((bye_r, alive_w));
-    let mut question = question;
     let id = prepared.id;
     // SAFETY: single-threaded here; the child serves the session and exits.
     let forked = unsafe {
