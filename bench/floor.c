@@ -1,5 +1,6 @@
-/* The floor under the supervisor's exec cost: the kernel mechanisms it is built on, with no
- * decision, no memory reading, no logging. Used by bench/run.sh as two rows of the exec loop.
+/* The floor under the supervisor's exec cost: the kernel mechanisms it is built on, and the
+ * least reading and logging any supervisor of the same design must add, with no decision.
+ * Used by bench/run.sh as rows of the exec loop and of the real workload.
  *
  *   floor notify CMD ARGS...   every execve/execveat of CMD's tree stops at a seccomp user
  *                              notification and is answered CONTINUE at once (with the
@@ -15,6 +16,10 @@
  *                              path (readlink of the descriptor), then NOTIF_ID_VALID
  *   floor log CMD ARGS...      read, and one syslog datagram per exec after the answer, to the
  *                              Unix datagram socket named by FLOOR_LOG (the same receiver)
+ *   floor env CMD ARGS...      log, and before answering, the least reading of the
+ *                              environment that a guard on loader variables (LD_PRELOAD and
+ *                              the like) needs: the envp array (one process_vm_readv) and the
+ *                              first 32 bytes of each entry, enough for its name (one more)
  *   floor tacacs CMD ARGS...   log, and before answering, one TACACS+ authorization exchange:
  *                              the request in the file FLOOR_TACACS_PACKET (made by
  *                              bench/tacacs_packet.py) sent on one TCP connection to
@@ -147,6 +152,23 @@ static void read_exec(const struct seccomp_notif *req) {
     snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
     if (readlink(self, real, sizeof real) < 0) real[0] = 0;
     close(fd);
+}
+
+/* The least reading of the environment (mode env): the name of every entry, up to 256. Errors
+ * are ignored: only the cost counts. */
+static void read_env(const struct seccomp_notif *req) {
+    int at = req->data.nr == SYS_execveat;
+    static unsigned long envp[256];
+    static char names[256][32];
+    struct iovec l = {envp, sizeof envp}, r = {(void *)req->data.args[at + 2], sizeof envp};
+    ssize_t got = process_vm_readv(req->pid, &l, 1, &r, 1, 0);
+    static struct iovec ls[256], rs[256];
+    int n = 0;
+    for (; got > 0 && n < 256 && (ssize_t)(n * sizeof envp[0]) < got && envp[n]; n++) {
+        ls[n] = (struct iovec){names[n], sizeof names[n]};
+        rs[n] = (struct iovec){(void *)envp[n], sizeof names[n]};
+    }
+    if (n) process_vm_readv(req->pid, ls, n, rs, n, 0);
 }
 
 /* One datagram like a decision line (mode log), to FLOOR_LOG; dropped when it would block. */
@@ -286,12 +308,12 @@ static int serve(const char *log) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "serve")) return serve(argv[2]);
-    const char *modes[] = {"notify", "ptrace", "read", "log", "tacacs"};
+    const char *modes[] = {"notify", "ptrace", "read", "log", "tacacs", "env"};
     int mode = -1;
-    for (int i = 0; argc >= 3 && i < 5; i++)
+    for (int i = 0; argc >= 3 && i < 6; i++)
         if (!strcmp(argv[1], modes[i])) mode = i;
     if (mode < 0) {
-        fprintf(stderr, "usage: floor notify|ptrace|read|log|tacacs CMD ARGS...\n");
+        fprintf(stderr, "usage: floor notify|ptrace|read|log|tacacs|env CMD ARGS...\n");
         return 2;
     }
     int trace = mode == 1, reads = mode >= 2, logs = mode >= 3 ? log_socket() : -1;
@@ -360,6 +382,7 @@ int main(int argc, char **argv) {
             int seized = trace && ptrace(PTRACE_SEIZE, tid, 0, (void *)(PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL)) == 0;
             if (reads) {
                 read_exec(req);
+                if (mode == 5) read_env(req);
                 if (tacacs_fd >= 0) tacacs_exchange();
                 ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id);
             }

@@ -11,6 +11,8 @@ copy of the unpacked source. Rows:
                notification, its path and argv read, its file opened and named, one line
                sent, and answered CONTINUE; the least a supervisor that decides on the real
                file and argv and logs it must do (given FLOOR)
+  floor-env    floor-log, and the name of every environment entry read too (mode `env`): the
+               least more that a guard on loader variables (LD_PRELOAD...) must read
   snoopy       snoopy preloaded: logs every exec, can refuse none (given SNOOPY_LIB; its
                /etc/snoopy.ini is the caller's to set)
 
@@ -29,6 +31,7 @@ receiver = sink.Sink(sock)
 rows = {"bare": ([], {}), "supervised": ([sw, "run", "--config", config, "--log-socket", sock, "--user", "root", "--"], {})}
 if floor:
     rows["floor-log"] = ([floor, "log"], {"FLOOR_LOG": sock})
+    rows["floor-env"] = ([floor, "env"], {"FLOOR_LOG": sock})
 if snoopy:
     rows["snoopy"] = ([], {"LD_PRELOAD": snoopy})
 
@@ -56,7 +59,7 @@ for i in range(runs):
         if row == "supervised":
             execs.append(len(sink.decisions(lines)))
             dropped += sink.dropped(lines)
-        elif row == "floor-log":
+        elif row.startswith("floor"):
             floor_lines.append(len(lines))
         print(f"  run {i + 1}/{runs} {row:<10} {t:6.2f} s", flush=True)
 shutil.rmtree(build, ignore_errors=True)
@@ -75,12 +78,13 @@ for r in names:
     print(f"  {r:<10} {med[r]:7.2f} s{ratio}{target}   (runs: {', '.join(f'{t:.2f}' for t in times[r])})")
 print(f"  execs per run (decision lines): {n:.0f} (runs: {', '.join(map(str, execs))}); lines dropped: {dropped}")
 if floor_lines:
-    print(f"  floor-log lines per run: {', '.join(map(str, floor_lines))}")
+    print(f"  floor lines per run: {', '.join(map(str, floor_lines))}")
 sink.record("real.bare_s", f"{mb:.3f}")
 sink.record("real.supervised_s", f"{med['supervised']:.3f}")
 sink.record("real.ratio", f"{paired['supervised']:.4f}")
 if floor:
     sink.record("real.floor_log_ratio", f"{paired['floor-log']:.4f}")
+    sink.record("real.floor_env_ratio", f"{paired['floor-env']:.4f}")
 if snoopy:
     sink.record("real.snoopy_ratio", f"{paired['snoopy']:.4f}")
 sink.record("real.execs", f"{n:.0f}")

@@ -193,18 +193,20 @@ for r in \$(seq $rounds); do
     -n floor-ptrace "$work/floor ptrace sh $work/loop.sh" \\
     -n floor-read "$work/floor read sh $work/loop.sh" \\
     -n floor-log "env FLOOR_LOG=$work/log $work/floor log sh $work/loop.sh" \\
+    -n floor-env "env FLOOR_LOG=$work/log $work/floor env sh $work/loop.sh" \\
     -n floor-tacacs "env FLOOR_LOG=$work/log FLOOR_TACACS=$thost:$tport FLOOR_TACACS_PACKET=$work/tacacs-request.bin $work/floor tacacs sh $work/loop.sh" \\
     -n bare-cpu0 "taskset -c 0 sh $work/loop.sh" \\
     -n floor-notify-cpu0 "taskset -c 0 $work/floor notify sh $work/loop.sh" \\
     -n floor-ptrace-cpu0 "taskset -c 0 $work/floor ptrace sh $work/loop.sh" \\
     -n floor-log-cpu0 "env FLOOR_LOG=$work/log taskset -c 0 $work/floor log sh $work/loop.sh" \\
+    -n floor-env-cpu0 "env FLOOR_LOG=$work/log taskset -c 0 $work/floor env sh $work/loop.sh" \\
     -n enforce-cpu0 "taskset -c 0 $sw $work/allow.toml -- sh $work/loop.sh" \\
     -n enforce-ptrace-cpu0 "taskset -c 0 $sw $work/ptrace.toml -- sh $work/loop.sh" >/dev/null 2>>$work/hyperfine.err
 done
 EOF
   unshare -m --propagation private bash "$work/exec-bench.sh" || { cat "$work/hyperfine.err" >&2; exit 1; }
   echo "  hyperfine warned of statistical outliers $(grep -c 'outliers' "$work/hyperfine.err" || true) times" \
-    "(in $((rounds * 20)) row-rounds; many: the machine was not quiet)"
+    "(in $((rounds * 22)) row-rounds; many: the machine was not quiet)"
   grep -q 'COMMAND=/bin/true' "$work/sudo.log" || { echo "bench: sudo intercept logged no subcommand" >&2; exit 1; }
   python3 - "$work"/exec-*.json <<'PY'
 import json, os, statistics, sys
@@ -219,13 +221,14 @@ notes = {"enforce": "verify = bpf", "enforce-ptrace": "verify = ptrace",
          "snoopy": "env + sh, libsnoopy preloaded", "sudo": "sudo sh, no intercept",
          "floor-notify": "seccomp notification, CONTINUE", "floor-ptrace": "+ ptrace stop at exec",
          "floor-read": "notification + path, argv, file, real path", "floor-log": "floor-read + one line",
+         "floor-env": "floor-log + each environment entry's name",
          "floor-tacacs": "floor-log + one TACACS+ exchange",
          "sudo-intercept": "sudo, intercept (ptrace)", "tacacs-uncached": "127.0.0.1",
          "tacacs-cached": "cache-ttl-s = 60"}
 print(f"  {'row':16s} {'median':>10s} {'ratio':>7s} {'per exec':>10s}   (runs)")
 for k in ["bare", "enforce", "enforce-ptrace", "audit", "tacacs-uncached", "tacacs-cached", "snoopy", "sudo",
-          "sudo-intercept", "floor-notify", "floor-ptrace", "floor-read", "floor-log", "floor-tacacs", "bare-cpu0", "floor-notify-cpu0",
-          "floor-ptrace-cpu0", "floor-log-cpu0", "enforce-cpu0", "enforce-ptrace-cpu0"]:
+          "sudo-intercept", "floor-notify", "floor-ptrace", "floor-read", "floor-log", "floor-env", "floor-tacacs", "bare-cpu0", "floor-notify-cpu0",
+          "floor-ptrace-cpu0", "floor-log-cpu0", "floor-env-cpu0", "enforce-cpu0", "enforce-ptrace-cpu0"]:
     base = r["bare-cpu0"] if k.endswith("cpu0") else r["bare"]
     ratio, per = r[k] / base, (r[k] - base) / 500 * 1e6
     print(f"  {k:16s} {r[k]*1000:7.1f} ms {ratio:6.3f}x {per:+8.1f} us   ({len(times[k])}) "
@@ -286,7 +289,7 @@ if [ "$what" = all ] || [ "$what" = real ]; then
     src=$(ls -d "$cache/src/$pkg"-[0-9]*/ | head -n 1)
   fi
   echo "== real workload: $(basename "$src")'s ./configure, bare, under session-wrapper run," \
-    "under the floor (log) and with snoopy (load average $(loadavg))"
+    "under the floors (log; log and environment) and with snoopy (load average $(loadavg))"
   # Built outside /tmp: the policy refuses programs from /tmp, and configure runs the ones it
   # compiles. In a private mount namespace whose /etc/snoopy.ini is the one above.
   unshare -m --propagation private sh -c "mount --bind $work/snoopy.ini /etc/snoopy.ini &&

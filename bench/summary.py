@@ -56,6 +56,7 @@ info("exec loop, floor: seccomp notification only", "exec.floor-notify.ratio", x
 info("exec loop, floor: notification + ptrace exec stop", "exec.floor-ptrace.ratio", x)
 info("exec loop, floor: notification + the least reading (path, argv, file, real path)", "exec.floor-read.ratio", x)
 info("exec loop, floor: that + one log line per exec", "exec.floor-log.ratio", x)
+info("exec loop, floor: that + each environment entry's name (what a loader-variable guard reads)", "exec.floor-env.ratio", x)
 info("supervisor CPU per exec, ours (bench/steps.py)", "steps.ours.cpu_us", lambda v: f"{v:.0f} us")
 info("supervisor CPU per exec, the least (floor log)", "steps.floor.cpu_us", lambda v: f"{v:.0f} us")
 info("system calls per exec, ours", "steps.ours.calls", lambda v: f"{v:.0f}")
@@ -63,10 +64,12 @@ info("system calls per exec, the least (floor log)", "steps.floor.calls", lambda
 info("exec loop pinned, floor: notification only", "exec.floor-notify-cpu0.ratio_cpu0", x)
 info("exec loop pinned, floor: notification + ptrace", "exec.floor-ptrace-cpu0.ratio_cpu0", x)
 info("exec loop pinned, floor: the least reading + one line", "exec.floor-log-cpu0.ratio_cpu0", x)
+info("exec loop pinned, floor: that + each environment entry's name", "exec.floor-env-cpu0.ratio_cpu0", x)
 if "real.ratio" in f:
     check(f"real workload ({f.get('real.package', '?')} ./configure, {f.get('real.execs', '?')} execs)",
           "real.ratio", x, "<= 1.03x", lambda v: v <= 1.03)
     info("real workload, floor: the least reading + one line", "real.floor_log_ratio", x)
+    info("real workload, floor: that + each environment entry's name", "real.floor_env_ratio", x)
     info("real workload, snoopy (logs, refuses nothing)", "real.snoopy_ratio", x)
 check("PAM session open, added (back to back)", "open.added_ms", lambda v: f"+{v:.2f} ms",
       "<= 3 ms", lambda v: v <= 3)
