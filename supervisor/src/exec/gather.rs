@@ -103,7 +103,8 @@ pub struct ExecFacts {
     /// The first refused loader variable the environment sets.
     pub loader_env: Option<String>,
     /// The environment's strings whole, each with its NUL, when the kernel checks the exec
-    /// and they fit ([`Sight::strings_max`]).
+    /// and they fit ([`Sight::strings_max`]); their buffer is given back for the next exec's
+    /// once the exec's check is chosen.
     pub env_strings: Option<Vec<u8>>,
     /// Why a library search path of its environment is refused, if it is.
     pub library_path: Option<String>,

@@ -99,23 +99,16 @@ pub fn at_exec_stop(pid: i32, facts: &ExecFacts, traced: bool, sight: &mut Sight
 pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool, untraced: bool, user_namespace: Option<u32>) -> bool {
     let (Some(check), Some(env)) = (check, f.env_strings.as_ref()) else { return false };
     let argv = &f.plan.final_argv;
-    let len = argv.iter().map(|a| a.len() + 1).sum::<usize>() + env.len();
-    if len > crate::sys::bpf::BLOCK_MAX {
+    if crate::sys::bpf::strings_len(argv, env) > crate::sys::bpf::BLOCK_MAX {
         return false;
     }
-    let mut strings = Vec::with_capacity(len);
-    for a in argv {
-        strings.extend_from_slice(a);
-        strings.push(0);
-    }
-    strings.extend_from_slice(env);
     let image = f.plan.image();
     if !image.mount_and_inode_name_it {
         // The kernel would take another file with its mount and inode for it (btrfs, overlayfs).
         return false;
     }
     let user_namespace = user_namespace.unwrap_or(0);
-    let expect = Expect { notif: f.id, image: (image.mnt_id, image.ino), strings, kill, untraced, user_namespace };
+    let expect = Expect { notif: f.id, image: (image.mnt_id, image.ino), argv, env, kill, untraced, user_namespace };
     check.expect(f.tid, &expect).is_ok()
 }
 

@@ -91,14 +91,17 @@ fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> BpfError {
 }
 
 /// What the supervisor authorized for one exec.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expect {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect<'a> {
     /// The notification id.
     pub notif: u64,
     /// Mount id and inode of the image that must load.
     pub image: (u64, u64),
-    /// Argument strings, then environment strings, each with its NUL (at most [`BLOCK_MAX`]).
-    pub strings: Vec<u8>,
+    /// The argument strings, without their NULs.
+    pub argv: &'a [Vec<u8>],
+    /// The environment strings, each with its NUL. With the arguments' (NULs counted), at
+    /// most [`BLOCK_MAX`] bytes.
+    pub env: &'a [u8],
     /// Kill the task when what loaded differs (enforce mode); otherwise only report it.
     pub kill: bool,
     /// A task traced at its exec differs too (the `traced` guard denies: a tracer could change
@@ -348,8 +351,9 @@ impl ExecCheck {
     ///
     /// # Errors
     /// When the map refuses it (full, or `strings` too long): check this exec otherwise.
-    pub fn expect(&mut self, tid: i32, e: &Expect) -> Result<(), BpfError> {
-        if e.strings.len() > BLOCK_MAX {
+    pub fn expect(&mut self, tid: i32, e: &Expect<'_>) -> Result<(), BpfError> {
+        let len = strings_len(e.argv, e.env);
+        if len > BLOCK_MAX {
             return Err(BpfError::Kernel { step: "expect", source: std::io::Error::from_raw_os_error(libc::E2BIG) });
         }
         let v = &mut *self.value;
@@ -357,12 +361,20 @@ impl ExecCheck {
         v[0..8].copy_from_slice(&e.notif.to_ne_bytes());
         v[8..16].copy_from_slice(&e.image.0.to_ne_bytes());
         v[16..24].copy_from_slice(&e.image.1.to_ne_bytes());
-        v[24..28].copy_from_slice(&(e.strings.len() as u32).to_ne_bytes());
+        v[24..28].copy_from_slice(&(len as u32).to_ne_bytes());
         v[28..32].copy_from_slice(&u32::from(e.kill).to_ne_bytes());
         v[32..36].copy_from_slice(&u32::from(e.untraced).to_ne_bytes());
         v[48..52].copy_from_slice(&e.user_namespace.to_ne_bytes());
-        v[HEADER..HEADER + e.strings.len()].copy_from_slice(&e.strings);
-        v[HEADER + e.strings.len()..].fill(0);
+        // Laid out as the kernel copies them to the new image: each argument and its NUL,
+        // then the environment's strings.
+        let mut at = HEADER;
+        for a in e.argv {
+            v[at..at + a.len()].copy_from_slice(a);
+            v[at + a.len()] = 0;
+            at += a.len() + 1;
+        }
+        v[at..at + e.env.len()].copy_from_slice(e.env);
+        v[at + e.env.len()..].fill(0);
         self.expects.update(&(tid as u32).to_ne_bytes(), &self.value).map_err(|source| BpfError::Kernel { step: "expect", source })
     }
 
@@ -392,6 +404,12 @@ impl ExecCheck {
         }
         out
     }
+}
+
+/// Bytes the kernel copies to a new image for arguments `argv` (each with its NUL) and the
+/// environment's strings `env` (NULs included): what the kernel check compares.
+pub fn strings_len(argv: &[Vec<u8>], env: &[u8]) -> usize {
+    argv.iter().map(|a| a.len() + 1).sum::<usize>() + env.len()
 }
 
 /// Whether this process is in the initial PID namespace, where the ids the notifications give
@@ -640,15 +658,16 @@ fn wait_until(child: &mut std::process::Child, deadline: std::time::Duration) ->
 /// # Errors
 /// What went otherwise.
 pub fn probe(check: &mut ExecCheck) -> Result<(), String> {
-    let ok = true_expect(1)?;
+    let (argv, other) = ([b"true".to_vec()], [b"trux".to_vec()]);
+    let ok = true_expect(1, &argv)?;
     let (image, userns) = (ok.image, ok.user_namespace);
     let cases = [
-        (ok.clone(), true, Some(0), None, Outcome::Same),
-        (Expect { notif: 2, image: (image.0, image.1 + 1), ..ok.clone() }, true, None, Some(9), Outcome::OtherImage),
-        (Expect { notif: 3, strings: b"trux\0".to_vec(), ..ok.clone() }, true, None, Some(9), Outcome::OtherStrings),
-        (Expect { notif: 4, strings: b"trux\0".to_vec(), kill: false, ..ok.clone() }, true, Some(0), None, Outcome::OtherStrings),
-        (Expect { notif: 5, ..ok.clone() }, false, Some(3), None, Outcome::Gone),
-        (Expect { notif: 6, user_namespace: userns.wrapping_add(1), ..ok.clone() }, true, None, Some(9), Outcome::OtherUserNamespace),
+        (ok, true, Some(0), None, Outcome::Same),
+        (Expect { notif: 2, image: (image.0, image.1 + 1), ..ok }, true, None, Some(9), Outcome::OtherImage),
+        (Expect { notif: 3, argv: &other, ..ok }, true, None, Some(9), Outcome::OtherStrings),
+        (Expect { notif: 4, argv: &other, kill: false, ..ok }, true, Some(0), None, Outcome::OtherStrings),
+        (Expect { notif: 5, ..ok }, false, Some(3), None, Outcome::Gone),
+        (Expect { notif: 6, user_namespace: userns.wrapping_add(1), ..ok }, true, None, Some(9), Outcome::OtherUserNamespace),
     ];
     for (e, exec, code, signal, outcome) in cases {
         let (status, r) = probe_one(check, exec, &e, None)?;
@@ -660,12 +679,12 @@ pub fn probe(check: &mut ExecCheck) -> Result<(), String> {
     Ok(())
 }
 
-/// Exec `notif` of `/bin/true` with `argv = ["true"]`, no environment, in this process's user
-/// namespace: what [`probe_one`]'s child runs, expected whole (killed on a difference).
-fn true_expect(notif: u64) -> Result<Expect, String> {
+/// Exec `notif` of `/bin/true` with `argv` (`["true"]`: what [`probe_one`]'s child runs), no
+/// environment, in this process's user namespace, expected whole (killed on a difference).
+fn true_expect(notif: u64, argv: &[Vec<u8>]) -> Result<Expect<'_>, String> {
     let image = true_image().map_err(|e| format!("/bin/true: {e}"))?;
     let userns = crate::sys::procfs::user_namespace(std::process::id() as i32).map_err(|e| format!("own user namespace: {e}"))?.1 as u32;
-    Ok(Expect { notif, image, strings: b"true\0".to_vec(), kill: true, untraced: true, user_namespace: userns })
+    Ok(Expect { notif, image, argv, env: b"", kill: true, untraced: true, user_namespace: userns })
 }
 
 fn true_image() -> std::io::Result<(u64, u64)> {
@@ -685,7 +704,7 @@ fn true_image() -> std::io::Result<(u64, u64)> {
 fn probe_one(
     check: &mut ExecCheck,
     exec: bool,
-    e: &Expect,
+    e: &Expect<'_>,
     ctty: Option<&std::ffi::CStr>,
 ) -> Result<(std::process::ExitStatus, Report), String> {
     use std::io::{Read, Write};
@@ -760,7 +779,8 @@ mod tests {
     #[test]
     fn the_finding_names_the_terminal_of_the_task() {
         let Some(mut check) = connect_as_root() else { return };
-        let e = true_expect(11).expect("expectation");
+        let argv = [b"true".to_vec()];
+        let e = true_expect(11, &argv).expect("expectation");
         // SAFETY: plain calls on a new pseudo-terminal's master.
         let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
         assert!(master >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
@@ -770,7 +790,7 @@ mod tests {
             std::ffi::CStr::from_ptr(libc::ptsname(master)).to_owned()
         };
         for (exec, notif, code) in [(true, 11, 0), (false, 12, 3)] {
-            let (status, r) = probe_one(&mut check, exec, &Expect { notif, ..e.clone() }, Some(&slave)).expect("probe");
+            let (status, r) = probe_one(&mut check, exec, &Expect { notif, ..e }, Some(&slave)).expect("probe");
             assert_eq!(status.code(), Some(code), "{r:?}");
             assert_eq!(r.outcome, if exec { Outcome::Same } else { Outcome::Gone });
             let named = r.tty.and_then(crate::sys::procfs::tty_name);

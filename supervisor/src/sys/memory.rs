@@ -142,6 +142,33 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<Box<[u8; PAGE as usize]>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// The buffer of the last exec's environment strings, once it was done with
+    /// ([`give_back_strings`]): a usual environment takes 1 to 8 KiB, which would otherwise be
+    /// allocated (and the allocator's small free chunks consolidated) at every exec.
+    static SPARE_STRINGS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for `room` bytes of environment strings: the last one given back
+/// (it held another exec's), or a new one.
+fn strings_buffer(room: usize) -> Vec<u8> {
+    let mut v = SPARE_STRINGS.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    v.clear();
+    v.reserve(room);
+    v
+}
+
+/// Gives back the buffer of an exec's environment strings ([`EnvScan::strings`]) once they are
+/// no longer needed, for the next exec's.
+pub fn give_back_strings(v: Vec<u8>) {
+    SPARE_STRINGS.with(|s| {
+        let mut spare = s.borrow_mut();
+        if v.capacity() > spare.capacity() {
+            *spare = v;
+        }
+    });
+}
+
 /// A page buffer: a spare one (holding another page's bytes) or a new one.
 fn spare() -> Box<[u8; PAGE as usize]> {
     SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_else(|| Box::new([0u8; PAGE as usize]))
@@ -455,7 +482,7 @@ pub fn scan_env<'n, S: PageSource>(
     keep: usize,
 ) -> Result<EnvScan<'n>, MemError> {
     // Room for a usual environment at once (a shell's is 1 to 3 KiB).
-    let mut out = EnvScan { strings: (keep > 0).then(|| Vec::with_capacity(keep.min(4096))), ..EnvScan::default() };
+    let mut out = EnvScan { strings: (keep > 0).then(|| strings_buffer(keep.min(4096))), ..EnvScan::default() };
     if addr == 0 || (refuse.is_empty() && paths.is_empty() && keep == 0) {
         return Ok(out);
     }
@@ -468,8 +495,8 @@ pub fn scan_env<'n, S: PageSource>(
             if mem.read_cstr_into(p, keep - start.min(keep), strings)? && strings.len() < keep {
                 whole = Some(start..strings.len());
                 strings.push(0);
-            } else {
-                out.strings = None;
+            } else if let Some(v) = out.strings.take() {
+                give_back_strings(v);
             }
         }
         // Otherwise a prefix is enough: a string longer than `longest` reads as "no NUL yet".
@@ -669,6 +696,23 @@ mod tests {
         let want: Vec<u8> = (0..n).flat_map(|i| format!("V{i}=value\0").into_bytes()).collect();
         assert_eq!(scan.strings, Some(want));
         assert_eq!(mem.source.calls, 2, "the vector's page, then every string's page together");
+    }
+
+    #[test]
+    fn an_environment_read_into_a_buffer_given_back_holds_only_its_own_strings() {
+        let long = b"A_LONG_VARIABLE=with a value longer than the next environment's\0".to_vec();
+        let short = b"B=1\0".to_vec();
+        let scan = |entry: &[u8]| {
+            let v: [u64; 2] = [entry.as_ptr() as u64, 0];
+            scan_env(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &[], &[], &Limits::default(), 4096).expect("scan")
+        };
+        let first = scan(&long).strings.expect("kept");
+        assert_eq!(first, long);
+        let capacity = first.capacity();
+        give_back_strings(first);
+        let second = scan(&short).strings.expect("kept");
+        assert_eq!(second, short, "nothing of the earlier environment is left in it");
+        assert_eq!(second.capacity(), capacity, "the buffer given back is the one used");
     }
 
     #[test]
