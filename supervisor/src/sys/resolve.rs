@@ -118,32 +118,36 @@ fn collapse_slashes(path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Rewrites a leading `/proc/self`, `/proc/thread-self` or `/dev/fd` to name the asker.
-fn rewrite_self(path: &[u8], asker: Asker, tgid: i32) -> Option<Vec<u8>> {
-    let map: [(&[u8], String); 4] = [
-        (b"/proc/self/", format!("/proc/{tgid}/")),
-        (b"/proc/thread-self/", format!("/proc/{tgid}/task/{}/", asker.tid)),
-        (b"/dev/fd/", format!("/proc/{tgid}/fd/")),
-        (b"/dev/std", String::new()),
-    ];
-    for (prefix, replacement) in &map {
-        if let Some(rest) = path.strip_prefix(*prefix) {
-            if replacement.is_empty() {
-                // /dev/stdin, /dev/stdout, /dev/stderr -> /proc/TGID/fd/0..2
-                let n = match rest {
-                    b"in" => 0,
-                    b"out" => 1,
-                    b"err" => 2,
-                    _ => return None,
-                };
-                return Some(format!("/proc/{tgid}/fd/{n}").into_bytes());
-            }
-            let mut out = replacement.clone().into_bytes();
-            out.extend_from_slice(rest);
-            return Some(out);
+/// The path prefixes that name the asker's own process.
+const OWN_PROCESS: [&[u8]; 4] = [b"/proc/self/", b"/proc/thread-self/", b"/dev/fd/", b"/dev/std"];
+
+/// A path through the asker's own process: which of [`OWN_PROCESS`] it starts with, and what
+/// follows; `None` for any other path.
+fn own_process(path: &[u8]) -> Option<(usize, &[u8])> {
+    let (i, rest) = OWN_PROCESS.iter().enumerate().find_map(|(i, p)| path.strip_prefix(*p).map(|rest| (i, rest)))?;
+    (i < 3 || matches!(rest, b"in" | b"out" | b"err")).then_some((i, rest))
+}
+
+/// Rewrites a leading `/proc/self`, `/proc/thread-self` or `/dev/fd` (found by [`own_process`])
+/// to name the asker.
+fn rewrite_self((i, rest): (usize, &[u8]), asker: Asker, tgid: i32) -> Vec<u8> {
+    let mut out = match i {
+        0 => format!("/proc/{tgid}/"),
+        1 => format!("/proc/{tgid}/task/{}/", asker.tid),
+        2 => format!("/proc/{tgid}/fd/"),
+        _ => {
+            // /dev/stdin, /dev/stdout, /dev/stderr -> /proc/TGID/fd/0..2
+            let n = match rest {
+                b"out" => 1,
+                b"err" => 2,
+                _ => 0,
+            };
+            return format!("/proc/{tgid}/fd/{n}").into_bytes();
         }
     }
-    None
+    .into_bytes();
+    out.extend_from_slice(rest);
+    out
 }
 
 /// A descriptor number in another process's table: the directory of an `execveat`. It is only
@@ -185,39 +189,67 @@ pub fn resolve(
     path: &[u8],
     flags: u64,
 ) -> Result<Resolved, Errno> {
+    find(asker, Some(tgid), dirfd, path, flags).unwrap_or(Err(Errno::ESRCH))
+}
+
+/// [`resolve`] for an `execve` (no directory descriptor) when its path can be followed without
+/// the caller's process id: any path but one through the caller's own process (`/proc/self/`,
+/// `/dev/fd/`...), for which it is `None`. A path that names nothing is then answered before
+/// the caller's ids are read.
+///
+/// # Errors
+/// As [`resolve`].
+pub fn resolve_by_thread(asker: Asker, path: &[u8], flags: u64) -> Option<Result<Resolved, Errno>> {
+    find(asker, None, None, path, flags)
+}
+
+/// [`resolve`], with the process id `tgid` when it is known; `None` when it is needed and not.
+fn find(asker: Asker, tgid: Option<i32>, dirfd: Option<RemoteFd>, path: &[u8], flags: u64) -> Option<Result<Resolved, Errno>> {
     let nofollow = flags & AT_SYMLINK_NOFOLLOW != 0;
-    let file = if path.is_empty() {
+    let collapsed = collapse_slashes(path);
+    let opened = if path.is_empty() {
         if flags & AT_EMPTY_PATH == 0 {
-            return Err(Errno::ENOENT);
+            return Some(Err(Errno::ENOENT));
         }
         match dirfd {
-            Some(fd) => open_path(None, &fd.proc_path(tgid, asker), false)
-                .map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
+            Some(fd) => open_path(None, &fd.proc_path(tgid?, asker), false).map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e }),
             // execveat(AT_FDCWD, "", AT_EMPTY_PATH) names the working directory.
-            None => return Err(Errno::EACCES),
+            None => return Some(Err(Errno::EACCES)),
         }
-    } else if let Some(rewritten) = rewrite_self(&collapse_slashes(path), asker, tgid) {
-        open_path(None, &rewritten, nofollow)?
-    } else if path.starts_with(b"/") {
+    } else if let Some(own) = own_process(&collapsed) {
+        open_path(None, &rewrite_self(own, asker, tgid?), nofollow)
+    } else {
+        // Through the caller's root or working directory, or the directory descriptor.
+        let base = match (path.starts_with(b"/"), dirfd) {
+            (true, _) | (false, None) => None,
+            (false, Some(fd)) => Some(fd.proc_path(tgid?, asker)),
+        };
+        open_plain(asker, base, path, nofollow)
+    };
+    Some(opened.and_then(describe))
+}
+
+/// Opens `path` as the asker sees it: an absolute one from its root, a relative one from its
+/// working directory or from `dirfd` (the `/proc` path of its directory descriptor).
+fn open_plain(asker: Asker, dirfd: Option<Vec<u8>>, path: &[u8], nofollow: bool) -> Result<OwnedFd, Errno> {
+    if path.starts_with(b"/") {
         // One walk through the magic link /proc/TID/root; two steps when that would exceed
         // PATH_MAX.
         let mut through_root = format!("/proc/{}/root", asker.tid).into_bytes();
         if through_root.len() + path.len() < 4096 {
             through_root.extend_from_slice(path);
-            open_path(None, &through_root, nofollow)?
+            open_path(None, &through_root, nofollow)
         } else {
             let root = proc_dir(asker.tid, "root")?;
-            open_path(Some(&root), &path[1..], nofollow)?
+            open_path(Some(&root), &path[1..], nofollow)
         }
     } else {
         let base = match dirfd {
-            Some(fd) => open_path(None, &fd.proc_path(tgid, asker), false)
-                .map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
+            Some(fd) => open_path(None, &fd, false).map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
             None => proc_dir(asker.tid, "cwd")?,
         };
-        open_path(Some(&base), path, nofollow)?
-    };
-    describe(file)
+        open_path(Some(&base), path, nofollow)
+    }
 }
 
 /// What kind of file an executable is, from its real path (as `/proc` names it) and its link
@@ -648,6 +680,30 @@ mod tests {
         (Asker { tid }, std::process::id() as i32)
     }
 
+    fn rewritten(path: &[u8], a: Asker, tgid: i32) -> Option<Vec<u8>> {
+        own_process(path).map(|own| rewrite_self(own, a, tgid))
+    }
+
+    /// Without the process id: a path found as with it, a missing one missing, and none of
+    /// those through the caller's own process (they need the id).
+    #[test]
+    fn a_path_is_found_by_the_thread_alone_unless_it_goes_through_the_callers_process() {
+        let (a, tgid) = me();
+        let d = tempdir("thread");
+        std::fs::write(d.join("real"), b"x").expect("write");
+        let real = d.join("real");
+        let by_thread = resolve_by_thread(a, real.as_os_str().as_encoded_bytes(), 0).expect("found alone").expect("resolves");
+        let with_id = resolve(a, tgid, None, real.as_os_str().as_encoded_bytes(), 0).expect("resolves");
+        assert_eq!((by_thread.real_path, by_thread.ino), (with_id.real_path, with_id.ino));
+        let missing = d.join("missing");
+        assert_eq!(resolve_by_thread(a, missing.as_os_str().as_encoded_bytes(), 0).map(|r| r.err()), Some(Some(Errno::ENOENT)));
+        for own in [&b"/proc/self/exe"[..], b"/proc//self/exe", b"/dev/fd/3", b"/proc/thread-self/exe", b"/dev/stdin"] {
+            assert!(resolve_by_thread(a, own, 0).is_none(), "{}", String::from_utf8_lossy(own));
+        }
+        assert!(resolve(a, tgid, None, b"/proc/self/exe", 0).is_ok());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
     fn tempdir(tag: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("sw-resolve-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -679,7 +735,7 @@ mod tests {
         assert_eq!(&*collapse_slashes(b"//proc///self/fd/3"), b"/proc/self/fd/3");
         assert_eq!(&*collapse_slashes(b"/usr/bin/true"), b"/usr/bin/true");
         let (a, tgid) = me();
-        assert_eq!(rewrite_self(&collapse_slashes(b"/dev//fd/7"), a, tgid), Some(format!("/proc/{tgid}/fd/7").into_bytes()));
+        assert_eq!(rewritten(&collapse_slashes(b"/dev//fd/7"), a, tgid), Some(format!("/proc/{tgid}/fd/7").into_bytes()));
     }
 
     #[test]
@@ -913,10 +969,10 @@ mod tests {
         let sb = s.as_os_str().as_encoded_bytes().to_vec();
         let named = resolve(a, tgid, None, &sb, 0).expect("resolves");
         assert_eq!(plan(a, tgid, named, sb, &[], &mut HeadCache::default()).expect_err("enoexec"), Errno::ENOEXEC);
-        assert_eq!(rewrite_self(b"/dev/fd/3", a, 77), Some(b"/proc/77/fd/3".to_vec()));
-        assert_eq!(rewrite_self(b"/proc/self/exe", a, 77), Some(b"/proc/77/exe".to_vec()));
-        assert_eq!(rewrite_self(b"/dev/stderr", a, 77), Some(b"/proc/77/fd/2".to_vec()));
-        assert_eq!(rewrite_self(b"/usr/bin/ls", a, 77), None);
+        assert_eq!(rewritten(b"/dev/fd/3", a, 77), Some(b"/proc/77/fd/3".to_vec()));
+        assert_eq!(rewritten(b"/proc/self/exe", a, 77), Some(b"/proc/77/exe".to_vec()));
+        assert_eq!(rewritten(b"/dev/stderr", a, 77), Some(b"/proc/77/fd/2".to_vec()));
+        assert_eq!(rewritten(b"/usr/bin/ls", a, 77), None);
         let _ = std::fs::remove_dir_all(d);
     }
 }
