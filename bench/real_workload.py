@@ -36,14 +36,26 @@ if snoopy:
     rows["snoopy"] = ([], {"LD_PRELOAD": snoopy})
 
 
+# The CPU time of a supervisor row's supervisor process alone (perf stat without inheritance:
+# not the commands it runs), in ms per run.
+cpu = {r: [] for r in rows if r not in ("bare", "snoopy")}
+counted = os.path.join(os.path.dirname(build.rstrip("/")), "real-cpu.txt")
+
+
 def once(row):
     prefix, env = rows[row]
+    if row in cpu:
+        prefix = ["perf", "stat", "--no-inherit", "-x,", "-e", "task-clock", "-o", counted, "--"] + prefix
     shutil.rmtree(build, ignore_errors=True)
     shutil.copytree(src, build, symlinks=True)
     t0 = time.perf_counter()
     subprocess.run(prefix + ["./configure"], cwd=build, check=True, env={**os.environ, **env},
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    t = time.perf_counter() - t0
+    if row in cpu:
+        with open(counted) as f:
+            cpu[row].append(next(float(l.split(",")[0]) for l in f if "task-clock" in l))
+    return t
 
 
 once("bare")  # warm the page cache (compiler, headers, the tree)
@@ -79,6 +91,11 @@ for r in names:
 print(f"  execs per run (decision lines): {n:.0f} (runs: {', '.join(map(str, execs))}); lines dropped: {dropped}")
 if floor_lines:
     print(f"  floor lines per run: {', '.join(map(str, floor_lines))}")
+per_exec = {r: statistics.median(v) * 1000 / n for r, v in cpu.items()}
+print("  supervisor CPU per exec (its own process, perf stat task-clock; median of the runs): "
+      + ", ".join(f"{r} {v:.0f} us" for r, v in per_exec.items()))
+for r, v in per_exec.items():
+    sink.record(f"real.{r}.cpu_us", f"{v:.1f}")
 sink.record("real.bare_s", f"{mb:.3f}")
 sink.record("real.supervised_s", f"{med['supervised']:.3f}")
 sink.record("real.ratio", f"{paired['supervised']:.4f}")

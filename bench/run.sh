@@ -288,6 +288,7 @@ if [ "$what" = all ] || [ "$what" = real ]; then
     (cd "$cache/src" && apt-get "${apt_private[@]}" source -qq "$pkg" >/dev/null)
     src=$(ls -d "$cache/src/$pkg"-[0-9]*/ | head -n 1)
   fi
+  command -v perf >/dev/null || apt_install linux-perf
   echo "== real workload: $(basename "$src")'s ./configure, bare, under session-wrapper run," \
     "under the floors (log; log and environment) and with snoopy (load average $(loadavg))"
   # Built outside /tmp: the policy refuses programs from /tmp, and configure runs the ones it

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where the supervisor's time per exec goes (issue 17's budget per step), against the least a
 supervisor must do (bench/floor.c `log`: read the path and argv, the file and its real path,
-answer, send one line).
+answer, send one line; and `env`, which also reads each environment entry's name, for its CPU
+time alone).
 
 For each of the two, an exec loop of N `/bin/true` runs under it; `perf stat` counts the
 supervisor's CPU time (task-clock, its own process only) and `perf record` takes the raw
@@ -138,9 +139,16 @@ def main():
     ours = measure([sw, "run", "--user", "root", "--config", config, "--", "sh", script], env, work, "ours", n)
     floor_env = dict(env, FLOOR_LOG=sock)
     least = measure([floor, "log", "sh", script], floor_env, work, "floor", n)
+    # The least that also reads each environment entry's name, as a loader-variable guard must
+    # (CPU only).
+    names = cpu_per_exec([floor, "env", "sh", script], floor_env, n)
     print(f"  supervisor CPU per exec ({n} execs of /bin/true, perf stat task-clock, a run without tracepoints):")
     print(f"    ours (verify = bpf): {ours[0]:6.1f} us;  the least (floor log): {least[0]:6.1f} us;"
           f"  ours above it: {ours[0] - least[0]:+.1f} us")
+    print(f"    the least that also reads the environment's names (floor env): {names:6.1f} us;"
+          f"  ours above it: {ours[0] - names:+.1f} us")
+    with open(os.environ.get("SW_BENCH_FIGURES", os.devnull), "a") as f:
+        f.write(f"steps.floor_env.cpu_us {names:.1f}\n")
     for tag, (cpu, steps, kept, calls) in [("ours", ours), ("floor log", least)]:
         print(f"  {tag}: {calls} calls per exec; median of each step over the {kept} execs of the common"
               f" sequence (us, with the tracepoints' own cost in each call):")

@@ -59,6 +59,8 @@ info("exec loop, floor: that + one log line per exec", "exec.floor-log.ratio", x
 info("exec loop, floor: that + each environment entry's name (what a loader-variable guard reads)", "exec.floor-env.ratio", x)
 info("supervisor CPU per exec, ours (bench/steps.py)", "steps.ours.cpu_us", lambda v: f"{v:.0f} us")
 info("supervisor CPU per exec, the least (floor log)", "steps.floor.cpu_us", lambda v: f"{v:.0f} us")
+info("supervisor CPU per exec, the least that also reads the environment's names (floor env)", "steps.floor_env.cpu_us",
+     lambda v: f"{v:.0f} us")
 info("system calls per exec, ours", "steps.ours.calls", lambda v: f"{v:.0f}")
 info("system calls per exec, the least (floor log)", "steps.floor.calls", lambda v: f"{v:.0f}")
 info("exec loop pinned, floor: notification only", "exec.floor-notify-cpu0.ratio_cpu0", x)
@@ -71,6 +73,9 @@ if "real.ratio" in f:
     info("real workload, floor: the least reading + one line", "real.floor_log_ratio", x)
     info("real workload, floor: that + each environment entry's name", "real.floor_env_ratio", x)
     info("real workload, snoopy (logs, refuses nothing)", "real.snoopy_ratio", x)
+    for row, what in [("supervised", "ours"), ("floor-log", "the least reading + one line"),
+                      ("floor-env", "that + the environment's names")]:
+        info(f"real workload, supervisor CPU per exec, {what}", f"real.{row}.cpu_us", lambda v: f"{v:.0f} us")
 check("PAM session open, added (back to back)", "open.added_ms", lambda v: f"+{v:.2f} ms",
       "<= 3 ms", lambda v: v <= 3)
 info("PAM session open, floor: the least of the same design (back to back)", "open.floor_added_ms",
