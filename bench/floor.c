@@ -18,8 +18,8 @@
  *                              Unix datagram socket named by FLOOR_LOG (the same receiver)
  *   floor env CMD ARGS...      log, and before answering, the least reading of the
  *                              environment that a guard on loader variables (LD_PRELOAD and
- *                              the like) needs: the envp array (one process_vm_readv) and the
- *                              first 32 bytes of each entry, enough for its name (one more)
+ *                              the like) needs: the envp array (one process_vm_readv) and
+ *                              every page where an entry begins, each once (one more)
  *   floor tacacs CMD ARGS...   log, and before answering, one TACACS+ authorization exchange:
  *                              the request in the file FLOOR_TACACS_PACKET (made by
  *                              bench/tacacs_packet.py) sent on one TCP connection to
@@ -154,19 +154,27 @@ static void read_exec(const struct seccomp_notif *req) {
     close(fd);
 }
 
-/* The least reading of the environment (mode env): the name of every entry, up to 256. Errors
- * are ignored: only the cost counts. */
+/* The least reading of the environment (mode env): the envp array, then every page where an
+ * entry begins, each once, in one call (a shell keeps each exported variable in its own
+ * allocation: the entries lie on many pages, several to a page). Enough for each entry's name
+ * but for one that crosses into the next page. Errors are ignored: only the cost counts. */
 static void read_env(const struct seccomp_notif *req) {
     int at = req->data.nr == SYS_execveat;
-    static unsigned long envp[256];
-    static char names[256][32];
+    static unsigned long envp[256], bases[64];
+    static char pages[64][4096];
     struct iovec l = {envp, sizeof envp}, r = {(void *)req->data.args[at + 2], sizeof envp};
     ssize_t got = process_vm_readv(req->pid, &l, 1, &r, 1, 0);
-    static struct iovec ls[256], rs[256];
+    static struct iovec ls[64], rs[64];
     int n = 0;
-    for (; got > 0 && n < 256 && (ssize_t)(n * sizeof envp[0]) < got && envp[n]; n++) {
-        ls[n] = (struct iovec){names[n], sizeof names[n]};
-        rs[n] = (struct iovec){(void *)envp[n], sizeof names[n]};
+    for (int i = 0; got > 0 && i < 256 && (ssize_t)(i * sizeof envp[0]) < got && envp[i] && n < 64; i++) {
+        unsigned long base = envp[i] & ~4095UL;
+        int seen = 0;
+        for (int j = 0; j < n && !seen; j++) seen = bases[j] == base;
+        if (seen) continue;
+        bases[n] = base;
+        ls[n] = (struct iovec){pages[n], 4096};
+        rs[n] = (struct iovec){(void *)base, 4096};
+        n++;
     }
     if (n) process_vm_readv(req->pid, ls, n, rs, n, 0);
 }
