@@ -270,6 +270,10 @@ const ENOSYS: i32 = libc::ENOSYS;
 /// # Errors
 /// [`FilterError`] when libseccomp fails.
 pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
+    Recipe::memoized("build", &format!("{spec:?}"), || session_recipe(spec))
+}
+
+fn session_recipe(spec: &FilterSpec) -> Result<Recipe, FilterError> {
     let mut ctx = Recipe::new(ScmpAction::Allow);
     ctx.set_ctl_nnp(false)?;
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
@@ -306,7 +310,7 @@ pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
     }
     let taken: &[&str] = if spec.allow_io_uring { &[] } else { &io_uring };
     add_blocklist(&mut ctx, &spec.block, taken)?;
-    ctx.program()
+    Ok(ctx)
 }
 
 /// The filter a nested session (su, sudo) adds on top of the session filter for the system
@@ -315,12 +319,14 @@ pub fn build(spec: &FilterSpec) -> Result<FilterProgram, FilterError> {
 /// # Errors
 /// [`FilterError`] when libseccomp fails or a name is unknown.
 pub fn build_blocklist(block: &[Blocked]) -> Result<FilterProgram, FilterError> {
-    let mut ctx = Recipe::new(ScmpAction::Allow);
-    ctx.set_ctl_nnp(false)?;
-    ctx.set_act_badarch(ScmpAction::KillProcess)?;
-    ctx.add_arch(ScmpArch::X86)?;
-    add_blocklist(&mut ctx, block, &[])?;
-    ctx.program()
+    Recipe::memoized("build_blocklist", &format!("{block:?}"), || {
+        let mut ctx = Recipe::new(ScmpAction::Allow);
+        ctx.set_ctl_nnp(false)?;
+        ctx.set_act_badarch(ScmpAction::KillProcess)?;
+        ctx.add_arch(ScmpArch::X86)?;
+        add_blocklist(&mut ctx, block, &[])?;
+        Ok(ctx)
+    })
 }
 
 /// The supervisor's (and watchdog's) own filter: what they must never do, whatever happens
@@ -339,6 +345,17 @@ pub fn build_blocklist(block: &[Blocked]) -> Result<FilterProgram, FilterError> 
 /// # Errors
 /// [`FilterError`] when libseccomp fails.
 pub fn build_self_filter(writes: Writes<'_>, bpf_maps: bool) -> Result<FilterProgram, FilterError> {
+    let range = match writes {
+        Writes::Anywhere => None,
+        Writes::Nowhere => Some(None),
+        Writes::Within(dirs) => Some(Some(dirs.bounds())),
+    };
+    Recipe::memoized("build_self_filter", &format!("writes {range:?} bpf_maps {bpf_maps}"), || self_recipe(range, bpf_maps))
+}
+
+/// [`build_self_filter`]'s recipe; `range`: `None` writes anywhere, else only within the
+/// descriptors of the range, if any.
+fn self_recipe(range: Option<Option<(u64, u64)>>, bpf_maps: bool) -> Result<Recipe, FilterError> {
     let mut ctx = Recipe::new(ScmpAction::Allow);
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
     for name in ["execve", "execveat"] {
@@ -390,12 +407,10 @@ pub fn build_self_filter(writes: Writes<'_>, bpf_maps: bool) -> Result<FilterPro
             &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, request as u64)],
         )?;
     }
-    match writes {
-        Writes::Anywhere => {}
-        Writes::Nowhere => restrict_file_writes(&mut ctx, None)?,
-        Writes::Within(dirs) => restrict_file_writes(&mut ctx, Some(dirs.bounds()))?,
+    if let Some(range) = range {
+        restrict_file_writes(&mut ctx, range)?;
     }
-    ctx.program()
+    Ok(ctx)
 }
 
 /// Where a confined process may create, replace and remove files.
