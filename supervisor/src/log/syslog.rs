@@ -171,15 +171,14 @@ impl Syslog {
     }
 
     /// Keeps what cannot be delivered in `dir` (this supervisor's file is named after
-    /// `session`), and delivers what earlier supervisors left there once the socket works.
+    /// `session`), and delivers what earlier supervisors left there from the next
+    /// [`LogSink::flush`] on (a supervisor's first, when it starts serving) while the socket
+    /// works.
     /// `strict`: `log-failure = "refuse"` (see the module documentation).
     pub fn set_spool(&mut self, dir: Option<super::spool::SpoolDir>, session: &str, strict: bool) {
         let socket = self.path.display().to_string();
         self.spool = dir.map(|dir| Spooler { dir, session: session.to_owned(), socket, own: None, failed: false, recovered: None });
         self.strict = strict;
-        if self.sock.is_some() {
-            self.flush_recovered();
-        }
     }
 
     /// Writes what nobody can take to standard error when the session ends.
