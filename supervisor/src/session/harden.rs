@@ -19,9 +19,8 @@
 //! - not dumpable: no core, no `/proc` access for others, not attachable by the session's
 //!   user even if it shared a uid.
 //!
-//! The capabilities apply to the calling thread and to threads started afterwards: drop them
-//! before any thread exists. The supervisor's filter is built then, and installed on every
-//! thread at once (`TSYNC`) when it starts serving ([`supervisor`]).
+//! All of this applies to the calling thread and to threads started afterwards: call it before
+//! any thread exists.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -31,7 +30,6 @@ use crate::authz::tacacs::journal::AcctDir;
 use crate::log::spool::SpoolDir;
 use crate::session::runtime::RuntimeDir;
 use crate::sys::filter::{DirRange, FilterError, Writes};
-use session_wrapper_protocol::FilterProgram;
 
 /// The step of the confinement that failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,16 +59,14 @@ pub enum HardenError {
     InstallFilter(std::io::Error),
 }
 
-/// Applies the supervisor's confinement but its own filter, which it returns built, for the
-/// caller to install on every thread before it reads anything of the session
-/// ([`FilterProgram::install`]). `writes`: the directories it may still create and replace
-/// files in (the runtime directory, the spool), from [`writable_dirs`]; `audit`: it keeps
-/// `CAP_AUDIT_WRITE` to send audit records of its decisions.
+/// Applies the supervisor's confinement. `writes`: the directories it may still create and
+/// replace files in (the runtime directory, the spool), from [`writable_dirs`]; `audit`: it
+/// keeps `CAP_AUDIT_WRITE` to send audit records of its decisions.
 ///
 /// # Errors
 /// The step that failed; the caller logs it and goes on (a supervisor that could not confine
 /// itself still serves the session correctly).
-pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<FilterProgram, HardenError> {
+pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<(), HardenError> {
     use caps::Capability;
     let mut keep: caps::CapsHashSet =
         [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
@@ -92,15 +88,15 @@ pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<Fil
 /// The step that failed.
 pub fn watchdog() -> Result<(), HardenError> {
     let keep: caps::CapsHashSet = [caps::Capability::CAP_DAC_OVERRIDE].into_iter().collect();
-    confine(&keep, Writes::Anywhere, false)?.install().map_err(HardenError::InstallFilter)
+    confine(&keep, Writes::Anywhere, false)
 }
 
-/// All of the confinement but the filter's install; the filter, built.
-fn confine(keep: &caps::CapsHashSet, writes: Writes<'_>, bpf_maps: bool) -> Result<FilterProgram, HardenError> {
+fn confine(keep: &caps::CapsHashSet, writes: Writes<'_>, bpf_maps: bool) -> Result<(), HardenError> {
     drop_capabilities(keep)?;
     nix::sys::prctl::set_dumpable(false).map_err(HardenError::Dumpable)?;
     nix::sys::prctl::set_no_new_privs().map_err(HardenError::NoNewPrivs)?;
-    Ok(crate::sys::filter::build_self_filter(writes, bpf_maps)?)
+    let filter = crate::sys::filter::build_self_filter(writes, bpf_maps)?;
+    filter.install().map_err(HardenError::InstallFilter)
 }
 
 /// Places the runtime directory's, the log spool's and the accounting spool's descriptors next to each other (one range
@@ -176,8 +172,7 @@ mod tests {
         let d = dir.clone();
         let code = in_child(move || {
             let Ok(mut rt) = crate::session::runtime::RuntimeDir::open(&d) else { return 9 };
-            let own = supervisor(writable_dirs(Some(&mut rt), None, None), false, false);
-            if let Err(e) = own.and_then(|filter| filter.install().map_err(HardenError::InstallFilter)) {
+            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None, None), false, false) {
                 eprintln!("hardening failed: {e}");
                 return 10;
             }
@@ -238,7 +233,7 @@ mod tests {
         // SAFETY: see in_child above.
         match unsafe { nix::unistd::fork() }.expect("fork") {
             nix::unistd::ForkResult::Child => {
-                let _ = supervisor(Writes::Nowhere, false, false).map(|filter| filter.install());
+                let _ = supervisor(Writes::Nowhere, false, false);
                 // SAFETY: NULL-terminated argument vector of static strings.
                 unsafe { libc::execv(c"/bin/true".as_ptr(), [c"true".as_ptr(), std::ptr::null()].as_ptr()) };
                 // SAFETY: reached only if exec did not kill us.

@@ -151,16 +151,12 @@ pub struct Confined {
     audit: bool,
     check: Option<ExecCheck>,
     acct_dir: Option<AcctDir>,
-    /// Its own filter, built, installed when it starts serving.
-    own_filter: Option<FilterProgram>,
 }
 
 /// The first half of a supervisor's start, which needs no listener: the log sink with its
-/// spool, the kernel's exec check, the supervisor's own confinement (its capabilities before
-/// any thread exists, so that every thread inherits their loss; its filter built, installed on
-/// every thread when it starts serving: [`supervisor::Supervisor::serve`]). A PAM session's
-/// supervisor does this while the module installs the filter, off the open's critical path
-/// (docs/BENCHMARKS.md, sixth pass).
+/// spool, the kernel's exec check, the supervisor's own confinement (before any thread
+/// exists, so that every thread inherits it). A PAM session's supervisor does this while the
+/// module installs the filter, off the open's critical path (docs/BENCHMARKS.md, sixth pass).
 /// The plan's warnings, and whatever did not go as it should, are logged.
 pub fn confine(s: Start) -> Confined {
     let Start { config, session, plan, mut pam, child, debug, confined, stderr_fallback, asked } = s;
@@ -209,15 +205,10 @@ pub fn confine(s: Start) -> Confined {
     for w in &plan.warnings {
         log.emit(&in_session(w.clone()));
     }
-    let own_filter = match hardened {
-        Some(Ok(filter)) => Some(filter),
-        Some(Err(e)) => {
-            log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e)));
-            None
-        }
-        None => None,
-    };
-    Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir, own_filter }
+    if let Some(Err(e)) = &hardened {
+        log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e)));
+    }
+    Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir }
 }
 
 impl Confined {
@@ -227,11 +218,11 @@ impl Confined {
     /// # Errors
     /// [`SetupError`] when the supervisor cannot serve the session.
     pub fn start(self, listener: OwnedFd) -> Result<Supervisor, SetupError> {
-        let Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir, own_filter } = self;
+        let Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir } = self;
         let isolation = plan.describe(pam.cgroup.as_ref());
         let handed = plan.handed_to_pam_systemd(pam.cgroup.as_ref());
         let log = session_sink(log, audit, session.id);
-        let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check, own_filter };
+        let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check };
         Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
     }
 

@@ -18,7 +18,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use session_wrapper_config::text::escape_argv;
 use session_wrapper_config::{Config, Layers};
-use session_wrapper_protocol::{session_id_text, FilterProgram};
+use session_wrapper_protocol::session_id_text;
 
 use super::nested::{self, Probe};
 use super::{PamSession, Session};
@@ -66,8 +66,6 @@ pub(super) struct Parts {
     pub acct_dir: Option<crate::authz::tacacs::journal::AcctDir>,
     /// The kernel's exec check, connected before the supervisor confined itself.
     pub check: Option<ExecCheck>,
-    /// Its own filter, built while it confined itself, installed when it starts serving.
-    pub own_filter: Option<FilterProgram>,
 }
 
 /// One session's supervisor.
@@ -97,8 +95,6 @@ pub struct Supervisor {
     layers: Layers,
     /// The limits handed to pam_systemd, checked at the session's first exec and then cleared.
     limits_handed: Vec<&'static str>,
-    /// Its own filter, until [`Supervisor::serve`] installs it.
-    own_filter: Option<FilterProgram>,
 }
 
 /// How often, in milliseconds, the kernel's findings are looked at while execs wait for them
@@ -120,7 +116,7 @@ impl Supervisor {
     /// A supervisor of `parts`. `SIGCHLD` must already be blocked in the calling thread (see
     /// [`super::block_signals`]).
     pub(super) fn new(parts: Parts) -> Result<Self, SetupError> {
-        let Parts { listener, config, session, log, child, debug, acct_dir, check, own_filter } = parts;
+        let Parts { listener, config, session, log, child, debug, acct_dir, check } = parts;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         mask.add(Signal::SIGUSR1);
@@ -145,7 +141,6 @@ impl Supervisor {
             isolation: vec![Field::new("isolation", crate::log::Value::Bare("-".into()))],
             layers: Layers::default(),
             limits_handed: Vec::new(),
-            own_filter,
         })
     }
 
@@ -200,17 +195,9 @@ impl Supervisor {
 
     /// Answers notifications until the last task under the filter is gone.
     pub fn serve(mut self) -> Summary {
-        // Its own filter goes on every thread (`TSYNC`) before anything of the session is
-        // read, but after a PAM module has its "ready": not while the open waits. Its
-        // capabilities were dropped before any thread was started.
-        if let Some(filter) = self.own_filter.take() {
-            if let Err(e) = filter.install() {
-                let e = crate::session::harden::HardenError::InstallFilter(e);
-                self.event(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e));
-            }
-        }
         // The lines earlier supervisors left in the spool go now, before this session's (a
-        // directory read and a file per supervisor that left some), not while the open waits.
+        // directory read, and a file for each supervisor that left some): not while a PAM
+        // module waits for "ready".
         self.log.flush();
         let start = self.start_line();
         self.event(start);
