@@ -135,6 +135,38 @@ fn refused_command_gets_eacces_a_message_and_a_deny_line() {
     assert!(end.contains("refused=1"), "{end}");
 }
 
+/// A path that names nothing is answered as the kernel would (`ENOENT`, `ENOTDIR`), before
+/// the caller's ids are read, and logs nothing; with `--debug` each is one `exec-unresolved`
+/// debug line with the caller's ids (the ids are then read after all).
+#[test]
+fn a_path_that_names_nothing_is_answered_as_the_kernel_would_and_logged_only_with_debug() {
+    require_root!();
+    let cmd = "/nonexistent-sw/prog; echo a=$?; /usr/bin/true/x; echo b=$?";
+    let cfg = ConfigFile::new(ALLOW_ALL);
+    for debug in [false, true] {
+        let log = Syslog::new();
+        let mut wrapped = Wrapped::new(&log).config(cfg.path()).as_nobody();
+        if debug {
+            wrapped = wrapped.arg("--debug");
+        }
+        let out = wrapped.run(&["/bin/sh", "-c", cmd]);
+        assert_eq!(stdout(&out), "a=127\nb=127\n", "debug {debug}: {}", stderr(&out));
+        let lines = log.until_session_end(WAIT);
+        let unresolved: Vec<&String> = lines.iter().filter(|l| l.contains("event=exec-unresolved")).collect();
+        if !debug {
+            assert!(unresolved.is_empty(), "{unresolved:?}");
+            continue;
+        }
+        assert_eq!(unresolved.len(), 2, "{lines:#?}");
+        for (line, (path, errno)) in unresolved.iter().zip([("/nonexistent-sw/prog", "ENOENT"), ("/usr/bin/true/x", "ENOTDIR")]) {
+            for f in [format!("path=\"{path}\""), format!("errno={errno}"), "uid=65534".into(), "pid=".into()] {
+                assert!(line.contains(&f), "{f} missing in {line}");
+            }
+            assert!(line.starts_with("<87>"), "a debug line (AUTHPRIV.DEBUG): {line}");
+        }
+    }
+}
+
 /// Lines come in the order of their execs: the line of an allowed exec, which waits for the
 /// kernel's finding (read after the next exec is answered), is written before the refusal of
 /// the exec that follows it, and before that one's own.

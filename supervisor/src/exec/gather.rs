@@ -128,6 +128,16 @@ pub struct ExecFacts {
     pub t0: Instant,
 }
 
+/// An exec's environment strings go back for the next exec's, whatever became of it (the
+/// pipeline gives them back earlier, once the exec's check is chosen: [`ExecFacts::env_strings`]).
+impl Drop for ExecFacts {
+    fn drop(&mut self) {
+        if let Some(env) = self.env_strings.take() {
+            memory::give_back_strings(env);
+        }
+    }
+}
+
 impl ExecFacts {
     /// The controlling terminal, read from `/proc` if not known yet (`None`: none, or the
     /// process is gone).
@@ -218,7 +228,7 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
         _ => None,
     };
     if let Some(Err(errno)) = early {
-        if missing(errno) && !debug {
+        if is_missing(errno) && !debug {
             if !listener.id_valid(n.id) {
                 return Gathered::Gone;
             }
@@ -306,14 +316,14 @@ pub fn gather(listener: &Listener, n: &Notification, kind: Notified, sight: &mut
 
 /// Whether the exec found no file at its path (what `execvp` meets at each PATH entry before
 /// the one that has the program).
-fn missing(errno: Errno) -> bool {
+fn is_missing(errno: Errno) -> bool {
     matches!(errno, Errno::ENOENT | Errno::ENOTDIR)
 }
 
 /// Nothing runs. A missing file is what the kernel would say too (and `execvp` tries every
 /// PATH entry): logged only with `debug`. Any other refusal is logged and counted.
 fn unresolved(errno: Errno, status: &procfs::Status, path: &[u8], debug: bool) -> Gathered {
-    let missing = missing(errno);
+    let missing = is_missing(errno);
     let event = (debug || !missing).then(|| {
         Event::new(if missing { Severity::Debug } else { Severity::Notice }, Kind::ExecUnresolved)
             .bare("pid", status.tgid)

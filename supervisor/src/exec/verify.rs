@@ -99,9 +99,6 @@ pub fn at_exec_stop(pid: i32, facts: &ExecFacts, traced: bool, sight: &mut Sight
 pub fn expect_in_kernel(check: Option<&mut ExecCheck>, f: &ExecFacts, kill: bool, untraced: bool, user_namespace: Option<u32>) -> bool {
     let (Some(check), Some(env)) = (check, f.env_strings.as_ref()) else { return false };
     let argv = &f.plan.final_argv;
-    if crate::sys::bpf::strings_len(argv, env) > crate::sys::bpf::BLOCK_MAX {
-        return false;
-    }
     let image = f.plan.image();
     if !image.mount_and_inode_name_it {
         // The kernel would take another file with its mount and inode for it (btrfs, overlayfs).

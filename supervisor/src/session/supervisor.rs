@@ -195,9 +195,9 @@ impl Supervisor {
 
     /// Answers notifications until the last task under the filter is gone.
     pub fn serve(mut self) -> Summary {
-        // The lines earlier supervisors left in the spool go now, before this session's (a
-        // directory read, and a file for each supervisor that left some): not while a PAM
-        // module waits for "ready".
+        // The lines earlier supervisors left in the spool go now, before the session's start
+        // line (a directory read, and a file for each supervisor that left some): not while a
+        // PAM module waits for "ready".
         self.log.flush();
         let start = self.start_line();
         self.event(start);

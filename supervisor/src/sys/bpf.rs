@@ -350,7 +350,8 @@ impl ExecCheck {
     /// Writes what thread `tid` may load; done before its notification is answered.
     ///
     /// # Errors
-    /// When the map refuses it (full, or `strings` too long): check this exec otherwise.
+    /// When the arguments and the environment together take more than [`BLOCK_MAX`] bytes, or
+    /// the map refuses it (full): check this exec otherwise.
     pub fn expect(&mut self, tid: i32, e: &Expect<'_>) -> Result<(), BpfError> {
         let len = strings_len(e.argv, e.env);
         if len > BLOCK_MAX {

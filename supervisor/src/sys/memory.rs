@@ -706,13 +706,15 @@ mod tests {
             let v: [u64; 2] = [entry.as_ptr() as u64, 0];
             scan_env(&mut me(), v.as_ptr() as u64, PtrWidth::Bits64, &[], &[], &Limits::default(), 4096).expect("scan")
         };
-        let first = scan(&long).strings.expect("kept");
+        let mut first = scan(&long).strings.expect("kept");
         assert_eq!(first, long);
-        let capacity = first.capacity();
+        // Larger than any new buffer is made: the next read shows whether it is this one.
+        first.reserve(20_000);
+        let (capacity, at) = (first.capacity(), first.as_ptr());
         give_back_strings(first);
         let second = scan(&short).strings.expect("kept");
         assert_eq!(second, short, "nothing of the earlier environment is left in it");
-        assert_eq!(second.capacity(), capacity, "the buffer given back is the one used");
+        assert_eq!((second.capacity(), second.as_ptr()), (capacity, at), "the buffer given back is the one used");
     }
 
     #[test]

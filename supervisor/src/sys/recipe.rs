@@ -1,16 +1,22 @@
 //! Seccomp programs built once, then taken from a cache: a filter is written as a [`Recipe`]
 //! (the libseccomp calls that make it, recorded), and the program libseccomp generates for a
-//! recipe is kept in a root-only directory, under the recipe's full text.
+//! recipe is kept in a root-only directory, under two keys: the recipe's full text, and the
+//! function of this program that writes the recipe with the text of its inputs.
 //!
 //! libseccomp takes 0.2 to 0.5 ms to generate each of the three programs a PAM session needs
 //! (the session filter, the supervisor's own, the watchdog's), all on the session open's
 //! critical path (docs/BENCHMARKS.md, sixth pass). The same calls always make the same program,
-//! so a program is looked up by everything that decides it: the recipe's calls in order,
-//! libseccomp's version and file, this program's file and the kernel ([`makers`]). A change to
-//! any misses and builds afresh: there is no cache to invalidate. A file is used only when it
-//! is a regular file of root's that nobody else may write, and when the recipe stored in it is
-//! exactly the one asked for; anything else (no cache, a damaged file, not root) builds the
-//! program as before.
+//! so a program is looked up by everything that decides it: libseccomp's version and file,
+//! this program's file and the kernel ([`makers`]), then either the recipe's calls in order,
+//! or the function that writes them and what that function reads (the same file given the
+//! same inputs writes the same calls; looking up by them spares making the recipe and its
+//! text, most of a cached build's time). A change to any misses and builds afresh: there is
+//! no cache to invalidate. A file's identity is its device, inode, size, modification and
+//! change times: a file replaced or rewritten has another change time, which no one can set.
+//! When either file's identity cannot be read, only the recipe's own key is used. A file is
+//! used only when it is a regular file of root's that nobody else may write, and when the key
+//! stored in it is exactly the one asked for; anything else (no cache, a damaged file, not
+//! root) builds the program as before.
 
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Seek, Write};
@@ -131,14 +137,7 @@ impl Recipe {
     }
 
     fn program_in(&self, dir: &Path) -> Result<FilterProgram, FilterError> {
-        let key = self.key();
-        let path = dir.join(format!("{:016x}.bpf", digest(&key)));
-        if let Some(p) = read_cached(&path, &key) {
-            return Ok(p);
-        }
-        let program = self.build()?;
-        store(dir, &path, &key, &program.to_bytes());
-        Ok(program)
+        cached(dir, &self.key(), || self.build())
     }
 
     /// Replays the calls into libseccomp and exports the program.
@@ -164,13 +163,21 @@ impl Recipe {
 }
 
 fn memoized_in(dir: &Path, maker: &str, inputs: &str, recipe: impl FnOnce() -> Result<Recipe, FilterError>) -> Result<FilterProgram, FilterError> {
-    let key = format!("{}recipe of {maker}\n{inputs}\n", makers());
-    let path = dir.join(format!("{:016x}.bpf", digest(&key)));
-    if let Some(p) = read_cached(&path, &key) {
+    if !makers_known() {
+        // Without this program's identity, its inputs do not say which recipe it writes.
+        return recipe()?.program_in(dir);
+    }
+    cached(dir, &format!("{}recipe of {maker}\n{inputs}\n", makers()), || recipe()?.program_in(dir))
+}
+
+/// The program kept in `dir` under `key`; else made by `make` and kept there.
+fn cached(dir: &Path, key: &str, make: impl FnOnce() -> Result<FilterProgram, FilterError>) -> Result<FilterProgram, FilterError> {
+    let path = dir.join(format!("{:016x}.bpf", digest(key)));
+    if let Some(p) = read_cached(&path, key) {
         return Ok(p);
     }
-    let program = recipe()?.program_in(dir)?;
-    store(dir, &path, &key, &program.to_bytes());
+    let program = make()?;
+    store(dir, &path, key, &program.to_bytes());
     Ok(program)
 }
 
@@ -180,11 +187,22 @@ fn memoized_in(dir: &Path, maker: &str, inputs: &str, recipe: impl FnOnce() -> R
 /// kernel (whose features libseccomp checks). Any of them replaced, the key differs and the
 /// program is built afresh.
 fn makers() -> &'static str {
-    static MAKERS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    &identities().0
+}
+
+/// Whether [`makers`] holds the identity of both files.
+fn makers_known() -> bool {
+    identities().1
+}
+
+fn identities() -> &'static (String, bool) {
+    static MAKERS: std::sync::OnceLock<(String, bool)> = std::sync::OnceLock::new();
     MAKERS.get_or_init(|| {
         let v = libseccomp::ScmpVersion::current().map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro)).unwrap_or_default();
         let uts = nix::sys::utsname::uname().map(|u| format!("{} {}", u.release().to_string_lossy(), u.version().to_string_lossy())).unwrap_or_default();
-        format!("libseccomp {v} {}\nprogram {}\nkernel {uts}\n", file_identity(&libseccomp_file()), file_identity(Path::new("/proc/self/exe")))
+        let (lib, me) = (file_identity(&libseccomp_file()), file_identity(Path::new("/proc/self/exe")));
+        let known = !lib.is_empty() && !me.is_empty();
+        (format!("libseccomp {v} {lib}\nprogram {me}\nkernel {uts}\n"), known)
     })
 }
 
@@ -205,11 +223,14 @@ fn libseccomp_file() -> PathBuf {
     PathBuf::new()
 }
 
-/// A file's device, inode, size and modification time (followed through symlinks): a file
-/// replaced by a package update differs in them. Empty when it cannot be read, which only
-/// makes the key differ from a key made when it could.
+/// A file's device, inode, size, modification and change times (followed through symlinks): a
+/// file replaced by a package update, or written over, differs in them (its change time is
+/// the kernel's clock when that happened; no one can set it). Empty when it cannot be read:
+/// then only recipes' own keys are used ([`makers_known`]).
 fn file_identity(path: &Path) -> String {
-    std::fs::metadata(path).map(|m| format!("{} {} {} {}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec())).unwrap_or_default()
+    std::fs::metadata(path)
+        .map(|m| format!("{} {} {} {}.{} {}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
+        .unwrap_or_default()
 }
 
 /// Exports a libseccomp context as a program, through a memfd.
@@ -310,6 +331,10 @@ mod tests {
         let first = key.lines().next().unwrap_or_default();
         assert!(first.ends_with(&file_identity(&lib)) && !file_identity(&lib).is_empty(), "{key}");
         assert!(key.contains(&format!("program {}\n", file_identity(Path::new("/proc/self/exe")))), "{key}");
+        // The change time, which no one can set, is in each identity; both were read.
+        let m = std::fs::metadata(&lib).expect("stat");
+        assert!(file_identity(&lib).ends_with(&format!(" {}.{}", m.ctime(), m.ctime_nsec())), "{key}");
+        assert!(makers_known());
         let release = nix::sys::utsname::uname().expect("uname").release().to_string_lossy().into_owned();
         assert!(key.contains(&format!("kernel {release} ")), "{key}");
     }

@@ -181,7 +181,7 @@ impl std::fmt::Display for RemoteFd {
 ///
 /// # Errors
 /// The errno the exec would fail with: `ENOENT`, `ENOTDIR`, `ELOOP`, `EACCES` (not a regular
-/// file), `ESRCH` when the asker is gone.
+/// file), `ESRCH` when the asker is gone (or `ENOENT`: its `/proc` entry is gone with it).
 pub fn resolve(
     asker: Asker,
     tgid: i32,
@@ -193,9 +193,12 @@ pub fn resolve(
 }
 
 /// [`resolve`] for an `execve` (no directory descriptor) when its path can be followed without
-/// the caller's process id: any path but one through the caller's own process (`/proc/self/`,
-/// `/dev/fd/`...), for which it is `None`. A path that names nothing is then answered before
-/// the caller's ids are read.
+/// the caller's process id: any path that does not start with one of the caller's own process
+/// (`/proc/self/`, `/dev/fd/`...), for which it is `None`. A path that names nothing is then
+/// answered before the caller's ids are read. Both follow the path the same way (only the
+/// rewriting of those prefixes takes the process id); a path that reaches `/proc/self`
+/// otherwise (`/proc/./self`, a symlink) is followed in the supervisor's own there, by both,
+/// as before: a miss is refused, and what really loads is checked at the exec.
 ///
 /// # Errors
 /// As [`resolve`].
