@@ -19,7 +19,8 @@
  *   floor env CMD ARGS...      log, and before answering, the least reading of the
  *                              environment that a guard on loader variables (LD_PRELOAD and
  *                              the like) needs: the envp array (one process_vm_readv) and
- *                              every page where an entry begins, each once (one more)
+ *                              every page where an entry begins, each once (one more); at
+ *                              most 256 entries on 64 pages, less than the least beyond
  *   floor tacacs CMD ARGS...   log, and before answering, one TACACS+ authorization exchange:
  *                              the request in the file FLOOR_TACACS_PACKET (made by
  *                              bench/tacacs_packet.py) sent on one TCP connection to

@@ -206,7 +206,7 @@ done
 EOF
   unshare -m --propagation private bash "$work/exec-bench.sh" || { cat "$work/hyperfine.err" >&2; exit 1; }
   echo "  hyperfine warned of statistical outliers $(grep -c 'outliers' "$work/hyperfine.err" || true) times" \
-    "(in $((rounds * 22)) row-rounds; many: the machine was not quiet)"
+    "(in $((rounds * $(grep -c '^    -n ' "$work/exec-bench.sh"))) row-rounds; many: the machine was not quiet)"
   grep -q 'COMMAND=/bin/true' "$work/sudo.log" || { echo "bench: sudo intercept logged no subcommand" >&2; exit 1; }
   python3 - "$work"/exec-*.json <<'PY'
 import json, os, statistics, sys

@@ -5,7 +5,7 @@ answer, send one line; and `env`, which also reads each environment entry's name
 time alone).
 
 For each of the two, an exec loop of N `/bin/true` runs under it; `perf stat` counts the
-supervisor's CPU time (task-clock, its own process only) and `perf record` takes the raw
+supervisor's CPU time (task-clock, its main thread only) and `perf record` takes the raw
 system-call tracepoints of its main thread. Every exec's system calls, from one
 `SECCOMP_IOCTL_NOTIF_RECV` to the next, are named by call and rank (`readlink#2`: the exec's
 second readlink), and the median time of each over the execs whose sequence is the most common
