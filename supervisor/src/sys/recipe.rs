@@ -339,16 +339,23 @@ mod tests {
         assert!(key.contains(&format!("kernel {release} ")), "{key}");
     }
 
+    /// A cache directory of the test's own, none left from an earlier run; `None` (the test
+    /// skipped, and says so) unless root.
+    fn cache_dir(tag: &str) -> Option<PathBuf> {
+        if !crate::run_as_root() {
+            eprintln!("skipped: only root keeps programs (the cache directory is root's)");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("sw-recipe-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Some(dir)
+    }
+
     /// Found by its maker and inputs, a program is built once; other inputs are another
     /// program, a damaged entry is built again.
     #[test]
     fn a_program_is_found_by_what_writes_its_recipe_without_the_recipe() {
-        if !crate::run_as_root() {
-            eprintln!("skipped: only root keeps programs (the cache directory is root's)");
-            return;
-        }
-        let dir = std::env::temp_dir().join(format!("sw-recipe-memo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let Some(dir) = cache_dir("memo") else { return };
         let written = std::cell::Cell::new(0);
         let make = |errno| {
             written.set(written.get() + 1);
@@ -372,12 +379,7 @@ mod tests {
 
     #[test]
     fn a_program_is_built_once_then_read_back_only_for_its_own_recipe() {
-        if !crate::run_as_root() {
-            eprintln!("skipped: only root keeps programs (the cache directory is root's)");
-            return;
-        }
-        let dir = std::env::temp_dir().join(format!("sw-recipe-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let Some(dir) = cache_dir("recipe") else { return };
         let r = recipe(libc::EPERM);
         let built = r.program_in(&dir).expect("builds");
         assert_eq!(built.to_bytes(), r.build().expect("builds").to_bytes());
