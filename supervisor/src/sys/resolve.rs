@@ -694,12 +694,39 @@ mod tests {
         let (a, tgid) = me();
         let d = tempdir("thread");
         std::fs::write(d.join("real"), b"x").expect("write");
-        let real = d.join("real");
-        let by_thread = resolve_by_thread(a, real.as_os_str().as_encoded_bytes(), 0).expect("found alone").expect("resolves");
-        let with_id = resolve(a, tgid, None, real.as_os_str().as_encoded_bytes(), 0).expect("resolves");
-        assert_eq!((by_thread.real_path, by_thread.ino), (with_id.real_path, with_id.ino));
-        let missing = d.join("missing");
-        assert_eq!(resolve_by_thread(a, missing.as_os_str().as_encoded_bytes(), 0).map(|r| r.err()), Some(Some(Errno::ENOENT)));
+        std::fs::create_dir(d.join("sub")).expect("mkdir");
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).expect("symlink");
+        std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling")).expect("symlink");
+        std::os::unix::fs::symlink(d.join("loop"), d.join("loop")).expect("symlink");
+        let dir = d.to_string_lossy().into_owned();
+        // Files, links, misses and errors of every kind, spelt in every way: found alone, each
+        // is found as with the process id (the same file, or the same errno).
+        let spellings = [
+            format!("{dir}/real"),
+            format!("{dir}//real"),
+            format!("{dir}/./real"),
+            format!("{dir}/sub/../real"),
+            format!("{dir}/link"),
+            format!("{dir}/missing"),
+            format!("{dir}/real/x"),
+            format!("{dir}/dangling"),
+            format!("{dir}/loop"),
+            format!("{dir}/sub"),
+            "/usr/bin/../bin/true".into(),
+            "/dev/fd".into(),
+            "/dev/stdfoo".into(),
+            String::new(),
+        ];
+        for path in &spellings {
+            for flags in [0, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH] {
+                let alone = resolve_by_thread(a, path.as_bytes(), flags).unwrap_or_else(|| panic!("{path:?} is found alone"));
+                let with_id = resolve(a, tgid, None, path.as_bytes(), flags);
+                let seen = |r: &Result<Resolved, Errno>| r.as_ref().map(|r| (r.real_path.clone(), r.ino)).map_err(|e| *e);
+                assert_eq!(seen(&alone), seen(&with_id), "{path:?} flags {flags:#x}");
+            }
+        }
+        assert_eq!(resolve_by_thread(a, format!("{dir}/missing").as_bytes(), 0).map(|r| r.err()), Some(Some(Errno::ENOENT)));
+        // Those through the caller's own process take its id.
         for own in [&b"/proc/self/exe"[..], b"/proc//self/exe", b"/dev/fd/3", b"/proc/thread-self/exe", b"/dev/stdin"] {
             assert!(resolve_by_thread(a, own, 0).is_none(), "{}", String::from_utf8_lossy(own));
         }
