@@ -132,13 +132,19 @@ pub struct ExecFacts {
 /// pipeline gives them back earlier, once the exec's check is chosen: [`ExecFacts::env_strings`]).
 impl Drop for ExecFacts {
     fn drop(&mut self) {
-        if let Some(env) = self.env_strings.take() {
-            memory::give_back_strings(env);
-        }
+        self.give_back_env();
     }
 }
 
 impl ExecFacts {
+    /// Gives the environment's strings back for the next exec's (they are read for the
+    /// kernel's expectation alone).
+    pub fn give_back_env(&mut self) {
+        if let Some(env) = self.env_strings.take() {
+            memory::give_back_strings(env);
+        }
+    }
+
     /// The controlling terminal, read from `/proc` if not known yet (`None`: none, or the
     /// process is gone).
     pub fn tty(&mut self) -> Option<&str> {

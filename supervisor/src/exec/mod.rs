@@ -371,10 +371,7 @@ impl Pipeline {
                 }
             }
         }
-        // The environment's strings were read for the kernel's expectation alone.
-        if let Some(env) = f.env_strings.take() {
-            crate::sys::memory::give_back_strings(env);
-        }
+        f.give_back_env();
         if check != Check::Kernel {
             // The kernel's finding gives the terminal of an exec it checks; any other is read
             // now, while the caller waits.

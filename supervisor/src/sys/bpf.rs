@@ -409,7 +409,7 @@ impl ExecCheck {
 
 /// Bytes the kernel copies to a new image for arguments `argv` (each with its NUL) and the
 /// environment's strings `env` (NULs included): what the kernel check compares.
-pub fn strings_len(argv: &[Vec<u8>], env: &[u8]) -> usize {
+fn strings_len(argv: &[Vec<u8>], env: &[u8]) -> usize {
     argv.iter().map(|a| a.len() + 1).sum::<usize>() + env.len()
 }
 

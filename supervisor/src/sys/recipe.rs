@@ -163,11 +163,17 @@ impl Recipe {
 }
 
 fn memoized_in(dir: &Path, maker: &str, inputs: &str, recipe: impl FnOnce() -> Result<Recipe, FilterError>) -> Result<FilterProgram, FilterError> {
-    if !makers_known() {
-        // Without this program's identity, its inputs do not say which recipe it writes.
-        return recipe()?.program_in(dir);
+    match memo_key(identities(), maker, inputs) {
+        Some(key) => cached(dir, &key, || recipe()?.program_in(dir)),
+        None => recipe()?.program_in(dir),
     }
-    cached(dir, &format!("{}recipe of {maker}\n{inputs}\n", makers()), || recipe()?.program_in(dir))
+}
+
+/// The key of `maker`'s program for `inputs`, given what made it ([`identities`]); `None`
+/// when either file's identity could not be read: without this program's, its inputs do not
+/// say which recipe it writes.
+fn memo_key((makers, known): &(String, bool), maker: &str, inputs: &str) -> Option<String> {
+    known.then(|| format!("{makers}recipe of {maker}\n{inputs}\n"))
 }
 
 /// The program kept in `dir` under `key`; else made by `make` and kept there.
@@ -190,11 +196,7 @@ fn makers() -> &'static str {
     &identities().0
 }
 
-/// Whether [`makers`] holds the identity of both files.
-fn makers_known() -> bool {
-    identities().1
-}
-
+/// [`makers`], and whether it holds the identity of both files.
 fn identities() -> &'static (String, bool) {
     static MAKERS: std::sync::OnceLock<(String, bool)> = std::sync::OnceLock::new();
     MAKERS.get_or_init(|| {
@@ -226,7 +228,7 @@ fn libseccomp_file() -> PathBuf {
 /// A file's device, inode, size, modification and change times (followed through symlinks): a
 /// file replaced by a package update, or written over, differs in them (its change time is
 /// the kernel's clock when that happened; no one can set it). Empty when it cannot be read:
-/// then only recipes' own keys are used ([`makers_known`]).
+/// then only recipes' own keys are used ([`memo_key`]).
 fn file_identity(path: &Path) -> String {
     std::fs::metadata(path)
         .map(|m| format!("{} {} {} {}.{} {}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
@@ -334,9 +336,17 @@ mod tests {
         // The change time, which no one can set, is in each identity; both were read.
         let m = std::fs::metadata(&lib).expect("stat");
         assert!(file_identity(&lib).ends_with(&format!(" {}.{}", m.ctime(), m.ctime_nsec())), "{key}");
-        assert!(makers_known());
+        assert!(identities().1);
         let release = nix::sys::utsname::uname().expect("uname").release().to_string_lossy().into_owned();
         assert!(key.contains(&format!("kernel {release} ")), "{key}");
+    }
+
+    /// Without both files' identities, a program is never looked up by what writes it.
+    #[test]
+    fn without_the_files_identities_there_is_no_key_by_maker() {
+        let makers = identities().0.clone();
+        assert_eq!(memo_key(&(makers.clone(), false), "build", "x"), None);
+        assert_eq!(memo_key(&(makers.clone(), true), "build", "x"), Some(format!("{makers}recipe of build\nx\n")));
     }
 
     /// A cache directory of the test's own, none left from an earlier run; `None` (the test
@@ -369,7 +379,7 @@ mod tests {
         assert_eq!(written.get(), 2);
         assert_ne!(other.to_bytes(), first.to_bytes());
         // Every entry is checked as any other: a damaged one is written again.
-        let key = format!("{}recipe of test\nEPERM\n", makers());
+        let key = memo_key(identities(), "test", "EPERM").expect("both identities read");
         let path = dir.join(format!("{:016x}.bpf", digest(&key)));
         std::fs::write(&path, b"garbage").expect("write");
         let rebuilt = memoized_in(&dir, "test", "EPERM", || make(libc::EPERM)).expect("rebuilt");

@@ -189,6 +189,7 @@ pub fn resolve(
     path: &[u8],
     flags: u64,
 ) -> Result<Resolved, Errno> {
+    // With the process id, `find` always finds: the `ESRCH` is never given.
     find(asker, Some(tgid), dirfd, path, flags).unwrap_or(Err(Errno::ESRCH))
 }
 
@@ -215,7 +216,7 @@ fn find(asker: Asker, tgid: Option<i32>, dirfd: Option<RemoteFd>, path: &[u8], f
             return Some(Err(Errno::ENOENT));
         }
         match dirfd {
-            Some(fd) => open_path(None, &fd.proc_path(tgid?, asker), false).map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e }),
+            Some(fd) => open_dirfd(&fd.proc_path(tgid?, asker)),
             // execveat(AT_FDCWD, "", AT_EMPTY_PATH) names the working directory.
             None => return Some(Err(Errno::EACCES)),
         }
@@ -230,6 +231,12 @@ fn find(asker: Asker, tgid: Option<i32>, dirfd: Option<RemoteFd>, path: &[u8], f
         open_plain(asker, base, path, nofollow)
     };
     Some(opened.and_then(describe))
+}
+
+/// Opens the directory descriptor of an `execveat` through its `/proc` path: one that is not
+/// open is `EBADF`, as the kernel says.
+fn open_dirfd(proc_path: &[u8]) -> Result<OwnedFd, Errno> {
+    open_path(None, proc_path, false).map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })
 }
 
 /// Opens `path` as the asker sees it: an absolute one from its root, a relative one from its
@@ -248,7 +255,7 @@ fn open_plain(asker: Asker, dirfd: Option<Vec<u8>>, path: &[u8], nofollow: bool)
         }
     } else {
         let base = match dirfd {
-            Some(fd) => open_path(None, &fd, false).map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?,
+            Some(fd) => open_dirfd(&fd)?,
             None => proc_dir(asker.tid, "cwd")?,
         };
         open_path(Some(&base), path, nofollow)
