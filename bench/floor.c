@@ -30,12 +30,24 @@
  *                              below, its socket on fd 3): takes the listener, sends one
  *                              session-start-sized datagram to LOG, says ready, then answers
  *                              CONTINUE until no task is left under the filter
+ *   floor guard LOG            serve, and what the supervisor's guarantees add to the open at
+ *                              the least: reads the hello (the leader's pid); forks, the parent
+ *                              a watchdog that waits for the supervisor and logs its end; the
+ *                              supervisor says "supervise", confines itself as ours does (no
+ *                              groups, the bounding set and every capability but ptrace,
+ *                              read-search and kill dropped, not dumpable, NO_NEW_PRIVS, a
+ *                              filter of its own that refuses exec, fork, mount and the like),
+ *                              takes the listener, reads the leader's root, mount table and
+ *                              user namespace while it waits, writes a session file under
+ *                              /run/floor-sessions, then logs and says ready as serve does
  *
  * Built with -DFLOOR_PAM -shared -fPIC, the same file is the floor of a PAM session module
- * (`session required pam_floor.so FLOOR LOG`): the least a module that puts the session under
- * an exec'd supervisor must do at open: a socket pair, fork and fork again (the supervisor is
- * not the host's child), exec of FLOOR serve, the filter installed in the host, its listener
- * handed over, and the supervisor's ready awaited.
+ * (`session required pam_floor.so FLOOR LOG [guard]`): the least a module that puts the
+ * session under an exec'd supervisor must do at open: a socket pair, fork and fork again (the
+ * supervisor is not the host's child), exec of FLOOR serve, the filter installed in the host,
+ * its listener handed over, and the supervisor's ready awaited. With `guard`, it execs FLOOR
+ * guard instead, looks the user up (uid and groups, for rules by group) and sends its pid as
+ * the hello, and installs the filter once the supervisor says "supervise".
  *
  * Build: cc -O2 -o floor bench/floor.c   (as root: installs a filter without NO_NEW_PRIVS)
  *        cc -O2 -shared -fPIC -DFLOOR_PAM -o pam_floor.so bench/floor.c */
@@ -56,6 +68,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -240,25 +256,42 @@ static int log_socket(void) {
 #ifdef FLOOR_PAM
 /* PAM's entry points, declared here so that the floor needs no PAM headers. */
 int pam_sm_open_session(void *pamh, int flags, int argc, const char **argv);
+int pam_get_item(const void *pamh, int item_type, const void **item);
 int pam_sm_close_session(void *pamh, int flags, int argc, const char **argv);
 
 int pam_sm_open_session(void *pamh, int flags, int argc, const char **argv) {
-    (void)pamh, (void)flags;
+    (void)flags;
     enum { PAM_SUCCESS = 0, PAM_SESSION_ERR = 14 };
     if (argc < 2) return PAM_SESSION_ERR;
+    int guard = argc >= 3 && !strcmp(argv[2], "guard");
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return PAM_SESSION_ERR;
     pid_t child = fork();
     if (child < 0) return PAM_SESSION_ERR;
     if (child == 0) {
         if (fork() == 0) {
-            if (dup2(sv[1], 3) == 3) execl(argv[0], argv[0], "serve", argv[1], (char *)NULL);
+            if (dup2(sv[1], 3) == 3) execl(argv[0], argv[0], guard ? "guard" : "serve", argv[1], (char *)NULL);
             _exit(127);
         }
         _exit(0);
     }
     close(sv[1]);
     waitpid(child, NULL, 0);
+    if (guard) {
+        /* The user's uid and groups (for rules by group), while the supervisor loads; then
+         * the hello, and its answer. */
+        const char *user = NULL;
+        if (pam_get_item(pamh, 2 /* PAM_USER */, (const void **)&user) != PAM_SUCCESS || !user) return PAM_SESSION_ERR;
+        struct passwd *pw = getpwnam(user);
+        if (!pw) return PAM_SESSION_ERR;
+        gid_t groups[256];
+        int ngroups = 256;
+        if (getgrouplist(user, pw->pw_gid, groups, &ngroups) < 0) return PAM_SESSION_ERR;
+        int leader = getpid();
+        char supervise = 0;
+        if (write(sv[0], &leader, sizeof leader) != sizeof leader || read(sv[0], &supervise, 1) != 1 || supervise != 's')
+            return PAM_SESSION_ERR;
+    }
     int l = install_filter();
     send_fd(sv[0], l);
     close(l);
@@ -296,9 +329,16 @@ static void answer_all(int listener) {
 }
 
 /* The supervisor's side of the PAM floor. */
+static int serve_listener(int listener, const char *log);
+
 static int serve(const char *log) {
     int listener = recv_fd(3);
     if (!getenv("FLOOR_NO_SYNC")) ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0);
+    return serve_listener(listener, log);
+}
+
+/* One session-start line, ready, then every notification answered. */
+static int serve_listener(int listener, const char *log) {
     int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     strncpy(a.sun_path, log, sizeof a.sun_path - 1);
@@ -315,8 +355,90 @@ static int serve(const char *log) {
     return 0;
 }
 
+/* The supervisor's confinement, as ours does it (session/harden.rs): no supplementary groups;
+ * every capability but CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH and CAP_KILL out of the bounding
+ * set and out of the process's sets; not dumpable; NO_NEW_PRIVS; a filter of its own that
+ * refuses what the supervisor never does (exec, fork, mount, modules, identity, BPF, perf,
+ * io_uring, writing other processes). */
+static void confine_self(void) {
+    if (setgroups(0, NULL)) die("setgroups");
+    const unsigned long keep = 1UL << CAP_SYS_PTRACE | 1UL << CAP_DAC_READ_SEARCH | 1UL << CAP_KILL;
+    for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
+        if (!(keep >> c & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0)) die("PR_CAPBSET_DROP");
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2] = {{.effective = (__u32)keep, .permitted = (__u32)keep}};
+    if (syscall(SYS_capset, &h, d)) die("capset");
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) die("prctl");
+    const int refused[] = {SYS_execve, SYS_execveat, SYS_fork, SYS_vfork, SYS_mount, SYS_umount2, SYS_pivot_root,
+                           SYS_init_module, SYS_finit_module, SYS_delete_module, SYS_setuid, SYS_setgid,
+                           SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid, SYS_setgroups, SYS_bpf,
+                           SYS_perf_event_open, SYS_io_uring_setup, SYS_process_vm_writev, SYS_ptrace,
+                           SYS_unshare, SYS_setns, SYS_kexec_load, SYS_reboot};
+    enum { N = sizeof refused / sizeof refused[0] };
+    struct sock_filter prog[N + 6];
+    int k = 0;
+    prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (int i = 0; i < N; i++)
+        prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, refused[i], N - i, 0);
+    prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    prog[k] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+    struct sock_fprog fprog = {.len = (unsigned short)(k + 1), .filter = prog};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog)) die("own filter");
+}
+
+/* The supervisor's side of the PAM floor with its guarantees (mode guard; see the top). */
+static int guard(const char *log) {
+    int leader;
+    if (read(3, &leader, sizeof leader) != sizeof leader) return 1;
+    char run[64];
+    snprintf(run, sizeof run, "/run/floor-sessions/%d.session", (int)getpid());
+    pid_t sup = fork();
+    if (sup < 0) return 1;
+    if (sup > 0) {
+        /* The watchdog: waits for the supervisor, removes its file, says how it ended. */
+        close(3);
+        int st;
+        while (waitpid(sup, &st, 0) < 0 && errno == EINTR) {}
+        unlink(run);
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        strncpy(a.sun_path, log, sizeof a.sun_path - 1);
+        const char line[] = "<86>Dec  3 12:49:03 floor: session=0123456789ab event=session-end";
+        if (s >= 0) sendto(s, line, sizeof line - 1, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof a);
+        return 0;
+    }
+    if (write(3, "s", 1) != 1) _exit(1);
+    /* While the module installs the filter: the runtime directory, then the confinement. */
+    mkdir("/run/floor-sessions", 0700);
+    int rund = open("/run/floor-sessions", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    confine_self();
+    int listener = recv_fd(3);
+    if (!getenv("FLOOR_NO_SYNC")) ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0);
+    /* The session's root, mount table and user namespace, read while the leader waits. */
+    char proc[32];
+    snprintf(proc, sizeof proc, "/proc/%d", leader);
+    int dir = open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int root = openat(dir, "root", O_PATH | O_CLOEXEC);
+    int table = openat(dir, "mountinfo", O_RDONLY | O_CLOEXEC);
+    char buf[16384];
+    while (read(table, buf, sizeof buf) > 0) {}
+    struct stat ns;
+    if (dir < 0 || root < 0 || table < 0 || fstatat(dir, "ns/user", &ns, 0)) die("the leader's /proc");
+    close(dir);
+    /* The session file, as `session-wrapper sessions` reads it. */
+    int f = openat(rund, ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int n = snprintf(buf, sizeof buf, "id=0123456789ab\nuser=root\nservice=swbench-floor\nleader=%d\nsupervisor=%d\n", leader,
+                     (int)getpid());
+    if (f < 0 || write(f, buf, n) != n || close(f) || renameat(rund, ".tmp", rund, strrchr(run, '/') + 1)) die("session file");
+    return serve_listener(listener, log);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "serve")) return serve(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "guard")) return guard(argv[2]);
     const char *modes[] = {"notify", "ptrace", "read", "log", "tacacs", "env"};
     int mode = -1;
     for (int i = 0; argc >= 3 && i < 6; i++)

@@ -10,15 +10,21 @@ a cgroup and its opener is moved into it: the first move of a process between cg
 an idle while waits for an RCU grace period (the kernel's cgroup_threadgroup_rwsem), which
 opens in quick succession find warm. A fourth, `swbench-roles`, has the admin guide's example
 roles (bench/roles.py) instead of the one-rule policy: what a policy as operators write one
-adds to the open, 1 s apart.
+adds to the open, 1 s apart. A fifth, `swbench-floorg`, is the floor with what the
+supervisor's guarantees add (bench/floor.c guard). The 1 s apart opens are taken round by
+round, every service once per round in a shuffled order.
 
-usage: session_open.py [RUNS [SPACED]]"""
-import os, statistics, subprocess, sys, time
+Last, with DRIVER (bench/pam_open.c built), the open alone, as a host waits for it, and the
+close apart, 1 s apart.
+
+usage: session_open.py [RUNS [SPACED [DRIVER]]]"""
+import os, random, statistics, subprocess, sys, time
 
 import sink
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 spaced = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+driver = sys.argv[3] if len(sys.argv) > 3 else None
 GAP = 1.0
 
 
@@ -73,6 +79,7 @@ def measure(service, n, gap=0.0):
 measure("swbench-plain", 5)  # warm caches
 measure("swbench-wrapped", 5)
 measure("swbench-floor", 5)
+measure("swbench-floorg", 2)
 measure("swbench-roles", 2)
 plain = measure("swbench-plain", runs)
 sw = measure("swbench-wrapped", runs)
@@ -90,25 +97,45 @@ sink.record("open.added_ms", f"{p50s - p50p:.3f}")
 sink.record("open.floor_added_ms", f"{p50f - p50p:.3f}")
 
 if spaced:
-    plain = measure("swbench-plain", spaced, GAP)
-    sw = measure("swbench-wrapped", spaced, GAP)
-    # A policy as an operator writes one (bench/roles.py), right after the one-rule series.
-    roles = measure("swbench-roles", spaced, GAP)
-    fl = measure("swbench-floor", spaced, GAP)
-    # With `kill_on_close` the session gets a cgroup of its own (membership), and the opener
-    # is moved into it: the cost of that first move after an idle while, shown apart.
+    # Round by round, each service once in a shuffled order, 1 s apart: the services meet the
+    # same drift of the host (one series after another let a slow minute fall on one service
+    # only), and each round pairs them.
+    # `kill_on_close` comes after, in a series of its own: removing its cgroup leaves the
+    # kernel work (the cgroup's release after an RCU grace period) that slowed the next
+    # service's open in a round.
+    names = {"plain": "swbench-plain", "sw": "swbench-wrapped", "roles": "swbench-roles",
+             "floor": "swbench-floor", "guard": "swbench-floorg"}
+    order = random.Random(spaced)
+    t = {k: [] for k in names}
+    for _ in range(spaced):
+        keys = list(names)
+        order.shuffle(keys)
+        for k in keys:
+            t[k] += measure(names[k], 1, GAP)
+    plain, sw, roles, fl, guard = (t[k] for k in names)
     cg = measure("swbench-cgroup", spaced, GAP)
+
+    def paired(k):
+        """The median over rounds of the service's open less the bare one of the same round."""
+        return statistics.median(a - b for a, b in zip(t[k], plain))
+
     q50p, q50s = statistics.median(plain), statistics.median(sw)
-    print(f"session open+close {GAP:.0f} s apart, {spaced} runs each (median):")
+    print(f"session open+close {GAP:.0f} s apart, {spaced} rounds of every service in a shuffled order (median):")
     print(f"  without the module: {q50p:.2f} ms")
     print(f"  with the module:    {q50s:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in sw)})")
-    print(f"  added latency:      {q50s - q50p:.2f} ms (target: at most 3 ms)")
+    print(f"  added latency:      {q50s - q50p:.2f} ms (target: at most 3 ms; paired by round: {paired('sw'):.2f} ms)")
     q50f = statistics.median(fl)
     print(f"  floor:              {q50f:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in fl)}): added {q50f - q50p:.2f} ms")
     sink.record("open.spaced_floor_added_ms", f"{q50f - q50p:.3f}")
+    q50g = statistics.median(guard)
+    print(f"  floor with the supervisor's guarantees (a watchdog, its confinement, the session's mount table, "
+          f"a session file; bench/floor.c guard): {q50g:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in guard)}): "
+          f"added {q50g - q50p:.2f} ms (paired: {paired('guard'):.2f} ms)")
+    sink.record("open.spaced_guard_added_ms", f"{q50g - q50p:.3f}")
     sink.record("open.spaced_plain_ms", f"{q50p:.3f}")
     sink.record("open.spaced_wrapped_ms", f"{q50s:.3f}")
     sink.record("open.spaced_added_ms", f"{q50s - q50p:.3f}")
+    sink.record("open.spaced_added_paired_ms", f"{paired('sw'):.3f}")
     q50r = statistics.median(roles)
     print(f"  with the admin guide's example roles (14 rules): {q50r:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in roles)}): "
           f"added {q50r - q50p:.2f} ms")
@@ -130,3 +157,31 @@ if spaced:
         print(f"  floor, the move alone: {q50f:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in floor)}; "
               f"{mount} {'with' if fav else 'without'} favordynmods)")
         sink.record("open.cgroup_move_floor_ms", f"{q50f:.3f}")
+
+if driver:
+    # The open alone, as a host waits for it: bench/pam_open.c runs one transaction per process
+    # with the stack's modules loaded before (a login host has run its auth and account stacks
+    # by then), and times pam_open_session and pam_close_session apart. Rounds as above.
+    names = {"plain": "swbench-plain", "sw": "swbench-wrapped", "floor": "swbench-floor", "guard": "swbench-floorg"}
+    order = random.Random(spaced + 1)
+    t = {k: [] for k in names}
+    for _ in range(spaced):
+        keys = list(names)
+        order.shuffle(keys)
+        for k in keys:
+            time.sleep(GAP)
+            out = subprocess.run([driver, names[k], "root"], check=True, capture_output=True, text=True).stdout
+            t[k].append(tuple(float(x) / 1000 for x in out.split()))
+    opened = {k: statistics.median(o for o, _ in v) for k, v in t.items()}
+    closed = {k: statistics.median(c for _, c in v) for k, v in t.items()}
+    print(f"the open alone (pam_open_session, modules loaded before; bench/pam_open.c), {GAP:.0f} s apart, {spaced} rounds (median):")
+    print(f"  without the module: {opened['plain']:.2f} ms")
+    print(f"  with the module:    {opened['sw']:.2f} ms   (runs: {', '.join(f'{o:.1f}' for o, _ in t['sw'])}): "
+          f"added {opened['sw'] - opened['plain']:.2f} ms; its close {closed['sw']:.2f} ms")
+    print(f"  floor:              {opened['floor']:.2f} ms: added {opened['floor'] - opened['plain']:.2f} ms")
+    print(f"  floor with the supervisor's guarantees: {opened['guard']:.2f} ms   "
+          f"(runs: {', '.join(f'{o:.1f}' for o, _ in t['guard'])}): added {opened['guard'] - opened['plain']:.2f} ms")
+    sink.record("open.alone_added_ms", f"{opened['sw'] - opened['plain']:.3f}")
+    sink.record("open.alone_close_ms", f"{closed['sw']:.3f}")
+    sink.record("open.alone_floor_added_ms", f"{opened['floor'] - opened['plain']:.3f}")
+    sink.record("open.alone_guard_added_ms", f"{opened['guard'] - opened['plain']:.3f}")
