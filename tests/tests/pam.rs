@@ -616,6 +616,69 @@ fn the_host_s_sigchld_disposition_is_never_changed_and_a_host_that_ignores_it_ge
     assert_eq!(lines.iter().filter(|l| l.contains("event=session-start")).count(), 4, "{lines:#?}");
 }
 
+/// A PAM application that execs the moment its open returns: each `PATH ARG` pair of its
+/// arguments after the service, one after the other (`argv[0]` the path). Prints `open=`, the
+/// exit statuses (126 when the exec was refused) after `ran=`, and `close=`.
+const FIRST_EXEC_HOST: &str = r#"#include <security/pam_appl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int conv(int n, const struct pam_message **m, struct pam_response **r, void *d) {
+    (void)m; (void)d;
+    *r = calloc(n, sizeof **r);
+    return PAM_SUCCESS;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4 || argc % 2) return 2;
+    struct pam_conv c = {conv, 0};
+    pam_handle_t *h;
+    int r = pam_start(argv[1], "root", &c, &h);
+    if (r == PAM_SUCCESS) r = pam_open_session(h, 0);
+    int status[64], n = 0;
+    for (int i = 2; i + 1 < argc && n < 64; i += 2) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl(argv[i], argv[i], argv[i + 1], (char *)0);
+            _exit(126);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        status[n++] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    printf("open=%d\nran=", r);
+    for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", status[i]);
+    r = pam_close_session(h, 0);
+    pam_end(h, r);
+    printf("\nclose=%d\n", r);
+    return 0;
+}
+"#;
+
+/// The supervisor says "ready" before it has made the rest of its exec view (this system's
+/// dynamic loaders, the links of the session's standard directories) and the session file:
+/// they are made while the host goes on, and the session's first exec waits in the kernel
+/// until the supervisor serves. So the very first exec after the open returns is decided with
+/// the whole view, as a later one is: the dynamic loader run as a program (which would load
+/// any file as a program) is refused first and again, and `/usr/bin/true` runs between.
+#[test]
+fn the_first_exec_after_the_open_returns_is_decided_with_the_whole_exec_view() {
+    require_root!();
+    let cfg = ConfigFile::new(POLICY);
+    let (sb, host) = pam_host("swfirst", &cfg, "first-exec-host", FIRST_EXEC_HOST);
+    let loader = "/lib64/ld-linux-x86-64.so.2";
+    for round in 0..3 {
+        let out = sb.run(&[&host, "swfirst", loader, "/usr/bin/true", "/usr/bin/true", "x", loader, "/usr/bin/true"], T);
+        assert!(out.status.success(), "round {round}: {}{}", stdout(&out), stderr(&out));
+        assert_eq!(stdout(&out), "open=0\nran=126 0 126\nclose=0\n", "round {round}: {}", stderr(&out));
+    }
+    let lines = sb.log.until_sessions_end(3, T);
+    let refused = lines.iter().filter(|l| l.contains("decision=deny") && l.contains("ld-linux")).count();
+    assert_eq!(refused, 6, "{lines:#?}");
+}
+
 /// A PAM application that opens a session while other threads of its own allocate, write and
 /// check memory, then execs from a thread that was running before the open. The module starts
 /// the supervisor with `clone(CLONE_VM | CLONE_VFORK)`: its children run in this process's

@@ -53,9 +53,10 @@ pub struct Sight {
 }
 
 impl Sight {
-    /// What a session whose process `leader` opened it sees with, under `config`.
-    pub fn new(config: &Config, leader: i32) -> Self {
-        let reference = Reference::of(leader);
+    /// What a session sees with under `config`, from its `reference` (its root, mount table
+    /// and user namespace, read while its leader waited): this system's loaders, and the
+    /// links of the standard directories in that root.
+    pub fn new(config: &Config, reference: Reference) -> Self {
         let links = LinkFinder::new(reference.root());
         let library_vars = if config.policy.guards.library_path == GuardAction::Deny {
             LIBRARY_PATH_VARS.iter().map(|v| (*v).to_owned()).collect()

@@ -36,6 +36,7 @@ use crate::authz::{Answer, Backend, Request, Started};
 use crate::sys::filter::Notified;
 use crate::log::{Event, Field, Kind, LogSink, Severity, Value};
 use crate::sys::notify::{Listener, Notification};
+use crate::sys::resolve::Reference;
 use crate::login::Session;
 use crate::sys::bpf::{ExecCheck, Outcome, Report};
 use crate::sys::tracer::{self, Stop};
@@ -140,10 +141,10 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// The pipeline of a session opened by process `leader`, under `config`; `kernel`: the
-    /// kernel's exec check is there.
-    pub fn new(config: &Config, leader: i32, kernel: bool) -> Self {
-        let mut sight = Sight::new(config, leader);
+    /// The pipeline of a session seen from `reference` ([`Sight::new`]), under `config`;
+    /// `kernel`: the kernel's exec check is there.
+    pub fn new(config: &Config, reference: Reference, kernel: bool) -> Self {
+        let mut sight = Sight::new(config, reference);
         if kernel {
             sight.check_in_kernel(config);
         }

@@ -430,12 +430,12 @@ pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
         stderr_fallback: true,
         asked: None,
     };
-    let supervisor = super::confine(start).start(listener)?;
+    let starting = super::confine(start).start(listener)?;
     if nix::unistd::write(&child.sock, &[1u8]).is_err() {
         let _ = nix::sys::signal::kill(child.pid, nix::sys::signal::Signal::SIGKILL);
     }
     drop(child.sock);
-    let summary = supervisor.serve();
+    let summary = starting.supervise().serve();
     // The cleanup process removes the cgroups once this process has exited.
     drop(cleanup);
     match child_failure(child.errors, &plan.program, opts.uid, opts.gid) {

@@ -5,8 +5,10 @@
 //! the module looks up in the host), loads the configuration, decides the scope, prepares
 //! the session ([`super::prepare`]); then it splits in two:
 //! - the **supervisor** (child) sends the filter, confines itself ([`super::confine`]) while
-//!   the module installs it, receives the listener, starts ([`super::Confined::start`]),
-//!   says ready and answers execs until the session's last process is gone;
+//!   the module installs it, receives the listener, makes what can fail
+//!   ([`super::Confined::start`]), says ready, makes the rest while the host goes on (the exec
+//!   view's loaders and links, the session file: [`super::Starting::supervise`]) and answers
+//!   execs until the session's last process is gone;
 //! - the **watchdog** (parent) only waits for it. If the supervisor dies of anything but a
 //!   normal end, the watchdog logs it (the session can no longer run programs: every exec now
 //!   fails) and removes its session file.
@@ -293,17 +295,20 @@ fn serve(
             return said_bye();
         }
     };
-    let supervisor = match confined.start(listener) {
+    let starting = match confined.start(listener) {
         Ok(s) => s,
         Err(e) => {
             let _ = send(sock.as_fd(), &Message::Failed { reason: format!("supervisor setup: {e}") }, None);
             return 1;
         }
     };
+    // Nothing can refuse the session from here: the module goes on while the rest is made
+    // (the session's first exec waits in the kernel until the supervisor serves).
     if send(sock.as_fd(), &Message::Ready, None).is_err() {
         return 1;
     }
     drop(sock);
+    let supervisor = starting.supervise();
     // What the start-up allocated and freed (the configuration's text, the filters' programs,
     // the hello) goes back to the kernel, not kept for the session's life: glibc keeps up to
     // 128 KiB free at the heap's top otherwise. After "ready": not on the open's path.

@@ -10,9 +10,11 @@
 //!    listener (through the module, or from its own child);
 //! 3. [`confine`] (which needs no listener, and so runs while the filter is installed): the
 //!    log sink with its spool, the supervisor's own confinement ([`harden`]); then
-//!    [`Confined::start`] with the listener: the authorization backend, and the
-//!    [`Supervisor`], whose loop ([`Supervisor::serve`]) answers every exec until the
-//!    session's last process is gone.
+//!    [`Confined::start`] with the listener: the authorization backend and whatever else can
+//!    fail, and what must be read while the session's leader waits (its root and mount
+//!    table); the entry point tells the session to go on, then [`Starting::supervise`] makes
+//!    the rest, which cannot fail, and the [`Supervisor`], whose loop ([`Supervisor::serve`])
+//!    answers every exec until the session's last process is gone.
 
 pub mod cgroup;
 pub mod command;
@@ -46,7 +48,7 @@ use crate::sys::notify::Listener;
 use crate::sys::users::LoginUser;
 use isolation::{Plan, PlanError};
 pub use crate::login::Session;
-pub use supervisor::{SetupError, Summary, Supervisor};
+pub use supervisor::{SetupError, Starting, Summary, Supervisor};
 
 /// What a PAM session adds to a supervisor: its session file, its watchdog, its close. A
 /// command run without PAM may have a cgroup and nothing else.
@@ -213,17 +215,19 @@ pub fn confine(s: Start) -> Confined {
 
 impl Confined {
     /// The second half: the supervisor of the session whose filter's listener is `listener`,
-    /// with its authorization backend and (in a PAM session) its session file.
+    /// with its authorization backend, all but what cannot fail ([`Starting::supervise`]:
+    /// the exec view's loaders and links, and in a PAM session its session file), which the
+    /// caller makes once it has told the session to go on.
     ///
     /// # Errors
     /// [`SetupError`] when the supervisor cannot serve the session.
-    pub fn start(self, listener: OwnedFd) -> Result<Supervisor, SetupError> {
+    pub fn start(self, listener: OwnedFd) -> Result<Starting, SetupError> {
         let Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir } = self;
         let isolation = plan.describe(pam.cgroup.as_ref());
         let handed = plan.handed_to_pam_systemd(pam.cgroup.as_ref());
         let log = session_sink(log, audit, session.id);
         let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check };
-        Ok(Supervisor::new(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
+        Ok(Supervisor::prepare(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
     }
 
     /// The session ends before it started (the module refused it, or went away): what

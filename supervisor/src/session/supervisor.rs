@@ -28,6 +28,7 @@ use crate::sys::bpf::ExecCheck;
 use crate::log::{Event, Field, Kind, LogSink, Severity, Value};
 use crate::sys::filter::{Notified, SyscallTable};
 use crate::sys::notify::{Listener, Notification};
+use crate::sys::resolve::Reference;
 use crate::sys::tracer::{self, Stop};
 
 /// How the session ended.
@@ -97,6 +98,96 @@ pub struct Supervisor {
     limits_handed: Vec<&'static str>,
 }
 
+/// A supervisor whose every part that can fail is made ([`Supervisor::prepare`]). The rest
+/// (the exec view's loaders and links, the session file) cannot fail: a PAM session's
+/// supervisor makes it after the module heard "ready", while the host goes on
+/// ([`Starting::supervise`]). No notification is read before: the session's first exec waits
+/// in the kernel until the supervisor serves.
+#[derive(Debug)]
+pub struct Starting {
+    listener: Listener,
+    config: Config,
+    session: Session,
+    table: SyscallTable,
+    log: Box<dyn LogSink>,
+    backend: Option<Box<dyn Backend>>,
+    check: Option<ExecCheck>,
+    signals: SignalFd,
+    child: Option<i32>,
+    debug: bool,
+    /// The session's root, mount table and user namespace, read while its leader waited.
+    reference: Reference,
+    pam: PamSession,
+    isolation: Vec<Field>,
+    layers: Layers,
+    limits_handed: Vec<&'static str>,
+}
+
+impl Starting {
+    /// Makes this the supervisor of a PAM session: it keeps a session file, watches its
+    /// watchdog and handles the close.
+    pub(super) fn with_pam(mut self, pam: PamSession) -> Self {
+        self.pam = pam;
+        self
+    }
+
+    /// Records what isolation the session has (see [`super::isolation::Plan::describe`]).
+    pub(super) fn with_isolation(mut self, describe: Vec<Field>, layers: Layers) -> Self {
+        self.isolation = describe;
+        self.layers = layers;
+        self
+    }
+
+    /// Checks at the first exec that pam_systemd took the limits `handed` to it.
+    pub(super) fn with_limits_check(mut self, handed: Vec<&'static str>) -> Self {
+        self.limits_handed = handed;
+        self
+    }
+
+    /// The supervisor: the exec pipeline (with the loaders of this system and the links of
+    /// the session's standard directories) and, in a PAM session, the session file.
+    pub fn supervise(self) -> Supervisor {
+        let Starting {
+            listener,
+            config,
+            session,
+            table,
+            log,
+            backend,
+            check,
+            signals,
+            child,
+            debug,
+            reference,
+            pam,
+            isolation,
+            layers,
+            limits_handed,
+        } = self;
+        let mut supervisor = Supervisor {
+            table,
+            backend,
+            execs: Pipeline::new(&config, reference, check.is_some()),
+            check,
+            listener,
+            log,
+            signals,
+            child,
+            child_code: None,
+            debug,
+            config,
+            session,
+            pam,
+            dirty_since: None,
+            isolation,
+            layers,
+            limits_handed,
+        };
+        supervisor.write_session_file();
+        supervisor
+    }
+}
+
 /// How often, in milliseconds, the kernel's findings are looked at while execs wait for them
 /// and no notification comes.
 const KERNEL_POLL_MS: u16 = 100;
@@ -113,9 +204,13 @@ struct Ready {
 }
 
 impl Supervisor {
-    /// A supervisor of `parts`. `SIGCHLD` must already be blocked in the calling thread (see
-    /// [`super::block_signals`]).
-    pub(super) fn new(parts: Parts) -> Result<Self, SetupError> {
+    /// Makes what a supervisor of `parts` needs that can fail: its signalfd, the system
+    /// call table, the authorization backend; and reads what must be read while the session's
+    /// leader still waits (its root, mount table and user namespace: a host goes on, and may
+    /// chroot or unshare, once its PAM module hears "ready"). What is left cannot fail:
+    /// [`Starting::supervise`], after "ready". `SIGCHLD` must already be blocked in the calling
+    /// thread (see [`super::block_signals`]).
+    pub(super) fn prepare(parts: Parts) -> Result<Starting, SetupError> {
         let Parts { listener, config, session, log, child, debug, acct_dir, check } = parts;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
@@ -123,46 +218,23 @@ impl Supervisor {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
         // Faster round trips on 6.6+; older kernels just do without.
         let _ = crate::sys::set_sync_wakeup(listener.as_fd());
-        Ok(Supervisor {
+        Ok(Starting {
             table: SyscallTable::new()?,
             backend: authz::start(&config, &session, acct_dir)?,
-            execs: Pipeline::new(&config, session.leader, check.is_some()),
+            reference: Reference::of(session.leader),
             check,
             listener,
             log,
             signals,
             child,
-            child_code: None,
             debug,
             config,
             session,
             pam: PamSession::default(),
-            dirty_since: None,
             isolation: vec![Field::new("isolation", crate::log::Value::Bare("-".into()))],
             layers: Layers::default(),
             limits_handed: Vec::new(),
         })
-    }
-
-    /// Makes this the supervisor of a PAM session: it keeps a session file, watches its
-    /// watchdog and handles the close.
-    pub(super) fn with_pam(mut self, pam: PamSession) -> Self {
-        self.pam = pam;
-        self.write_session_file();
-        self
-    }
-
-    /// Records what isolation the session has (see [`super::isolation::Plan::describe`]).
-    pub(super) fn with_isolation(mut self, describe: Vec<Field>, layers: Layers) -> Self {
-        self.isolation = describe;
-        self.layers = layers;
-        self
-    }
-
-    /// Checks at the first exec that pam_systemd took the limits `handed` to it.
-    pub(super) fn with_limits_check(mut self, handed: Vec<&'static str>) -> Self {
-        self.limits_handed = handed;
-        self
     }
 
     /// The session this supervisor serves.
