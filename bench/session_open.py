@@ -76,6 +76,20 @@ def measure(service, n, gap=0.0):
     return times
 
 
+def in_rounds(names, n, run):
+    """n rounds, each of `run(service)` once for every service of `names` (key: service), in a
+    shuffled order (seeded by n and the keys), 1 s apart: {key: [what run returned, ...]}."""
+    order = random.Random(f"{n} {' '.join(names)}")
+    t = {k: [] for k in names}
+    for _ in range(n):
+        keys = list(names)
+        order.shuffle(keys)
+        for k in keys:
+            time.sleep(GAP)
+            t[k].append(run(names[k]))
+    return t
+
+
 measure("swbench-plain", 5)  # warm caches
 measure("swbench-wrapped", 5)
 measure("swbench-floor", 5)
@@ -105,13 +119,7 @@ if spaced:
     # service's open in a round.
     names = {"plain": "swbench-plain", "sw": "swbench-wrapped", "roles": "swbench-roles",
              "floor": "swbench-floor", "guard": "swbench-floorg"}
-    order = random.Random(spaced)
-    t = {k: [] for k in names}
-    for _ in range(spaced):
-        keys = list(names)
-        order.shuffle(keys)
-        for k in keys:
-            t[k] += measure(names[k], 1, GAP)
+    t = in_rounds(names, spaced, lambda service: measure(service, 1)[0])
     plain, sw, roles, fl, guard = (t[k] for k in names)
     cg = measure("swbench-cgroup", spaced, GAP)
 
@@ -163,15 +171,14 @@ if driver:
     # with the stack's modules loaded before (a login host has run its auth and account stacks
     # by then), and times pam_open_session and pam_close_session apart. Rounds as above.
     names = {"plain": "swbench-plain", "sw": "swbench-wrapped", "floor": "swbench-floor", "guard": "swbench-floorg"}
-    order = random.Random(spaced + 1)
-    t = {k: [] for k in names}
-    for _ in range(spaced):
-        keys = list(names)
-        order.shuffle(keys)
-        for k in keys:
-            time.sleep(GAP)
-            out = subprocess.run([driver, names[k], "root"], check=True, capture_output=True, text=True).stdout
-            t[k].append(tuple(float(x) / 1000 for x in out.split()))
+
+    def transaction(service):
+        """One open and close by the driver: (open, close) in ms."""
+        out = subprocess.run([driver, service, "root"], check=True, capture_output=True, text=True).stdout
+        o, c = (float(x) / 1000 for x in out.split())
+        return o, c
+
+    t = in_rounds(names, spaced, transaction)
     opened = {k: statistics.median(o for o, _ in v) for k, v in t.items()}
     closed = {k: statistics.median(c for _, c in v) for k, v in t.items()}
     print(f"the open alone (pam_open_session, modules loaded before; bench/pam_open.c), {GAP:.0f} s apart, {spaced} rounds (median):")
