@@ -308,6 +308,10 @@ fn serve(
         return 1;
     }
     drop(sock);
+    // The module was woken as if this process were about to sleep (a socket's wake-up is
+    // synchronous), so the scheduler may have queued it on this CPU, behind work that is no
+    // longer on the open's path: it goes first.
+    let _ = nix::sched::sched_yield();
     let supervisor = starting.supervise();
     // What the start-up allocated and freed (the configuration's text, the filters' programs,
     // the hello) goes back to the kernel, not kept for the session's life: glibc keeps up to
