@@ -4,8 +4,8 @@
 //! The supervisor reads what the module knows of the session (with the user's account, which
 //! the module looks up in the host), loads the configuration, decides the scope, prepares
 //! the session ([`super::prepare`]); then it splits in two:
-//! - the **supervisor** (child) sends the filter, confines itself ([`super::confine`]) while
-//!   the module installs it, receives the listener, makes what can fail
+//! - the **supervisor** (child) confines itself ([`super::confine`]) while the module
+//!   installs the filter (which the watchdog sends as soon as the fork returns), receives the listener, makes what can fail
 //!   ([`super::Confined::start`]), says ready, makes the rest while the host goes on (the exec
 //!   view's loaders and links, the session file: [`super::Starting::supervise`]) and answers
 //!   execs until the session's last process is gone;
@@ -224,6 +224,10 @@ fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd,
     let mut module = Some(sock);
     let mut watchdog_ends = Some((bye_r, alive_w));
     let id = prepared.id;
+    // The module's next step (isolation, the filter) needs only the supervisor's pid: the
+    // watchdog sends it the filter as soon as the fork returns, and the supervisor goes on
+    // with its own start meanwhile.
+    let (filter, isolate) = (prepared.program.to_bytes(), prepared.plan.isolate.clone());
     // SAFETY: single-threaded here; the child serves the session and exits.
     let forked = unsafe {
         super::fork_child(|| {
@@ -238,6 +242,8 @@ fn split(sock: OwnedFd, asked: Asked, log: &mut Syslog) -> Result<i32, (OwnedFd,
     let (Some(sock), Some((bye_r, alive_w))) = (module, watchdog_ends) else { return Ok(1) };
     match forked {
         Ok(child) => {
+            // A module that is gone is the supervisor's to find (it waits for the listener).
+            let _ = send(sock.as_fd(), &Message::Supervise { session: id, pid: child.as_raw() as u32, filter, isolate }, None);
             drop(sock);
             Ok(watchdog(child.as_raw(), &bye_r, alive_w, id, cleanup, log))
         }
@@ -268,12 +274,8 @@ fn serve(
             log.emit(&line.in_session(session.id));
         }
     }
-    let Prepared { plan, program, .. } = prepared;
+    let Prepared { plan, .. } = prepared;
     let id = session.id;
-    let msg = Message::Supervise { session: id, pid: std::process::id(), filter: program.to_bytes(), isolate: plan.isolate.clone() };
-    if send(sock.as_fd(), &msg, None).is_err() {
-        return 1;
-    }
     let said_bye = || {
         let _ = nix::unistd::write(&bye, b"b");
         1
