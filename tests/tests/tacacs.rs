@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use session_wrapper_tests::lines::find;
+use session_wrapper_tests::lines::{find, supervisor_pid};
 use session_wrapper_tests::tacacs::{certificates, key_file, read_events, server_command, Server, KEY};
 use session_wrapper_tests::{
     free_port, require_root, stderr, stdout, ConfigFile, KillOnDrop, Sandbox, Syslog, TempDir, Wrapped,
@@ -71,6 +71,43 @@ fn su_session_commands_are_permitted_and_denied_by_argument_pattern() {
     let first = auth.iter().find(|e| e["args"].to_string().contains("cmd-arg=ok")).expect("ok request");
     assert_eq!(first["user"], "swtac");
     assert_eq!(first["args"], serde_json::json!(["service=shell", "cmd=/usr/bin/echo", "cmd-arg=ok"]));
+}
+
+/// The supervisor confines itself before it starts a thread (after the PAM module heard
+/// "ready", before it reads a notification): its TACACS+ workers and accounting thread have
+/// its capabilities and bounding set, `NO_NEW_PRIVS` and its filter. Capabilities are per
+/// thread: one started before the confinement would keep them all.
+#[test]
+fn the_supervisor_s_threads_start_under_its_confinement() {
+    require_root!();
+    let srv = Server::start(RULES, &[]);
+    let (cfg, _k) = config(&server_entry(srv.port, 1000), "");
+    let (sb, u) = Sandbox::with_user("su", "swtacthr", 4502, &cfg, "");
+    let mut child = sb
+        .command(&["timeout", "30", "su", "-", &u.name, "-c", "/usr/bin/echo ok; sleep 2"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = sb.log.wait_for(|l| l.contains("event=session-start"), T).expect("session start");
+    sb.log.wait_for(|l| l.contains("argv=\"/usr/bin/echo ok\"") && l.contains("status=PASS_ADD"), T).expect("echo ok, permitted");
+    let sup = supervisor_pid(&start);
+    let field = |tid: &str, key: &str| -> String {
+        let s = std::fs::read_to_string(format!("/proc/{sup}/task/{tid}/status")).unwrap_or_default();
+        s.lines().find_map(|l| l.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_owned())).unwrap_or_default()
+    };
+    let tasks: Vec<String> = std::fs::read_dir(format!("/proc/{sup}/task"))
+        .expect("the supervisor's tasks")
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(tasks.len() > 1, "the supervisor has no thread: {tasks:?}");
+    let main = sup.to_string();
+    assert_eq!((field(&main, "NoNewPrivs"), field(&main, "Seccomp")), ("1".to_owned(), "2".to_owned()));
+    for key in ["CapEff", "CapPrm", "CapBnd", "CapInh", "NoNewPrivs", "Seccomp", "Seccomp_filters"] {
+        for t in &tasks {
+            assert_eq!(field(t, key), field(&main, key), "{key} of thread {t} ({}) differs from the supervisor's", field(t, "Name"));
+        }
+    }
+    let _ = child.wait();
 }
 
 #[test]

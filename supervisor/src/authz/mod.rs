@@ -5,7 +5,7 @@
 //! with an id, polls the backend's descriptors from the supervisor's loop, and receives
 //! [`Answer`]s; it reports each command it lets run. TACACS+ ([`tacacs`]) is the one
 //! implementation today; another backend is one more module implementing [`Backend`], chosen
-//! in [`start`].
+//! in [`prepare`].
 
 pub mod tacacs;
 
@@ -134,14 +134,31 @@ pub enum SetupError {
     Tacacs(#[from] tacacs::SetupError),
 }
 
-/// The backend a configuration asks for, if any; `spool` is where it may keep what must
-/// outlive the supervisor (accounting records), opened before the supervisor confined itself.
+/// The backend a configuration asks for, if any, made ready without a thread: what can be
+/// wrong with it (a key or TLS file) is found here, before the session goes on; its threads
+/// start with [`Pending::start`], once the supervisor has confined itself.
 ///
 /// # Errors
-/// [`SetupError`] when it cannot start (a key or TLS file, threads).
-pub fn start(config: &Config, session: &Session, spool: Option<tacacs::journal::AcctDir>) -> Result<Option<Box<dyn Backend>>, SetupError> {
+/// [`SetupError`] when it cannot be used (a key or TLS file).
+pub fn prepare(config: &Config, session: &Session) -> Result<Option<Pending>, SetupError> {
     if config.tacacs.servers.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Box::new(tacacs::TacacsBackend::start(&config.tacacs, session, spool)?)))
+    Ok(Some(Pending(tacacs::TacacsBackend::prepare(&config.tacacs, session)?)))
+}
+
+/// A backend made ready by [`prepare`].
+#[derive(Debug)]
+pub struct Pending(tacacs::Pending);
+
+impl Pending {
+    /// Starts it for `config` (the one it was prepared for); `spool` is where it may keep what
+    /// must outlive the supervisor (accounting records), opened before the supervisor confined
+    /// itself.
+    ///
+    /// # Errors
+    /// [`SetupError`] when its threads cannot start.
+    pub fn start(self, config: &Config, spool: Option<tacacs::journal::AcctDir>) -> Result<Box<dyn Backend>, SetupError> {
+        Ok(Box::new(self.0.start(&config.tacacs, spool)?))
+    }
 }

@@ -435,7 +435,7 @@ pub fn supervise_command(opts: CommandOptions) -> Result<i32, CommandError> {
         let _ = nix::sys::signal::kill(child.pid, nix::sys::signal::Signal::SIGKILL);
     }
     drop(child.sock);
-    let summary = starting.supervise().serve();
+    let summary = starting.supervise()?.serve();
     // The cleanup process removes the cgroups once this process has exited.
     drop(cleanup);
     match child_failure(child.errors, &plan.program, opts.uid, opts.gid) {

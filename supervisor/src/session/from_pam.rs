@@ -4,11 +4,12 @@
 //! The supervisor reads what the module knows of the session (with the user's account, which
 //! the module looks up in the host), loads the configuration, decides the scope, prepares
 //! the session ([`super::prepare`]); then it splits in two:
-//! - the **supervisor** (child) confines itself ([`super::confine`]) while the module
-//!   installs the filter (which the watchdog sends as soon as the fork returns), receives the listener, makes what can fail
-//!   ([`super::Confined::start`]), says ready, makes the rest while the host goes on (the exec
-//!   view's loaders and links, the session file: [`super::Starting::supervise`]) and answers
-//!   execs until the session's last process is gone;
+//! - the **supervisor** (child) makes its confinement ready ([`super::confine`]) while the
+//!   module installs the filter (which the watchdog sends as soon as the fork returns),
+//!   receives the listener, makes what can refuse the session ([`super::Confined::start`]),
+//!   says ready, confines itself and makes the rest while the host goes on (threads, the
+//!   exec view's loaders and links, the session file: [`super::Starting::supervise`]) and
+//!   answers execs until the session's last process is gone;
 //! - the **watchdog** (parent) only waits for it. If the supervisor dies of anything but a
 //!   normal end, the watchdog logs it (the session can no longer run programs: every exec now
 //!   fails) and removes its session file.
@@ -314,7 +315,16 @@ fn serve(
     // synchronous), so the scheduler may have queued it on this CPU, behind work that is no
     // longer on the open's path: it goes first.
     let _ = nix::sched::sched_yield();
-    let supervisor = starting.supervise();
+    let supervisor = match starting.supervise() {
+        Ok(s) => s,
+        Err(e) => {
+            // No "bye": the watchdog says that the session can run no program.
+            let line = Event::new(Severity::Error, Kind::SessionRefusedSetup).text("reason", format!("supervisor setup after ready: {e}"));
+            log.emit(&line.in_session(id));
+            log.drain(Duration::from_secs(1));
+            return 1;
+        }
+    };
     // What the start-up allocated and freed (the configuration's text, the filters' programs,
     // the hello) goes back to the kernel, not kept for the session's life: glibc keeps up to
     // 128 KiB free at the heap's top otherwise. After "ready": not on the open's path.

@@ -19,8 +19,10 @@
 //! - not dumpable: no core, no `/proc` access for others, not attachable by the session's
 //!   user even if it shared a uid.
 //!
-//! All of this applies to the calling thread and to threads started afterwards: call it before
-//! any thread exists.
+//! All of this applies to the calling thread and to threads started afterwards: apply it before
+//! any thread exists. A PAM session's supervisor makes its confinement ready (the filter built,
+//! while the module installs the session's) and applies it after the module heard "ready",
+//! before it starts a thread or reads a notification ([`Confinement`]).
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -30,6 +32,7 @@ use crate::authz::tacacs::journal::AcctDir;
 use crate::log::spool::SpoolDir;
 use crate::session::runtime::RuntimeDir;
 use crate::sys::filter::{DirRange, FilterError, Writes};
+use session_wrapper_protocol::FilterProgram;
 
 /// The step of the confinement that failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +62,52 @@ pub enum HardenError {
     InstallFilter(std::io::Error),
 }
 
-/// Applies the supervisor's confinement. `writes`: the directories it may still create and
-/// replace files in (the runtime directory, the spool), from [`writable_dirs`]; `audit`: it
-/// keeps `CAP_AUDIT_WRITE` to send audit records of its decisions.
+/// A process's confinement, made ready: its filter built, the capabilities it keeps chosen.
+/// [`Confinement::apply`] applies it to the process.
+pub struct Confinement {
+    keep: caps::CapsHashSet,
+    filter: FilterProgram,
+    /// Drop the supplementary groups too (the supervisor; the watchdog has none to drop).
+    groups: bool,
+}
+
+impl std::fmt::Debug for Confinement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confinement").field("keep", &self.keep).field("groups", &self.groups).finish_non_exhaustive()
+    }
+}
+
+impl Confinement {
+    fn new(keep: caps::CapsHashSet, writes: Writes<'_>, bpf_maps: bool, groups: bool) -> Result<Self, HardenError> {
+        Ok(Confinement { keep, filter: crate::sys::filter::build_self_filter(writes, bpf_maps)?, groups })
+    }
+
+    /// Applies it: no supplementary groups (the supervisor), the capabilities kept and no
+    /// other (the bounding set included), not dumpable, `NO_NEW_PRIVS`, the filter. To the
+    /// calling thread and those started after: call it before any thread exists.
+    ///
+    /// # Errors
+    /// The step that failed; the caller logs it and goes on (a supervisor that could not
+    /// confine itself still serves the session correctly).
+    pub fn apply(self) -> Result<(), HardenError> {
+        if self.groups {
+            nix::unistd::setgroups(&[]).map_err(HardenError::Groups)?;
+        }
+        drop_capabilities(&self.keep)?;
+        nix::sys::prctl::set_dumpable(false).map_err(HardenError::Dumpable)?;
+        nix::sys::prctl::set_no_new_privs().map_err(HardenError::NoNewPrivs)?;
+        self.filter.install().map_err(HardenError::InstallFilter)
+    }
+}
+
+/// The supervisor's confinement, made ready. `writes`: the directories it may still create
+/// and replace files in (the runtime directory, the spool), from [`writable_dirs`], which
+/// must stay open where they are; `audit`: it keeps `CAP_AUDIT_WRITE` to send audit records
+/// of its decisions.
 ///
 /// # Errors
-/// The step that failed; the caller logs it and goes on (a supervisor that could not confine
-/// itself still serves the session correctly).
-pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<(), HardenError> {
+/// The filter could not be built.
+pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<Confinement, HardenError> {
     use caps::Capability;
     let mut keep: caps::CapsHashSet =
         [Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_KILL].into_iter().collect();
@@ -77,8 +118,7 @@ pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<(),
         // Before Linux 6.5 every bpf() call needs it, map updates included.
         keep.insert(Capability::CAP_BPF);
     }
-    nix::unistd::setgroups(&[]).map_err(HardenError::Groups)?;
-    confine(&keep, writes, bpf_maps)
+    Confinement::new(keep, writes, bpf_maps, true)
 }
 
 /// The watchdog's confinement: it only waits, logs, and removes the session's files and
@@ -88,15 +128,7 @@ pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<(),
 /// The step that failed.
 pub fn watchdog() -> Result<(), HardenError> {
     let keep: caps::CapsHashSet = [caps::Capability::CAP_DAC_OVERRIDE].into_iter().collect();
-    confine(&keep, Writes::Anywhere, false)
-}
-
-fn confine(keep: &caps::CapsHashSet, writes: Writes<'_>, bpf_maps: bool) -> Result<(), HardenError> {
-    drop_capabilities(keep)?;
-    nix::sys::prctl::set_dumpable(false).map_err(HardenError::Dumpable)?;
-    nix::sys::prctl::set_no_new_privs().map_err(HardenError::NoNewPrivs)?;
-    let filter = crate::sys::filter::build_self_filter(writes, bpf_maps)?;
-    filter.install().map_err(HardenError::InstallFilter)
+    Confinement::new(keep, Writes::Anywhere, false, false)?.apply()
 }
 
 /// Places the runtime directory's, the log spool's and the accounting spool's descriptors next to each other (one range
@@ -172,7 +204,7 @@ mod tests {
         let d = dir.clone();
         let code = in_child(move || {
             let Ok(mut rt) = crate::session::runtime::RuntimeDir::open(&d) else { return 9 };
-            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None, None), false, false) {
+            if let Err(e) = supervisor(writable_dirs(Some(&mut rt), None, None), false, false).and_then(Confinement::apply) {
                 eprintln!("hardening failed: {e}");
                 return 10;
             }
@@ -233,7 +265,7 @@ mod tests {
         // SAFETY: see in_child above.
         match unsafe { nix::unistd::fork() }.expect("fork") {
             nix::unistd::ForkResult::Child => {
-                let _ = supervisor(Writes::Nowhere, false, false);
+                let _ = supervisor(Writes::Nowhere, false, false).and_then(Confinement::apply);
                 // SAFETY: NULL-terminated argument vector of static strings.
                 unsafe { libc::execv(c"/bin/true".as_ptr(), [c"true".as_ptr(), std::ptr::null()].as_ptr()) };
                 // SAFETY: reached only if exec did not kill us.

@@ -9,12 +9,13 @@
 //! 2. the entry point installs the filter on the session's first process and receives its
 //!    listener (through the module, or from its own child);
 //! 3. [`confine`] (which needs no listener, and so runs while the filter is installed): the
-//!    log sink with its spool, the supervisor's own confinement ([`harden`]); then
+//!    log sink with its spool, the supervisor's own confinement made ready ([`harden`]); then
 //!    [`Confined::start`] with the listener: the authorization backend and whatever else can
 //!    fail, and what must be read while the session's leader waits (its root and mount
-//!    table); the entry point tells the session to go on, then [`Starting::supervise`] makes
-//!    the rest, which cannot fail, and the [`Supervisor`], whose loop ([`Supervisor::serve`])
-//!    answers every exec until the session's last process is gone.
+//!    table); the entry point tells the session to go on, then [`Starting::supervise`]
+//!    applies the confinement and makes the rest (threads, the exec view's loaders and links,
+//!    the session file), and the [`Supervisor`], whose loop ([`Supervisor::serve`]) answers
+//!    every exec until the session's last process is gone.
 
 pub mod cgroup;
 pub mod command;
@@ -153,13 +154,15 @@ pub struct Confined {
     audit: bool,
     check: Option<ExecCheck>,
     acct_dir: Option<AcctDir>,
+    confinement: Option<harden::Confinement>,
 }
 
 /// The first half of a supervisor's start, which needs no listener: the log sink with its
-/// spool, the kernel's exec check, the supervisor's own confinement (before any thread
-/// exists, so that every thread inherits it). A PAM session's supervisor does this while the
-/// module installs the filter, off the open's critical path (docs/BENCHMARKS.md, sixth pass).
-/// The plan's warnings, and whatever did not go as it should, are logged.
+/// spool, the kernel's exec check, the supervisor's own confinement made ready (its filter
+/// built; it is applied by [`Starting::supervise`], before any thread exists, so that every
+/// thread inherits it). A PAM session's supervisor does this while the module installs the
+/// filter, off the open's critical path (docs/BENCHMARKS.md, sixth pass). The plan's
+/// warnings, and whatever did not go as it should, are logged.
 pub fn confine(s: Start) -> Confined {
     let Start { config, session, plan, mut pam, child, debug, confined, stderr_fallback, asked } = s;
     // Asked first (by the module, or here), answered before the supervisor gives up the
@@ -198,7 +201,7 @@ pub fn confine(s: Start) -> Confined {
     let check = connect_check(&config, &mut log, session.id, pam.module_waits);
     let audit = audit.answer();
     let writes = harden::writable_dirs(pam.runtime_dir.as_mut(), spool.as_mut(), acct_dir.as_mut());
-    let hardened = confined.then(|| harden::supervisor(writes, audit, check.is_some()));
+    let confinement = confined.then(|| harden::supervisor(writes, audit, check.is_some()));
     let strict = config.log_failure == LogFailure::Refuse;
     log.set_spool(spool, &session_id_text(session.id), strict);
     if stderr_fallback {
@@ -207,26 +210,32 @@ pub fn confine(s: Start) -> Confined {
     for w in &plan.warnings {
         log.emit(&in_session(w.clone()));
     }
-    if let Some(Err(e)) = &hardened {
-        log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e)));
-    }
-    Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir }
+    let confinement = match confinement {
+        Some(Err(e)) => {
+            log.emit(&in_session(Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e)));
+            None
+        }
+        Some(Ok(c)) => Some(c),
+        None => None,
+    };
+    Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir, confinement }
 }
 
 impl Confined {
     /// The second half: the supervisor of the session whose filter's listener is `listener`,
-    /// with its authorization backend, all but what cannot fail ([`Starting::supervise`]:
-    /// the exec view's loaders and links, and in a PAM session its session file), which the
+    /// all that can refuse the session (the authorization backend's keys), and what must be
+    /// read while its leader waits; the rest ([`Starting::supervise`]: the confinement, the
+    /// threads, the exec view's loaders and links, in a PAM session its session file) the
     /// caller makes once it has told the session to go on.
     ///
     /// # Errors
     /// [`SetupError`] when the supervisor cannot serve the session.
     pub fn start(self, listener: OwnedFd) -> Result<Starting, SetupError> {
-        let Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir } = self;
+        let Confined { config, session, plan, pam, child, debug, log, audit, check, acct_dir, confinement } = self;
         let isolation = plan.describe(pam.cgroup.as_ref());
         let handed = plan.handed_to_pam_systemd(pam.cgroup.as_ref());
-        let log = session_sink(log, audit, session.id);
-        let parts = supervisor::Parts { listener: Listener::new(listener), config, session, log, child, debug, acct_dir, check };
+        let parts =
+            supervisor::Parts { listener: Listener::new(listener), config, session, log, audit, confinement, child, debug, acct_dir, check };
         Ok(Supervisor::prepare(parts)?.with_pam(pam).with_isolation(isolation, plan.layers).with_limits_check(handed))
     }
 

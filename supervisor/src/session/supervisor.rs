@@ -21,10 +21,12 @@ use session_wrapper_config::{Config, Layers};
 use session_wrapper_protocol::session_id_text;
 
 use super::nested::{self, Probe};
+use super::harden::Confinement;
 use super::{PamSession, Session};
 use crate::authz::{self, Backend, Report};
 use crate::exec::{Counts, Ctx, Pipeline};
 use crate::sys::bpf::ExecCheck;
+use crate::log::syslog::Syslog;
 use crate::log::{Event, Field, Kind, LogSink, Severity, Value};
 use crate::sys::filter::{Notified, SyscallTable};
 use crate::sys::notify::{Listener, Notification};
@@ -60,7 +62,11 @@ pub(super) struct Parts {
     pub listener: Listener,
     pub config: Config,
     pub session: Session,
-    pub log: Box<dyn LogSink>,
+    pub log: Syslog,
+    /// Decisions are also audit records (a thread sends them, started after the confinement).
+    pub audit: bool,
+    /// The supervisor's own confinement, made ready (none for a supervisor that is not root).
+    pub confinement: Option<Confinement>,
     pub child: Option<i32>,
     pub debug: bool,
     /// The accounting spool, opened before the supervisor confined itself.
@@ -98,19 +104,23 @@ pub struct Supervisor {
     limits_handed: Vec<&'static str>,
 }
 
-/// A supervisor whose every part that can fail is made ([`Supervisor::prepare`]). The rest
-/// (the exec view's loaders and links, the session file) cannot fail: a PAM session's
-/// supervisor makes it after the module heard "ready", while the host goes on
-/// ([`Starting::supervise`]). No notification is read before: the session's first exec waits
-/// in the kernel until the supervisor serves.
+/// A supervisor whose every part that can refuse the session is made
+/// ([`Supervisor::prepare`]). The rest is made after a PAM session's module heard "ready",
+/// while the host goes on ([`Starting::supervise`]): the supervisor's own confinement, then
+/// its threads (the audit records', the backend's), the exec view's loaders and links, the
+/// session file. No notification is read before: the session's first exec waits in the
+/// kernel until the supervisor serves.
 #[derive(Debug)]
 pub struct Starting {
     listener: Listener,
     config: Config,
     session: Session,
     table: SyscallTable,
-    log: Box<dyn LogSink>,
-    backend: Option<Box<dyn Backend>>,
+    log: Syslog,
+    audit: bool,
+    confinement: Option<Confinement>,
+    backend: Option<authz::Pending>,
+    acct_dir: Option<crate::authz::tacacs::journal::AcctDir>,
     check: Option<ExecCheck>,
     signals: SignalFd,
     child: Option<i32>,
@@ -144,16 +154,25 @@ impl Starting {
         self
     }
 
-    /// The supervisor: the exec pipeline (with the loaders of this system and the links of
-    /// the session's standard directories) and, in a PAM session, the session file.
-    pub fn supervise(self) -> Supervisor {
+    /// The supervisor: its own confinement applied before anything else (a failure is
+    /// logged, and it goes on: it still serves the session correctly), then its threads, the
+    /// exec pipeline (with the loaders of this system and the links of the session's standard
+    /// directories) and, in a PAM session, the session file.
+    ///
+    /// # Errors
+    /// [`SetupError`] when the backend's threads cannot start: nothing can refuse the session
+    /// any more, and the supervisor ends (every exec of the session then fails).
+    pub fn supervise(self) -> Result<Supervisor, SetupError> {
         let Starting {
             listener,
             config,
             session,
             table,
-            log,
+            mut log,
+            audit,
+            confinement,
             backend,
+            acct_dir,
             check,
             signals,
             child,
@@ -164,6 +183,14 @@ impl Starting {
             layers,
             limits_handed,
         } = self;
+        if let Some(Err(e)) = confinement.map(Confinement::apply) {
+            log.emit(&Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e).in_session(session.id));
+        }
+        let log = super::session_sink(log, audit, session.id);
+        let backend = match backend {
+            Some(b) => Some(b.start(&config, acct_dir)?),
+            None => None,
+        };
         let mut supervisor = Supervisor {
             table,
             backend,
@@ -184,7 +211,7 @@ impl Starting {
             limits_handed,
         };
         supervisor.write_session_file();
-        supervisor
+        Ok(supervisor)
     }
 }
 
@@ -211,7 +238,7 @@ impl Supervisor {
     /// [`Starting::supervise`], after "ready". `SIGCHLD` must already be blocked in the calling
     /// thread (see [`super::block_signals`]).
     pub(super) fn prepare(parts: Parts) -> Result<Starting, SetupError> {
-        let Parts { listener, config, session, log, child, debug, acct_dir, check } = parts;
+        let Parts { listener, config, session, log, audit, confinement, child, debug, acct_dir, check } = parts;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         mask.add(Signal::SIGUSR1);
@@ -220,11 +247,14 @@ impl Supervisor {
         let _ = crate::sys::set_sync_wakeup(listener.as_fd());
         Ok(Starting {
             table: SyscallTable::new()?,
-            backend: authz::start(&config, &session, acct_dir)?,
+            backend: authz::prepare(&config, &session)?,
             reference: Reference::of(session.leader),
+            acct_dir,
             check,
             listener,
             log,
+            audit,
+            confinement,
             signals,
             child,
             debug,

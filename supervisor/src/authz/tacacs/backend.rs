@@ -27,26 +27,52 @@ pub struct TacacsBackend {
     early: Vec<LogEvent>,
 }
 
+/// The client of a session, its keys and TLS files read, its threads not started yet
+/// ([`Pending::start`]).
+#[derive(Debug)]
+pub struct Pending {
+    client: super::Prepared,
+    session: String,
+    tty: String,
+}
+
 impl TacacsBackend {
-    /// Starts the client for `t`, authorizing as the session's user from its client address,
-    /// keeping accounting records in a journal in `dir` until a server takes them.
+    /// Reads what the client for `t` needs, authorizing as the session's user from its
+    /// client address.
     ///
     /// # Errors
-    /// [`SetupError`] when keys or TLS files cannot be used or threads cannot start.
-    pub fn start(t: &Tacacs, session: &Session, dir: Option<AcctDir>) -> Result<Self, SetupError> {
+    /// [`SetupError`] when keys or TLS files cannot be used.
+    pub fn prepare(t: &Tacacs, session: &Session) -> Result<Pending, SetupError> {
         let rhost = session.rhost.as_deref().unwrap_or("");
-        let spool = Spool { dir, session: session_id_text(session.id) };
-        let (client, early) = Client::start(t, &session.user.name, rhost, spool)?;
+        Ok(Pending {
+            client: Client::prepare(t, &session.user.name, rhost)?,
+            session: session_id_text(session.id),
+            tty: session.tty.clone().unwrap_or_default(),
+        })
+    }
+}
+
+impl Pending {
+    /// Starts the client for `t` (as prepared), keeping accounting records in a journal in
+    /// `dir` until a server takes them.
+    ///
+    /// # Errors
+    /// [`SetupError`] when threads cannot start.
+    pub fn start(self, t: &Tacacs, dir: Option<AcctDir>) -> Result<TacacsBackend, SetupError> {
+        let Pending { client, session, tty } = self;
+        let (client, early) = client.start(t, Spool { dir, session: session.clone() })?;
         Ok(TacacsBackend {
             client,
             early,
-            tracker: Tracker::new(session_id_text(session.id), session.tty.clone().unwrap_or_default()),
+            tracker: Tracker::new(session, tty),
             common: Common { service: t.service.clone(), protocol: t.protocol.clone() },
             accounting: t.accounting,
             session_accounting: t.session_accounting,
         })
     }
+}
 
+impl TacacsBackend {
     fn send(&self, records: Vec<Outgoing>) {
         for (port, record) in records {
             self.client.account(&port, &record);

@@ -28,7 +28,7 @@ mod inline;
 pub mod journal;
 pub mod tracker;
 
-pub use backend::TacacsBackend;
+pub use backend::{Pending, TacacsBackend};
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -505,15 +505,40 @@ pub struct Spool {
     pub session: String,
 }
 
+/// A client whose servers, keys and TLS files are read, its threads not started yet
+/// ([`Prepared::start`]): a supervisor refuses the session when this fails, and starts the
+/// threads once it has confined itself.
+pub struct Prepared {
+    shared: Shared,
+    rx: mpsc::Receiver<Event>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("servers", &self.shared.endpoints.len()).finish_non_exhaustive()
+    }
+}
+
 impl Client {
-    /// Starts the workers for `t`, authorizing as `user` from `rem_addr`, and the delivery
-    /// of accounting records through a journal in `spool`. Returns the client and lines to
-    /// log (a journal that could not be made).
+    /// Reads what the client for `t` needs, authorizing as `user` from `rem_addr`.
     ///
     /// # Errors
-    /// [`SetupError`] when keys or TLS files cannot be used or threads cannot start.
-    pub fn start(t: &Tacacs, user: &str, rem_addr: &str, spool: Spool) -> Result<(Self, Vec<LogEvent>), SetupError> {
+    /// [`SetupError`] when keys or TLS files cannot be used.
+    pub fn prepare(t: &Tacacs, user: &str, rem_addr: &str) -> Result<Prepared, SetupError> {
         let (shared, rx) = Shared::new(t, user, rem_addr)?;
+        Ok(Prepared { shared, rx })
+    }
+}
+
+impl Prepared {
+    /// Starts the workers for `t` (as prepared), and the delivery of accounting records
+    /// through a journal in `spool`. Returns the client and lines to log (a journal that
+    /// could not be made).
+    ///
+    /// # Errors
+    /// [`SetupError`] when threads cannot start.
+    pub fn start(self, t: &Tacacs, spool: Spool) -> Result<(Client, Vec<LogEvent>), SetupError> {
+        let Prepared { shared, rx } = self;
         let shared = Arc::new(shared);
         let jobs = Arc::new(Queue::new());
         let mut workers = Vec::new();
@@ -579,7 +604,9 @@ impl Client {
         }
         Ok((client, lines))
     }
+}
 
+impl Client {
     /// Asks for a decision on the command `attrs` describe ([`attrs::authorization`]) from
     /// terminal `port`; the answer comes as [`Event::Done`] with `id`.
     pub fn authorize(&mut self, id: u64, port: &str, attrs: Result<Vec<Attr>, attrs::TooLong>) {
