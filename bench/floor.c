@@ -31,15 +31,16 @@
  *                              session-start-sized datagram to LOG, says ready, then answers
  *                              CONTINUE until no task is left under the filter
  *   floor guard LOG            serve, and what the supervisor's guarantees add to the open at
- *                              the least: reads the hello (the leader's pid); forks, the parent
- *                              a watchdog that waits for the supervisor and logs its end; the
- *                              supervisor says "supervise", confines itself as ours does (no
- *                              groups, the bounding set and every capability but ptrace,
- *                              read-search and kill dropped, not dumpable, NO_NEW_PRIVS, a
- *                              filter of its own that refuses exec, fork, mount and the like),
- *                              takes the listener, reads the leader's root, mount table and
- *                              user namespace while it waits, writes a session file under
- *                              /run/floor-sessions, then logs and says ready as serve does
+ *                              the least, in ours' order: reads the hello (the leader's pid);
+ *                              forks, the parent a watchdog that says "supervise", waits for
+ *                              the supervisor and logs its end; the supervisor begins its
+ *                              confinement as ours does (no groups, no capability but ptrace,
+ *                              read-search and kill, not dumpable, NO_NEW_PRIVS), takes the
+ *                              listener, reads the leader's root, mount table and user
+ *                              namespace while it waits, says ready, then ends the confinement
+ *                              (the bounding set; a filter of its own that refuses exec, fork,
+ *                              mount and the like), writes a session file under
+ *                              /run/floor-sessions and logs the session's start
  *
  * Built with -DFLOOR_PAM -shared -fPIC, the same file is the floor of a PAM session module
  * (`session required pam_floor.so FLOOR LOG [guard]`): the least a module that puts the
@@ -259,6 +260,21 @@ int pam_sm_open_session(void *pamh, int flags, int argc, const char **argv);
 int pam_get_item(const void *pamh, int item_type, const void **item);
 int pam_sm_close_session(void *pamh, int flags, int argc, const char **argv);
 
+/* Mode guard's side of the module before the filter: the user's uid and groups (for rules by
+ * group), while the supervisor loads; then the hello on `sock`, and its answer. */
+static int hello(void *pamh, int sock) {
+    const char *user = NULL;
+    if (pam_get_item(pamh, 2 /* PAM_USER */, (const void **)&user) != 0 || !user) return 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) return 0;
+    gid_t groups[256];
+    int ngroups = 256;
+    if (getgrouplist(user, pw->pw_gid, groups, &ngroups) < 0) return 0;
+    int leader = getpid();
+    char supervise = 0;
+    return write(sock, &leader, sizeof leader) == sizeof leader && read(sock, &supervise, 1) == 1 && supervise == 's';
+}
+
 int pam_sm_open_session(void *pamh, int flags, int argc, const char **argv) {
     (void)flags;
     enum { PAM_SUCCESS = 0, PAM_SESSION_ERR = 14 };
@@ -267,7 +283,11 @@ int pam_sm_open_session(void *pamh, int flags, int argc, const char **argv) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return PAM_SESSION_ERR;
     pid_t child = fork();
-    if (child < 0) return PAM_SESSION_ERR;
+    if (child < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return PAM_SESSION_ERR;
+    }
     if (child == 0) {
         if (fork() == 0) {
             if (dup2(sv[1], 3) == 3) execl(argv[0], argv[0], guard ? "guard" : "serve", argv[1], (char *)NULL);
@@ -277,20 +297,9 @@ int pam_sm_open_session(void *pamh, int flags, int argc, const char **argv) {
     }
     close(sv[1]);
     waitpid(child, NULL, 0);
-    if (guard) {
-        /* The user's uid and groups (for rules by group), while the supervisor loads; then
-         * the hello, and its answer. */
-        const char *user = NULL;
-        if (pam_get_item(pamh, 2 /* PAM_USER */, (const void **)&user) != PAM_SUCCESS || !user) return PAM_SESSION_ERR;
-        struct passwd *pw = getpwnam(user);
-        if (!pw) return PAM_SESSION_ERR;
-        gid_t groups[256];
-        int ngroups = 256;
-        if (getgrouplist(user, pw->pw_gid, groups, &ngroups) < 0) return PAM_SESSION_ERR;
-        int leader = getpid();
-        char supervise = 0;
-        if (write(sv[0], &leader, sizeof leader) != sizeof leader || read(sv[0], &supervise, 1) != 1 || supervise != 's')
-            return PAM_SESSION_ERR;
+    if (guard && !hello(pamh, sv[0])) {
+        close(sv[0]);
+        return PAM_SESSION_ERR;
     }
     int l = install_filter();
     send_fd(sv[0], l);
@@ -337,8 +346,8 @@ static int serve(const char *log) {
     return serve_listener(listener, log);
 }
 
-/* One session-start line, ready, then every notification answered. */
-static int serve_listener(int listener, const char *log) {
+/* One session-start-sized datagram to LOG. */
+static void log_start(const char *log) {
     int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     strncpy(a.sun_path, log, sizeof a.sun_path - 1);
@@ -349,26 +358,42 @@ static int serve_listener(int listener, const char *log) {
                      (int)getpid());
     if (s >= 0) sendto(s, line, n, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof a);
     close(s);
+}
+
+/* One session-start line, ready, then every notification answered. */
+static int serve_listener(int listener, const char *log) {
+    log_start(log);
     if (write(3, "r", 1) != 1) return 1;
     close(3);
     answer_all(listener);
     return 0;
 }
 
-/* The supervisor's confinement, as ours does it (session/harden.rs): no supplementary groups;
- * every capability but CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH and CAP_KILL out of the bounding
- * set and out of the process's sets; not dumpable; NO_NEW_PRIVS; a filter of its own that
- * refuses what the supervisor never does (exec, fork, mount, modules, identity, BPF, perf,
- * io_uring, writing other processes). */
-static void confine_self(void) {
-    if (setgroups(0, NULL)) die("setgroups");
-    const unsigned long keep = 1UL << CAP_SYS_PTRACE | 1UL << CAP_DAC_READ_SEARCH | 1UL << CAP_KILL;
-    for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
-        if (!(keep >> c & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0)) die("PR_CAPBSET_DROP");
+/* The supervisor's confinement, as ours does it (session/harden.rs), in two steps. Begun
+ * before "ready": no supplementary groups; no capability but CAP_SYS_PTRACE,
+ * CAP_DAC_READ_SEARCH and CAP_KILL (and CAP_SETPCAP, to drop the bounding set with), none
+ * inheritable; not dumpable; NO_NEW_PRIVS. Ended after: every other capability out of the
+ * bounding set, CAP_SETPCAP dropped, a filter of its own that refuses what the supervisor
+ * never does (exec, fork, mount, modules, identity, BPF, perf, io_uring, writing other
+ * processes). */
+static const unsigned long KEEP = 1UL << CAP_SYS_PTRACE | 1UL << CAP_DAC_READ_SEARCH | 1UL << CAP_KILL;
+
+static void set_caps(unsigned long caps) {
     struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
-    struct __user_cap_data_struct d[2] = {{.effective = (__u32)keep, .permitted = (__u32)keep}};
+    struct __user_cap_data_struct d[2] = {{.effective = (__u32)caps, .permitted = (__u32)caps}};
     if (syscall(SYS_capset, &h, d)) die("capset");
+}
+
+static void begin_confinement(void) {
+    if (setgroups(0, NULL)) die("setgroups");
+    set_caps(KEEP | 1UL << CAP_SETPCAP);
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) die("prctl");
+}
+
+static void end_confinement(void) {
+    for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
+        if (!(KEEP >> c & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0)) die("PR_CAPBSET_DROP");
+    set_caps(KEEP);
     const int refused[] = {SYS_execve, SYS_execveat, SYS_fork, SYS_vfork, SYS_mount, SYS_umount2, SYS_pivot_root,
                            SYS_init_module, SYS_finit_module, SYS_delete_module, SYS_setuid, SYS_setgid,
                            SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid, SYS_setgroups, SYS_bpf,
@@ -389,32 +414,38 @@ static void confine_self(void) {
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog)) die("own filter");
 }
 
-/* The supervisor's side of the PAM floor with its guarantees (mode guard; see the top). */
+/* The supervisor's side of the PAM floor with its guarantees (mode guard; see the top), in
+ * ours' order: the watchdog tells the module to go on as soon as the fork returns; ready
+ * comes once nothing can refuse the session; the confinement's end, the session file and
+ * the line come after. */
 static int guard(const char *log) {
     int leader;
     if (read(3, &leader, sizeof leader) != sizeof leader) return 1;
-    char run[64];
-    snprintf(run, sizeof run, "/run/floor-sessions/%d.session", (int)getpid());
+    char run[64], tmp[64];
+    snprintf(run, sizeof run, "%d.session", (int)getpid());
+    snprintf(tmp, sizeof tmp, ".%d.tmp", (int)getpid());
     pid_t sup = fork();
     if (sup < 0) return 1;
     if (sup > 0) {
-        /* The watchdog: waits for the supervisor, removes its file, says how it ended. */
+        /* The watchdog: says "supervise", waits for the supervisor, removes its file, says
+         * how it ended. */
+        int said = write(3, "s", 1) == 1;
         close(3);
         int st;
         while (waitpid(sup, &st, 0) < 0 && errno == EINTR) {}
-        unlink(run);
+        int d = open("/run/floor-sessions", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (d >= 0) unlinkat(d, run, 0);
         int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         struct sockaddr_un a = {.sun_family = AF_UNIX};
         strncpy(a.sun_path, log, sizeof a.sun_path - 1);
         const char line[] = "<86>Dec  3 12:49:03 floor: session=0123456789ab event=session-end";
         if (s >= 0) sendto(s, line, sizeof line - 1, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof a);
-        return 0;
+        return said ? 0 : 1;
     }
-    if (write(3, "s", 1) != 1) _exit(1);
-    /* While the module installs the filter: the runtime directory, then the confinement. */
+    /* While the module installs the filter: the runtime directory, the confinement begun. */
     mkdir("/run/floor-sessions", 0700);
     int rund = open("/run/floor-sessions", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    confine_self();
+    begin_confinement();
     int listener = recv_fd(3);
     if (!getenv("FLOOR_NO_SYNC")) ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0);
     /* The session's root, mount table and user namespace, read while the leader waits. */
@@ -428,12 +459,17 @@ static int guard(const char *log) {
     struct stat ns;
     if (dir < 0 || root < 0 || table < 0 || fstatat(dir, "ns/user", &ns, 0)) die("the leader's /proc");
     close(dir);
+    if (write(3, "r", 1) != 1) return 1;
+    close(3);
+    end_confinement();
     /* The session file, as `session-wrapper sessions` reads it. */
-    int f = openat(rund, ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int f = openat(rund, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     int n = snprintf(buf, sizeof buf, "id=0123456789ab\nuser=root\nservice=swbench-floor\nleader=%d\nsupervisor=%d\n", leader,
                      (int)getpid());
-    if (f < 0 || write(f, buf, n) != n || close(f) || renameat(rund, ".tmp", rund, strrchr(run, '/') + 1)) die("session file");
-    return serve_listener(listener, log);
+    if (f < 0 || write(f, buf, n) != n || close(f) || renameat(rund, tmp, rund, run)) die("session file");
+    log_start(log);
+    answer_all(listener);
+    return 0;
 }
 
 int main(int argc, char **argv) {

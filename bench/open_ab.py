@@ -10,7 +10,11 @@ its log lines), which biased an earlier version of this comparison by more than 
 measured. Prints the medians, and the median of the per-round differences b - a, with how
 many rounds b was the faster.
 
-usage: open_ab.py [ROUNDS]"""
+With DRIVER (bench/pam_open.c built) and SPACED, then SPACED rounds of the two builds 1 s
+apart, in a shuffled order, each a transaction of DRIVER: the open alone, and the open until
+the session's first program has run, as a host waits for them (paired per round, b - a).
+
+usage: open_ab.py [ROUNDS [DRIVER SPACED]]"""
 import random, statistics, subprocess, sys, time
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 100
@@ -41,3 +45,21 @@ print(f"  without the module: {med['swbench-plain']:.2f} ms")
 print(f"  a (the other build): {med['swbench-a']:.2f} ms   added {med['swbench-a'] - med['swbench-plain']:+.2f} ms")
 print(f"  b (this tree):       {med['swbench-b']:.2f} ms   added {med['swbench-b'] - med['swbench-plain']:+.2f} ms")
 print(f"  b - a, per round: median {statistics.median(diff):+.3f} ms; b faster in {faster} of {rounds} rounds")
+
+if len(sys.argv) > 3:
+    driver, spaced = sys.argv[2], int(sys.argv[3])
+    pair = {s: [] for s in ("swbench-a", "swbench-b")}
+    for _ in range(spaced):
+        order = list(pair)
+        random.shuffle(order)
+        for s in order:
+            time.sleep(1.0)
+            out = subprocess.run([driver, s, "root"], check=True, capture_output=True, text=True).stdout
+            pair[s].append([float(x) / 1000 for x in out.split()])
+    print(f"the open as a host waits for it (bench/pam_open.c), {spaced} rounds 1 s apart, order shuffled per round (median):")
+    for i, what in ((0, "open alone"), (1, "open until the first program's end")):
+        a = [r[i] for r in pair["swbench-a"]]
+        b = [r[i] for r in pair["swbench-b"]]
+        d = [y - x for x, y in zip(a, b)]
+        print(f"  {what}: a {statistics.median(a):.2f} ms, b {statistics.median(b):.2f} ms; "
+              f"b - a per round: median {statistics.median(d):+.3f} ms, b faster in {sum(x < 0 for x in d)} of {spaced}")

@@ -1,15 +1,21 @@
 /* What a host waits for at a session's open, and at its close, apart: one PAM transaction as a
  * host makes one, each step timed alone. pam_start, then pam_acct_mgmt, which loads every
  * module of the stack (a login host has run its auth and account stacks before it opens the
- * session), then pam_open_session and pam_close_session. pamtester (bench/session_open.py)
- * times all of it, the process and its loading included, the open and the close together.
+ * session), then pam_open_session; then the session's first program, at once (/bin/true,
+ * forked and waited for: su and sudo exec theirs right after the open, and it waits for
+ * whatever the supervisor still does after "ready"); then pam_close_session. pamtester
+ * (bench/session_open.py) times all of it but the program, the process and its loading
+ * included, the open and the close together.
  *
- *   pam_open SERVICE USER    prints "OPEN_US CLOSE_US"; exits 1 when a step fails
+ *   pam_open SERVICE USER    prints "OPEN_US FIRST_US CLOSE_US" (FIRST_US: from the open's
+ *                            start to the first program's end); exits 1 when a step fails
  *
  * Build: cc -O2 -o pam_open bench/pam_open.c -lpam */
 #include <security/pam_appl.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* No conversation: the bench's stacks ask nothing. */
 static int refuse(int n, const struct pam_message **msg, struct pam_response **resp, void *data) {
@@ -46,13 +52,24 @@ int main(int argc, char **argv) {
         fprintf(stderr, "pam_open_session %s: %s\n", argv[1], pam_strerror(h, r));
         return 1;
     }
-    r = pam_close_session(h, 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/true", "true", (char *)NULL);
+        _exit(127);
+    }
+    int st = -1;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "the session's first program (/bin/true) failed: status %d\n", st);
+        return 1;
+    }
     double t2 = now_us();
+    r = pam_close_session(h, 0);
+    double t3 = now_us();
     if (r != PAM_SUCCESS) {
         fprintf(stderr, "pam_close_session %s: %s\n", argv[1], pam_strerror(h, r));
         return 1;
     }
     pam_end(h, PAM_SUCCESS);
-    printf("%.0f %.0f\n", t1 - t0, t2 - t1);
+    printf("%.0f %.0f %.0f\n", t1 - t0, t2 - t0, t3 - t2);
     return 0;
 }

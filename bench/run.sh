@@ -7,7 +7,8 @@
 #   bench/run.sh open         the session-open latency
 #   bench/run.sh openab DIR   the session open of another build (DIR holds its
 #                             libpam_session_wrapper.so and session-wrapper-supervisor) against
-#                             this tree's, shuffled rounds (SW_BENCH_AB_ROUNDS, default 100)
+#                             this tree's, shuffled rounds (SW_BENCH_AB_ROUNDS, default 100),
+#                             then as a host waits for it, 1 s apart (SW_BENCH_AB_SPACED, 40)
 #   bench/run.sh rss          the supervisor's memory, idle and after 100,000 decisions: of
 #                             `session-wrapper run`, and of a PAM session (su through the
 #                             module): its supervisor and its watchdog
@@ -344,7 +345,9 @@ if [ "$what" = openab ]; then
   # slower than those of a copy of it (an A/A comparison; none once both were evicted).
   python3 bench/evict.py "$rel/libpam_session_wrapper.so" "$rel/session-wrapper-supervisor" \
     "$other/libpam_session_wrapper.so" "$other/session-wrapper-supervisor"
-  unshare -m --propagation private sh -c "mount --bind $work/pam-ab.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/open_ab.py ${SW_BENCH_AB_ROUNDS:-100}"
+  # Then the open as a host waits for it, paired 1 s apart (bench/pam_open.c).
+  cc -O2 -o "$work/pam_open" bench/pam_open.c -lpam
+  unshare -m --propagation private sh -c "mount --bind $work/pam-ab.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/open_ab.py ${SW_BENCH_AB_ROUNDS:-100} $work/pam_open ${SW_BENCH_AB_SPACED:-40}"
 fi
 
 if [ "$what" = all ] || [ "$what" = rss ]; then

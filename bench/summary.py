@@ -86,10 +86,13 @@ info("PAM session open, added, paired by round (1 s apart)", "open.spaced_added_
 info("PAM session open, floor (1 s apart)", "open.spaced_floor_added_ms", lambda v: f"+{v:.2f} ms")
 info("PAM session open, floor with the supervisor's guarantees (1 s apart)", "open.spaced_guard_added_ms",
      lambda v: f"+{v:.2f} ms")
-check("PAM session open alone, what a login waits for (1 s apart; bench/pam_open.c)", "open.alone_added_ms",
+info("PAM session open alone, added (1 s apart; bench/pam_open.c)", "open.alone_added_ms", lambda v: f"+{v:.2f} ms")
+check("PAM session open until its first program has run, added (1 s apart; bench/pam_open.c)", "open.first_added_ms",
       lambda v: f"+{v:.2f} ms", "<= 3 ms", lambda v: v <= 3)
-info("PAM session open alone, floor (1 s apart)", "open.alone_floor_added_ms", lambda v: f"+{v:.2f} ms")
-info("PAM session open alone, floor with the supervisor's guarantees", "open.alone_guard_added_ms", lambda v: f"+{v:.2f} ms")
+info("PAM session open until the first program, floor (1 s apart)", "open.first_floor_added_ms",
+     lambda v: f"+{v:.2f} ms")
+info("PAM session open until the first program, floor with the supervisor's guarantees", "open.first_guard_added_ms",
+     lambda v: f"+{v:.2f} ms")
 info("PAM session close alone, with the module (1 s apart)", "open.alone_close_ms", lambda v: f"{v:.2f} ms")
 check("PAM session open, added, admin guide's example roles (1 s apart)", "open.spaced_roles_added_ms",
       lambda v: f"+{v:.2f} ms", "<= 3 ms", lambda v: v <= 3)

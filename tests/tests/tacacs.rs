@@ -101,6 +101,10 @@ fn the_supervisor_s_threads_start_under_its_confinement() {
         .collect();
     assert!(tasks.len() > 1, "the supervisor has no thread: {tasks:?}");
     let main = sup.to_string();
+    // What the supervisor keeps (pam::the_supervisor_and_its_watchdog_run_with_least_privilege):
+    // CAP_DAC_READ_SEARCH, CAP_KILL, CAP_SYS_PTRACE, and CAP_BPF with the kernel's check.
+    let caps = if start.contains(" verify=bpf ") { "0000008000080024" } else { "0000000000080024" };
+    assert_eq!((field(&main, "CapEff"), field(&main, "CapBnd")), (caps.to_owned(), caps.to_owned()), "{start}");
     assert_eq!((field(&main, "NoNewPrivs"), field(&main, "Seccomp")), ("1".to_owned(), "2".to_owned()));
     for key in ["CapEff", "CapPrm", "CapBnd", "CapInh", "NoNewPrivs", "Seccomp", "Seccomp_filters"] {
         for t in &tasks {

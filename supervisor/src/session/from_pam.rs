@@ -4,10 +4,10 @@
 //! The supervisor reads what the module knows of the session (with the user's account, which
 //! the module looks up in the host), loads the configuration, decides the scope, prepares
 //! the session ([`super::prepare`]); then it splits in two:
-//! - the **supervisor** (child) makes its confinement ready ([`super::confine`]) while the
+//! - the **supervisor** (child) begins its confinement ([`super::confine`]) while the
 //!   module installs the filter (which the watchdog sends as soon as the fork returns),
 //!   receives the listener, makes what can refuse the session ([`super::Confined::start`]),
-//!   says ready, confines itself and makes the rest while the host goes on (threads, the
+//!   says ready, ends its confinement and makes the rest while the host goes on (threads, the
 //!   exec view's loaders and links, the session file: [`super::Starting::supervise`]) and
 //!   answers execs until the session's last process is gone;
 //! - the **watchdog** (parent) only waits for it. If the supervisor dies of anything but a

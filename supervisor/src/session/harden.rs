@@ -20,9 +20,11 @@
 //!   user even if it shared a uid.
 //!
 //! All of this applies to the calling thread and to threads started afterwards: apply it before
-//! any thread exists. A PAM session's supervisor makes its confinement ready (the filter built,
-//! while the module installs the session's) and applies it after the module heard "ready",
-//! before it starts a thread or reads a notification ([`Confinement`]).
+//! any thread exists. A PAM session's supervisor begins its confinement while the module
+//! installs the session's filter (everything but the bounding set and its own filter) and
+//! ends it after the module heard "ready", before it starts a thread or reads a notification
+//! ([`Confinement`]): the bounding set's one call per capability and the filter's install are
+//! the costly part.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -62,51 +64,72 @@ pub enum HardenError {
     InstallFilter(std::io::Error),
 }
 
-/// A process's confinement, made ready: its filter built, the capabilities it keeps chosen.
-/// [`Confinement::apply`] applies it to the process.
+/// A process's confinement, begun: no supplementary groups (the supervisor), no capability
+/// but those it keeps and `CAP_SETPCAP` (to drop the bounding set with), none to pass on,
+/// not dumpable, `NO_NEW_PRIVS`; its filter built. [`Confinement::apply`] ends it: the
+/// bounding set, `CAP_SETPCAP`, the filter. The filter compares the numbers of the
+/// directories it may write under: they stay open where they are for the process's life.
 pub struct Confinement {
     keep: caps::CapsHashSet,
-    filter: FilterProgram,
-    /// Drop the supplementary groups too (the supervisor; the watchdog has none to drop).
-    groups: bool,
+    /// The filter, or why it could not be built (reported by [`Confinement::apply`], after
+    /// the rest is applied all the same).
+    filter: Result<FilterProgram, FilterError>,
 }
 
 impl std::fmt::Debug for Confinement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Confinement").field("keep", &self.keep).field("groups", &self.groups).finish_non_exhaustive()
+        f.debug_struct("Confinement").field("keep", &self.keep).field("filter", &self.filter.is_ok()).finish()
     }
 }
 
 impl Confinement {
-    fn new(keep: caps::CapsHashSet, writes: Writes<'_>, bpf_maps: bool, groups: bool) -> Result<Self, HardenError> {
-        Ok(Confinement { keep, filter: crate::sys::filter::build_self_filter(writes, bpf_maps)?, groups })
-    }
-
-    /// Applies it: no supplementary groups (the supervisor), the capabilities kept and no
-    /// other (the bounding set included), not dumpable, `NO_NEW_PRIVS`, the filter. To the
-    /// calling thread and those started after: call it before any thread exists.
-    ///
-    /// # Errors
-    /// The step that failed; the caller logs it and goes on (a supervisor that could not
-    /// confine itself still serves the session correctly).
-    pub fn apply(self) -> Result<(), HardenError> {
-        if self.groups {
-            nix::unistd::setgroups(&[]).map_err(HardenError::Groups)?;
-        }
-        drop_capabilities(&self.keep)?;
+    /// Begins the confinement of the calling thread (see [`Confinement`]); `writes` and
+    /// `bpf_maps` are the filter's.
+    fn begin(keep: caps::CapsHashSet, writes: Writes<'_>, bpf_maps: bool) -> Result<Self, HardenError> {
+        use caps::{CapSet, Capability};
+        // Built first: its cache is written with the rights of root.
+        let filter = crate::sys::filter::build_self_filter(writes, bpf_maps);
+        let failed = |set| move |source| HardenError::Capabilities { set, source };
+        let mut held = keep.clone();
+        held.insert(Capability::CAP_SETPCAP);
+        caps::clear(None, CapSet::Inheritable).map_err(failed("inheritable"))?;
+        caps::clear(None, CapSet::Ambient).map_err(failed("ambient"))?;
+        caps::set(None, CapSet::Effective, &held).map_err(failed("effective"))?;
+        caps::set(None, CapSet::Permitted, &held).map_err(failed("permitted"))?;
         nix::sys::prctl::set_dumpable(false).map_err(HardenError::Dumpable)?;
         nix::sys::prctl::set_no_new_privs().map_err(HardenError::NoNewPrivs)?;
-        self.filter.install().map_err(HardenError::InstallFilter)
+        Ok(Confinement { keep, filter })
+    }
+
+    /// Ends it: every capability but those kept out of the bounding set (one call each, the
+    /// costly part), `CAP_SETPCAP` dropped, the filter installed. To the calling thread and
+    /// those started after: call it before any thread exists.
+    ///
+    /// # Errors
+    /// The step that failed, or the filter that could not be built; the caller logs it and
+    /// goes on (a supervisor that could not confine itself still serves the session
+    /// correctly).
+    pub fn apply(self) -> Result<(), HardenError> {
+        use caps::CapSet;
+        let failed = |set| move |source| HardenError::Capabilities { set, source };
+        for cap in caps::all() {
+            if !self.keep.contains(&cap) {
+                caps::drop(None, CapSet::Bounding, cap).map_err(failed("bounding set"))?;
+            }
+        }
+        caps::set(None, CapSet::Effective, &self.keep).map_err(failed("effective"))?;
+        caps::set(None, CapSet::Permitted, &self.keep).map_err(failed("permitted"))?;
+        self.filter?.install().map_err(HardenError::InstallFilter)
     }
 }
 
-/// The supervisor's confinement, made ready. `writes`: the directories it may still create
-/// and replace files in (the runtime directory, the spool), from [`writable_dirs`], which
-/// must stay open where they are; `audit`: it keeps `CAP_AUDIT_WRITE` to send audit records
-/// of its decisions.
+/// Begins the supervisor's confinement ([`Confinement`]). `writes`: the directories it may
+/// still create and replace files in (the runtime directory, the spool), from
+/// [`writable_dirs`]; `audit`: it keeps `CAP_AUDIT_WRITE` to send audit records of its
+/// decisions.
 ///
 /// # Errors
-/// The filter could not be built.
+/// The step that failed (the filter's build is reported by [`Confinement::apply`]).
 pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<Confinement, HardenError> {
     use caps::Capability;
     let mut keep: caps::CapsHashSet =
@@ -118,17 +141,18 @@ pub fn supervisor(writes: Writes<'_>, audit: bool, bpf_maps: bool) -> Result<Con
         // Before Linux 6.5 every bpf() call needs it, map updates included.
         keep.insert(Capability::CAP_BPF);
     }
-    Confinement::new(keep, writes, bpf_maps, true)
+    nix::unistd::setgroups(&[]).map_err(HardenError::Groups)?;
+    Confinement::begin(keep, writes, bpf_maps)
 }
 
-/// The watchdog's confinement: it only waits, logs, and removes the session's files and
-/// cgroup (which needs `CAP_DAC_OVERRIDE` for the cgroup tree's read-only root).
+/// The watchdog's confinement, whole: it only waits, logs, and removes the session's files
+/// and cgroup (which needs `CAP_DAC_OVERRIDE` for the cgroup tree's read-only root).
 ///
 /// # Errors
 /// The step that failed.
 pub fn watchdog() -> Result<(), HardenError> {
     let keep: caps::CapsHashSet = [caps::Capability::CAP_DAC_OVERRIDE].into_iter().collect();
-    Confinement::new(keep, Writes::Anywhere, false, false)?.apply()
+    Confinement::begin(keep, Writes::Anywhere, false)?.apply()
 }
 
 /// Places the runtime directory's, the log spool's and the accounting spool's descriptors next to each other (one range
@@ -154,21 +178,6 @@ pub fn writable_dirs<'a>(
         })
         .collect();
     DirRange::of(&dirs).map_or(Writes::Nowhere, Writes::Within)
-}
-
-fn drop_capabilities(keep: &caps::CapsHashSet) -> Result<(), HardenError> {
-    use caps::CapSet;
-    let failed = |set| move |source| HardenError::Capabilities { set, source };
-    for cap in caps::all() {
-        if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(failed("bounding set"))?;
-        }
-    }
-    caps::clear(None, CapSet::Inheritable).map_err(failed("inheritable"))?;
-    caps::clear(None, CapSet::Ambient).map_err(failed("ambient"))?;
-    caps::set(None, CapSet::Effective, keep).map_err(failed("effective"))?;
-    caps::set(None, CapSet::Permitted, keep).map_err(failed("permitted"))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -253,6 +262,32 @@ mod tests {
             0
         });
         let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(code, 0, "see the return codes in the test body");
+    }
+
+    /// A filter that could not be built is reported, and leaves the rest applied: the
+    /// capabilities kept and no other, the bounding set too, not dumpable, `NO_NEW_PRIVS`.
+    #[test]
+    fn a_filter_that_could_not_be_built_leaves_the_rest_of_the_confinement_applied() {
+        if !crate::run_as_root() {
+            eprintln!("skipped: capabilities can only be tested as root");
+            return;
+        }
+        let code = in_child(|| {
+            let Ok(mut c) = supervisor(Writes::Nowhere, false, false) else { return 9 };
+            c.filter = Err(FilterError::UnknownSyscall("none".into()));
+            if !matches!(c.apply(), Err(HardenError::BuildFilter(_))) {
+                return 10;
+            }
+            let kept = |set| caps::read(None, set).unwrap_or_default();
+            if kept(caps::CapSet::Effective).len() != 3 || kept(caps::CapSet::Permitted).len() != 3 || kept(caps::CapSet::Bounding).len() != 3 {
+                return 11;
+            }
+            if nix::sys::prctl::get_dumpable() != Ok(false) || nix::sys::prctl::get_no_new_privs() != Ok(true) {
+                return 12;
+            }
+            0
+        });
         assert_eq!(code, 0, "see the return codes in the test body");
     }
 

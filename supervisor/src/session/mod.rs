@@ -9,11 +9,11 @@
 //! 2. the entry point installs the filter on the session's first process and receives its
 //!    listener (through the module, or from its own child);
 //! 3. [`confine`] (which needs no listener, and so runs while the filter is installed): the
-//!    log sink with its spool, the supervisor's own confinement made ready ([`harden`]); then
+//!    log sink with its spool, the supervisor's own confinement begun ([`harden`]); then
 //!    [`Confined::start`] with the listener: the authorization backend and whatever else can
 //!    fail, and what must be read while the session's leader waits (its root and mount
 //!    table); the entry point tells the session to go on, then [`Starting::supervise`]
-//!    applies the confinement and makes the rest (threads, the exec view's loaders and links,
+//!    ends the confinement and makes the rest (threads, the exec view's loaders and links,
 //!    the session file), and the [`Supervisor`], whose loop ([`Supervisor::serve`]) answers
 //!    every exec until the session's last process is gone.
 
@@ -158,9 +158,9 @@ pub struct Confined {
 }
 
 /// The first half of a supervisor's start, which needs no listener: the log sink with its
-/// spool, the kernel's exec check, the supervisor's own confinement made ready (its filter
-/// built; it is applied by [`Starting::supervise`], before any thread exists, so that every
-/// thread inherits it). A PAM session's supervisor does this while the module installs the
+/// spool, the kernel's exec check, the supervisor's own confinement begun (all but the
+/// bounding set and its filter's install, which [`Starting::supervise`] does before any
+/// thread exists, so that every thread inherits it all). A PAM session's supervisor does this while the module installs the
 /// filter, off the open's critical path (docs/BENCHMARKS.md, sixth pass). The plan's
 /// warnings, and whatever did not go as it should, are logged.
 pub fn confine(s: Start) -> Confined {
@@ -224,8 +224,8 @@ pub fn confine(s: Start) -> Confined {
 impl Confined {
     /// The second half: the supervisor of the session whose filter's listener is `listener`,
     /// all that can refuse the session (the authorization backend's keys), and what must be
-    /// read while its leader waits; the rest ([`Starting::supervise`]: the confinement, the
-    /// threads, the exec view's loaders and links, in a PAM session its session file) the
+    /// read while its leader waits; the rest ([`Starting::supervise`]: the end of the
+    /// confinement, the threads, the exec view's loaders and links, in a PAM session its session file) the
     /// caller makes once it has told the session to go on.
     ///
     /// # Errors

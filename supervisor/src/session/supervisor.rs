@@ -65,7 +65,7 @@ pub(super) struct Parts {
     pub log: Syslog,
     /// Decisions are also audit records (a thread sends them, started after the confinement).
     pub audit: bool,
-    /// The supervisor's own confinement, made ready (none for a supervisor that is not root).
+    /// The supervisor's own confinement, begun (none for a supervisor that is not root).
     pub confinement: Option<Confinement>,
     pub child: Option<i32>,
     pub debug: bool,
@@ -106,11 +106,12 @@ pub struct Supervisor {
 
 /// A supervisor whose every part that can refuse the session is made
 /// ([`Supervisor::prepare`]). The rest is made after a PAM session's module heard "ready",
-/// while the host goes on ([`Starting::supervise`]): the supervisor's own confinement, then
-/// its threads (the audit records', the backend's), the exec view's loaders and links, the
-/// session file. No notification is read before: the session's first exec waits in the
-/// kernel until the supervisor serves.
+/// while the host goes on ([`Starting::supervise`]): the end of the supervisor's own
+/// confinement, then its threads (the audit records', the backend's), the exec view's loaders
+/// and links, the session file. No notification is read before: the session's first exec
+/// waits in the kernel until the supervisor serves.
 #[derive(Debug)]
+#[must_use = "a supervisor that is not made answers no exec"]
 pub struct Starting {
     listener: Listener,
     config: Config,
@@ -154,14 +155,14 @@ impl Starting {
         self
     }
 
-    /// The supervisor: its own confinement applied before anything else (a failure is
-    /// logged, and it goes on: it still serves the session correctly), then its threads, the
-    /// exec pipeline (with the loaders of this system and the links of the session's standard
+    /// The supervisor: its own confinement ended before anything else (a failure is logged,
+    /// and it goes on: it still serves the session correctly), then its threads, the exec
+    /// pipeline (with the loaders of this system and the links of the session's standard
     /// directories) and, in a PAM session, the session file.
     ///
     /// # Errors
     /// [`SetupError`] when the backend's threads cannot start: nothing can refuse the session
-    /// any more, and the supervisor ends (every exec of the session then fails).
+    /// any more; the caller ends (every exec of the session then fails).
     pub fn supervise(self) -> Result<Supervisor, SetupError> {
         let Starting {
             listener,
@@ -234,9 +235,9 @@ impl Supervisor {
     /// Makes what a supervisor of `parts` needs that can fail: its signalfd, the system
     /// call table, the authorization backend; and reads what must be read while the session's
     /// leader still waits (its root, mount table and user namespace: a host goes on, and may
-    /// chroot or unshare, once its PAM module hears "ready"). What is left cannot fail:
-    /// [`Starting::supervise`], after "ready". `SIGCHLD` must already be blocked in the calling
-    /// thread (see [`super::block_signals`]).
+    /// chroot or unshare, once its PAM module hears "ready"). What is left can no longer
+    /// refuse the session: [`Starting::supervise`], after "ready". `SIGCHLD` must already be
+    /// blocked in the calling thread (see [`super::block_signals`]).
     pub(super) fn prepare(parts: Parts) -> Result<Starting, SetupError> {
         let Parts { listener, config, session, log, audit, confinement, child, debug, acct_dir, check } = parts;
         let mut mask = SigSet::empty();
