@@ -160,9 +160,10 @@ pub struct Confined {
 /// The first half of a supervisor's start, which needs no listener: the log sink with its
 /// spool, the kernel's exec check, the supervisor's own confinement begun (all but the
 /// bounding set and its filter's install, which [`Starting::supervise`] does before any
-/// thread exists, so that every thread inherits it all). A PAM session's supervisor does this while the module installs the
-/// filter, off the open's critical path (docs/BENCHMARKS.md, sixth pass). The plan's
-/// warnings, and whatever did not go as it should, are logged.
+/// thread exists, so that every thread inherits it all). A PAM session's supervisor does this
+/// while the module installs the filter, off the open's critical path (docs/BENCHMARKS.md,
+/// sixth and fourteenth passes). The plan's warnings, and whatever did not go as it should,
+/// are logged.
 pub fn confine(s: Start) -> Confined {
     let Start { config, session, plan, mut pam, child, debug, confined, stderr_fallback, asked } = s;
     // Asked first (by the module, or here), answered before the supervisor gives up the
@@ -225,8 +226,8 @@ impl Confined {
     /// The second half: the supervisor of the session whose filter's listener is `listener`,
     /// all that can refuse the session (the authorization backend's keys), and what must be
     /// read while its leader waits; the rest ([`Starting::supervise`]: the end of the
-    /// confinement, the threads, the exec view's loaders and links, in a PAM session its session file) the
-    /// caller makes once it has told the session to go on.
+    /// confinement, the threads, the exec view's loaders and links, in a PAM session its
+    /// session file) the caller makes once it has told the session to go on.
     ///
     /// # Errors
     /// [`SetupError`] when the supervisor cannot serve the session.
