@@ -337,31 +337,30 @@ static void answer_all(int listener) {
     }
 }
 
-/* The supervisor's side of the PAM floor. */
-static int serve_listener(int listener, const char *log);
-
-static int serve(const char *log) {
-    int listener = recv_fd(3);
-    if (!getenv("FLOOR_NO_SYNC")) ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0);
-    return serve_listener(listener, log);
-}
-
-/* One session-start-sized datagram to LOG. */
-static void log_start(const char *log) {
+/* One datagram of `n` bytes to the receiver at LOG (dropped when it would block). */
+static void log_line(const char *log, const char *line, int n) {
     int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     strncpy(a.sun_path, log, sizeof a.sun_path - 1);
+    if (s >= 0) sendto(s, line, n, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof a);
+    close(s);
+}
+
+/* One session-start-sized line to LOG. */
+static void log_start(const char *log) {
     char line[300];
     int n = snprintf(line, sizeof line,
                      "<86>Dec  3 12:49:03 floor[%d]: session=0123456789ab event=session-start user=root uid=0 "
                      "service=swbench-floor rhost=- tty=- leader=1 mode=enforce config=\"/etc/x.toml\"",
                      (int)getpid());
-    if (s >= 0) sendto(s, line, n, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof a);
-    close(s);
+    log_line(log, line, n);
 }
 
-/* One session-start line, ready, then every notification answered. */
-static int serve_listener(int listener, const char *log) {
+/* The supervisor's side of the PAM floor: the listener, one session-start line, ready, then
+ * every notification answered. */
+static int serve(const char *log) {
+    int listener = recv_fd(3);
+    if (!getenv("FLOOR_NO_SYNC")) ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0);
     log_start(log);
     if (write(3, "r", 1) != 1) return 1;
     close(3);
@@ -435,11 +434,8 @@ static int guard(const char *log) {
         while (waitpid(sup, &st, 0) < 0 && errno == EINTR) {}
         int d = open("/run/floor-sessions", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (d >= 0) unlinkat(d, run, 0);
-        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        strncpy(a.sun_path, log, sizeof a.sun_path - 1);
         const char line[] = "<86>Dec  3 12:49:03 floor: session=0123456789ab event=session-end";
-        if (s >= 0) sendto(s, line, sizeof line - 1, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof a);
+        log_line(log, line, sizeof line - 1);
         return said ? 0 : 1;
     }
     /* While the module installs the filter: the runtime directory, the confinement begun. */

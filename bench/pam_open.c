@@ -29,6 +29,12 @@ static double now_us(void) {
     return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
 
+/* Says which step of the transaction on SERVICE failed, and how; the exit status. */
+static int failed(pam_handle_t *h, const char *step, const char *service, int r) {
+    fprintf(stderr, "%s %s: %s\n", step, service, h ? pam_strerror(h, r) : "failed");
+    return 1;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: pam_open SERVICE USER\n");
@@ -37,21 +43,12 @@ int main(int argc, char **argv) {
     struct pam_conv conv = {refuse, NULL};
     pam_handle_t *h;
     int r = pam_start(argv[1], argv[2], &conv, &h);
-    if (r != PAM_SUCCESS) {
-        fprintf(stderr, "pam_start %s: %d\n", argv[1], r);
-        return 1;
-    }
-    if ((r = pam_acct_mgmt(h, 0)) != PAM_SUCCESS) {
-        fprintf(stderr, "pam_acct_mgmt %s: %s\n", argv[1], pam_strerror(h, r));
-        return 1;
-    }
+    if (r != PAM_SUCCESS) return failed(NULL, "pam_start", argv[1], r);
+    if ((r = pam_acct_mgmt(h, 0)) != PAM_SUCCESS) return failed(h, "pam_acct_mgmt", argv[1], r);
     double t0 = now_us();
     r = pam_open_session(h, 0);
     double t1 = now_us();
-    if (r != PAM_SUCCESS) {
-        fprintf(stderr, "pam_open_session %s: %s\n", argv[1], pam_strerror(h, r));
-        return 1;
-    }
+    if (r != PAM_SUCCESS) return failed(h, "pam_open_session", argv[1], r);
     pid_t pid = fork();
     if (pid == 0) {
         execl("/bin/true", "true", (char *)NULL);
@@ -65,10 +62,7 @@ int main(int argc, char **argv) {
     double t2 = now_us();
     r = pam_close_session(h, 0);
     double t3 = now_us();
-    if (r != PAM_SUCCESS) {
-        fprintf(stderr, "pam_close_session %s: %s\n", argv[1], pam_strerror(h, r));
-        return 1;
-    }
+    if (r != PAM_SUCCESS) return failed(h, "pam_close_session", argv[1], r);
     pam_end(h, PAM_SUCCESS);
     printf("%.0f %.0f %.0f\n", t1 - t0, t2 - t0, t3 - t2);
     return 0;

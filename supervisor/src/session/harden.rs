@@ -89,13 +89,11 @@ impl Confinement {
         use caps::{CapSet, Capability};
         // Built first: its cache is written with the rights of root.
         let filter = crate::sys::filter::build_self_filter(writes, bpf_maps);
-        let failed = |set| move |source| HardenError::Capabilities { set, source };
         let mut held = keep.clone();
         held.insert(Capability::CAP_SETPCAP);
         caps::clear(None, CapSet::Inheritable).map_err(failed("inheritable"))?;
         caps::clear(None, CapSet::Ambient).map_err(failed("ambient"))?;
-        caps::set(None, CapSet::Effective, &held).map_err(failed("effective"))?;
-        caps::set(None, CapSet::Permitted, &held).map_err(failed("permitted"))?;
+        hold(&held)?;
         nix::sys::prctl::set_dumpable(false).map_err(HardenError::Dumpable)?;
         nix::sys::prctl::set_no_new_privs().map_err(HardenError::NoNewPrivs)?;
         Ok(Confinement { keep, filter })
@@ -110,17 +108,26 @@ impl Confinement {
     /// goes on (a supervisor that could not confine itself still serves the session
     /// correctly).
     pub fn apply(self) -> Result<(), HardenError> {
-        use caps::CapSet;
-        let failed = |set| move |source| HardenError::Capabilities { set, source };
         for cap in caps::all() {
             if !self.keep.contains(&cap) {
-                caps::drop(None, CapSet::Bounding, cap).map_err(failed("bounding set"))?;
+                caps::drop(None, caps::CapSet::Bounding, cap).map_err(failed("bounding set"))?;
             }
         }
-        caps::set(None, CapSet::Effective, &self.keep).map_err(failed("effective"))?;
-        caps::set(None, CapSet::Permitted, &self.keep).map_err(failed("permitted"))?;
+        hold(&self.keep)?;
         self.filter?.install().map_err(HardenError::InstallFilter)
     }
+}
+
+/// The error of a step on the capability set `set`.
+fn failed(set: &'static str) -> impl Fn(caps::errors::CapsError) -> HardenError {
+    move |source| HardenError::Capabilities { set, source }
+}
+
+/// Holds exactly `caps`, effective and permitted (effective first: it may not exceed
+/// permitted).
+fn hold(caps: &caps::CapsHashSet) -> Result<(), HardenError> {
+    caps::set(None, caps::CapSet::Effective, caps).map_err(failed("effective"))?;
+    caps::set(None, caps::CapSet::Permitted, caps).map_err(failed("permitted"))
 }
 
 /// Begins the supervisor's confinement ([`Confinement`]). `writes`: the directories it may
