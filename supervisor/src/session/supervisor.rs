@@ -126,7 +126,8 @@ pub struct Starting {
     signals: SignalFd,
     child: Option<i32>,
     debug: bool,
-    /// The session's root, mount table and user namespace, read while its leader waited.
+    /// The session's root, mount table and user namespace, taken while its leader waited
+    /// (the mount table held open, read in [`Starting::supervise`]).
     reference: Reference,
     pam: PamSession,
     isolation: Vec<Field>,
@@ -156,7 +157,8 @@ impl Starting {
     }
 
     /// The supervisor: its own confinement ended before anything else (a failure is logged,
-    /// and it goes on: it still serves the session correctly), then its threads, the exec
+    /// and it goes on: it still serves the session correctly), then the session's mount
+    /// table read, its threads, the exec
     /// pipeline (with the loaders of this system and the links of the session's standard
     /// directories) and, in a PAM session, the session file.
     ///
@@ -178,7 +180,7 @@ impl Starting {
             signals,
             child,
             debug,
-            reference,
+            mut reference,
             pam,
             isolation,
             layers,
@@ -187,6 +189,7 @@ impl Starting {
         if let Some(Err(e)) = confinement.map(Confinement::apply) {
             log.emit(&Event::new(Severity::Warning, Kind::HardeningIncomplete).text("error", e).in_session(session.id));
         }
+        reference.read_mounts();
         let log = super::session_sink(log, audit, session.id);
         let backend = match backend {
             Some(b) => Some(b.start(&config, acct_dir)?),
@@ -233,9 +236,10 @@ struct Ready {
 
 impl Supervisor {
     /// Makes what a supervisor of `parts` needs that can fail: its signalfd, the system
-    /// call table, the authorization backend; and reads what must be read while the session's
-    /// leader still waits (its root, mount table and user namespace: a host goes on, and may
-    /// chroot or unshare, once its PAM module hears "ready"). What is left can no longer
+    /// call table, the authorization backend; and takes what must be taken while the session's
+    /// leader still waits (its root and mount table, held open, and its user namespace: a host
+    /// goes on, and may chroot or unshare, once its PAM module hears "ready"; the mount table
+    /// is read after, in [`Starting::supervise`]). What is left can no longer
     /// refuse the session: [`Starting::supervise`], after "ready". `SIGCHLD` must already be
     /// blocked in the calling thread (see [`super::block_signals`]).
     pub(super) fn prepare(parts: Parts) -> Result<Starting, SetupError> {

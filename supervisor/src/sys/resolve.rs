@@ -342,7 +342,8 @@ pub struct Reference {
 }
 
 /// The ids of a mount namespace's mounts, read from a `mountinfo` file held open (which keeps
-/// naming that namespace), read again when the kernel reports a change on it (`POLLPRI`).
+/// naming that namespace): first when asked ([`Reference::read_mounts`], once the session's
+/// open is answered), again when the kernel reports a change on it (`POLLPRI`).
 ///
 /// Only membership is asked of it, never where a mount is: a rename of a directory moves the
 /// mounts under it with no report, and no user can move a mount into another namespace. Ids
@@ -370,11 +371,10 @@ struct Mounts {
 }
 
 impl Mounts {
+    /// The mounts listed in `file`, unread: [`Mounts::read`] or the first question reads them.
     fn open(file: File, root: Option<&OwnedFd>) -> Self {
         let root = root.and_then(|r| statx(r).ok()).filter(|st| st.stx_mask & libc::STATX_MNT_ID != 0).map(|st| st.stx_mnt_id);
-        let mut m = Mounts { file, ids: Vec::new(), root, unread: true };
-        let _ = m.read();
-        m
+        Mounts { file, ids: Vec::new(), root, unread: true }
     }
 
     /// Reads the ids (each line's first field) through a buffer of fixed size: a table of
@@ -453,8 +453,19 @@ impl Reference {
         self.root.as_ref().map(AsFd::as_fd)
     }
 
-    /// Whether the session's mount table could be read: without it every path counts as
-    /// foreign (a file's mount cannot be told to be the session's).
+    /// Reads the session's mount table, if not read since it was opened or since a reading
+    /// failed. Opened with the rest while the leader waited, it names the namespace the
+    /// leader was in then, whatever the host does after; read later (after "ready", off the
+    /// session open's path), it lists that namespace's mounts as they are then, as a change
+    /// reported after a reading would have them read again.
+    pub fn read_mounts(&mut self) {
+        if let Some(m) = self.mounts.as_mut().filter(|m| m.unread) {
+            let _ = m.read();
+        }
+    }
+
+    /// Whether the session's mount table could be read ([`Reference::read_mounts`]): without
+    /// it every path counts as foreign (a file's mount cannot be told to be the session's).
     pub fn mounts_known(&self) -> bool {
         self.mounts.as_ref().is_some_and(|m| !m.unread)
     }
@@ -820,6 +831,7 @@ mod tests {
         text.extend_from_slice(b"x12 27 bad\n\n 13 leading space\n77\n8 27 0:7 / /last rw - proc p rw\n");
         std::fs::write(d.join("mountinfo"), &text).expect("write");
         let mut mounts = Mounts::open(File::open(d.join("mountinfo")).expect("open"), None);
+        mounts.read().expect("read");
         assert_eq!(mounts.ids, vec![8, 27, 31, 4099]);
         assert!(mounts.has(4099) && !mounts.has(12) && !mounts.has(13) && !mounts.has(77));
         let _ = std::fs::remove_dir_all(d);
@@ -830,7 +842,10 @@ mod tests {
     /// `mounts=unreadable`), and every path counts as foreign.
     #[test]
     fn without_the_session_s_mount_table_every_path_is_foreign_and_it_is_known() {
-        assert!(Reference::of(std::process::id() as i32).mounts_known());
+        let mut own = Reference::of(std::process::id() as i32);
+        assert!(!own.mounts_known(), "read only when asked");
+        own.read_mounts();
+        assert!(own.mounts_known());
         // SAFETY: the child exits at once; it is reaped below.
         let child = match unsafe { nix::unistd::fork() }.expect("fork") {
             // SAFETY: _exit in the child.
@@ -842,6 +857,7 @@ mod tests {
             std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|s| s.contains(") Z "))
         });
         let mut reference = Reference::of(child.as_raw());
+        reference.read_mounts();
         let known = reference.mounts_known();
         let foreign = reference.foreign(b"/usr/bin/true", 0, 0, None);
         let _ = nix::sys::wait::waitpid(child, None);
