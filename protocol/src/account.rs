@@ -25,6 +25,11 @@ pub struct Account {
     pub gids: Vec<u32>,
     /// Names of those groups, in the same order (a group without a name appears as `#gid`).
     pub groups: Vec<String>,
+    /// The name NSS gives `uid` when asked by uid (`name` but where another user of that uid
+    /// comes first): what the supervisor calls the user of an exec that runs as `uid`. Looked
+    /// up with the rest, so that a session's first exec does not load NSS in the supervisor
+    /// (`None`: not looked up, or `uid` has no name).
+    pub uid_name: Option<String>,
 }
 
 impl Account {
@@ -35,7 +40,8 @@ impl Account {
     pub fn lookup(name: &str) -> io::Result<Option<Account>> {
         let Some(u) = User::from_name(name).map_err(io::Error::from)? else { return Ok(None) };
         let (gids, groups) = groups_of(&u.name, u.gid.as_raw())?;
-        Ok(Some(Account { name: u.name, uid: u.uid.as_raw(), gid: u.gid.as_raw(), gids, groups }))
+        let uid_name = User::from_uid(u.uid).ok().flatten().map(|by_uid| by_uid.name);
+        Ok(Some(Account { name: u.name, uid: u.uid.as_raw(), gid: u.gid.as_raw(), gids, groups, uid_name }))
     }
 }
 
@@ -67,6 +73,7 @@ mod tests {
         assert_eq!((r.uid, r.gid), (0, 0));
         assert_eq!(r.gids.len(), r.groups.len());
         assert!(r.groups.iter().any(|g| g == "root"));
+        assert_eq!(r.uid_name.as_deref(), Some("root"));
         assert_eq!(Account::lookup("no-such-user-sw").expect("nss"), None);
     }
 }

@@ -230,6 +230,7 @@ fn decide_case(config: &Config, loaders: &Loaders, case: &Case, argv: &[Vec<u8>]
         gid: 0,
         gids: Vec::new(),
         groups: case.groups.clone(),
+        uid_name: None,
     };
     let target = case.target_user.clone().unwrap_or_else(|| case.user.clone());
     let who = Subject {

@@ -1,7 +1,8 @@
 //! The account record: the bytes of an [`Account`], carried in one field of a
 //! [`super::Message::Hello`]. Framed as messages are ([`super::frame`]): the name, the uid
 //! and the primary gid once each, then one field per group (its gid, then its name), in the
-//! account's order.
+//! account's order, then the uid's own name when known (a record without it, from a module of
+//! an older version, reads as an account whose uid's name is not known).
 
 use crate::account::Account;
 
@@ -12,6 +13,7 @@ mod tag {
     pub const UID: u8 = 2;
     pub const GID: u8 = 3;
     pub const GROUP: u8 = 4;
+    pub const UID_NAME: u8 = 5;
 }
 
 /// How the record's fields are framed, and what a bad frame is called.
@@ -27,6 +29,9 @@ pub(super) fn encode(a: &Account) -> Vec<u8> {
         let mut v = gid.to_le_bytes().to_vec();
         v.extend_from_slice(name.as_bytes());
         w.field(tag::GROUP, &v);
+    }
+    if let Some(n) = &a.uid_name {
+        w.field(tag::UID_NAME, n.as_bytes());
     }
     w.into_bytes()
 }
@@ -61,6 +66,10 @@ pub(super) fn decode(data: &[u8]) -> Result<Account, WireError> {
                 a.gids.push(u32::from_le_bytes(*g));
                 a.groups.push(utf8(n)?);
             }
+            tag::UID_NAME => {
+                once(&a.uid_name)?;
+                a.uid_name = Some(utf8(v)?);
+            }
             other => return Err(WireError::UnknownField(other)),
         }
     }
@@ -83,7 +92,14 @@ mod tests {
     use super::*;
 
     fn alice() -> Account {
-        Account { name: "alice".into(), uid: 1000, gid: 1000, gids: vec![1000, 27, 4], groups: vec!["alice".into(), "sudo".into(), "#4".into()] }
+        Account {
+            name: "alice".into(),
+            uid: 1000,
+            gid: 1000,
+            gids: vec![1000, 27, 4],
+            groups: vec!["alice".into(), "sudo".into(), "#4".into()],
+            uid_name: Some("alice".into()),
+        }
     }
 
     #[test]
@@ -100,6 +116,9 @@ mod tests {
         let mut twice = good.clone();
         twice.extend_from_slice(&[tag::UID, 4, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(decode(&twice), Err(WireError::Malformed("duplicate account field")));
+        let mut named_twice = good.clone();
+        named_twice.extend_from_slice(&[tag::UID_NAME, 1, 0, 0, 0, b'b']);
+        assert_eq!(decode(&named_twice), Err(WireError::Malformed("duplicate account field")));
         let mut odd = good.clone();
         odd.extend_from_slice(&[9, 0, 0, 0, 0]);
         assert_eq!(decode(&odd), Err(WireError::UnknownField(9)));

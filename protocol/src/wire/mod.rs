@@ -412,7 +412,14 @@ mod tests {
             user: b"alice".to_vec(),
             service: b"su".to_vec(),
             leader_pid: 1,
-            account: Some(Account { name: "alice".into(), uid: 1000, gid: 100, gids: vec![100, 27], groups: vec!["users".into(), "sudo".into()] }),
+            account: Some(Account {
+                name: "alice".into(),
+                uid: 1000,
+                gid: 100,
+                gids: vec![100, 27],
+                groups: vec!["users".into(), "sudo".into()],
+                uid_name: Some("alice".into()),
+            }),
             ..Hello::default()
         }));
         roundtrip(Message::Supervise { session: 0xabc, pid: 77, filter: vec![1, 2, 3, 4, 5, 6, 7, 8], isolate: Isolate::default() });

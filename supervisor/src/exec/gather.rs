@@ -20,7 +20,7 @@ use crate::sys::notify::{Listener, Notification};
 use crate::sys::procfs;
 use crate::sys::resolve::{self, Asker, ExecPlan, HeadCache, Reference, RemoteFd};
 use crate::sys::trust::LinkFinder;
-use crate::sys::users::UidNames;
+use crate::sys::users::{LoginUser, UidNames};
 
 /// The library search path variables the `library-path` guard checks.
 pub const LIBRARY_PATH_VARS: [&str; 2] = ["LD_LIBRARY_PATH", "GCONV_PATH"];
@@ -54,9 +54,10 @@ pub struct Sight {
 
 impl Sight {
     /// What a session sees with under `config`, from its `reference` (its root, mount table
-    /// and user namespace, read while its leader waited): this system's loaders, and the
-    /// links of the standard directories in that root.
-    pub fn new(config: &Config, reference: Reference) -> Self {
+    /// and user namespace, taken while its leader waited): this system's loaders, and the
+    /// links of the standard directories in that root. Its `user`'s uid is named as the
+    /// module's lookup named it.
+    pub fn new(config: &Config, reference: Reference, user: &LoginUser) -> Self {
         let links = LinkFinder::new(reference.root());
         let library_vars = if config.policy.guards.library_path == GuardAction::Deny {
             LIBRARY_PATH_VARS.iter().map(|v| (*v).to_owned()).collect()
@@ -66,7 +67,7 @@ impl Sight {
         Sight {
             loaders: Loaders::discover(),
             limits: Limits::default(),
-            names: UidNames::default(),
+            names: UidNames::knowing(user.uid, user.uid_name.as_deref()),
             heads: HeadCache::default(),
             reference,
             links,

@@ -37,6 +37,7 @@ use crate::sys::filter::Notified;
 use crate::log::{Event, Field, Kind, LogSink, Severity, Value};
 use crate::sys::notify::{Listener, Notification};
 use crate::sys::resolve::Reference;
+use crate::sys::users::LoginUser;
 use crate::login::Session;
 use crate::sys::bpf::{ExecCheck, Outcome, Report};
 use crate::sys::tracer::{self, Stop};
@@ -141,10 +142,10 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// The pipeline of a session seen from `reference` ([`Sight::new`]), under `config`;
-    /// `kernel`: the kernel's exec check is there.
-    pub fn new(config: &Config, reference: Reference, kernel: bool) -> Self {
-        let mut sight = Sight::new(config, reference);
+    /// The pipeline of a session of `user` seen from `reference` ([`Sight::new`]), under
+    /// `config`; `kernel`: the kernel's exec check is there.
+    pub fn new(config: &Config, reference: Reference, user: &LoginUser, kernel: bool) -> Self {
+        let mut sight = Sight::new(config, reference, user);
         if kernel {
             sight.check_in_kernel(config);
         }

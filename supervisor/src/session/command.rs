@@ -228,6 +228,7 @@ fn identity(opts: &CommandOptions) -> Result<LoginUser, CommandError> {
             gid: opts.gid,
             gids: vec![opts.gid],
             groups: vec![format!("#{}", opts.gid)],
+            uid_name: None,
         }),
         Err(e) => Err(CommandError::Lookup(e)),
     }

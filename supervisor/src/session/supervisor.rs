@@ -198,7 +198,7 @@ impl Starting {
         let mut supervisor = Supervisor {
             table,
             backend,
-            execs: Pipeline::new(&config, reference, check.is_some()),
+            execs: Pipeline::new(&config, reference, &session.user, check.is_some()),
             check,
             listener,
             log,

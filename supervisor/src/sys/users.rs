@@ -24,6 +24,15 @@ pub struct UidNames {
 }
 
 impl UidNames {
+    /// Names of uids that know `uid`'s name already (as a lookup of `uid` gave it).
+    pub fn knowing(uid: u32, name: Option<&str>) -> Self {
+        let mut names = UidNames::default();
+        if let Some(name) = name {
+            names.cache.insert(uid, name.to_owned());
+        }
+        names
+    }
+
     /// The name of `uid`, or `#uid` when it has none.
     pub fn name(&mut self, uid: u32) -> &str {
         // Bounded: a session sees few distinct uids, but never let a hostile one grow this.
@@ -46,5 +55,13 @@ mod tests {
         let mut n = UidNames::default();
         assert_eq!(n.name(0), "root");
         assert_eq!(n.name(3_999_999), "#3999999");
+    }
+
+    #[test]
+    fn a_name_known_before_is_not_looked_up() {
+        let mut n = UidNames::knowing(3_999_998, Some("given"));
+        assert_eq!(n.name(3_999_998), "given");
+        assert_eq!(n.name(3_999_999), "#3999999", "others are looked up");
+        assert_eq!(UidNames::knowing(3_999_998, None).name(3_999_998), "#3999998");
     }
 }
