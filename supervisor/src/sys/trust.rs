@@ -77,15 +77,44 @@ pub fn library_path_problem(root: BorrowedFd<'_>, value: &[u8]) -> Option<String
 
 /// Finds the links through which a program is invoked under another name than its own: for
 /// `systemctl` invoked as `reboot`, `/usr/sbin/reboot`. Searched: the directory of the path
-/// asked for, then [`STANDARD_DIRS`], each resolved once, when the finder is made, in the
-/// session's root, and searched through the handle kept then.
+/// asked for, then [`STANDARD_DIRS`], each resolved once, in the session's root, at the first
+/// search (most execs need none: a program invoked under its own name, as a session's first,
+/// its shell, is), and searched through the handle kept then.
 #[derive(Debug)]
 pub struct LinkFinder {
     root: Option<OwnedFd>,
+    standard: std::cell::OnceCell<Standard>,
+}
+
+/// The standard directories a [`LinkFinder`] searches.
+#[derive(Debug, Default)]
+struct Standard {
     /// Each standard directory's handle and real path, once.
     dirs: Vec<(OwnedFd, Vec<u8>)>,
     /// Each standard spelling (`/bin`) and its entry in `dirs`.
     spelled: Vec<(&'static str, usize)>,
+}
+
+impl Standard {
+    /// The root-only ones of [`STANDARD_DIRS`] in `root` (each directory walked once).
+    fn resolve(root: BorrowedFd<'_>) -> Self {
+        let mut standard = Standard::default();
+        let Ok(walker) = nix::unistd::dup(root).map(Walker::new) else { return standard };
+        for d in STANDARD_DIRS {
+            if let Lookup::Found(f) = walker.resolve(d.as_bytes()) {
+                if !root_only(&f.stat) {
+                    continue;
+                }
+                let dirs = &mut standard.dirs;
+                let i = dirs.iter().position(|(_, p)| *p == f.path).unwrap_or_else(|| {
+                    dirs.push((f.fd, f.path));
+                    dirs.len() - 1
+                });
+                standard.spelled.push((*d, i));
+            }
+        }
+        standard
+    }
 }
 
 impl LinkFinder {
@@ -95,23 +124,7 @@ impl LinkFinder {
             Some(r) => nix::unistd::dup(r).ok(),
             None => own_root(),
         };
-        let mut dirs: Vec<(OwnedFd, Vec<u8>)> = Vec::new();
-        let mut spelled = Vec::new();
-        if let Some(r) = &root {
-            for d in STANDARD_DIRS {
-                if let Lookup::Found(f) = resolve(r.as_fd(), d.as_bytes()) {
-                    if !root_only(&f.stat) {
-                        continue;
-                    }
-                    let i = dirs.iter().position(|(_, p)| *p == f.path).unwrap_or_else(|| {
-                        dirs.push((f.fd, f.path));
-                        dirs.len() - 1
-                    });
-                    spelled.push((*d, i));
-                }
-            }
-        }
-        LinkFinder { root, dirs, spelled }
+        LinkFinder { root, standard: std::cell::OnceCell::new() }
     }
 
     /// The paths, in root-only directories, named `name` that lead to the file `dev:ino`.
@@ -123,6 +136,7 @@ impl LinkFinder {
         if name.is_empty() || name.contains(&b'/') || name == b"." || name == b".." {
             return out;
         }
+        let Standard { dirs, spelled } = self.standard.get_or_init(|| Standard::resolve(root.as_fd()));
         let is_file = |st: &FileStat| st.st_dev == dev && st.st_ino == ino;
         // The link `name` in a directory (its handle and real path), while that directory is
         // root-only: the name is opened in the directory itself, and only a symlink there is
@@ -146,16 +160,16 @@ impl LinkFinder {
         let mut searched = None;
         if asked.starts_with(b"/") && split_last(asked).1 == name {
             let dir = split_last(asked).0;
-            if let Some(&(_, i)) = self.spelled.iter().find(|(d, _)| d.as_bytes() == dir) {
-                out.extend(in_dir(&self.dirs[i].0, &self.dirs[i].1));
+            if let Some(&(_, i)) = spelled.iter().find(|(d, _)| d.as_bytes() == dir) {
+                out.extend(in_dir(&dirs[i].0, &dirs[i].1));
                 searched = Some(i);
             } else if let Lookup::Found(d) = resolve(root.as_fd(), dir) {
                 out.extend(in_dir(&d.fd, &d.path));
-                searched = self.dirs.iter().position(|(_, p)| *p == d.path);
+                searched = dirs.iter().position(|(_, p)| *p == d.path);
             }
         }
         // Each standard directory once: their real paths differ, so their links do too.
-        for (i, (dir, path)) in self.dirs.iter().enumerate() {
+        for (i, (dir, path)) in dirs.iter().enumerate() {
             if searched != Some(i) {
                 out.extend(in_dir(dir, path));
             }
