@@ -13,9 +13,14 @@ many rounds b was the faster.
 With DRIVER (bench/pam_open.c built) and SPACED, then SPACED rounds of the two builds 1 s
 apart, in a shuffled order, each a transaction of DRIVER: the open alone, and the open until
 the session's first program has run, as a host waits for them (paired per round, b - a).
+With CPU too, CPU rounds of the CPU time of whole sessions of the two builds (bench/cgcpu.py),
+0.3 s apart, paired per round: the figure that tells a cut of a tenth of a millisecond, which
+the latencies on this host do not.
 
-usage: open_ab.py [ROUNDS [DRIVER SPACED]]"""
+usage: open_ab.py [ROUNDS [DRIVER SPACED [CPU]]]"""
 import random, statistics, subprocess, sys, time
+
+import cgcpu
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 SERVICES = ("swbench-plain", "swbench-a", "swbench-b")
@@ -63,3 +68,18 @@ if len(sys.argv) > 3:
         d = [y - x for x, y in zip(a, b)]
         print(f"  {what}: a {statistics.median(a):.2f} ms, b {statistics.median(b):.2f} ms; "
               f"b - a per round: median {statistics.median(d):+.3f} ms, b faster in {sum(x < 0 for x in d)} of {spaced}")
+
+if len(sys.argv) > 4 and cgcpu.mount()[0]:
+    cpu_rounds = int(sys.argv[4])
+    cpu = {s: [] for s in ("swbench-a", "swbench-b")}
+    with cgcpu.Groups(cpu, "ab") as groups:
+        for _ in range(cpu_rounds):
+            order = list(cpu)
+            random.shuffle(order)
+            for s in order:
+                time.sleep(0.3)
+                cpu[s].append(groups.session(driver, s))
+    d = [y - x for x, y in zip(cpu["swbench-a"], cpu["swbench-b"])]
+    print(f"CPU time of a whole session (bench/cgcpu.py), {cpu_rounds} rounds 0.3 s apart, order shuffled per round (median):")
+    print(f"  a {statistics.median(cpu['swbench-a']):.2f} ms, b {statistics.median(cpu['swbench-b']):.2f} ms; "
+          f"b - a per round: median {statistics.median(d):+.3f} ms, b faster in {sum(x < 0 for x in d)} of {cpu_rounds}")

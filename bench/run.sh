@@ -4,11 +4,12 @@
 #   bench/run.sh exec         the exec-heavy loop: bare, our supervisor (enforce, audit, pinned
 #                             to one CPU), TACACS+ uncached and cached, snoopy, sudo intercept
 #   bench/run.sh real         a real workload: a Debian source package's ./configure
-#   bench/run.sh open         the session-open latency
+#   bench/run.sh open         the session-open latency, and the CPU time of a whole session
 #   bench/run.sh openab DIR   the session open of another build (DIR holds its
 #                             libpam_session_wrapper.so and session-wrapper-supervisor) against
 #                             this tree's, shuffled rounds (SW_BENCH_AB_ROUNDS, default 100),
-#                             then as a host waits for it, 1 s apart (SW_BENCH_AB_SPACED, 40)
+#                             then as a host waits for it, 1 s apart (SW_BENCH_AB_SPACED, 40),
+#                             then the CPU time of whole sessions (SW_BENCH_AB_CPU, 60)
 #   bench/run.sh rss          the supervisor's memory, idle and after 100,000 decisions: of
 #                             `session-wrapper run`, and of a PAM session (su through the
 #                             module): its supervisor and its watchdog
@@ -347,7 +348,7 @@ if [ "$what" = openab ]; then
     "$other/libpam_session_wrapper.so" "$other/session-wrapper-supervisor"
   # Then the open as a host waits for it, paired 1 s apart (bench/pam_open.c).
   cc -O2 -o "$work/pam_open" bench/pam_open.c -lpam
-  unshare -m --propagation private sh -c "mount --bind $work/pam-ab.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/open_ab.py ${SW_BENCH_AB_ROUNDS:-100} $work/pam_open ${SW_BENCH_AB_SPACED:-40}"
+  unshare -m --propagation private sh -c "mount --bind $work/pam-ab.d /etc/pam.d && mount -t tmpfs tmpfs /run && python3 bench/open_ab.py ${SW_BENCH_AB_ROUNDS:-100} $work/pam_open ${SW_BENCH_AB_SPACED:-40} ${SW_BENCH_AB_CPU:-60}"
 fi
 
 if [ "$what" = all ] || [ "$what" = rss ]; then

@@ -15,11 +15,14 @@ supervisor's guarantees add (bench/floor.c guard). The 1 s apart opens are taken
 round, every service once per round in a shuffled order.
 
 Last, with DRIVER (bench/pam_open.c built), the open alone, as a host waits for it, and the
-close apart, 1 s apart.
+close apart, 1 s apart; then the CPU time a whole session takes (the host, the supervisor and
+its watchdog, the first program: the driver run in a cgroup of its own), which is what the
+open's latency follows on this two-CPU host, and varies far less from one session to the next.
 
 usage: session_open.py [RUNS [SPACED [DRIVER]]]"""
 import os, random, statistics, subprocess, sys, time
 
+import cgcpu
 import sink
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
@@ -28,19 +31,10 @@ driver = sys.argv[3] if len(sys.argv) > 3 else None
 GAP = 1.0
 
 
-def cgroup2():
-    """The cgroup2 mount (where the module makes a session's cgroup) and its options."""
-    for line in open("/proc/self/mounts"):
-        f = line.split()
-        if f[2] == "cgroup2":
-            return f[1], f[3]
-    return None, None
-
-
 def cgroup_move_floor(n, gap):
     """The kernel's own cost of what kill_on_close adds: moving one process into a new cgroup
     after `gap` s idle (a write of its pid to cgroup.procs, nothing else), n times; ms."""
-    mount, _ = cgroup2()
+    mount, _ = cgcpu.mount()
     if mount is None:
         return []
     base = os.path.join(mount, f"session-wrapper-bench-{os.getpid()}")
@@ -159,7 +153,7 @@ if spaced:
     # the line says the mount's option, not that history.)
     floor = cgroup_move_floor(spaced, GAP)
     if floor:
-        mount, opts = cgroup2()
+        mount, opts = cgcpu.mount()
         fav = "favordynmods" in opts.split(",")
         q50f = statistics.median(floor)
         print(f"  floor, the move alone: {q50f:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in floor)}; "
@@ -200,3 +194,25 @@ if driver and spaced:
     sink.record("open.first_floor_added_ms", f"{added['floor'][1]:.3f}")
     sink.record("open.alone_guard_added_ms", f"{added['guard'][0]:.3f}")
     sink.record("open.first_guard_added_ms", f"{added['guard'][1]:.3f}")
+
+if driver and spaced and cgcpu.mount()[0]:
+    # The CPU time of whole sessions (bench/cgcpu.py), rounds as above.
+    names = {"plain": "swbench-plain", "sw": "swbench-wrapped", "floor": "swbench-floor", "guard": "swbench-floorg"}
+    with cgcpu.Groups(names.values(), "cpu") as groups:
+        t = in_rounds(names, spaced, lambda service: groups.session(driver, service))
+    med = {k: statistics.median(v) for k, v in t.items()}
+
+    def paired_cpu(k):
+        return statistics.median(a - b for a, b in zip(t[k], t["plain"]))
+
+    print(f"CPU time of a whole session (bench/pam_open.c in a cgroup of its own: the host, the supervisor and its "
+          f"watchdog, /bin/true; cpu.stat), {GAP:.0f} s apart, {spaced} rounds (median):")
+    print(f"  without the module: {med['plain']:.2f} ms")
+    print(f"  with the module:    added {med['sw'] - med['plain']:.2f} ms (paired by round: {paired_cpu('sw'):.2f} ms)")
+    print(f"  floor:              added {med['floor'] - med['plain']:.2f} ms (paired: {paired_cpu('floor'):.2f} ms)")
+    print(f"  floor with the supervisor's guarantees: added {med['guard'] - med['plain']:.2f} ms "
+          f"(paired: {paired_cpu('guard'):.2f} ms)")
+    sink.record("open.cpu_plain_ms", f"{med['plain']:.3f}")
+    sink.record("open.cpu_added_ms", f"{paired_cpu('sw'):.3f}")
+    sink.record("open.cpu_floor_added_ms", f"{paired_cpu('floor'):.3f}")
+    sink.record("open.cpu_guard_added_ms", f"{paired_cpu('guard'):.3f}")

@@ -93,6 +93,11 @@ info("PAM session open until the first program, floor (1 s apart)", "open.first_
      lambda v: f"+{v:.2f} ms")
 info("PAM session open until the first program, floor with the supervisor's guarantees", "open.first_guard_added_ms",
      lambda v: f"+{v:.2f} ms")
+info("PAM session, CPU time of the whole session added, paired (the host, supervisor, watchdog, first program)",
+     "open.cpu_added_ms", lambda v: f"+{v:.2f} ms")
+info("PAM session, CPU time added by the floor", "open.cpu_floor_added_ms", lambda v: f"+{v:.2f} ms")
+info("PAM session, CPU time added by the floor with the supervisor's guarantees", "open.cpu_guard_added_ms",
+     lambda v: f"+{v:.2f} ms")
 info("PAM session close alone, with the module (1 s apart)", "open.alone_close_ms", lambda v: f"{v:.2f} ms")
 check("PAM session open, added, admin guide's example roles (1 s apart)", "open.spaced_roles_added_ms",
       lambda v: f"+{v:.2f} ms", "<= 3 ms", lambda v: v <= 3)
