@@ -15,9 +15,10 @@ supervisor's guarantees add (bench/floor.c guard). The 1 s apart opens are taken
 round, every service once per round in a shuffled order.
 
 Last, with DRIVER (bench/pam_open.c built), the open alone, as a host waits for it, and the
-close apart, 1 s apart; then the CPU time a whole session takes (the host, the supervisor and
-its watchdog, the first program: the driver run in a cgroup of its own), which is what the
-open's latency follows on this two-CPU host, and varies far less from one session to the next.
+close apart, 1 s apart; then the CPU time a whole session takes (bench/cgcpu.py: the host,
+the supervisor and its watchdog, the first program, the driver run in a cgroup of its own),
+which the open's latency was seen to move with on the two-CPU test host, and which varies far
+less from one session to the next.
 
 usage: session_open.py [RUNS [SPACED [DRIVER]]]"""
 import os, random, statistics, subprocess, sys, time
