@@ -28,7 +28,7 @@ pub struct Account {
     /// The name NSS gives `uid` when asked by uid (`name` but where another user of that uid
     /// comes first): what the supervisor calls the user of an exec that runs as `uid`. Looked
     /// up with the rest, so that a session's first exec does not load NSS in the supervisor
-    /// (`None`: not looked up, or `uid` has no name).
+    /// (`None`: not looked up, `uid` has no name, or NSS failed).
     pub uid_name: Option<String>,
 }
 

@@ -658,7 +658,7 @@ int main(int argc, char **argv) {
 "#;
 
 /// The supervisor says "ready" before it has made the rest of its exec view (this system's
-/// dynamic loaders, the links of the session's standard directories) and the session file:
+/// dynamic loaders, the session's mount table read) and the session file:
 /// they are made while the host goes on, and the session's first exec waits in the kernel
 /// until the supervisor serves. So the very first exec after the open returns is decided with
 /// the whole view, as a later one is: the dynamic loader run as a program (which would load

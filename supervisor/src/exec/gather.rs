@@ -54,9 +54,10 @@ pub struct Sight {
 
 impl Sight {
     /// What a session sees with under `config`, from its `reference` (its root, mount table
-    /// and user namespace, taken while its leader waited): this system's loaders, and the
-    /// links of the standard directories in that root. Its `user`'s uid is named as the
-    /// module's lookup named it.
+    /// and user namespace, taken while its leader waited): this system's loaders, and a
+    /// finder of the links in the standard directories of that root (opened at its first
+    /// search). Its `user`'s uid is named as the account's lookup (the module's, or the
+    /// supervisor's own) named it.
     pub fn new(config: &Config, reference: Reference, user: &LoginUser) -> Self {
         let links = LinkFinder::new(reference.root());
         let library_vars = if config.policy.guards.library_path == GuardAction::Deny {

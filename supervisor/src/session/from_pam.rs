@@ -7,8 +7,9 @@
 //! - the **supervisor** (child) begins its confinement ([`super::confine`]) while the
 //!   module installs the filter (which the watchdog sends as soon as the fork returns),
 //!   receives the listener, makes what can refuse the session ([`super::Confined::start`]),
-//!   says ready, ends its confinement and makes the rest while the host goes on (threads, the
-//!   exec view's loaders and links, the session file: [`super::Starting::supervise`]) and
+//!   says ready, ends its confinement and makes the rest while the host goes on (the mount
+//!   table read, threads, the exec view's loaders, the session file:
+//!   [`super::Starting::supervise`]) and
 //!   answers execs until the session's last process is gone;
 //! - the **watchdog** (parent) only waits for it. If the supervisor dies of anything but a
 //!   normal end, the watchdog logs it (the session can no longer run programs: every exec now

@@ -11,10 +11,11 @@
 //! 3. [`confine`] (which needs no listener, and so runs while the filter is installed): the
 //!    log sink with its spool, the supervisor's own confinement begun ([`harden`]); then
 //!    [`Confined::start`] with the listener: the authorization backend and whatever else can
-//!    fail, and what must be read while the session's leader waits (its root and mount
-//!    table); the entry point tells the session to go on, then [`Starting::supervise`]
-//!    ends the confinement and makes the rest (threads, the exec view's loaders and links,
-//!    the session file), and the [`Supervisor`], whose loop ([`Supervisor::serve`]) answers
+//!    fail, and what must be taken while the session's leader waits (its root and mount
+//!    table, held open); the entry point tells the session to go on, then
+//!    [`Starting::supervise`] ends the confinement and makes the rest (the mount table read,
+//!    threads, the exec view's loaders, the session file), and the [`Supervisor`], whose loop
+//!    ([`Supervisor::serve`]) answers
 //!    every exec until the session's last process is gone.
 
 pub mod cgroup;
@@ -225,9 +226,9 @@ pub fn confine(s: Start) -> Confined {
 impl Confined {
     /// The second half: the supervisor of the session whose filter's listener is `listener`,
     /// all that can refuse the session (the authorization backend's keys), and what must be
-    /// read while its leader waits; the rest ([`Starting::supervise`]: the end of the
-    /// confinement, the threads, the exec view's loaders and links, in a PAM session its
-    /// session file) the caller makes once it has told the session to go on.
+    /// taken while its leader waits; the rest ([`Starting::supervise`]: the end of the
+    /// confinement, the mount table read, the threads, the exec view's loaders, in a PAM
+    /// session its session file) the caller makes once it has told the session to go on.
     ///
     /// # Errors
     /// [`SetupError`] when the supervisor cannot serve the session.

@@ -107,9 +107,9 @@ pub struct Supervisor {
 /// A supervisor whose every part that can refuse the session is made
 /// ([`Supervisor::prepare`]). The rest is made after a PAM session's module heard "ready",
 /// while the host goes on ([`Starting::supervise`]): the end of the supervisor's own
-/// confinement, then its threads (the audit records', the backend's), the exec view's loaders
-/// and links, the session file. No notification is read before: the session's first exec
-/// waits in the kernel until the supervisor serves.
+/// confinement, then the session's mount table read, its threads (the audit records', the
+/// backend's), the exec view's loaders, the session file. No notification is read before: the
+/// session's first exec waits in the kernel until the supervisor serves.
 #[derive(Debug)]
 #[must_use = "a supervisor that is not made answers no exec"]
 pub struct Starting {
@@ -159,8 +159,9 @@ impl Starting {
     /// The supervisor: its own confinement ended before anything else (a failure is logged,
     /// and it goes on: it still serves the session correctly), then the session's mount
     /// table read, its threads, the exec
-    /// pipeline (with the loaders of this system and the links of the session's standard
-    /// directories) and, in a PAM session, the session file.
+    /// pipeline (with the loaders of this system; the session's standard directories of the
+    /// invocation links are opened at its first search) and, in a PAM session, the session
+    /// file.
     ///
     /// # Errors
     /// [`SetupError`] when the backend's threads cannot start: nothing can refuse the session

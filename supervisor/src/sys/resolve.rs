@@ -366,7 +366,8 @@ struct Mounts {
     ids: Vec<u64>,
     /// The mount of the session's root directory.
     root: Option<u64>,
-    /// The last reading failed: read again at the next question, whatever the kernel says.
+    /// Not read yet, or the last reading failed: read at the next question, whatever the
+    /// kernel says.
     unread: bool,
 }
 
@@ -415,13 +416,19 @@ impl Mounts {
         Ok(())
     }
 
-    /// Whether mount `id` is one of the namespace's now. Not knowing counts as no.
-    fn has(&mut self, id: u64) -> bool {
+    /// Whether the kernel reported a change of the namespace's mounts since it was last asked
+    /// (or since the file was opened); `None` when it cannot be asked. Asking takes the report.
+    fn changed(&self) -> Option<bool> {
         let mut p = libc::pollfd { fd: self.file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
         // SAFETY: one pollfd, no wait.
         let n = unsafe { libc::poll(&mut p, 1, 0) };
-        let changed = n > 0 && p.revents & (libc::POLLPRI | libc::POLLERR) != 0;
-        if n < 0 || ((changed || self.unread) && self.read().is_err()) {
+        (n >= 0).then_some(n > 0 && p.revents & (libc::POLLPRI | libc::POLLERR) != 0)
+    }
+
+    /// Whether mount `id` is one of the namespace's now. Not knowing counts as no.
+    fn has(&mut self, id: u64) -> bool {
+        let Some(changed) = self.changed() else { return false };
+        if (changed || self.unread) && self.read().is_err() {
             return false;
         }
         self.root == Some(id) || self.ids.binary_search(&id).is_ok()
@@ -460,6 +467,10 @@ impl Reference {
     /// reported after a reading would have them read again.
     pub fn read_mounts(&mut self) {
         if let Some(m) = self.mounts.as_mut().filter(|m| m.unread) {
+            // The changes since the file was opened are in this reading: their report is
+            // taken first, so that the first question does not read the table again for them
+            // (a change after this is reported as ever).
+            let _ = m.changed();
             let _ = m.read();
         }
     }

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::sys::stat::{fstat, FileStat, SFlag};
 use session_wrapper_protocol::trust::open_at;
-pub use session_wrapper_protocol::trust::{resolve, root_only, Found, Lookup, Untrusted, Walker};
+pub use session_wrapper_protocol::trust::{resolve, root_only, Found, Lookup, Unseen, Untrusted, Walker};
 
 /// The directories searched for the names programs are invoked as, besides the directory of
 /// the path asked for: a login's `PATH`.
@@ -93,6 +93,10 @@ struct Standard {
     dirs: Vec<(OwnedFd, Vec<u8>)>,
     /// Each standard spelling (`/bin`) and its entry in `dirs`.
     spelled: Vec<(&'static str, usize)>,
+    /// Every directory was looked at: no descriptor was refused on the way (none left to this
+    /// process, which a session's running commands can use up). Only a complete resolution
+    /// is kept; another is used for its search and made again at the next.
+    complete: bool,
 }
 
 impl Standard {
@@ -100,17 +104,19 @@ impl Standard {
     fn resolve(root: BorrowedFd<'_>) -> Self {
         let mut standard = Standard::default();
         let Ok(walker) = nix::unistd::dup(root).map(Walker::new) else { return standard };
+        standard.complete = true;
         for d in STANDARD_DIRS {
-            if let Lookup::Found(f) = walker.resolve(d.as_bytes()) {
-                if !root_only(&f.stat) {
-                    continue;
+            match walker.resolve(d.as_bytes()) {
+                Lookup::Found(f) if root_only(&f.stat) => {
+                    let dirs = &mut standard.dirs;
+                    let i = dirs.iter().position(|(_, p)| *p == f.path).unwrap_or_else(|| {
+                        dirs.push((f.fd, f.path));
+                        dirs.len() - 1
+                    });
+                    standard.spelled.push((*d, i));
                 }
-                let dirs = &mut standard.dirs;
-                let i = dirs.iter().position(|(_, p)| *p == f.path).unwrap_or_else(|| {
-                    dirs.push((f.fd, f.path));
-                    dirs.len() - 1
-                });
-                standard.spelled.push((*d, i));
+                Lookup::Untrusted(Untrusted { unseen: Some(Unseen::Refused(_)), .. }) => standard.complete = false,
+                _ => {}
             }
         }
         standard
@@ -136,7 +142,19 @@ impl LinkFinder {
         if name.is_empty() || name.contains(&b'/') || name == b"." || name == b".." {
             return out;
         }
-        let Standard { dirs, spelled } = self.standard.get_or_init(|| Standard::resolve(root.as_fd()));
+        let fresh;
+        let Standard { dirs, spelled, .. } = match self.standard.get() {
+            Some(kept) => kept,
+            None => {
+                let made = Standard::resolve(root.as_fd());
+                if made.complete {
+                    self.standard.get_or_init(|| made)
+                } else {
+                    fresh = made;
+                    &fresh
+                }
+            }
+        };
         let is_file = |st: &FileStat| st.st_dev == dev && st.st_ino == ino;
         // The link `name` in a directory (its handle and real path), while that directory is
         // root-only: the name is opened in the directory itself, and only a symlink there is
@@ -156,7 +174,7 @@ impl LinkFinder {
             found.then_some(link)
         };
         // The directory of the path asked for first: a standard one through the handle taken
-        // when the finder was made (only root can replace it), another resolved now.
+        // at the first search (only root can replace it), another resolved now.
         let mut searched = None;
         if asked.starts_with(b"/") && split_last(asked).1 == name {
             let dir = split_last(asked).0;
@@ -245,6 +263,7 @@ fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -433,6 +452,43 @@ mod tests {
         assert!(links(b"alias", b"").is_empty());
         assert!(links(b"alias", b"/usr/bin/alias").is_empty());
         let _ = std::fs::remove_dir_all(d);
+    }
+
+    /// A resolution of the standard directories cut short by a refused descriptor (none left to
+    /// the supervisor: a session's running commands can hold many) is not kept for the
+    /// session: the next search resolves them again, and finds the links.
+    #[test]
+    fn a_resolution_that_ran_out_of_descriptors_is_made_again_at_the_next_search() {
+        let sh = std::fs::metadata("/bin/sh").expect("sh");
+        // SAFETY: the child only searches and exits; glibc's fork leaves its allocator usable.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                let finder = LinkFinder::new(None);
+                let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                // One descriptor more than this process has open: the walker's own copy of the
+                // root, and none for the walk.
+                let lowest_free = std::fs::File::open("/dev/null").map(|f| f.as_raw_fd()).unwrap_or(-1);
+                // SAFETY: getrlimit and setrlimit on this process, with a valid struct.
+                let set = unsafe {
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+                        let tight = libc::rlimit { rlim_cur: lowest_free as libc::rlim_t + 1, rlim_max: limit.rlim_max };
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &tight) == 0
+                    }
+                };
+                // Searched in the standard directories only (no directory asked for).
+                let starved = finder.links(b"sh", sh.dev(), sh.ino(), b"");
+                // SAFETY: as above.
+                let restored = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 };
+                let again = finder.links(b"sh", sh.dev(), sh.ino(), b"");
+                let ok = lowest_free > 0 && set && restored && starved.is_empty() && !again.is_empty();
+                // SAFETY: ends the forked child without running the test harness's exit.
+                unsafe { libc::_exit(i32::from(!ok)) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).expect("wait");
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0), "starved: no links; then: found again");
+            }
+        }
     }
 
     #[test]
