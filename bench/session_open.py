@@ -71,6 +71,12 @@ def measure(service, n, gap=0.0):
     return times
 
 
+def paired(t, k):
+    """The median over rounds of service k's figure less the bare one's of the same round
+    (`t` as `in_rounds` returns it, with the bare service under "plain")."""
+    return statistics.median(a - b for a, b in zip(t[k], t["plain"]))
+
+
 def in_rounds(names, n, run):
     """n rounds, each of `run(service)` once for every service of `names` (key: service), in a
     shuffled order (seeded by n and the keys), 1 s apart: {key: [what run returned, ...]}."""
@@ -118,27 +124,23 @@ if spaced:
     plain, sw, roles, fl, guard = (t[k] for k in names)
     cg = measure("swbench-cgroup", spaced, GAP)
 
-    def paired(k):
-        """The median over rounds of the service's open less the bare one of the same round."""
-        return statistics.median(a - b for a, b in zip(t[k], plain))
-
     q50p, q50s = statistics.median(plain), statistics.median(sw)
     print(f"session open+close {GAP:.0f} s apart, {spaced} rounds of every service in a shuffled order (median):")
     print(f"  without the module: {q50p:.2f} ms")
     print(f"  with the module:    {q50s:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in sw)})")
-    print(f"  added latency:      {q50s - q50p:.2f} ms (target: at most 3 ms; paired by round: {paired('sw'):.2f} ms)")
+    print(f"  added latency:      {q50s - q50p:.2f} ms (target: at most 3 ms; paired by round: {paired(t, 'sw'):.2f} ms)")
     q50f = statistics.median(fl)
     print(f"  floor:              {q50f:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in fl)}): added {q50f - q50p:.2f} ms")
     sink.record("open.spaced_floor_added_ms", f"{q50f - q50p:.3f}")
     q50g = statistics.median(guard)
     print(f"  floor with the supervisor's guarantees (a watchdog, its confinement, the session's mount table, "
           f"a session file; bench/floor.c guard): {q50g:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in guard)}): "
-          f"added {q50g - q50p:.2f} ms (paired: {paired('guard'):.2f} ms)")
+          f"added {q50g - q50p:.2f} ms (paired: {paired(t, 'guard'):.2f} ms)")
     sink.record("open.spaced_guard_added_ms", f"{q50g - q50p:.3f}")
     sink.record("open.spaced_plain_ms", f"{q50p:.3f}")
     sink.record("open.spaced_wrapped_ms", f"{q50s:.3f}")
     sink.record("open.spaced_added_ms", f"{q50s - q50p:.3f}")
-    sink.record("open.spaced_added_paired_ms", f"{paired('sw'):.3f}")
+    sink.record("open.spaced_added_paired_ms", f"{paired(t, 'sw'):.3f}")
     q50r = statistics.median(roles)
     print(f"  with the admin guide's example roles (14 rules): {q50r:.2f} ms   (runs: {', '.join(f'{t:.1f}' for t in roles)}): "
           f"added {q50r - q50p:.2f} ms")
@@ -203,17 +205,14 @@ if driver and spaced and cgcpu.mount()[0]:
         t = in_rounds(names, spaced, lambda service: groups.session(driver, service))
     med = {k: statistics.median(v) for k, v in t.items()}
 
-    def paired_cpu(k):
-        return statistics.median(a - b for a, b in zip(t[k], t["plain"]))
-
     print(f"CPU time of a whole session (bench/pam_open.c in a cgroup of its own: the host, the supervisor and its "
           f"watchdog, /bin/true; cpu.stat), {GAP:.0f} s apart, {spaced} rounds (median):")
     print(f"  without the module: {med['plain']:.2f} ms")
-    print(f"  with the module:    added {med['sw'] - med['plain']:.2f} ms (paired by round: {paired_cpu('sw'):.2f} ms)")
-    print(f"  floor:              added {med['floor'] - med['plain']:.2f} ms (paired: {paired_cpu('floor'):.2f} ms)")
+    print(f"  with the module:    added {med['sw'] - med['plain']:.2f} ms (paired by round: {paired(t, 'sw'):.2f} ms)")
+    print(f"  floor:              added {med['floor'] - med['plain']:.2f} ms (paired: {paired(t, 'floor'):.2f} ms)")
     print(f"  floor with the supervisor's guarantees: added {med['guard'] - med['plain']:.2f} ms "
-          f"(paired: {paired_cpu('guard'):.2f} ms)")
+          f"(paired: {paired(t, 'guard'):.2f} ms)")
     sink.record("open.cpu_plain_ms", f"{med['plain']:.3f}")
-    sink.record("open.cpu_added_ms", f"{paired_cpu('sw'):.3f}")
-    sink.record("open.cpu_floor_added_ms", f"{paired_cpu('floor'):.3f}")
-    sink.record("open.cpu_guard_added_ms", f"{paired_cpu('guard'):.3f}")
+    sink.record("open.cpu_added_ms", f"{paired(t, 'sw'):.3f}")
+    sink.record("open.cpu_floor_added_ms", f"{paired(t, 'floor'):.3f}")
+    sink.record("open.cpu_guard_added_ms", f"{paired(t, 'guard'):.3f}")
