@@ -51,35 +51,41 @@ print(f"  a (the other build): {med['swbench-a']:.2f} ms   added {med['swbench-a
 print(f"  b (this tree):       {med['swbench-b']:.2f} ms   added {med['swbench-b'] - med['swbench-plain']:+.2f} ms")
 print(f"  b - a, per round: median {statistics.median(diff):+.3f} ms; b faster in {faster} of {rounds} rounds")
 
-if len(sys.argv) > 3:
-    driver, spaced = sys.argv[2], int(sys.argv[3])
-    pair = {s: [] for s in ("swbench-a", "swbench-b")}
-    for _ in range(spaced):
-        order = list(pair)
+def ab_rounds(n, gap, run):
+    """n rounds of `run(service)` for both builds, in an order shuffled per round, `gap` s
+    apart: {service: [what run returned, ...]}."""
+    got = {s: [] for s in ("swbench-a", "swbench-b")}
+    for _ in range(n):
+        order = list(got)
         random.shuffle(order)
         for s in order:
-            time.sleep(1.0)
-            out = subprocess.run([driver, s, "root"], check=True, capture_output=True, text=True).stdout
-            pair[s].append([float(x) / 1000 for x in out.split()])
+            time.sleep(gap)
+            got[s].append(run(s))
+    return got
+
+
+def compare(label, a, b, n):
+    """One line: both medians, and b - a per round."""
+    d = [y - x for x, y in zip(a, b)]
+    print(f"  {label}a {statistics.median(a):.2f} ms, b {statistics.median(b):.2f} ms; "
+          f"b - a per round: median {statistics.median(d):+.3f} ms, b faster in {sum(x < 0 for x in d)} of {n}")
+
+
+if len(sys.argv) > 3:
+    driver, spaced = sys.argv[2], int(sys.argv[3])
+
+    def transaction(service):
+        out = subprocess.run([driver, service, "root"], check=True, capture_output=True, text=True).stdout
+        return [float(x) / 1000 for x in out.split()]
+
+    pair = ab_rounds(spaced, 1.0, transaction)
     print(f"the open as a host waits for it (bench/pam_open.c), {spaced} rounds 1 s apart, order shuffled per round (median):")
     for i, what in ((0, "open alone"), (1, "open until the first program's end")):
-        a = [r[i] for r in pair["swbench-a"]]
-        b = [r[i] for r in pair["swbench-b"]]
-        d = [y - x for x, y in zip(a, b)]
-        print(f"  {what}: a {statistics.median(a):.2f} ms, b {statistics.median(b):.2f} ms; "
-              f"b - a per round: median {statistics.median(d):+.3f} ms, b faster in {sum(x < 0 for x in d)} of {spaced}")
+        compare(f"{what}: ", [r[i] for r in pair["swbench-a"]], [r[i] for r in pair["swbench-b"]], spaced)
 
 if len(sys.argv) > 4 and cgcpu.mount()[0]:
     cpu_rounds = int(sys.argv[4])
-    cpu = {s: [] for s in ("swbench-a", "swbench-b")}
-    with cgcpu.Groups(cpu, "ab") as groups:
-        for _ in range(cpu_rounds):
-            order = list(cpu)
-            random.shuffle(order)
-            for s in order:
-                time.sleep(0.3)
-                cpu[s].append(groups.session(driver, s))
-    d = [y - x for x, y in zip(cpu["swbench-a"], cpu["swbench-b"])]
+    with cgcpu.Groups(("swbench-a", "swbench-b"), "ab") as groups:
+        cpu = ab_rounds(cpu_rounds, 0.3, lambda s: groups.session(driver, s))
     print(f"CPU time of a whole session (bench/cgcpu.py), {cpu_rounds} rounds 0.3 s apart, order shuffled per round (median):")
-    print(f"  a {statistics.median(cpu['swbench-a']):.2f} ms, b {statistics.median(cpu['swbench-b']):.2f} ms; "
-          f"b - a per round: median {statistics.median(d):+.3f} ms, b faster in {sum(x < 0 for x in d)} of {cpu_rounds}")
+    compare("", cpu["swbench-a"], cpu["swbench-b"], cpu_rounds)

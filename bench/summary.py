@@ -30,6 +30,8 @@ def info(label, key, fmt):
 
 x = lambda v: f"{v:.3f}x"
 us = lambda v: f"+{v:.0f} us"
+ms = lambda v: f"+{v:.2f} ms"
+within_3ms = lambda v: v <= 3
 check("exec loop, local policy, enforce (verify = bpf)", "exec.enforce.ratio", x, "<= 1.15x", lambda v: v <= 1.15)
 check("exec loop pinned (taskset -c 0), enforce", "exec.enforce-cpu0.ratio_cpu0", x, "<= 1.10x", lambda v: v <= 1.10)
 info("exec loop, enforce, per exec", "exec.enforce.per_exec_us", us)
@@ -76,35 +78,35 @@ if "real.ratio" in f:
     for row, what in [("supervised", "ours"), ("floor-log", "the least reading + one line"),
                       ("floor-env", "that + the environment's names")]:
         info(f"real workload, supervisor CPU per exec, {what}", f"real.{row}.cpu_us", lambda v: f"{v:.0f} us")
-check("PAM session open, added (back to back)", "open.added_ms", lambda v: f"+{v:.2f} ms",
-      "<= 3 ms", lambda v: v <= 3)
+check("PAM session open, added (back to back)", "open.added_ms", ms,
+      "<= 3 ms", within_3ms)
 info("PAM session open, floor: the least of the same design (back to back)", "open.floor_added_ms",
-     lambda v: f"+{v:.2f} ms")
-check("PAM session open, added (1 s apart)", "open.spaced_added_ms", lambda v: f"+{v:.2f} ms",
-      "<= 3 ms", lambda v: v <= 3)
-info("PAM session open, added, paired by round (1 s apart)", "open.spaced_added_paired_ms", lambda v: f"+{v:.2f} ms")
-info("PAM session open, floor (1 s apart)", "open.spaced_floor_added_ms", lambda v: f"+{v:.2f} ms")
+     ms)
+check("PAM session open, added (1 s apart)", "open.spaced_added_ms", ms,
+      "<= 3 ms", within_3ms)
+info("PAM session open, added, paired by round (1 s apart)", "open.spaced_added_paired_ms", ms)
+info("PAM session open, floor (1 s apart)", "open.spaced_floor_added_ms", ms)
 info("PAM session open, floor with the supervisor's guarantees (1 s apart)", "open.spaced_guard_added_ms",
-     lambda v: f"+{v:.2f} ms")
-info("PAM session open alone, added (1 s apart; bench/pam_open.c)", "open.alone_added_ms", lambda v: f"+{v:.2f} ms")
+     ms)
+info("PAM session open alone, added (1 s apart; bench/pam_open.c)", "open.alone_added_ms", ms)
 check("PAM session open until its first program has run, added (1 s apart; bench/pam_open.c)", "open.first_added_ms",
-      lambda v: f"+{v:.2f} ms", "<= 3 ms", lambda v: v <= 3)
+      ms, "<= 3 ms", within_3ms)
 info("PAM session open until the first program, floor (1 s apart)", "open.first_floor_added_ms",
-     lambda v: f"+{v:.2f} ms")
+     ms)
 info("PAM session open until the first program, floor with the supervisor's guarantees", "open.first_guard_added_ms",
-     lambda v: f"+{v:.2f} ms")
+     ms)
 info("PAM session, CPU time of the whole session added, paired (the host, supervisor, watchdog, first program)",
-     "open.cpu_added_ms", lambda v: f"+{v:.2f} ms")
-info("PAM session, CPU time added by the floor", "open.cpu_floor_added_ms", lambda v: f"+{v:.2f} ms")
+     "open.cpu_added_ms", ms)
+info("PAM session, CPU time added by the floor", "open.cpu_floor_added_ms", ms)
 info("PAM session, CPU time added by the floor with the supervisor's guarantees", "open.cpu_guard_added_ms",
-     lambda v: f"+{v:.2f} ms")
+     ms)
 info("PAM session close alone, with the module (1 s apart)", "open.alone_close_ms", lambda v: f"{v:.2f} ms")
 check("PAM session open, added, admin guide's example roles (1 s apart)", "open.spaced_roles_added_ms",
-      lambda v: f"+{v:.2f} ms", "<= 3 ms", lambda v: v <= 3)
+      ms, "<= 3 ms", within_3ms)
 check("PAM session open, added, kill_on_close (1 s apart)", "open.spaced_cgroup_added_ms",
-      lambda v: f"+{v:.2f} ms", "<= 3 ms", lambda v: v <= 3)
+      ms, "<= 3 ms", within_3ms)
 info("PAM session open, kill_on_close, floor: one cgroup move (1 s apart)", "open.cgroup_move_floor_ms",
-     lambda v: f"+{v:.2f} ms")
+     ms)
 check("session end without a syslog socket, added", "nolog.added_ms", lambda v: f"{v:+.2f} ms",
       "<= 50 ms", lambda v: v <= 50)
 mib = lambda v: f"{v / 1024:.2f} MiB"
